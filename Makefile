@@ -1,0 +1,46 @@
+# Batchline — the two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+WEBSTAMP := web/node_modules/.installed
+
+.PHONY: install web-assets browser demo test test-fast lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# Front-end packages (bpmn-js, form-js, Swagger UI) come from npm, never from the repo.
+web-assets: $(WEBSTAMP)
+
+$(WEBSTAMP): web/package.json
+	cd web && (test -f package-lock.json && npm ci --no-audit --no-fund || npm install --no-audit --no-fund)
+	$(BIN)/python -m web.assets
+	touch $@
+
+# Debian's chromium for the browser tests (Playwright cannot download a browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; }
+
+demo: install web-assets
+	$(BIN)/batchline demo
+
+test: install web-assets browser
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not browser" -x -q
+
+bench: install
+	$(BIN)/python bench/engine.py
+
+clean:
+	rm -rf $(VENV) var web/node_modules web/static/vendor .pytest_cache

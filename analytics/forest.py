@@ -1,0 +1,163 @@
+"""Isolation-forest out-of-trend monitor: scikit-learn's IsolationForest, with its
+threshold set for a target false-alarm rate so it can be compared with the
+statistical monitors on equal terms.
+
+Why the trees are copied out of scikit-learn: storing a model must not need pickle
+(pickles are code, and break across library versions).  After fitting, each tree is
+kept as plain arrays and scored here; scikit-learn is only needed to train.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.ensemble import IsolationForest
+
+from .base import CalibrationWarning, Monitor, conformal_threshold
+
+
+def average_path_length(n):
+    """Expected depth of an unsuccessful search in a binary search tree of n
+    points, c(n) (Liu, Ting & Zhou 2008) - the depth still to go in a leaf that
+    holds n training samples."""
+    n = np.asarray(n, dtype=float)
+    out = np.zeros_like(n)
+    out[n == 2] = 1.0
+    big = n > 2
+    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
+    return out
+
+
+class IsolationForestMonitor(Monitor):
+    """Isolation forest with an alpha-based threshold.
+
+    ``fit`` sets the threshold at the (1 - alpha) conformal quantile of the
+    training anomaly scores (optimistic: trees have seen those samples);
+    ``calibrate`` on separate normal data is the honest way to set it.
+
+    The statistic is the isolation-forest anomaly score 2^(-E[h]/c(psi)) divided by
+    the threshold score.
+    """
+
+    _state_attributes = {"max_samples_": None, "score_limit_": None}
+
+    def __init__(self, alpha=0.01, n_estimators=100, max_samples="auto", max_features=1.0,
+                 random_state=None):
+        self.alpha = alpha
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.max_features = max_features
+        self.random_state = random_state
+
+    def _fit(self, X):
+        forest = IsolationForest(
+            n_estimators=self.n_estimators,
+            max_samples=self.max_samples,
+            max_features=self.max_features,
+            random_state=self.random_state,
+        ).fit(X)
+        subset = forest._max_features != X.shape[1]
+        self.trees_ = []
+        for estimator, features in zip(forest.estimators_, forest.estimators_features_):
+            tree = estimator.tree_
+            feature = tree.feature.copy()
+            if subset:
+                inner = feature >= 0
+                feature[inner] = np.asarray(features)[feature[inner]]
+            self.trees_.append({
+                "left": tree.children_left.astype(np.int64),
+                "right": tree.children_right.astype(np.int64),
+                "feature": feature.astype(np.int64),
+                "threshold": tree.threshold.astype(np.float64),
+                "n_node_samples": tree.n_node_samples.astype(np.int64),
+            })
+        self.max_samples_ = int(forest.max_samples_)
+        self._prepare()
+        self.score_limit_ = 1.0
+        with warnings.catch_warnings():  # provisional; calibrate() sets the real one
+            warnings.simplefilter("ignore", CalibrationWarning)
+            self.score_limit_ = conformal_threshold(self._anomaly_score(X), self.alpha)
+
+    def _prepare(self):
+        for tree in self.trees_:
+            tree["leaf_extra"] = average_path_length(tree["n_node_samples"])
+
+    def _anomaly_score(self, X):
+        # scikit-learn compares float32 features with float64 thresholds
+        X = X.astype(np.float32).astype(np.float64)
+        n = X.shape[0]
+        depth_sum = np.zeros(n)
+        rows = np.arange(n)
+        for tree in self.trees_:
+            node = np.zeros(n, dtype=np.int64)
+            depth = np.zeros(n)
+            active = tree["left"][node] >= 0
+            while active.any():
+                idx = rows[active]
+                here = node[idx]
+                go_left = X[idx, tree["feature"][here]] <= tree["threshold"][here]
+                node[idx] = np.where(go_left, tree["left"][here], tree["right"][here])
+                depth[idx] += 1
+                active[idx] = tree["left"][node[idx]] >= 0
+            depth_sum += depth + tree["leaf_extra"][node]
+        denominator = len(self.trees_) * float(average_path_length([self.max_samples_])[0])
+        if denominator == 0:
+            return np.ones(n)
+        return 2.0 ** (-depth_sum / denominator)
+
+    def anomaly_score(self, X):
+        """Raw isolation-forest anomaly score in (0, 1] (= -IsolationForest.score_samples)."""
+        return self._anomaly_score(self._check_X(X))
+
+    def _statistic(self, X):
+        return self._anomaly_score(X) / self.score_limit_
+
+    def explain(self, X):
+        """Per-variable contribution: how much the anomaly score drops when the
+        variable is replaced by its training median (one variable at a time).
+        Model-agnostic and approximate - isolation forests have no exact
+        decomposition."""
+        X = self._check_X(X)
+        base = self._statistic(X)
+        out = np.empty_like(X)
+        for j in range(X.shape[1]):
+            replaced = X.copy()
+            replaced[:, j] = self.median_[j] if hasattr(self, "median_") else 0.0
+            out[:, j] = base - self._statistic(replaced)
+        return out
+
+    def fit(self, X, y=None):
+        super().fit(X, y)
+        self.median_ = np.median(self._check_X(X), axis=0)
+        return self
+
+    def limits(self):
+        return {"anomaly_score": self.score_limit_ * self.threshold_}
+
+    def to_dict(self):
+        data = super().to_dict()
+        data["state"]["median_"] = self.median_.tolist()
+        data["state"]["trees_"] = [
+            {k: v.tolist() for k, v in tree.items() if k != "leaf_extra"} for tree in self.trees_
+        ]
+        return data
+
+    def _stored_params(self):
+        params = self.get_params()
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None  # a RandomState object is not data
+        return params
+
+    def _restore(self, state):
+        self.median_ = np.asarray(state["median_"], dtype=np.float64)
+        self.trees_ = [
+            {
+                "left": np.asarray(t["left"], dtype=np.int64),
+                "right": np.asarray(t["right"], dtype=np.int64),
+                "feature": np.asarray(t["feature"], dtype=np.int64),
+                "threshold": np.asarray(t["threshold"], dtype=np.float64),
+                "n_node_samples": np.asarray(t["n_node_samples"], dtype=np.float64).astype(np.int64),
+            }
+            for t in state["trees_"]
+        ]
+        self._prepare()

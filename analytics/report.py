@@ -1,0 +1,41 @@
+"""Plain-text listing of trained out-of-trend models and their limits, for QA
+review and the `batchline analytics report` command."""
+from __future__ import annotations
+
+
+def _number(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _limit_rows(card):
+    """One row per parameter with its limits, or one row for the whole model."""
+    limits = card.limits
+    names = card.parameter_names
+    if card.kind == "UnivariateMonitor":
+        return [(name, f"{_number(lo)} .. {_number(hi)}", f"centre {_number(c)}, rules {limits['rules']}")
+                for name, lo, hi, c in zip(names, limits["lower"], limits["upper"], limits["centre"])]
+    if card.kind == "DurationMonitor":
+        return [(name, f"{_number(lo)} .. {_number(hi)}", f"median {_number(m)}")
+                for name, lo, hi, m in zip(names, limits["lower"], limits["upper"], limits["median"])]
+    if card.kind == "PCAMonitor":
+        return [(", ".join(names), f"T² <= {_number(limits['t2'])}, SPE <= {_number(limits['spe'])}",
+                 f"{limits['n_components']} components, {limits['explained_variance']:.0%} variance")]
+    return [(", ".join(names), "; ".join(f"{k} {_number(v)}" for k, v in limits.items()), "")]
+
+
+def format_models(cards) -> str:
+    """A table of models (recipe, step, kind, training) and their limits."""
+    header = ("recipe", "step", "model", "ver", "trained (UTC)", "batches", "parameter", "limits", "notes")
+    rows = []
+    for card in cards:
+        for parameter, limit, note in _limit_rows(card):
+            rows.append((f"{card.recipe_id} v{card.recipe_version}", card.step_id, card.kind,
+                         str(card.version), card.trained_at[:19], str(len(card.training_batch_ids)),
+                         parameter, limit, note))
+    if not rows:
+        return "no models"
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+    return "\n".join([line(header), line(tuple("-" * w for w in widths))] + [line(r) for r in rows])

@@ -1,0 +1,593 @@
+"""Batches: starting them, completing their steps, holding, resuming, aborting.
+
+One step is ONE transaction (DESIGN.md "one step, end to end"): lock the batch, append
+the step record, advance the workflow, write the changed task rows, audit entries and
+outbox events, commit — then answer. Either all of it exists or none of it does.
+
+The ISA-88 state (idle/running/held/complete/aborted) is Batchline's own audited layer:
+SpiffWorkflow has no hold. A held or aborted batch accepts no step, and its timers and
+service tasks wait.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+from uuid import UUID
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from . import audit, outbox, runner
+from .errors import BatchlineError, Conflict, EngineFault, InvalidInput, NotFound
+from .models import (
+    Batch,
+    BatchException,
+    IdempotentRequest,
+    Job,
+    MessageSubscription,
+    RecipeVersion,
+    Step,
+    utcnow,
+)
+from .recipes import find_version
+from .runtime import Runtime
+from .step_values import CheckedValues, check_values
+from .workflow_store import BatchWorkflow, LiveWorkflow, canonical, prune, sha256
+
+STATES = ("idle", "running", "held", "complete", "aborted")
+MAX_ID_LEN = 100
+SCALARS = (str, int, float, bool, type(None))
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def describe(batch: Batch, rv: RecipeVersion | None = None) -> dict[str, Any]:
+    out = {
+        "batch_id": batch.batch_id, "state": batch.state, "recipe_version_id": batch.recipe_version_id,
+        "recipe_hash": batch.recipe_hash, "parameters": batch.parameters, "steps": batch.step_count,
+        "created_at": batch.created_at.isoformat(), "created_by": batch.created_by,
+        "completed_at": batch.completed_at.isoformat() if batch.completed_at else None,
+    }
+    if rv is not None:
+        out["recipe"] = {"id": rv.id, "recipe": rv.recipe, "version": rv.version, "name": rv.name}
+    return out
+
+
+def describe_step(step: Step) -> dict[str, Any]:
+    return {
+        "seq": step.seq, "kind": step.kind, "task_id": step.task_id, "bpmn_id": step.bpmn_id,
+        "task_name": step.task_name, "form": step.form_id, "user": step.user,
+        "recorded_at": step.recorded_at.isoformat(), "values": step.values, "values_hash": step.values_hash,
+        "recipe_version_id": step.recipe_version_id, "units": step.units, "form_hash": step.form_hash,
+    }
+
+
+def _get(s: Session, batch_id: str) -> Batch:
+    batch = s.scalars(select(Batch).where(Batch.batch_id == batch_id)).first()
+    if batch is None:
+        raise NotFound(f"batch {batch_id!r} not found", code="batch_not_found")
+    return batch
+
+
+def _lock(s: Session, batch_id: str) -> Batch:
+    stmt = select(Batch).where(Batch.batch_id == batch_id)
+    if s.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    batch = s.scalars(stmt).first()
+    if batch is None:
+        raise NotFound(f"batch {batch_id!r} not found", code="batch_not_found")
+    return batch
+
+
+def get_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
+    with rt.transaction() as s:
+        batch = _get(s, batch_id)
+        out = describe(batch, s.get(RecipeVersion, batch.recipe_version_id))
+        out["incidents"] = _open_incidents(s, batch.id)
+        return out
+
+
+def list_batches(rt: Runtime, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    with rt.transaction() as s:
+        stmt = select(Batch).order_by(Batch.id.desc()).limit(limit)
+        if state:
+            stmt = stmt.where(Batch.state == state)
+        return [describe(b) for b in s.scalars(stmt)]
+
+
+def steps(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
+    with rt.transaction() as s:
+        batch = _get(s, batch_id)
+        rows = s.scalars(select(Step).where(Step.batch_id == batch.id).order_by(Step.seq))
+        return [describe_step(r) for r in rows]
+
+
+def ready_tasks(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
+    """Operator tasks the batch waits for (read-only: loads without locking)."""
+    with rt.transaction() as s:
+        batch = _get(s, batch_id)
+        if batch.state in ("complete", "aborted"):
+            return []
+        rv = s.get(RecipeVersion, batch.recipe_version_id)
+        entry = rt.cache.take(batch.id, batch.revision) or rt.store.load(s, batch.id, batch.revision)
+        try:
+            return [_describe_task(t, rv) for t in runner.ready_user_tasks(entry.workflow)]
+        finally:
+            rt.cache.put(batch.id, entry)
+
+
+def _task_meta(rv: RecipeVersion, bpmn_id: str) -> dict[str, Any]:
+    for t in rv.tasks:
+        if t.get("bpmn_id") == bpmn_id:
+            return t
+    return {}
+
+
+def _describe_task(task, rv: RecipeVersion) -> dict[str, Any]:
+    meta = _task_meta(rv, task.task_spec.bpmn_id)
+    form_key = meta.get("form")
+    return {
+        "id": str(task.id), "bpmn_id": task.task_spec.bpmn_id,
+        "name": task.task_spec.bpmn_name or task.task_spec.bpmn_id,
+        "process": task.workflow.spec.name,
+        "form": form_key, "form_definition": rv.forms.get(form_key) if form_key else None,
+        "instructions": meta.get("instructions"),
+        "iteration": task.internal_data.get("iteration"),
+    }
+
+
+def _open_incidents(s: Session, batch_pk: int) -> list[dict[str, Any]]:
+    from .models import Incident
+
+    rows = s.scalars(select(Incident).where(Incident.batch_id == batch_pk, Incident.resolved_at.is_(None)))
+    return [{"id": i.id, "job_id": i.job_id, "kind": i.kind, "message": i.message,
+             "created_at": i.created_at.isoformat()} for i in rows]
+
+
+# --- changing a batch ----------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def _mutate(rt: Runtime, batch_id: str, change: Callable[[Session, Batch, LiveWorkflow], dict[str, Any]],
+            *, idempotency: tuple[str, dict[str, Any]] | None = None, allow_states=("running",),
+            status: int = 200) -> Outcome:
+    """Run ``change`` on the locked batch's live workflow and persist it, all in one
+    transaction. The cached workflow is taken out of the cache for the duration and put
+    back only after commit, so a failure can never leave a half-changed copy behind."""
+    batch_pk = None
+    entry = None
+    try:
+        with rt.transaction() as s:
+            batch = _lock(s, batch_id)
+            batch_pk = batch.id
+            if idempotency is not None:
+                replay = _replay(s, f"batch:{batch_id}", *idempotency)
+                if replay is not None:
+                    return replay
+            if batch.state not in allow_states:
+                raise Conflict(f"batch {batch_id} is {batch.state}", code=f"batch_{batch.state}",
+                               details={"state": batch.state})
+            entry = rt.cache.take(batch.id, batch.revision) or rt.store.load(s, batch.id, batch.revision)
+            body = change(s, batch, entry)
+            _persist(rt, s, batch, entry)
+            if isinstance(body.get("batch"), dict):
+                body["batch"]["state"] = batch.state  # the step may have completed the batch
+            if idempotency is not None:
+                key, request = idempotency
+                s.add(IdempotentRequest(scope=f"batch:{batch_id}", key=key, request_hash=_request_hash(request),
+                                        status=status, response=body))
+        rt.cache.put(batch_pk, entry)
+        return Outcome(status, body)
+    except IntegrityError as exc:
+        if batch_pk is not None:
+            rt.cache.drop(batch_pk)
+        raise Conflict("the batch changed at the same time; repeat the request", code="concurrent_change") from exc
+    except WorkflowException as exc:
+        if batch_pk is not None:
+            rt.cache.drop(batch_pk)
+        raise EngineFault(f"the recipe failed: {exc}", details={"task": getattr(getattr(exc, 'task_spec', None), 'bpmn_id', None)}) from exc
+    except BaseException:
+        if batch_pk is not None:
+            rt.cache.drop(batch_pk)
+        raise
+
+
+def _request_hash(request: dict[str, Any]) -> str:
+    return sha256(canonical(request))
+
+
+def _replay(s: Session, scope: str, key: str, request: dict[str, Any]) -> Outcome | None:
+    prior = s.get(IdempotentRequest, (scope, key))
+    if prior is None:
+        return None
+    if prior.request_hash != _request_hash(request):
+        raise InvalidInput("this Idempotency-Key was already used for a different request",
+                           code="idempotency_key_reused")
+    return Outcome(prior.status, prior.response, replayed=True)
+
+
+def _persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
+    """Everything that follows an advance of the workflow, in the same transaction."""
+    wf = entry.workflow
+    prune(wf)
+    _schedule(rt, s, batch, entry)
+    if batch.state == "running" and runner.is_finished(wf):
+        batch.state = "complete"
+        batch.completed_at = utcnow()
+        audit.record(s, user="system", action="batch.complete", object_type="batch", object_id=batch.batch_id,
+                     field="state", old="running", new="complete")
+        outbox.emit(s, rt.settings, "batch.completed", batch.batch_id, {"batch_id": batch.batch_id})
+    rt.store.save(s, batch.id, entry)
+    batch.revision += 1
+    entry.revision = batch.revision
+
+
+def _schedule(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
+    """Create the jobs and message subscriptions the workflow now waits on."""
+    wf = entry.workflow
+    scheduled = entry.scheduled
+    if scheduled is None:
+        scheduled = entry.scheduled = set(s.execute(select(Job.kind, Job.task_id).where(
+            Job.batch_id == batch.id, Job.state == "pending", Job.kind.in_(("timer", "service_task")))).all())
+    for timer in runner.waiting_timers(wf):
+        key = ("timer", timer.task_id)
+        if key not in scheduled:
+            s.add(Job(kind="timer", batch_id=batch.id, task_id=timer.task_id, due_at=timer.due_at,
+                      max_attempts=rt.settings.job_max_attempts))
+            scheduled.add(key)
+    for task in runner.waiting_service_tasks(wf):
+        key = ("service_task", str(task.id))
+        if key not in scheduled and not task.internal_data.get("batchline_pending"):
+            s.add(Job(kind="service_task", batch_id=batch.id, task_id=str(task.id),
+                      max_attempts=rt.settings.job_max_attempts))
+            scheduled.add(key)
+    live_ids = {str(t.id) for t in runner.tasks(wf)}
+    for key in [k for k in scheduled if k[1] not in live_ids]:
+        scheduled.discard(key)
+
+    wanted = {(m.task_id, m.message, canonical(m.correlation)) for m in runner.waiting_messages(wf)}
+    have = entry.subscriptions
+    if have is None:
+        have = {(r.task_id, r.message, canonical(r.correlation)) for r in s.scalars(
+            select(MessageSubscription).where(MessageSubscription.batch_id == batch.id))}
+    if wanted != have:
+        for task_id, _, _ in have - wanted:
+            s.execute(delete(MessageSubscription).where(MessageSubscription.batch_id == batch.id,
+                                                        MessageSubscription.task_id == task_id))
+        for task_id, message, corr in wanted - have:
+            s.add(MessageSubscription(batch_id=batch.id, task_id=task_id, message=message,
+                                      correlation=json.loads(corr)))
+    entry.subscriptions = wanted
+
+
+def _append_step(rt: Runtime, s: Session, batch: Batch, *, kind: str, task, user: str,
+                 values: dict[str, Any], form_id: str | None = None, units: dict[str, Any] | None = None,
+                 form_hash: str | None = None) -> Step:
+    batch.step_count += 1
+    step = Step(batch_id=batch.id, seq=batch.step_count, kind=kind, task_id=str(task.id),
+                bpmn_id=task.task_spec.bpmn_id or task.task_spec.name,
+                task_name=task.task_spec.bpmn_name or task.task_spec.bpmn_id or task.task_spec.name,
+                form_id=form_id, recipe_version_id=batch.recipe_version_id, user=user,
+                recorded_at=utcnow(), values=values, units=units or {}, form_hash=form_hash,
+                values_hash=sha256(canonical(values)))
+    s.add(step)
+    s.flush()
+    audit.record(s, user=user, action=f"step.{kind}", object_type="batch", object_id=batch.batch_id,
+                 field=step.bpmn_id, new=values)
+    outbox.emit(s, rt.settings, "batch.step.completed", batch.batch_id,
+                {"batch_id": batch.batch_id, "seq": step.seq, "kind": kind, "bpmn_id": step.bpmn_id,
+                 "task_id": step.task_id, "user": user})
+    return step
+
+
+def _limit_exceptions(rt: Runtime, s: Session, batch: Batch, step: Step, checked: CheckedValues) -> list[dict]:
+    """Alert/action limit breaches: the step IS stored and an exception is raised with it."""
+    if checked.validated is None:
+        return []
+    out = []
+    for f in checked.validated.limit_findings:
+        exc = BatchException(batch_id=batch.id, step_seq=step.seq, source="limit", severity=f.severity,
+                             parameter=f.key, message=f.message, details=f.to_dict())
+        s.add(exc)
+        s.flush()
+        audit.record(s, user=step.user, action="exception.raised", object_type="batch", object_id=batch.batch_id,
+                     field=f.key, new={"severity": f.severity, "message": f.message})
+        outbox.emit(s, rt.settings, "batch.exception.raised", batch.batch_id,
+                    {"batch_id": batch.batch_id, "exception": exc.id, "severity": f.severity, "parameter": f.key,
+                     "critical": f.critical, "message": f.message})
+        out.append(describe_exception(exc))
+    return out
+
+
+def describe_exception(exc: BatchException) -> dict[str, Any]:
+    return {"id": exc.id, "step_seq": exc.step_seq, "source": exc.source, "severity": exc.severity,
+            "parameter": exc.parameter, "message": exc.message, "details": exc.details, "status": exc.status,
+            "created_at": exc.created_at.isoformat()}
+
+
+def _scalar_data(values: dict[str, Any]) -> dict[str, Any]:
+    """What goes into Spiff's task data: ids and scalars only (the record is in ``Step``)."""
+    return {k: v for k, v in values.items() if isinstance(v, SCALARS)}
+
+
+def _check_identifier(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{what} must be a non-empty string", code=f"{what}_invalid")
+    if len(value) > MAX_ID_LEN:
+        raise InvalidInput(f"{what} is longer than {MAX_ID_LEN} characters", code=f"{what}_invalid")
+    if any(ord(c) < 32 for c in value):
+        raise InvalidInput(f"{what} contains control characters", code=f"{what}_invalid")
+    return value
+
+
+def start_batch(rt: Runtime, recipe: str | int, batch_id: str, *, user: str,
+                parameters: dict[str, Any] | None = None, version: int | None = None) -> dict[str, Any]:
+    _check_identifier(batch_id, "batch_id")
+    parameters = parameters or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput("parameters must be an object", code="parameters_invalid")
+    bad = [k for k, v in parameters.items() if not isinstance(k, str) or not isinstance(v, SCALARS)]
+    if bad:
+        raise InvalidInput("parameters must map names to scalar values", code="parameters_invalid",
+                           details={"keys": [str(k) for k in bad]})
+    try:
+        with rt.transaction() as s:
+            if s.scalars(select(Batch.id).where(Batch.batch_id == batch_id)).first() is not None:
+                raise Conflict(f"batch {batch_id!r} exists already", code="batch_exists")
+            rv = find_version(s, recipe, version, approved=True)
+            if rv.status != "approved":
+                raise Conflict(f"recipe {rv.recipe} version {rv.version} is {rv.status}; only approved "
+                               "versions run", code="recipe_not_approved")
+            spec, subprocess_specs = rt.store.specs(s, rv.spec_hash)
+            wf = BatchWorkflow(spec, subprocess_specs, script_engine=rt.store.make_script_engine())
+            wf.task_tree.data.update(parameters)
+            batch = Batch(batch_id=batch_id, recipe_version_id=rv.id, recipe_hash=rv.content_hash,
+                          state="running", parameters=parameters, created_by=user)
+            s.add(batch)
+            s.flush()
+            runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+            entry = LiveWorkflow(workflow=wf, spec_hash=rv.spec_hash)
+            audit.record(s, user=user, action="batch.start", object_type="batch", object_id=batch_id,
+                         field="state", old=None, new="running", reason=None)
+            outbox.emit(s, rt.settings, "batch.started", batch_id,
+                        {"batch_id": batch_id, "recipe": rv.recipe, "version": rv.version})
+            _persist(rt, s, batch, entry)
+            out = describe(batch, rv)
+        rt.cache.put(batch.id, entry)
+        return out
+    except IntegrityError as exc:
+        raise Conflict(f"batch {batch_id!r} exists already", code="batch_exists") from exc
+    except WorkflowException as exc:
+        raise EngineFault(f"the recipe failed at start: {exc}") from exc
+
+
+def complete_task(rt: Runtime, batch_id: str, task_id: str, data: dict[str, Any], *, user: str,
+                  idempotency_key: str | None = None) -> Outcome:
+    """Complete an operator task with its values: the step path."""
+    if not isinstance(data, dict):
+        raise InvalidInput("data must be a JSON object", code="data_invalid")
+    try:
+        task_uuid = UUID(str(task_id))
+    except ValueError:
+        raise NotFound(f"task {task_id!r} not found", code="task_not_found") from None
+    if idempotency_key is not None:
+        _check_identifier(idempotency_key, "idempotency_key")
+
+    def change(s: Session, batch: Batch, entry: LiveWorkflow) -> dict[str, Any]:
+        wf = entry.workflow
+        task = _find_task(wf, task_uuid)
+        if task is None:
+            raise NotFound(f"task {task_id} is not part of batch {batch_id}", code="task_not_found")
+        if task.state != TaskState.READY or not task.task_spec.manual:
+            raise Conflict(f"task {task_id} is not waiting for completion (it is {task.state_name})",
+                           code="task_not_ready", details={"state": task.state_name})
+        rv = s.get(RecipeVersion, batch.recipe_version_id)
+        form_key = _task_meta(rv, task.task_spec.bpmn_id).get("form")
+        checked = check_values(s, batch.batch_id, rv.forms.get(form_key) if form_key else None, data)
+        task.data.update(checked.spiff_data)
+        task.run()
+        runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+        step = _append_step(rt, s, batch, kind="user_task", task=task, user=user, values=checked.values,
+                            form_id=form_key, units=checked.units, form_hash=checked.form_hash)
+        raised = _limit_exceptions(rt, s, batch, step, checked)
+        return {"step": describe_step(step), "batch": {"batch_id": batch.batch_id, "state": batch.state},
+                "exceptions": raised,
+                "next_tasks": [_describe_task(t, rv) for t in runner.ready_user_tasks(wf)]}
+
+    request = {"task_id": str(task_uuid), "data": data}
+    idem = (idempotency_key, request) if idempotency_key else None
+    outcome = _mutate(rt, batch_id, change, idempotency=idem, status=200)
+    if not outcome.replayed:
+        for hook in rt.after_step_hooks:
+            try:
+                hook({"batch_id": batch_id, "step": outcome.body["step"]})
+            except Exception:  # a failing observer must not fail an acknowledged step
+                pass
+    return outcome
+
+
+def _find_task(wf: BpmnWorkflow, task_uuid: UUID):
+    try:
+        return wf.get_task_from_id(task_uuid)
+    except Exception:
+        return None
+
+
+# --- supervisor actions --------------------------------------------------------------
+
+TRANSITIONS = {"hold": ("running", "held"), "resume": ("held", "running"), "abort": (("running", "held"), "aborted")}
+
+
+def change_state(rt: Runtime, batch_id: str, action: str, *, user: str, reason: str) -> dict[str, Any]:
+    if action not in TRANSITIONS:
+        raise InvalidInput(f"unknown action {action!r}", code="action_invalid")
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput(f"{action} needs a reason", code="reason_required")
+    if len(reason) > 2000:
+        raise InvalidInput("reason is longer than 2000 characters", code="reason_invalid")
+    allowed, new_state = TRANSITIONS[action]
+    allowed = allowed if isinstance(allowed, tuple) else (allowed,)
+    with rt.transaction() as s:
+        batch = _lock(s, batch_id)
+        if batch.state not in allowed:
+            raise Conflict(f"cannot {action} batch {batch_id}: it is {batch.state}", code=f"batch_{batch.state}",
+                           details={"state": batch.state})
+        old = batch.state
+        batch.state = new_state
+        if action == "abort":
+            batch.completed_at = utcnow()
+            for job in s.scalars(select(Job).where(Job.batch_id == batch.id, Job.state == "pending")):
+                job.state = "cancelled"
+                job.finished_at = utcnow()
+            s.execute(delete(MessageSubscription).where(MessageSubscription.batch_id == batch.id))
+            rt.cache.drop(batch.id)
+        audit.record(s, user=user, action=f"batch.{action}", object_type="batch", object_id=batch_id,
+                     field="state", old=old, new=new_state, reason=reason)
+        outbox.emit(s, rt.settings, f"batch.{new_state}", batch_id,
+                    {"batch_id": batch_id, "state": new_state, "reason": reason, "user": user})
+        return describe(batch)
+
+
+# --- messages, timers, service tasks (called by the API and the job executor) --------
+
+
+def deliver_message(rt: Runtime, name: str, payload: dict[str, Any], *, user: str) -> list[dict[str, Any]]:
+    """Deliver a correlated message to every batch waiting for it with matching keys."""
+    if not isinstance(payload, dict):
+        raise InvalidInput("payload must be a JSON object", code="payload_invalid")
+    with rt.transaction() as s:
+        subs = s.execute(select(MessageSubscription, Batch.batch_id).join(Batch, Batch.id == MessageSubscription.batch_id)
+                         .where(MessageSubscription.message == name)).all()
+    delivered = []
+    for sub, batch_id in subs:
+        def change(s, batch, entry, sub=sub):
+            wf = entry.workflow
+            task = _find_task(wf, UUID(sub.task_id))
+            if task is None or task.state != TaskState.WAITING:
+                return {}
+            got = runner.payload_correlation(wf, task, payload)
+            if got != sub.correlation:
+                return {}
+            runner.deliver_message(wf, task, payload)
+            runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+            step = _append_step(rt, s, batch, kind="message", task=task, user=user,
+                                values={"message": name, "payload": payload})
+            return {"batch_id": batch.batch_id, "seq": step.seq}
+
+        if sub.correlation and not _matches(sub.correlation, payload):
+            continue
+        outcome = _mutate(rt, batch_id, change, allow_states=("running", "held"))
+        if outcome.body:
+            delivered.append(outcome.body)
+    if not delivered:
+        raise NotFound(f"no batch is waiting for message {name!r} with these correlation keys",
+                       code="message_not_correlated")
+    return delivered
+
+
+def _matches(correlation: dict[str, Any], payload: dict[str, Any]) -> bool:
+    """Cheap pre-filter before loading a workflow: property names that are plain payload
+    keys must be equal; anything else is checked exactly inside the transaction."""
+    for name, expected in correlation.items():
+        if name in payload and payload[name] != expected:
+            return False
+    return True
+
+
+def fire_timer(rt: Runtime, batch_id: str, task_id: str) -> bool:
+    """Fire a due timer; False when the batch is held (the job is retried later)."""
+    def change(s, batch, entry):
+        wf = entry.workflow
+        task = _find_task(wf, UUID(task_id))
+        if task is None or task.state != TaskState.WAITING:
+            return {"fired": False}
+        task.task_spec._update(task)
+        wf.refresh_timers()
+        fired = task.state != TaskState.WAITING
+        runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+        if fired:
+            _append_step(rt, s, batch, kind="timer", task=task, user="system",
+                         values={"due": task.internal_data.get("event_value")})
+        return {"fired": fired}
+
+    return _mutate(rt, batch_id, change).body.get("fired", False)
+
+
+def service_task_call(rt: Runtime, batch_id: str, task_id: str):
+    """What the job executor needs to call a connector (read without locking)."""
+    from .connectors import ServiceCall
+
+    with rt.transaction() as s:
+        batch = _get(s, batch_id)
+        entry = rt.cache.take(batch.id, batch.revision) or rt.store.load(s, batch.id, batch.revision)
+        try:
+            task = _find_task(entry.workflow, UUID(task_id))
+            if task is None or task.state != TaskState.STARTED:
+                return None, batch.state
+            spec = task.task_spec
+            params = {}
+            for name, p in (getattr(spec, "operation_params", None) or {}).items():
+                value = p.get("value") if isinstance(p, dict) else p
+                try:
+                    params[name] = entry.workflow.script_engine.evaluate(task, value) if isinstance(value, str) else value
+                except Exception as exc:
+                    raise EngineFault(f"service task {spec.bpmn_id}: parameter {name}: {exc}") from exc
+            call = ServiceCall(batch_id=batch_id, task_id=task_id, bpmn_id=spec.bpmn_id,
+                               operator=getattr(spec, "operation_name", None) or "", params=params,
+                               callback_token=f"{batch_id}:{task_id}")
+            return call, batch.state
+        finally:
+            rt.cache.put(batch.id, entry)
+
+
+def complete_service_task(rt: Runtime, batch_id: str, task_id: str, result: dict[str, Any], *,
+                          user: str = "system", pending: bool = False, error: tuple[str | None, str] | None = None,
+                          idempotency_key: str | None = None) -> Outcome:
+    """Finish a service task with its result (or mark it pending an async callback, or
+    raise a BPMN error on it). Used by the job executor and the callback endpoint."""
+    if not isinstance(result, dict):
+        raise InvalidInput("result must be a JSON object", code="data_invalid")
+
+    def change(s, batch, entry):
+        wf = entry.workflow
+        task = _find_task(wf, UUID(task_id))
+        if task is None or task.state != TaskState.STARTED:
+            raise Conflict(f"service task {task_id} is not waiting", code="task_not_ready")
+        if pending:
+            task.internal_data["batchline_pending"] = True
+            return {"pending": True}
+        if error is not None:
+            code, message = error
+            if not runner.throw_error(wf, task, code, message):
+                raise EngineFault(f"service task {task.task_spec.bpmn_id} failed and no error boundary event "
+                                  f"catches {code!r}: {message}", code="unhandled_bpmn_error")
+            runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+            step = _append_step(rt, s, batch, kind="service_task", task=task, user=user,
+                                values={"error_code": code, "error": message})
+            return {"step": describe_step(step)}
+        task.internal_data.pop("batchline_pending", None)
+        if getattr(task.task_spec, "result_variable", None):
+            task.data[task.task_spec.result_variable] = _scalar_data(result)
+        else:
+            task.data.update(_scalar_data(result))
+        task.complete()
+        runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+        step = _append_step(rt, s, batch, kind="service_task", task=task, user=user, values=result)
+        return {"step": describe_step(step)}
+
+    request = {"task_id": task_id, "result": result}
+    idem = (idempotency_key, request) if idempotency_key else None
+    return _mutate(rt, batch_id, change, idempotency=idem, allow_states=("running",))

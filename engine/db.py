@@ -1,0 +1,62 @@
+"""Database connection for Batchline: SQLite (embedded default) or PostgreSQL.
+
+Why the SQLite settings: WAL lets readers run beside the single writer, and
+``synchronous=FULL`` makes a committed step survive power loss (an acknowledged step
+is never lost). Every SQLite transaction starts with ``BEGIN IMMEDIATE`` so the write
+lock is taken up front: two writers queue on ``busy_timeout`` instead of one failing
+with "database is locked" at commit time. PostgreSQL uses row locks (``FOR UPDATE``)
+taken by the services.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import Settings
+
+
+def make_engine(settings: Settings) -> Engine:
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised by every test
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):  # pragma: no cover
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One business operation = one transaction: commit on success, roll back on error."""
+    session = factory()
+    try:
+        with session.begin():
+            yield session
+    finally:
+        session.close()
+
+
+def lock_clause(session: Session) -> bool:
+    """True when the dialect supports ``SELECT ... FOR UPDATE`` row locks."""
+    return session.get_bind().dialect.name == "postgresql"

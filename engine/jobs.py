@@ -1,0 +1,265 @@
+"""The job executor: timers, service tasks and event delivery run as rows in the
+database (the design of Camunda 7's job executor), not in a sleeping request.
+
+A worker acquires due jobs by writing its name and a lock expiry on them. On PostgreSQL
+acquisition uses ``SELECT … FOR UPDATE SKIP LOCKED`` so several workers on several
+machines never take the same job; on SQLite the single writer lock does the same. A
+failed job is retried with exponential backoff; when its retries run out it is marked
+``failed`` and an incident is recorded (audited, visible in API and CLI, and sent as an
+event). A worker that dies leaves its lock to expire; another worker then takes the job.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import base64
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from datetime import timedelta
+from typing import Any, Callable
+
+from sqlalchemy import or_, select
+
+from . import audit, batches, outbox
+from .connectors import Completed, ConnectorError, Pending
+from .errors import BatchlineError
+from .models import Incident, Job, OutboxEvent, utcnow
+from .runtime import Runtime
+
+log = logging.getLogger("batchline.jobs")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+class RetryLater(Exception):
+    """Not a failure: try again after ``delay`` seconds without counting an attempt."""
+
+    def __init__(self, delay: float):
+        super().__init__(f"retry in {delay}s")
+        self.delay = delay
+
+
+def acquire(rt: Runtime, worker: str, limit: int = 10) -> list[int]:
+    now = utcnow()
+    with rt.transaction() as s:
+        stmt = (select(Job).where(Job.state == "pending", Job.due_at <= now,
+                                  or_(Job.locked_until.is_(None), Job.locked_until < now))
+                .order_by(Job.due_at, Job.id).limit(limit))
+        if s.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        jobs = list(s.scalars(stmt))
+        for job in jobs:
+            job.locked_by = worker
+            job.locked_until = now + timedelta(seconds=rt.settings.job_lock_seconds)
+        return [j.id for j in jobs]
+
+
+def run_job(rt: Runtime, job_id: int, worker: str) -> str:
+    """Run one acquired job; returns its new state."""
+    with rt.transaction() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.state != "pending" or job.locked_by != worker:
+            return "skipped"
+        kind, batch_pk, task_id, payload = job.kind, job.batch_id, job.task_id, dict(job.payload)
+        batch_id = None
+        if batch_pk is not None:
+            from .models import Batch
+
+            batch_id = s.get(Batch, batch_pk).batch_id
+    try:
+        HANDLERS[kind](rt, batch_id, task_id, payload)
+    except RetryLater as later:
+        return _reschedule(rt, job_id, later.delay)
+    except Exception as exc:  # every failure is recorded with its real message
+        message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, (BatchlineError, ConnectorError)) else str(exc)
+        retry = getattr(exc, "retry", True)
+        log.warning("job %s (%s) failed: %s", job_id, kind, message)
+        return _failed(rt, job_id, message, retry=retry, detail=traceback.format_exc(limit=5))
+    with rt.transaction() as s:
+        job = s.get(Job, job_id)
+        job.state = "done"
+        job.attempts += 1
+        job.finished_at = utcnow()
+        job.locked_by = None
+        job.locked_until = None
+    return "done"
+
+
+def _reschedule(rt: Runtime, job_id: int, delay: float) -> str:
+    with rt.transaction() as s:
+        job = s.get(Job, job_id)
+        job.due_at = utcnow() + timedelta(seconds=delay)
+        job.locked_by = None
+        job.locked_until = None
+    return "pending"
+
+
+def _failed(rt: Runtime, job_id: int, message: str, *, retry: bool, detail: str) -> str:
+    with rt.transaction() as s:
+        job = s.get(Job, job_id)
+        job.attempts += 1
+        job.last_error = message[:4000]
+        job.locked_by = None
+        job.locked_until = None
+        if retry and job.attempts < job.max_attempts:
+            delay = rt.settings.job_backoff_seconds * (2 ** (job.attempts - 1))
+            job.due_at = utcnow() + timedelta(seconds=delay)
+            return "pending"
+        job.state = "failed"
+        job.finished_at = utcnow()
+        incident = Incident(job_id=job.id, batch_id=job.batch_id, kind=job.kind, message=message[:4000])
+        s.add(incident)
+        s.flush()
+        audit.record(s, user="system", action="incident.created", object_type="job", object_id=str(job.id),
+                     new={"kind": job.kind, "message": message[:500]})
+        outbox.emit(s, rt.settings, "incident.created", f"job/{job.id}",
+                    {"incident": incident.id, "job": job.id, "kind": job.kind, "message": message[:500]})
+        return "failed"
+
+
+# --- handlers ------------------------------------------------------------------------
+
+
+def _timer(rt: Runtime, batch_id: str, task_id: str, payload: dict) -> None:
+    state = batches.get_batch(rt, batch_id)["state"]
+    if state == "held":
+        raise RetryLater(rt.settings.worker_poll_seconds * 10)
+    if state != "running":
+        return
+    batches.fire_timer(rt, batch_id, task_id)
+
+
+def _service_task(rt: Runtime, batch_id: str, task_id: str, payload: dict) -> None:
+    call, state = batches.service_task_call(rt, batch_id, task_id)
+    if state == "held":
+        raise RetryLater(rt.settings.worker_poll_seconds * 10)
+    if call is None or state != "running":
+        return
+    connector = rt.connectors.get(call.operator)
+    try:
+        result = connector.call(call)  # no database lock is held here
+    except ConnectorError as exc:
+        if exc.bpmn_error:
+            batches.complete_service_task(rt, batch_id, task_id, {}, error=(exc.bpmn_error, str(exc)))
+            return
+        raise
+    if isinstance(result, Pending):
+        batches.complete_service_task(rt, batch_id, task_id, {}, pending=True)
+    elif isinstance(result, Completed):
+        batches.complete_service_task(rt, batch_id, task_id, dict(result.data))
+    elif isinstance(result, dict):
+        batches.complete_service_task(rt, batch_id, task_id, result)
+    else:
+        raise ConnectorError(f"connector {call.operator!r} returned {type(result).__name__}", retry=False)
+
+
+def sign_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks signature: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``."""
+    key = secret.encode("utf-8")
+    if secret.startswith("whsec_"):
+        key = base64.b64decode(secret[len("whsec_"):])
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def _deliver(rt: Runtime, batch_id: Any, task_id: Any, payload: dict) -> None:
+    import requests
+
+    with rt.transaction() as s:
+        event = s.get(OutboxEvent, payload["seq"])
+        envelope = outbox.cloudevent(event, rt.settings)
+    body = json.dumps(envelope, separators=(",", ":")).encode()
+    ts = int(time.time())
+    headers = {"content-type": "application/cloudevents+json", "webhook-id": envelope["id"],
+               "webhook-timestamp": str(ts)}
+    if rt.settings.webhook_secret:
+        headers["webhook-signature"] = sign_webhook(rt.settings.webhook_secret, envelope["id"], ts, body)
+    resp = requests.post(payload["url"], data=body, headers=headers, timeout=10)
+    if resp.status_code >= 300:
+        raise ConnectorError(f"webhook {payload['url']} answered HTTP {resp.status_code}",
+                             retry=resp.status_code >= 500 or resp.status_code == 429)
+    with rt.transaction() as s:
+        event = s.get(OutboxEvent, payload["seq"])
+        if event.delivered_at is None:
+            event.delivered_at = utcnow()
+
+
+HANDLERS: dict[str, Callable[[Runtime, Any, Any, dict], None]] = {
+    "timer": _timer,
+    "service_task": _service_task,
+    "deliver": _deliver,
+}
+
+
+# --- the worker loop -----------------------------------------------------------------
+
+
+def run_due(rt: Runtime, worker: str | None = None, limit: int = 10) -> int:
+    """Acquire and run the jobs due now; returns how many ran."""
+    worker = worker or worker_name()
+    ran = 0
+    for job_id in acquire(rt, worker, limit):
+        run_job(rt, job_id, worker)
+        ran += 1
+    return ran
+
+
+def work(rt: Runtime, *, stop: threading.Event | None = None, worker: str | None = None,
+         max_seconds: float | None = None, idle_exit: bool = False) -> int:
+    """The worker loop: poll for due jobs until stopped. Returns jobs run."""
+    worker = worker or worker_name()
+    stop = stop or threading.Event()
+    deadline = time.monotonic() + max_seconds if max_seconds else None
+    total = 0
+    while not stop.is_set():
+        if deadline and time.monotonic() > deadline:
+            break
+        try:
+            ran = run_due(rt, worker)
+        except Exception:  # the database went away for a moment: wait and go on
+            log.exception("worker %s: poll failed", worker)
+            ran = 0
+        total += ran
+        if ran == 0:
+            if idle_exit:
+                break
+            stop.wait(rt.settings.worker_poll_seconds)
+    return total
+
+
+def incidents(rt: Runtime, open_only: bool = True) -> list[dict[str, Any]]:
+    with rt.transaction() as s:
+        stmt = select(Incident).order_by(Incident.id)
+        if open_only:
+            stmt = stmt.where(Incident.resolved_at.is_(None))
+        return [{"id": i.id, "job_id": i.job_id, "batch_id": i.batch_id, "kind": i.kind, "message": i.message,
+                 "created_at": i.created_at.isoformat(),
+                 "resolved_at": i.resolved_at.isoformat() if i.resolved_at else None} for i in s.scalars(stmt)]
+
+
+def retry_incident(rt: Runtime, incident_id: int, *, user: str) -> dict[str, Any]:
+    """Resolve an incident by giving its job a fresh set of attempts."""
+    from .errors import NotFound, Conflict
+
+    with rt.transaction() as s:
+        inc = s.get(Incident, incident_id)
+        if inc is None:
+            raise NotFound(f"incident {incident_id} not found", code="incident_not_found")
+        if inc.resolved_at is not None:
+            raise Conflict(f"incident {incident_id} is resolved already", code="incident_resolved")
+        job = s.get(Job, inc.job_id)
+        job.state = "pending"
+        job.attempts = 0
+        job.due_at = utcnow()
+        job.finished_at = None
+        inc.resolved_at = utcnow()
+        inc.resolved_by = user
+        audit.record(s, user=user, action="incident.retry", object_type="incident", object_id=str(incident_id))
+        return {"id": inc.id, "job_id": job.id, "state": job.state}

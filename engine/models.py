@@ -1,0 +1,335 @@
+"""Batchline's tables: recipes (what can happen) and batches (what did happen).
+
+The split mirrors SpiffWorkflow's specs vs tasks. The batch record (``Step``) and the
+audit trail (``AuditEvent``) are Batchline's own append-only tables; Spiff's task data
+holds only ids and scalars. Workflow state is kept per Spiff task row
+(``WorkflowTask``) with data de-duplicated by hash (``TaskData``) and specs stored once
+by hash (``WorkflowSpec``): saving a step writes only the rows that changed, never a
+whole-workflow blob (DESIGN.md: the blob is quadratic over a long batch).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC timestamps on both SQLite and PostgreSQL (SQLite stores no
+    zone: values are written as UTC and read back as UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None and dialect.name == "sqlite":
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime}
+
+
+# --- recipes -------------------------------------------------------------------------
+
+
+class WorkflowSpec(Base):
+    """A serialized SpiffWorkflow spec set (process + called processes), stored once by hash."""
+
+    __tablename__ = "workflow_spec"
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class RecipeVersion(Base):
+    """One version of a recipe: BPMN files, forms, content hash and lifecycle status."""
+
+    __tablename__ = "recipe_version"
+    __table_args__ = (
+        UniqueConstraint("recipe", "version", name="uq_recipe_version"),
+        UniqueConstraint("recipe", "content_hash", name="uq_recipe_content"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipe: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(500))
+    process_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="approved")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    spec_hash: Mapped[str] = mapped_column(ForeignKey("workflow_spec.hash"))
+    bpmn: Mapped[dict[str, Any]] = mapped_column(JSON)  # file name -> XML text
+    forms: Mapped[dict[str, Any]] = mapped_column(JSON)  # form id -> form-js JSON
+    tasks: Mapped[list[Any]] = mapped_column(JSON)  # user/service task summary
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+# --- batches -------------------------------------------------------------------------
+
+
+class Batch(Base):
+    """A batch: pins one recipe version by id and content hash.
+
+    ``state`` is Batchline's ISA-88 layer (idle/running/held/complete/aborted) — Spiff
+    has no hold. ``revision`` counts committed changes to the workflow state: the
+    in-memory workflow cache is valid only while it matches.
+    """
+
+    __tablename__ = "batch"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(100), unique=True)
+    recipe_version_id: Mapped[int] = mapped_column(ForeignKey("recipe_version.id"))
+    recipe_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20), default="idle")
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    step_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    completed_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+
+
+class Step(Base):
+    """One entry of the batch record. Append-only: rows are never updated or deleted."""
+
+    __tablename__ = "step"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "seq", name="uq_step_seq"),
+        UniqueConstraint("batch_id", "task_id", "kind", name="uq_step_task"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))  # user_task | service_task | message | timer
+    task_id: Mapped[str] = mapped_column(String(36))
+    bpmn_id: Mapped[str] = mapped_column(String(200))
+    task_name: Mapped[str] = mapped_column(String(500))
+    form_id: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    recipe_version_id: Mapped[int] = mapped_column(ForeignKey("recipe_version.id"))
+    user: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    units: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: SHA-256 of the form definition the values were checked against
+    form_hash: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    values_hash: Mapped[str] = mapped_column(String(64))
+
+
+class IdempotentRequest(Base):
+    """The first answer to a request carrying an ``Idempotency-Key``, replayed verbatim."""
+
+    __tablename__ = "idempotent_request"
+    scope: Mapped[str] = mapped_column(String(300), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BatchException(Base):
+    """An exception for review by exception: a limit breach, an out-of-trend finding,
+    an incident. Raised in the transaction of the step that caused it."""
+
+    __tablename__ = "batch_exception"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
+    step_seq: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    source: Mapped[str] = mapped_column(String(30))  # limit | trend | incident
+    severity: Mapped[str] = mapped_column(String(20))  # alert | action
+    parameter: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | reviewed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- materials and equipment (checked when an operator scans them) ------------------
+
+
+class MaterialLot(Base):
+    __tablename__ = "material_lot"
+    lot_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    material: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="released")  # released | quarantine | rejected
+    expires_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+
+
+class Equipment(Base):
+    __tablename__ = "equipment"
+    equipment_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    equipment_class: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="clean")  # clean | dirty | out_of_service
+    calibrated_until: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    in_use_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)  # batch_id
+
+
+# --- workflow state (per Spiff task row) --------------------------------------------
+
+
+class TaskData(Base):
+    """Spiff task data, de-duplicated by SHA-256 of its canonical JSON."""
+
+    __tablename__ = "task_data"
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class WorkflowState(Base):
+    """Top-level workflow attributes of one batch (everything but its task rows)."""
+
+    __tablename__ = "workflow_state"
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), primary_key=True)
+    spec_hash: Mapped[str] = mapped_column(ForeignKey("workflow_spec.hash"))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class WorkflowProcess(Base):
+    """One (sub)process instance of a batch: '' is the top process, else the call
+    activity's task id. ``attributes`` holds data hash, root, last task, completion."""
+
+    __tablename__ = "workflow_process"
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    parent_process_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)
+    spec_name: Mapped[str] = mapped_column(String(200))
+    live: Mapped[bool] = mapped_column(Boolean, default=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class WorkflowTask(Base):
+    """One Spiff task. ``live`` is false once the task has been pruned from the live
+    tree (a finished loop iteration): the row stays as history, it is not loaded."""
+
+    __tablename__ = "workflow_task"
+    __table_args__ = (Index("ix_workflow_task_live", "batch_id", "live"),)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(36))
+    parent_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)
+    children: Mapped[list[Any]] = mapped_column(JSON)
+    state: Mapped[int] = mapped_column(Integer)
+    spec_name: Mapped[str] = mapped_column(String(200))
+    triggered: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_state_change: Mapped[float] = mapped_column(Float)
+    internal_data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    data_hash: Mapped[str] = mapped_column(String(64))
+    live: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class MessageSubscription(Base):
+    """A batch waiting for a message, with the correlation values it expects."""
+
+    __tablename__ = "message_subscription"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
+    task_id: Mapped[str] = mapped_column(String(36))
+    message: Mapped[str] = mapped_column(String(200), index=True)
+    correlation: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# --- audit, jobs, events -------------------------------------------------------------
+
+
+class AuditEvent(Base):
+    """Append-only audit trail entry; ``hash`` chains it to the previous entry."""
+
+    __tablename__ = "audit_event"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    user: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    object_type: Mapped[str] = mapped_column(String(50))
+    object_id: Mapped[str] = mapped_column(String(200))
+    field: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    old: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    new: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """Single row holding the newest audit hash; locking it serialises appends."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigId, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Job(Base):
+    """A unit of background work (timer, service task, event delivery), Camunda-7 style."""
+
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_due", "state", "due_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    batch_id: Mapped[Optional[int]] = mapped_column(ForeignKey("batch.id"), nullable=True, index=True)
+    task_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending|done|failed|cancelled
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    locked_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
+    locked_until: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+
+
+class Incident(Base):
+    """Recorded when a job's retries run out: someone must look at it."""
+
+    __tablename__ = "incident"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
+    batch_id: Mapped[Optional[int]] = mapped_column(ForeignKey("batch.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    resolved_by: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+
+
+class OutboxEvent(Base):
+    """An event written in the same transaction as the change it reports (CloudEvents 1.0
+    fields). ``seq`` is the primary key so delivery order is insertion order."""
+
+    __tablename__ = "outbox_event"
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    type: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(300))
+    time: Mapped[datetime] = mapped_column(default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    delivered_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)

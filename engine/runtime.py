@@ -1,0 +1,39 @@
+"""The running Batchline engine: settings, database, workflow store and cache,
+connectors and event sinks — everything a CLI command, an API request or a worker
+needs, built once per process (no module-level globals)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from .bpmn import make_serializer
+from .config import Settings, load_settings
+from .connectors import ConnectorRegistry
+from .db import make_engine, make_session_factory, transaction
+from .scripting import make_script_engine
+from .workflow_store import WorkflowCache, WorkflowStore
+
+
+class Runtime:
+    def __init__(self, settings: Settings | None = None, *, load_connectors: bool = True):
+        self.settings = settings or load_settings()
+        self.db = make_engine(self.settings)
+        self.sessions = make_session_factory(self.db)
+        self.store = WorkflowStore(make_serializer(), make_script_engine)
+        self.cache = WorkflowCache(self.settings.workflow_cache_size)
+        self.connectors = ConnectorRegistry()
+        #: called after a step commits (analytics scoring, notifications); never on the request's transaction
+        self.after_step_hooks: list[Callable[[dict], None]] = []
+        if load_connectors:
+            self.connectors.load_entry_points(self.settings)
+
+    def transaction(self):
+        return transaction(self.sessions)
+
+    def create_schema(self) -> None:
+        """Bring the database to the newest schema through Alembic migrations."""
+        from .migrate import upgrade
+
+        upgrade(self.db)
+
+    def close(self) -> None:
+        self.db.dispose()

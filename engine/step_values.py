@@ -1,0 +1,91 @@
+"""Checking an operator's values against the task's form, on the step path.
+
+The ``forms`` package is the authority on types, required fields, hard limits and
+calculated fields (the browser is never trusted); this module gives it the plant's
+registries to check scanned material lots (released, not expired, right material) and
+equipment (clean, calibrated, not in use by another batch), inside the step's own
+transaction so the answer cannot change before commit.
+
+Material lots and equipment live in the ``material_lot`` and ``equipment`` tables
+(``batchline demo`` seeds them; ERP/LIMS integrations keep them current).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from forms import EquipmentCheck, FormRejected, LotCheck, ValidatedStep, compile_form
+from sqlalchemy.orm import Session
+
+from .errors import InvalidInput
+from .models import Equipment, MaterialLot, utcnow
+
+
+class RegistryLookups:
+    """`forms.Lookups` backed by Batchline's material-lot and equipment tables."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def check_material_lot(self, lot_id: str, material: str) -> LotCheck:
+        lot = self.session.get(MaterialLot, lot_id)
+        if lot is None:
+            return LotCheck(False, f"lot {lot_id} is not known")
+        if material and lot.material != material:
+            return LotCheck(False, f"lot {lot_id} is {lot.material}, not {material}")
+        if lot.status != "released":
+            return LotCheck(False, f"lot {lot_id} is {lot.status}, not released")
+        if lot.expires_at is not None and lot.expires_at <= utcnow():
+            return LotCheck(False, f"lot {lot_id} expired on {lot.expires_at:%Y-%m-%d}")
+        return LotCheck(True)
+
+    def check_equipment(self, equipment_id: str, equipment_class: str, batch_id: str | None) -> EquipmentCheck:
+        eq = self.session.get(Equipment, equipment_id)
+        if eq is None:
+            return EquipmentCheck(False, f"equipment {equipment_id} is not known")
+        if equipment_class and eq.equipment_class != equipment_class:
+            return EquipmentCheck(False, f"{equipment_id} is a {eq.equipment_class}, not a {equipment_class}")
+        if eq.status != "clean":
+            return EquipmentCheck(False, f"{equipment_id} is {eq.status.replace('_', ' ')}")
+        if eq.calibrated_until is not None and eq.calibrated_until <= utcnow():
+            return EquipmentCheck(False, f"{equipment_id} calibration expired on {eq.calibrated_until:%Y-%m-%d}")
+        if eq.in_use_by and eq.in_use_by != batch_id:
+            return EquipmentCheck(False, f"{equipment_id} is in use by batch {eq.in_use_by}")
+        return EquipmentCheck(True)
+
+
+@dataclass
+class CheckedValues:
+    """What the step path records: the values and what Spiff may see of them."""
+
+    values: dict[str, Any]
+    units: dict[str, str]
+    form_hash: str | None
+    spiff_data: dict[str, Any]
+    validated: ValidatedStep | None = None
+
+
+def check_values(session: Session, batch_id: str, form_definition: dict[str, Any] | None,
+                 data: dict[str, Any]) -> CheckedValues:
+    """Validate submitted values; raise InvalidInput (422, field messages) when refused."""
+    if form_definition is None:
+        return CheckedValues(values=data, units={}, form_hash=None, spiff_data=_scalars(data))
+    compiled = compile_form(form_definition)
+    try:
+        step = compiled.validate(data, lookups=RegistryLookups(session), batch_id=batch_id)
+    except FormRejected as exc:
+        raise InvalidInput("the values were refused; nothing was stored", code="form_invalid",
+                           details={"fields": exc.field_errors}) from exc
+    numbers = {f.key for f in compiled.definition.fields if f.component_type == "number"}
+    spiff = {}
+    for key, value in step.values.items():
+        if key in numbers and value is not None:
+            spiff[key] = float(value)  # gateway conditions compare numbers, not text
+        elif isinstance(value, (str, int, float, bool, type(None))):
+            spiff[key] = value
+    return CheckedValues(values=step.values, units=step.units, form_hash=step.definition_hash,
+                         spiff_data=spiff, validated=step)
+
+
+def _scalars(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if isinstance(v, (str, int, float, bool, type(None)))}

@@ -1,0 +1,52 @@
+"""Electronic batch record forms: form-js definitions -> server-side validation,
+limit findings and rendering data.
+
+The engine calls `compile_form(definition).validate(values, lookups=...)` on its step
+path; this package imports nothing from engine, web, analytics or integrations.
+"""
+
+from forms.calculation import CalculationError
+from forms.definition import (
+    FieldDefinition,
+    FormDefinition,
+    FormDefinitionError,
+    GroupHeading,
+    Instructions,
+    Option,
+    definition_hash,
+    load_form,
+)
+from forms.rendering import render_data
+from forms.validation import (
+    CompiledForm,
+    EquipmentCheck,
+    FormRejected,
+    LimitFinding,
+    LotCheck,
+    Lookups,
+    ValidatedStep,
+    clear_compiled_forms,
+    compile_form,
+)
+
+__all__ = [
+    "CalculationError",
+    "CompiledForm",
+    "EquipmentCheck",
+    "FieldDefinition",
+    "FormDefinition",
+    "FormDefinitionError",
+    "FormRejected",
+    "GroupHeading",
+    "Instructions",
+    "LimitFinding",
+    "LotCheck",
+    "Lookups",
+    "Option",
+    "ValidatedStep",
+    "clear_compiled_forms",
+    "compile_form",
+    "definition_hash",
+    "load_form",
+    "render_data",
+]

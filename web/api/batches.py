@@ -1,0 +1,139 @@
+"""Batches over HTTP: start, read, complete operator tasks (the step path), receive
+asynchronous connector results, and the supervisor's hold / resume / abort.
+
+Completing a task is the request a flaky shop-floor network repeats: with an
+``Idempotency-Key`` header a repeat answers with the first result (and
+``Idempotent-Replayed: true``) instead of recording a second step.
+"""
+from __future__ import annotations
+
+from uuid import UUID
+
+from flask_smorest import Blueprint
+
+from engine import batches
+from engine.errors import NotFound
+
+from ..auth import current_user, user_required
+from . import runtime
+from .schemas import (
+    Batch,
+    BatchFilter,
+    BatchStart,
+    IdempotencyKey,
+    Reason,
+    ServiceResult,
+    ServiceResultOutcome,
+    Step,
+    StepResult,
+    Task,
+    TaskCompletion,
+)
+
+blp = Blueprint("batches", __name__, url_prefix="/api", description="Batches, their tasks and steps")
+
+REPLAYED = "Idempotent-Replayed"
+
+
+def _answer(outcome: batches.Outcome):
+    headers = {REPLAYED: "true"} if outcome.replayed else {}
+    return outcome.body, outcome.status, headers
+
+
+@blp.route("/batches", methods=["GET"])
+@blp.arguments(BatchFilter, location="query")
+@blp.response(200, Batch(many=True))
+def list_batches(query):
+    """The newest batches, optionally only those in one state."""
+    return batches.list_batches(runtime(), state=query.get("state"))
+
+
+@blp.route("/batches", methods=["POST"])
+@user_required
+@blp.arguments(BatchStart)
+@blp.response(201, Batch)
+def start_batch(body):
+    """Start a batch on the newest approved version of a recipe (or the given version)."""
+    return batches.start_batch(runtime(), body["recipe"], body["batch_id"], user=current_user(),
+                               parameters=body["parameters"], version=body.get("version"))
+
+
+@blp.route("/batches/<batch_id>", methods=["GET"])
+@blp.response(200, Batch)
+def show_batch(batch_id: str):
+    """A batch: state, recipe version, parameters, open incidents."""
+    return batches.get_batch(runtime(), batch_id)
+
+
+@blp.route("/batches/<batch_id>/tasks", methods=["GET"])
+@blp.response(200, Task(many=True))
+def batch_tasks(batch_id: str):
+    """The operator tasks the batch waits for, with their forms and instructions."""
+    return batches.ready_tasks(runtime(), batch_id)
+
+
+@blp.route("/batches/<batch_id>/steps", methods=["GET"])
+@blp.response(200, Step(many=True))
+def batch_steps(batch_id: str):
+    """The batch record: every step in order, with who, when and the values."""
+    return batches.steps(runtime(), batch_id)
+
+
+@blp.route("/batches/<batch_id>/tasks/<task_id>/complete", methods=["POST"])
+@user_required
+@blp.arguments(TaskCompletion)
+@blp.arguments(IdempotencyKey, location="headers")
+@blp.response(200, StepResult, headers={REPLAYED: {"description": "`true` when this is the stored answer "
+                                                                 "to an earlier request with the same key",
+                                                  "schema": {"type": "string"}}})
+def complete_task(body, headers, batch_id: str, task_id: str):
+    """Complete an operator task with its values: records one step and advances the batch."""
+    return _answer(batches.complete_task(runtime(), batch_id, task_id, body["data"], user=current_user(),
+                                         idempotency_key=headers.get("idempotency_key")))
+
+
+@blp.route("/batches/<batch_id>/tasks/<task_id>/callback", methods=["POST"])
+@user_required
+@blp.arguments(ServiceResult)
+@blp.arguments(IdempotencyKey, location="headers")
+@blp.response(200, ServiceResultOutcome)
+def service_task_result(body, headers, batch_id: str, task_id: str):
+    """An asynchronous connector's answer (ERP, LIMS, QMS) for a waiting service task."""
+    try:
+        UUID(task_id)
+    except ValueError:
+        raise NotFound(f"task {task_id!r} not found", code="task_not_found") from None
+    return _answer(batches.complete_service_task(runtime(), batch_id, task_id, body["result"],
+                                                 user=current_user(),
+                                                 idempotency_key=headers.get("idempotency_key")))
+
+
+def _change_state(action: str, batch_id: str, reason: str):
+    return batches.change_state(runtime(), batch_id, action, user=current_user(), reason=reason)
+
+
+@blp.route("/batches/<batch_id>/hold", methods=["POST"])
+@user_required
+@blp.arguments(Reason)
+@blp.response(200, Batch)
+def hold_batch(body, batch_id: str):
+    """Hold a running batch: no step is accepted and its timers and service tasks wait."""
+    return _change_state("hold", batch_id, body["reason"])
+
+
+@blp.route("/batches/<batch_id>/resume", methods=["POST"])
+@user_required
+@blp.arguments(Reason)
+@blp.response(200, Batch)
+def resume_batch(body, batch_id: str):
+    """Resume a held batch."""
+    return _change_state("resume", batch_id, body["reason"])
+
+
+@blp.route("/batches/<batch_id>/abort", methods=["POST"])
+@user_required
+@blp.arguments(Reason)
+@blp.response(200, Batch)
+def abort_batch(body, batch_id: str):
+    """Abort a running or held batch for good; its pending jobs are cancelled."""
+    return _change_state("abort", batch_id, body["reason"])

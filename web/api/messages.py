@@ -1,0 +1,22 @@
+"""Messages from other systems (a LIMS result, an ERP order change) delivered to the
+batches waiting for them, matched by the message name and its correlation keys."""
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+
+from engine import batches
+
+from ..auth import current_user, user_required
+from . import runtime
+from .schemas import MessageDelivery, MessageOutcome
+
+blp = Blueprint("messages", __name__, url_prefix="/api", description="Messages to waiting batches")
+
+
+@blp.route("/messages/<name>", methods=["POST"])
+@user_required
+@blp.arguments(MessageDelivery)
+@blp.response(200, MessageOutcome)
+def deliver_message(body, name: str):
+    """Deliver a message; 404 `message_not_correlated` when no batch waits for it."""
+    return {"delivered": batches.deliver_message(runtime(), name, body["payload"], user=current_user())}

@@ -1,0 +1,252 @@
+"""The API's request and response bodies as marshmallow schemas (they also write the
+OpenAPI document). Request schemas refuse unknown fields (marshmallow's default), so a
+misspelt field is an error instead of silently ignored data.
+"""
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from engine.batches import STATES
+
+class RecipeRef(fields.Field):
+    """A recipe named by its key (newest approved version) or by a recipe version id."""
+
+    default_error_messages = {"invalid": "Not a recipe key (string) or recipe version id (integer)."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise self.make_error("invalid")
+        return value
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value
+
+
+# --- recipes -------------------------------------------------------------------------
+
+
+class RecipeImport(ma.Schema):
+    bpmn = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                       validate=validate.Length(min=1), metadata={"description": "file name -> BPMN XML text"})
+    forms = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict,
+                        metadata={"description": "form id -> form-js JSON"})
+    recipe = fields.String(validate=validate.Length(min=1, max=200),
+                           metadata={"description": "recipe key; default: the BPMN process id"})
+    process_id = fields.String(metadata={"description": "the top process, when the files hold several"})
+    approve = fields.Boolean(load_default=False, metadata={"description": "approve the version at import"})
+
+
+class RecipeUploadOptions(ma.Schema):
+    """The plain form fields of a multipart recipe upload (the files come separately)."""
+
+    recipe = fields.String(validate=validate.Length(min=1, max=200))
+    process_id = fields.String()
+    approve = fields.Boolean(load_default=False)
+
+
+class RecipeUpload(RecipeUploadOptions):
+    """Documentation only: the multipart form of a recipe upload."""
+
+    bpmn = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}), required=True,
+                       metadata={"description": "one or more .bpmn files"})
+    forms = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}),
+                        metadata={"description": "form-js .json files, keyed by their `id` (or file name)"})
+
+
+class RecipeCheck(ma.Schema):
+    bpmn = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                       validate=validate.Length(min=1), metadata={"description": "file name -> BPMN XML text"})
+    process_id = fields.String()
+
+
+class RecipeUploadCheck(ma.Schema):
+    """Documentation only: the multipart form of a recipe check."""
+
+    bpmn = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}), required=True)
+    process_id = fields.String()
+
+
+class Problem(ma.Schema):
+    code = fields.String()
+    message = fields.String()
+    element_id = fields.String(allow_none=True)
+    file = fields.String(allow_none=True)
+    line = fields.Integer(allow_none=True)
+
+
+class RecipeCheckResult(ma.Schema):
+    ok = fields.Boolean()
+    problems = fields.List(fields.Nested(Problem))
+
+
+class Recipe(ma.Schema):
+    id = fields.Integer(metadata={"description": "recipe version id"})
+    recipe = fields.String()
+    version = fields.Integer()
+    name = fields.String()
+    process_id = fields.String()
+    status = fields.String(metadata={"description": "draft, approved or retired"})
+    content_hash = fields.String()
+    created_at = fields.String()
+    created_by = fields.String()
+    tasks = fields.List(fields.Dict())
+
+
+class RecipeDetail(Recipe):
+    bpmn = fields.Dict(keys=fields.String(), values=fields.String())
+    forms = fields.Dict()
+
+
+class Reason(ma.Schema):
+    """Approving, retiring, holding, resuming and aborting each need a reason."""
+
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+                           metadata={"description": "why; recorded in the audit trail"})
+
+
+# --- batches -------------------------------------------------------------------------
+
+
+class BatchStart(ma.Schema):
+    recipe = RecipeRef(required=True, metadata={"description": "recipe key (string) or recipe version id (integer)"})
+    batch_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    parameters = fields.Dict(keys=fields.String(), load_default=dict,
+                             metadata={"description": "name -> scalar value, visible to the recipe"})
+    version = fields.Integer(strict=True, allow_none=True, metadata={"description": "a version of the recipe key"})
+
+
+class BatchFilter(ma.Schema):
+    state = fields.String(validate=validate.OneOf(STATES))
+
+
+class Batch(ma.Schema):
+    batch_id = fields.String()
+    state = fields.String(metadata={"description": ", ".join(STATES)})
+    recipe_version_id = fields.Integer()
+    recipe_hash = fields.String()
+    parameters = fields.Dict()
+    steps = fields.Integer(metadata={"description": "steps recorded so far"})
+    created_at = fields.String()
+    created_by = fields.String()
+    completed_at = fields.String(allow_none=True)
+    recipe = fields.Dict()
+    incidents = fields.List(fields.Dict())
+
+
+class Task(ma.Schema):
+    id = fields.String(metadata={"description": "task id to complete"})
+    bpmn_id = fields.String()
+    name = fields.String()
+    process = fields.String()
+    form = fields.String(allow_none=True)
+    form_definition = fields.Dict(allow_none=True)
+    instructions = fields.String(allow_none=True)
+    iteration = fields.Integer(allow_none=True)
+
+
+class Step(ma.Schema):
+    seq = fields.Integer()
+    kind = fields.String()
+    task_id = fields.String()
+    bpmn_id = fields.String()
+    task_name = fields.String()
+    form = fields.String(allow_none=True)
+    user = fields.String()
+    recorded_at = fields.String()
+    values = fields.Dict()
+    values_hash = fields.String()
+    recipe_version_id = fields.Integer()
+
+
+class TaskCompletion(ma.Schema):
+    data = fields.Dict(keys=fields.String(), required=True, metadata={"description": "the form's values"})
+
+
+class IdempotencyKey(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    idempotency_key = fields.String(data_key="Idempotency-Key", validate=validate.Length(min=1, max=100),
+                                    metadata={"description": "repeat a request safely: the same key answers "
+                                                             "with the first result"})
+
+
+class StepResult(ma.Schema):
+    step = fields.Nested(Step)
+    batch = fields.Dict()
+    next_tasks = fields.List(fields.Nested(Task))
+
+
+class ServiceResult(ma.Schema):
+    result = fields.Dict(keys=fields.String(), required=True,
+                         metadata={"description": "what the other system answered"})
+
+
+class ServiceResultOutcome(ma.Schema):
+    step = fields.Nested(Step)
+
+
+# --- messages ------------------------------------------------------------------------
+
+
+class MessageDelivery(ma.Schema):
+    payload = fields.Dict(keys=fields.String(), required=True,
+                          metadata={"description": "message content, including its correlation keys"})
+
+
+class DeliveredTo(ma.Schema):
+    batch_id = fields.String()
+    seq = fields.Integer(metadata={"description": "the step recorded for the message"})
+
+
+class MessageOutcome(ma.Schema):
+    delivered = fields.List(fields.Nested(DeliveredTo))
+
+
+# --- operations ----------------------------------------------------------------------
+
+
+class IncidentFilter(ma.Schema):
+    all = fields.Boolean(load_default=False, metadata={"description": "include resolved incidents"})
+
+
+class Incident(ma.Schema):
+    id = fields.Integer()
+    job_id = fields.Integer()
+    batch_id = fields.Integer(allow_none=True)
+    kind = fields.String()
+    message = fields.String()
+    created_at = fields.String()
+    resolved_at = fields.String(allow_none=True)
+
+
+class IncidentRetried(ma.Schema):
+    id = fields.Integer()
+    job_id = fields.Integer()
+    state = fields.String()
+
+
+class EventPage(ma.Schema):
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0),
+                           metadata={"description": "return events with a sequence number above this"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class Events(ma.Schema):
+    events = fields.List(fields.Dict(), metadata={"description": "CloudEvents 1.0 envelopes, oldest first"})
+    next_after = fields.Integer(metadata={"description": "pass as `after` to get the next page"})
+
+
+class AuditCheck(ma.Schema):
+    ok = fields.Boolean()
+    entries = fields.Integer()
+    problems = fields.List(fields.String())
+
+
+class Health(ma.Schema):
+    status = fields.String(metadata={"description": "ok, schema_outdated or database_unreachable"})
+    database = fields.String()
+    schema_revision = fields.String(allow_none=True)
+    schema_head = fields.String(allow_none=True)
+    version = fields.String()

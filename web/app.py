@@ -1,0 +1,75 @@
+"""The Batchline web application: ``create_app`` builds a Flask app around one engine
+``Runtime`` (kept in ``app.extensions["batchline"]``), with the REST API and its
+OpenAPI document at /api/openapi.json and Swagger UI at /api/docs.
+
+Why a factory: tests, the CLI's ``serve`` and a WSGI server each build their own app
+with their own settings; nothing lives at module level.
+"""
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Flask
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from engine.config import Settings, load_settings
+from engine.errors import BatchlineError
+from engine.runtime import Runtime
+
+from .auth import USER_HEADER
+from .errors import ErrorSchema, batchline_error_response, http_error_response, validation_error_response
+
+API_DESCRIPTION = f"""
+Recipes, batches and their steps, messages, incidents, events and the audit trail.
+
+Requests that change data name the acting user in the `{USER_HEADER}` header
+(401 `auth_required` without it). Errors are JSON `{{code, message, details}}` with a
+stable `code`.
+"""
+
+
+class BatchlineApi(Api):
+    """flask-smorest's Api answering every HTTP error in Batchline's error format."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException):
+        return http_error_response(error)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    """Build the app; pass a ``runtime`` to share one engine (tests, ``serve --with-worker``)."""
+    if runtime is None:
+        runtime = Runtime(settings or load_settings())
+    settings = runtime.settings
+
+    app = Flask(__name__)
+    app.config.from_mapping(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        API_TITLE="Batchline",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "info": {"description": API_DESCRIPTION},
+            "components": {"securitySchemes": {"user": {"type": "apiKey", "in": "header", "name": USER_HEADER}}},
+        },
+    )
+    app.json.sort_keys = False
+    app.extensions["batchline"] = runtime
+
+    api = BatchlineApi(app)
+    from .api import batches, messages, operations, recipes
+
+    for module in (recipes, batches, messages, operations):
+        api.register_blueprint(module.blp)
+
+    from .docs import bp as docs
+
+    app.register_blueprint(docs)
+
+    app.register_error_handler(BatchlineError, batchline_error_response)
+    app.register_error_handler(ma.ValidationError, validation_error_response)
+    return app

@@ -1,0 +1,89 @@
+"""The API's one error format: ``{"code", "message", "details"}`` with a stable code.
+
+Why one place: the engine's errors (``BatchlineError``), Werkzeug's HTTP errors and
+marshmallow's validation messages all reach a client the same way, so a script can
+branch on ``code`` without parsing text, and bad input never becomes a 500.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import current_app
+from werkzeug.exceptions import HTTPException
+
+from engine.errors import BatchlineError
+
+#: HTTP errors raised by Flask/Werkzeug before our code runs, by status
+HTTP_CODES = {
+    400: "bad_request",
+    401: "auth_required",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    500: "internal_error",
+}
+
+
+class ApiError(BatchlineError):
+    """An error found by the web layer itself (headers, body shape), with its status."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message, code=code, details=details)
+        self.status = status
+
+
+class ErrorSchema(ma.Schema):
+    """Every error response (documented in OpenAPI as the default error)."""
+
+    code = ma.fields.String(metadata={"description": "stable, machine-readable error code"})
+    message = ma.fields.String(metadata={"description": "what went wrong and what to do, for a person"})
+    details = ma.fields.Dict(metadata={"description": "machine-readable specifics (field messages, problems)"})
+
+
+def status_of(error: BatchlineError) -> int:
+    """Engine errors without an HTTP status (invalid recipe, refused script) are the
+    client's input that cannot be processed: 422."""
+    return int(getattr(error, "status", 422))
+
+
+def batchline_error_response(error: BatchlineError):
+    return error.to_dict(), status_of(error)
+
+
+def http_error_response(error: HTTPException):
+    """Werkzeug/webargs errors into our format; webargs puts field messages in ``data``."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages")
+    details: dict[str, Any] = {}
+    code = HTTP_CODES.get(status, "http_error")
+    message = error.description or error.name
+    if status == 400 and messages == {"json": ["Invalid JSON body."]}:
+        code, message = "json_invalid", "the request body is not valid JSON"
+    elif status == 422 and messages:
+        code = "validation_error"
+        fields = {}
+        for location_messages in messages.values():
+            if isinstance(location_messages, dict):
+                fields.update(location_messages)
+        details = {"fields": fields}
+        message = "the request has invalid fields: " + ", ".join(sorted(fields)) if fields else "invalid request"
+    elif status == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        message = f"the request body is larger than {limit} bytes"
+        details = {"max_bytes": limit}
+    elif status == 500:
+        message = "internal error; the server log has the details"
+    return {"code": code, "message": message, "details": details}, status, data.get("headers", {})
+
+
+def validation_error_response(error: ma.ValidationError):
+    """A body validated by hand (multipart recipe upload) failed its schema."""
+    fields = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+    return {"code": "validation_error",
+            "message": "the request has invalid fields: " + ", ".join(sorted(fields)),
+            "details": {"fields": fields}}, 422
