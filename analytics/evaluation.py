@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.signal import lfilter
+from sklearn.base import clone
 
 from .base import CalibrationWarning
 from .duration import DurationMonitor
@@ -180,12 +181,18 @@ class SeriesMethod(Method):
     same batch maturity, standardised, then EWMA-filtered over time (lambda =
     ``smoothing``) so that a persistent small shift stands out of independent
     sensor noise.  One row per time point; a batch is a false alarm if any of its
-    time points is flagged."""
+    time points is flagged.
+
+    One model per process phase (batch phase up to a few hours after the feed
+    starts, then fed-batch), each with half the false-alarm budget: the
+    exponential batch phase varies far more from batch to batch than the
+    feed-limited phase, and one threshold for both would be set by the batch phase.
+    """
 
     level = "series"
 
-    def __init__(self, name, monitor, smoothing=0.2):
-        self.name, self.monitor, self.smoothing = name, monitor, smoothing
+    def __init__(self, name, monitor, smoothing=0.2, phases=True):
+        self.name, self.monitor, self.smoothing, self.phases = name, monitor, smoothing, phases
 
     def rows(self, batch):
         z = self.reference.standardise(batch)
@@ -194,20 +201,34 @@ class SeriesMethod(Method):
             z = lfilter([lam], [1.0, lam - 1.0], z, axis=0)
         return z
 
+    def phase_of(self, times):
+        if not self.phases:
+            return np.zeros(times.shape, dtype=int)
+        return (times >= self.reference.feed_start + 5).astype(int)
+
     def fit(self, batches):
         self.reference = TrajectoryReference(batches)
-        self.monitor.fit(np.vstack([self.rows(b) for b in batches]))
+        rows = np.vstack([self.rows(b) for b in batches])
+        phase = np.concatenate([self.phase_of(b.times) for b in batches])
+        self.models = {p: clone(self.monitor).fit(rows[phase == p]) for p in np.unique(phase)}
 
     def calibrate(self, batches, alpha):
         rows = np.vstack([self.rows(b) for b in batches])
+        phase = np.concatenate([self.phase_of(b.times) for b in batches])
         groups = np.repeat(np.arange(len(batches)), len(batches[0].times))
-        self.monitor.calibrate(rows, groups=groups, alpha=alpha)
+        for p, model in self.models.items():
+            model.calibrate(rows[phase == p], groups=groups[phase == p], alpha=alpha / len(self.models))
 
     def statistic(self, batch):
-        return self.monitor.statistic(self.rows(batch)) / self.monitor.threshold_
+        """Statistic relative to the calibrated threshold of the phase (1 = limit)."""
+        rows, phase = self.rows(batch), self.phase_of(batch.times)
+        out = np.empty(len(rows))
+        for p, model in self.models.items():
+            out[phase == p] = model.statistic(rows[phase == p]) / model.threshold_
+        return out
 
     def flag_times(self, batch):
-        flagged = self.monitor.predict(self.rows(batch)) == -1
+        flagged = self.statistic(batch) > 1.0
         return np.unique(self.reference.real_times(batch)[flagged])
 
 

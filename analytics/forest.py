@@ -79,28 +79,46 @@ class IsolationForestMonitor(Monitor):
             self.score_limit_ = conformal_threshold(self._anomaly_score(X), self.alpha)
 
     def _prepare(self):
-        for tree in self.trees_:
-            tree["leaf_extra"] = average_path_length(tree["n_node_samples"])
+        """Stack all trees into one node table so that every tree is walked at
+        once (a loop over depth, not over trees)."""
+        sizes = [len(t["left"]) for t in self.trees_]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        left = np.concatenate([np.where(t["left"] >= 0, t["left"] + o, -1) for t, o in zip(self.trees_, offsets)])
+        right = np.concatenate([np.where(t["right"] >= 0, t["right"] + o, -1) for t, o in zip(self.trees_, offsets)])
+        self._nodes = {
+            "root": offsets,
+            "left": left,
+            "right": right,
+            "feature": np.concatenate([np.maximum(t["feature"], 0) for t in self.trees_]),
+            "threshold": np.concatenate([t["threshold"] for t in self.trees_]),
+            "leaf_extra": np.concatenate([average_path_length(t["n_node_samples"]) for t in self.trees_]),
+        }
 
     def _anomaly_score(self, X):
         # scikit-learn compares float32 features with float64 thresholds
         X = X.astype(np.float32).astype(np.float64)
-        n = X.shape[0]
-        depth_sum = np.zeros(n)
-        rows = np.arange(n)
-        for tree in self.trees_:
-            node = np.zeros(n, dtype=np.int64)
-            depth = np.zeros(n)
-            active = tree["left"][node] >= 0
-            while active.any():
-                idx = rows[active]
-                here = node[idx]
-                go_left = X[idx, tree["feature"][here]] <= tree["threshold"][here]
-                node[idx] = np.where(go_left, tree["left"][here], tree["right"][here])
-                depth[idx] += 1
-                active[idx] = tree["left"][node[idx]] >= 0
-            depth_sum += depth + tree["leaf_extra"][node]
-        denominator = len(self.trees_) * float(average_path_length([self.max_samples_])[0])
+        nodes = self._nodes
+        n, n_trees = X.shape[0], len(nodes["root"])
+        depth_sum = np.empty(n)
+        chunk = max(1, 2_000_000 // max(n_trees, 1))
+        flat = X.ravel()
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            node = np.tile(nodes["root"], stop - start)  # row-major (row, tree)
+            base = np.repeat(np.arange(start, stop) * X.shape[1], n_trees)
+            depth = np.zeros(node.size)
+            active = np.arange(node.size)
+            while active.size:
+                here = node[active]
+                left = nodes["left"][here]
+                internal = left >= 0
+                active, here, left = active[internal], here[internal], left[internal]
+                go_left = flat[base[active] + nodes["feature"][here]] <= nodes["threshold"][here]
+                node[active] = np.where(go_left, left, nodes["right"][here])
+                depth[active] += 1
+            total = depth + nodes["leaf_extra"][node]
+            depth_sum[start:stop] = total.reshape(stop - start, n_trees).sum(axis=1)
+        denominator = n_trees * float(average_path_length([self.max_samples_])[0])
         if denominator == 0:
             return np.ones(n)
         return 2.0 ** (-depth_sum / denominator)

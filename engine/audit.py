@@ -49,21 +49,26 @@ def record(session: Session, *, user: str, action: str, object_type: str, object
            field: Optional[str] = None, old: Any = None, new: Any = None,
            reason: Optional[str] = None) -> AuditEvent:
     """Append one audit entry inside the caller's transaction."""
-    stmt = select(AuditHead).where(AuditHead.id == 1)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    head = session.scalars(stmt).first()
+    head = session.info.get("audit_head")  # locked once per transaction
     if head is None:
-        head = AuditHead(id=1, last_id=0, last_hash=GENESIS)
-        session.add(head)
+        stmt = select(AuditHead).where(AuditHead.id == 1)
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        head = session.scalars(stmt).first()
+        if head is None:
+            head = AuditHead(id=1, last_id=0, last_hash=GENESIS)
+            session.add(head)
+            session.flush()
+        session.info["audit_head"] = head
     # Microsecond precision, no tz surprises: the hash covers exactly what is stored.
     at = utcnow()
     old_t, new_t = _text(old), _text(new)
     digest = entry_hash(head.last_hash, at, user, action, object_type, object_id, field, old_t, new_t, reason)
-    event = AuditEvent(at=at, user=user, action=action, object_type=object_type, object_id=str(object_id),
-                       field=field, old=old_t, new=new_t, reason=reason, prev_hash=head.last_hash, hash=digest)
+    # ids are given here, under the head lock, so no flush is needed to learn them
+    event = AuditEvent(id=head.last_id + 1, at=at, user=user, action=action, object_type=object_type,
+                       object_id=str(object_id), field=field, old=old_t, new=new_t, reason=reason,
+                       prev_hash=head.last_hash, hash=digest)
     session.add(event)
-    session.flush()
     head.last_id = event.id
     head.last_hash = digest
     return event

@@ -284,7 +284,6 @@ def _append_step(rt: Runtime, s: Session, batch: Batch, *, kind: str, task, user
                 recorded_at=utcnow(), values=values, units=units or {}, form_hash=form_hash,
                 values_hash=sha256(canonical(values)))
     s.add(step)
-    s.flush()
     audit.record(s, user=user, action=f"step.{kind}", object_type="batch", object_id=batch.batch_id,
                  field=step.bpmn_id, new=values)
     outbox.emit(s, rt.settings, "batch.step.completed", batch.batch_id,
@@ -392,8 +391,8 @@ def complete_task(rt: Runtime, batch_id: str, task_id: str, data: dict[str, Any]
         if task is None:
             raise NotFound(f"task {task_id} is not part of batch {batch_id}", code="task_not_found")
         if task.state != TaskState.READY or not task.task_spec.manual:
-            raise Conflict(f"task {task_id} is not waiting for completion (it is {task.state_name})",
-                           code="task_not_ready", details={"state": task.state_name})
+            raise Conflict(f"task {task_id} is not waiting for completion (it is {TaskState.get_name(task.state)})",
+                           code="task_not_ready", details={"state": TaskState.get_name(task.state)})
         rv = s.get(RecipeVersion, batch.recipe_version_id)
         form_key = _task_meta(rv, task.task_spec.bpmn_id).get("form")
         checked = check_values(s, batch.batch_id, rv.forms.get(form_key) if form_key else None, data)

@@ -54,6 +54,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         with session.begin():
             yield session
     finally:
+        session.info.clear()
         session.close()
 
 

@@ -380,16 +380,13 @@ class WorkflowStore:
         return len(changed_tasks) + len(gone_tasks) + len(changed_procs) + len(gone_procs)
 
     def _insert_data(self, session: Session, rows: dict[str, str]) -> None:
-        if not rows:
-            return
-        stmt = _insert(session)(TaskData).values([{"hash": h, "body": b} for h, b in rows.items()])
-        session.execute(stmt.on_conflict_do_nothing(index_elements=["hash"]))
+        if rows:
+            stmt = _statement(session, TaskData, ["hash"], update=False)
+            session.connection().execute(stmt, [{"hash": h, "body": b} for h, b in rows.items()])
 
     @staticmethod
     def _upsert(session: Session, model, rows: list[dict], keys: list[str]) -> None:
-        stmt = _insert(session)(model).values(rows)
-        cols = {c: getattr(stmt.excluded, c) for c in rows[0] if c not in keys}
-        session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=cols))
+        session.connection().execute(_statement(session, model, keys), rows)
 
     # loading ----------------------------------------------------------------------
     def load(self, session: Session, batch_pk: int, revision: int) -> LiveWorkflow:
@@ -482,5 +479,23 @@ class WorkflowStore:
         self.save(session, batch_pk, live)
 
 
-def _insert(session: Session):
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+_STATEMENTS: dict[tuple, Any] = {}
+
+
+def _statement(session: Session, model, keys: list[str], update: bool = True):
+    """One upsert statement per table and dialect, executed with many parameter sets:
+    SQLAlchemy compiles it once instead of once per step (a multi-row VALUES clause
+    with a varying row count is compiled anew every time)."""
+    dialect = session.get_bind().dialect.name
+    cache_key = (dialect, model.__tablename__, tuple(keys), update)
+    stmt = _STATEMENTS.get(cache_key)
+    if stmt is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        base = insert(model.__table__)
+        if update:
+            cols = {c.name: base.excluded[c.name] for c in model.__table__.columns if c.name not in keys}
+            stmt = base.on_conflict_do_update(index_elements=keys, set_=cols)
+        else:
+            stmt = base.on_conflict_do_nothing(index_elements=keys)
+        _STATEMENTS[cache_key] = stmt
+    return stmt

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import wraps
 
 from flask import request
+from flask_smorest import Blueprint
 
 from .errors import ApiError
 
@@ -28,11 +29,12 @@ def current_user() -> str:
 
 
 def user_required(view):
-    """Refuse an anonymous change before its body is even read (401 before 422)."""
+    """Refuse an anonymous change before its body is even read (401 before 422), and
+    say so in the OpenAPI document."""
 
     @wraps(view)
     def checked(*args, **kwargs):
         current_user()
         return view(*args, **kwargs)
 
-    return checked
+    return Blueprint.doc(security=[{"user": []}])(checked)

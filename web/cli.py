@@ -25,13 +25,14 @@ from engine.errors import BatchlineError, RecipeInvalid
 PLUGIN_GROUP = "batchline.cli"
 
 
-class Session:
+class CliContext:
     """What one command invocation shares: settings and, only when needed, the engine."""
 
-    def __init__(self, config_file: str | None, as_json: bool):
+    def __init__(self, config_file: str | None = None, as_json: bool = False, runtime=None):
         self.config_file = config_file
         self.as_json = as_json
-        self._runtime = None
+        self._runtime = runtime  # given by a caller (tests) that also closes it
+        self._owned = False
 
     @property
     def runtime(self):
@@ -39,15 +40,16 @@ class Session:
             from engine.runtime import Runtime
 
             self._runtime = Runtime(load_settings(self.config_file))
+            self._owned = True
         return self._runtime
 
     def close(self) -> None:
-        if self._runtime is not None:
+        if self._owned:
             self._runtime.close()
 
 
-def _fail(code: str, message: str, lines: Iterable[str] = ()) -> None:
-    click.echo(f"error [{code}]: {message}" if not lines else f"error [{code}]:", err=True)
+def _fail(code: str, message: str, lines: list[str] = ()) -> None:
+    click.echo(f"error [{code}]: {message}", err=True)
     for line in lines:
         click.echo(f"  {line}", err=True)
     sys.exit(2)
@@ -60,7 +62,8 @@ class BatchlineGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RecipeInvalid as exc:
-            _fail(exc.code, exc.message, [_problem_line(p) for p in exc.problems])
+            _fail(exc.code, f"the recipe cannot run ({len(exc.problems)} problem(s))",
+                  [_problem_line(p) for p in exc.problems])
         except BatchlineError as exc:
             _fail(exc.code, exc.message)
         except (OperationalError, ProgrammingError) as exc:
@@ -68,11 +71,7 @@ class BatchlineGroup(click.Group):
                                     "run `batchline db upgrade`)")
 
     def _plugins(self) -> dict[str, Any]:
-        if self.parent_is_root:
-            return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
-        return {}
-
-    parent_is_root = False
+        return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
@@ -112,7 +111,7 @@ def _cell(value: Any) -> str:
 
 def show(data: Any, columns: list[str] | None = None) -> None:
     """JSON for ``--json``; else a table (lists) or ``key: value`` lines (one object)."""
-    if click.get_current_context().find_object(Session).as_json:
+    if click.get_current_context().find_object(CliContext).as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
         return
     if isinstance(data, dict):
@@ -138,7 +137,7 @@ def json_option(f):
 
     def remember(ctx, _param, value):
         if value:
-            ctx.find_object(Session).as_json = True
+            ctx.find_object(CliContext).as_json = True
         return value
 
     return click.option("--json", "as_json", is_flag=True, expose_value=False, callback=remember,
@@ -151,7 +150,7 @@ reason_option = click.option("--reason", required=True, help="Why (recorded in t
 
 
 def _runtime():
-    return click.get_current_context().find_object(Session).runtime
+    return click.get_current_context().find_object(CliContext).runtime
 
 
 def _json_arg(text: str, what: str) -> dict[str, Any]:
@@ -188,17 +187,13 @@ def _read_files(paths: Iterable[str]) -> dict[str, bytes]:
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               envvar="BATCHLINE_CONFIG", help="TOML config file (env: BATCHLINE_CONFIG).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-@click.version_option(package_name="batchline", message="%(prog)s %(version)s") if False else (lambda f: f)
 @click.pass_context
 def main(ctx: click.Context, config_file: str | None, as_json: bool):
     """Batchline: BPMN recipes, electronic batch records, review by exception."""
-    session = ctx.ensure_object(Session)
-    session.config_file, session.as_json = config_file, as_json
+    session = ctx.ensure_object(CliContext)
+    session.config_file = config_file or session.config_file
+    session.as_json = session.as_json or as_json
     ctx.call_on_close(session.close)
-
-
-main.parent_is_root = True
-Session.__init__.__defaults__ = (None, False)
 
 
 @main.group()
@@ -252,7 +247,7 @@ def recipe_validate(files, process_id):
     from engine.bpmn import validate_recipe
 
     problems = validate_recipe(_read_files(files), process_id)
-    if click.get_current_context().find_object(Session).as_json:
+    if click.get_current_context().find_object(CliContext).as_json:
         show({"ok": not problems, "problems": [p.to_dict() for p in problems]})
     elif problems:
         click.echo(f"{len(problems)} problem(s):")
@@ -387,7 +382,7 @@ def batch_complete(batch_id, task_id, data, idempotency_key, user):
     outcome = batches.complete_task(_runtime(), batch_id, task_id, _json_arg(data, "--data"), user=user,
                                     idempotency_key=idempotency_key)
     body = outcome.body
-    if click.get_current_context().find_object(Session).as_json:
+    if click.get_current_context().find_object(CliContext).as_json:
         show({**body, "replayed": outcome.replayed})
         return
     step = body["step"]
@@ -502,13 +497,13 @@ def audit():
 
 @audit.command("verify")
 @json_option
-def audit_verify(**_):
+def audit_verify():
     """Recompute the audit trail's hash chain; exit 1 and name each break if it is broken."""
     from engine import audit as trail
 
     with _runtime().transaction() as s:
         result = trail.verify(s)
-    if click.get_current_context().find_object(Session).as_json:
+    if click.get_current_context().find_object(CliContext).as_json:
         show(result.to_dict())
     elif result.ok:
         click.echo(f"ok: {result.entries} audit entries, chain intact")
@@ -517,3 +512,7 @@ def audit_verify(**_):
         for problem in result.problems:
             click.echo(f"  {problem}")
     sys.exit(0 if result.ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -155,6 +155,8 @@ class Step(ma.Schema):
     user = fields.String()
     recorded_at = fields.String()
     values = fields.Dict()
+    units = fields.Dict(metadata={"description": "field -> unit of the recorded value"})
+    form_hash = fields.String(allow_none=True, metadata={"description": "hash of the form definition used"})
     values_hash = fields.String()
     recipe_version_id = fields.Integer()
 

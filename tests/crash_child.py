@@ -1,0 +1,23 @@
+"""Child process for the crash-recovery test: completes steps of one batch as fast as it
+can and prints ``ACK n`` after each acknowledged (committed and answered) step."""
+import sys
+
+from engine import batches
+from engine.config import load_settings
+from engine.runtime import Runtime
+
+
+def main(url: str, batch_id: str) -> None:
+    rt = Runtime(load_settings(database_url=url, webhook_urls=()), load_connectors=False)
+    n = len(batches.steps(rt, batch_id))
+    print("READY", flush=True)
+    while True:
+        n += 1
+        task = batches.ready_tasks(rt, batch_id)[0]
+        out = batches.complete_task(rt, batch_id, task["id"], {"n": n, "done": False}, user="op.crash",
+                                    idempotency_key=f"crash-{n}")
+        print(f"ACK {out.body['step']['values']['n']}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
