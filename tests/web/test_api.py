@@ -7,7 +7,7 @@ import json
 from engine import jobs
 from engine.connectors import Pending
 
-from .conftest import EXCHANGE_BPMN, LOOP_BPMN, USER, first_task, import_recipe, start_batch
+from .conftest import EXCHANGE_BPMN, LOOP_BPMN, USER, import_recipe, start_batch
 
 
 def test_recipe_import_json_then_list_show_approve_retire(client):

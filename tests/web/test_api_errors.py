@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-
 from .conftest import LOOP_BPMN, USER, first_task, import_recipe, start_batch
 
 TESTS_BPMN = Path(__file__).resolve().parent.parent / "bpmn"
