@@ -19,8 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 web-assets: $(WEBSTAMP)
 
 $(WEBSTAMP): web/package.json
-	cd web && (test -f package-lock.json && npm ci --no-audit --no-fund || npm install --no-audit --no-fund)
-	$(BIN)/python -m web.assets
+	cd web && npm ci --no-audit --no-fund
 	touch $@
 
 # Debian's chromium for the browser tests (Playwright cannot download a browser here).

@@ -26,23 +26,26 @@ def analytics():
               help="Target batch false-alarm rate every method is calibrated to.")
 @click.option("--faulty", "n_faulty", default=20, show_default=True, type=click.IntRange(10, 1000),
               help="Faulty test batches per fault type and seed.")
+@click.option("--threshold-batches", "n_threshold", default=50, show_default=True, type=click.IntRange(25, 10000),
+              help="Normal batches used only to set thresholds.")
 @click.option("--out", "out", default="docs/analytics.md", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path),
               help="Markdown file whose results section is rewritten; plots go to img/ beside it.")
-def evaluate(seeds, alpha, n_faulty, out):
-    """Fit on 50 normal batches, set thresholds on 50 others, test on 50 normal and
-    N faulty batches per fault type; report false alarms, detection and delay."""
+def evaluate(seeds, alpha, n_faulty, n_threshold, out):
+    """Fit on 50 normal batches, set thresholds on other normal batches, test on 50
+    normal and N faulty batches per fault type; report false alarms, detection and
+    delay per method at equal batch false-alarm rate."""
     steps = seeds * (1 + len(default_methods()))
     with click.progressbar(length=steps, label="evaluating", show_pos=True) as bar:
-        results, examples = run_evaluation(seeds=seeds, alpha=alpha, n_faulty=n_faulty,
+        results, examples = run_evaluation(seeds=seeds, alpha=alpha, n_faulty=n_faulty, n_threshold=n_threshold,
                                            progress=lambda _label: bar.update(1), keep_examples=True)
     table = results_table(results)
     images = plot_results(results, examples, out.parent / "img")
     section = "\n".join([
         START,
         "",
-        f"Measured with `batchline analytics evaluate --seeds {seeds} --alpha {alpha} --faulty {n_faulty}`: "
-        f"per seed 50 fit + 50 threshold + 50 normal test batches and {n_faulty} faulty batches for each of "
+        f"Measured with `batchline analytics evaluate --seeds {seeds} --alpha {alpha} --faulty {n_faulty} "
+        f"--threshold-batches {n_threshold}`: per seed 50 fit + {n_threshold} threshold + 50 normal test batches and {n_faulty} faulty batches for each of "
         f"{len(FAULT_TYPES)} fault types; every threshold set for a batch false-alarm rate of at most "
         f"{alpha:.0%} on the threshold batches. FAR = false-alarm rate on the normal test batches (all seeds; "
         "per seed in brackets). Detection = faulty batches flagged (time-series methods: at or after onset).",

@@ -9,6 +9,11 @@ def _number(value):
     return str(value)
 
 
+def _together(names):
+    names = list(names)
+    return ", ".join(names) if len(names) <= 3 else f"{len(names)} parameters: {names[0]}, {names[1]}, ..."
+
+
 def _limit_rows(card):
     """One row per parameter with its limits, or one row for the whole model."""
     limits = card.limits
@@ -20,9 +25,9 @@ def _limit_rows(card):
         return [(name, f"{_number(lo)} .. {_number(hi)}", f"median {_number(m)}")
                 for name, lo, hi, m in zip(names, limits["lower"], limits["upper"], limits["median"])]
     if card.kind == "PCAMonitor":
-        return [(", ".join(names), f"T² <= {_number(limits['t2'])}, SPE <= {_number(limits['spe'])}",
+        return [(_together(names), f"T² <= {_number(limits['t2'])}, SPE <= {_number(limits['spe'])}",
                  f"{limits['n_components']} components, {limits['explained_variance']:.0%} variance")]
-    return [(", ".join(names), "; ".join(f"{k} {_number(v)}" for k, v in limits.items()), "")]
+    return [(_together(names), "; ".join(f"{k} {_number(v)}" for k, v in limits.items()), "")]
 
 
 def format_models(cards) -> str:

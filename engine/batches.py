@@ -20,6 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.mixins.service_task import ServiceTask
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
@@ -378,10 +379,7 @@ def complete_task(rt: Runtime, batch_id: str, task_id: str, data: dict[str, Any]
     """Complete an operator task with its values: the step path."""
     if not isinstance(data, dict):
         raise InvalidInput("data must be a JSON object", code="data_invalid")
-    try:
-        task_uuid = UUID(str(task_id))
-    except ValueError:
-        raise NotFound(f"task {task_id!r} not found", code="task_not_found") from None
+    task_uuid = _task_uuid(task_id)
     if idempotency_key is not None:
         _check_identifier(idempotency_key, "idempotency_key")
 
@@ -416,6 +414,13 @@ def complete_task(rt: Runtime, batch_id: str, task_id: str, data: dict[str, Any]
             except Exception:  # a failing observer must not fail an acknowledged step
                 pass
     return outcome
+
+
+def _task_uuid(task_id: str) -> UUID:
+    try:
+        return UUID(str(task_id))
+    except ValueError:
+        raise NotFound(f"task {task_id!r} not found", code="task_not_found") from None
 
 
 def _find_task(wf: BpmnWorkflow, task_uuid: UUID):
@@ -559,11 +564,14 @@ def complete_service_task(rt: Runtime, batch_id: str, task_id: str, result: dict
     raise a BPMN error on it). Used by the job executor and the callback endpoint."""
     if not isinstance(result, dict):
         raise InvalidInput("result must be a JSON object", code="data_invalid")
+    task_uuid = _task_uuid(task_id)
 
     def change(s, batch, entry):
         wf = entry.workflow
-        task = _find_task(wf, UUID(task_id))
-        if task is None or task.state != TaskState.STARTED:
+        task = _find_task(wf, task_uuid)
+        if task is None:
+            raise NotFound(f"task {task_id} is not part of batch {batch_id}", code="task_not_found")
+        if task.state != TaskState.STARTED or not isinstance(task.task_spec, ServiceTask):
             raise Conflict(f"service task {task_id} is not waiting", code="task_not_ready")
         if pending:
             task.internal_data["batchline_pending"] = True

@@ -235,13 +235,17 @@ def work(rt: Runtime, *, stop: threading.Event | None = None, worker: str | None
 
 
 def incidents(rt: Runtime, open_only: bool = True) -> list[dict[str, Any]]:
+    from .models import Batch
+
     with rt.transaction() as s:
-        stmt = select(Incident).order_by(Incident.id)
+        stmt = (select(Incident, Batch.batch_id).outerjoin(Batch, Batch.id == Incident.batch_id)
+                .order_by(Incident.id))
         if open_only:
             stmt = stmt.where(Incident.resolved_at.is_(None))
-        return [{"id": i.id, "job_id": i.job_id, "batch_id": i.batch_id, "kind": i.kind, "message": i.message,
+        return [{"id": i.id, "job_id": i.job_id, "batch_id": batch_id, "kind": i.kind, "message": i.message,
                  "created_at": i.created_at.isoformat(),
-                 "resolved_at": i.resolved_at.isoformat() if i.resolved_at else None} for i in s.scalars(stmt)]
+                 "resolved_at": i.resolved_at.isoformat() if i.resolved_at else None}
+                for i, batch_id in s.execute(stmt)]
 
 
 def retry_incident(rt: Runtime, incident_id: int, *, user: str) -> dict[str, Any]:

@@ -31,3 +31,12 @@ def current(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def head() -> str | None:
+    """The newest revision the code knows (health checks compare it with ``current``)."""
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE / "migrations"))
+    return ScriptDirectory.from_config(cfg).get_current_head()

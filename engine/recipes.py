@@ -134,6 +134,14 @@ def find_version(s: Session, recipe: str | int, version: int | None = None, *, a
     return rv
 
 
+def get_version(rt: Runtime, recipe_version_id: int) -> RecipeVersion:
+    with rt.transaction() as s:
+        rv = s.get(RecipeVersion, recipe_version_id)
+        if rv is None:
+            raise NotFound(f"recipe version {recipe_version_id} not found", code="recipe_not_found")
+        return rv
+
+
 def list_versions(rt: Runtime) -> list[RecipeVersion]:
     with rt.transaction() as s:
         return list(s.scalars(select(RecipeVersion).order_by(RecipeVersion.recipe, RecipeVersion.version)))

@@ -17,3 +17,13 @@ def test_evaluate_command_rewrites_only_its_section(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| Duration monitor"))
     slow, rushed = (int(c.strip().rstrip("%")) for c in row.split("|")[8:10])
     assert slow >= 90 and rushed >= 90
+
+
+def test_python_example_in_docs_runs():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "analytics.md").read_text(encoding="utf-8")
+    code = text.split("## From Python", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace = {}
+    exec(compile(code, "docs/analytics.md", "exec"), namespace)
+    assert namespace["same"].predict(namespace["Xnew"]).tolist() == namespace["monitor"].predict(namespace["Xnew"]).tolist()

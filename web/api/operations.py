@@ -27,9 +27,7 @@ def batchline_version() -> str:
 
 
 def schema_head() -> str | None:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(migrate.alembic_config(runtime().db)).get_current_head()
+    return migrate.head()
 
 
 @blp.route("/health", methods=["GET"])

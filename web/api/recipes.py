@@ -145,8 +145,7 @@ def check_recipe():
 @blp.response(200, RecipeDetail)
 def show_recipe(recipe_id: int):
     """One recipe version with its BPMN files and forms."""
-    with runtime().transaction() as s:
-        return recipes.describe(recipes.find_version(s, recipe_id), full=True)
+    return recipes.describe(recipes.get_version(runtime(), recipe_id), full=True)
 
 
 @blp.route("/recipes/<int:recipe_id>/approve", methods=["POST"])

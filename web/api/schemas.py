@@ -216,7 +216,7 @@ class IncidentFilter(ma.Schema):
 class Incident(ma.Schema):
     id = fields.Integer()
     job_id = fields.Integer()
-    batch_id = fields.Integer(allow_none=True)
+    batch_id = fields.String(allow_none=True, metadata={"description": "the batch's id, if the job belonged to a batch"})
     kind = fields.String()
     message = fields.String()
     created_at = fields.String()
