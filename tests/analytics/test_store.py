@@ -28,6 +28,8 @@ def only_json_types(value):
     return value is None or type(value) in (int, float, str, bool)
 
 
+# rules 2-6 on 4 columns of this small sample exceed alpha alone; the warning is expected
+@pytest.mark.filterwarnings("ignore::analytics.base.CalibrationWarning")
 @pytest.mark.parametrize("monitor", MONITORS, ids=lambda m: type(m).__name__)
 def test_round_trip_gives_identical_predictions(monitor):
     monitor.fit(X).calibrate(X[::-1][:120], alpha=0.05)

@@ -1,6 +1,6 @@
-"""Fixtures for the web API and CLI tests: a fresh SQLite database per test, an app on
-it, and recipes loaded through the API. All database access goes through ``runtime``,
-so the same tests can later run on PostgreSQL by changing that one fixture."""
+"""Fixtures for the web API and CLI tests: a fresh database per test (SQLite and
+PostgreSQL, through the shared ``db_url`` fixture), an app on it, and recipes loaded
+through the API."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,10 +18,9 @@ USER = {"X-Batchline-User": "alice"}
 
 
 @pytest.fixture
-def runtime(tmp_path):
-    rt = Runtime(load_settings(database_url=f"sqlite:///{tmp_path}/t.db", max_request_bytes=200_000,
-                               job_max_attempts=1), load_connectors=False)
-    rt.create_schema()
+def runtime(db_url):
+    rt = Runtime(load_settings(database_url=db_url, max_request_bytes=200_000, job_max_attempts=1,
+                               webhook_urls=()), load_connectors=False)
     yield rt
     rt.close()
 
