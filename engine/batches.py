@@ -29,6 +29,10 @@ from .errors import BatchlineError, Conflict, EngineFault, InvalidInput, NotFoun
 from .models import (
     Batch,
     BatchException,
+    Correction,
+    Signature,
+    TaskAssignment,
+    User,
     IdempotentRequest,
     Job,
     MessageSubscription,
@@ -37,8 +41,10 @@ from .models import (
     utcnow,
 )
 from .recipes import find_version
+from .permissions import Forbidden
 from .runtime import Runtime
 from .step_values import CheckedValues, check_values
+from .users import Person
 from .workflow_store import BatchWorkflow, LiveWorkflow, canonical, prune, sha256
 
 STATES = ("idle", "running", "held", "complete", "aborted")
@@ -104,10 +110,36 @@ def list_batches(rt: Runtime, state: str | None = None, limit: int = 200) -> lis
 
 
 def steps(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
+    """The batch record: each step with its signatures (superseded ones marked) and its
+    corrections; ``values`` is what was entered, ``current_values`` after corrections."""
     with rt.transaction() as s:
         batch = _get(s, batch_id)
-        rows = s.scalars(select(Step).where(Step.batch_id == batch.id).order_by(Step.seq))
-        return [describe_step(r) for r in rows]
+        rows = list(s.scalars(select(Step).where(Step.batch_id == batch.id).order_by(Step.seq)))
+        sigs: dict[int, list[Signature]] = {}
+        for sig in s.scalars(select(Signature).where(Signature.batch_id == batch.id).order_by(Signature.id)):
+            sigs.setdefault(sig.step_seq, []).append(sig)
+        corrs: dict[int, list[Correction]] = {}
+        for c in s.scalars(select(Correction).where(Correction.batch_id == batch.id).order_by(Correction.id)):
+            corrs.setdefault(c.step_seq, []).append(c)
+        out = []
+        for r in rows:
+            d = describe_step(r)
+            step_corrs = corrs.get(r.seq, [])
+            last_corr = step_corrs[-1].id if step_corrs else None
+            current = dict(r.values)
+            for c in step_corrs:
+                current[c.field] = json.loads(c.new)
+            d["current_values"] = current
+            d["corrections"] = [{"id": c.id, "field": c.field, "old": json.loads(c.old), "new": json.loads(c.new),
+                                 "reason": c.reason,
+                                 "username": c.username, "corrected_at": c.corrected_at.isoformat()}
+                                for c in step_corrs]
+            d["signatures"] = [
+                _describe_signature(sig, superseded=last_corr is not None and (
+                    sig.correction_id is None or sig.correction_id < last_corr))
+                for sig in sigs.get(r.seq, [])]
+            out.append(d)
+        return out
 
 
 def ready_tasks(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
@@ -117,9 +149,12 @@ def ready_tasks(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
         if batch.state in ("complete", "aborted"):
             return []
         rv = s.get(RecipeVersion, batch.recipe_version_id)
+        assigned = {a.task_id: a.username for a in s.scalars(
+            select(TaskAssignment).where(TaskAssignment.batch_id == batch.id))}
         entry = rt.cache.take(batch.id, batch.revision) or rt.store.load(s, batch.id, batch.revision)
         try:
-            return [_describe_task(t, rv) for t in runner.ready_user_tasks(entry.workflow)]
+            return [{**_describe_task(t, rv), "assigned_to": assigned.get(str(t.id))}
+                    for t in runner.ready_user_tasks(entry.workflow)]
         finally:
             rt.cache.put(batch.id, entry)
 
@@ -141,6 +176,7 @@ def _describe_task(task, rv: RecipeVersion) -> dict[str, Any]:
         "form": form_key, "form_definition": rv.forms.get(form_key) if form_key else None,
         "instructions": meta.get("instructions"),
         "iteration": task.internal_data.get("iteration"),
+        "role": task_role(task),
     }
 
 
@@ -375,8 +411,14 @@ def start_batch(rt: Runtime, recipe: str | int, batch_id: str, *, user: str,
 
 
 def complete_task(rt: Runtime, batch_id: str, task_id: str, data: dict[str, Any], *, user: str,
-                  idempotency_key: str | None = None) -> Outcome:
-    """Complete an operator task with its values: the step path."""
+                  idempotency_key: str | None = None, signer: Person | None = None,
+                  witness: Person | None = None) -> Outcome:
+    """Complete an operator task with its values: the step path.
+
+    A task with a form is signed: ``signer`` is the acting user, re-authenticated just
+    now by the caller (password, and user id at a session's first signing); a form that
+    requires a witness needs a second, different person holding the witness role. Each
+    signature is bound to the SHA-256 of exactly what was signed."""
     if not isinstance(data, dict):
         raise InvalidInput("data must be a JSON object", code="data_invalid")
     task_uuid = _task_uuid(task_id)
@@ -392,15 +434,18 @@ def complete_task(rt: Runtime, batch_id: str, task_id: str, data: dict[str, Any]
             raise Conflict(f"task {task_id} is not waiting for completion (it is {TaskState.get_name(task.state)})",
                            code="task_not_ready", details={"state": TaskState.get_name(task.state)})
         rv = s.get(RecipeVersion, batch.recipe_version_id)
+        _check_assignment(s, batch, task, user)
         form_key = _task_meta(rv, task.task_spec.bpmn_id).get("form")
         checked = check_values(s, batch.batch_id, rv.forms.get(form_key) if form_key else None, data)
+        _check_signers(task, checked, user, signer, witness)
         task.data.update(checked.spiff_data)
         task.run()
         runner.run_engine_steps(wf, rt.settings.engine_step_budget)
         step = _append_step(rt, s, batch, kind="user_task", task=task, user=user, values=checked.values,
                             form_id=form_key, units=checked.units, form_hash=checked.form_hash)
         raised = _limit_exceptions(rt, s, batch, step, checked)
-        return {"step": describe_step(step), "batch": {"batch_id": batch.batch_id, "state": batch.state},
+        signed = _sign(s, batch, step, checked, signer, witness)
+        return {"step": {**describe_step(step), "signatures": signed}, "batch": {"batch_id": batch.batch_id, "state": batch.state},
                 "exceptions": raised,
                 "next_tasks": [_describe_task(t, rv) for t in runner.ready_user_tasks(wf)]}
 
@@ -428,6 +473,231 @@ def _find_task(wf: BpmnWorkflow, task_uuid: UUID):
         return wf.get_task_from_id(task_uuid)
     except Exception:
         return None
+
+
+# --- signatures, assignments, corrections ------------------------------------------
+
+
+def task_role(task) -> str:
+    """The role a user task needs: its ``role`` property, else its lane, else operator."""
+    props = (getattr(task.task_spec, "extensions", None) or {}).get("properties") or {}
+    return str(props.get("role") or getattr(task.task_spec, "lane", None) or "operator").lower()
+
+
+def _check_assignment(s: Session, batch: Batch, task, user: str) -> None:
+    assigned = s.get(TaskAssignment, (batch.id, str(task.id)))
+    if assigned is not None and assigned.username != user:
+        raise Forbidden(f"this task is assigned to {assigned.username}", code="task_assigned_elsewhere",
+                        details={"assigned_to": assigned.username})
+
+
+def _check_signers(task, checked: CheckedValues, user: str, signer: Person | None, witness: Person | None) -> None:
+    needed = task_role(task)
+    if signer is not None and not signer.has(needed, "supervisor"):
+        raise Forbidden(f"this task is for the {needed} role", code="task_role", details={"role": needed})
+    if checked.validated is None:
+        return
+    if signer is None:
+        raise InvalidInput("this step must be signed: give your password", code="signature_required")
+    if signer.username != user:
+        raise Forbidden("a signature can only be given by the person completing the step", code="sign_for_other")
+    if checked.validated.witness_required:
+        if witness is None:
+            raise InvalidInput("this step needs a witness signature", code="witness_required")
+        if witness.username == signer.username:
+            raise Forbidden("the witness must be another person than the performer", code="self_witness")
+        role = checked.validated.witness_role
+        allowed = (role,) if role else ("operator", "supervisor", "qa")
+        if not witness.has(*allowed):
+            raise Forbidden(f"the witness needs the role {' or '.join(allowed)}", code="witness_role",
+                            details={"roles": list(allowed)})
+
+
+def signed_content(batch_id: str, step: Step, meaning: str) -> str:
+    """SHA-256 of exactly what a signature covers (21 CFR 11.70)."""
+    return sha256(canonical({"batch": batch_id, "seq": step.seq, "task_id": step.task_id, "bpmn_id": step.bpmn_id,
+                             "form_hash": step.form_hash, "values": step.values, "units": step.units,
+                             "meaning": meaning}))
+
+
+def _sign(s: Session, batch: Batch, step: Step, checked: CheckedValues, signer: Person | None,
+          witness: Person | None) -> list[dict[str, Any]]:
+    out = []
+    if checked.validated is None or signer is None:
+        return out
+    parties = [("performer", signer, checked.validated.signature_meaning)]
+    if checked.validated.witness_required and witness is not None:
+        parties.append(("witness", witness, "Verified"))
+    for role, who, meaning in parties:
+        sig = Signature(batch_id=batch.id, step_seq=step.seq, role=role, username=who.username,
+                        printed_name=who.printed_name, meaning=meaning, signed_at=utcnow(),
+                        content_hash=signed_content(batch.batch_id, step, meaning))
+        s.add(sig)
+        audit.record(s, user=who.username, action="signature", object_type="batch", object_id=batch.batch_id,
+                     field=f"step {step.seq}", new={"meaning": meaning, "role": role, "hash": sig.content_hash})
+        out.append(_describe_signature(sig, superseded=False))
+    return out
+
+
+def _describe_signature(sig: Signature, superseded: bool) -> dict[str, Any]:
+    return {"role": sig.role, "username": sig.username, "printed_name": sig.printed_name, "meaning": sig.meaning,
+            "signed_at": sig.signed_at.isoformat(), "content_hash": sig.content_hash, "superseded": superseded}
+
+
+def reassign(rt: Runtime, batch_id: str, task_id: str, username: str, *, by: str, reason: str) -> dict[str, Any]:
+    """Assign a ready operator task to one person (a supervisor's decision, audited)."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("reassigning needs a reason", code="reason_required")
+    task_uuid = _task_uuid(task_id)
+    with rt.transaction() as s:
+        batch = _lock(s, batch_id)
+        target = s.scalars(select(User).where(User.username == username)).first()
+        if target is None or not target.active:
+            raise NotFound(f"user {username} not found or inactive", code="user_not_found")
+        entry = rt.cache.take(batch.id, batch.revision) or rt.store.load(s, batch.id, batch.revision)
+        try:
+            task = _find_task(entry.workflow, task_uuid)
+            if task is None:
+                raise NotFound(f"task {task_id} is not part of batch {batch_id}", code="task_not_found")
+            if task.state != TaskState.READY or not task.task_spec.manual:
+                raise Conflict(f"task {task_id} is not waiting", code="task_not_ready")
+            role = task_role(task)
+            if role not in (target.roles or []) and "supervisor" not in (target.roles or []):
+                raise Forbidden(f"{username} does not hold the role {role} this task needs", code="task_role")
+        finally:
+            rt.cache.put(batch.id, entry)
+        current = s.get(TaskAssignment, (batch.id, str(task_uuid)))
+        audit.record(s, user=by, action="task.reassign", object_type="batch", object_id=batch_id,
+                     field=f"task {task_uuid}", old=current.username if current else None, new=username, reason=reason)
+        if current is None:
+            s.add(TaskAssignment(batch_id=batch.id, task_id=str(task_uuid), username=username, assigned_by=by))
+        else:
+            current.username, current.assigned_by, current.assigned_at = username, by, utcnow()
+        return {"batch_id": batch_id, "task_id": str(task_uuid), "assigned_to": username}
+
+
+def correct_step(rt: Runtime, batch_id: str, seq: int, field: str, value: Any, *, reason: str,
+                 signer: Person) -> dict[str, Any]:
+    """Correct one recorded value until the batch is reviewed. The original stays
+    visible; the audit trail holds old value, new value and reason; the step's earlier
+    signatures show as superseded and the corrector signs the corrected content."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("a correction needs a reason", code="reason_required")
+    if len(reason) > 2000:
+        raise InvalidInput("reason is longer than 2000 characters", code="reason_invalid")
+    with rt.transaction() as s:
+        batch = _lock(s, batch_id)
+        if batch.reviewed_at is not None:
+            raise Conflict("the batch record has been reviewed; it can no longer be corrected",
+                           code="batch_reviewed")
+        step = s.scalars(select(Step).where(Step.batch_id == batch.id, Step.seq == seq)).first()
+        if step is None:
+            raise NotFound(f"step {seq} not found in batch {batch_id}", code="step_not_found")
+        if step.kind != "user_task":
+            raise Conflict("only operator entries can be corrected", code="step_not_correctable")
+        current = _current_values(s, batch.id, step)
+        if not isinstance(field, str) or field not in current:
+            raise InvalidInput(f"step {seq} has no field {field!r}", code="field_unknown")
+        rv = s.get(RecipeVersion, batch.recipe_version_id)
+        form = rv.forms.get(step.form_id) if step.form_id else None
+        proposed = {k: v for k, v in current.items() if v is not None}
+        proposed[field] = value
+        if form is not None:  # the corrected entry must pass the same form checks
+            calculated = {f["key"] for f in _calculated_fields(form)}
+            proposed = {k: v for k, v in proposed.items() if k not in calculated}
+        checked = check_values(s, batch.batch_id, form, proposed)
+        new_value = checked.values.get(field)
+        old_value = current.get(field)
+        if new_value == old_value:
+            raise InvalidInput("the corrected value equals the recorded one", code="correction_unchanged")
+        corr = Correction(batch_id=batch.id, step_seq=seq, field=field, old=_text(old_value), new=_text(new_value),
+                          reason=reason, username=signer.username, corrected_at=utcnow())
+        s.add(corr)
+        s.flush()
+        content = sha256(canonical({"batch": batch_id, "seq": seq, "correction": corr.id, "field": field,
+                                    "old": old_value, "new": new_value, "reason": reason}))
+        sig = Signature(batch_id=batch.id, step_seq=seq, role="corrector", username=signer.username,
+                        printed_name=signer.printed_name, meaning="Corrected", signed_at=corr.corrected_at,
+                        content_hash=content, correction_id=corr.id)
+        s.add(sig)
+        audit.record(s, user=signer.username, action="step.correct", object_type="batch", object_id=batch_id,
+                     field=f"step {seq}.{field}", old=old_value, new=new_value, reason=reason)
+        outbox.emit(s, rt.settings, "batch.step.corrected", batch_id,
+                    {"batch_id": batch_id, "seq": seq, "field": field, "user": signer.username})
+        return {"seq": seq, "field": field, "old": old_value, "new": new_value, "reason": reason,
+                "signature": _describe_signature(sig, superseded=False)}
+
+
+def _calculated_fields(form: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+
+    def walk(components):
+        for c in components or []:
+            if (c.get("properties") or {}).get("calculation"):
+                out.append(c)
+            walk(c.get("components"))
+
+    walk(form.get("components"))
+    return out
+
+
+def _text(value: Any) -> str:
+    """Corrections keep values as canonical JSON text, so any type comes back exactly."""
+    return canonical(value)
+
+
+def _current_values(s: Session, batch_pk: int, step: Step) -> dict[str, Any]:
+    values = dict(step.values)
+    for corr in s.scalars(select(Correction).where(Correction.batch_id == batch_pk, Correction.step_seq == step.seq)
+                          .order_by(Correction.id)):
+        values[corr.field] = json.loads(corr.new)
+    return values
+
+
+def exceptions(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
+    with rt.transaction() as s:
+        batch = _get(s, batch_id)
+        rows = s.scalars(select(BatchException).where(BatchException.batch_id == batch.id).order_by(BatchException.id))
+        return [describe_exception(e) for e in rows]
+
+
+def my_tasks(rt: Runtime, person: Person) -> list[dict[str, Any]]:
+    """Ready operator tasks across running batches that this person may do."""
+    out = []
+    with rt.transaction() as s:
+        running = list(s.scalars(select(Batch.batch_id).where(Batch.state == "running").order_by(Batch.id)))
+    for batch_id in running:
+        for t in ready_tasks(rt, batch_id):
+            if t["assigned_to"]:
+                mine = t["assigned_to"] == person.username
+            else:
+                mine = person.has(t["role"], "supervisor")
+            if mine:
+                out.append({**t, "batch_id": batch_id})
+    return out
+
+
+def diagram(rt: Runtime, batch_id: str) -> dict[str, Any]:
+    """The recipe's BPMN and which elements are done / current, for the batch page."""
+    with rt.transaction() as s:
+        batch = _get(s, batch_id)
+        rv = s.get(RecipeVersion, batch.recipe_version_id)
+        done = set(s.scalars(select(Step.bpmn_id).where(Step.batch_id == batch.id)))
+        entry = rt.cache.take(batch.id, batch.revision) or rt.store.load(s, batch.id, batch.revision)
+        try:
+            current, finished = set(), set()
+            for t in runner.tasks(entry.workflow):
+                bpmn_id = getattr(t.task_spec, "bpmn_id", None)
+                if not bpmn_id:
+                    continue
+                if t.state & runner.UNFINISHED:
+                    current.add(bpmn_id)
+                elif t.state == TaskState.COMPLETED:
+                    finished.add(bpmn_id)
+        finally:
+            rt.cache.put(batch.id, entry)
+        return {"bpmn": rv.bpmn, "process_id": rv.process_id, "done": sorted((done | finished) - current),
+                "current": sorted(current)}
 
 
 # --- supervisor actions --------------------------------------------------------------

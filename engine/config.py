@@ -38,6 +38,12 @@ class Settings:
     webhook_urls: tuple[str, ...] = field(default_factory=tuple)
     webhook_secret: str = ""
     event_source: str = "urn:batchline"
+    #: 21 CFR 11.300: lock an account after this many failed logins or signings in a row
+    lockout_attempts: int = 5
+    password_min_length: int = 10
+    password_max_age_days: int = 180
+    #: a continuous session ends after this much inactivity (signing then needs id + password)
+    session_timeout_minutes: int = 15
 
     @property
     def is_sqlite(self) -> bool:

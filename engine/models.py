@@ -92,6 +92,41 @@ class RecipeVersion(Base):
     created_by: Mapped[str] = mapped_column(String(200))
 
 
+# --- people ------------------------------------------------------------------------
+
+
+class User(Base):
+    """A person or a service account. User ids are unique and never reused: accounts are
+    deactivated, never deleted (21 CFR 11.100). Passwords are stored as argon2 hashes
+    only; nobody, admins included, can read them (11.300)."""
+
+    __tablename__ = "app_user"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    printed_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), default="person")  # person | service
+    roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    password_hash: Mapped[Optional[str]] = mapped_column(String(300), nullable=True)
+    password_changed_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class ApiToken(Base):
+    """A bearer token for a service account (or a person's script); only its hash is kept."""
+
+    __tablename__ = "api_token"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+
+
 # --- batches -------------------------------------------------------------------------
 
 
@@ -115,6 +150,8 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
     completed_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    #: set when QA has reviewed the record; corrections are refused afterwards
+    reviewed_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
 
 
 class Step(Base):
@@ -141,6 +178,53 @@ class Step(Base):
     #: SHA-256 of the form definition the values were checked against
     form_hash: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
     values_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Signature(Base):
+    """An electronic signature (21 CFR 11.50/11.70): printed name, UTC time and meaning,
+    bound to the SHA-256 of exactly what was signed. Never changed; a correction that
+    replaces a signed value supersedes the earlier signatures of that step (derived when
+    the record is shown: a signature older than a correction of its step is superseded)."""
+
+    __tablename__ = "signature"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
+    step_seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(20))  # performer | witness | corrector
+    username: Mapped[str] = mapped_column(String(100))
+    printed_name: Mapped[str] = mapped_column(String(200))
+    meaning: Mapped[str] = mapped_column(String(50))
+    signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    #: for a corrector's signature: the correction it signs
+    correction_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+
+
+class Correction(Base):
+    """A corrected value of a recorded step: the original stays; this row adds the new
+    value with its mandatory reason (and the corrector's signature)."""
+
+    __tablename__ = "correction"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
+    step_seq: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(200))
+    old: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    new: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    username: Mapped[str] = mapped_column(String(100))
+    corrected_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TaskAssignment(Base):
+    """A supervisor's reassignment of an operator task to one person."""
+
+    __tablename__ = "task_assignment"
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(100))
+    assigned_by: Mapped[str] = mapped_column(String(100))
+    assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class IdempotentRequest(Base):

@@ -7,18 +7,17 @@ import fnmatch
 import time
 from decimal import Decimal
 from importlib import resources
-from pathlib import PurePosixPath
 from typing import Any, Callable
 
 import defusedxml.ElementTree as DefusedET
 import pytest
 
 import workflows
-from engine import batches, jobs, recipes
+from engine import batches, jobs, recipes, runner
 from engine.bpmn import parse_recipe, validate_recipe
 from engine.connectors import Completed
 from engine.errors import NotFound
-from engine.models import Equipment, Job, MaterialLot, utcnow
+from engine.models import Batch, Equipment, Job, MaterialLot, utcnow
 from forms import load_form
 
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
@@ -247,13 +246,15 @@ Overrides = dict[str, Callable[[int], dict[str, Any]]]
 
 def run_to_end(rt, entry, batch_id: str, systems: Systems, *, parameters: dict[str, Any] | None = None,
                overrides: Overrides | None = None, until: str | None = None,
-               findings: dict[str, list] | None = None, timeout: float = 60.0) -> dict[str, int]:
+               findings: dict[str, list] | None = None, start: bool = True,
+               timeout: float = 60.0) -> dict[str, int]:
     """Drive a batch as operators, workers and LIMS would until it completes (or task
     ``until`` is ready): complete every ready task with in-limit values (plus overrides by
     BPMN id and iteration), run due jobs, deliver LIMS results. A step must raise no
     exception unless ``findings`` expects it: {bpmn_id: [(severity, parameter), ...]}."""
     overrides, findings = overrides or {}, findings or {}
-    batches.start_batch(rt, entry.key, batch_id, user="op.anna", parameters=parameters or {})
+    if start:
+        batches.start_batch(rt, entry.key, batch_id, user="op.anna", parameters=parameters or {})
     done: dict[str, int] = {}
     deadline = time.monotonic() + timeout
     while batches.get_batch(rt, batch_id)["state"] != "complete":
@@ -350,6 +351,15 @@ def test_mab_low_n1_viability_goes_to_the_supervisor(rt):
     values = {**in_limit_values(task["form_definition"]), "seed_rationale": "Recount 91 %, growth normal."}
     batches.complete_task(rt, "MAB-0002", task["id"], values, user="sup.carl")
     assert {t["bpmn_id"] for t in batches.ready_tasks(rt, "MAB-0002")} == {"pr_pre_use"}
+    # the script task computed the inoculum volume from the N-1 VCD (midpoint 7.5 x 10^6/mL):
+    # 0.5 x 1400 L / (7.5 - 0.5) = 100.0 L
+    run_to_end(rt, entry, "MAB-0002", systems, overrides=overrides, until="pr_inoculate", start=False)
+    with rt.transaction() as s:
+        batch = s.query(Batch).filter(Batch.batch_id == "MAB-0002").one()
+        live = rt.store.load(s, batch.id, batch.revision)
+    (task,) = [t for t in runner.ready_user_tasks(live.workflow) if t.task_spec.bpmn_id == "pr_inoculate"]
+    assert task.data["inoculum_volume_l"] == 100.0
+    assert task.data["inoculum_instruction"].startswith("Transfer 100.0 L of N-1 culture")
 
 
 ENTRY_OVERRIDES: dict[str, Overrides] = {

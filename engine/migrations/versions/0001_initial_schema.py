@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 20:28:03.544926
+Create Date: 2026-11-25 20:45:23.315688
 """
 from alembic import op
 import sqlalchemy as sa
@@ -15,6 +15,22 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('app_user',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('username', sa.String(length=100), nullable=False),
+    sa.Column('printed_name', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('roles', sa.JSON(), nullable=False),
+    sa.Column('password_hash', sa.String(length=300), nullable=True),
+    sa.Column('password_changed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('failed_logins', sa.Integer(), nullable=False),
+    sa.Column('locked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.String(length=100), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('username')
+    )
     op.create_table('audit_event',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
@@ -81,6 +97,20 @@ def upgrade() -> None:
     sa.Column('body', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('hash')
     )
+    op.create_table('api_token',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    with op.batch_alter_table('api_token', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_api_token_user_id'), ['user_id'], unique=False)
+
     op.create_table('recipe_version',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('recipe', sa.String(length=200), nullable=False),
@@ -115,6 +145,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('created_by', sa.String(length=200), nullable=False),
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('reviewed_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['recipe_version_id'], ['recipe_version.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('batch_id')
@@ -135,6 +166,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('batch_exception', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_batch_exception_batch_id'), ['batch_id'], unique=False)
+
+    op.create_table('correction',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('batch_id', sa.Integer(), nullable=False),
+    sa.Column('step_seq', sa.Integer(), nullable=False),
+    sa.Column('field', sa.String(length=200), nullable=False),
+    sa.Column('old', sa.Text(), nullable=True),
+    sa.Column('new', sa.Text(), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('username', sa.String(length=100), nullable=False),
+    sa.Column('corrected_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['batch_id'], ['batch.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('correction', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_correction_batch_id'), ['batch_id'], unique=False)
 
     op.create_table('job',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -171,6 +218,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_message_subscription_batch_id'), ['batch_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_message_subscription_message'), ['message'], unique=False)
 
+    op.create_table('signature',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('batch_id', sa.Integer(), nullable=False),
+    sa.Column('step_seq', sa.Integer(), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('username', sa.String(length=100), nullable=False),
+    sa.Column('printed_name', sa.String(length=200), nullable=False),
+    sa.Column('meaning', sa.String(length=50), nullable=False),
+    sa.Column('signed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('content_hash', sa.String(length=64), nullable=False),
+    sa.Column('correction_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['batch_id'], ['batch.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('signature', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_signature_batch_id'), ['batch_id'], unique=False)
+
     op.create_table('step',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('batch_id', sa.Integer(), nullable=False),
@@ -196,6 +260,15 @@ def upgrade() -> None:
     with op.batch_alter_table('step', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_step_batch_id'), ['batch_id'], unique=False)
 
+    op.create_table('task_assignment',
+    sa.Column('batch_id', sa.Integer(), nullable=False),
+    sa.Column('task_id', sa.String(length=36), nullable=False),
+    sa.Column('username', sa.String(length=100), nullable=False),
+    sa.Column('assigned_by', sa.String(length=100), nullable=False),
+    sa.Column('assigned_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['batch_id'], ['batch.id'], ),
+    sa.PrimaryKeyConstraint('batch_id', 'task_id')
+    )
     op.create_table('workflow_process',
     sa.Column('batch_id', sa.Integer(), nullable=False),
     sa.Column('process_id', sa.String(length=36), nullable=False),
@@ -250,6 +323,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_incident_job_id'), ['job_id'], unique=False)
 
 
+    # the audit chain starts from a genesis head, so the first appends never race
+    op.execute("INSERT INTO audit_head (id, last_id, last_hash) VALUES (1, 0, '" + "0" * 64 + "')")
+
 
 def downgrade() -> None:
     with op.batch_alter_table('incident', schema=None) as batch_op:
@@ -262,10 +338,15 @@ def downgrade() -> None:
     op.drop_table('workflow_task')
     op.drop_table('workflow_state')
     op.drop_table('workflow_process')
+    op.drop_table('task_assignment')
     with op.batch_alter_table('step', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_step_batch_id'))
 
     op.drop_table('step')
+    with op.batch_alter_table('signature', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_signature_batch_id'))
+
+    op.drop_table('signature')
     with op.batch_alter_table('message_subscription', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_message_subscription_message'))
         batch_op.drop_index(batch_op.f('ix_message_subscription_batch_id'))
@@ -276,6 +357,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_job_batch_id'))
 
     op.drop_table('job')
+    with op.batch_alter_table('correction', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_correction_batch_id'))
+
+    op.drop_table('correction')
     with op.batch_alter_table('batch_exception', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_batch_exception_batch_id'))
 
@@ -285,6 +370,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_recipe_version_recipe'))
 
     op.drop_table('recipe_version')
+    with op.batch_alter_table('api_token', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_token_user_id'))
+
+    op.drop_table('api_token')
     op.drop_table('workflow_spec')
     op.drop_table('task_data')
     op.drop_table('outbox_event')
@@ -293,3 +382,4 @@ def downgrade() -> None:
     op.drop_table('equipment')
     op.drop_table('audit_head')
     op.drop_table('audit_event')
+    op.drop_table('app_user')

@@ -1,0 +1,52 @@
+"""Who may do what: the permission matrix, enforced by the API and the CLI (never by
+hidden buttons). 21 CFR 11.10(d),(g): authority checks per action, and separation of
+duties where two people are needed (performer ≠ witness, author ≠ approver).
+
+Roles: operator (executes steps), supervisor (runs the floor: starts, holds, reassigns),
+qa (designs and approves recipes, reviews and releases), admin (users, system; signs
+nothing of the batch record), service (other systems: ERP, LIMS, QMS, equipment).
+"""
+from __future__ import annotations
+
+from .errors import BatchlineError
+
+ALL = frozenset({"operator", "supervisor", "qa", "admin", "service"})
+
+MATRIX: dict[str, frozenset[str]] = {
+    "recipe.read": ALL,
+    "recipe.import": frozenset({"qa"}),
+    "recipe.approve": frozenset({"qa"}),
+    "batch.read": ALL,
+    "batch.start": frozenset({"supervisor", "service"}),
+    "batch.hold": frozenset({"supervisor"}),
+    "task.complete": frozenset({"operator", "supervisor"}),
+    "task.reassign": frozenset({"supervisor"}),
+    "task.callback": frozenset({"service"}),
+    "step.correct": frozenset({"operator", "supervisor"}),
+    "message.deliver": frozenset({"service"}),
+    "incident.read": frozenset({"supervisor", "qa", "admin"}),
+    "incident.retry": frozenset({"supervisor", "admin"}),
+    "events.read": frozenset({"qa", "admin", "service"}),
+    "audit.verify": frozenset({"qa", "admin"}),
+    "exception.read": frozenset({"operator", "supervisor", "qa"}),
+    "user.manage": frozenset({"admin"}),
+}
+
+
+class Forbidden(BatchlineError):
+    code = "forbidden"
+    status = 403
+
+
+def allowed(roles, action: str) -> bool:
+    return bool(MATRIX[action] & set(roles))
+
+
+def check(person, action: str) -> None:
+    """Raise Forbidden unless one of the person's roles holds the action."""
+    if action not in MATRIX:
+        raise KeyError(f"unknown action {action}")
+    if not allowed(person.roles, action):
+        raise Forbidden(f"{person.username} may not {action.replace('.', ' ')} "
+                        f"(needs one of: {', '.join(sorted(MATRIX[action]))})",
+                        details={"action": action, "roles": sorted(MATRIX[action])})
