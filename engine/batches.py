@@ -159,15 +159,20 @@ def ready_tasks(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
             rt.cache.put(batch.id, entry)
 
 
-def _task_meta(rv: RecipeVersion, bpmn_id: str) -> dict[str, Any]:
+def _task_meta(rv: RecipeVersion, bpmn_id: str, process: str | None = None) -> dict[str, Any]:
+    """A task's form and instructions, by BPMN id within its process (ids may repeat
+    across the files of one recipe)."""
+    fallback = {}
     for t in rv.tasks:
         if t.get("bpmn_id") == bpmn_id:
-            return t
-    return {}
+            if process is None or t.get("process") in (None, process):
+                return t
+            fallback = fallback or t
+    return fallback
 
 
 def _describe_task(task, rv: RecipeVersion) -> dict[str, Any]:
-    meta = _task_meta(rv, task.task_spec.bpmn_id)
+    meta = _task_meta(rv, task.task_spec.bpmn_id, task.workflow.spec.name)
     form_key = meta.get("form")
     return {
         "id": str(task.id), "bpmn_id": task.task_spec.bpmn_id,
@@ -390,6 +395,7 @@ def start_batch(rt: Runtime, recipe: str | int, batch_id: str, *, user: str,
             spec, subprocess_specs = rt.store.specs(s, rv.spec_hash)
             wf = BatchWorkflow(spec, subprocess_specs, script_engine=rt.store.make_script_engine())
             wf.task_tree.data.update(parameters)
+            wf.task_tree.data.setdefault("batch_id", batch_id)  # recipes may name it (LIMS, ERP)
             batch = Batch(batch_id=batch_id, recipe_version_id=rv.id, recipe_hash=rv.content_hash,
                           state="running", parameters=parameters, created_by=user)
             s.add(batch)
@@ -435,7 +441,7 @@ def complete_task(rt: Runtime, batch_id: str, task_id: str, data: dict[str, Any]
                            code="task_not_ready", details={"state": TaskState.get_name(task.state)})
         rv = s.get(RecipeVersion, batch.recipe_version_id)
         _check_assignment(s, batch, task, user)
-        form_key = _task_meta(rv, task.task_spec.bpmn_id).get("form")
+        form_key = _task_meta(rv, task.task_spec.bpmn_id, task.workflow.spec.name).get("form")
         checked = check_values(s, batch.batch_id, rv.forms.get(form_key) if form_key else None, data)
         _check_signers(task, checked, user, signer, witness)
         task.data.update(checked.spiff_data)
@@ -506,7 +512,7 @@ def _check_signers(task, checked: CheckedValues, user: str, signer: Person | Non
             raise InvalidInput("this step needs a witness signature", code="witness_required")
         if witness.username == signer.username:
             raise Forbidden("the witness must be another person than the performer", code="self_witness")
-        role = checked.validated.witness_role
+        role = (checked.validated.witness_role or "").strip().lower()
         allowed = (role,) if role else ("operator", "supervisor", "qa")
         if not witness.has(*allowed):
             raise Forbidden(f"the witness needs the role {' or '.join(allowed)}", code="witness_role",

@@ -69,8 +69,11 @@ def import_recipe(rt: Runtime, files: dict[str, bytes], *, forms: dict[str, Any]
         s.flush()
         audit.record(s, user=user, action="recipe.imported", object_type="recipe_version",
                      object_id=f"{key}:{version}", new={"content_hash": digest})
-        if approve:
-            _set_status(s, rv, "approved", user, "approved at import")
+        if approve:  # the vendor-qualified library and tests; the API and CLI never do this
+            audit.record(s, user=user, action="recipe.status", object_type="recipe_version",
+                         object_id=f"{key}:{version}", field="status", old="draft", new="approved",
+                         reason="approved at import")
+            rv.status = "approved"
     return rv
 
 
@@ -108,6 +111,10 @@ def set_status(rt: Runtime, recipe_version_id: int, status: str, user: str, reas
 def _set_status(s: Session, rv: RecipeVersion, status: str, user: str, reason: str) -> None:
     if rv.status == status:
         return
+    if status == "approved" and user == rv.created_by:
+        from .permissions import Forbidden
+
+        raise Forbidden("the author of a recipe version cannot approve it", code="author_cannot_approve")
     if rv.status == "retired":
         raise Conflict("a retired recipe version cannot change status", code="recipe_retired")
     audit.record(s, user=user, action="recipe.status", object_type="recipe_version",
@@ -128,7 +135,7 @@ def find_version(s: Session, recipe: str | int, version: int | None = None, *, a
         stmt = stmt.where(RecipeVersion.status == "approved")
     rv = s.scalars(stmt.order_by(RecipeVersion.version.desc())).first()
     if rv is None:
-        what = "an approved version of " if approved and version is None else ""
+        what = "approved version of " if approved and version is None else ""
         raise NotFound(f"no {what}recipe {recipe!r}" + (f" version {version}" if version else ""),
                        code="recipe_not_found")
     return rv

@@ -91,6 +91,7 @@ def create_user(rt: Runtime, username: str, printed_name: str, roles: list[str],
         u = User(username=username, printed_name=printed_name.strip(), roles=list(dict.fromkeys(roles)), kind=kind,
                  password_hash=hashed, password_changed_at=utcnow() if hashed else None, created_by=by)
         s.add(u)
+        s.flush()
         audit.record(s, user=by, action="user.create", object_type="user", object_id=username,
                      new={"roles": list(roles), "kind": kind, "printed_name": printed_name})
         return describe(u)

@@ -16,15 +16,17 @@ from engine.config import Settings, load_settings
 from engine.errors import BatchlineError
 from engine.runtime import Runtime
 
-from .auth import USER_HEADER
 from .errors import ErrorSchema, batchline_error_response, http_error_response, validation_error_response
 
 API_DESCRIPTION = f"""
 Recipes, batches and their steps, messages, incidents, events and the audit trail.
 
-Requests that change data name the acting user in the `{USER_HEADER}` header
-(401 `auth_required` without it). Errors are JSON `{{code, message, details}}` with a
-stable `code`.
+Every endpoint but `/api/health` needs an authenticated user: an API token
+(`Authorization: Bearer bl_…`, created with `batchline user token`) or the browser
+session of the web UI. Each endpoint names the permission it needs; the roles holding
+it are listed with it (401 `auth_required`, 403 `forbidden`). Signed steps carry the
+signer's user id and password in the body (21 CFR 11.200). Errors are JSON
+`{{code, message, details}}` with a stable `code`.
 """
 
 
@@ -54,16 +56,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
             "info": {"description": API_DESCRIPTION},
-            "components": {"securitySchemes": {"user": {"type": "apiKey", "in": "header", "name": USER_HEADER}}},
+            "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
         },
     )
     app.json.sort_keys = False
     app.extensions["batchline"] = runtime
 
     api = BatchlineApi(app)
-    from .api import batches, messages, operations, recipes
+    from .api import batches, messages, operations, people, recipes
 
-    for module in (recipes, batches, messages, operations):
+    for module in (recipes, batches, messages, operations, people):
         api.register_blueprint(module.blp)
 
     from .docs import bp as docs

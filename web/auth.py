@@ -1,40 +1,93 @@
-"""Who is acting: the user name every change is recorded under (audit trail, steps).
+"""Who is acting, and may they: authentication and the permission check for every
+API endpoint.
 
-For now a trusted ``X-Batchline-User`` header — enough for a closed network and for
-scripts. Real login, sessions, roles and API tokens replace this; they only need to
-change ``current_user``, which every mutating endpoint calls.
+Two ways in: an API token (``Authorization: Bearer bl_…``, for systems and scripts), or
+the browser session set by the login page (``web.ui``). A session ends after
+``session_timeout_minutes`` of inactivity (§11.200: signing again needs id + password).
+Every endpoint declares its action with ``@requires("batch.start")``; the matrix itself
+is ``engine.permissions.MATRIX`` so the CLI enforces the same rules.
 """
 from __future__ import annotations
 
+import time
 from functools import wraps
 
-from flask import request
+from flask import current_app, g, request, session
 from flask_smorest import Blueprint
+
+from engine import permissions, users
 
 from .errors import ApiError
 
-USER_HEADER = "X-Batchline-User"
-MAX_USER_LEN = 200  # the width of the user columns in steps and the audit trail
+SESSION_USER = "user"
+SESSION_SEEN = "last_seen"
+
+
+def _runtime():
+    return current_app.extensions["batchline"]
+
+
+def session_person():
+    """The person logged in through the browser, if the session is still alive."""
+    username = session.get(SESSION_USER)
+    if not username:
+        return None
+    timeout = _runtime().settings.session_timeout_minutes * 60
+    now = time.time()
+    if now - float(session.get(SESSION_SEEN, 0)) > timeout:
+        session.clear()
+        return None
+    session[SESSION_SEEN] = now
+    try:
+        return users.person(_runtime(), username)
+    except users.AuthFailed:
+        session.clear()
+        return None
+
+
+def current_person():
+    """The authenticated person, or a 401 ``auth_required``."""
+    if "person" in g:
+        return g.person
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        person = users.token_person(_runtime(), header[len("Bearer "):].strip())
+    else:
+        person = session_person()
+        if person is None:
+            raise ApiError(401, "auth_required", "log in, or send an API token as 'Authorization: Bearer …'")
+    g.person = person
+    return person
 
 
 def current_user() -> str:
-    """The acting user's name, or a 401 ``auth_required`` when there is none."""
-    user = (request.headers.get(USER_HEADER) or "").strip()
-    if not user:
-        raise ApiError(401, "auth_required", f"this request changes data: say who you are in the {USER_HEADER} header")
-    if len(user) > MAX_USER_LEN or any(ord(c) < 32 for c in user):
-        raise ApiError(400, "user_invalid", f"the {USER_HEADER} header must be a name of at most {MAX_USER_LEN} "
-                                            "printable characters")
-    return user
+    return current_person().username
 
 
-def user_required(view):
-    """Refuse an anonymous change before its body is even read (401 before 422), and
-    say so in the OpenAPI document."""
+def requires(action: str):
+    """Authenticate, then check the permission matrix — before the body is read, so an
+    anonymous or unauthorised request gets 401/403, not a validation error."""
+    if action not in permissions.MATRIX:
+        raise KeyError(action)
 
-    @wraps(view)
-    def checked(*args, **kwargs):
-        current_user()
-        return view(*args, **kwargs)
+    def decorate(view):
+        @wraps(view)
+        def checked(*args, **kwargs):
+            permissions.check(current_person(), action)
+            return view(*args, **kwargs)
 
-    return Blueprint.doc(security=[{"user": []}])(checked)
+        checked.batchline_action = action
+        return Blueprint.doc(security=[{"token": []}], description=f"Permission: `{action}` "
+                             f"({', '.join(sorted(permissions.MATRIX[action]))}).")(checked)
+
+    return decorate
+
+
+def signer_from(body_part, *, purpose: str = "signature"):
+    """Re-authenticate a signer given in a request body: ``{"username", "password"}``.
+
+    Over the API every signature carries both components (a token is no continuous
+    session in the sense of §11.200)."""
+    if not body_part:
+        return None
+    return users.authenticate(_runtime(), body_part.get("username"), body_part.get("password"), purpose=purpose)

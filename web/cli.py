@@ -145,7 +145,23 @@ def json_option(f):
 
 
 user_option = click.option("--user", required=True, envvar="BATCHLINE_USER",
-                           help="Who is acting (recorded in the audit trail). Env: BATCHLINE_USER.")
+                           help="Who is acting (recorded in the audit trail). Env: BATCHLINE_USER. "
+                                "The password is asked for, or read from BATCHLINE_PASSWORD.")
+
+
+def _acting(user: str, action: str, *, env: str = "BATCHLINE_PASSWORD", prompt: str = "Password"):
+    """Authenticate the acting user (id + password: both components, as at a first
+    signing) and check the permission matrix, as the API does."""
+    import os
+
+    from engine import permissions, users
+
+    password = os.environ.get(env)
+    if password is None:
+        password = click.prompt(f"{prompt} for {user}", hide_input=True, err=True)
+    person = users.authenticate(_runtime(), user, password, purpose="signature")
+    permissions.check(person, action)
+    return person
 reason_option = click.option("--reason", required=True, help="Why (recorded in the audit trail).")
 
 
@@ -225,16 +241,16 @@ def recipe():
               help="Directory of form-js *.json files the user tasks name.")
 @click.option("--recipe", "key", help="Recipe key (default: the BPMN process id).")
 @click.option("--process-id", help="The top process, when the files hold several.")
-@click.option("--approve", is_flag=True, help="Approve the version at import.")
 @user_option
 @json_option
-def recipe_import(files, forms_dir, key, process_id, approve, user):
+def recipe_import(files, forms_dir, key, process_id, user):
     """Import BPMN FILES (and forms) as a recipe version; the same content again is the same version."""
     from engine import recipes
 
+    person = _acting(user, "recipe.import")
     forms = recipes.load_forms_dir(forms_dir) if forms_dir else None
-    rv = recipes.import_recipe(_runtime(), _read_files(files), forms=forms, user=user, recipe=key,
-                               approve=approve, process_id=process_id)
+    rv = recipes.import_recipe(_runtime(), _read_files(files), forms=forms, user=person.username, recipe=key,
+                               process_id=process_id)
     show(recipes.describe(rv), ["id", "recipe", "version", "name", "status", "content_hash"])
 
 
@@ -271,7 +287,8 @@ def recipe_list():
 def _set_status(version_id: int, status: str, user: str, reason: str) -> None:
     from engine import recipes
 
-    rv = recipes.set_status(_runtime(), version_id, status, user, reason)
+    person = _acting(user, "recipe.approve")
+    rv = recipes.set_status(_runtime(), version_id, status, person.username, reason)
     show(recipes.describe(rv), ["id", "recipe", "version", "status"])
 
 
@@ -324,7 +341,8 @@ def batch_start(recipe_ref, batch_id, params, version, user):
         if not sep or not name:
             raise BatchlineError(f"--param {item!r} is not NAME=VALUE", code="parameters_invalid")
         parameters[name] = parse_value(value)
-    show(batches.start_batch(_runtime(), recipe_ref, batch_id, user=user, parameters=parameters,
+    person = _acting(user, "batch.start")
+    show(batches.start_batch(_runtime(), recipe_ref, batch_id, user=person.username, parameters=parameters,
                              version=version), BATCH_FIELDS[:5])
 
 
@@ -373,14 +391,26 @@ def batch_steps(batch_id):
 @click.argument("task_id")
 @click.option("--data", required=True, help='The values as a JSON object, e.g. \'{"ph": 7.1}\'.')
 @click.option("--idempotency-key", help="Repeat safely: the same key answers with the first result.")
+@click.option("--witness", help="The witness's user id, when the form requires one (password asked for, "
+                                "or read from BATCHLINE_WITNESS_PASSWORD).")
 @user_option
 @json_option
-def batch_complete(batch_id, task_id, data, idempotency_key, user):
-    """Complete task TASK_ID of BATCH_ID with its values (records one step)."""
-    from engine import batches
+def batch_complete(batch_id, task_id, data, idempotency_key, witness, user):
+    """Complete task TASK_ID of BATCH_ID with its values (records one step, signed by --user)."""
+    from engine import batches, users
 
-    outcome = batches.complete_task(_runtime(), batch_id, task_id, _json_arg(data, "--data"), user=user,
-                                    idempotency_key=idempotency_key)
+    values = _json_arg(data, "--data")
+    person = _acting(user, "task.complete")
+    witness_person = None
+    if witness:
+        import os
+
+        password = os.environ.get("BATCHLINE_WITNESS_PASSWORD")
+        if password is None:
+            password = click.prompt(f"Witness password for {witness}", hide_input=True, err=True)
+        witness_person = users.authenticate(_runtime(), witness, password, purpose="signature")
+    outcome = batches.complete_task(_runtime(), batch_id, task_id, values, user=person.username,
+                                    idempotency_key=idempotency_key, signer=person, witness=witness_person)
     body = outcome.body
     if click.get_current_context().find_object(CliContext).as_json:
         show({**body, "replayed": outcome.replayed})
@@ -402,7 +432,9 @@ def _state_command(action: str, help_text: str):
     def command(batch_id, reason, user):
         from engine import batches
 
-        show(batches.change_state(_runtime(), batch_id, action, user=user, reason=reason), ["batch_id", "state"])
+        person = _acting(user, "batch.hold")
+        show(batches.change_state(_runtime(), batch_id, action, user=person.username, reason=reason),
+             ["batch_id", "state"])
 
     return command
 
@@ -440,7 +472,8 @@ def incident_retry(incident_id, user):
     """Give INCIDENT_ID's job a fresh set of attempts (resolves the incident)."""
     from engine import jobs
 
-    show(jobs.retry_incident(_runtime(), incident_id, user=user))
+    person = _acting(user, "incident.retry")
+    show(jobs.retry_incident(_runtime(), incident_id, user=person.username))
 
 
 @main.command("worker")
@@ -512,6 +545,114 @@ def audit_verify():
         for problem in result.problems:
             click.echo(f"  {problem}")
     sys.exit(0 if result.ok else 1)
+
+
+# people ----------------------------------------------------------------------------
+
+
+@main.group()
+def user():
+    """People and service accounts (ids are never reused: deactivate, never delete)."""
+
+
+def _admin(by: str | None):
+    """The acting administrator; on an empty system the first account needs none."""
+    from sqlalchemy import func, select
+
+    from engine.models import User
+
+    with _runtime().transaction() as s:
+        empty = s.scalar(select(func.count()).select_from(User)) == 0
+    if empty:
+        return "bootstrap"
+    if not by:
+        raise BatchlineError("say which administrator is acting: --by USER", code="auth_required")
+    return _acting(by, "user.manage").username
+
+
+def _new_password(username: str) -> str:
+    import os
+
+    password = os.environ.get("BATCHLINE_NEW_PASSWORD")
+    if password is None:
+        password = click.prompt(f"New password for {username}", hide_input=True, confirmation_prompt=True, err=True)
+    return password
+
+
+by_option = click.option("--by", envvar="BATCHLINE_USER", help="The administrator acting (password asked for, "
+                                                               "or BATCHLINE_PASSWORD).")
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--name", "printed_name", required=True, help="Printed name, shown with every signature.")
+@click.option("--roles", required=True, help="Comma-separated: operator, supervisor, qa, admin, service.")
+@click.option("--service", is_flag=True, help="A service account (API token only, no password, signs nothing).")
+@by_option
+@json_option
+def user_add(username, printed_name, roles, service, by):
+    """Create USERNAME (a person's password is asked for, or BATCHLINE_NEW_PASSWORD)."""
+    from engine import users
+
+    actor = _admin(by)
+    password = None if service else _new_password(username)
+    show(users.create_user(_runtime(), username, printed_name, [r.strip() for r in roles.split(",") if r.strip()],
+                           by=actor, password=password, kind="service" if service else "person"))
+
+
+@user.command("list")
+@json_option
+def user_list():
+    """Every account, active or not."""
+    from engine import users
+
+    show(users.list_users(_runtime()), ["username", "printed_name", "kind", "roles", "active", "locked"])
+
+
+@user.command("token")
+@click.argument("username")
+@click.option("--name", "token_name", default="cli", help="What the token is for.")
+@by_option
+def user_token(username, token_name, by):
+    """Create an API token for USERNAME; it is printed once, only its hash is kept."""
+    from engine import users
+
+    click.echo(users.create_token(_runtime(), username, token_name, by=_admin(by)))
+
+
+@user.command("password")
+@click.argument("username")
+@by_option
+def user_password(username, by):
+    """Set USERNAME's password (also unlocks the account)."""
+    from engine import users
+
+    users.set_password(_runtime(), username, _new_password(username), by=_admin(by))
+    click.echo(f"password of {username} set")
+
+
+@user.command("deactivate")
+@click.argument("username")
+@reason_option
+@by_option
+def user_deactivate(username, reason, by):
+    """Deactivate USERNAME (the id stays taken for ever)."""
+    from engine import users
+
+    users.set_active(_runtime(), username, False, by=_admin(by), reason=reason)
+    click.echo(f"{username} deactivated")
+
+
+@user.command("unlock")
+@click.argument("username")
+@reason_option
+@by_option
+def user_unlock(username, reason, by):
+    """Unlock USERNAME after a lockout."""
+    from engine import users
+
+    users.unlock(_runtime(), username, by=_admin(by), reason=reason)
+    click.echo(f"{username} unlocked")
 
 
 if __name__ == "__main__":

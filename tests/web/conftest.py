@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import users
 from engine.config import load_settings
 from engine.runtime import Runtime
 from web.app import create_app
@@ -14,13 +15,30 @@ from web.app import create_app
 TESTS = Path(__file__).resolve().parent.parent
 LOOP_BPMN = (TESTS / "recipes" / "loop.bpmn").read_text(encoding="utf-8")
 EXCHANGE_BPMN = (TESTS / "web" / "exchange.bpmn").read_text(encoding="utf-8")
-USER = {"X-Batchline-User": "alice"}
+#: filled in per test with a bearer token of "alice" (operator, supervisor, qa, service)
+USER: dict[str, str] = {}
+#: a second QA person, to approve what alice imported (author ≠ approver)
+QA2: dict[str, str] = {}
+PASSWORD = "correct horse battery staple"
+#: accounts every web/CLI test has: user id -> roles
+ACCOUNTS = {
+    "alice": ["operator", "supervisor", "qa", "service"],
+    "quentin": ["qa"],
+    "qa": ["qa"], "qa2": ["qa"], "op": ["operator"], "sv": ["supervisor"],
+    "uu": ["operator", "supervisor", "qa", "admin"],
+}
 
 
 @pytest.fixture
 def runtime(db_url):
     rt = Runtime(load_settings(database_url=db_url, max_request_bytes=200_000, job_max_attempts=1,
                                webhook_urls=()), load_connectors=False)
+    for name, roles in ACCOUNTS.items():
+        users.create_user(rt, name, name.title(), roles, by="test", password=PASSWORD)
+    USER.clear()
+    USER["Authorization"] = "Bearer " + users.create_token(rt, "alice", "tests", by="test")
+    QA2.clear()
+    QA2["Authorization"] = "Bearer " + users.create_token(rt, "quentin", "tests", by="test")
     yield rt
     rt.close()
 
@@ -32,12 +50,24 @@ def app(runtime):
 
 @pytest.fixture
 def client(app):
+    """A client that is alice unless a request says otherwise."""
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = USER["Authorization"]
+    return c
+
+
+@pytest.fixture
+def anon(app):
     return app.test_client()
 
 
 def import_recipe(client, xml: str = LOOP_BPMN, *, name: str = "loop.bpmn", approve: bool = True) -> dict:
-    r = client.post("/api/recipes", json={"bpmn": {name: xml}, "approve": approve}, headers=USER)
+    r = client.post("/api/recipes", json={"bpmn": {name: xml}}, headers=USER)
     assert r.status_code == 201, r.json
+    if approve:  # by another QA person: the author never approves
+        a = client.post(f"/api/recipes/{r.json['id']}/approve", json={"reason": "reviewed"}, headers=QA2)
+        assert a.status_code == 200, a.json
+        return a.json
     return r.json
 
 

@@ -7,7 +7,7 @@ import json
 from engine import jobs
 from engine.connectors import Pending
 
-from .conftest import EXCHANGE_BPMN, LOOP_BPMN, USER, import_recipe, start_batch
+from .conftest import EXCHANGE_BPMN, LOOP_BPMN, QA2, USER, import_recipe, start_batch
 
 
 def test_recipe_import_json_then_list_show_approve_retire(client):
@@ -29,7 +29,9 @@ def test_recipe_import_json_then_list_show_approve_retire(client):
     assert shown.json["bpmn"] == {"loop.bpmn": LOOP_BPMN}
     assert shown.json["forms"] == {}
 
-    approved = client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "reviewed"}, headers=USER)
+    own = client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "reviewed"}, headers=USER)
+    assert own.status_code == 403 and own.json["code"] == "author_cannot_approve"
+    approved = client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "reviewed"}, headers=QA2)
     assert approved.status_code == 200 and approved.json["status"] == "approved"
     retired = client.post(f"/api/recipes/{rv['id']}/retire", json={"reason": "superseded"}, headers=USER)
     assert retired.status_code == 200 and retired.json["status"] == "retired"
@@ -41,10 +43,10 @@ def test_recipe_import_multipart_with_forms_and_key(client):
     r = client.post("/api/recipes", headers=USER, content_type="multipart/form-data", data={
         "bpmn": [(io.BytesIO(LOOP_BPMN.encode()), "loop.bpmn")],
         "forms": [(io.BytesIO(json.dumps(form).encode()), "sample.json")],
-        "recipe": "sampling", "approve": "true",
+        "recipe": "sampling",
     })
     assert r.status_code == 201, r.json
-    assert r.json["recipe"] == "sampling" and r.json["status"] == "approved"
+    assert r.json["recipe"] == "sampling" and r.json["status"] == "draft"
     assert client.get(f"/api/recipes/{r.json['id']}").json["forms"] == {"sample_form": form}
 
 
@@ -190,8 +192,9 @@ def test_openapi_document_lists_the_resources(client):
     assert set(upload) == {"application/json", "multipart/form-data"}
     complete = doc["paths"]["/api/batches/{batch_id}/tasks/{task_id}/complete"]["post"]
     assert "Idempotency-Key" in [p["name"] for p in complete["parameters"] if p["in"] == "header"]
-    assert complete["security"] == [{"user": []}] and "security" not in doc["paths"]["/api/batches"]["get"]
-    assert doc["components"]["securitySchemes"]["user"]["name"] == "X-Batchline-User"
+    assert complete["security"] == [{"token": []}] and doc["paths"]["/api/batches"]["get"]["security"] == [{"token": []}]
+    assert "security" not in doc["paths"]["/api/health"]["get"]
+    assert doc["components"]["securitySchemes"]["token"] == {"type": "http", "scheme": "bearer"}
 
 
 def test_swagger_ui_page(client, app, tmp_path, monkeypatch):

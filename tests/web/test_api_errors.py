@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import LOOP_BPMN, USER, first_task, import_recipe, start_batch
+from .conftest import LOOP_BPMN, QA2, USER, first_task, import_recipe, start_batch
 
 TESTS_BPMN = Path(__file__).resolve().parent.parent / "bpmn"
 
@@ -115,16 +115,18 @@ def test_invalid_recipes_are_422_with_located_problems(client):
 # --- who -----------------------------------------------------------------------------
 
 
-def test_changes_need_a_user_before_anything_else(client, batch):
+def test_every_request_needs_a_user_before_anything_else(client, anon, batch):
     task = first_task(client)
     for path, body in [("/api/recipes", {}), ("/api/batches", {}), ("/api/batches/B-001/hold", {}),
                        (f"/api/batches/B-001/tasks/{task}/complete", {"data": {}}),
                        ("/api/messages/m", {"payload": {}}), ("/api/recipes/1/approve", {"reason": "x"}),
                        ("/api/incidents/1/retry", None)]:
-        error(client.post(path, json=body), 401, "auth_required")
-    error(client.post("/api/batches/B-001/hold", json={"reason": "x"}, headers={"X-Batchline-User": "x" * 201}),
-          400, "user_invalid")
-    assert client.get("/api/batches/B-001").status_code == 200  # reading needs no user
+        error(anon.post(path, json=body), 401, "auth_required")
+    error(anon.get("/api/batches/B-001"), 401, "auth_required")  # reading needs a user too
+    for bad in ("Bearer " + "x" * 201, "Bearer bl_not-a-token", "Bearer "):
+        error(anon.post("/api/batches/B-001/hold", json={"reason": "x"}, headers={"Authorization": bad}),
+              401, "token_invalid")
+    assert anon.get("/api/health").status_code == 200  # the health check is public
 
 
 # --- not found -----------------------------------------------------------------------
@@ -158,7 +160,7 @@ def test_batch_start_conflicts(client):
           404, "recipe_not_found")  # no approved version yet
     error(client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1", "version": 1},
                       headers=USER), 409, "recipe_not_approved")
-    client.post("/api/recipes/1/approve", json={"reason": "ok"}, headers=USER)
+    client.post("/api/recipes/1/approve", json={"reason": "ok"}, headers=QA2)
     start_batch(client, batch_id="B-1")
     error(client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1"}, headers=USER),
           409, "batch_exists")
@@ -208,7 +210,7 @@ def test_held_batch_refuses_steps_until_resumed(client, batch):
 def test_retired_recipe_cannot_be_approved_again(client):
     rv = import_recipe(client)
     client.post(f"/api/recipes/{rv['id']}/retire", json={"reason": "old"}, headers=USER)
-    error(client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "back"}, headers=USER),
+    error(client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "back"}, headers=QA2),
           409, "recipe_retired")
 
 
@@ -219,9 +221,8 @@ def test_html_in_values_is_stored_and_returned_verbatim(client, batch):
     task = first_task(client)
     hostile = {"comment": "<script>alert('x')</script><img src=x onerror=alert(1)>", "done": True,
                "unicode": "µg/mL ☢ \u202e"}
-    r = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": hostile},
-                    headers={"X-Batchline-User": "<b>mallory</b>"})
+    r = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": hostile})
     assert r.status_code == 200 and r.mimetype == "application/json"
     step = client.get("/api/batches/B-001/steps").json[0]
-    assert step["values"] == hostile and step["user"] == "<b>mallory</b>"
+    assert step["values"] == hostile and step["user"] == "alice"
     assert client.get("/api/audit/verify").json["ok"] is True

@@ -16,6 +16,8 @@ from sqlalchemy import select, update
 from engine.models import AuditEvent
 from web import cli
 
+from .conftest import PASSWORD
+
 TESTS = Path(__file__).resolve().parent.parent
 LOOP = str(TESTS / "recipes" / "loop.bpmn")
 
@@ -26,6 +28,7 @@ def run(runtime):
     runner = CliRunner()
 
     def invoke(*args: str, env: dict | None = None):
+        env = {"BATCHLINE_PASSWORD": PASSWORD, **(env or {})}
         return runner.invoke(cli.main, list(args), obj=cli.CliContext(runtime=runtime), env=env)
 
     return invoke
@@ -72,13 +75,17 @@ def test_recipe_validate_exit_codes(run, tmp_path):
 
 def test_sampling_loop_through_the_cli(run):
     assert run("db", "upgrade").exit_code == 0
-    imported = run("recipe", "import", LOOP, "--approve", "--user", "qa")
+    imported = run("recipe", "import", LOOP, "--user", "qa")
     assert imported.exit_code == 0, imported.output
-    assert "sampling_loop" in imported.stdout and "approved" in imported.stdout
+    assert "sampling_loop" in imported.stdout and "draft" in imported.stdout
+    own = run("recipe", "approve", "1", "--reason", "mine", "--user", "qa")
+    assert own.exit_code == 2 and own.stderr.startswith("error [author_cannot_approve]")
+    approved = run("recipe", "approve", "1", "--reason", "reviewed", "--user", "qa2")
+    assert approved.exit_code == 0 and "approved" in approved.stdout
     assert "sampling_loop" in run("recipe", "list").stdout
 
     started = run("batch", "start", "sampling_loop", "--batch-id", "B-9", "--param", "temp=37.5",
-                  "--param", "count=3", "--param", "sterile=true", "--param", "line=A-1", "--user", "op",
+                  "--param", "count=3", "--param", "sterile=true", "--param", "line=A-1", "--user", "sv",
                   "--json")
     assert started.exit_code == 0, started.output
     assert json.loads(started.stdout)["parameters"] == {"temp": 37.5, "count": 3, "sterile": True, "line": "A-1"}
@@ -119,7 +126,7 @@ def test_sampling_loop_through_the_cli(run):
 
     assert run("batch", "abort", "B-9", "--reason", "late", "--user", "sv").exit_code == 2
     assert run("recipe", "retire", "1", "--reason", "old", "--user", "qa").exit_code == 0
-    assert run("recipe", "approve", "1", "--reason", "back", "--user", "qa").stderr.startswith(
+    assert run("recipe", "approve", "1", "--reason", "back", "--user", "qa2").stderr.startswith(
         "error [recipe_retired]")
 
 
@@ -127,15 +134,19 @@ def test_user_from_environment(run):
     assert run("recipe", "import", LOOP, env={"BATCHLINE_USER": "qa"}).exit_code == 0
     missing = run("recipe", "approve", "1", "--reason", "ok")
     assert missing.exit_code == 2 and "--user" in missing.stderr
+    wrong = run("recipe", "approve", "1", "--reason", "ok", "--user", "qa2", env={"BATCHLINE_PASSWORD": "nope"})
+    assert wrong.exit_code == 2 and wrong.stderr.startswith("error [auth_failed]")
+    forbidden = run("batch", "hold", "B-1", "--reason", "x", "--user", "op")
+    assert forbidden.exit_code == 2 and forbidden.stderr.startswith("error [forbidden]")
 
 
 def test_user_errors_are_one_line_exit_2(run, tmp_path):
     for args, code in [(("batch", "show", "NOPE"), "batch_not_found"),
-                       (("batch", "complete", "B", "T", "--data", "{oops", "--user", "u"), "json_invalid"),
-                       (("batch", "complete", "B", "T", "--data", "[1]", "--user", "u"), "json_invalid"),
-                       (("batch", "start", "r", "--batch-id", "B", "--param", "novalue", "--user", "u"),
+                       (("batch", "complete", "B", "T", "--data", "{oops", "--user", "uu"), "json_invalid"),
+                       (("batch", "complete", "B", "T", "--data", "[1]", "--user", "uu"), "json_invalid"),
+                       (("batch", "start", "r", "--batch-id", "B", "--param", "novalue", "--user", "uu"),
                         "parameters_invalid"),
-                       (("incident", "retry", "42", "--user", "u"), "incident_not_found")]:
+                       (("incident", "retry", "42", "--user", "uu"), "incident_not_found")]:
         result = run(*args)
         assert result.exit_code == 2, (args, result.output)
         assert result.stderr.startswith(f"error [{code}]: "), result.stderr
@@ -143,7 +154,7 @@ def test_user_errors_are_one_line_exit_2(run, tmp_path):
 
     broken = tmp_path / "broken.bpmn"
     broken.write_text(Path(LOOP).read_text().replace('targetRef="end"', 'targetRef="nowhere"'))
-    invalid = run("recipe", "import", str(broken), "--user", "u")
+    invalid = run("recipe", "import", str(broken), "--user", "uu")
     assert invalid.exit_code == 2 and invalid.stderr.startswith("error [recipe_invalid]:")
     assert "broken.bpmn" in invalid.stderr
 

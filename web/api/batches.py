@@ -14,11 +14,16 @@ from flask_smorest import Blueprint
 from engine import batches
 from engine.errors import NotFound
 
-from ..auth import current_user, user_required
+from ..auth import current_person, current_user, requires, signer_from
 from . import runtime
 from .schemas import (
     Batch,
     BatchFilter,
+    CorrectionIn,
+    Diagram,
+    ExceptionOut,
+    MyTask,
+    Reassign,
     BatchStart,
     IdempotencyKey,
     Reason,
@@ -41,6 +46,7 @@ def _answer(outcome: batches.Outcome):
 
 
 @blp.route("/batches", methods=["GET"])
+@requires("batch.read")
 @blp.arguments(BatchFilter, location="query")
 @blp.response(200, Batch(many=True))
 def list_batches(query):
@@ -49,7 +55,7 @@ def list_batches(query):
 
 
 @blp.route("/batches", methods=["POST"])
-@user_required
+@requires("batch.start")
 @blp.arguments(BatchStart)
 @blp.response(201, Batch)
 def start_batch(body):
@@ -59,6 +65,7 @@ def start_batch(body):
 
 
 @blp.route("/batches/<batch_id>", methods=["GET"])
+@requires("batch.read")
 @blp.response(200, Batch)
 def show_batch(batch_id: str):
     """A batch: state, recipe version, parameters, open incidents."""
@@ -66,6 +73,7 @@ def show_batch(batch_id: str):
 
 
 @blp.route("/batches/<batch_id>/tasks", methods=["GET"])
+@requires("batch.read")
 @blp.response(200, Task(many=True))
 def batch_tasks(batch_id: str):
     """The operator tasks the batch waits for, with their forms and instructions."""
@@ -73,6 +81,7 @@ def batch_tasks(batch_id: str):
 
 
 @blp.route("/batches/<batch_id>/steps", methods=["GET"])
+@requires("batch.read")
 @blp.response(200, Step(many=True))
 def batch_steps(batch_id: str):
     """The batch record: every step in order, with who, when and the values."""
@@ -80,7 +89,7 @@ def batch_steps(batch_id: str):
 
 
 @blp.route("/batches/<batch_id>/tasks/<task_id>/complete", methods=["POST"])
-@user_required
+@requires("task.complete")
 @blp.arguments(TaskCompletion)
 @blp.arguments(IdempotencyKey, location="headers")
 @blp.response(200, StepResult, headers={REPLAYED: {"description": "`true` when this is the stored answer "
@@ -88,12 +97,15 @@ def batch_steps(batch_id: str):
                                                   "schema": {"type": "string"}}})
 def complete_task(body, headers, batch_id: str, task_id: str):
     """Complete an operator task with its values: records one step and advances the batch."""
+    signer = signer_from(body.get("signature"))
+    witness = signer_from(body.get("witness"))
     return _answer(batches.complete_task(runtime(), batch_id, task_id, body["data"], user=current_user(),
-                                         idempotency_key=headers.get("idempotency_key")))
+                                         idempotency_key=headers.get("idempotency_key"), signer=signer,
+                                         witness=witness))
 
 
 @blp.route("/batches/<batch_id>/tasks/<task_id>/callback", methods=["POST"])
-@user_required
+@requires("task.callback")
 @blp.arguments(ServiceResult)
 @blp.arguments(IdempotencyKey, location="headers")
 @blp.response(200, ServiceResultOutcome)
@@ -113,7 +125,7 @@ def _change_state(action: str, batch_id: str, reason: str):
 
 
 @blp.route("/batches/<batch_id>/hold", methods=["POST"])
-@user_required
+@requires("batch.hold")
 @blp.arguments(Reason)
 @blp.response(200, Batch)
 def hold_batch(body, batch_id: str):
@@ -122,7 +134,7 @@ def hold_batch(body, batch_id: str):
 
 
 @blp.route("/batches/<batch_id>/resume", methods=["POST"])
-@user_required
+@requires("batch.hold")
 @blp.arguments(Reason)
 @blp.response(200, Batch)
 def resume_batch(body, batch_id: str):
@@ -131,9 +143,58 @@ def resume_batch(body, batch_id: str):
 
 
 @blp.route("/batches/<batch_id>/abort", methods=["POST"])
-@user_required
+@requires("batch.hold")
 @blp.arguments(Reason)
 @blp.response(200, Batch)
 def abort_batch(body, batch_id: str):
     """Abort a running or held batch for good; its pending jobs are cancelled."""
     return _change_state("abort", batch_id, body["reason"])
+
+
+@blp.route("/tasks", methods=["GET"])
+@requires("task.complete")
+@blp.response(200, MyTask(many=True))
+def my_tasks():
+    """My tasks: ready operator tasks across running batches, for my roles or assigned to me."""
+    return batches.my_tasks(runtime(), current_person())
+
+
+@blp.route("/batches/<batch_id>/tasks/<task_id>/assign", methods=["POST"])
+@requires("task.reassign")
+@blp.arguments(Reassign)
+@blp.response(200)
+def reassign_task(body, batch_id: str, task_id: str):
+    """Assign a ready task to one person (supervisor); only they may complete it then."""
+    return batches.reassign(runtime(), batch_id, task_id, body["username"], by=current_user(), reason=body["reason"])
+
+
+@blp.route("/batches/<batch_id>/steps/<int:seq>/corrections", methods=["POST"])
+@requires("step.correct")
+@blp.arguments(CorrectionIn)
+@blp.response(201)
+def correct_step(body, batch_id: str, seq: int):
+    """Correct a recorded value (until the batch is reviewed): the original stays, the
+    reason is mandatory, the corrector signs, earlier signatures show as superseded."""
+    signer = signer_from(body["signature"])
+    if signer.username != current_user():
+        from engine.permissions import Forbidden
+
+        raise Forbidden("a signature can only be given by the person correcting", code="sign_for_other")
+    return batches.correct_step(runtime(), batch_id, seq, body["field"], body["value"], reason=body["reason"],
+                                signer=signer)
+
+
+@blp.route("/batches/<batch_id>/exceptions", methods=["GET"])
+@requires("exception.read")
+@blp.response(200, ExceptionOut(many=True))
+def batch_exceptions(batch_id: str):
+    """Exceptions raised for review: limit breaches (and later out-of-trend findings)."""
+    return batches.exceptions(runtime(), batch_id)
+
+
+@blp.route("/batches/<batch_id>/diagram", methods=["GET"])
+@requires("batch.read")
+@blp.response(200, Diagram)
+def batch_diagram(batch_id: str):
+    """The recipe's BPMN with the elements done and current, for a diagram view."""
+    return batches.diagram(runtime(), batch_id)

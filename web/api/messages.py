@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 
 from engine import batches
 
-from ..auth import current_user, user_required
+from ..auth import current_user, requires
 from . import runtime
 from .schemas import MessageDelivery, MessageOutcome
 
@@ -14,7 +14,7 @@ blp = Blueprint("messages", __name__, url_prefix="/api", description="Messages t
 
 
 @blp.route("/messages/<name>", methods=["POST"])
-@user_required
+@requires("message.deliver")
 @blp.arguments(MessageDelivery)
 @blp.response(200, MessageOutcome)
 def deliver_message(body, name: str):

@@ -12,7 +12,7 @@ from engine import audit, jobs, migrate
 from engine.models import OutboxEvent
 from engine.outbox import cloudevent
 
-from ..auth import current_user, user_required
+from ..auth import current_user, requires
 from . import runtime
 from .schemas import AuditCheck, EventPage, Events, Health, Incident, IncidentFilter, IncidentRetried
 
@@ -49,6 +49,7 @@ def health():
 
 
 @blp.route("/incidents", methods=["GET"])
+@requires("incident.read")
 @blp.arguments(IncidentFilter, location="query")
 @blp.response(200, Incident(many=True))
 def list_incidents(query):
@@ -57,7 +58,7 @@ def list_incidents(query):
 
 
 @blp.route("/incidents/<int:incident_id>/retry", methods=["POST"])
-@user_required
+@requires("incident.retry")
 @blp.response(200, IncidentRetried)
 def retry_incident(incident_id: int):
     """Resolve an incident by giving its job a fresh set of attempts."""
@@ -65,6 +66,7 @@ def retry_incident(incident_id: int):
 
 
 @blp.route("/events", methods=["GET"])
+@requires("events.read")
 @blp.arguments(EventPage, location="query")
 @blp.response(200, Events)
 def list_events(query):
@@ -78,6 +80,7 @@ def list_events(query):
 
 
 @blp.route("/audit/verify", methods=["GET"])
+@requires("audit.verify")
 @blp.response(200, AuditCheck)
 def verify_audit():
     """Recompute the audit trail's hash chain; `ok: false` lists where it breaks."""

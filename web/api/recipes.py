@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 from engine import recipes
 from engine.bpmn import validate_recipe
 
-from ..auth import current_user, user_required
+from ..auth import current_user, requires
 from ..errors import ApiError
 from . import runtime
 from .schemas import (
@@ -101,6 +101,7 @@ def _recipe_upload() -> tuple[dict[str, bytes], dict[str, Any], dict[str, Any]]:
 
 
 @blp.route("/recipes", methods=["GET"])
+@requires("recipe.read")
 @blp.response(200, Recipe(many=True))
 def list_recipes():
     """Every recipe version, by recipe key and version."""
@@ -108,23 +109,24 @@ def list_recipes():
 
 
 @blp.route("/recipes", methods=["POST"])
-@user_required
+@requires("recipe.import")
 @blp.doc(**_body_doc(RecipeImport, RecipeUpload))
 @blp.response(201, Recipe)
 def import_recipe():
     """Import BPMN files (and forms) as a new draft version.
 
     Importing identical content again returns the existing version: imports can be
-    repeated safely. `approve: true` approves the version at once.
+    repeated safely. Approval is a separate step by another person
+    (`POST /api/recipes/{id}/approve`): the author never approves their own version.
     """
     files, forms, options = _recipe_upload()
     rv = recipes.import_recipe(runtime(), files, forms=forms, user=current_user(),
-                               recipe=options.get("recipe"), approve=options.get("approve", False),
-                               process_id=options.get("process_id"))
+                               recipe=options.get("recipe"), process_id=options.get("process_id"))
     return recipes.describe(rv)
 
 
 @blp.route("/recipes/validate", methods=["POST"])
+@requires("recipe.read")
 @blp.doc(**_body_doc(RecipeCheck, RecipeUploadCheck))
 @blp.response(200, RecipeCheckResult)
 def check_recipe():
@@ -142,6 +144,7 @@ def check_recipe():
 
 
 @blp.route("/recipes/<int:recipe_id>", methods=["GET"])
+@requires("recipe.read")
 @blp.response(200, RecipeDetail)
 def show_recipe(recipe_id: int):
     """One recipe version with its BPMN files and forms."""
@@ -149,7 +152,7 @@ def show_recipe(recipe_id: int):
 
 
 @blp.route("/recipes/<int:recipe_id>/approve", methods=["POST"])
-@user_required
+@requires("recipe.approve")
 @blp.arguments(Reason)
 @blp.response(200, Recipe)
 def approve_recipe(body, recipe_id: int):
@@ -158,7 +161,7 @@ def approve_recipe(body, recipe_id: int):
 
 
 @blp.route("/recipes/<int:recipe_id>/retire", methods=["POST"])
-@user_required
+@requires("recipe.approve")
 @blp.arguments(Reason)
 @blp.response(200, Recipe)
 def retire_recipe(body, recipe_id: int):

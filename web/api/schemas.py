@@ -34,7 +34,6 @@ class RecipeImport(ma.Schema):
     recipe = fields.String(validate=validate.Length(min=1, max=200),
                            metadata={"description": "recipe key; default: the BPMN process id"})
     process_id = fields.String(metadata={"description": "the top process, when the files hold several"})
-    approve = fields.Boolean(load_default=False, metadata={"description": "approve the version at import"})
 
 
 class RecipeUploadOptions(ma.Schema):
@@ -42,7 +41,6 @@ class RecipeUploadOptions(ma.Schema):
 
     recipe = fields.String(validate=validate.Length(min=1, max=200))
     process_id = fields.String()
-    approve = fields.Boolean(load_default=False)
 
 
 class RecipeUpload(RecipeUploadOptions):
@@ -143,6 +141,46 @@ class Task(ma.Schema):
     form_definition = fields.Dict(allow_none=True)
     instructions = fields.String(allow_none=True)
     iteration = fields.Integer(allow_none=True)
+    role = fields.String(metadata={"description": "the role the task needs"})
+    assigned_to = fields.String(allow_none=True, metadata={"description": "set when a supervisor reassigned it"})
+
+
+class MyTask(Task):
+    batch_id = fields.String()
+
+
+class SignatureOut(ma.Schema):
+    """§11.50: printed name, UTC time and meaning; bound to the hash of what was signed."""
+
+    role = fields.String(metadata={"description": "performer, witness or corrector"})
+    username = fields.String()
+    printed_name = fields.String()
+    meaning = fields.String()
+    signed_at = fields.String()
+    content_hash = fields.String(metadata={"description": "SHA-256 of exactly what was signed"})
+    superseded = fields.Boolean(metadata={"description": "a later correction replaced what this signed"})
+
+
+class CorrectionOut(ma.Schema):
+    id = fields.Integer()
+    field = fields.String()
+    old = fields.Raw(allow_none=True)
+    new = fields.Raw(allow_none=True)
+    reason = fields.String()
+    username = fields.String()
+    corrected_at = fields.String()
+
+
+class ExceptionOut(ma.Schema):
+    id = fields.Integer()
+    step_seq = fields.Integer(allow_none=True)
+    source = fields.String(metadata={"description": "limit, trend or incident"})
+    severity = fields.String(metadata={"description": "alert or action"})
+    parameter = fields.String(allow_none=True)
+    message = fields.String()
+    details = fields.Dict()
+    status = fields.String()
+    created_at = fields.String()
 
 
 class Step(ma.Schema):
@@ -159,10 +197,24 @@ class Step(ma.Schema):
     form_hash = fields.String(allow_none=True, metadata={"description": "hash of the form definition used"})
     values_hash = fields.String()
     recipe_version_id = fields.Integer()
+    current_values = fields.Dict(metadata={"description": "the values after corrections"})
+    signatures = fields.List(fields.Nested(SignatureOut))
+    corrections = fields.List(fields.Nested(CorrectionOut))
+
+
+class Credentials(ma.Schema):
+    """A signer's two components (21 CFR 11.200): user id and password, checked now."""
+
+    username = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=200), load_only=True)
 
 
 class TaskCompletion(ma.Schema):
     data = fields.Dict(keys=fields.String(), required=True, metadata={"description": "the form's values"})
+    signature = fields.Nested(Credentials, metadata={
+        "description": "the performer's signature; required when the task has a form"})
+    witness = fields.Nested(Credentials, metadata={
+        "description": "a second person's signature, when the form requires a witness"})
 
 
 class IdempotencyKey(ma.Schema):
@@ -177,7 +229,55 @@ class IdempotencyKey(ma.Schema):
 class StepResult(ma.Schema):
     step = fields.Nested(Step)
     batch = fields.Dict()
+    exceptions = fields.List(fields.Nested(ExceptionOut), metadata={
+        "description": "alert/action limit breaches this step raised for review by exception"})
     next_tasks = fields.List(fields.Nested(Task))
+
+
+class Reassign(ma.Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class CorrectionIn(ma.Schema):
+    field = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    value = fields.Raw(required=True, allow_none=True, metadata={"description": "the corrected value"})
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    signature = fields.Nested(Credentials, required=True)
+
+
+class Diagram(ma.Schema):
+    bpmn = fields.Dict(metadata={"description": "file name -> BPMN XML of the recipe version"})
+    process_id = fields.String()
+    done = fields.List(fields.String())
+    current = fields.List(fields.String())
+
+
+class UserIn(ma.Schema):
+    username = fields.String(required=True, validate=validate.Length(min=2, max=64))
+    printed_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    roles = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    kind = fields.String(load_default="person", validate=validate.OneOf(["person", "service"]))
+    password = fields.String(load_only=True, validate=validate.Length(max=200))
+
+
+class UserOut(ma.Schema):
+    username = fields.String()
+    printed_name = fields.String()
+    kind = fields.String()
+    roles = fields.List(fields.String())
+    active = fields.Boolean()
+    locked = fields.Boolean()
+    created_at = fields.String()
+    password_changed_at = fields.String(allow_none=True)
+
+
+class TokenIn(ma.Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class TokenOut(ma.Schema):
+    token = fields.String(metadata={"description": "shown once; only its hash is stored"})
 
 
 class ServiceResult(ma.Schema):

@@ -1,0 +1,216 @@
+"""The browser UI's server-side rules, without a browser (Flask's test client, fast):
+CSRF on every POST, the inactivity timeout and the §11.200 signing rule, idempotent
+submission, permissions, no open redirect, safe markdown, security headers."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from engine import batches
+from web.ui import session as ui_session
+from web.ui.markdown import render_markdown
+
+from .conftest import password
+
+
+@pytest.fixture
+def app(runtime):
+    from web.app import create_app
+    from web.ui import bp
+
+    app = create_app(runtime=runtime)
+    if "ui" not in app.blueprints:
+        app.register_blueprint(bp)
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def token(html: str, name: str = "csrf_token") -> str:
+    return re.search(rf'name="{name}" value="([^"]+)"', html).group(1)
+
+
+def log_in(client, username: str) -> None:
+    page = client.get("/login").text
+    r = client.post("/login", data={"csrf_token": token(page), "username": username,
+                                    "password": password(username)})
+    assert r.status_code == 302, r.text
+
+
+def task_form(client, batch_id: str) -> tuple[str, str, str]:
+    (task,) = [t for t in batches.ready_tasks(client.application.extensions["batchline"], batch_id)]
+    url = f"/batches/{batch_id}/tasks/{task['id']}"
+    page = client.get(url).text
+    return url, token(page), token(page, "idempotency_key")
+
+
+def test_pages_need_a_login_and_come_back_after_it(client, new_batch):
+    batch_id = new_batch()
+    r = client.get(f"/batches/{batch_id}")
+    assert r.status_code == 302 and r.headers["Location"] == f"/login?next=/batches/{batch_id}"
+    page = client.get(r.headers["Location"]).text
+    r = client.post(f"/login?next=/batches/{batch_id}", data={
+        "csrf_token": token(page), "username": "op.anna", "password": password("op.anna")})
+    assert r.headers["Location"] == f"/batches/{batch_id}"
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:x"])
+def test_login_never_redirects_off_site(client, target):
+    page = client.get("/login").text
+    r = client.post("/login", query_string={"next": target}, data={
+        "csrf_token": token(page), "username": "op.anna", "password": password("op.anna")})
+    assert r.status_code == 302 and r.headers["Location"] == "/"
+
+
+def test_every_post_needs_the_csrf_token(client, new_batch):
+    batch_id = new_batch()
+    log_in(client, "sup.carl")
+    r = client.post(f"/batches/{batch_id}/state", data={"action": "hold", "reason": "x"})
+    assert r.status_code == 400 and "expired" in r.text
+    r = client.post(f"/batches/{batch_id}/state", data={"action": "hold", "reason": "x", "csrf_token": "forged"})
+    assert r.status_code == 400
+    assert batches.get_batch(client.application.extensions["batchline"], batch_id)["state"] == "running"
+
+
+def test_login_form_needs_the_csrf_token_too(client):
+    client.get("/login")
+    r = client.post("/login", data={"username": "op.anna", "password": password("op.anna")})
+    assert r.status_code == 400
+
+
+def test_service_accounts_cannot_log_in(client, runtime):
+    from engine import users
+
+    users.create_user(runtime, "erp.link", "ERP link", ["service"], by="test", password="Service-secret-2025",
+                      kind="service")
+    page = client.get("/login").text
+    r = client.post("/login", data={"csrf_token": token(page), "username": "erp.link",
+                                    "password": "Service-secret-2025"})
+    assert r.status_code == 401 and "service accounts cannot log in" in r.text
+
+
+def test_signing_rule_user_id_first_then_password_only_then_both_after_timeout(client, runtime, new_batch,
+                                                                                monkeypatch):
+    batch_id = new_batch()
+    log_in(client, "op.anna")
+    url, csrf, key = task_form(client, batch_id)
+    assert 'id="signer_id"' in client.get(url).text
+    # without the user id the first signature of the session is refused, nothing stored
+    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00",
+                               "password": password("op.anna")})
+    assert r.status_code == 403 and "Enter your own user id" in r.text
+    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00",
+                               "signer_id": "op.anna", "password": password("op.anna")})
+    assert r.status_code == 302
+    # the next signing in the same session: the password alone
+    url, csrf, key = task_form(client, batch_id)
+    assert 'id="signer_id"' not in client.get(url).text
+    # after the inactivity timeout the session ends: log in again, and both components again
+    later = time.time() + runtime.settings.session_timeout_minutes * 60 + 5
+    monkeypatch.setattr(ui_session.time, "time", lambda: later)
+    r = client.get(url)
+    assert r.status_code == 302 and r.headers["Location"].startswith("/login")
+    assert "without activity" in client.get(r.headers["Location"]).text
+    log_in(client, "op.anna")
+    assert 'id="signer_id"' in client.get(url).text
+
+
+def test_a_repeated_submission_stores_one_step(client, runtime, new_batch):
+    batch_id = new_batch()
+    log_in(client, "op.anna")
+    url, csrf, key = task_form(client, batch_id)
+    form = {"csrf_token": csrf, "idempotency_key": key, "ph": "7.00", "remarks": "once",
+            "signer_id": "op.anna", "password": password("op.anna")}
+    first = client.post(url, data=form)
+    again = client.post(url, data={**form, "signer_id": ""})
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"] == again.headers["Location"] == f"/batches/{batch_id}/steps/1"
+    assert len(batches.steps(runtime, batch_id)) == 1
+
+
+def test_an_empty_password_is_not_a_failed_attempt(client, runtime, new_batch):
+    from engine.models import User
+    from sqlalchemy import select
+
+    batch_id = new_batch()
+    log_in(client, "op.ben")
+    url, csrf, key = task_form(client, batch_id)
+    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00", "signer_id": "op.ben"})
+    assert r.status_code == 401 and "Enter your password" in r.text
+    with runtime.transaction() as s:
+        assert s.scalars(select(User.failed_logins).where(User.username == "op.ben")).one() == 0
+
+
+def test_operators_cannot_hold_or_reassign(client, new_batch):
+    batch_id = new_batch()
+    log_in(client, "op.anna")
+    page = client.get(f"/batches/{batch_id}").text
+    assert 'id="supervisor"' not in page
+    r = client.post(f"/batches/{batch_id}/state", data={"csrf_token": token(page), "action": "hold", "reason": "x"})
+    assert r.status_code == 403 and "supervisor" in r.text
+
+
+def test_a_task_assigned_to_someone_else_says_so(client, runtime, new_batch):
+    batch_id = new_batch()
+    (task,) = batches.ready_tasks(runtime, batch_id)
+    batches.reassign(runtime, batch_id, task["id"], "op.ben", by="sup.carl", reason="other suite")
+    log_in(client, "op.anna")
+    page = client.get(f"/batches/{batch_id}/tasks/{task['id']}").text
+    assert "assigned to op.ben; only they can complete it" in page
+    qa = client.application.test_client()
+    log_in(qa, "qa.dora")
+    page = qa.get(f"/batches/{batch_id}/tasks/{task['id']}").text
+    assert "needs the operator or supervisor role" in page
+
+
+def test_hold_needs_a_reason(client, runtime, new_batch):
+    batch_id = new_batch()
+    log_in(client, "sup.carl")
+    page = client.get(f"/batches/{batch_id}").text
+    r = client.post(f"/batches/{batch_id}/state", data={"csrf_token": token(page), "action": "hold", "reason": " "},
+                    follow_redirects=True)
+    assert "give a reason" in r.text
+    assert batches.get_batch(runtime, batch_id)["state"] == "running"
+
+
+def test_unknown_batch_is_a_page_not_json(client):
+    log_in(client, "op.anna")
+    r = client.get("/batches/NOPE-1")
+    assert r.status_code == 404 and r.mimetype == "text/html" and "NOPE-1" in r.text
+
+
+def test_pages_send_security_headers(client):
+    r = client.get("/login")
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_diagram_data_marks_done_and_current(client, runtime, new_batch):
+    batch_id = new_batch()
+    log_in(client, "qa.dora")
+    data = client.get(f"/batches/{batch_id}/diagram").json
+    assert data["files"][0]["name"] == "buffer_prep.bpmn" and data["files"][0]["drawable"]
+    assert data["current"] == ["adjust_ph"] and "start" in data["done"]
+
+
+@pytest.mark.parametrize("source,present,absent", [
+    ("<script>alert(1)</script>", "&lt;script&gt;", "<script"),
+    ("[x](javascript:alert(1))", "[x](javascript:alert(1))", "<a"),
+    ("![x](data:image/svg+xml,abc)", "![x](data:image/svg+xml,abc)", "<img"),
+    ('[x](https://a.example/"onmouseover="alert(1))', 'href="https://a.example/&#34;onmouseover=&#34;alert(1"',
+     'onmouseover="'),
+    ("**<i>bold</i>**", "<strong>&lt;i&gt;bold&lt;/i&gt;</strong>", "<i>"),
+    ("# Title\n- one\n- two", "<h3>Title</h3>\n<ul>\n<li>one</li>\n<li>two</li>\n</ul>", "<h1"),
+    ("see [SOP](https://sop.example/1?a=1&b=2)", 'href="https://sop.example/1?a=1&amp;b=2"', "javascript"),
+])
+def test_markdown_escapes_first_and_allows_only_http_links(source, present, absent):
+    html = str(render_markdown(source))
+    assert present in html
+    assert absent not in html

@@ -1,0 +1,76 @@
+// Batch page: the recipe's BPMN in the bpmn-js viewer, with done / current / pending
+// elements marked. Files without diagram information are listed, not drawn.
+(function () {
+  "use strict";
+  var canvasEl = document.getElementById("diagram-canvas");
+  var status = document.getElementById("diagram-status");
+  var tabs = document.getElementById("diagram-tabs");
+  if (!canvasEl) return;
+
+  function say(text) { if (status) status.textContent = text; }
+
+  if (typeof window.BpmnJS !== "function") {
+    say("The diagram viewer is not installed on this server (run: cd web && npm ci).");
+    return;
+  }
+
+  var viewer = new window.BpmnJS({ container: canvasEl });
+  var data = null;
+
+  function mark(done, current) {
+    var registry = viewer.get("elementRegistry");
+    var canvas = viewer.get("canvas");
+    var counts = { done: 0, current: 0, pending: 0 };
+    registry.forEach(function (element) {
+      var bo = element.businessObject;
+      if (!bo || element.type === "label" || !bo.$instanceOf || !bo.$instanceOf("bpmn:FlowNode")) return;
+      var state = current.has(element.id) ? "current" : done.has(element.id) ? "done" : "pending";
+      canvas.addMarker(element.id, "bl-" + state);
+      counts[state] += 1;
+    });
+    return counts;
+  }
+
+  function show(file) {
+    viewer.importXML(file.xml).then(function () {
+      var counts = mark(new Set(data.done), new Set(data.current));
+      viewer.get("canvas").zoom("fit-viewport", "auto");
+      canvasEl.setAttribute("data-loaded", file.name);
+      say(file.name + ": " + counts.done + " done, " + counts.current + " current, " + counts.pending + " pending.");
+    }).catch(function (err) {
+      say("This diagram cannot be shown: " + (err && err.message ? err.message : err));
+    });
+  }
+
+  fetch(canvasEl.getAttribute("data-url"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+    .then(function (response) {
+      if (!response.ok) throw new Error("the server answered " + response.status);
+      return response.json();
+    })
+    .then(function (json) {
+      data = json;
+      var drawable = json.files.filter(function (f) { return f.drawable; });
+      if (!drawable.length) { say("The recipe's BPMN files have no diagram layout to show."); return; }
+      if (drawable.length > 1 && tabs) {
+        tabs.hidden = false;
+        drawable.forEach(function (file, i) {
+          var button = document.createElement("button");
+          button.type = "button";
+          button.className = "chip" + (i === 0 ? " active" : "");
+          button.textContent = file.name;
+          button.addEventListener("click", function () {
+            Array.prototype.forEach.call(tabs.children, function (b) { b.classList.remove("active"); });
+            button.classList.add("active");
+            show(file);
+          });
+          tabs.appendChild(button);
+        });
+      }
+      show(drawable[0]);
+    })
+    .catch(function (err) { say("The diagram could not be loaded: " + err.message); });
+
+  window.addEventListener("resize", function () {
+    if (canvasEl.getAttribute("data-loaded")) viewer.get("canvas").zoom("fit-viewport", "auto");
+  });
+})();

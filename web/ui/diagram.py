@@ -1,0 +1,28 @@
+"""The batch's BPMN for the bpmn-js viewer: which file to show first, and which elements
+are done and current (everything else is pending)."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+
+def _defines_process(xml: str, process_id: str) -> bool:
+    pattern = r"<(?:[\w.-]+:)?process\b[^>]*\bid=[\"']" + re.escape(process_id) + r"[\"']"
+    return re.search(pattern, xml) is not None
+
+
+def _has_diagram(xml: str) -> bool:
+    return re.search(r"<(?:[\w.-]+:)?BPMNDiagram\b", xml) is not None
+
+
+def diagram_view(diagram: dict[str, Any]) -> dict[str, Any]:
+    """``batches.diagram`` output -> the viewer's input: files (main process first)."""
+    bpmn = diagram.get("bpmn") or {}
+    process_id = diagram.get("process_id") or ""
+    names = sorted(bpmn, key=lambda n: (not _defines_process(bpmn[n], process_id), n))
+    return {
+        "process_id": process_id,
+        "files": [{"name": n, "xml": bpmn[n], "drawable": _has_diagram(bpmn[n])} for n in names],
+        "done": list(dict.fromkeys(diagram.get("done") or [])),
+        "current": list(dict.fromkeys(diagram.get("current") or [])),
+    }
