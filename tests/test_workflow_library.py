@@ -13,6 +13,7 @@ import defusedxml.ElementTree as DefusedET
 import pytest
 
 import workflows
+from engine.users import Person
 from engine import batches, jobs, recipes, runner
 from engine.bpmn import parse_recipe, validate_recipe
 from engine.connectors import Completed
@@ -171,6 +172,25 @@ def in_limit_number(field) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-(field.decimals or 0)))
 
 
+#: the people of the run-throughs (already authenticated: the engine trusts its caller)
+ANNA = Person("op.anna", "Anna Operator", ("operator",))
+CARL = Person("sup.carl", "Carl Supervisor", ("supervisor",))
+DANA = Person("sup.dana", "Dana Supervisor", ("supervisor",))
+QUINN = Person("qa.quinn", "Quinn QA", ("qa",))
+
+
+def signers(task) -> tuple[Person, Person | None]:
+    """Who signs a task: its role's person, plus a supervisor witness when the form asks."""
+    signer = {"supervisor": CARL, "qa": QUINN}.get(task["role"], ANNA)
+    form = load_form(task["form_definition"]) if task["form_definition"] else None
+    witness = None
+    if form is not None and form.witness_required:
+        witness = DANA if signer is CARL else CARL
+        if form.witness_role and form.witness_role.lower() == "qa":
+            witness = QUINN if signer is not QUINN else Person("qa.rita", "Rita QA", ("qa",))
+    return signer, witness
+
+
 def in_limit_values(definition: dict[str, Any]) -> dict[str, Any]:
     """Valid values for every input of a form (calculated fields are left to the server)."""
     values: dict[str, Any] = {}
@@ -269,7 +289,9 @@ def run_to_end(rt, entry, batch_id: str, systems: Systems, *, parameters: dict[s
             values = in_limit_values(task["form_definition"])
             if bpmn_id in overrides:
                 values.update(overrides[bpmn_id](done.get(bpmn_id, 0)))
-            outcome = batches.complete_task(rt, batch_id, task["id"], values, user="op.anna")
+            signer, witness = signers(task)
+            outcome = batches.complete_task(rt, batch_id, task["id"], values, user=signer.username,
+                                            signer=signer, witness=witness)
             raised = [(e["severity"], e["parameter"]) for e in outcome.body["exceptions"]]
             assert raised == findings.get(bpmn_id, []), (bpmn_id, outcome.body["exceptions"])
             done[bpmn_id] = done.get(bpmn_id, 0) + 1
@@ -349,7 +371,9 @@ def test_mab_low_n1_viability_goes_to_the_supervisor(rt):
     # the supervisor decides to proceed: the batch goes on to the production bioreactor
     (task,) = batches.ready_tasks(rt, "MAB-0002")
     values = {**in_limit_values(task["form_definition"]), "seed_rationale": "Recount 91 %, growth normal."}
-    batches.complete_task(rt, "MAB-0002", task["id"], values, user="sup.carl")
+    signer, witness = signers(task)
+    assert signer is CARL
+    batches.complete_task(rt, "MAB-0002", task["id"], values, user="sup.carl", signer=signer, witness=witness)
     assert {t["bpmn_id"] for t in batches.ready_tasks(rt, "MAB-0002")} == {"pr_pre_use"}
     # the script task computed the inoculum volume from the N-1 VCD (midpoint 7.5 x 10^6/mL):
     # 0.5 x 1400 L / (7.5 - 0.5) = 100.0 L
@@ -396,7 +420,9 @@ def test_hold_time_defaults_to_two_minutes(rt):
     recipes.import_recipe(rt, entry.files, forms=entry.forms, user="qa.lead", approve=True)
     batches.start_batch(rt, entry.key, "HOLD-1", user="op.anna")
     (task,) = batches.ready_tasks(rt, "HOLD-1")
-    batches.complete_task(rt, "HOLD-1", task["id"], in_limit_values(task["form_definition"]), user="op.anna")
+    signer, witness = signers(task)
+    batches.complete_task(rt, "HOLD-1", task["id"], in_limit_values(task["form_definition"]),
+                          user=signer.username, signer=signer, witness=witness)
     with rt.transaction() as s:
         (job,) = s.query(Job).filter(Job.kind == "timer", Job.state == "pending").all()
         wait = (job.due_at.replace(tzinfo=None) - utcnow().replace(tzinfo=None)).total_seconds()

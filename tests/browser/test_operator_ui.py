@@ -60,6 +60,7 @@ def test_operator_records_an_in_limit_step_then_a_witnessed_one(page: Page, new_
     log_in(page, "op.anna")
     # home page: my tasks across running batches
     expect(page.locator("h1")).to_have_text("My tasks")
+    page.screenshot(path=str(artifacts / "my-tasks.png"), full_page=True)
     page.click(f".tasklist li:has-text('Batch {batch_id}') a:has-text('Adjust buffer pH')")
     expect(page.locator("h1")).to_contain_text("Adjust buffer pH")
 
@@ -210,13 +211,13 @@ def test_html_typed_into_a_text_field_is_shown_escaped(page: Page, new_batch, ar
     assert not page.js_errors, page.js_errors
 
 
-def test_login_errors_are_clear_and_an_account_locks(page: Page, runtime):
+def test_login_errors_are_clear_and_an_account_locks(page: Page, runtime, artifacts):
     users.create_user(runtime, "op.lena", "Lena Marsh", ["operator"], by="test", password="Lena-secret-2025")
     page.goto("/login")
     page.fill("#username", "op.lena")
     page.fill("#password", "wrong-password")
     page.click("button:has-text('Log in')")
-    expect(page.locator(".flash-error")).to_have_text("user id or password is wrong")
+    expect(page.locator(".flash-error")).to_have_text("User id or password is wrong.")
     for _ in range(runtime.settings.lockout_attempts - 1):
         page.fill("#password", "wrong-password")
         page.click("button:has-text('Log in')")
@@ -224,6 +225,7 @@ def test_login_errors_are_clear_and_an_account_locks(page: Page, runtime):
     page.fill("#password", "Lena-secret-2025")
     page.click("button:has-text('Log in')")
     expect(page.locator(".flash-error[data-code=account_locked]")).to_contain_text("ask an administrator")
+    page.screenshot(path=str(artifacts / "login-locked.png"))
 
 
 def test_logout_means_user_id_and_password_again(page: Page, new_batch):

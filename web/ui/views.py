@@ -155,7 +155,7 @@ def login_page():
                                    code="account_service")
     except users.AuthFailed as exc:
         return render_template("ui/login.html", next_url=next_url, username=username,
-                               error=exc.message, error_code=exc.code), 401
+                               error=_sentence(exc.message), error_code=exc.code), 401
     login.start(person)
     return redirect(next_url or url_for("ui.home"))
 
