@@ -655,5 +655,42 @@ def user_unlock(username, reason, by):
     click.echo(f"{username} unlocked")
 
 
+@main.command("demo")
+@click.option("--host", help="Address to listen on (default: settings host).")
+@click.option("--port", type=int, help="Port (default: settings port).")
+@click.option("--no-serve", is_flag=True, help="Set the demo plant up and exit.")
+def demo(host, port, no_serve):
+    """Set up the demo plant (people, lots, equipment, the workflow library, a running mAb
+    batch) on the configured database, then serve the web app with a job worker."""
+    from engine import jobs
+    from web import demo as plant
+    from web.app import create_app
+
+    rt = _runtime()
+    click.echo("applying database migrations ...")
+    rt.create_schema()
+    click.echo("loading the workflow library and the demo plant ...")
+    info = plant.setup(rt)
+    plant.connect_simulators(rt)
+    click.echo(f"{len(info['recipes'])} library recipes approved; batch {info['batch']} is running")
+    click.echo("demo people (user id / password — demo only):")
+    for username, (name, roles, password) in plant.PEOPLE.items():
+        click.echo(f"  {username:<10} {password:<18} {name} ({', '.join(roles)})")
+    click.echo("scan these: " + ", ".join(list(info["lots"].values()) + list(info["equipment"].values())))
+    if no_serve:
+        return
+    host, port = host or rt.settings.host, port or rt.settings.port
+    stop = threading.Event()
+    threading.Thread(target=jobs.work, args=(rt,), kwargs={"stop": stop}, name="batchline-worker",
+                     daemon=True).start()
+    click.echo(f"Batchline demo: http://{host}:{port}/  (API: http://{host}:{port}/api/docs)")
+    try:
+        import waitress
+
+        waitress.serve(create_app(runtime=rt), host=host, port=port, threads=8)
+    finally:
+        stop.set()
+
+
 if __name__ == "__main__":
     main()

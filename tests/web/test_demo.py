@@ -1,0 +1,31 @@
+"""`batchline demo --no-serve` sets a usable plant up, twice without harm."""
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from engine import batches, users
+from web import cli, demo
+
+
+def test_demo_plant(tmp_path):
+    url = f"sqlite:///{tmp_path}/demo.db"
+    runner = CliRunner()
+    for _ in range(2):  # idempotent
+        result = runner.invoke(cli.main, ["demo", "--no-serve"], env={"BATCHLINE_DATABASE_URL": url})
+        assert result.exit_code == 0, result.output
+    assert "op.anna" in result.output and "anna-demo-2026" in result.output
+    ctx = cli.CliContext()
+    from engine.config import load_settings
+    from engine.runtime import Runtime
+
+    rt = Runtime(load_settings(database_url=url), load_connectors=False)
+    try:
+        info = batches.get_batch(rt, demo.DEMO_BATCH)
+        assert info["state"] == "running" and info["recipe"]["recipe"] == "mab_upstream"
+        assert [t["bpmn_id"] for t in batches.ready_tasks(rt, demo.DEMO_BATCH)]  # something to do at once
+        person = users.authenticate(rt, "op.anna", "anna-demo-2026")
+        assert person.roles == ("operator",)
+        assert len(batches.list_batches(rt)) == 1
+    finally:
+        rt.close()
+        ctx.close()

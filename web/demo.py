@@ -1,0 +1,90 @@
+"""``batchline demo``: a plant to try Batchline on, on the embedded SQLite default.
+
+Creates the demo people (their passwords are printed: demo only), registers released
+material lots and clean equipment for everything the library's forms scan, imports the
+workflow library (imported by one QA person, approved by another), connects the
+simulated ERP and LIMS, and starts a mAb batch so there is something to do at once.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from engine import batches, recipes, users
+from engine.models import Batch, Equipment, MaterialLot, RecipeVersion, User
+from engine.runtime import Runtime
+
+#: demo people: user id -> (printed name, roles, password). Demo only.
+PEOPLE = {
+    "op.anna": ("Anna Operator", ["operator"], "anna-demo-2026"),
+    "op.ben": ("Ben Operator", ["operator"], "ben-demo-2026"),
+    "sup.carl": ("Carl Supervisor", ["supervisor"], "carl-demo-2026"),
+    "qa.quinn": ("Quinn QA", ["qa"], "quinn-demo-2026"),
+    "qa.rita": ("Rita QA", ["qa"], "rita-demo-2026"),
+    "admin": ("Plant Administrator", ["admin"], "plant-demo-2026"),
+}
+DEMO_BATCH = "MAB-DEMO-001"
+
+
+def lot_for(material: str) -> str:
+    return f"LOT-{material}-001"
+
+
+def equipment_for(equipment_class: str) -> str:
+    return f"{equipment_class.upper()}-01"
+
+
+def setup(rt: Runtime) -> dict[str, Any]:
+    """Idempotent: running the demo twice reuses what is there."""
+    from forms import load_form
+    import workflows
+
+    with rt.transaction() as s:
+        have_users = s.scalar(select(func.count()).select_from(User)) > 0
+    if not have_users:
+        for username, (name, roles, password) in PEOPLE.items():
+            users.create_user(rt, username, name, roles, by="demo", password=password)
+        users.create_user(rt, "svc.lims", "LIMS interface", ["service"], by="demo", kind="service")
+
+    library = workflows.library()
+    materials, classes = set(), set()
+    for entry in library:
+        for definition in entry.forms.values():
+            for f in load_form(definition).fields:
+                if f.kind == "materialLot" and f.material:
+                    materials.add(f.material)
+                elif f.kind == "equipment" and f.equipment_class:
+                    classes.add(f.equipment_class)
+    with rt.transaction() as s:
+        for material in sorted(materials):
+            if s.get(MaterialLot, lot_for(material)) is None:
+                s.add(MaterialLot(lot_id=lot_for(material), material=material, status="released"))
+        for cls in sorted(classes):
+            if s.get(Equipment, equipment_for(cls)) is None:
+                s.add(Equipment(equipment_id=equipment_for(cls), equipment_class=cls, status="clean"))
+
+    imported = []
+    for entry in library:
+        rv = recipes.import_recipe(rt, entry.files, forms=entry.forms, user="qa.quinn", recipe=entry.key)
+        if rv.status == "draft":
+            recipes.set_status(rt, rv.id, "approved", "qa.rita", "demo library: reviewed")
+        imported.append(entry.key)
+
+    with rt.transaction() as s:
+        exists = s.scalars(select(Batch.id).where(Batch.batch_id == DEMO_BATCH)).first() is not None
+    if not exists:
+        batches.start_batch(rt, "mab_upstream", DEMO_BATCH, user="sup.carl",
+                            parameters={"batch_id": DEMO_BATCH, "hold_time": "PT30S"})
+    with rt.transaction() as s:
+        approved = s.scalar(select(func.count()).select_from(RecipeVersion).where(RecipeVersion.status == "approved"))
+    return {"recipes": imported, "approved": approved, "batch": DEMO_BATCH,
+            "lots": {m: lot_for(m) for m in sorted(materials)},
+            "equipment": {c: equipment_for(c) for c in sorted(classes)}}
+
+
+def connect_simulators(rt: Runtime) -> None:
+    from integrations.simulated import SimulatedErp, SimulatedLims
+
+    rt.connectors.register("erp", SimulatedErp())
+    rt.connectors.register("lims", SimulatedLims(runtime=rt))
