@@ -159,6 +159,29 @@ def ready_tasks(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
             rt.cache.put(batch.id, entry)
 
 
+@dataclass(frozen=True)
+class RecipeContent:
+    """The immutable part of a recipe version the step path reads (forms, task list)."""
+
+    id: int
+    forms: dict
+    tasks: list
+
+
+_RECIPE_CONTENT: dict[tuple[int, int], RecipeContent] = {}
+
+
+def _recipe(rt: Runtime, s: Session, recipe_version_id: int) -> RecipeContent:
+    """A recipe version's forms and tasks, read once per process: a version's content
+    never changes (a change is a new version), only its status does."""
+    key = (id(rt), recipe_version_id)
+    content = _RECIPE_CONTENT.get(key)
+    if content is None:
+        rv = s.get(RecipeVersion, recipe_version_id)
+        content = _RECIPE_CONTENT[key] = RecipeContent(rv.id, rv.forms, rv.tasks)
+    return content
+
+
 def _task_meta(rv: RecipeVersion, bpmn_id: str, process: str | None = None) -> dict[str, Any]:
     """A task's form and instructions, by BPMN id within its process (ids may repeat
     across the files of one recipe)."""
@@ -439,8 +462,8 @@ def complete_task(rt: Runtime, batch_id: str, task_id: str, data: dict[str, Any]
         if task.state != TaskState.READY or not task.task_spec.manual:
             raise Conflict(f"task {task_id} is not waiting for completion (it is {TaskState.get_name(task.state)})",
                            code="task_not_ready", details={"state": TaskState.get_name(task.state)})
-        rv = s.get(RecipeVersion, batch.recipe_version_id)
-        _check_assignment(s, batch, task, user)
+        rv = _recipe(rt, s, batch.recipe_version_id)
+        _check_assignment(s, batch, entry, task, user)
         form_key = _task_meta(rv, task.task_spec.bpmn_id, task.workflow.spec.name).get("form")
         checked = check_values(s, batch.batch_id, rv.forms.get(form_key) if form_key else None, data)
         _check_signers(task, checked, user, signer, witness)
@@ -490,11 +513,20 @@ def task_role(task) -> str:
     return str(props.get("role") or getattr(task.task_spec, "lane", None) or "operator").lower()
 
 
-def _check_assignment(s: Session, batch: Batch, task, user: str) -> None:
-    assigned = s.get(TaskAssignment, (batch.id, str(task.id)))
-    if assigned is not None and assigned.username != user:
-        raise Forbidden(f"this task is assigned to {assigned.username}", code="task_assigned_elsewhere",
-                        details={"assigned_to": assigned.username})
+def _assignments(s: Session, batch: Batch, entry: LiveWorkflow) -> dict[str, str]:
+    """Task id -> assignee, read once per loaded workflow (a reassignment bumps the
+    batch revision, so every process reloads it)."""
+    if entry.assignments is None:
+        entry.assignments = {a.task_id: a.username for a in s.scalars(
+            select(TaskAssignment).where(TaskAssignment.batch_id == batch.id))}
+    return entry.assignments
+
+
+def _check_assignment(s: Session, batch: Batch, entry: LiveWorkflow, task, user: str) -> None:
+    assignee = _assignments(s, batch, entry).get(str(task.id))
+    if assignee is not None and assignee != user:
+        raise Forbidden(f"this task is assigned to {assignee}", code="task_assigned_elsewhere",
+                        details={"assigned_to": assignee})
 
 
 def _check_signers(task, checked: CheckedValues, user: str, signer: Person | None, witness: Person | None) -> None:
@@ -573,6 +605,8 @@ def reassign(rt: Runtime, batch_id: str, task_id: str, username: str, *, by: str
         finally:
             rt.cache.put(batch.id, entry)
         current = s.get(TaskAssignment, (batch.id, str(task_uuid)))
+        batch.revision += 1  # every process must re-read the assignments
+        rt.cache.drop(batch.id)
         audit.record(s, user=by, action="task.reassign", object_type="batch", object_id=batch_id,
                      field=f"task {task_uuid}", old=current.username if current else None, new=username, reason=reason)
         if current is None:

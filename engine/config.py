@@ -44,6 +44,9 @@ class Settings:
     password_max_age_days: int = 180
     #: a continuous session ends after this much inactivity (signing then needs id + password)
     session_timeout_minutes: int = 15
+    #: argon2id cost of password hashes
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
 
     @property
     def is_sqlite(self) -> bool:

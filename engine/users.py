@@ -28,7 +28,16 @@ from .runtime import Runtime
 
 ROLES = ("operator", "supervisor", "qa", "admin", "service")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-_hasher = PasswordHasher()
+_HASHERS: dict[tuple[int, int], PasswordHasher] = {}
+
+
+def _hasher(rt: Runtime) -> PasswordHasher:
+    """argon2id with the configured cost (RFC 9106 defaults in production; tests may
+    lower it, as they do not defend against offline guessing)."""
+    key = (rt.settings.argon2_time_cost, rt.settings.argon2_memory_kib)
+    if key not in _HASHERS:
+        _HASHERS[key] = PasswordHasher(time_cost=key[0], memory_cost=key[1])
+    return _HASHERS[key]
 
 
 class AuthFailed(BatchlineError):
@@ -67,7 +76,7 @@ def _check_password(rt: Runtime, password: Any, username: str) -> str:
         raise InvalidInput("a password has at most 200 characters", code="password_weak")
     if username.lower() in password.lower():
         raise InvalidInput("a password must not contain the user id", code="password_weak")
-    return _hasher.hash(password)
+    return _hasher(rt).hash(password)
 
 
 def create_user(rt: Runtime, username: str, printed_name: str, roles: list[str], *, by: str,
@@ -170,7 +179,7 @@ def authenticate(rt: Runtime, username: Any, password: Any, *, purpose: str = "l
                                  code="account_locked")
         else:
             try:
-                _hasher.verify(u.password_hash, password)
+                _hasher(rt).verify(u.password_hash, password)
                 ok = True
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 ok = False

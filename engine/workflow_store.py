@@ -122,6 +122,8 @@ class LiveWorkflow:
     scheduled: set | None = None
     #: message subscriptions written; None until read from the database
     subscriptions: set | None = None
+    #: task id -> assignee (supervisor reassignments); None until read from the database
+    assignments: dict | None = None
 
 
 class WorkflowCache:

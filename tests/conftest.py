@@ -23,7 +23,9 @@ RECIPES = HERE / "recipes"
 PG_ADMIN_URL = os.environ.get("BATCHLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
-TEST_SETTINGS = dict(job_backoff_seconds=0.01, worker_poll_seconds=0.05, webhook_urls=())
+# cheap password hashing: tests do not defend against offline guessing
+TEST_SETTINGS = dict(job_backoff_seconds=0.01, worker_poll_seconds=0.05, webhook_urls=(),
+                     argon2_time_cost=1, argon2_memory_kib=1024)
 
 
 def make_runtime(url: str, **overrides) -> Runtime:

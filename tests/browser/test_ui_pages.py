@@ -91,7 +91,7 @@ def test_service_accounts_cannot_log_in(client, runtime):
     page = client.get("/login").text
     r = client.post("/login", data={"csrf_token": token(page), "username": "erp.link",
                                     "password": "Service-secret-2025"})
-    assert r.status_code == 401 and "service accounts cannot log in" in r.text
+    assert r.status_code == 401 and "Service accounts cannot log in" in r.text
 
 
 def test_signing_rule_user_id_first_then_password_only_then_both_after_timeout(client, runtime, new_batch,

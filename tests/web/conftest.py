@@ -32,7 +32,8 @@ ACCOUNTS = {
 @pytest.fixture
 def runtime(db_url):
     rt = Runtime(load_settings(database_url=db_url, max_request_bytes=200_000, job_max_attempts=1,
-                               webhook_urls=()), load_connectors=False)
+                               webhook_urls=(), argon2_time_cost=1, argon2_memory_kib=1024),
+                 load_connectors=False)
     for name, roles in ACCOUNTS.items():
         users.create_user(rt, name, name.title(), roles, by="test", password=PASSWORD)
     USER.clear()
