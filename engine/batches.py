@@ -354,6 +354,9 @@ def _append_step(rt: Runtime, s: Session, batch: Batch, *, kind: str, task, user
     outbox.emit(s, rt.settings, "batch.step.completed", batch.batch_id,
                 {"batch_id": batch.batch_id, "seq": step.seq, "kind": kind, "bpmn_id": step.bpmn_id,
                  "task_id": step.task_id, "user": user})
+    if kind == "user_task" and "score_step" in rt.job_handlers:
+        # scored after commit, off the operator's request (out-of-trend analytics)
+        s.add(Job(kind="score_step", batch_id=batch.id, payload={"seq": step.seq}, max_attempts=3))
     return step
 
 
@@ -374,6 +377,32 @@ def _limit_exceptions(rt: Runtime, s: Session, batch: Batch, step: Step, checked
                      "critical": f.critical, "message": f.message})
         out.append(describe_exception(exc))
     return out
+
+
+def raise_exception(rt: Runtime, batch_id: str, *, source: str, severity: str, message: str,
+                    parameter: str | None = None, step_seq: int | None = None,
+                    details: dict[str, Any] | None = None, deviation: bool = False) -> dict[str, Any]:
+    """Raise an exception for review by exception from outside the step path (e.g. an
+    out-of-trend finding scored after commit). ``deviation`` also asks the QMS to open a
+    deviation (an outbox event a QMS connector or webhook subscriber acts on)."""
+    if severity not in ("alert", "action"):
+        raise InvalidInput("severity is alert or action", code="severity_invalid")
+    with rt.transaction() as s:
+        batch = _get(s, batch_id)
+        exc = BatchException(batch_id=batch.id, step_seq=step_seq, source=source, severity=severity,
+                             parameter=parameter, message=message, details=details or {})
+        s.add(exc)
+        s.flush()
+        audit.record(s, user="system", action="exception.raised", object_type="batch", object_id=batch_id,
+                     field=parameter, new={"source": source, "severity": severity, "message": message})
+        outbox.emit(s, rt.settings, "batch.exception.raised", batch_id,
+                    {"batch_id": batch_id, "exception": exc.id, "source": source, "severity": severity,
+                     "parameter": parameter, "message": message})
+        if deviation:
+            outbox.emit(s, rt.settings, "qms.deviation.requested", batch_id,
+                        {"batch_id": batch_id, "exception": exc.id, "parameter": parameter, "message": message,
+                         "details": details or {}})
+        return describe_exception(exc)
 
 
 def describe_exception(exc: BatchException) -> dict[str, Any]:
@@ -480,14 +509,7 @@ def complete_task(rt: Runtime, batch_id: str, task_id: str, data: dict[str, Any]
 
     request = {"task_id": str(task_uuid), "data": data}
     idem = (idempotency_key, request) if idempotency_key else None
-    outcome = _mutate(rt, batch_id, change, idempotency=idem, status=200)
-    if not outcome.replayed:
-        for hook in rt.after_step_hooks:
-            try:
-                hook({"batch_id": batch_id, "step": outcome.body["step"]})
-            except Exception:  # a failing observer must not fail an acknowledged step
-                pass
-    return outcome
+    return _mutate(rt, batch_id, change, idempotency=idem, status=200)
 
 
 def _task_uuid(task_id: str) -> UUID:

@@ -74,7 +74,10 @@ def run_job(rt: Runtime, job_id: int, worker: str) -> str:
 
             batch_id = s.get(Batch, batch_pk).batch_id
     try:
-        HANDLERS[kind](rt, batch_id, task_id, payload)
+        handler = rt.job_handlers.get(kind) or HANDLERS.get(kind)
+        if handler is None:
+            raise RuntimeError(f"no handler for job kind {kind!r} in this process")
+        handler(rt, batch_id, task_id, payload)
     except RetryLater as later:
         return _reschedule(rt, job_id, later.delay)
     except Exception as exc:  # every failure is recorded with its real message

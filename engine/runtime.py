@@ -21,8 +21,10 @@ class Runtime:
         self.store = WorkflowStore(make_serializer(), make_script_engine)
         self.cache = WorkflowCache(self.settings.workflow_cache_size)
         self.connectors = ConnectorRegistry()
-        #: called after a step commits (analytics scoring, notifications); never on the request's transaction
-        self.after_step_hooks: list[Callable[[dict], None]] = []
+        #: background work other packages add (e.g. analytics' ``score_step``): job kind ->
+        #: handler(runtime, batch_id, task_id, payload). A step schedules a ``score_step``
+        #: job in its own transaction when a handler for it is registered here.
+        self.job_handlers: dict[str, Callable] = {}
         if load_connectors:
             self.connectors.load_entry_points(self.settings)
 

@@ -14,7 +14,6 @@ from typing import Any, Mapping
 #: hidden field the page's script fills with the tablet's UTC offset for datetime inputs
 TZ_SUFFIX = "__tz"
 _OFFSET = re.compile(r"^(Z|[+-](0\d|1[0-4]):[0-5]\d)$")
-TEXT_KINDS = {"textfield", "textarea", "materialLot", "equipment", "number", "datetime"}
 
 
 def input_fields(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

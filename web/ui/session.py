@@ -18,12 +18,9 @@ import secrets
 import time
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, request, session
+from flask import abort, current_app, request, session
 
 from engine import users
-
-SESSION_KEYS = ("user", "csrf", "last_seen", "signed_once")
-
 
 def runtime():
     return current_app.extensions["batchline"]
@@ -90,10 +87,6 @@ def signing_needs_user_id() -> bool:
 
 def signed() -> None:
     session["signed_once"] = True
-
-
-def current_person() -> users.Person:
-    return g.person
 
 
 def safe_next(target: str | None) -> str | None:

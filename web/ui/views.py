@@ -55,11 +55,13 @@ def rt():
 
 @bp.record_once
 def _configure(state) -> None:
-    """Cookie settings the browser session needs (set only if the app did not choose)."""
+    """The session cookie must not ride along on another site's POST (SameSite=Lax) nor
+    be readable by scripts. Flask's defaults are HttpOnly without SameSite; an app that
+    chose a SameSite value itself keeps it."""
     config = state.app.config
-    config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    config.setdefault("SESSION_COOKIE_NAME", "batchline_session")
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    if config.get("SESSION_COOKIE_SAMESITE") is None:
+        config["SESSION_COOKIE_SAMESITE"] = "Lax"
 
 
 # --- every request ---------------------------------------------------------------------
@@ -121,7 +123,7 @@ def _context() -> dict[str, Any]:
 @bp.errorhandler(BatchlineError)
 def _engine_error(error: BatchlineError):
     status = int(getattr(error, "status", 422))
-    return render_template("ui/error.html", title=_error_title(status), message=error.message,
+    return render_template("ui/error.html", title=_error_title(status), message=_sentence(error.message),
                            code=error.code), status
 
 
@@ -158,7 +160,6 @@ def login_page():
                                error=_sentence(exc.message), error_code=exc.code), 401
     login.start(person)
     return redirect(next_url or url_for("ui.home"))
-
 
 
 @bp.route("/logout", methods=["POST"])
