@@ -294,3 +294,20 @@ def test_task_page_fits_a_tablet(browser, base_url, new_batch, artifacts, width,
         page.screenshot(path=str(artifacts / f"task-page-{name}.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_a_correction_shows_reason_and_supersedes_the_signature(page: Page, runtime, new_batch, artifacts):
+    batch_id = new_batch()
+    complete_first_step(runtime, batch_id, ph="7.30")
+    corrector = users.authenticate(runtime, "op.anna", password("op.anna"), purpose="signature")
+    batches.correct_step(runtime, batch_id, 1, "ph", "7.03", reason="Typo: meter showed 7.03", signer=corrector)
+    log_in(page, "qa.dora")
+    page.goto(f"/batches/{batch_id}")
+    row = page.locator("#step-1 .value-row[data-key=ph]")
+    expect(row.locator(".current")).to_have_text("7.03 pH")
+    expect(row.locator("del.original")).to_have_text("7.30 pH")
+    expect(page.locator("#step-1 .corrections")).to_contain_text("Reason: Typo: meter showed 7.03")
+    expect(page.locator("#step-1 .signature.superseded[data-role=performer]")).to_contain_text("superseded")
+    expect(page.locator("#step-1 .signature[data-role=corrector]")).to_contain_text("Corrected")
+    expect(page.locator("#step-1 .exception[data-severity=alert]")).to_be_visible()
+    page.locator("#record").screenshot(path=str(artifacts / "record-corrected.png"))

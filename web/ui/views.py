@@ -225,13 +225,18 @@ def _record_rows(step: dict[str, Any], fields: dict[str, dict[str, Any]]) -> lis
     return rows
 
 
+def _add_rows(step: dict[str, Any], forms_by_id: dict[str, dict[str, dict[str, Any]]]) -> None:
+    step["rows"] = _record_rows(step, forms_by_id.get(step.get("form") or "", {}))
+    step["labels"] = {row["key"]: row["label"] for row in step["rows"]}
+
+
 @bp.route("/batches/<batch_id>")
 def batch_page(batch_id: str):
     batch = batches.get_batch(rt(), batch_id)
     forms_by_id = _form_fields(batch)
     steps = batches.steps(rt(), batch_id)
     for step in steps:
-        step["rows"] = _record_rows(step, forms_by_id.get(step.get("form") or "", {}))
+        _add_rows(step, forms_by_id)
     exceptions = _exceptions(batch_id)
     by_step: dict[int, list] = {}
     for exc in exceptions:
@@ -439,7 +444,7 @@ def step_page(batch_id: str, seq: int):
     if step is None:
         abort(404, description=f"Batch {batch_id} has no step {seq}.")
     forms_by_id = _form_fields(batch)
-    step["rows"] = _record_rows(step, forms_by_id.get(step.get("form") or "", {}))
+    _add_rows(step, forms_by_id)
     raised = [e for e in _exceptions(batch_id) if e.get("step_seq") == seq]
     mine = {t["id"] for t in batches.my_tasks(rt(), g.person) if t.get("batch_id") == batch_id}
     next_tasks = [t for t in batches.ready_tasks(rt(), batch_id) if t["id"] in mine]
