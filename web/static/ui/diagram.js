@@ -31,10 +31,25 @@
     return counts;
   }
 
+  // the box takes the diagram's shape: a long, flat process gets a low box, not a speck
+  function fitHeight() {
+    var inner = viewer.get("canvas").viewbox().inner;
+    if (!inner || !inner.width) return;
+    var width = canvasEl.clientWidth || 800;
+    var wanted = Math.round((inner.height + 80) * Math.min(1, width / (inner.width + 80)));
+    canvasEl.style.height = Math.max(200, Math.min(560, wanted)) + "px";
+  }
+
+  function fit() {
+    fitHeight();
+    viewer.get("canvas").resized();
+    viewer.get("canvas").zoom("fit-viewport", "auto");
+  }
+
   function show(file) {
     viewer.importXML(file.xml).then(function () {
       var counts = mark(new Set(data.done), new Set(data.current));
-      viewer.get("canvas").zoom("fit-viewport", "auto");
+      fit();
       canvasEl.setAttribute("data-loaded", file.name);
       say(file.name + ": " + counts.done + " done, " + counts.current + " current, " + counts.pending + " pending.");
     }).catch(function (err) {
@@ -71,6 +86,29 @@
     .catch(function (err) { say("The diagram could not be loaded: " + err.message); });
 
   window.addEventListener("resize", function () {
-    if (canvasEl.getAttribute("data-loaded")) viewer.get("canvas").zoom("fit-viewport", "auto");
+    if (canvasEl.getAttribute("data-loaded")) fit();
+  });
+
+  // zoom buttons, and drag (finger or mouse) to move around a zoomed diagram
+  Array.prototype.forEach.call(document.querySelectorAll("[data-zoom]"), function (button) {
+    button.addEventListener("click", function () {
+      var canvas = viewer.get("canvas");
+      var how = button.getAttribute("data-zoom");
+      if (how === "fit") { fit(); return; }
+      canvas.zoom(canvas.zoom() * (how === "in" ? 1.25 : 0.8), "auto");
+    });
+  });
+  var last = null;
+  canvasEl.addEventListener("pointerdown", function (event) {
+    last = { x: event.clientX, y: event.clientY };
+    canvasEl.setPointerCapture(event.pointerId);
+  });
+  canvasEl.addEventListener("pointermove", function (event) {
+    if (!last) return;
+    viewer.get("canvas").scroll({ dx: event.clientX - last.x, dy: event.clientY - last.y });
+    last = { x: event.clientX, y: event.clientY };
+  });
+  ["pointerup", "pointercancel"].forEach(function (name) {
+    canvasEl.addEventListener(name, function () { last = null; });
   });
 })();
