@@ -17,6 +17,7 @@ from forms.definition import (
     load_form,
 )
 from forms.rendering import render_data
+from forms.scans import scanned
 from forms.validation import (
     CompiledForm,
     EquipmentCheck,
@@ -49,4 +50,5 @@ __all__ = [
     "definition_hash",
     "load_form",
     "render_data",
+    "scanned",
 ]

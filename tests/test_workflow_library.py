@@ -19,7 +19,7 @@ from engine.bpmn import parse_recipe, validate_recipe
 from engine.connectors import Completed
 from engine.errors import NotFound
 from engine.models import Batch, Equipment, Job, MaterialLot, utcnow
-from forms import load_form
+from forms import load_form, scanned
 
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 BPMNDI = "{http://www.omg.org/spec/BPMN/20100524/DI}"
@@ -223,13 +223,7 @@ def in_limit_values(definition: dict[str, Any]) -> dict[str, Any]:
 def register_lots_and_equipment(rt, forms: dict[str, dict[str, Any]]) -> None:
     """Released lots and clean, calibrated equipment for everything the forms scan
     (engine.step_values.RegistryLookups reads these tables)."""
-    materials, classes = set(), set()
-    for definition in forms.values():
-        for field in load_form(definition).fields:
-            if field.kind == "materialLot":
-                materials.add(field.material)
-            elif field.kind == "equipment":
-                classes.add(field.equipment_class)
+    materials, classes = scanned(forms.values())
     with rt.transaction() as s:
         for material in sorted(materials):
             if s.get(MaterialLot, lot_id(material)) is None:

@@ -37,8 +37,8 @@ def equipment_for(equipment_class: str) -> str:
 
 def setup(rt: Runtime) -> dict[str, Any]:
     """Idempotent: running the demo twice reuses what is there."""
-    from forms import load_form
     import workflows
+    from forms import scanned
 
     with rt.transaction() as s:
         have_users = s.scalar(select(func.count()).select_from(User)) > 0
@@ -48,14 +48,7 @@ def setup(rt: Runtime) -> dict[str, Any]:
         users.create_user(rt, "svc.lims", "LIMS interface", ["service"], by="demo", kind="service")
 
     library = workflows.library()
-    materials, classes = set(), set()
-    for entry in library:
-        for definition in entry.forms.values():
-            for f in load_form(definition).fields:
-                if f.kind == "materialLot" and f.material:
-                    materials.add(f.material)
-                elif f.kind == "equipment" and f.equipment_class:
-                    classes.add(f.equipment_class)
+    materials, classes = scanned(d for entry in library for d in entry.forms.values())
     with rt.transaction() as s:
         for material in sorted(materials):
             if s.get(MaterialLot, lot_for(material)) is None:
