@@ -1,6 +1,8 @@
 """Command line for the analytics module: `batchline analytics evaluate` measures
 every out-of-trend method on simulated batches and rewrites the results section
-of docs/analytics.md (the lead mounts this group under the batchline CLI)."""
+of docs/analytics.md; `train` (re)trains a recipe's out-of-trend models from its batch
+history and `report` lists the active models and their limits (mounted under the
+batchline CLI through the ``batchline.cli`` entry point)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,7 +18,76 @@ END = "<!-- end of evaluation results -->"
 
 @click.group(name="analytics")
 def analytics():
-    """Out-of-trend analytics: evaluation of the monitors."""
+    """Out-of-trend analytics: train and list the models of a recipe, evaluate the monitors."""
+
+
+def _runtime():
+    """The runtime of the batchline command (honours its --config), else one from the
+    environment's settings (closed when the command ends)."""
+    ctx = click.get_current_context()
+    node = ctx
+    while node is not None:
+        if node.obj is not None and hasattr(node.obj, "runtime"):
+            return node.obj.runtime
+        node = node.parent
+    from engine.config import load_settings
+    from engine.runtime import Runtime
+
+    rt = Runtime(load_settings())
+    ctx.call_on_close(rt.close)
+    return rt
+
+
+def _acting_user(rt, user):
+    """Who trains: with --user (or BATCHLINE_USER) the person authenticates (password
+    from BATCHLINE_PASSWORD or asked for) and must hold analytics.train, as over the API."""
+    import os
+
+    from engine import permissions, users
+
+    if not user:
+        return "cli"
+    password = os.environ.get("BATCHLINE_PASSWORD")
+    if password is None:
+        password = click.prompt(f"Password for {user}", hide_input=True, err=True)
+    person = users.authenticate(rt, user, password, purpose="signature")
+    permissions.check(person, "analytics.train")
+    return person.username
+
+
+@analytics.command("train")
+@click.option("--recipe", required=True, help="The recipe key (e.g. mab_upstream).")
+@click.option("--user", envvar="BATCHLINE_USER", help="Who retrains (audited; needs analytics.train). "
+              "Env: BATCHLINE_USER; the password is asked for or read from BATCHLINE_PASSWORD.")
+@click.option("--all-complete", is_flag=True, help="Train on every completed batch, not only reviewed ones.")
+def train_command(recipe, user, all_complete):
+    """(Re)train the out-of-trend models of RECIPE from its earlier batches: a new
+    version per step and parameter, the previous one deactivated, audited."""
+    from .mes import train
+
+    rt = _runtime()
+    who = _acting_user(rt, user)
+    with click.progressbar(length=1, label=f"training {recipe}", show_pos=True) as bar:
+        def progress(done, total):
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        result = train(rt, recipe, user=who, released_only=not all_complete, progress=progress)
+    click.echo(f"{len(result['models'])} model(s) trained for {recipe} v{result['recipe_version']} "
+               f"on {result['batches']} batch(es)")
+    for item in result["skipped"]:
+        click.echo(f"  skipped {item['bpmn_id']}{' / ' + item['parameter'] if item['parameter'] else ''}: "
+                   f"{item['reason']}")
+
+
+@analytics.command("report")
+@click.option("--recipe", help="Only this recipe's models.")
+def report_command(recipe):
+    """The active out-of-trend models and their limits."""
+    from .mes import model_cards
+    from .report import format_models
+
+    click.echo(format_models(model_cards(_runtime(), recipe)))
 
 
 @analytics.command()

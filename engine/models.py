@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -254,6 +255,46 @@ class BatchException(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | reviewed
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attachment(Base):
+    """An uploaded file (a chart printout, a photo of a label), stored once by SHA-256;
+    a form's attachment field refers to it by that hash."""
+
+    __tablename__ = "attachment"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_by: Mapped[str] = mapped_column(String(100))
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrendModel(Base):
+    """A trained out-of-trend model for one recipe step (and parameter): its model card
+    as JSON (never a pickle). Retraining adds a new version and deactivates the old one;
+    rows are never changed otherwise. Written and read by the ``analytics`` package."""
+
+    __tablename__ = "trend_model"
+    __table_args__ = (
+        UniqueConstraint("recipe", "bpmn_id", "parameter", "kind", "version", name="uq_trend_model_version"),
+        Index("ix_trend_model_active", "recipe", "bpmn_id", "active"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipe: Mapped[str] = mapped_column(String(200))
+    #: the recipe version the model was trained for (the newest approved one at training)
+    recipe_version_id: Mapped[int] = mapped_column(ForeignKey("recipe_version.id"))
+    bpmn_id: Mapped[str] = mapped_column(String(200))
+    parameter: Mapped[str] = mapped_column(String(200))  # form field key; "" for a step duration
+    kind: Mapped[str] = mapped_column(String(50))  # UnivariateMonitor | DurationMonitor | ...
+    version: Mapped[int] = mapped_column(Integer)
+    unit: Mapped[Optional[str]] = mapped_column(String(50), nullable=True)
+    critical: Mapped[bool] = mapped_column(Boolean, default=False)
+    card: Mapped[dict[str, Any]] = mapped_column(JSON)
+    trained_at: Mapped[datetime] = mapped_column(default=utcnow)
+    trained_by: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 # --- materials and equipment (checked when an operator scans them) ------------------

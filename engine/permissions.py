@@ -29,7 +29,10 @@ MATRIX: dict[str, frozenset[str]] = {
     "events.read": frozenset({"qa", "admin", "service"}),
     "audit.verify": frozenset({"qa", "admin"}),
     "exception.read": frozenset({"operator", "supervisor", "qa"}),
+    "attachment.upload": frozenset({"operator", "supervisor", "qa"}),
     "user.manage": frozenset({"admin"}),
+    "analytics.read": frozenset({"operator", "supervisor", "qa"}),
+    "analytics.train": frozenset({"qa"}),
 }
 
 

@@ -18,7 +18,7 @@ from forms import EquipmentCheck, FormRejected, LotCheck, ValidatedStep, compile
 from sqlalchemy.orm import Session
 
 from .errors import InvalidInput
-from .models import Equipment, MaterialLot, utcnow
+from .models import Attachment, Equipment, MaterialLot, utcnow
 
 
 class RegistryLookups:
@@ -76,6 +76,7 @@ def check_values(session: Session, batch_id: str, form_definition: dict[str, Any
     except FormRejected as exc:
         raise InvalidInput("the values were refused; nothing was stored", code="form_invalid",
                            details={"fields": exc.field_errors}) from exc
+    _check_attachments(session, compiled, step.values)
     numbers = {f.key for f in compiled.definition.fields if f.component_type == "number"}
     spiff = {}
     for key, value in step.values.items():
@@ -85,6 +86,21 @@ def check_values(session: Session, batch_id: str, form_definition: dict[str, Any
             spiff[key] = value
     return CheckedValues(values=step.values, units=step.units, form_hash=step.definition_hash,
                          spiff_data=spiff, validated=step)
+
+
+def _check_attachments(session: Session, compiled, values: dict[str, Any]) -> None:
+    """An attachment field must name a stored file with exactly that hash and size."""
+    errors = {}
+    for f in compiled.definition.fields:
+        ref = values.get(f.key)
+        if f.kind != "attachment" or not ref:
+            continue
+        stored = session.get(Attachment, ref["sha256"])
+        if stored is None or stored.size != ref["size"]:
+            errors[f.key] = ["no uploaded file has this SHA-256 and size: upload it first (POST /api/attachments)"]
+    if errors:
+        raise InvalidInput("the values were refused; nothing was stored", code="form_invalid",
+                           details={"fields": errors})
 
 
 def _scalars(values: dict[str, Any]) -> dict[str, Any]:

@@ -48,6 +48,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         API_TITLE="Batchline",
         API_VERSION="1",
@@ -63,14 +65,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.extensions["batchline"] = runtime
 
     api = BatchlineApi(app)
-    from .api import batches, messages, operations, people, recipes
+    from .api import attachments, batches, messages, operations, people, recipes
 
-    for module in (recipes, batches, messages, operations, people):
+    for module in (recipes, batches, messages, operations, people, attachments):
         api.register_blueprint(module.blp)
 
     from .docs import bp as docs
 
     app.register_blueprint(docs)
+
+    from .ui import bp as ui
+
+    app.register_blueprint(ui)
 
     app.register_error_handler(BatchlineError, batchline_error_response)
     app.register_error_handler(ma.ValidationError, validation_error_response)

@@ -56,6 +56,10 @@ def current_person():
         person = session_person()
         if person is None:
             raise ApiError(401, "auth_required", "log in, or send an API token as 'Authorization: Bearer …'")
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            # the browser UI writes through its own CSRF-protected forms; a cookie alone
+            # never changes data through the API (no cross-site request forgery)
+            raise ApiError(401, "auth_required", "API changes need an API token ('Authorization: Bearer …')")
     g.person = person
     return person
 

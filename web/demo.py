@@ -2,8 +2,10 @@
 
 Creates the demo people (their passwords are printed: demo only), registers released
 material lots and clean equipment for everything the library's forms scan, imports the
-workflow library (imported by one QA person, approved by another), connects the
-simulated ERP and LIMS, and starts a mAb batch so there is something to do at once.
+workflow library (imported by one QA person, approved by another), writes 30 earlier
+reviewed mAb batches as demo history and trains the out-of-trend models on them
+(``analytics.history``), connects the simulated ERP and LIMS, and starts a mAb batch so
+there is something to do at once.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ PEOPLE = {
     "admin": ("Plant Administrator", ["admin"], "plant-demo-2026"),
 }
 DEMO_BATCH = "MAB-DEMO-001"
+#: earlier mAb batches written as demo history for the out-of-trend models
+HISTORY_BATCHES = 30
 
 
 def lot_for(material: str) -> str:
@@ -64,6 +68,14 @@ def setup(rt: Runtime) -> dict[str, Any]:
             recipes.set_status(rt, rv.id, "approved", "qa.rita", "demo library: reviewed")
         imported.append(entry.key)
 
+    # earlier, reviewed mAb batches (demo data, audited as such) and the out-of-trend
+    # models trained on them, so the trend pages show real limits at once
+    from analytics import mes
+    from analytics.history import seed_demo_history
+
+    mes.install(rt)
+    history = seed_demo_history(rt, "mab_upstream", n_batches=HISTORY_BATCHES)
+
     with rt.transaction() as s:
         exists = s.scalars(select(Batch.id).where(Batch.batch_id == DEMO_BATCH)).first() is not None
     if not exists:
@@ -72,6 +84,7 @@ def setup(rt: Runtime) -> dict[str, Any]:
     with rt.transaction() as s:
         approved = s.scalar(select(func.count()).select_from(RecipeVersion).where(RecipeVersion.status == "approved"))
     return {"recipes": imported, "approved": approved, "batch": DEMO_BATCH,
+            "history_batches": len(history["written"]),
             "lots": {m: lot_for(m) for m in sorted(materials)},
             "equipment": {c: equipment_for(c) for c in sorted(classes)}}
 

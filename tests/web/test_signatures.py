@@ -180,3 +180,33 @@ def test_diagram_marks_done_and_current(signed):
     complete(signed, {"mass_g": 100})
     d = signed.get("/api/batches/S-1/diagram").json
     assert "weigh" in d["done"] and d["current"] == ["transfer"] and "signed.bpmn" in d["bpmn"]
+
+
+def test_attachment_uploaded_once_and_referenced_by_hash(signed):
+    import hashlib
+    import io
+
+    content = b"%PDF-1.4 balance printout 100.2 g"
+    r = signed.post("/api/attachments", content_type="multipart/form-data",
+                    data={"file": (io.BytesIO(content), "printout.pdf", "application/pdf")})
+    assert r.status_code == 201, r.json
+    ref = {k: r.json[k] for k in ("filename", "content_type", "sha256", "size")}
+    assert ref["sha256"] == hashlib.sha256(content).hexdigest() and ref["size"] == len(content)
+    again = signed.post("/api/attachments", content_type="multipart/form-data",
+                        data={"file": (io.BytesIO(content), "printout.pdf", "application/pdf")})
+    assert again.json["sha256"] == ref["sha256"]  # stored once
+    fake = {**ref, "sha256": "0" * 64}
+    r = complete(signed, {"mass_g": 100, "printout": fake})
+    assert r.status_code == 422 and "printout" in r.json["details"]["fields"]
+    r = complete(signed, {"mass_g": 100, "printout": {**ref, "size": ref["size"] + 1}})
+    assert r.status_code == 422
+    r = complete(signed, {"mass_g": 100, "printout": ref})
+    assert r.status_code == 200, r.json
+    assert steps(signed)[0]["values"]["printout"]["sha256"] == ref["sha256"]
+    got = signed.get(f"/api/attachments/{ref['sha256']}")
+    assert got.status_code == 200 and got.data == content
+    assert got.headers["Content-Disposition"].startswith("attachment;")
+    assert signed.get("/api/attachments/" + "f" * 64).status_code == 404
+    empty = signed.post("/api/attachments", content_type="multipart/form-data",
+                        data={"file": (io.BytesIO(b""), "x.pdf", "application/pdf")})
+    assert empty.status_code == 422 and empty.json["code"] == "attachment_empty"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 20:45:23.315688
+Create Date: 2026-11-25 21:11:20.805772
 """
 from alembic import op
 import sqlalchemy as sa
@@ -30,6 +30,16 @@ def upgrade() -> None:
     sa.Column('created_by', sa.String(length=100), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('username')
+    )
+    op.create_table('attachment',
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('filename', sa.String(length=255), nullable=False),
+    sa.Column('content_type', sa.String(length=100), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('content', sa.LargeBinary(), nullable=False),
+    sa.Column('uploaded_by', sa.String(length=100), nullable=False),
+    sa.Column('uploaded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('sha256')
     )
     op.create_table('audit_event',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -150,6 +160,27 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('batch_id')
     )
+    op.create_table('trend_model',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('recipe', sa.String(length=200), nullable=False),
+    sa.Column('recipe_version_id', sa.Integer(), nullable=False),
+    sa.Column('bpmn_id', sa.String(length=200), nullable=False),
+    sa.Column('parameter', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=50), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('unit', sa.String(length=50), nullable=True),
+    sa.Column('critical', sa.Boolean(), nullable=False),
+    sa.Column('card', sa.JSON(), nullable=False),
+    sa.Column('trained_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('trained_by', sa.String(length=200), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['recipe_version_id'], ['recipe_version.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('recipe', 'bpmn_id', 'parameter', 'kind', 'version', name='uq_trend_model_version')
+    )
+    with op.batch_alter_table('trend_model', schema=None) as batch_op:
+        batch_op.create_index('ix_trend_model_active', ['recipe', 'bpmn_id', 'active'], unique=False)
+
     op.create_table('batch_exception',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('batch_id', sa.Integer(), nullable=False),
@@ -365,6 +396,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_batch_exception_batch_id'))
 
     op.drop_table('batch_exception')
+    with op.batch_alter_table('trend_model', schema=None) as batch_op:
+        batch_op.drop_index('ix_trend_model_active')
+
+    op.drop_table('trend_model')
     op.drop_table('batch')
     with op.batch_alter_table('recipe_version', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_recipe_version_recipe'))
@@ -382,4 +417,5 @@ def downgrade() -> None:
     op.drop_table('equipment')
     op.drop_table('audit_head')
     op.drop_table('audit_event')
+    op.drop_table('attachment')
     op.drop_table('app_user')
