@@ -376,8 +376,9 @@ def score_step(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, Any]
         history = _recent_values(s, recipe, step.bpmn_id, RUN_WINDOW, before=this) if univariate else []
         for m in univariate:
             x = as_number(this.values.get(m.parameter))
-            if x is None:
-                continue
+            recorded_unit = (step.units or {}).get(m.parameter)
+            if x is None or (recorded_unit and m.unit and recorded_unit != m.unit):
+                continue  # nothing to compare, or the form changed the unit since training
             f = fields.get(m.parameter)
             findings += _univariate_findings(m, x, history, f)
         for m in models:

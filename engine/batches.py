@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any, Callable
 from uuid import UUID
 
@@ -25,7 +24,7 @@ from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from . import audit, outbox, runner
-from .errors import BatchlineError, Conflict, EngineFault, InvalidInput, NotFound
+from .errors import Conflict, EngineFault, InvalidInput, NotFound
 from .models import (
     Batch,
     BatchException,

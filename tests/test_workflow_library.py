@@ -18,8 +18,9 @@ from engine import batches, jobs, recipes, runner
 from engine.bpmn import parse_recipe, validate_recipe
 from engine.connectors import Completed
 from engine.errors import NotFound
-from engine.models import Batch, Equipment, Job, MaterialLot, utcnow
-from forms import load_form, scanned
+from engine.models import Batch, Job, utcnow
+from forms import load_form
+from web import demo
 
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 BPMNDI = "{http://www.omg.org/spec/BPMN/20100524/DI}"
@@ -147,13 +148,7 @@ PATTERN_SAMPLES = {"[0-9]{10}": "1000456789", "S-[0-9]{6}": "S-004711", "DEV-[0-
                    "CC-[0-9]{6}": "CC-000123", "CAPA-[0-9]{6}": "CAPA-000007", "[0-9]{1,4}": "17"}
 
 
-def lot_id(material: str) -> str:
-    return f"LOT-{material}"
-
-
-def equipment_id(equipment_class: str) -> str:
-    return f"EQ-{equipment_class}"
-
+lot_id, equipment_id = demo.lot_for, demo.equipment_for  # what the demo plant stocks
 
 def in_limit_number(field) -> Decimal:
     """The middle of the tightest limits given: no alert or action finding."""
@@ -223,14 +218,7 @@ def in_limit_values(definition: dict[str, Any]) -> dict[str, Any]:
 def register_lots_and_equipment(rt, forms: dict[str, dict[str, Any]]) -> None:
     """Released lots and clean, calibrated equipment for everything the forms scan
     (engine.step_values.RegistryLookups reads these tables)."""
-    materials, classes = scanned(forms.values())
-    with rt.transaction() as s:
-        for material in sorted(materials):
-            if s.get(MaterialLot, lot_id(material)) is None:
-                s.add(MaterialLot(lot_id=lot_id(material), material=material, status="released"))
-        for cls in sorted(classes):
-            if s.get(Equipment, equipment_id(cls)) is None:
-                s.add(Equipment(equipment_id=equipment_id(cls), equipment_class=cls, status="clean"))
+    demo.stock(rt, forms.values())
 
 
 class Systems:
@@ -342,9 +330,9 @@ def test_mab_upstream_runs_start_to_complete(rt):
     # data crossed the parallel join and the call-activity boundaries into the service tasks
     media, filters = systems.erp_calls
     assert media.operator == "erp.confirm_consumption"
-    assert media.params == {"order": "1000456789", "material": "MED-CD-CHO", "lot": "LOT-MED-CD-CHO",
+    assert media.params == {"order": "1000456789", "material": "MED-CD-CHO", "lot": lot_id("MED-CD-CHO"),
                             "quantity": 27.0, "unit": "kg"}
-    assert filters.params["lot"] == "LOT-FLT-DEPTH-D0HC" and filters.params["quantity"] == 3
+    assert filters.params["lot"] == lot_id("FLT-DEPTH-D0HC") and filters.params["quantity"] == 3
     (lims,) = systems.lims_calls
     assert lims.operator == "lims.sample"
     assert lims.params["batch"] == "MAB-0001" and lims.params["sample_point"] == "pre-harvest"

@@ -18,7 +18,7 @@ from engine.runtime import Runtime
 
 from .errors import ErrorSchema, batchline_error_response, http_error_response, validation_error_response
 
-API_DESCRIPTION = f"""
+API_DESCRIPTION = """
 Recipes, batches and their steps, messages, incidents, events and the audit trail.
 
 Every endpoint but `/api/health` needs an authenticated user: an API token
@@ -26,7 +26,7 @@ Every endpoint but `/api/health` needs an authenticated user: an API token
 session of the web UI. Each endpoint names the permission it needs; the roles holding
 it are listed with it (401 `auth_required`, 403 `forbidden`). Signed steps carry the
 signer's user id and password in the body (21 CFR 11.200). Errors are JSON
-`{{code, message, details}}` with a stable `code`.
+`{code, message, details}` with a stable `code`.
 """
 
 
@@ -70,6 +70,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for module in (recipes, batches, messages, operations, people, attachments):
         api.register_blueprint(module.blp)
 
+    from .api import analytics as analytics_api
+
+    api.register_blueprint(analytics_api.blp)
+
     from .docs import bp as docs
 
     app.register_blueprint(docs)
@@ -77,6 +81,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from .ui import bp as ui
 
     app.register_blueprint(ui)
+
+    from .trends import bp as trends
+
+    app.register_blueprint(trends)
+
+    # out-of-trend scoring of each operator step after commit (the score_step job)
+    from analytics import mes
+
+    mes.install(runtime)
 
     app.register_error_handler(BatchlineError, batchline_error_response)
     app.register_error_handler(ma.ValidationError, validation_error_response)

@@ -39,10 +39,25 @@ def equipment_for(equipment_class: str) -> str:
     return f"{equipment_class.upper()}-01"
 
 
+def stock(rt: Runtime, forms) -> tuple[set[str], set[str]]:
+    """A released lot of every material and a clean unit of every equipment class the
+    forms scan (named by ``lot_for`` / ``equipment_for``)."""
+    from forms import scanned
+
+    materials, classes = scanned(forms)
+    with rt.transaction() as s:
+        for material in sorted(materials):
+            if s.get(MaterialLot, lot_for(material)) is None:
+                s.add(MaterialLot(lot_id=lot_for(material), material=material, status="released"))
+        for cls in sorted(classes):
+            if s.get(Equipment, equipment_for(cls)) is None:
+                s.add(Equipment(equipment_id=equipment_for(cls), equipment_class=cls, status="clean"))
+    return materials, classes
+
+
 def setup(rt: Runtime) -> dict[str, Any]:
     """Idempotent: running the demo twice reuses what is there."""
     import workflows
-    from forms import scanned
 
     with rt.transaction() as s:
         have_users = s.scalar(select(func.count()).select_from(User)) > 0
@@ -52,14 +67,7 @@ def setup(rt: Runtime) -> dict[str, Any]:
         users.create_user(rt, "svc.lims", "LIMS interface", ["service"], by="demo", kind="service")
 
     library = workflows.library()
-    materials, classes = scanned(d for entry in library for d in entry.forms.values())
-    with rt.transaction() as s:
-        for material in sorted(materials):
-            if s.get(MaterialLot, lot_for(material)) is None:
-                s.add(MaterialLot(lot_id=lot_for(material), material=material, status="released"))
-        for cls in sorted(classes):
-            if s.get(Equipment, equipment_for(cls)) is None:
-                s.add(Equipment(equipment_id=equipment_for(cls), equipment_class=cls, status="clean"))
+    materials, classes = stock(rt, [d for entry in library for d in entry.forms.values()])
 
     imported = []
     for entry in library:

@@ -25,7 +25,12 @@ def test_demo_plant(tmp_path):
         assert [t["bpmn_id"] for t in batches.ready_tasks(rt, demo.DEMO_BATCH)]  # something to do at once
         person = users.authenticate(rt, "op.anna", "anna-demo-2026")
         assert person.roles == ("operator",)
-        assert len(batches.list_batches(rt)) == 1
+        listed = batches.list_batches(rt)
+        assert len([b for b in listed if not b["parameters"].get("demo_history")]) == 1
+        assert len(listed) == 1 + demo.HISTORY_BATCHES  # the demo history is written once
+        from analytics import mes
+
+        assert mes.list_models(rt, "mab_upstream")  # out-of-trend models trained on it
     finally:
         rt.close()
         ctx.close()

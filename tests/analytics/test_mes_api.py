@@ -1,0 +1,104 @@
+"""The analytics API (models, train, trends, durations, findings) with its
+permissions, and the trend pages (login required, SVG chart, escaping)."""
+from __future__ import annotations
+
+import time
+
+from engine import jobs, users
+from tests.web.conftest import QA2, USER, anon, app, client, runtime  # noqa: F401 - fixtures
+
+from .test_mes_support import RECIPE, live_step, trained_plant
+
+
+def _token(rt, username, roles, kind="person"):
+    users.create_user(rt, username, username.title(), roles, by="test",
+                      **({"password": "a-long-test-password-1"} if kind == "person" else {"kind": kind}))
+    return {"Authorization": "Bearer " + users.create_token(rt, username, "tests", by="test")}
+
+
+def test_models_trends_durations_findings(runtime, client):
+    trained_plant(runtime)
+    live_step(runtime, "B-HIGH", {"mass_g": 104, "temp_c": 20.0})
+    jobs.run_due(runtime)
+
+    r = client.get(f"/api/analytics/models?recipe={RECIPE}")
+    assert r.status_code == 200, r.json
+    assert sorted((m["parameter"] or "", m["kind"]) for m in r.json) == [
+        ("", "DurationMonitor"), ("mass_g", "UnivariateMonitor"), ("temp_c", "UnivariateMonitor")]
+    assert {m["kind"] for m in r.json} == {"UnivariateMonitor", "DurationMonitor"} and len(r.json) == 3
+
+    r = client.get(f"/api/analytics/trends/{RECIPE}/weigh/mass_g?batch=B-HIGH")
+    assert r.status_code == 200, r.json
+    body = r.json
+    assert body["model"]["limits"]["centre"] is not None and body["unit"] == "g"
+    assert len(body["points"]) == 21
+    current = [p for p in body["points"] if p["current"]]
+    assert [p["batch_id"] for p in current] == ["B-HIGH"] and current[0]["rules"] == [1]
+    assert current[0]["training"] is False and body["points"][0]["training"] is True
+
+    r = client.get(f"/api/analytics/durations/{RECIPE}/weigh?batch=B-HIGH")
+    assert r.status_code == 200 and r.json["model"]["kind"] == "DurationMonitor"
+    assert all(p["value"] > 0 for p in r.json["points"])
+
+    r = client.get(f"/api/analytics/findings?recipe={RECIPE}")
+    assert r.status_code == 200
+    assert r.json["recipes"][0]["recipe"] == RECIPE and r.json["recipes"][0]["findings"] == 1
+    assert r.json["recipes"][0]["action"] == 1 and r.json["recipes"][0]["models"] == 3
+    finding = r.json["findings"][0]
+    assert finding["batch_id"] == "B-HIGH" and finding["bpmn_id"] == "weigh" and finding["parameter"] == "mass_g"
+
+    assert client.get("/api/analytics/trends/nope/weigh/mass_g").status_code == 404
+
+
+def test_train_over_the_api_needs_qa(runtime, client):
+    trained_plant(runtime)
+    r = client.post("/api/analytics/train", json={"recipe": RECIPE}, headers=QA2)
+    assert r.status_code == 200, r.json
+    assert {m["version"] for m in r.json["models"]} == {2}
+    operator = _token(runtime, "op.api", ["operator"])
+    assert client.post("/api/analytics/train", json={"recipe": RECIPE}, headers=operator).status_code == 403
+    assert client.get("/api/analytics/models", headers=operator).status_code == 200
+    service = _token(runtime, "svc.api", ["service"], kind="service")
+    r = client.get("/api/analytics/models", headers=service)
+    assert r.status_code == 403 and r.json["code"] == "forbidden"
+    assert client.post("/api/analytics/train", json={}, headers=QA2).status_code == 422
+
+
+def test_anonymous_is_refused(anon):
+    assert anon.get("/api/analytics/findings").status_code == 401
+    r = anon.get("/trends/")
+    assert r.status_code == 302 and r.headers["Location"].startswith("/login?next=/trends/")
+
+
+def _login(client, username):
+    with client.session_transaction() as s:
+        s["user"] = username
+        s["last_seen"] = time.time()
+
+
+def test_trend_pages_render(runtime, app):
+    trained_plant(runtime)
+    live_step(runtime, "B-HIGH", {"mass_g": 104, "temp_c": 20.0})
+    live_step(runtime, "B-<b>x</b>", {"mass_g": 100, "temp_c": 20.0})
+    jobs.run_due(runtime)
+    browser = app.test_client()
+    _login(browser, "alice")
+    page = browser.get(f"/trends/{RECIPE}/steps/weigh/mass_g?batch=B-HIGH")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "<svg" in html and "tr-current" in html and "tr-flagged" in html and "centre" in html
+    assert "B-HIGH" in html and "<b>x</b>" not in html and "B-&lt;b&gt;x&lt;/b&gt;" in html
+    page = browser.get(f"/trends/{RECIPE}/durations/weigh?batch=B-HIGH")
+    assert page.status_code == 200 and "<svg" in page.get_data(as_text=True)
+    page = browser.get("/trends/")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and RECIPE in html and "out of trend" in html
+    assert browser.get("/trends/static/trends.css").status_code == 200
+    assert browser.get("/trends/nope/durations/weigh").status_code == 404
+
+
+def test_trend_pages_need_analytics_read(runtime, app):
+    users.create_user(runtime, "adm.only", "Admin Only", ["admin"], by="test", password="a-long-test-password-1")
+    browser = app.test_client()
+    _login(browser, "adm.only")
+    assert browser.get("/trends/").status_code == 403

@@ -1,0 +1,100 @@
+"""Scoring after commit: the ``score_step`` job raises trend exceptions (and a QMS
+deviation request for a critical parameter on rule 1); a normal step raises nothing."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from analytics import mes
+from engine import batches, jobs
+from engine.models import Job, OutboxEvent
+
+from .test_mes_support import live_step, trained_plant
+
+
+def _score(rt):
+    ran = jobs.run_due(rt)
+    assert ran >= 1
+    with rt.transaction() as s:
+        states = {(j.kind, j.state, j.last_error) for j in s.scalars(select(Job).where(Job.kind == "score_step"))}
+    assert all(state == "done" for _, state, _ in states), states
+    return states
+
+
+def _events(rt, type_):
+    with rt.transaction() as s:
+        return [e.data for e in s.scalars(select(OutboxEvent).where(OutboxEvent.type == "org.batchline." + type_))]
+
+
+def test_normal_step_raises_nothing(rt):
+    trained_plant(rt)
+    out = live_step(rt, "B-OK", {"mass_g": 100.3, "temp_c": 20.1})
+    assert out.body["exceptions"] == []
+    with rt.transaction() as s:  # scheduled in the step's own transaction, not run yet
+        assert s.scalars(select(Job).where(Job.kind == "score_step", Job.state == "pending")).first() is not None
+    _score(rt)
+    assert batches.exceptions(rt, "B-OK") == []
+    assert _events(rt, "qms.deviation.requested") == []
+
+
+def test_critical_parameter_out_of_trend_asks_for_a_deviation(rt):
+    trained_plant(rt)
+    # 104 g is inside the alert limits (90..110): only the trend sees it
+    out = live_step(rt, "B-HIGH", {"mass_g": 104, "temp_c": 20.0})
+    assert out.body["exceptions"] == []
+    _score(rt)
+    raised = batches.exceptions(rt, "B-HIGH")
+    assert len(raised) == 1, raised
+    exc = raised[0]
+    assert exc["source"] == "trend" and exc["severity"] == "action" and exc["parameter"] == "mass_g"
+    assert exc["step_seq"] == 1
+    d = exc["details"]
+    assert d["rule"] == 1 and d["value"] == 104 and d["critical"] is True
+    assert d["lower"] < d["centre"] < d["upper"] < 104
+    assert d["contributions"]["mass_g"] > 1.0 and "±" in d["expected"]
+    assert "out of trend" in exc["message"] and "critical" in exc["message"]
+    deviations = _events(rt, "qms.deviation.requested")
+    assert len(deviations) == 1 and deviations[0]["parameter"] == "mass_g" and deviations[0]["batch_id"] == "B-HIGH"
+    # the job is safe to run again: no second exception for the same finding
+    mes.score_step(rt, "B-HIGH", None, {"seq": 1})
+    assert len(batches.exceptions(rt, "B-HIGH")) == 1
+
+
+def test_non_critical_parameter_is_an_alert_without_deviation(rt):
+    trained_plant(rt)
+    live_step(rt, "B-WARM", {"mass_g": 100.0, "temp_c": 23.5})
+    _score(rt)
+    raised = batches.exceptions(rt, "B-WARM")
+    assert [(e["parameter"], e["severity"], e["details"]["rule"]) for e in raised] == [("temp_c", "alert", 1)]
+    assert _events(rt, "qms.deviation.requested") == []
+
+
+def test_duration_twice_as_long_is_flagged(rt):
+    trained_plant(rt)
+    live_step(rt, "B-SLOW", {"mass_g": 100.0, "temp_c": 20.0}, minutes=62)
+    _score(rt)
+    raised = batches.exceptions(rt, "B-SLOW")
+    assert len(raised) == 1, raised
+    exc = raised[0]
+    assert exc["parameter"] is None and exc["severity"] == "alert"
+    assert exc["details"]["rule"] == "duration" and exc["details"]["direction"] == "too_long"
+    assert 60 <= exc["details"]["value"] <= 64 and exc["details"]["upper"] < 60
+    assert "took" in exc["message"]
+
+
+def test_run_rule_over_recent_batches(rt):
+    # the last 8 history batches sit just above the centre; a 9th in a row completes rule 2
+    trained_plant(rt, n=30, last_above=8)
+    live_step(rt, "B-RUN", {"mass_g": 100.95, "temp_c": 20.0})
+    _score(rt)
+    raised = batches.exceptions(rt, "B-RUN")
+    rules = {(e["parameter"], e["details"]["rule"], e["severity"]) for e in raised}
+    assert ("mass_g", 2, "alert") in rules, raised
+    assert _events(rt, "qms.deviation.requested") == []  # a run rule never asks for a deviation
+
+
+def test_no_job_without_the_handler(rt):
+    trained_plant(rt)
+    rt.job_handlers.pop("score_step")
+    live_step(rt, "B-NOJOB", {"mass_g": 104, "temp_c": 20.0})
+    with rt.transaction() as s:
+        assert s.scalars(select(Job).where(Job.kind == "score_step")).first() is None
