@@ -32,6 +32,7 @@ from .models import (
     Signature,
     TaskAssignment,
     User,
+    WorkflowState,
     IdempotentRequest,
     Job,
     MessageSubscription,
@@ -744,6 +745,9 @@ def diagram(rt: Runtime, batch_id: str) -> dict[str, Any]:
         batch = _get(s, batch_id)
         rv = s.get(RecipeVersion, batch.recipe_version_id)
         done = set(s.scalars(select(Step.bpmn_id).where(Step.batch_id == batch.id)))
+        out = {"bpmn": rv.bpmn, "process_id": rv.process_id, "done": sorted(done), "current": []}
+        if s.get(WorkflowState, batch.id) is None:  # a record imported without workflow state
+            return out
         entry = rt.cache.take(batch.id, batch.revision) or rt.store.load(s, batch.id, batch.revision)
         try:
             current, finished = set(), set()

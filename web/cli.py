@@ -476,13 +476,24 @@ def incident_retry(incident_id, user):
     show(jobs.retry_incident(_runtime(), incident_id, user=person.username))
 
 
+def _install_analytics(rt) -> None:
+    """Out-of-trend scoring runs in whichever process works the jobs (optional module)."""
+    try:
+        from analytics import mes
+    except ImportError:  # analytics left out of this install
+        return
+    mes.install(rt)
+
+
 @main.command("worker")
 @click.option("--once", is_flag=True, help="Run the jobs due now, then exit.")
 def worker(once):
-    """Run the job executor: timers, service tasks, event delivery (Ctrl-C stops)."""
+    """Run the job executor: timers, service tasks, event delivery, out-of-trend scoring
+    (Ctrl-C stops)."""
     from engine import jobs
 
     rt = _runtime()
+    _install_analytics(rt)
     if once:
         click.echo(f"ran {jobs.work(rt, idle_exit=True)} job(s)")
         return

@@ -1,7 +1,8 @@
 """The electronic batch record in the browser (issue 3), as an operator, a witness and a
 supervisor use it on a tablet: log in, find the task, enter values with live limit
-hints, sign (§11.200 signing rule), see exceptions at once, read the record and the
-diagram, hold / resume / reassign. Screenshots land in test-artifacts/browser/."""
+hints, attach a file, sign (§11.200 signing rule), see exceptions at once, read the
+record and the diagram, correct a recorded value with a reason and a signature, hold /
+resume / reassign. Screenshots land in test-artifacts/browser/."""
 from __future__ import annotations
 
 import re
@@ -311,3 +312,88 @@ def test_a_correction_shows_reason_and_supersedes_the_signature(page: Page, runt
     expect(page.locator("#step-1 .signature[data-role=corrector]")).to_contain_text("Corrected")
     expect(page.locator("#step-1 .exception[data-severity=alert]")).to_be_visible()
     page.locator("#record").screenshot(path=str(artifacts / "record-corrected.png"))
+
+
+def test_operator_corrects_a_value_with_a_reason_and_signs(page: Page, runtime, new_batch, artifacts):
+    batch_id = new_batch()
+    complete_first_step(runtime, batch_id, ph="7.30")
+    log_in(page, "op.anna")
+    page.goto(f"/batches/{batch_id}")
+    page.click("#step-1 .value-row[data-key=ph] .correct-link")
+    expect(page.locator("h1")).to_contain_text("Correct step 1: Adjust buffer pH")
+    expect(page.locator("#current-value")).to_have_text("7.30 pH")
+    # the new value is typed into the field's own input (unit, limits, live hints)
+    value = page.locator("#f-value")
+    expect(value).to_have_value("7.30")
+    value.fill("7.03")
+    expect(page.locator("#f-value-hint")).to_have_text("Within limits.")
+    page.fill("#reason", "Typing error: the meter showed 7.03")
+    page.click("#open-sign")
+    expect(page.locator("#sign-meaning")).to_have_text("Corrected")
+    page.fill("#signer_id", "op.anna")  # the first signature of this session: user id + password
+    page.fill("#password", password("op.anna"))
+    page.screenshot(path=str(artifacts / "correction-sign.png"), full_page=True)
+    page.click("#sign-submit")
+
+    page.wait_for_url(re.compile(rf"/batches/{batch_id}#step-1$"))
+    expect(page.locator(".flash-success")).to_contain_text("Buffer pH corrected and signed")
+    step = page.locator("#step-1")
+    row = step.locator(".value-row[data-key=ph]")
+    expect(row.locator(".current")).to_have_text("7.03 pH")
+    expect(row.locator("del.original")).to_have_text("7.30 pH")
+    correction = step.locator(".correction[data-field=ph]")
+    expect(correction.locator(".old")).to_have_text("7.30 pH")
+    expect(correction.locator(".new")).to_have_text("7.03 pH")
+    expect(correction).to_contain_text("Reason: Typing error: the meter showed 7.03")
+    expect(correction).to_contain_text("op.anna")
+    expect(correction).to_contain_text("UTC")
+    performer = step.locator(".signature[data-role=performer]")
+    expect(performer).to_have_class(re.compile(r"\bsuperseded\b"))
+    expect(performer).to_contain_text("superseded by a correction")
+    corrector = step.locator(".signature[data-role=corrector]")
+    expect(corrector).to_contain_text("Anna Keller")
+    expect(corrector).to_contain_text("Corrected")
+    expect(corrector).not_to_have_class(re.compile(r"\bsuperseded\b"))
+    step.screenshot(path=str(artifacts / "correction-record.png"))
+
+    (recorded,) = batches.steps(runtime, batch_id)
+    assert recorded["values"]["ph"] == "7.30" and recorded["current_values"]["ph"] == "7.03"
+    assert [c["reason"] for c in recorded["corrections"]] == ["Typing error: the meter showed 7.03"]
+    assert not page.js_errors, page.js_errors
+
+
+def test_operator_attaches_a_file_and_the_record_links_to_it(page: Page, runtime, new_batch, artifacts):
+    batch_id = new_batch()
+    content = b"pH meter calibration 2025-11-25 08:10\nslope 99.1 %  offset -2.3 mV  PASS\n"
+    log_in(page, "op.anna")
+    open_task(page, batch_id, "Adjust buffer pH")
+    page.fill("#f-ph", "7.05")
+    upload = page.locator("#f-printout")
+    expect(upload).to_have_attribute("type", "file")
+    expect(page.locator("#f-printout-rules")).to_contain_text("At most 1.0 MB")
+    # a file over the field's limit is flagged before anything is sent
+    upload.set_input_files(files=[{"name": "photo.png", "mimeType": "image/png", "buffer": b"x" * 1_200_000}])
+    expect(page.locator("#f-printout-hint")).to_contain_text("too large")
+    page.click("#open-sign")
+    expect(page.locator("#sign-dialog")).to_be_hidden()
+    upload.set_input_files(files=[{"name": "calibration.txt", "mimeType": "text/plain", "buffer": content}])
+    expect(page.locator("#f-printout-hint")).to_contain_text("calibration.txt")
+    page.screenshot(path=str(artifacts / "task-attachment.png"), full_page=True)
+    sign(page, "op.anna", user_id=True)
+    page.wait_for_url(re.compile(r"/steps/1$"))
+
+    page.goto(f"/batches/{batch_id}")
+    link = page.locator("#step-1 .value-row[data-key=printout] a.attachment")
+    expect(link).to_have_text("calibration.txt")
+    expect(page.locator("#step-1 .value-row[data-key=printout]")).to_contain_text(f"({len(content)} bytes)")
+    href = link.get_attribute("href")
+    import hashlib
+    assert href == f"/api/attachments/{hashlib.sha256(content).hexdigest()}"
+    # the API answers the file to the logged-in browser session
+    download = page.request.get(href)
+    assert download.status == 200 and download.body() == content
+    page.locator("#step-1").screenshot(path=str(artifacts / "record-attachment.png"))
+    (recorded,) = batches.steps(runtime, batch_id)
+    assert recorded["values"]["printout"] == {"filename": "calibration.txt", "content_type": "text/plain",
+                                              "sha256": hashlib.sha256(content).hexdigest(), "size": len(content)}
+    assert not page.js_errors, page.js_errors

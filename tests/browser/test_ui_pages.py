@@ -216,3 +216,173 @@ def test_markdown_escapes_first_and_allows_only_http_links(source, present, abse
     html = str(render_markdown(source))
     assert present in html
     assert absent not in html
+
+
+# --- corrections and attachments ------------------------------------------------------------
+
+
+def _record_step_one(runtime, batch_id: str, ph: str = "7.30") -> None:
+    from engine import users
+
+    (task,) = batches.ready_tasks(runtime, batch_id)
+    signer = users.authenticate(runtime, "op.anna", password("op.anna"), purpose="signature")
+    batches.complete_task(runtime, batch_id, task["id"], {"ph": ph}, user="op.anna", signer=signer)
+
+
+def correction_form(client, batch_id: str, field: str = "ph") -> tuple[str, dict]:
+    url = f"/batches/{batch_id}/steps/1/correct"
+    page = client.get(url, query_string={"field": field})
+    assert page.status_code == 200, page.text
+    return url, {"csrf_token": token(page.text), "idempotency_key": token(page.text, "idempotency_key"),
+                 "field": field}
+
+
+def test_a_correction_without_a_reason_is_refused(client, runtime, new_batch):
+    batch_id = new_batch()
+    _record_step_one(runtime, batch_id)
+    log_in(client, "op.anna")
+    url, form = correction_form(client, batch_id)
+    r = client.post(url, data={**form, "value": "7.03", "reason": "  ", "signer_id": "op.anna",
+                               "password": password("op.anna")})
+    assert r.status_code == 422 and "needs a reason" in r.text and "Give the reason" in r.text
+    assert 'value="7.03"' in r.text  # what was typed comes back
+    (step,) = batches.steps(runtime, batch_id)
+    assert step["corrections"] == [] and step["current_values"]["ph"] == "7.30"
+
+
+def test_a_correction_needs_step_correct(client, runtime, new_batch):
+    batch_id = new_batch()
+    _record_step_one(runtime, batch_id)
+    log_in(client, "qa.dora")  # QA reads and reviews the record; it does not correct it
+    page = client.get(f"/batches/{batch_id}").text
+    assert "correct-link" not in page and "Correct a value" not in page
+    url = f"/batches/{batch_id}/steps/1/correct"
+    r = client.get(url, query_string={"field": "ph"})
+    assert r.status_code == 403 and r.mimetype == "text/html" and "step correct" in r.text
+    r = client.post(url, data={"csrf_token": token(page), "idempotency_key": "k1", "field": "ph", "value": "7.03",
+                               "reason": "typo", "signer_id": "qa.dora", "password": password("qa.dora")})
+    assert r.status_code == 403 and "operator, supervisor" in r.text
+    (step,) = batches.steps(runtime, batch_id)
+    assert step["corrections"] == []
+
+
+def test_no_correction_after_the_review(client, runtime, new_batch):
+    from sqlalchemy import update
+
+    from engine.models import Batch, utcnow
+
+    batch_id = new_batch()
+    _record_step_one(runtime, batch_id)
+    log_in(client, "op.anna")
+    url, form = correction_form(client, batch_id)  # opened before the review...
+    with runtime.transaction() as s:
+        s.execute(update(Batch).where(Batch.batch_id == batch_id).values(reviewed_at=utcnow()))
+    # ...signed after it: refused, nothing changed
+    r = client.post(url, data={**form, "value": "7.03", "reason": "typo", "signer_id": "op.anna",
+                               "password": password("op.anna")})
+    assert r.status_code == 409 and "corrections are closed" in r.text
+    (step,) = batches.steps(runtime, batch_id)
+    assert step["corrections"] == [] and step["current_values"]["ph"] == "7.30"
+    page = client.get(f"/batches/{batch_id}").text
+    assert 'id="reviewed"' in page and "correct-link" not in page
+    assert "corrections are closed" in client.get(url, query_string={"field": "ph"}).text
+
+
+def test_a_refused_corrected_value_shows_the_field_message(client, runtime, new_batch):
+    batch_id = new_batch()
+    _record_step_one(runtime, batch_id)
+    log_in(client, "op.anna")
+    url, form = correction_form(client, batch_id)
+    r = client.post(url, data={**form, "value": "9.50", "reason": "typo", "signer_id": "op.anna",
+                               "password": password("op.anna")})
+    assert r.status_code == 422 and 'class="field-error"' in r.text and "8.00" in r.text
+    assert batches.steps(runtime, batch_id)[0]["corrections"] == []
+
+
+def test_a_repeated_correction_is_made_once(client, runtime, new_batch):
+    batch_id = new_batch()
+    _record_step_one(runtime, batch_id)
+    log_in(client, "op.anna")
+    url, form = correction_form(client, batch_id)
+    data = {**form, "value": "7.03", "reason": "typo", "signer_id": "op.anna", "password": password("op.anna")}
+    first = client.post(url, data=data)
+    again = client.post(url, data={**data, "signer_id": ""})
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"] == again.headers["Location"] == f"/batches/{batch_id}#step-1"
+    assert len(batches.steps(runtime, batch_id)[0]["corrections"]) == 1
+
+
+def test_a_correction_is_signed_by_the_logged_in_person_only(client, runtime, new_batch):
+    batch_id = new_batch()
+    _record_step_one(runtime, batch_id)
+    log_in(client, "op.anna")
+    url, form = correction_form(client, batch_id)
+    r = client.post(url, data={**form, "value": "7.03", "reason": "typo", "signer_id": "op.ben",
+                               "password": password("op.ben")})
+    assert r.status_code == 403 and "nobody can sign for someone else" in r.text
+    assert batches.steps(runtime, batch_id)[0]["corrections"] == []
+
+
+def test_a_file_too_large_is_refused_with_a_clear_page_and_nothing_stored(client, runtime, new_batch):
+    import io
+
+    from sqlalchemy import func, select
+
+    from engine.models import Attachment
+
+    def stored() -> int:
+        with runtime.transaction() as s:
+            return s.scalar(select(func.count()).select_from(Attachment))
+
+    batch_id = new_batch()
+    log_in(client, "op.anna")
+    url, csrf, key = task_form(client, batch_id)
+    before = stored()
+    big = io.BytesIO(b"\0" * (runtime.settings.max_request_bytes + 1000))
+    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00", "signer_id": "op.anna",
+                               "password": password("op.anna"), "printout": (big, "scan.png", "image/png")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 413 and r.mimetype == "text/html"
+    assert "File too large" in r.text and "at most 2.0 MB" in r.text and "no file was stored" in r.text
+    assert f'href="{url}"' in r.text  # back to the task
+    assert stored() == before and batches.steps(runtime, batch_id) == []
+
+
+def test_a_file_over_the_field_limit_is_not_stored(client, runtime, new_batch):
+    import io
+
+    batch_id = new_batch()
+    log_in(client, "op.anna")
+    url, csrf, key = task_form(client, batch_id)
+    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00", "signer_id": "op.anna",
+                               "password": password("op.anna"),
+                               "printout": (io.BytesIO(b"x" * 1_200_000), "photo.png", "image/png")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 422 and "Meter printout: the file is too large" in r.text
+    assert batches.steps(runtime, batch_id) == []
+    # a file of a type the field does not accept
+    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00",
+                               "password": password("op.anna"),
+                               "printout": (io.BytesIO(b"MZ"), "tool.exe", "application/x-msdownload")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 422 and "not accepted here" in r.text
+
+
+def test_a_stored_file_is_kept_when_the_form_is_refused(client, runtime, new_batch):
+    import io
+
+    batch_id = new_batch()
+    log_in(client, "op.anna")
+    url, csrf, key = task_form(client, batch_id)
+    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "", "signer_id": "op.anna",
+                               "password": password("op.anna"),
+                               "printout": (io.BytesIO(b"cal ok"), "cal.txt", "text/plain")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 422 and "Attached: <strong>cal.txt</strong>" in r.text
+    kept = re.search(r'name="printout__kept" value="([^"]+)"', r.text).group(1)
+    import html
+    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00",
+                               "password": password("op.anna"), "printout__kept": html.unescape(kept)},
+                    content_type="multipart/form-data")
+    assert r.status_code == 302, r.text
+    assert batches.steps(runtime, batch_id)[0]["values"]["printout"]["filename"] == "cal.txt"

@@ -8,11 +8,16 @@ Checking is not done here: the ``forms`` package on the server is the authority.
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Mapping
 
 #: hidden field the page's script fills with the tablet's UTC offset for datetime inputs
 TZ_SUFFIX = "__tz"
+#: hidden field that keeps an already stored file of a refused form (no need to choose it again)
+KEPT_SUFFIX = "__kept"
+#: what an attachment field's value holds (forms.validation.AttachmentField)
+ATTACHMENT_KEYS = ("filename", "content_type", "sha256", "size")
 _OFFSET = re.compile(r"^(Z|[+-](0\d|1[0-4]):[0-5]\d)$")
 
 
@@ -60,12 +65,40 @@ def values_from_post(items: list[dict[str, Any]], form: Mapping[str, Any]) -> di
     return values
 
 
+def attachment_fields(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [f for f in input_fields(items) if f["type"] == "attachment" and not f.get("readonly")]
+
+
+def is_attachment(value: Any) -> bool:
+    return isinstance(value, Mapping) and isinstance(value.get("sha256"), str) and "filename" in value
+
+
+def attachment_ref(value: Any) -> dict[str, Any] | None:
+    """Exactly the keys an attachment field holds, or None for anything else."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, Mapping) or any(k not in value for k in ATTACHMENT_KEYS):
+        return None
+    return {k: value[k] for k in ATTACHMENT_KEYS}
+
+
+def kept_attachment(form: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """The file stored by an earlier, refused submission of this form (hidden field)."""
+    return attachment_ref(form.get(key + KEPT_SUFFIX) or "")
+
+
 def typed_from_post(items: list[dict[str, Any]], form: Mapping[str, Any]) -> dict[str, Any]:
-    """What the user typed, to put back into a refused form (strings / lists of strings)."""
+    """What the user typed, to put back into a refused form (strings / lists of strings;
+    for an attachment the file already stored, if any)."""
     typed: dict[str, Any] = {}
     for field in input_fields(items):
         key = field["key"]
-        if field["type"] == "checklist":
+        if field["type"] == "attachment":
+            typed[key] = kept_attachment(form, key)
+        elif field["type"] == "checklist":
             typed[key] = form.getlist(key)
         elif field["type"] == "checkbox":
             typed[key] = form.get(key) == "on"
@@ -94,6 +127,25 @@ def typed_defaults(items: list[dict[str, Any]]) -> dict[str, Any]:
     return typed
 
 
+def typed_from_value(field: dict[str, Any], value: Any) -> Any:
+    """A recorded value as the form's input shows it (to start a correction from it)."""
+    if value is None:
+        return None
+    kind = field.get("type")
+    options = [o["value"] for o in field.get("options") or []]
+    if kind == "checkbox":
+        return value is True
+    if kind in ("select", "radio"):
+        return str(options.index(value)) if value in options else ""
+    if kind == "checklist":
+        return [str(options.index(v)) for v in value if v in options] if isinstance(value, list) else []
+    if kind == "attachment":
+        return attachment_ref(value)
+    if kind == "datetime" and (field.get("subtype") or "date") == "datetime" and isinstance(value, str):
+        return ""  # recorded in UTC, typed in the tablet's local time: the user types it anew
+    return value if isinstance(value, str) else json.dumps(value) if not isinstance(value, (int, float)) else str(value)
+
+
 def display_value(value: Any, field: dict[str, Any] | None, unit: str | None = None) -> str:
     """A recorded value as people read it: option labels, Yes/No, the unit."""
     if value is None or value == "" or value == []:
@@ -103,8 +155,22 @@ def display_value(value: Any, field: dict[str, Any] | None, unit: str | None = N
         text = "Yes" if value else "No"
     elif isinstance(value, list):
         text = ", ".join(labels.get(repr(v), str(v)) for v in value)
+    elif is_attachment(value):
+        return f"{value['filename']} ({file_size(value.get('size'))})"
     elif isinstance(value, dict):
         text = str(value.get("filename") or value)
     else:
         text = labels.get(repr(value), str(value))
     return f"{text} {unit}" if unit else text
+
+
+def file_size(size: Any) -> str:
+    """12 bytes, 3.4 kB, 1.2 MB (decimal units, like the upload limit)."""
+    if isinstance(size, bool) or not isinstance(size, int):
+        return "size unknown"
+    if size < 1000:
+        return f"{size} byte{'' if size == 1 else 's'}"
+    for unit, factor in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9)):
+        if size < factor * 1000 or unit == "GB":
+            return f"{size / factor:.1f} {unit}"
+    return f"{size} bytes"

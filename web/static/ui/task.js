@@ -1,4 +1,5 @@
-// Task page: live limit hints while typing, the sign dialog, and no double submit.
+// Task and correction pages: live limit hints while typing, file size checks, the sign
+// dialog, and no double submit.
 // Hints only help: the server checks every value again and is the authority.
 (function () {
   "use strict";
@@ -76,7 +77,32 @@
   }
   Array.prototype.forEach.call(document.querySelectorAll("input.tz-offset"), function (el) { el.value = offset(); });
 
-  var form = document.getElementById("task-form");
+  // attachments: say at once when a file is too large to be sent (the server refuses it anyway)
+  var files = document.querySelectorAll("input[type=file][data-max-bytes]");
+  function tooLarge(input) {
+    var max = parseInt(input.getAttribute("data-max-bytes"), 10);
+    var hint = document.getElementById(input.id + "-hint");
+    var file = input.files && input.files[0];
+    var over = !!(file && max && file.size > max);
+    if (hint) {
+      hint.textContent = over ? "This file is too large (" + sizeText(file.size) + "; at most " + sizeText(max) +
+        "). Choose a smaller one." : (file ? file.name + " (" + sizeText(file.size) + ") will be attached when you sign." : "");
+      hint.className = "hint" + (over ? " hint-hard" : (file ? " hint-ok" : ""));
+    }
+    var field = input.closest(".field");
+    if (field) field.classList.toggle("level-hard", over);
+    return over;
+  }
+  function sizeText(bytes) {
+    if (bytes < 1000) return bytes + " bytes";
+    if (bytes < 1e6) return (bytes / 1e3).toFixed(1) + " kB";
+    return (bytes / 1e6).toFixed(1) + " MB";
+  }
+  Array.prototype.forEach.call(files, function (input) {
+    input.addEventListener("change", function () { tooLarge(input); });
+  });
+
+  var form = document.querySelector("form.signed-form");
   var dialog = document.getElementById("sign-dialog");
   var open = document.getElementById("open-sign");
   var cancel = document.getElementById("sign-cancel");
@@ -93,6 +119,9 @@
     var bad = null;
     Array.prototype.forEach.call(numbers, function (input) {
       if (!bad && show(input).level === "hard") bad = input;
+    });
+    Array.prototype.forEach.call(files, function (input) {
+      if (!bad && tooLarge(input)) bad = input;
     });
     if (bad) {
       // the server would refuse it; say so before asking for a password
