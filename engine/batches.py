@@ -61,6 +61,7 @@ def describe(batch: Batch, rv: RecipeVersion | None = None) -> dict[str, Any]:
         "recipe_hash": batch.recipe_hash, "parameters": batch.parameters, "steps": batch.step_count,
         "created_at": batch.created_at.isoformat(), "created_by": batch.created_by,
         "completed_at": batch.completed_at.isoformat() if batch.completed_at else None,
+        "reviewed_at": batch.reviewed_at.isoformat() if batch.reviewed_at else None,
     }
     if rv is not None:
         out["recipe"] = {"id": rv.id, "recipe": rv.recipe, "version": rv.version, "name": rv.name}
@@ -125,7 +126,7 @@ def steps(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
         for r in rows:
             d = describe_step(r)
             step_corrs = corrs.get(r.seq, [])
-            last_corr = step_corrs[-1].id if step_corrs else None
+            last_corrected = max((c.corrected_at for c in step_corrs), default=None)
             current = dict(r.values)
             for c in step_corrs:
                 current[c.field] = json.loads(c.new)
@@ -134,9 +135,10 @@ def steps(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
                                  "reason": c.reason,
                                  "username": c.username, "corrected_at": c.corrected_at.isoformat()}
                                 for c in step_corrs]
+            # a signature is superseded by any correction of its step made after it
+            # (a correction and the recalculations it causes share one time)
             d["signatures"] = [
-                _describe_signature(sig, superseded=last_corr is not None and (
-                    sig.correction_id is None or sig.correction_id < last_corr))
+                _describe_signature(sig, superseded=last_corrected is not None and last_corrected > sig.signed_at)
                 for sig in sigs.get(r.seq, [])]
             out.append(d)
         return out
@@ -675,6 +677,17 @@ def correct_step(rt: Runtime, batch_id: str, seq: int, field: str, value: Any, *
         corr = Correction(batch_id=batch.id, step_seq=seq, field=field, old=_text(old_value), new=_text(new_value),
                           reason=reason, username=signer.username, corrected_at=utcnow())
         s.add(corr)
+        # calculated fields that depend on the corrected value are recomputed by the form
+        # and corrected with it, so the record never holds a stale derived value
+        derived = {f["key"] for f in _calculated_fields(form)} if form is not None else set()
+        for key in sorted(derived):
+            if key != field and checked.values.get(key) != current.get(key):
+                s.add(Correction(batch_id=batch.id, step_seq=seq, field=key, old=_text(current.get(key)),
+                                 new=_text(checked.values.get(key)), reason=f"recalculated after correcting {field}: "
+                                 f"{reason}", username=signer.username, corrected_at=corr.corrected_at))
+                audit.record(s, user=signer.username, action="step.correct", object_type="batch",
+                             object_id=batch_id, field=f"step {seq}.{key}", old=current.get(key),
+                             new=checked.values.get(key), reason=f"recalculated after correcting {field}")
         s.flush()
         content = sha256(canonical({"batch": batch_id, "seq": seq, "correction": corr.id, "field": field,
                                     "old": old_value, "new": new_value, "reason": reason}))

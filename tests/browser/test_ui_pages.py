@@ -386,3 +386,23 @@ def test_a_stored_file_is_kept_when_the_form_is_refused(client, runtime, new_bat
                     content_type="multipart/form-data")
     assert r.status_code == 302, r.text
     assert batches.steps(runtime, batch_id)[0]["values"]["printout"]["filename"] == "cal.txt"
+
+
+def test_an_attached_file_can_be_corrected_by_a_new_file(client, runtime, new_batch):
+    import io
+
+    batch_id = new_batch()
+    _record_step_one(runtime, batch_id, ph="7.05")
+    log_in(client, "sup.carl")
+    url, form = correction_form(client, batch_id, field="printout")
+    assert 'type="file"' in client.get(url, query_string={"field": "printout"}).text
+    r = client.post(url, data={**form, "reason": "printout was missing", "signer_id": "sup.carl",
+                               "password": password("sup.carl"),
+                               "value": (io.BytesIO(b"cal ok"), "late-printout.txt", "text/plain")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 302, r.text
+    (step,) = batches.steps(runtime, batch_id)
+    assert step["values"].get("printout") is None
+    assert step["current_values"]["printout"]["filename"] == "late-printout.txt"
+    page = client.get(f"/batches/{batch_id}").text
+    assert 'class="attachment"' in page and "late-printout.txt" in page

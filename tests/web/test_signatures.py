@@ -142,8 +142,13 @@ def test_correction_keeps_the_original_and_supersedes_signatures(signed, runtime
     assert record["corrections"][0]["old"] == "101" and record["corrections"][0]["reason"].startswith("typo")
     performer, corrector = record["signatures"]
     assert performer["superseded"] is True and corrector["role"] == "corrector" and not corrector["superseded"]
+    # the calculated field follows the corrected value (recomputed by the form, recorded as a correction)
+    assert record["values"]["mass_kg"] == "0.1010" and record["current_values"]["mass_kg"] == "0.1005"
+    assert record["corrections"][1]["field"] == "mass_kg"
+    assert record["corrections"][1]["reason"].startswith("recalculated after correcting mass_g")
     with runtime.transaction() as s:
-        row = s.execute(text("SELECT old, new, reason FROM audit_event WHERE action = 'step.correct'")).one()
+        row = s.execute(text("SELECT old, new, reason FROM audit_event WHERE action = 'step.correct' "
+                             "AND field = 'step 1.mass_g'")).one()
     assert row == ("101", "100.5", "typo: read 101 for 100.5")
     with runtime.transaction() as s:
         s.execute(text("UPDATE batch SET reviewed_at = CURRENT_TIMESTAMP"))

@@ -128,6 +128,7 @@ class Batch(ma.Schema):
     created_at = fields.String()
     created_by = fields.String()
     completed_at = fields.String(allow_none=True)
+    reviewed_at = fields.String(allow_none=True, metadata={"description": "when QA reviewed the record; corrections end then"})
     recipe = fields.Dict()
     incidents = fields.List(fields.Dict())
 
