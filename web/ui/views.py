@@ -16,6 +16,7 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     g,
     jsonify,
@@ -125,7 +126,8 @@ def _context() -> dict[str, Any]:
     person = g.get("person")
     return {"person": person, "csrf_token": login.csrf_token,
             "may": lambda action: bool(person) and permissions.allowed(person.roles, action),
-            "timeout_minutes": rt().settings.session_timeout_minutes}
+            "timeout_minutes": rt().settings.session_timeout_minutes,
+            "has_trends": "trends.dashboard" in current_app.view_functions}
 
 
 @bp.errorhandler(BatchlineError)
