@@ -561,7 +561,20 @@ def step_page(batch_id: str, seq: int):
     raised = [e for e in _exceptions(batch_id) if e.get("step_seq") == seq]
     mine = {t["id"] for t in batches.my_tasks(rt(), g.person) if t.get("batch_id") == batch_id}
     next_tasks = [t for t in batches.ready_tasks(rt(), batch_id) if t["id"] in mine]
-    return render_template("ui/step.html", batch=batch, step=step, exceptions=raised, next_tasks=next_tasks)
+    return render_template("ui/step.html", batch=batch, step=step, exceptions=raised, next_tasks=next_tasks,
+                           trend_check_pending=_trend_check_pending(batch_id, seq))
+
+
+def _trend_check_pending(batch_id: str, seq: int) -> bool:
+    """True while the out-of-trend check of this step has not run yet (it runs right
+    after commit, off the request): the page then refreshes itself once it has."""
+    from engine.models import Batch, Job
+
+    with rt().transaction() as s:
+        batch_pk = s.scalars(select(Batch.id).where(Batch.batch_id == batch_id)).first()
+        pending = s.scalars(select(Job.payload).where(Job.batch_id == batch_pk, Job.kind == "score_step",
+                                                       Job.state == "pending"))
+        return any(p.get("seq") == seq for p in pending)
 
 
 # --- corrections of recorded values (21 CFR 11.10(e), Annex 11 §9) ---------------------------

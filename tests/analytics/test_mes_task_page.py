@@ -1,0 +1,26 @@
+"""The operator sees an out-of-trend finding on the step's page: while the check (run
+after commit by the job executor) is pending the page says so and refreshes itself; once
+it has run, the finding is on the page."""
+from __future__ import annotations
+
+import time
+
+from engine import jobs
+from web.app import create_app
+
+from .test_mes_support import OPERATOR, live_step, trained_plant
+
+
+def test_step_page_shows_the_trend_finding(rt):
+    trained_plant(rt)
+    live_step(rt, "B-PAGE", {"mass_g": 104, "temp_c": 20.0})
+    client = create_app(runtime=rt).test_client()
+    with client.session_transaction() as session:
+        session["user"] = OPERATOR
+        session["last_seen"] = time.time()
+    page = client.get("/batches/B-PAGE/steps/1").get_data(as_text=True)
+    assert 'http-equiv="refresh"' in page and "Checking the values" in page
+    assert jobs.run_due(rt) >= 1
+    page = client.get("/batches/B-PAGE/steps/1").get_data(as_text=True)
+    assert 'http-equiv="refresh"' not in page
+    assert 'id="raised"' in page and "out of trend" in page
