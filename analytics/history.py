@@ -100,6 +100,8 @@ def write_history(rt: Runtime, recipe_key: str, batches: list[dict[str, Any]], *
 #: the order a mAb upstream batch runs its processes in (the top process's own tasks:
 #: batch start first, record review last)
 PROCESS_ORDER = ("up_seed_train", "up_media_prep", "up_production", "up_harvest")
+#: the unit procedure whose (simulated) bioreactor time series the demo history carries
+EQUIPMENT_UP = "up_production"
 #: exception paths and loops left out of the demo history
 SKIP = {"st_supervisor_decision", "pr_daily_ipc"}
 #: simulated manual steps -> recipe steps (their durations come from the simulator)
@@ -220,12 +222,16 @@ def demo_batches(rt: Runtime, recipe_key: str = "mab_upstream", n_batches: int =
 
 def seed_demo_history(rt: Runtime, recipe_key: str = "mab_upstream", n_batches: int = 30, seed: int = 7,
                       *, user: str = "demo", trainer: str = "qa.quinn") -> dict[str, Any]:
-    """Write the demo history (once) and train the recipe's models on it (when the
-    recipe has no active models yet)."""
+    """Write the demo history (once) with simulated bioreactor samples of its production
+    unit procedure, and train the recipe's models on it (when something was written or
+    the recipe has no active models yet)."""
+    from .equipment import write_simulated_history
     from .mes import list_models, train
 
-    written = write_history(rt, recipe_key, demo_batches(rt, recipe_key, n_batches, seed), user=user)
+    specs = demo_batches(rt, recipe_key, n_batches, seed)
+    written = write_history(rt, recipe_key, specs, user=user)
+    samples = write_simulated_history(rt, [b["batch_id"] for b in specs], seed=seed, unit_procedure=EQUIPMENT_UP)
     result = None
-    if written or not list_models(rt, recipe_key):
+    if written or samples or not list_models(rt, recipe_key):
         result = train(rt, recipe_key, user=trainer, released_only=True)
-    return {"written": written, "trained": result}
+    return {"written": written, "samples": samples, "trained": result}

@@ -269,7 +269,15 @@ def train(rt: Runtime, recipe_key: str, *, user: str, released_only: bool = True
                              "batches": len(set(trained_on))})
             if progress:
                 progress(done, len(steps))
-        trained_batches = sorted({p.batch_id for p in points})
+        # equipment time series: one model per unit procedure (``analytics.equipment``)
+        from .equipment import train_in_session
+
+        ts_made, ts_skipped, ts_batches = train_in_session(s, recipe_key, target, versions, user=user,
+                                                           released_only=released_only,
+                                                           min_batches=min_batches, now=now)
+        made += ts_made
+        skipped += ts_skipped
+        trained_batches = sorted({p.batch_id for p in points} | set(ts_batches))
         audit.record(s, user=user, action="analytics.train", object_type="recipe", object_id=recipe_key,
                      field=f"version {target.version}",
                      new={"models": len(made), "released_only": released_only, "alpha": alpha,
@@ -461,8 +469,12 @@ def _duration_findings(m: TrendModel, this: StepPoint) -> list[dict[str, Any]]:
 
 def install(rt: Runtime) -> None:
     """Register the ``score_step`` job handler on this runtime: from then on every
-    operator step schedules its scoring job in its own transaction."""
+    operator step schedules its scoring job in its own transaction. Also registers
+    ``score_samples`` (equipment time series, ``analytics.equipment``)."""
+    from .equipment import JOB, score_samples
+
     rt.job_handlers["score_step"] = score_step
+    rt.job_handlers[JOB] = score_samples
 
 
 # --- charts: values across batches, with the limits and the rules they broke ----------

@@ -27,6 +27,10 @@ def _limit_rows(card):
     if card.kind == "PCAMonitor":
         return [(_together(names), f"T² <= {_number(limits['t2'])}, SPE <= {_number(limits['spe'])}",
                  f"{limits['n_components']} components, {limits['explained_variance']:.0%} variance")]
+    if card.kind == "TimeSeriesModel":
+        return [(_together(names), f"T² <= {_number(limits['t2'])}, SPE <= {_number(limits['spe'])}",
+                 f"{limits['n_components']} components; t_hours {_number(limits['grid_start'])} + "
+                 f"{_number(limits['grid_step'])} x {limits['grid_points']}")]
     return [(_together(names), "; ".join(f"{k} {_number(v)}" for k, v in limits.items()), "")]
 
 

@@ -297,6 +297,21 @@ class TrendModel(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class EquipmentSample(Base):
+    """One reading of a unit procedure's equipment variables for a batch (variable name ->
+    number), at ``t_hours`` since the unit procedure started (or the batch maturity the
+    sender computed). Append-only; scored by the ``analytics`` package (``score_samples``)."""
+
+    __tablename__ = "equipment_sample"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
+    unit_procedure: Mapped[str] = mapped_column(String(200))  # the call activity / called process id
+    t_hours: Mapped[float] = mapped_column(Float)
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(100))  # equipment id
+
+
 # --- materials and equipment (checked when an operator scans them) ------------------
 
 

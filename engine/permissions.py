@@ -33,6 +33,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "user.manage": frozenset({"admin"}),
     "analytics.read": frozenset({"operator", "supervisor", "qa"}),
     "analytics.train": frozenset({"qa"}),
+    "equipment.write": frozenset({"service", "supervisor"}),
 }
 
 

@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from .api import analytics as analytics_api
 
     api.register_blueprint(analytics_api.blp)
+    api.register_blueprint(analytics_api.equipment_blp)
 
     from .docs import bp as docs
 

@@ -694,6 +694,9 @@ def demo(host, port, no_serve):
     stop = threading.Event()
     threading.Thread(target=jobs.work, args=(rt,), kwargs={"stop": stop}, name="batchline-worker",
                      daemon=True).start()
+    plant.start_equipment_feed(rt, stop)  # simulated bioreactor samples for the demo batch
+    click.echo(f"equipment feed: {plant.DEMO_BATCH} gets a bioreactor sample every 3 s "
+               "(a dissolved-O2 sensor drift from 40 h)")
     click.echo(f"Batchline demo: http://{host}:{port}/  (API: http://{host}:{port}/api/docs)")
     try:
         import waitress

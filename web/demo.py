@@ -3,12 +3,15 @@
 Creates the demo people (their passwords are printed: demo only), registers released
 material lots and clean equipment for everything the library's forms scan, imports the
 workflow library (imported by one QA person, approved by another), writes 30 earlier
-reviewed mAb batches as demo history and trains the out-of-trend models on them
-(``analytics.history``), connects the simulated ERP and LIMS, and starts a mAb batch so
-there is something to do at once.
+reviewed mAb batches as demo history (with simulated bioreactor time series) and
+trains the out-of-trend models on them (``analytics.history``), connects the simulated
+ERP and LIMS, and starts a mAb batch so there is something to do at once; when serving,
+a simulated bioreactor feeds that batch equipment samples (``start_equipment_feed``).
 """
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 from sqlalchemy import func, select
@@ -29,6 +32,8 @@ PEOPLE = {
 DEMO_BATCH = "MAB-DEMO-001"
 #: earlier mAb batches written as demo history for the out-of-trend models
 HISTORY_BATCHES = 30
+
+log = logging.getLogger("batchline.demo")
 
 
 def lot_for(material: str) -> str:
@@ -95,6 +100,40 @@ def setup(rt: Runtime) -> dict[str, Any]:
             "history_batches": len(history["written"]),
             "lots": {m: lot_for(m) for m in sorted(materials)},
             "equipment": {c: equipment_for(c) for c in sorted(classes)}}
+
+
+def start_equipment_feed(rt: Runtime, stop: threading.Event, *, every: float = 3.0,
+                         drift_onset: float = 40.0) -> threading.Thread:
+    """A background thread that sends the demo batch's production bioreactor a simulated
+    sample (one hour of maturity) every ``every`` seconds, as equipment would over the
+    API; from ``drift_onset`` hours the dissolved-O2 sensor drifts slowly (+0.5 % of its
+    mean reading per hour), so a trend exception appears a few minutes in. Resumes where
+    an earlier run stopped; waits while the batch is held, ends when it is not running."""
+    thread = threading.Thread(target=_feed, args=(rt, stop, every, drift_onset), name="batchline-equipment-feed",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
+def _feed(rt: Runtime, stop: threading.Event, every: float, drift_onset: float) -> None:
+    from analytics import equipment
+    from analytics.history import EQUIPMENT_UP
+    from analytics.simulator import Fault
+    from engine.errors import Conflict
+
+    _, reference = equipment.simulated_samples(HISTORY_BATCHES, 7)  # the demo history's feed start
+    (samples,), _ = equipment.simulated_samples(1, 2026, reference=reference,
+                                                faults=[Fault("sensor_drift", drift_onset, 0.005, "dissolved_o2")])
+    i = equipment.sample_count(rt, DEMO_BATCH, EQUIPMENT_UP)
+    while i < len(samples) and not stop.wait(every):
+        try:
+            equipment.record_samples(rt, DEMO_BATCH, EQUIPMENT_UP, "BIOREACTOR-01", [samples[i]])
+            i += 1
+        except Conflict as exc:
+            if exc.details.get("state") != "held":
+                return
+        except Exception:  # the database went away for a moment: try again
+            log.exception("equipment feed: sample %s not sent", i)
 
 
 def connect_simulators(rt: Runtime) -> None:

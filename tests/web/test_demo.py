@@ -30,7 +30,22 @@ def test_demo_plant(tmp_path):
         assert len(listed) == 1 + demo.HISTORY_BATCHES  # the demo history is written once
         from analytics import mes
 
-        assert mes.list_models(rt, "mab_upstream")  # out-of-trend models trained on it
+        models = mes.list_models(rt, "mab_upstream")  # out-of-trend models trained on it
+        assert any(m["kind"] == "TimeSeriesModel" and m["bpmn_id"] == "up_production" for m in models)
+        # when serving, a simulated bioreactor feeds the demo batch (here: briefly, fast)
+        import threading
+        import time
+
+        from analytics import equipment
+
+        stop = threading.Event()
+        feed = demo.start_equipment_feed(rt, stop, every=0.01)
+        deadline = time.monotonic() + 30
+        while equipment.sample_count(rt, demo.DEMO_BATCH, "up_production") < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        feed.join(10)
+        assert not feed.is_alive() and equipment.sample_count(rt, demo.DEMO_BATCH, "up_production") >= 3
     finally:
         rt.close()
         ctx.close()

@@ -7,13 +7,16 @@ from __future__ import annotations
 import marshmallow as ma
 from flask_smorest import Blueprint
 
-from analytics import mes
+from analytics import equipment, mes
 
 from ..auth import current_user, requires
 from . import runtime
 
 blp = Blueprint("analytics", __name__, url_prefix="/api/analytics",
                 description="Out-of-trend models, trends and findings (review by exception)")
+#: equipment time series of a batch (``/api/batches/{batch_id}/equipment-samples``)
+equipment_blp = Blueprint("equipment", __name__, url_prefix="/api",
+                          description="Equipment time series of a running batch, scored by the PCA monitor")
 
 
 class ModelFilter(ma.Schema):
@@ -28,6 +31,8 @@ class Limits(ma.Schema):
     scale = ma.fields.Float(allow_none=True)
     rule1_z = ma.fields.Float(allow_none=True)
     rules = ma.fields.List(ma.fields.Integer(), allow_none=True)
+    t2 = ma.fields.Float(allow_none=True, metadata={"description": "time-series models: T² limit"})
+    spe = ma.fields.Float(allow_none=True, metadata={"description": "time-series models: SPE limit"})
 
 
 class TrendModelOut(ma.Schema):
@@ -37,7 +42,7 @@ class TrendModelOut(ma.Schema):
     recipe_version = ma.fields.String(allow_none=True)
     bpmn_id = ma.fields.String()
     parameter = ma.fields.String(allow_none=True, metadata={"description": "form field; null for a duration model"})
-    kind = ma.fields.String(metadata={"description": "UnivariateMonitor or DurationMonitor"})
+    kind = ma.fields.String(metadata={"description": "UnivariateMonitor, DurationMonitor or TimeSeriesModel"})
     version = ma.fields.Integer()
     unit = ma.fields.String(allow_none=True)
     critical = ma.fields.Boolean()
@@ -172,3 +177,94 @@ def durations(query, recipe: str, bpmn_id: str):
 def findings(query):
     """Out-of-trend findings, newest first, and a summary per recipe."""
     return mes.findings(runtime(), query.get("recipe"), limit=query["limit"])
+
+
+# --- equipment time series ---------------------------------------------------------------
+
+
+class StrictNumber(ma.fields.Float):
+    """A JSON number: finite, not a string, not a boolean."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ma.ValidationError("must be a number")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class SampleIn(ma.Schema):
+    t_hours = StrictNumber(required=True, allow_nan=False, validate=ma.validate.Range(min=0),
+                           metadata={"description": "hours since the unit procedure started, or batch maturity"})
+    values = ma.fields.Dict(
+        required=True, validate=ma.validate.Length(min=1, max=equipment.MAX_VARIABLES),
+        keys=ma.fields.String(validate=ma.validate.Regexp(equipment.VARIABLE_NAME, error="not a variable name")),
+        values=StrictNumber(allow_nan=False), metadata={"description": "variable name -> number"})
+
+
+class EquipmentSamplesIn(ma.Schema):
+    unit_procedure = ma.fields.String(required=True, validate=ma.validate.Regexp(
+        equipment.UNIT_PROCEDURE, error="must be a BPMN id"), metadata={
+        "description": "the call activity / called process id (e.g. up_production)"})
+    source = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100),
+                              metadata={"description": "equipment id"})
+    samples = ma.fields.List(ma.fields.Nested(SampleIn), required=True,
+                             validate=ma.validate.Length(min=1, max=equipment.MAX_SAMPLES))
+
+
+class EquipmentSamplesAccepted(ma.Schema):
+    batch_id = ma.fields.String()
+    unit_procedure = ma.fields.String()
+    received = ma.fields.Integer()
+    job_id = ma.fields.Integer(metadata={"description": "the score_samples job scheduled"})
+
+
+class EquipmentQuery(ma.Schema):
+    unit_procedure = ma.fields.String(metadata={"description": "only this unit procedure"})
+
+
+class SampleOut(ma.Schema):
+    t_hours = ma.fields.Float()
+    values = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Float())
+    source = ma.fields.String()
+    recorded_at = ma.fields.String()
+
+
+class ScoreOut(ma.Schema):
+    t_hours = ma.fields.Float(metadata={"description": "grid point of the model"})
+    t2 = ma.fields.Float()
+    spe = ma.fields.Float()
+    t2_over = ma.fields.Boolean()
+    spe_over = ma.fields.Boolean()
+
+
+class UnitProcedureSamples(ma.Schema):
+    unit_procedure = ma.fields.String()
+    model = ma.fields.Nested(TrendModelOut, allow_none=True)
+    limits = ma.fields.Dict(allow_none=True, metadata={"description": "t2 and spe limits"})
+    samples = ma.fields.List(ma.fields.Nested(SampleOut))
+    scores = ma.fields.List(ma.fields.Nested(ScoreOut))
+
+
+class EquipmentSamplesOut(ma.Schema):
+    batch_id = ma.fields.String()
+    unit_procedures = ma.fields.List(ma.fields.Nested(UnitProcedureSamples))
+
+
+@equipment_blp.route("/batches/<batch_id>/equipment-samples", methods=["POST"])
+@requires("equipment.write")
+@equipment_blp.arguments(EquipmentSamplesIn)
+@equipment_blp.response(202, EquipmentSamplesAccepted)
+def post_equipment_samples(body, batch_id: str):
+    """Equipment samples of a running batch (at most 1000 per request): stored, and one
+    ``score_samples`` job scheduled in the same transaction to score them against the
+    unit procedure's time-series model."""
+    return equipment.record_samples(runtime(), batch_id, body["unit_procedure"], body["source"], body["samples"])
+
+
+@equipment_blp.route("/batches/<batch_id>/equipment-samples", methods=["GET"])
+@requires("analytics.read")
+@equipment_blp.arguments(EquipmentQuery, location="query")
+@equipment_blp.response(200, EquipmentSamplesOut)
+def get_equipment_samples(query, batch_id: str):
+    """A batch's equipment samples per unit procedure, with T², SPE and their limits on
+    the model's grid when a time-series model is active."""
+    return equipment.equipment_samples(runtime(), batch_id, query.get("unit_procedure"))

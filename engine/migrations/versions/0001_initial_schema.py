@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 21:11:20.805772
+Create Date: 2026-11-25 21:42:56.682959
 """
 from alembic import op
 import sqlalchemy as sa
@@ -214,6 +214,20 @@ def upgrade() -> None:
     with op.batch_alter_table('correction', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_correction_batch_id'), ['batch_id'], unique=False)
 
+    op.create_table('equipment_sample',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('batch_id', sa.Integer(), nullable=False),
+    sa.Column('unit_procedure', sa.String(length=200), nullable=False),
+    sa.Column('t_hours', sa.Float(), nullable=False),
+    sa.Column('values', sa.JSON(), nullable=False),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('source', sa.String(length=100), nullable=False),
+    sa.ForeignKeyConstraint(['batch_id'], ['batch.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('equipment_sample', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_equipment_sample_batch_id'), ['batch_id'], unique=False)
+
     op.create_table('job',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('kind', sa.String(length=30), nullable=False),
@@ -388,6 +402,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_job_batch_id'))
 
     op.drop_table('job')
+    with op.batch_alter_table('equipment_sample', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_equipment_sample_batch_id'))
+
+    op.drop_table('equipment_sample')
     with op.batch_alter_table('correction', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_correction_batch_id'))
 
