@@ -28,8 +28,9 @@ import numpy as np
 from sqlalchemy import select
 
 from engine import audit
-from engine.errors import Conflict, NotFound
+from engine.errors import Conflict
 from engine.models import Batch, RecipeVersion, Step, utcnow
+from engine.recipes import find_version
 from engine.runtime import Runtime
 from engine.workflow_store import canonical, sha256
 
@@ -51,11 +52,7 @@ def write_history(rt: Runtime, recipe_key: str, batches: list[dict[str, Any]], *
     Returns the batch ids written (existing ones are left alone)."""
     written = []
     with rt.transaction() as s:
-        rv = s.scalars(select(RecipeVersion).where(RecipeVersion.recipe == recipe_key,
-                                                   RecipeVersion.status == "approved")
-                       .order_by(RecipeVersion.version.desc())).first()
-        if rv is None:
-            raise NotFound(f"no approved version of recipe {recipe_key!r}", code="recipe_not_found")
+        rv = find_version(s, recipe_key, approved=True)
         tasks = {t["bpmn_id"]: t for t in rv.tasks if t.get("kind", "user") == "user"}
         from forms import definition_hash, load_form
 
@@ -169,11 +166,7 @@ def demo_batches(rt: Runtime, recipe_key: str = "mab_upstream", n_batches: int =
     from forms.calculation import evaluate
 
     with rt.transaction() as s:
-        rv = s.scalars(select(RecipeVersion).where(RecipeVersion.recipe == recipe_key,
-                                                   RecipeVersion.status == "approved")
-                       .order_by(RecipeVersion.version.desc())).first()
-        if rv is None:
-            raise NotFound(f"no approved version of recipe {recipe_key!r}", code="recipe_not_found")
+        rv = find_version(s, recipe_key, approved=True)
         tasks = _ordered_tasks(rv)
         forms = {t["form"]: load_form(rv.forms[t["form"]]) for t in tasks if t.get("form") in rv.forms}
     simulated = history_for_demo(n_batches, seed)
