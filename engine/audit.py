@@ -17,6 +17,7 @@ from typing import Any, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .db import row_locks
 from .models import AuditEvent, AuditHead, utcnow
 from .workflow_store import sha256
 
@@ -52,7 +53,7 @@ def record(session: Session, *, user: str, action: str, object_type: str, object
     head = session.info.get("audit_head")  # locked once per transaction
     if head is None:
         stmt = select(AuditHead).where(AuditHead.id == 1)
-        if session.get_bind().dialect.name == "postgresql":
+        if row_locks(session):
             stmt = stmt.with_for_update()
         head = session.scalars(stmt).first()
         if head is None:

@@ -24,6 +24,7 @@ from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from . import audit, outbox, runner
+from .db import row_locks
 from .errors import Conflict, EngineFault, InvalidInput, NotFound
 from .models import (
     Batch,
@@ -86,7 +87,7 @@ def _get(s: Session, batch_id: str) -> Batch:
 
 def _lock(s: Session, batch_id: str) -> Batch:
     stmt = select(Batch).where(Batch.batch_id == batch_id)
-    if s.get_bind().dialect.name == "postgresql":
+    if row_locks(s):
         stmt = stmt.with_for_update()
     batch = s.scalars(stmt).first()
     if batch is None:
@@ -150,7 +151,7 @@ def ready_tasks(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
         batch = _get(s, batch_id)
         if batch.state in ("complete", "aborted"):
             return []
-        rv = s.get(RecipeVersion, batch.recipe_version_id)
+        rv = _recipe(rt, s, batch.recipe_version_id)
         assigned = {a.task_id: a.username for a in s.scalars(
             select(TaskAssignment).where(TaskAssignment.batch_id == batch.id))}
         entry = rt.cache.take(batch.id, batch.revision) or rt.store.load(s, batch.id, batch.revision)
@@ -170,17 +171,13 @@ class RecipeContent:
     tasks: list
 
 
-_RECIPE_CONTENT: dict[tuple[int, int], RecipeContent] = {}
-
-
 def _recipe(rt: Runtime, s: Session, recipe_version_id: int) -> RecipeContent:
     """A recipe version's forms and tasks, read once per process: a version's content
     never changes (a change is a new version), only its status does."""
-    key = (id(rt), recipe_version_id)
-    content = _RECIPE_CONTENT.get(key)
+    content = rt.recipe_content.get(recipe_version_id)
     if content is None:
         rv = s.get(RecipeVersion, recipe_version_id)
-        content = _RECIPE_CONTENT[key] = RecipeContent(rv.id, rv.forms, rv.tasks)
+        content = rt.recipe_content[recipe_version_id] = RecipeContent(rv.id, rv.forms, rv.tasks)
     return content
 
 
@@ -667,7 +664,7 @@ def correct_step(rt: Runtime, batch_id: str, seq: int, field: str, value: Any, *
         proposed = {k: v for k, v in current.items() if v is not None}
         proposed[field] = value
         if form is not None:  # the corrected entry must pass the same form checks
-            calculated = {f["key"] for f in _calculated_fields(form)}
+            calculated = _calculated_fields(form)
             proposed = {k: v for k, v in proposed.items() if k not in calculated}
         checked = check_values(s, batch.batch_id, form, proposed)
         new_value = checked.values.get(field)
@@ -679,7 +676,7 @@ def correct_step(rt: Runtime, batch_id: str, seq: int, field: str, value: Any, *
         s.add(corr)
         # calculated fields that depend on the corrected value are recomputed by the form
         # and corrected with it, so the record never holds a stale derived value
-        derived = {f["key"] for f in _calculated_fields(form)} if form is not None else set()
+        derived = _calculated_fields(form) if form is not None else set()
         for key in sorted(derived):
             if key != field and checked.values.get(key) != current.get(key):
                 s.add(Correction(batch_id=batch.id, step_seq=seq, field=key, old=_text(current.get(key)),
@@ -703,17 +700,10 @@ def correct_step(rt: Runtime, batch_id: str, seq: int, field: str, value: Any, *
                 "signature": _describe_signature(sig, superseded=False)}
 
 
-def _calculated_fields(form: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
+def _calculated_fields(form: dict[str, Any]) -> set[str]:
+    from forms import load_form
 
-    def walk(components):
-        for c in components or []:
-            if (c.get("properties") or {}).get("calculation"):
-                out.append(c)
-            walk(c.get("components"))
-
-    walk(form.get("components"))
-    return out
+    return {f.key for f in load_form(form).fields if f.is_calculated}
 
 
 def _text(value: Any) -> str:

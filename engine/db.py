@@ -58,6 +58,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-def lock_clause(session: Session) -> bool:
-    """True when the dialect supports ``SELECT ... FOR UPDATE`` row locks."""
+def row_locks(session: Session) -> bool:
+    """True when the database takes ``SELECT … FOR UPDATE`` row locks (PostgreSQL); on
+    SQLite the transaction's ``BEGIN IMMEDIATE`` already serialises writers."""
     return session.get_bind().dialect.name == "postgresql"

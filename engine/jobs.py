@@ -26,6 +26,7 @@ from typing import Any, Callable
 from sqlalchemy import or_, select
 
 from . import audit, batches, outbox
+from .db import row_locks
 from .connectors import Completed, ConnectorError, Pending
 from .errors import BatchlineError
 from .models import Incident, Job, OutboxEvent, utcnow
@@ -52,7 +53,7 @@ def acquire(rt: Runtime, worker: str, limit: int = 10) -> list[int]:
         stmt = (select(Job).where(Job.state == "pending", Job.due_at <= now,
                                   or_(Job.locked_until.is_(None), Job.locked_until < now))
                 .order_by(Job.due_at, Job.id).limit(limit))
-        if s.get_bind().dialect.name == "postgresql":
+        if row_locks(s):
             stmt = stmt.with_for_update(skip_locked=True)
         jobs = list(s.scalars(stmt))
         for job in jobs:

@@ -57,7 +57,7 @@ def import_recipe(rt: Runtime, files: dict[str, bytes], *, forms: dict[str, Any]
             RecipeVersion.recipe == key, RecipeVersion.content_hash == digest)).first()
         if existing is not None:
             return existing
-        spec_hash = rt.store.store_spec(s, parsed.spec, parsed.subprocess_specs)
+        spec_hash = rt.store.store_spec(s, parsed)
         version = (s.scalar(select(func.max(RecipeVersion.version)).where(RecipeVersion.recipe == key)) or 0) + 1
         rv = RecipeVersion(
             recipe=key, version=version, name=parsed.name or key, process_id=parsed.process_id,

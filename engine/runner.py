@@ -153,26 +153,20 @@ def waiting_messages(workflow: BpmnWorkflow) -> list[MessageWait]:
     correlate (BPMN's key-based correlation).
     """
     out = []
-    engine = workflow.script_engine
     for task in workflow.event_manager.tasks.values():
         ev = task.task_spec.event_definition
         if not isinstance(ev, MessageEventDefinition) or task.state != TaskState.WAITING:
             continue
-        correlation = {}
-        for prop in ev.correlation_properties:
-            try:
-                correlation[prop.name] = engine.environment.evaluate(prop.retrieval_expression, dict(task.data))
-            except Exception:
-                correlation[prop.name] = None
-        out.append(MessageWait(str(task.id), ev.name, correlation))
+        out.append(MessageWait(str(task.id), ev.name, payload_correlation(workflow, task, task.data)))
     return out
 
 
 def payload_correlation(workflow: BpmnWorkflow, task: Task, payload: dict) -> dict[str, Any]:
-    ev = task.task_spec.event_definition
+    """The waiting catch event's correlation properties evaluated on ``payload`` (a
+    property that cannot be evaluated is None)."""
     engine = workflow.script_engine
     out = {}
-    for prop in ev.correlation_properties:
+    for prop in task.task_spec.event_definition.correlation_properties:
         try:
             out[prop.name] = engine.environment.evaluate(prop.retrieval_expression, dict(payload))
         except Exception:

@@ -20,6 +20,8 @@ class Runtime:
         self.sessions = make_session_factory(self.db)
         self.store = WorkflowStore(make_serializer(), make_script_engine)
         self.cache = WorkflowCache(self.settings.workflow_cache_size)
+        #: recipe version id -> its immutable forms and task list (engine.batches)
+        self.recipe_content: dict[int, object] = {}
         self.connectors = ConnectorRegistry()
         #: background work other packages add (e.g. analytics' ``score_step``): job kind ->
         #: handler(runtime, batch_id, task_id, payload). A step schedules a ``score_step``

@@ -266,14 +266,11 @@ class WorkflowStore:
         self._spec_lock = threading.Lock()
 
     # specs ------------------------------------------------------------------------
-    def spec_body(self, spec, subprocess_specs: dict) -> str:
-        return canonical({
-            "spec": self.registry.convert(spec),
-            "subprocess_specs": {k: self.registry.convert(v) for k, v in subprocess_specs.items()},
-        })
+    def store_spec(self, session: Session, parsed) -> str:
+        """Store a parsed recipe's specs once, under the hash of their canonical JSON."""
+        from .bpmn import spec_to_dict
 
-    def store_spec(self, session: Session, spec, subprocess_specs: dict) -> str:
-        body = self.spec_body(spec, subprocess_specs)
+        body = canonical(spec_to_dict(parsed))
         digest = sha256(body)
         if session.get(WorkflowSpec, digest) is None:
             session.add(WorkflowSpec(hash=digest, body=body))
@@ -285,13 +282,13 @@ class WorkflowStore:
         cached = self._specs.get(spec_hash)
         if cached is not None:
             return cached
+        from .bpmn import spec_from_dict
+
         with self._spec_lock:
             cached = self._specs.get(spec_hash)
             if cached is None:
-                body = json.loads(session.get(WorkflowSpec, spec_hash).body)
-                spec = self.registry.restore(body["spec"])
-                subs = {k: self.registry.restore(v) for k, v in body["subprocess_specs"].items()}
-                cached = self._specs[spec_hash] = (spec, subs)
+                parsed = spec_from_dict(json.loads(session.get(WorkflowSpec, spec_hash).body))
+                cached = self._specs[spec_hash] = (parsed.spec, parsed.subprocess_specs)
         return cached
 
     # rows -------------------------------------------------------------------------
@@ -475,10 +472,6 @@ class WorkflowStore:
         process.data = data(attrs["data"])
         if attrs.get("last_task"):
             process.last_task = process.tasks.get(UUID(attrs["last_task"]))
-
-    def create(self, session: Session, batch_pk: int, live: LiveWorkflow) -> None:
-        live.task_rows, live.process_rows, live.state_row = {}, {}, None
-        self.save(session, batch_pk, live)
 
 
 _STATEMENTS: dict[tuple, Any] = {}
