@@ -5,6 +5,7 @@ Stands alone (numpy, scipy, scikit-learn only) so the MES can wire it in behind 
 small API: fit a monitor on history, store it as JSON in a ModelCard, score new
 batches, explain what drove a flag.
 """
+
 from .base import CalibrationWarning, Monitor
 from .duration import DurationMonitor
 from .forest import IsolationForestMonitor

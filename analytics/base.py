@@ -11,6 +11,7 @@ is the theoretical limit for the false-alarm rate ``alpha`` (``offset_ == -1``);
 data is at most ``alpha`` - that is how methods are compared at equal false-alarm
 rate.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,9 +61,7 @@ def group_max(statistic, groups):
     appearance.  A batch is a false alarm when any of its samples is flagged."""
     groups = np.asarray(groups)
     if groups.shape[0] != statistic.shape[0]:
-        raise ValueError(
-            f"groups has {groups.shape[0]} entries but X has {statistic.shape[0]} rows"
-        )
+        raise ValueError(f"groups has {groups.shape[0]} entries but X has {statistic.shape[0]} rows")
     _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
     out = np.full(first.size, -np.inf)
     np.maximum.at(out, inverse, statistic)
@@ -107,10 +106,7 @@ class Monitor(OutlierMixin, BaseEstimator):
     # -- fitting -------------------------------------------------------------
     def _check_alpha(self):
         if not isinstance(self.alpha, Real) or not 0.0 < self.alpha < 0.5:
-            raise ValueError(
-                f"alpha is the target false-alarm rate and must be in (0, 0.5); "
-                f"got {self.alpha!r}"
-            )
+            raise ValueError(f"alpha is the target false-alarm rate and must be in (0, 0.5); got {self.alpha!r}")
 
     def _validate_fit_input(self, X):
         X = validate_data(self, X, reset=True, dtype=np.float64)

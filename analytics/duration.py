@@ -5,6 +5,7 @@ Why log-normal: durations are positive and right-skewed (a step can take three
 times as long, never minus one time as long), and a slow step "x2" and a rushed
 step "x0.5" are the same distance from normal on the log scale.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,8 +39,7 @@ class DurationMonitor(Monitor):
     def _log(self, X):
         if np.any(X < 0):
             raise ValueError(
-                "Negative values in data passed to DurationMonitor: step durations "
-                "must be zero or positive"
+                "Negative values in data passed to DurationMonitor: step durations must be zero or positive"
             )
         return np.log(np.maximum(X, self.min_duration))
 

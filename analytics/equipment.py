@@ -18,14 +18,16 @@ is the conformal quantile of their maxima at a batch false-alarm rate ``BATCH_AL
 
 The engine never imports this module; ``analytics.mes.install`` registers the job.
 """
+
 from __future__ import annotations
 
 import math
 import re
 import warnings
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, insert, select
@@ -79,28 +81,41 @@ def check_samples(unit_procedure: Any, source: Any, samples: Any) -> list[tuple[
             raise InvalidInput(f"sample {i} must be an object", code="samples_invalid", details=where)
         t = _number(sample.get("t_hours"))
         if t is None or t < 0:
-            raise InvalidInput(f"sample {i}: t_hours must be a finite number >= 0", code="samples_invalid",
-                               details=where)
+            raise InvalidInput(
+                f"sample {i}: t_hours must be a finite number >= 0", code="samples_invalid", details=where
+            )
         values = sample.get("values")
         if not isinstance(values, dict) or not 0 < len(values) <= MAX_VARIABLES:
-            raise InvalidInput(f"sample {i}: values must map 1 to {MAX_VARIABLES} names to numbers",
-                               code="samples_invalid", details=where)
+            raise InvalidInput(
+                f"sample {i}: values must map 1 to {MAX_VARIABLES} names to numbers",
+                code="samples_invalid",
+                details=where,
+            )
         clean = {}
         for name, value in values.items():
             if not isinstance(name, str) or not VARIABLE_NAME.match(name):
-                raise InvalidInput(f"sample {i}: {str(name)[:70]!r} is not a variable name (letters, digits, _)",
-                                   code="samples_invalid", details=where)
+                raise InvalidInput(
+                    f"sample {i}: {str(name)[:70]!r} is not a variable name (letters, digits, _)",
+                    code="samples_invalid",
+                    details=where,
+                )
             number = _number(value)
             if number is None:
-                raise InvalidInput(f"sample {i}: {name} must be a finite number", code="samples_invalid",
-                                   details=where)
+                raise InvalidInput(f"sample {i}: {name} must be a finite number", code="samples_invalid", details=where)
             clean[name] = number
         out.append((t, clean))
     return out
 
 
-def record_samples(rt: Runtime, batch_id: str, unit_procedure: str, source: str,
-                   samples: list[dict[str, Any]], *, recorded_at: datetime | None = None) -> dict[str, Any]:
+def record_samples(
+    rt: Runtime,
+    batch_id: str,
+    unit_procedure: str,
+    source: str,
+    samples: list[dict[str, Any]],
+    *,
+    recorded_at: datetime | None = None,
+) -> dict[str, Any]:
     """Store a running batch's equipment samples and schedule one ``score_samples`` job,
     in one transaction."""
     checked = check_samples(unit_procedure, source, samples)
@@ -110,11 +125,25 @@ def record_samples(rt: Runtime, batch_id: str, unit_procedure: str, source: str,
         if batch is None:
             raise NotFound(f"batch {batch_id!r} not found", code="batch_not_found")
         if batch.state != "running":
-            raise Conflict(f"batch {batch_id} is {batch.state}; equipment samples are taken while it runs",
-                           code="batch_not_running", details={"state": batch.state})
-        s.execute(insert(EquipmentSample), [
-            {"batch_id": batch.id, "unit_procedure": unit_procedure, "t_hours": t, "values": values,
-             "recorded_at": now, "source": source} for t, values in checked])
+            raise Conflict(
+                f"batch {batch_id} is {batch.state}; equipment samples are taken while it runs",
+                code="batch_not_running",
+                details={"state": batch.state},
+            )
+        s.execute(
+            insert(EquipmentSample),
+            [
+                {
+                    "batch_id": batch.id,
+                    "unit_procedure": unit_procedure,
+                    "t_hours": t,
+                    "values": values,
+                    "recorded_at": now,
+                    "source": source,
+                }
+                for t, values in checked
+            ],
+        )
         job = Job(kind=JOB, batch_id=batch.id, payload={"unit_procedure": unit_procedure}, max_attempts=3)
         s.add(job)
         s.flush()
@@ -135,8 +164,11 @@ def _series(rows: Sequence[tuple[float, dict[str, Any]]], variables: Sequence[st
 def _samples_of(s: Session, batch_pks: list[int], unit_procedure: str | None = None):
     """Rows (batch_id, unit_procedure, t_hours, values, source, recorded_at) in time order."""
     e = EquipmentSample
-    stmt = (select(e.batch_id, e.unit_procedure, e.t_hours, e.values, e.source, e.recorded_at)
-            .where(e.batch_id.in_(batch_pks)).order_by(e.batch_id, e.unit_procedure, e.t_hours, e.id))
+    stmt = (
+        select(e.batch_id, e.unit_procedure, e.t_hours, e.values, e.source, e.recorded_at)
+        .where(e.batch_id.in_(batch_pks))
+        .order_by(e.batch_id, e.unit_procedure, e.t_hours, e.id)
+    )
     if unit_procedure is not None:
         stmt = stmt.where(e.unit_procedure == unit_procedure)
     return list(s.execute(stmt))
@@ -162,16 +194,26 @@ def _cross_conformal(aligned: list[np.ndarray], variables: list[str], batch_alph
     for f in range(folds):
         train = [a for i, a in enumerate(aligned) if i % folds != f]
         model = fit_timeseries(train, variables, **fit)
-        maxima += [float(model.monitor.statistic(model.residuals(a)).max())
-                   for i, a in enumerate(aligned) if i % folds == f]
+        maxima += [
+            float(model.monitor.statistic(model.residuals(a)).max()) for i, a in enumerate(aligned) if i % folds == f
+        ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationWarning)
         return float(conformal_threshold(maxima, batch_alpha)), folds
 
 
-def train_in_session(s: Session, recipe: str, target: RecipeVersion, versions: dict[int, RecipeVersion], *,
-                     user: str, released_only: bool, min_batches: int, now: datetime,
-                     alpha: float = BATCH_ALPHA) -> tuple[list[dict], list[dict], list[str]]:
+def train_in_session(
+    s: Session,
+    recipe: str,
+    target: RecipeVersion,
+    versions: dict[int, RecipeVersion],
+    *,
+    user: str,
+    released_only: bool,
+    min_batches: int,
+    now: datetime,
+    alpha: float = BATCH_ALPHA,
+) -> tuple[list[dict], list[dict], list[str]]:
     """Train one time-series model per unit procedure of the recipe from the equipment
     samples of earlier batches (part of ``analytics.mes.train``'s transaction). Returns
     (models made, skipped, batch ids used)."""
@@ -184,28 +226,47 @@ def train_in_session(s: Session, recipe: str, target: RecipeVersion, versions: d
     grouped: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
     for row in _samples_of(s, list(done)):
         grouped[row.unit_procedure][row.batch_id].append((row.t_hours, row.values))
-    latest = {m.bpmn_id: m for m in s.scalars(select(TrendModel).where(
-        TrendModel.recipe == recipe, TrendModel.kind == KIND).order_by(TrendModel.version))}
+    latest = {
+        m.bpmn_id: m
+        for m in s.scalars(
+            select(TrendModel).where(TrendModel.recipe == recipe, TrendModel.kind == KIND).order_by(TrendModel.version)
+        )
+    }
     made, skipped, used = [], [], set()
     fit = {"alpha": 0.01, "smoothing": 0.2, "n_components": 0.9}
     for up in sorted(grouped):
         per_batch = grouped[up]
         if len(per_batch) < min_batches:
-            skipped.append({"bpmn_id": up, "parameter": PARAMETER,
-                            "reason": f"equipment samples of {len(per_batch)} batches, at least {min_batches} needed"})
+            skipped.append(
+                {
+                    "bpmn_id": up,
+                    "parameter": PARAMETER,
+                    "reason": f"equipment samples of {len(per_batch)} batches, at least {min_batches} needed",
+                }
+            )
             continue
         names = set.intersection(*[set(v or {}) for rows in per_batch.values() for _, v in rows])
         variables = sorted(n for n in names if VARIABLE_NAME.match(n))
         pks = sorted(per_batch)
         series = [_series(per_batch[pk], variables) for pk in pks]
         if not variables or any(len(t) < 3 for t, _ in series):
-            skipped.append({"bpmn_id": up, "parameter": PARAMETER,
-                            "reason": "no variable every sample has, or a batch with fewer than 3 samples"})
+            skipped.append(
+                {
+                    "bpmn_id": up,
+                    "parameter": PARAMETER,
+                    "reason": "no variable every sample has, or a batch with fewer than 3 samples",
+                }
+            )
             continue
         grid = _grid(series)
         if len(grid) < 3:
-            skipped.append({"bpmn_id": up, "parameter": PARAMETER,
-                            "reason": "the batches' samples overlap on fewer than 3 points of t_hours"})
+            skipped.append(
+                {
+                    "bpmn_id": up,
+                    "parameter": PARAMETER,
+                    "reason": "the batches' samples overlap on fewer than 3 points of t_hours",
+                }
+            )
             continue
         aligned = [align(t, X, grid) for t, X in series]
         threshold, folds = _cross_conformal(aligned, variables, alpha, **fit)
@@ -215,23 +276,54 @@ def train_in_session(s: Session, recipe: str, target: RecipeVersion, versions: d
         version = (prior.version + 1) if prior else 1
         batch_ids = [done[pk] for pk in pks]
         used.update(batch_ids)
-        limits = {**model.monitor.limits(), "threshold": threshold, "grid_start": float(grid[0]),
-                  "grid_step": float(grid[1] - grid[0]), "grid_points": len(grid)}
-        card = ModelCard(kind=KIND, version=version, recipe_id=recipe, recipe_version=str(target.version),
-                         step_id=up, parameter_names=variables, training_batch_ids=batch_ids,
-                         trained_at=now.isoformat(),
-                         params={**fit, "batch_alpha": alpha, "folds": folds,
-                                 "alignment": "t_hours interpolated onto the grid"},
-                         limits=limits, model={**model.to_dict(), "kind": KIND, "grid": grid.tolist()})
-        for old in s.scalars(select(TrendModel).where(
-                TrendModel.recipe == recipe, TrendModel.bpmn_id == up, TrendModel.kind == KIND,
-                TrendModel.active.is_(True))):
+        limits = {
+            **model.monitor.limits(),
+            "threshold": threshold,
+            "grid_start": float(grid[0]),
+            "grid_step": float(grid[1] - grid[0]),
+            "grid_points": len(grid),
+        }
+        card = ModelCard(
+            kind=KIND,
+            version=version,
+            recipe_id=recipe,
+            recipe_version=str(target.version),
+            step_id=up,
+            parameter_names=variables,
+            training_batch_ids=batch_ids,
+            trained_at=now.isoformat(),
+            params={**fit, "batch_alpha": alpha, "folds": folds, "alignment": "t_hours interpolated onto the grid"},
+            limits=limits,
+            model={**model.to_dict(), "kind": KIND, "grid": grid.tolist()},
+        )
+        for old in s.scalars(
+            select(TrendModel).where(
+                TrendModel.recipe == recipe,
+                TrendModel.bpmn_id == up,
+                TrendModel.kind == KIND,
+                TrendModel.active.is_(True),
+            )
+        ):
             old.active = False
-        s.add(TrendModel(recipe=recipe, recipe_version_id=target.id, bpmn_id=up, parameter=PARAMETER, kind=KIND,
-                         version=version, unit=None, critical=False, card=card.to_dict(), trained_at=now,
-                         trained_by=user, active=True))
-        made.append({"bpmn_id": up, "parameter": PARAMETER, "kind": KIND, "version": version,
-                     "batches": len(batch_ids)})
+        s.add(
+            TrendModel(
+                recipe=recipe,
+                recipe_version_id=target.id,
+                bpmn_id=up,
+                parameter=PARAMETER,
+                kind=KIND,
+                version=version,
+                unit=None,
+                critical=False,
+                card=card.to_dict(),
+                trained_at=now,
+                trained_by=user,
+                active=True,
+            )
+        )
+        made.append(
+            {"bpmn_id": up, "parameter": PARAMETER, "kind": KIND, "version": version, "batches": len(batch_ids)}
+        )
     return made, skipped, sorted(used)
 
 
@@ -254,14 +346,28 @@ def score(model: TimeSeriesModel, grid: np.ndarray, times: np.ndarray, X: np.nda
     z = model.residuals(align(times, X, reached))
     monitor = model.monitor
     spe_limit = monitor.spe_limit_ * monitor.threshold_ if monitor.spe_limit_ > 0 else None
-    return {"t_hours": reached, "z": z, "t2": monitor.t2(z), "spe": monitor.spe(z),
-            "t2_limit": monitor.t2_limit_ * monitor.threshold_, "spe_limit": spe_limit}
+    return {
+        "t_hours": reached,
+        "z": z,
+        "t2": monitor.t2(z),
+        "spe": monitor.spe(z),
+        "t2_limit": monitor.t2_limit_ * monitor.threshold_,
+        "spe_limit": spe_limit,
+    }
 
 
 def _active_model(s: Session, recipe: str, unit_procedure: str) -> TrendModel | None:
-    return s.scalars(select(TrendModel).where(
-        TrendModel.recipe == recipe, TrendModel.bpmn_id == unit_procedure, TrendModel.kind == KIND,
-        TrendModel.parameter == PARAMETER, TrendModel.active.is_(True)).order_by(TrendModel.version.desc())).first()
+    return s.scalars(
+        select(TrendModel)
+        .where(
+            TrendModel.recipe == recipe,
+            TrendModel.bpmn_id == unit_procedure,
+            TrendModel.kind == KIND,
+            TrendModel.parameter == PARAMETER,
+            TrendModel.active.is_(True),
+        )
+        .order_by(TrendModel.version.desc())
+    ).first()
 
 
 def score_samples(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -284,9 +390,15 @@ def score_samples(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, A
         result = score(model, grid, times, X)
         if result is None:
             return []
-        earlier = list(s.scalars(select(BatchException).where(
-            BatchException.batch_id == batch.id, BatchException.source == "trend",
-            BatchException.parameter.in_([f"{up}:{name}" for name, _, _ in STATISTICS]))))
+        earlier = list(
+            s.scalars(
+                select(BatchException).where(
+                    BatchException.batch_id == batch.id,
+                    BatchException.source == "trend",
+                    BatchException.parameter.in_([f"{up}:{name}" for name, _, _ in STATISTICS]),
+                )
+            )
+        )
         for name, key, label in STATISTICS:
             parameter, limit = f"{up}:{name}", result[f"{key}_limit"]
             over = np.nonzero(result[key] > limit)[0] if limit is not None else []
@@ -297,14 +409,26 @@ def score_samples(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, A
             mine = [e for e in earlier if e.parameter == parameter]
             if any(e.status == "open" for e in mine) or any((e.details or {}).get("t_hours", -1) >= t for e in mine):
                 continue
-            contributions = model.monitor.explain(result["z"][i:i + 1], statistic=key)[0]
+            contributions = model.monitor.explain(result["z"][i : i + 1], statistic=key)[0]
             top = {model.variables[j]: float(contributions[j]) for j in np.argsort(-np.abs(contributions))[:3]}
             value = float(result[key][i])
-            message = (f"equipment time series of {up} out of trend at {t:.4g} h: {label} {value:.4g} beyond its "
-                       f"limit {limit:.4g}; most from {', '.join(top)}")
-            details = {"t_hours": t, "statistic": name, "value": value, "limit": float(limit),
-                       "contributions": top, "rule": name, "bpmn_id": up, "unit_procedure": up,
-                       "samples": int(len(times)), "model_id": row.id, "model_version": row.version}
+            message = (
+                f"equipment time series of {up} out of trend at {t:.4g} h: {label} {value:.4g} beyond its "
+                f"limit {limit:.4g}; most from {', '.join(top)}"
+            )
+            details = {
+                "t_hours": t,
+                "statistic": name,
+                "value": value,
+                "limit": float(limit),
+                "contributions": top,
+                "rule": name,
+                "bpmn_id": up,
+                "unit_procedure": up,
+                "samples": int(len(times)),
+                "model_id": row.id,
+                "model_version": row.version,
+            }
             findings.append({"parameter": parameter, "message": message, "details": details})
     return [batches.raise_exception(rt, batch_id, source="trend", severity="alert", **f) for f in findings]
 
@@ -329,10 +453,20 @@ def equipment_samples(rt: Runtime, batch_id: str, unit_procedure: str | None = N
         for up, rows in sorted(by_up.items()):
             row = _active_model(s, recipe, up)
             entry: dict[str, Any] = {
-                "unit_procedure": up, "model": describe_model(row) if row else None, "limits": None,
-                "samples": [{"t_hours": r.t_hours, "values": r.values, "source": r.source,
-                             "recorded_at": r.recorded_at.isoformat()} for r in rows],
-                "scores": []}
+                "unit_procedure": up,
+                "model": describe_model(row) if row else None,
+                "limits": None,
+                "samples": [
+                    {
+                        "t_hours": r.t_hours,
+                        "values": r.values,
+                        "source": r.source,
+                        "recorded_at": r.recorded_at.isoformat(),
+                    }
+                    for r in rows
+                ],
+                "scores": [],
+            }
             if row is not None:
                 model, grid = _model_of(row)
                 result = score(model, grid, *_series([(r.t_hours, r.values) for r in rows], model.variables))
@@ -340,9 +474,15 @@ def equipment_samples(rt: Runtime, batch_id: str, unit_procedure: str | None = N
                     t2_lim, spe_lim = result["t2_limit"], result["spe_limit"]
                     entry["limits"] = {"t2": float(t2_lim), "spe": None if spe_lim is None else float(spe_lim)}
                     entry["scores"] = [
-                        {"t_hours": float(t), "t2": float(a), "spe": float(b), "t2_over": bool(a > t2_lim),
-                         "spe_over": bool(spe_lim is not None and b > spe_lim)}
-                        for t, a, b in zip(result["t_hours"], result["t2"], result["spe"])]
+                        {
+                            "t_hours": float(t),
+                            "t2": float(a),
+                            "spe": float(b),
+                            "t2_over": bool(a > t2_lim),
+                            "spe_over": bool(spe_lim is not None and b > spe_lim),
+                        }
+                        for t, a, b in zip(result["t_hours"], result["t2"], result["spe"])
+                    ]
             out.append(entry)
         return {"batch_id": batch_id, "unit_procedures": out}
 
@@ -352,8 +492,13 @@ def sample_count(rt: Runtime, batch_id: str, unit_procedure: str) -> int:
         batch = s.scalars(select(Batch).where(Batch.batch_id == batch_id)).first()
         if batch is None:
             return 0
-        return int(s.scalar(select(func.count()).select_from(EquipmentSample).where(
-            EquipmentSample.batch_id == batch.id, EquipmentSample.unit_procedure == unit_procedure)))
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(EquipmentSample)
+                .where(EquipmentSample.batch_id == batch.id, EquipmentSample.unit_procedure == unit_procedure)
+            )
+        )
 
 
 # --- simulated equipment (demo and tests) ------------------------------------------------
@@ -364,8 +509,9 @@ def _feed_start(batch) -> float:
     return float(batch.times[np.argmax(feeding)]) if feeding.any() else float(batch.times[-1])
 
 
-def simulated_samples(n_batches: int, seed: int, *, faults=None, reference: float | None = None,
-                      hours: int = 300) -> tuple[list[list[dict[str, Any]]], float]:
+def simulated_samples(
+    n_batches: int, seed: int, *, faults=None, reference: float | None = None, hours: int = 300
+) -> tuple[list[list[dict[str, Any]]], float]:
     """Hourly samples of simulated fed-batch fermentations (``analytics.simulator``), with
     ``t_hours`` = batch maturity: the batch phase stretched so that the feed starts at
     ``reference`` (default: the median feed start of these batches), as a historian that
@@ -379,21 +525,33 @@ def simulated_samples(n_batches: int, seed: int, *, faults=None, reference: floa
     out = []
     for b in sims:
         aligned = align(b.times, b.series, grid, [_feed_start(b)], [reference])
-        out.append([{"t_hours": float(t), "values": {v: round(float(x), 6) for v, x in zip(VARIABLE_NAMES, row)}}
-                    for t, row in zip(grid, aligned)])
+        out.append(
+            [
+                {"t_hours": float(t), "values": {v: round(float(x), 6) for v, x in zip(VARIABLE_NAMES, row)}}
+                for t, row in zip(grid, aligned)
+            ]
+        )
     return out, reference
 
 
-def write_simulated_history(rt: Runtime, batch_ids: list[str], *, seed: int, unit_procedure: str,
-                            source: str = "BIOREACTOR-01") -> int:
+def write_simulated_history(
+    rt: Runtime, batch_ids: list[str], *, seed: int, unit_procedure: str, source: str = "BIOREACTOR-01"
+) -> int:
     """Equipment samples for earlier (complete) batches, straight into the table: one
     simulated batch per id (``simulated_samples(len(batch_ids), seed)``); batches that
     have samples of the unit procedure already are left alone. Demo data. Returns rows."""
     with rt.transaction() as s:
         found = {b.batch_id: b for b in s.scalars(select(Batch).where(Batch.batch_id.in_(batch_ids)))}
-        have = set(s.scalars(select(EquipmentSample.batch_id).where(
-            EquipmentSample.batch_id.in_([b.id for b in found.values()]),
-            EquipmentSample.unit_procedure == unit_procedure).distinct()))
+        have = set(
+            s.scalars(
+                select(EquipmentSample.batch_id)
+                .where(
+                    EquipmentSample.batch_id.in_([b.id for b in found.values()]),
+                    EquipmentSample.unit_procedure == unit_procedure,
+                )
+                .distinct()
+            )
+        )
         todo = [i for i, b in enumerate(batch_ids) if b in found and found[b].id not in have]
         if not todo:
             return 0
@@ -401,8 +559,16 @@ def write_simulated_history(rt: Runtime, batch_ids: list[str], *, seed: int, uni
         rows = []
         for i in todo:
             batch = found[batch_ids[i]]
-            rows += [{"batch_id": batch.id, "unit_procedure": unit_procedure, "t_hours": x["t_hours"],
-                      "values": x["values"], "source": source,
-                      "recorded_at": batch.created_at + timedelta(hours=x["t_hours"])} for x in per_batch[i]]
+            rows += [
+                {
+                    "batch_id": batch.id,
+                    "unit_procedure": unit_procedure,
+                    "t_hours": x["t_hours"],
+                    "values": x["values"],
+                    "source": source,
+                    "recorded_at": batch.created_at + timedelta(hours=x["t_hours"]),
+                }
+                for x in per_batch[i]
+            ]
         s.execute(insert(EquipmentSample), rows)
         return len(rows)

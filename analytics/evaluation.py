@@ -8,6 +8,7 @@ fault type.  A faulty batch counts as detected when the method flags it (time
 series methods: at or after the fault onset).  Nothing about the faults is used
 before testing.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -47,13 +48,13 @@ def make_split(seed, n_fit=50, n_threshold=50, n_test_normal=50, n_faulty=20):
     batches = simulate_batches(len(faults), base + 1, faults=faults)
     split = Split(
         fit=batches[:n_fit],
-        threshold=batches[n_fit:n_fit + n_threshold],
-        test_normal=batches[n_fit + n_threshold:n_normal],
+        threshold=batches[n_fit : n_fit + n_threshold],
+        test_normal=batches[n_fit + n_threshold : n_normal],
         test_faulty={},
     )
     for i, fault_type in enumerate(FAULT_TYPES):
         start = n_normal + i * n_faulty
-        split.test_faulty[fault_type] = batches[start:start + n_faulty]
+        split.test_faulty[fault_type] = batches[start : start + n_faulty]
     return split
 
 
@@ -77,8 +78,7 @@ class TrajectoryReference:
         if smooth_hours > 1:  # 50 batches give noisy spreads; average nearby hours
             kernel = np.ones(smooth_hours) / smooth_hours
             padded = np.pad(spread, ((smooth_hours // 2, smooth_hours // 2), (0, 0)), mode="edge")
-            spread = np.stack([np.convolve(padded[:, j], kernel, mode="valid")
-                               for j in range(spread.shape[1])], axis=1)
+            spread = np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(spread.shape[1])], axis=1)
         # where normal batches never vary (pump off during the batch phase) a
         # floor keeps a reading of the right order of magnitude from looking infinite
         floor = 0.01 * np.abs(stack).mean(axis=(0, 1)) + 1e-9
@@ -92,8 +92,9 @@ class TrajectoryReference:
 
     def align(self, batch):
         real = self.real_times(batch)
-        series = np.stack([np.interp(real, batch.times, batch.series[:, j])
-                           for j in range(batch.series.shape[1])], axis=1)
+        series = np.stack(
+            [np.interp(real, batch.times, batch.series[:, j]) for j in range(batch.series.shape[1])], axis=1
+        )
         return series, real
 
     def standardise(self, batch):
@@ -152,8 +153,7 @@ class BatchParameterMethod(Method):
         if isinstance(self.monitor, UnivariateMonitor):
             fired = self.monitor.rule_violations(rows)
             before = {(v.column, v.rule) for v in fired if v.row == len(rows) - 2}
-            flagged = any(v.row == len(rows) - 1 and (v.rule == 1 or (v.column, v.rule) not in before)
-                          for v in fired)
+            flagged = any(v.row == len(rows) - 1 and (v.rule == 1 or (v.column, v.rule) not in before) for v in fired)
         else:
             flagged = self.monitor.predict(rows[-1:])[0] == -1
         return batch.times[-1:] if flagged else batch.times[:0]
@@ -342,8 +342,17 @@ class MethodResult:
         return float(np.median(values)) if values else None
 
 
-def evaluate(seeds=3, alpha=0.05, n_fit=50, n_threshold=50, n_test_normal=50, n_faulty=20,
-             progress=None, keep_examples=False, first_seed=0):
+def evaluate(
+    seeds=3,
+    alpha=0.05,
+    n_fit=50,
+    n_threshold=50,
+    n_test_normal=50,
+    n_faulty=20,
+    progress=None,
+    keep_examples=False,
+    first_seed=0,
+):
     """Run the protocol over ``seeds`` seeds.  Returns (results by method name,
     examples for the plots).  ``progress(step_label)`` is called after each stage."""
     if n_threshold < 25 or n_fit < 50:
@@ -389,9 +398,11 @@ def evaluate(seeds=3, alpha=0.05, n_fit=50, n_threshold=50, n_test_normal=50, n_
             if keep_examples and seed == first_seed and method.name == "PCA T²/SPE (time series, EWMA)":
                 examples = {
                     label: (batch, method.reference.real_times(batch), method.statistic(batch))
-                    for label, batch in [("normal", split.test_normal[0])] + [
-                        (ft, split.test_faulty[ft][0]) for ft in ("sensor_bias", "sensor_drift", "feed_fault",
-                                                                  "kinetic_change")]
+                    for label, batch in [("normal", split.test_normal[0])]
+                    + [
+                        (ft, split.test_faulty[ft][0])
+                        for ft in ("sensor_bias", "sensor_drift", "feed_fault", "kinetic_change")
+                    ]
                 }
             if progress:
                 progress(f"seed {seed}: {method.name}")
@@ -416,14 +427,21 @@ def results_table(results):
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results.values():
         per_seed = ", ".join(f"{v:.0%}" for v in r.batch_far_per_seed)
-        cells = [r.name, f"{r.batch_false_alarm_rate:.1%} ({per_seed})",
-                 f"{r.sample_false_alarm_rate:.2%}" if r.level == "series" else "(per batch)"]
+        cells = [
+            r.name,
+            f"{r.batch_false_alarm_rate:.1%} ({per_seed})",
+            f"{r.sample_false_alarm_rate:.2%}" if r.level == "series" else "(per batch)",
+        ]
         cells += [f"{r.detection_rate(f):.0%}" for f in FAULT_TYPES]
         cells.append(f"{r.detection_rate():.0%}")
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Median detection delay from fault onset (hours; time series methods only - "
-              "batch-level methods decide at the end of the batch, the duration monitor when the "
-              "step closes):", ""]
+    lines += [
+        "",
+        "Median detection delay from fault onset (hours; time series methods only - "
+        "batch-level methods decide at the end of the batch, the duration monitor when the "
+        "step closes):",
+        "",
+    ]
     head = ["Method"] + [FAULT_LABELS[f] for f in FAULT_TYPES if f not in ("slow_step", "rushed_step")]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results.values():
@@ -436,13 +454,19 @@ def results_table(results):
             d = r.median_delay(f)
             cells.append("–" if d is None else f"{d:.0f} h")
         lines.append("| " + " | ".join(cells) + " |")
-    pca_methods = [n for n in ("PCA T²/SPE (time series, EWMA)", "PCA T²/SPE (unfolded time series, end of batch)")
-                   if n in results]
+    pca_methods = [
+        n for n in ("PCA T²/SPE (time series, EWMA)", "PCA T²/SPE (unfolded time series, end of batch)") if n in results
+    ]
     if pca_methods:
         first = results[pca_methods[0]]
         sensors = sorted({t for (f, t) in first.by_target if f in ("sensor_bias", "sensor_drift")})
-        lines += ["", "Sensor faults by sensor (detected / faulty batches):", "",
-                  "| method | fault | " + " | ".join(sensors) + " |", "|---|---|" + "---|" * len(sensors)]
+        lines += [
+            "",
+            "Sensor faults by sensor (detected / faulty batches):",
+            "",
+            "| method | fault | " + " | ".join(sensors) + " |",
+            "|---|---|" + "---|" * len(sensors),
+        ]
         for name in pca_methods:
             for f in ("sensor_bias", "sensor_drift"):
                 cells = []
@@ -459,8 +483,9 @@ def plot_results(results, examples, directory):
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from pathlib import Path
+
+    import matplotlib.pyplot as plt
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

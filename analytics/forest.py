@@ -6,6 +6,7 @@ Why the trees are copied out of scikit-learn: storing a model must not need pick
 (pickles are code, and break across library versions).  After fitting, each tree is
 kept as plain arrays and scored here; scikit-learn is only needed to train.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -41,8 +42,7 @@ class IsolationForestMonitor(Monitor):
 
     _state_attributes = {"max_samples_": None, "score_limit_": None}
 
-    def __init__(self, alpha=0.01, n_estimators=100, max_samples="auto", max_features=1.0,
-                 random_state=None):
+    def __init__(self, alpha=0.01, n_estimators=100, max_samples="auto", max_features=1.0, random_state=None):
         self.alpha = alpha
         self.n_estimators = n_estimators
         self.max_samples = max_samples
@@ -64,13 +64,15 @@ class IsolationForestMonitor(Monitor):
             if subset:
                 inner = feature >= 0
                 feature[inner] = np.asarray(features)[feature[inner]]
-            self.trees_.append({
-                "left": tree.children_left.astype(np.int64),
-                "right": tree.children_right.astype(np.int64),
-                "feature": feature.astype(np.int64),
-                "threshold": tree.threshold.astype(np.float64),
-                "n_node_samples": tree.n_node_samples.astype(np.int64),
-            })
+            self.trees_.append(
+                {
+                    "left": tree.children_left.astype(np.int64),
+                    "right": tree.children_right.astype(np.int64),
+                    "feature": feature.astype(np.int64),
+                    "threshold": tree.threshold.astype(np.float64),
+                    "n_node_samples": tree.n_node_samples.astype(np.int64),
+                }
+            )
         self.max_samples_ = int(forest.max_samples_)
         self._prepare()
         self.score_limit_ = 1.0

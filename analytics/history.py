@@ -14,6 +14,7 @@ range (centre of the range, an eighth of its width as one standard deviation) an
 moves with the simulated parameter it resembles most (or one chosen by its name), plus
 its own noise; calculated fields are computed with the form's own calculation.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,9 @@ class HistoryStep:
     user: str = "op.anna"
 
 
-def write_history(rt: Runtime, recipe_key: str, batches: list[dict[str, Any]], *, user: str = "demo",
-                  reviewed: bool = True) -> list[str]:
+def write_history(
+    rt: Runtime, recipe_key: str, batches: list[dict[str, Any]], *, user: str = "demo", reviewed: bool = True
+) -> list[str]:
     """Write complete batches with their operator steps, on the newest approved version
     of the recipe. Each batch: ``{"batch_id", "started_at", "steps": [HistoryStep]}``.
     Returns the batch ids written (existing ones are left alone)."""
@@ -61,9 +63,16 @@ def write_history(rt: Runtime, recipe_key: str, batches: list[dict[str, Any]], *
             if s.scalars(select(Batch.id).where(Batch.batch_id == batch_id)).first() is not None:
                 continue
             at: datetime = spec["started_at"]
-            batch = Batch(batch_id=batch_id, recipe_version_id=rv.id, recipe_hash=rv.content_hash, state="complete",
-                          parameters={"batch_id": batch_id, "demo_history": True}, created_at=at, created_by=user,
-                          step_count=0)
+            batch = Batch(
+                batch_id=batch_id,
+                recipe_version_id=rv.id,
+                recipe_hash=rv.content_hash,
+                state="complete",
+                parameters={"batch_id": batch_id, "demo_history": True},
+                created_at=at,
+                created_by=user,
+                step_count=0,
+            )
             s.add(batch)
             s.flush()
             for step in spec["steps"]:
@@ -76,18 +85,36 @@ def write_history(rt: Runtime, recipe_key: str, batches: list[dict[str, Any]], *
                 if form:
                     units = {f.key: f.unit for f in load_form(form).fields if f.unit and f.key in step.values}
                 batch.step_count += 1
-                s.add(Step(batch_id=batch.id, seq=batch.step_count, kind="user_task", task_id=str(uuid.uuid4()),
-                           bpmn_id=step.bpmn_id, task_name=task.get("name") or step.bpmn_id, form_id=task.get("form"),
-                           recipe_version_id=rv.id, user=step.user, recorded_at=at, values=step.values,
-                           units=units, form_hash=definition_hash(form) if form else None,
-                           values_hash=sha256(canonical(step.values))))
+                s.add(
+                    Step(
+                        batch_id=batch.id,
+                        seq=batch.step_count,
+                        kind="user_task",
+                        task_id=str(uuid.uuid4()),
+                        bpmn_id=step.bpmn_id,
+                        task_name=task.get("name") or step.bpmn_id,
+                        form_id=task.get("form"),
+                        recipe_version_id=rv.id,
+                        user=step.user,
+                        recorded_at=at,
+                        values=step.values,
+                        units=units,
+                        form_hash=definition_hash(form) if form else None,
+                        values_hash=sha256(canonical(step.values)),
+                    )
+                )
             batch.completed_at = at
             if reviewed:
                 batch.reviewed_at = at + timedelta(hours=4)
-            audit.record(s, user=user, action="demo.history", object_type="batch", object_id=batch_id,
-                         new={"recipe": recipe_key, "version": rv.version, "steps": batch.step_count,
-                              "reviewed": reviewed},
-                         reason="demo data: an earlier batch written for the out-of-trend demo")
+            audit.record(
+                s,
+                user=user,
+                action="demo.history",
+                object_type="batch",
+                object_id=batch_id,
+                new={"recipe": recipe_key, "version": rv.version, "steps": batch.step_count, "reviewed": reviewed},
+                reason="demo data: an earlier batch written for the out-of-trend demo",
+            )
             written.append(batch_id)
     return written
 
@@ -102,24 +129,45 @@ EQUIPMENT_UP = "up_production"
 #: exception paths and loops left out of the demo history
 SKIP = {"st_supervisor_decision", "pr_daily_ipc"}
 #: simulated manual steps -> recipe steps (their durations come from the simulator)
-STEP_DURATIONS = {"charge media": "pr_media_charge", "inoculate": "pr_inoculate", "sample": "pr_review_lims",
-                  "harvest": "hv_clarification"}
+STEP_DURATIONS = {
+    "charge media": "pr_media_charge",
+    "inoculate": "pr_inoculate",
+    "sample": "pr_review_lims",
+    "harvest": "hv_clarification",
+}
 #: fields that follow one simulated parameter closely
 FOLLOWS = {
-    "hccf_titre": "final_titre", "preharvest_titre": "final_titre",
-    "final_vcd": "peak_biomass", "n1_vcd": "peak_biomass", "passage_vcd": "peak_biomass",
+    "hccf_titre": "final_titre",
+    "preharvest_titre": "final_titre",
+    "final_vcd": "peak_biomass",
+    "n1_vcd": "peak_biomass",
+    "passage_vcd": "peak_biomass",
     "n2_final_vcd": "peak_biomass",
-    "pr_do": "mean_do_fed_batch", "inoc_do": "mean_do_fed_batch", "n1_do": "min_do",
-    "harvest_volume_l": "final_volume", "hccf_volume_l": "final_volume", "feed_a_volume_l": "total_feed",
-    "final_culture_day": "batch_phase_length", "final_viability": "mean_our_fed_batch",
+    "pr_do": "mean_do_fed_batch",
+    "inoc_do": "mean_do_fed_batch",
+    "n1_do": "min_do",
+    "harvest_volume_l": "final_volume",
+    "hccf_volume_l": "final_volume",
+    "feed_a_volume_l": "total_feed",
+    "final_culture_day": "batch_phase_length",
+    "final_viability": "mean_our_fed_batch",
 }
 #: typical value and spread for fields without a two-sided alert range
 TYPICAL = {
-    "inoc_n1_vcd": (7.0, 0.35), "final_vcd": (18.0, 1.2), "hccf_titre": (5.0, 0.35),
-    "preharvest_titre": (5.2, 0.35), "passage_volume_l": (1.0, 0.04), "final_viability": (86.0, 2.5),
-    "flush_volume": (150.0, 8.0), "n1_viability": (98.0, 0.6), "n2_final_viability": (98.0, 0.6),
-    "passage_viability": (98.0, 0.6), "post_thaw_viability": (95.0, 1.2), "passage_number": (3.0, 0.0),
-    "preharvest_bioburden": (0.0, 0.0), "deviations_opened": (0.0, 0.0),
+    "inoc_n1_vcd": (7.0, 0.35),
+    "final_vcd": (18.0, 1.2),
+    "hccf_titre": (5.0, 0.35),
+    "preharvest_titre": (5.2, 0.35),
+    "passage_volume_l": (1.0, 0.04),
+    "final_viability": (86.0, 2.5),
+    "flush_volume": (150.0, 8.0),
+    "n1_viability": (98.0, 0.6),
+    "n2_final_viability": (98.0, 0.6),
+    "passage_viability": (98.0, 0.6),
+    "post_thaw_viability": (95.0, 1.2),
+    "passage_number": (3.0, 0.0),
+    "preharvest_bioburden": (0.0, 0.0),
+    "deviations_opened": (0.0, 0.0),
 }
 
 
@@ -158,8 +206,15 @@ def _ordered_tasks(rv: RecipeVersion) -> list[dict[str, Any]]:
     return top[:1] + inner + top[1:]
 
 
-def demo_batches(rt: Runtime, recipe_key: str = "mab_upstream", n_batches: int = 30, seed: int = 7,
-                 *, prefix: str = "MAB-H", end: datetime | None = None) -> list[dict[str, Any]]:
+def demo_batches(
+    rt: Runtime,
+    recipe_key: str = "mab_upstream",
+    n_batches: int = 30,
+    seed: int = 7,
+    *,
+    prefix: str = "MAB-H",
+    end: datetime | None = None,
+) -> list[dict[str, Any]]:
     """The demo history of a recipe as ``write_history`` input: one batch every three
     days, the newest ending a day before ``end`` (default now)."""
     from forms import load_form
@@ -193,9 +248,10 @@ def demo_batches(rt: Runtime, recipe_key: str = "mab_upstream", n_batches: int =
                     centre, spread = centre_spread
                     source = FOLLOWS.get(f.key)
                     weight = 0.8 if source else 0.4
-                    column = (PARAMETER_NAMES.index(source) if source
-                              else zlib.crc32(f.key.encode()) % len(PARAMETER_NAMES))
-                    z = weight * z_sim[i, column] + math.sqrt(1 - weight ** 2) * rng.standard_normal()
+                    column = (
+                        PARAMETER_NAMES.index(source) if source else zlib.crc32(f.key.encode()) % len(PARAMETER_NAMES)
+                    )
+                    z = weight * z_sim[i, column] + math.sqrt(1 - weight**2) * rng.standard_normal()
                     values[f.key] = _number_text(centre + spread * z, f)
                     decimals[f.key] = Decimal(values[f.key])
                 for f in form.fields:
@@ -213,8 +269,15 @@ def demo_batches(rt: Runtime, recipe_key: str = "mab_upstream", n_batches: int =
     return out
 
 
-def seed_demo_history(rt: Runtime, recipe_key: str = "mab_upstream", n_batches: int = 30, seed: int = 7,
-                      *, user: str = "demo", trainer: str = "qa.quinn") -> dict[str, Any]:
+def seed_demo_history(
+    rt: Runtime,
+    recipe_key: str = "mab_upstream",
+    n_batches: int = 30,
+    seed: int = 7,
+    *,
+    user: str = "demo",
+    trainer: str = "qa.quinn",
+) -> dict[str, Any]:
     """Write the demo history (once) with simulated bioreactor samples of its production
     unit procedure, and train the recipe's models on it (when something was written or
     the recipe has no active models yet)."""

@@ -22,13 +22,15 @@ The engine never imports this module: ``install(rt)`` registers the ``score_step
 job handler on a runtime, and the engine schedules a job for each operator step in the
 step's own transaction once that handler is there.
 """
+
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -74,8 +76,11 @@ def number_fields(form_definition: dict[str, Any] | None) -> dict[str, NumberFie
         definition = load_form(form_definition)
     except Exception:  # a broken form has no numbers to trend
         return {}
-    return {f.key: NumberField(f.key, f.label or f.key, f.unit, bool(f.critical))
-            for f in definition.fields if f.component_type == "number"}
+    return {
+        f.key: NumberField(f.key, f.label or f.key, f.unit, bool(f.critical))
+        for f in definition.fields
+        if f.component_type == "number"
+    }
 
 
 def as_number(value: Any) -> float | None:
@@ -122,8 +127,14 @@ def recipe_versions(s: Session, recipe: str) -> dict[int, RecipeVersion]:
     return {rv.id: rv for rv in rows}
 
 
-def step_points(s: Session, recipe: str, *, bpmn_id: str | None = None, batch_pks: Iterable[int] | None = None,
-                exclude_aborted: bool = True) -> list[StepPoint]:
+def step_points(
+    s: Session,
+    recipe: str,
+    *,
+    bpmn_id: str | None = None,
+    batch_pks: Iterable[int] | None = None,
+    exclude_aborted: bool = True,
+) -> list[StepPoint]:
     """Operator steps of the recipe's batches in the order they were recorded, with
     the values as corrected and the step duration (see the module note)."""
     versions = recipe_versions(s, recipe)
@@ -137,10 +148,22 @@ def step_points(s: Session, recipe: str, *, bpmn_id: str | None = None, batch_pk
     batch_rows = {b.id: b for b in s.scalars(stmt)}
     if not batch_rows:
         return []
-    rows = list(s.execute(
-        select(Step.batch_id, Step.seq, Step.kind, Step.bpmn_id, Step.form_id, Step.recipe_version_id,
-               Step.recorded_at, Step.values)
-        .where(Step.batch_id.in_(list(batch_rows))).order_by(Step.batch_id, Step.seq)))
+    rows = list(
+        s.execute(
+            select(
+                Step.batch_id,
+                Step.seq,
+                Step.kind,
+                Step.bpmn_id,
+                Step.form_id,
+                Step.recipe_version_id,
+                Step.recorded_at,
+                Step.values,
+            )
+            .where(Step.batch_id.in_(list(batch_rows)))
+            .order_by(Step.batch_id, Step.seq)
+        )
+    )
     fixes = _corrections(s, list(batch_rows))
     out = []
     previous: dict[int, datetime] = {}
@@ -153,9 +176,21 @@ def step_points(s: Session, recipe: str, *, bpmn_id: str | None = None, batch_pk
         current = dict(values or {})
         current.update(fixes.get((batch_pk, seq), {}))
         minutes = max((recorded_at - start).total_seconds() / 60.0, 0.0)
-        out.append(StepPoint(batch_pk, batch.batch_id, batch.state,
-                             batch.state == "complete" and batch.reviewed_at is not None, seq, step_bpmn, form_id,
-                             rv_id, recorded_at, minutes, current))
+        out.append(
+            StepPoint(
+                batch_pk,
+                batch.batch_id,
+                batch.state,
+                batch.state == "complete" and batch.reviewed_at is not None,
+                seq,
+                step_bpmn,
+                form_id,
+                rv_id,
+                recorded_at,
+                minutes,
+                current,
+            )
+        )
     out.sort(key=lambda p: (p.recorded_at, p.batch_pk, p.seq))
     return out
 
@@ -172,8 +207,13 @@ class TrainResult:
     skipped: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"recipe": self.recipe, "recipe_version": self.recipe_version, "batches": self.batches,
-                "models": self.models, "skipped": self.skipped}
+        return {
+            "recipe": self.recipe,
+            "recipe_version": self.recipe_version,
+            "batches": self.batches,
+            "models": self.models,
+            "skipped": self.skipped,
+        }
 
 
 def _newest_version(versions: dict[int, RecipeVersion]) -> RecipeVersion:
@@ -181,8 +221,16 @@ def _newest_version(versions: dict[int, RecipeVersion]) -> RecipeVersion:
     return max(approved or versions.values(), key=lambda rv: rv.version)
 
 
-def train(rt: Runtime, recipe_key: str, *, user: str, released_only: bool = True, alpha: float = ALPHA,
-          min_batches: int = MIN_BATCHES, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def train(
+    rt: Runtime,
+    recipe_key: str,
+    *,
+    user: str,
+    released_only: bool = True,
+    alpha: float = ALPHA,
+    min_batches: int = MIN_BATCHES,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """(Re)train every model of a recipe from the history of its earlier batches.
 
     ``released_only``: there is no release workflow yet, so "released" means a batch
@@ -198,8 +246,9 @@ def train(rt: Runtime, recipe_key: str, *, user: str, released_only: bool = True
         if not versions:
             raise NotFound(f"recipe {recipe_key!r} not found", code="recipe_not_found")
         target = _newest_version(versions)
-        points = [p for p in step_points(s, recipe_key)
-                  if (p.released if released_only else p.batch_state == "complete")]
+        points = [
+            p for p in step_points(s, recipe_key) if (p.released if released_only else p.batch_state == "complete")
+        ]
         by_step: dict[str, list[StepPoint]] = defaultdict(list)
         for p in points:
             by_step[p.bpmn_id].append(p)
@@ -212,8 +261,10 @@ def train(rt: Runtime, recipe_key: str, *, user: str, released_only: bool = True
                 fields_by_form[key] = number_fields(rv.forms.get(p.form_id) if rv and p.form_id else None)
             return fields_by_form[key]
 
-        latest = {(m.bpmn_id, m.parameter, m.kind): m for m in s.scalars(
-            select(TrendModel).where(TrendModel.recipe == recipe_key).order_by(TrendModel.version))}
+        latest = {
+            (m.bpmn_id, m.parameter, m.kind): m
+            for m in s.scalars(select(TrendModel).where(TrendModel.recipe == recipe_key).order_by(TrendModel.version))
+        }
         now = utcnow()
         made, skipped = [], []
         steps = sorted(by_step)
@@ -221,8 +272,13 @@ def train(rt: Runtime, recipe_key: str, *, user: str, released_only: bool = True
             step_pts = by_step[bpmn_id]
             batch_ids = list(dict.fromkeys(p.batch_id for p in step_pts))
             if len(batch_ids) < min_batches:
-                skipped.append({"bpmn_id": bpmn_id, "parameter": None,
-                                "reason": f"{len(batch_ids)} batches, at least {min_batches} needed"})
+                skipped.append(
+                    {
+                        "bpmn_id": bpmn_id,
+                        "parameter": None,
+                        "reason": f"{len(batch_ids)} batches, at least {min_batches} needed",
+                    }
+                )
                 if progress:
                     progress(done, len(steps))
                 continue
@@ -235,56 +291,106 @@ def train(rt: Runtime, recipe_key: str, *, user: str, released_only: bool = True
                     known.setdefault(key, f)
             for key, f in sorted(known.items()):
                 if repeated:
-                    skipped.append({"bpmn_id": bpmn_id, "parameter": key,
-                                    "reason": "step repeats within a batch (values follow the batch age)"})
+                    skipped.append(
+                        {
+                            "bpmn_id": bpmn_id,
+                            "parameter": key,
+                            "reason": "step repeats within a batch (values follow the batch age)",
+                        }
+                    )
                     continue
                 vals = [(p.batch_id, as_number(p.values.get(key))) for p in step_pts]
                 vals = [(b, v) for b, v in vals if v is not None]
                 if len(vals) < min_batches:
-                    skipped.append({"bpmn_id": bpmn_id, "parameter": key,
-                                    "reason": f"{len(vals)} values, at least {min_batches} needed"})
+                    skipped.append(
+                        {
+                            "bpmn_id": bpmn_id,
+                            "parameter": key,
+                            "reason": f"{len(vals)} values, at least {min_batches} needed",
+                        }
+                    )
                     continue
                 candidates.append((UNIVARIATE, key, np.array([[v] for _, v in vals]), [b for b, _ in vals], f))
             for kind, parameter, X, trained_on, f in candidates:
-                monitor = (DurationMonitor(alpha=alpha) if kind == DURATION_KIND
-                           else UnivariateMonitor(alpha=alpha, rules=(1, 2, 3, 4)))
+                monitor = (
+                    DurationMonitor(alpha=alpha)
+                    if kind == DURATION_KIND
+                    else UnivariateMonitor(alpha=alpha, rules=(1, 2, 3, 4))
+                )
                 monitor.fit(X)
                 prior = latest.get((bpmn_id, parameter, kind))
                 version = (prior.version + 1) if prior else 1
                 card = ModelCard.for_monitor(
-                    monitor, recipe_id=recipe_key, recipe_version=str(target.version), step_id=bpmn_id,
-                    parameter_names=[parameter or "duration_min"], training_batch_ids=trained_on,
-                    version=version, trained_at=now)
-                for old in s.scalars(select(TrendModel).where(
-                        TrendModel.recipe == recipe_key, TrendModel.bpmn_id == bpmn_id,
-                        TrendModel.parameter == parameter, TrendModel.kind == kind, TrendModel.active.is_(True))):
+                    monitor,
+                    recipe_id=recipe_key,
+                    recipe_version=str(target.version),
+                    step_id=bpmn_id,
+                    parameter_names=[parameter or "duration_min"],
+                    training_batch_ids=trained_on,
+                    version=version,
+                    trained_at=now,
+                )
+                for old in s.scalars(
+                    select(TrendModel).where(
+                        TrendModel.recipe == recipe_key,
+                        TrendModel.bpmn_id == bpmn_id,
+                        TrendModel.parameter == parameter,
+                        TrendModel.kind == kind,
+                        TrendModel.active.is_(True),
+                    )
+                ):
                     old.active = False
-                row = TrendModel(recipe=recipe_key, recipe_version_id=target.id, bpmn_id=bpmn_id,
-                                 parameter=parameter, kind=kind, version=version,
-                                 unit="min" if kind == DURATION_KIND else (f.unit if f else None),
-                                 critical=bool(f and f.critical), card=card.to_dict(), trained_at=now,
-                                 trained_by=user, active=True)
+                row = TrendModel(
+                    recipe=recipe_key,
+                    recipe_version_id=target.id,
+                    bpmn_id=bpmn_id,
+                    parameter=parameter,
+                    kind=kind,
+                    version=version,
+                    unit="min" if kind == DURATION_KIND else (f.unit if f else None),
+                    critical=bool(f and f.critical),
+                    card=card.to_dict(),
+                    trained_at=now,
+                    trained_by=user,
+                    active=True,
+                )
                 s.add(row)
-                made.append({"bpmn_id": bpmn_id, "parameter": parameter, "kind": kind, "version": version,
-                             "batches": len(set(trained_on))})
+                made.append(
+                    {
+                        "bpmn_id": bpmn_id,
+                        "parameter": parameter,
+                        "kind": kind,
+                        "version": version,
+                        "batches": len(set(trained_on)),
+                    }
+                )
             if progress:
                 progress(done, len(steps))
         # equipment time series: one model per unit procedure (``analytics.equipment``)
         from .equipment import train_in_session
 
-        ts_made, ts_skipped, ts_batches = train_in_session(s, recipe_key, target, versions, user=user,
-                                                           released_only=released_only,
-                                                           min_batches=min_batches, now=now)
+        ts_made, ts_skipped, ts_batches = train_in_session(
+            s, recipe_key, target, versions, user=user, released_only=released_only, min_batches=min_batches, now=now
+        )
         made += ts_made
         skipped += ts_skipped
         trained_batches = sorted({p.batch_id for p in points} | set(ts_batches))
-        audit.record(s, user=user, action="analytics.train", object_type="recipe", object_id=recipe_key,
-                     field=f"version {target.version}",
-                     new={"models": len(made), "released_only": released_only, "alpha": alpha,
-                          "batches": trained_batches,
-                          "versions": sorted({(m["bpmn_id"], m["parameter"], m["kind"], m["version"])
-                                              for m in made})},
-                     reason="retraining of out-of-trend models")
+        audit.record(
+            s,
+            user=user,
+            action="analytics.train",
+            object_type="recipe",
+            object_id=recipe_key,
+            field=f"version {target.version}",
+            new={
+                "models": len(made),
+                "released_only": released_only,
+                "alpha": alpha,
+                "batches": trained_batches,
+                "versions": sorted({(m["bpmn_id"], m["parameter"], m["kind"], m["version"]) for m in made}),
+            },
+            reason="retraining of out-of-trend models",
+        )
         return TrainResult(recipe_key, target.version, len(trained_batches), made, skipped).to_dict()
 
 
@@ -293,12 +399,23 @@ def train(rt: Runtime, recipe_key: str, *, user: str, released_only: bool = True
 
 def describe_model(m: TrendModel, *, with_card: bool = False) -> dict[str, Any]:
     limits = m.card.get("limits", {})
-    out = {"id": m.id, "recipe": m.recipe, "recipe_version_id": m.recipe_version_id,
-           "recipe_version": m.card.get("recipe_version"), "bpmn_id": m.bpmn_id,
-           "parameter": m.parameter or None, "kind": m.kind, "version": m.version, "unit": m.unit,
-           "critical": m.critical, "active": m.active, "trained_at": m.trained_at.isoformat(),
-           "trained_by": m.trained_by, "training_batches": len(m.card.get("training_batch_ids", [])),
-           "limits": _scalar_limits(m.kind, limits)}
+    out = {
+        "id": m.id,
+        "recipe": m.recipe,
+        "recipe_version_id": m.recipe_version_id,
+        "recipe_version": m.card.get("recipe_version"),
+        "bpmn_id": m.bpmn_id,
+        "parameter": m.parameter or None,
+        "kind": m.kind,
+        "version": m.version,
+        "unit": m.unit,
+        "critical": m.critical,
+        "active": m.active,
+        "trained_at": m.trained_at.isoformat(),
+        "trained_by": m.trained_by,
+        "training_batches": len(m.card.get("training_batch_ids", [])),
+        "limits": _scalar_limits(m.kind, limits),
+    }
     if with_card:
         out["card"] = m.card
     return out
@@ -308,8 +425,14 @@ def _scalar_limits(kind: str, limits: dict[str, Any]) -> dict[str, Any]:
     """The one-column limits of a per-parameter model, as plain numbers."""
     first = lambda key: (limits.get(key) or [None])[0]  # noqa: E731
     if kind == UNIVARIATE:
-        return {"centre": first("centre"), "lower": first("lower"), "upper": first("upper"),
-                "scale": first("scale"), "rule1_z": limits.get("rule1_z"), "rules": limits.get("rules")}
+        return {
+            "centre": first("centre"),
+            "lower": first("lower"),
+            "upper": first("upper"),
+            "scale": first("scale"),
+            "rule1_z": limits.get("rule1_z"),
+            "rules": limits.get("rules"),
+        }
     if kind == DURATION_KIND:
         return {"centre": first("median"), "lower": first("lower"), "upper": first("upper")}
     return limits
@@ -317,8 +440,9 @@ def _scalar_limits(kind: str, limits: dict[str, Any]) -> dict[str, Any]:
 
 def list_models(rt: Runtime, recipe: str | None = None, *, active_only: bool = True) -> list[dict[str, Any]]:
     with rt.transaction() as s:
-        stmt = select(TrendModel).order_by(TrendModel.recipe, TrendModel.bpmn_id, TrendModel.kind,
-                                           TrendModel.parameter, TrendModel.version)
+        stmt = select(TrendModel).order_by(
+            TrendModel.recipe, TrendModel.bpmn_id, TrendModel.kind, TrendModel.parameter, TrendModel.version
+        )
         if recipe:
             stmt = stmt.where(TrendModel.recipe == recipe)
         if active_only:
@@ -329,17 +453,22 @@ def list_models(rt: Runtime, recipe: str | None = None, *, active_only: bool = T
 def model_cards(rt: Runtime, recipe: str | None = None) -> list[ModelCard]:
     """The active models as ModelCards (for ``analytics.report.format_models``)."""
     with rt.transaction() as s:
-        stmt = select(TrendModel).where(TrendModel.active.is_(True)).order_by(
-            TrendModel.recipe, TrendModel.bpmn_id, TrendModel.kind, TrendModel.parameter)
+        stmt = (
+            select(TrendModel)
+            .where(TrendModel.active.is_(True))
+            .order_by(TrendModel.recipe, TrendModel.bpmn_id, TrendModel.kind, TrendModel.parameter)
+        )
         if recipe:
             stmt = stmt.where(TrendModel.recipe == recipe)
         return [ModelCard.from_dict(m.card) for m in s.scalars(stmt)]
 
 
-def _active(s: Session, recipe: str, bpmn_id: str, parameter: str | None = None,
-            kind: str | None = None) -> list[TrendModel]:
-    stmt = select(TrendModel).where(TrendModel.recipe == recipe, TrendModel.bpmn_id == bpmn_id,
-                                    TrendModel.active.is_(True))
+def _active(
+    s: Session, recipe: str, bpmn_id: str, parameter: str | None = None, kind: str | None = None
+) -> list[TrendModel]:
+    stmt = select(TrendModel).where(
+        TrendModel.recipe == recipe, TrendModel.bpmn_id == bpmn_id, TrendModel.active.is_(True)
+    )
     if parameter is not None:
         stmt = stmt.where(TrendModel.parameter == parameter)
     if kind is not None:
@@ -372,12 +501,20 @@ def score_step(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, Any]
         models = _active(s, recipe, step.bpmn_id)
         if not models:
             return []
-        raised = {(e.parameter, (e.details or {}).get("rule")) for e in s.scalars(
-            select(BatchException).where(BatchException.batch_id == batch.id, BatchException.step_seq == seq,
-                                         BatchException.source == "trend"))}
+        raised = {
+            (e.parameter, (e.details or {}).get("rule"))
+            for e in s.scalars(
+                select(BatchException).where(
+                    BatchException.batch_id == batch.id,
+                    BatchException.step_seq == seq,
+                    BatchException.source == "trend",
+                )
+            )
+        }
         fields = number_fields(rv.forms.get(step.form_id) if step.form_id else None)
-        this = next((p for p in step_points(s, recipe, bpmn_id=step.bpmn_id, batch_pks=[batch.id])
-                     if p.seq == seq), None)
+        this = next(
+            (p for p in step_points(s, recipe, bpmn_id=step.bpmn_id, batch_pks=[batch.id]) if p.seq == seq), None
+        )
         if this is None:
             return []
         univariate = [m for m in models if m.kind == UNIVARIATE and m.parameter in this.values]
@@ -404,18 +541,30 @@ def _recent_values(s: Session, recipe: str, bpmn_id: str, n: int, *, before: Ste
     """Values (as corrected) of the last ``n`` records of a step in other batches of the
     recipe (aborted ones left out) recorded before ``before``, oldest first."""
     versions = list(recipe_versions(s, recipe))
-    rows = list(s.execute(
-        select(Step.batch_id, Step.seq, Step.values).join(Batch, Batch.id == Step.batch_id)
-        .where(Batch.recipe_version_id.in_(versions), Batch.state != "aborted", Step.bpmn_id == bpmn_id,
-               Step.kind == "user_task", Step.batch_id != before.batch_pk, Step.recorded_at <= before.recorded_at)
-        .order_by(Step.recorded_at.desc(), Step.batch_id.desc(), Step.seq.desc()).limit(n)))
+    rows = list(
+        s.execute(
+            select(Step.batch_id, Step.seq, Step.values)
+            .join(Batch, Batch.id == Step.batch_id)
+            .where(
+                Batch.recipe_version_id.in_(versions),
+                Batch.state != "aborted",
+                Step.bpmn_id == bpmn_id,
+                Step.kind == "user_task",
+                Step.batch_id != before.batch_pk,
+                Step.recorded_at <= before.recorded_at,
+            )
+            .order_by(Step.recorded_at.desc(), Step.batch_id.desc(), Step.seq.desc())
+            .limit(n)
+        )
+    )
     rows.reverse()
     fixes = _corrections(s, sorted({r[0] for r in rows}))
     return [{**(values or {}), **fixes.get((batch_pk, seq), {})} for batch_pk, seq, values in rows]
 
 
-def _univariate_findings(m: TrendModel, x: float, history: list[dict[str, Any]],
-                         f: NumberField | None) -> list[dict[str, Any]]:
+def _univariate_findings(
+    m: TrendModel, x: float, history: list[dict[str, Any]], f: NumberField | None
+) -> list[dict[str, Any]]:
     monitor = ModelCard.from_dict(m.card).monitor()
     seq_values = [v for v in (as_number(values.get(m.parameter)) for values in history) if v is not None]
     X = np.array([[v] for v in seq_values + [x]])
@@ -432,19 +581,40 @@ def _univariate_findings(m: TrendModel, x: float, history: list[dict[str, Any]],
     for hit in hits:
         rule1 = hit.rule == 1
         where = "above" if x > lim["centre"] else "below"
-        message = (f"{label} {_fmt(x)}{unit} is out of trend (rule {hit.rule}: {RULES[hit.rule]}); "
-                   f"expected {_fmt(lim['lower'])} to {_fmt(lim['upper'])}{unit}, centre {_fmt(lim['centre'])}"
-                   + (f", {where} the centre" if not rule1 else "")
-                   + (" - critical process parameter" if critical else ""))
-        details = {"value": x, "unit": m.unit, "centre": lim["centre"], "lower": lim["lower"],
-                   "upper": lim["upper"], "limit": (lim["upper"] - lim["centre"]),
-                   "expected": f"{_fmt(lim['centre'])} ± {_fmt(lim['upper'] - lim['centre'])}",
-                   "rule": hit.rule, "rule_description": RULES[hit.rule], "statistic": "z / rule-1 limit",
-                   "z_over_limit": contribution, "contributions": {m.parameter: contribution},
-                   "critical": critical, "bpmn_id": m.bpmn_id, "model_id": m.id, "model_version": m.version,
-                   "points_in_sequence": len(X)}
-        out.append({"severity": "action" if (rule1 and critical) else "alert", "message": message,
-                    "parameter": m.parameter, "details": details, "deviation": bool(rule1 and critical)})
+        message = (
+            f"{label} {_fmt(x)}{unit} is out of trend (rule {hit.rule}: {RULES[hit.rule]}); "
+            f"expected {_fmt(lim['lower'])} to {_fmt(lim['upper'])}{unit}, centre {_fmt(lim['centre'])}"
+            + (f", {where} the centre" if not rule1 else "")
+            + (" - critical process parameter" if critical else "")
+        )
+        details = {
+            "value": x,
+            "unit": m.unit,
+            "centre": lim["centre"],
+            "lower": lim["lower"],
+            "upper": lim["upper"],
+            "limit": (lim["upper"] - lim["centre"]),
+            "expected": f"{_fmt(lim['centre'])} ± {_fmt(lim['upper'] - lim['centre'])}",
+            "rule": hit.rule,
+            "rule_description": RULES[hit.rule],
+            "statistic": "z / rule-1 limit",
+            "z_over_limit": contribution,
+            "contributions": {m.parameter: contribution},
+            "critical": critical,
+            "bpmn_id": m.bpmn_id,
+            "model_id": m.id,
+            "model_version": m.version,
+            "points_in_sequence": len(X),
+        }
+        out.append(
+            {
+                "severity": "action" if (rule1 and critical) else "alert",
+                "message": message,
+                "parameter": m.parameter,
+                "details": details,
+                "deviation": bool(rule1 and critical),
+            }
+        )
     return out
 
 
@@ -456,14 +626,27 @@ def _duration_findings(m: TrendModel, this: StepPoint) -> list[dict[str, Any]]:
     lim = _scalar_limits(m.kind, m.card["limits"])
     long = bool(monitor.too_long(X)[0, 0])
     z = float(monitor.explain(X)[0, 0])
-    message = (f"step {m.bpmn_id} took {this.minutes:.0f} min, {'longer' if long else 'shorter'} than usual "
-               f"({_fmt(lim['lower'])} to {_fmt(lim['upper'])} min, median {_fmt(lim['centre'])} min)")
-    details = {"value": this.minutes, "unit": "min", "centre": lim["centre"], "lower": lim["lower"],
-               "upper": lim["upper"], "expected": f"{_fmt(lim['lower'])} to {_fmt(lim['upper'])} min",
-               "rule": "duration", "statistic": "log-duration z / limit", "z_over_limit": z,
-               "direction": "too_long" if long else "too_short", "contributions": {"duration": z},
-               "bpmn_id": m.bpmn_id, "model_id": m.id, "model_version": m.version,
-               "approximation": "time since the previous step record of the batch"}
+    message = (
+        f"step {m.bpmn_id} took {this.minutes:.0f} min, {'longer' if long else 'shorter'} than usual "
+        f"({_fmt(lim['lower'])} to {_fmt(lim['upper'])} min, median {_fmt(lim['centre'])} min)"
+    )
+    details = {
+        "value": this.minutes,
+        "unit": "min",
+        "centre": lim["centre"],
+        "lower": lim["lower"],
+        "upper": lim["upper"],
+        "expected": f"{_fmt(lim['lower'])} to {_fmt(lim['upper'])} min",
+        "rule": "duration",
+        "statistic": "log-duration z / limit",
+        "z_over_limit": z,
+        "direction": "too_long" if long else "too_short",
+        "contributions": {"duration": z},
+        "bpmn_id": m.bpmn_id,
+        "model_id": m.id,
+        "model_version": m.version,
+        "approximation": "time since the previous step record of the batch",
+    }
     return [{"severity": "alert", "message": message, "parameter": None, "details": details, "deviation": False}]
 
 
@@ -480,8 +663,9 @@ def install(rt: Runtime) -> None:
 # --- charts: values across batches, with the limits and the rules they broke ----------
 
 
-def trend(rt: Runtime, recipe: str, bpmn_id: str, parameter: str, *, batch: str | None = None,
-          limit: int = 100) -> dict[str, Any]:
+def trend(
+    rt: Runtime, recipe: str, bpmn_id: str, parameter: str, *, batch: str | None = None, limit: int = 100
+) -> dict[str, Any]:
     """The values of one step parameter across batches (oldest first, at most ``limit``),
     with the active model's centre and limits and the rules each point broke (run rules
     evaluated over the points shown, in order)."""
@@ -490,8 +674,7 @@ def trend(rt: Runtime, recipe: str, bpmn_id: str, parameter: str, *, batch: str 
             raise NotFound(f"recipe {recipe!r} not found", code="recipe_not_found")
         models = _active(s, recipe, bpmn_id, parameter, UNIVARIATE)
         model = models[0] if models else None
-        pts = [p for p in step_points(s, recipe, bpmn_id=bpmn_id)
-               if as_number(p.values.get(parameter)) is not None]
+        pts = [p for p in step_points(s, recipe, bpmn_id=bpmn_id) if as_number(p.values.get(parameter)) is not None]
         pts = _keep_current(pts, batch, limit)
         values = [as_number(p.values[parameter]) for p in pts]
         rules_by_row: dict[int, list[int]] = defaultdict(list)
@@ -500,15 +683,21 @@ def trend(rt: Runtime, recipe: str, bpmn_id: str, parameter: str, *, batch: str 
             for v in monitor.rule_violations(np.array([[v] for v in values])):
                 rules_by_row[v.row].append(v.rule)
         trained = set(model.card.get("training_batch_ids", [])) if model else set()
-        return {"recipe": recipe, "bpmn_id": bpmn_id, "parameter": parameter, "kind": UNIVARIATE,
-                "unit": model.unit if model else None,
-                "model": describe_model(model) if model else None,
-                "points": [_describe_point(p, v, rules_by_row.get(i, []), p.batch_id in trained, batch)
-                           for i, (p, v) in enumerate(zip(pts, values))]}
+        return {
+            "recipe": recipe,
+            "bpmn_id": bpmn_id,
+            "parameter": parameter,
+            "kind": UNIVARIATE,
+            "unit": model.unit if model else None,
+            "model": describe_model(model) if model else None,
+            "points": [
+                _describe_point(p, v, rules_by_row.get(i, []), p.batch_id in trained, batch)
+                for i, (p, v) in enumerate(zip(pts, values))
+            ],
+        }
 
 
-def durations(rt: Runtime, recipe: str, bpmn_id: str, *, batch: str | None = None,
-              limit: int = 100) -> dict[str, Any]:
+def durations(rt: Runtime, recipe: str, bpmn_id: str, *, batch: str | None = None, limit: int = 100) -> dict[str, Any]:
     """Durations of one step across batches with the duration model's median and limits."""
     with rt.transaction() as s:
         if not recipe_versions(s, recipe):
@@ -526,10 +715,17 @@ def durations(rt: Runtime, recipe: str, bpmn_id: str, *, batch: str | None = Non
                 elif lo:
                     flags[i].append("too_short")
         trained = set(model.card.get("training_batch_ids", [])) if model else set()
-        return {"recipe": recipe, "bpmn_id": bpmn_id, "parameter": None, "kind": DURATION_KIND, "unit": "min",
-                "model": describe_model(model) if model else None,
-                "points": [_describe_point(p, p.minutes, flags[i], p.batch_id in trained, batch)
-                           for i, p in enumerate(pts)]}
+        return {
+            "recipe": recipe,
+            "bpmn_id": bpmn_id,
+            "parameter": None,
+            "kind": DURATION_KIND,
+            "unit": "min",
+            "model": describe_model(model) if model else None,
+            "points": [
+                _describe_point(p, p.minutes, flags[i], p.batch_id in trained, batch) for i, p in enumerate(pts)
+            ],
+        }
 
 
 def _keep_current(pts: list[StepPoint], batch: str | None, limit: int) -> list[StepPoint]:
@@ -540,48 +736,77 @@ def _keep_current(pts: list[StepPoint], batch: str | None, limit: int) -> list[S
     tail = pts[-limit:]
     if batch and not any(p.batch_id == batch for p in tail):
         mine = [p for p in pts if p.batch_id == batch]
-        tail = sorted(tail[len(mine):] + mine, key=lambda p: (p.recorded_at, p.batch_pk, p.seq))
+        tail = sorted(tail[len(mine) :] + mine, key=lambda p: (p.recorded_at, p.batch_pk, p.seq))
     return tail
 
 
 def _describe_point(p: StepPoint, value: float, rules: list, trained: bool, batch: str | None) -> dict[str, Any]:
-    return {"batch_id": p.batch_id, "seq": p.seq, "recorded_at": p.recorded_at.isoformat(), "value": value,
-            "batch_state": p.batch_state, "released": p.released, "training": trained,
-            "current": bool(batch) and p.batch_id == batch, "rules": sorted(set(rules), key=str)}
+    return {
+        "batch_id": p.batch_id,
+        "seq": p.seq,
+        "recorded_at": p.recorded_at.isoformat(),
+        "value": value,
+        "batch_state": p.batch_state,
+        "released": p.released,
+        "training": trained,
+        "current": bool(batch) and p.batch_id == batch,
+        "rules": sorted(set(rules), key=str),
+    }
 
 
 def findings(rt: Runtime, recipe: str | None = None, *, limit: int = 200) -> dict[str, Any]:
     """Out-of-trend findings (exceptions with source ``trend``), newest first, and a
     summary per recipe: how many, how many still open, which steps and parameters."""
     with rt.transaction() as s:
-        stmt = (select(BatchException, Batch.batch_id, RecipeVersion.recipe, RecipeVersion.version)
-                .join(Batch, Batch.id == BatchException.batch_id)
-                .join(RecipeVersion, RecipeVersion.id == Batch.recipe_version_id)
-                .where(BatchException.source == "trend"))
+        stmt = (
+            select(BatchException, Batch.batch_id, RecipeVersion.recipe, RecipeVersion.version)
+            .join(Batch, Batch.id == BatchException.batch_id)
+            .join(RecipeVersion, RecipeVersion.id == Batch.recipe_version_id)
+            .where(BatchException.source == "trend")
+        )
         if recipe:
             stmt = stmt.where(RecipeVersion.recipe == recipe)
         rows = list(s.execute(stmt.order_by(BatchException.id.desc())))
         summary: dict[str, dict[str, Any]] = {}
         for exc, batch_id, rec, _ver in rows:
-            entry = summary.setdefault(rec, {"recipe": rec, "findings": 0, "open": 0, "action": 0,
-                                             "batches": set(), "by_step": defaultdict(int)})
+            entry = summary.setdefault(
+                rec,
+                {"recipe": rec, "findings": 0, "open": 0, "action": 0, "batches": set(), "by_step": defaultdict(int)},
+            )
             entry["findings"] += 1
             entry["open"] += exc.status == "open"
             entry["action"] += exc.severity == "action"
             entry["batches"].add(batch_id)
             step = (exc.details or {}).get("bpmn_id") or "?"
             entry["by_step"][f"{step} / {exc.parameter or 'duration'}"] += 1
-        models = dict(s.execute(select(TrendModel.recipe, func.count()).where(TrendModel.active.is_(True))
-                                .group_by(TrendModel.recipe)).all())
+        models = dict(
+            s.execute(
+                select(TrendModel.recipe, func.count()).where(TrendModel.active.is_(True)).group_by(TrendModel.recipe)
+            ).all()
+        )
         recipes = []
         for rec in sorted(set(summary) | set(models)):
-            entry = summary.get(rec, {"recipe": rec, "findings": 0, "open": 0, "action": 0, "batches": set(),
-                                      "by_step": {}})
-            recipes.append({**entry, "batches": len(entry["batches"]), "by_step": dict(entry["by_step"]),
-                            "models": models.get(rec, 0)})
+            entry = summary.get(
+                rec, {"recipe": rec, "findings": 0, "open": 0, "action": 0, "batches": set(), "by_step": {}}
+            )
+            recipes.append(
+                {
+                    **entry,
+                    "batches": len(entry["batches"]),
+                    "by_step": dict(entry["by_step"]),
+                    "models": models.get(rec, 0),
+                }
+            )
         items = []
         for exc, batch_id, rec, ver in rows[:limit]:
             d = batches.describe_exception(exc)
-            items.append({**d, "batch_id": batch_id, "recipe": rec, "recipe_version": ver,
-                          "bpmn_id": (exc.details or {}).get("bpmn_id")})
+            items.append(
+                {
+                    **d,
+                    "batch_id": batch_id,
+                    "recipe": rec,
+                    "recipe_version": ver,
+                    "bpmn_id": (exc.details or {}).get("bpmn_id"),
+                }
+            )
         return {"recipes": recipes, "findings": items}

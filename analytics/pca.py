@@ -6,12 +6,14 @@ correlations seen in history (everything high together); SPE catches a batch tha
 *breaks* those correlations (one sensor drifting away from the others), which
 univariate charts and T² both miss.
 """
+
 from __future__ import annotations
 
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.stats import chi2, f as f_dist, norm
+from scipy.stats import chi2, norm
+from scipy.stats import f as f_dist
 
 from .base import Monitor
 
@@ -103,9 +105,7 @@ class PCAMonitor(Monitor):
             a = int(np.searchsorted(explained, self.n_components - 1e-12) + 1)
             a = min(max(a, 1), max_components)
         else:
-            raise ValueError(
-                f"n_components must be an int >= 1 or a fraction in (0, 1); got {self.n_components!r}"
-            )
+            raise ValueError(f"n_components must be an int >= 1 or a fraction in (0, 1); got {self.n_components!r}")
         if self.spe_method not in ("jackson-mudholkar", "box"):
             raise ValueError(f"spe_method must be 'jackson-mudholkar' or 'box'; got {self.spe_method!r}")
         self.components_ = vt[:a].T  # loadings, (n_features, a)

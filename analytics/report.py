@@ -1,5 +1,6 @@
 """Plain-text listing of trained out-of-trend models and their limits, for QA
 review and the `batchline analytics report` command."""
+
 from __future__ import annotations
 
 
@@ -19,18 +20,32 @@ def _limit_rows(card):
     limits = card.limits
     names = card.parameter_names
     if card.kind == "UnivariateMonitor":
-        return [(name, f"{_number(lo)} .. {_number(hi)}", f"centre {_number(c)}, rules {limits['rules']}")
-                for name, lo, hi, c in zip(names, limits["lower"], limits["upper"], limits["centre"])]
+        return [
+            (name, f"{_number(lo)} .. {_number(hi)}", f"centre {_number(c)}, rules {limits['rules']}")
+            for name, lo, hi, c in zip(names, limits["lower"], limits["upper"], limits["centre"])
+        ]
     if card.kind == "DurationMonitor":
-        return [(name, f"{_number(lo)} .. {_number(hi)}", f"median {_number(m)}")
-                for name, lo, hi, m in zip(names, limits["lower"], limits["upper"], limits["median"])]
+        return [
+            (name, f"{_number(lo)} .. {_number(hi)}", f"median {_number(m)}")
+            for name, lo, hi, m in zip(names, limits["lower"], limits["upper"], limits["median"])
+        ]
     if card.kind == "PCAMonitor":
-        return [(_together(names), f"T² <= {_number(limits['t2'])}, SPE <= {_number(limits['spe'])}",
-                 f"{limits['n_components']} components, {limits['explained_variance']:.0%} variance")]
+        return [
+            (
+                _together(names),
+                f"T² <= {_number(limits['t2'])}, SPE <= {_number(limits['spe'])}",
+                f"{limits['n_components']} components, {limits['explained_variance']:.0%} variance",
+            )
+        ]
     if card.kind == "TimeSeriesModel":
-        return [(_together(names), f"T² <= {_number(limits['t2'])}, SPE <= {_number(limits['spe'])}",
-                 f"{limits['n_components']} components; t_hours {_number(limits['grid_start'])} + "
-                 f"{_number(limits['grid_step'])} x {limits['grid_points']}")]
+        return [
+            (
+                _together(names),
+                f"T² <= {_number(limits['t2'])}, SPE <= {_number(limits['spe'])}",
+                f"{limits['n_components']} components; t_hours {_number(limits['grid_start'])} + "
+                f"{_number(limits['grid_step'])} x {limits['grid_points']}",
+            )
+        ]
     return [(_together(names), "; ".join(f"{k} {_number(v)}" for k, v in limits.items()), "")]
 
 
@@ -40,9 +55,19 @@ def format_models(cards) -> str:
     rows = []
     for card in cards:
         for parameter, limit, note in _limit_rows(card):
-            rows.append((f"{card.recipe_id} v{card.recipe_version}", card.step_id, card.kind,
-                         str(card.version), card.trained_at[:19], str(len(card.training_batch_ids)),
-                         parameter, limit, note))
+            rows.append(
+                (
+                    f"{card.recipe_id} v{card.recipe_version}",
+                    card.step_id,
+                    card.kind,
+                    str(card.version),
+                    card.trained_at[:19],
+                    str(len(card.training_batch_ids)),
+                    parameter,
+                    limit,
+                    note,
+                )
+            )
     if not rows:
         return "no models"
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]

@@ -24,6 +24,7 @@ aeration/power correlation; dissolved O2 is at quasi-steady state (its time cons
 inside the right-hand side; no evaporation.  The feed starts when S falls below
 0.3 g/L (end of the batch phase, as in PenSim).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -78,9 +79,26 @@ FAULTY_SENSORS = ("dissolved_o2", "biomass", "substrate", "penicillin", "co2", "
 
 #: PenSim nominal kinetic parameters (Birol et al. 2002, table 1)
 NOMINAL = dict(
-    mu_x=0.092, K_x=0.15, K_ox=2e-2, mu_p=0.005, K_p=2e-4, K_I=0.10, p=3.0, K_op=5e-4,
-    K_h=0.04, Y_xs=0.45, Y_xo=0.04, Y_ps=0.90, Y_po=0.20, m_x=0.014, m_o=0.467,
-    s_f=600.0, a1=0.143, a2=4e-7, a3=1e-4, C_star=1.16,
+    mu_x=0.092,
+    K_x=0.15,
+    K_ox=2e-2,
+    mu_p=0.005,
+    K_p=2e-4,
+    K_I=0.10,
+    p=3.0,
+    K_op=5e-4,
+    K_h=0.04,
+    Y_xs=0.45,
+    Y_xo=0.04,
+    Y_ps=0.90,
+    Y_po=0.20,
+    m_x=0.014,
+    m_o=0.467,
+    s_f=600.0,
+    a1=0.143,
+    a2=4e-7,
+    a3=1e-4,
+    C_star=1.16,
 )
 #: kinetic parameters that vary from batch to batch (log-normal, sigma 2 %)
 VARYING = ("mu_x", "mu_p", "K_x", "Y_xs", "m_x", "K_h")
@@ -153,8 +171,9 @@ def draw_fault(rng, fault_type, hours=300):
         sensor = FAULTY_SENSORS[rng.integers(len(FAULTY_SENSORS))]
         return Fault(fault_type, onset, float(rng.choice([-1, 1]) * rng.uniform(0.0005, 0.0015)), sensor)
     if fault_type == "feed_fault":
-        return Fault(fault_type, onset, float(rng.uniform(0.10, 0.25)), "feed pump",
-                     float(np.round(rng.uniform(60.0, 120.0))))
+        return Fault(
+            fault_type, onset, float(rng.uniform(0.10, 0.25)), "feed pump", float(np.round(rng.uniform(60.0, 120.0)))
+        )
     return Fault(fault_type, onset, float(rng.uniform(0.15, 0.30)), "mu_x")  # kinetic_change
 
 
@@ -180,8 +199,9 @@ def _rates(state, feed, k):
     return np.stack([dX, dS, dP, dV, dCO2], axis=1), CL, uptake
 
 
-def simulate_batches(n_batches, seed, fault_type=None, hours=300, sample_every=1.0, dt=0.25,
-                     first_batch_number=1, faults=None):
+def simulate_batches(
+    n_batches, seed, fault_type=None, hours=300, sample_every=1.0, dt=0.25, first_batch_number=1, faults=None
+):
     """Simulate ``n_batches`` batches, all normal or all with one fault type.
 
     ``fault_type`` is one of FAULT_TYPES (onset, magnitude and target are drawn
@@ -199,13 +219,16 @@ def simulate_batches(n_batches, seed, fault_type=None, hours=300, sample_every=1
         k[name] = k[name] * rng.lognormal(0.0, 0.02, n)
     k["kla"] = 35.0 * rng.lognormal(0.0, 0.05, n)
     feed_rate = 0.045 * rng.lognormal(0.0, 0.03, n)
-    state = np.stack([
-        0.1 * rng.lognormal(0.0, 0.10, n),  # X g/L
-        15.0 * rng.lognormal(0.0, 0.03, n),  # S g/L
-        np.zeros(n),  # P g/L
-        100.0 * rng.lognormal(0.0, 0.01, n),  # V L
-        0.5 * np.ones(n),  # CO2 mmol/L
-    ], axis=1)
+    state = np.stack(
+        [
+            0.1 * rng.lognormal(0.0, 0.10, n),  # X g/L
+            15.0 * rng.lognormal(0.0, 0.03, n),  # S g/L
+            np.zeros(n),  # P g/L
+            100.0 * rng.lognormal(0.0, 0.01, n),  # V L
+            0.5 * np.ones(n),  # CO2 mmol/L
+        ],
+        axis=1,
+    )
 
     feed_loss = np.zeros(n)
     feed_window = np.full((n, 2), np.inf)
@@ -236,8 +259,19 @@ def simulate_batches(n_batches, seed, fault_type=None, hours=300, sample_every=1
             k["mu_x_now"] = k["mu_x"] * (1.0 - mu_drop * (t >= mu_onset))
             k1, CL, uptake = _rates(state, actual, k)
             if sub == 0:
-                true[i_time] = np.stack([command, state[:, 3], 100.0 * CL / k["C_star"], state[:, 0],
-                                         np.maximum(state[:, 1], 0.0), state[:, 2], state[:, 4], uptake], axis=1)
+                true[i_time] = np.stack(
+                    [
+                        command,
+                        state[:, 3],
+                        100.0 * CL / k["C_star"],
+                        state[:, 0],
+                        np.maximum(state[:, 1], 0.0),
+                        state[:, 2],
+                        state[:, 4],
+                        uptake,
+                    ],
+                    axis=1,
+                )
             if i_time == n_times - 1:
                 break
             k2 = _rates(state + 0.5 * dt * k1, actual, k)[0]
@@ -271,15 +305,17 @@ def simulate_batches(n_batches, seed, fault_type=None, hours=300, sample_every=1
                 series[:, j] = np.maximum(series[:, j], 0.0)
         if fault is not None and fault.type in ("slow_step", "rushed_step"):
             durations[i, STEP_NAMES.index(fault.target)] *= fault.magnitude
-        batches.append(SimulatedBatch(
-            batch_id=f"SIM-{seed}-{first_batch_number + i:05d}",
-            times=times,
-            series=series,
-            parameters=batch_parameters(times, series),
-            step_durations=durations[i],
-            fault=fault,
-            truth={"final_penicillin": float(true[-1, i, 5]), "final_biomass": float(true[-1, i, 3])},
-        ))
+        batches.append(
+            SimulatedBatch(
+                batch_id=f"SIM-{seed}-{first_batch_number + i:05d}",
+                times=times,
+                series=series,
+                parameters=batch_parameters(times, series),
+                step_durations=durations[i],
+                fault=fault,
+                truth={"final_penicillin": float(true[-1, i, 5]), "final_biomass": float(true[-1, i, 3])},
+            )
+        )
     return batches
 
 
@@ -289,16 +325,18 @@ def batch_parameters(times, series):
     feeding = column["feed_rate"] > 0
     feed_start = float(times[np.argmax(feeding)]) if feeding.any() else float(times[-1])
     fed_batch = times >= feed_start
-    return np.array([
-        column["penicillin"][-1],
-        column["biomass"].max(),
-        column["dissolved_o2"][fed_batch].mean(),
-        column["dissolved_o2"].min(),
-        float(np.sum((column["feed_rate"][1:] + column["feed_rate"][:-1]) / 2 * np.diff(times))),
-        column["volume"][-1],
-        feed_start,
-        column["oxygen_uptake_rate"][fed_batch].mean(),
-    ])
+    return np.array(
+        [
+            column["penicillin"][-1],
+            column["biomass"].max(),
+            column["dissolved_o2"][fed_batch].mean(),
+            column["dissolved_o2"].min(),
+            float(np.sum((column["feed_rate"][1:] + column["feed_rate"][:-1]) / 2 * np.diff(times))),
+            column["volume"][-1],
+            feed_start,
+            column["oxygen_uptake_rate"][fed_batch].mean(),
+        ]
+    )
 
 
 def history_for_demo(n_batches, seed=0):
@@ -307,13 +345,15 @@ def history_for_demo(n_batches, seed=0):
     units = dict(PARAMETERS)
     history = []
     for batch in simulate_batches(n_batches, seed):
-        history.append({
-            "batch_id": batch.batch_id,
-            "parameters": {
-                name: {"value": round(float(v), 4), "unit": units[name]}
-                for name, v in zip(PARAMETER_NAMES, batch.parameters)
-            },
-            "step_durations": {name: round(float(d), 2) for name, d in zip(STEP_NAMES, batch.step_durations)},
-            "duration_unit": "min",
-        })
+        history.append(
+            {
+                "batch_id": batch.batch_id,
+                "parameters": {
+                    name: {"value": round(float(v), 4), "unit": units[name]}
+                    for name, v in zip(PARAMETER_NAMES, batch.parameters)
+                },
+                "step_durations": {name: round(float(d), 2) for name, d in zip(STEP_NAMES, batch.step_durations)},
+                "duration_unit": "min",
+            }
+        )
     return history

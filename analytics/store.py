@@ -7,11 +7,12 @@ be reviewed by QA.  A model card is plain data that can be diffed, audited,
 exported with the batch record and loaded by any later version that knows its
 format.
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .base import _json_value
 from .duration import DurationMonitor
@@ -21,10 +22,7 @@ from .univariate import UnivariateMonitor
 
 CARD_FORMAT = "batchline.analytics.model-card/1"
 
-MONITOR_KINDS = {
-    cls.__name__: cls
-    for cls in (UnivariateMonitor, PCAMonitor, DurationMonitor, IsolationForestMonitor)
-}
+MONITOR_KINDS = {cls.__name__: cls for cls in (UnivariateMonitor, PCAMonitor, DurationMonitor, IsolationForestMonitor)}
 
 
 def monitor_from_dict(data):
@@ -53,8 +51,18 @@ class ModelCard:
     format: str = CARD_FORMAT
 
     @classmethod
-    def for_monitor(cls, monitor, *, recipe_id, recipe_version, step_id, parameter_names,
-                    training_batch_ids, version=1, trained_at=None):
+    def for_monitor(
+        cls,
+        monitor,
+        *,
+        recipe_id,
+        recipe_version,
+        step_id,
+        parameter_names,
+        training_batch_ids,
+        version=1,
+        trained_at=None,
+    ):
         """Card for a fitted monitor; ``trained_at`` defaults to now (UTC)."""
         parameter_names = [str(p) for p in parameter_names]
         if len(parameter_names) != monitor.n_features_in_:
@@ -63,11 +71,11 @@ class ModelCard:
                 f"on {monitor.n_features_in_} parameters"
             )
         if trained_at is None:
-            trained_at = datetime.now(timezone.utc)
+            trained_at = datetime.now(UTC)
         if isinstance(trained_at, datetime):
             if trained_at.tzinfo is None:
                 raise ValueError("trained_at must be timezone-aware (UTC)")
-            trained_at = trained_at.astimezone(timezone.utc).isoformat()
+            trained_at = trained_at.astimezone(UTC).isoformat()
         model = monitor.to_dict()
         return cls(
             kind=type(monitor).__name__,

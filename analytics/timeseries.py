@@ -12,10 +12,12 @@ Only the scoring is here. Reading the equipment (OPC UA ingestion into a histori
 table) is a later issue; ``score_timeseries`` takes the matrix the ingestion will build.
 The model is plain JSON (``TimeSeriesModel.to_dict``), like every model card.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.signal import lfilter
@@ -26,8 +28,13 @@ from .store import monitor_from_dict
 FORMAT = "batchline.analytics.timeseries-model/1"
 
 
-def align(times: Sequence[float], samples: np.ndarray, grid: Sequence[float],
-          landmarks: Sequence[float] | None = None, reference_landmarks: Sequence[float] | None = None) -> np.ndarray:
+def align(
+    times: Sequence[float],
+    samples: np.ndarray,
+    grid: Sequence[float],
+    landmarks: Sequence[float] | None = None,
+    reference_landmarks: Sequence[float] | None = None,
+) -> np.ndarray:
     """Samples interpolated onto ``grid`` (hours of maturity). Without landmarks the
     maturity is the time since the start; with them, time is warped piecewise-linearly
     so that this batch's landmarks fall on ``reference_landmarks`` (e.g. the feed
@@ -59,15 +66,26 @@ class TimeSeriesModel:
     monitor: PCAMonitor
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "variables": list(self.variables), "mean": self.mean.tolist(),
-                "std": self.std.tolist(), "smoothing": self.smoothing, "monitor": self.monitor.to_dict()}
+        return {
+            "format": FORMAT,
+            "variables": list(self.variables),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "smoothing": self.smoothing,
+            "monitor": self.monitor.to_dict(),
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TimeSeriesModel":
+    def from_dict(cls, data: dict[str, Any]) -> TimeSeriesModel:
         if data.get("format") != FORMAT:
             raise ValueError(f"not a Batchline time-series model (format {data.get('format')!r})")
-        return cls(list(data["variables"]), np.asarray(data["mean"], float), np.asarray(data["std"], float),
-                   float(data["smoothing"]), monitor_from_dict(data["monitor"]))
+        return cls(
+            list(data["variables"]),
+            np.asarray(data["mean"], float),
+            np.asarray(data["std"], float),
+            float(data["smoothing"]),
+            monitor_from_dict(data["monitor"]),
+        )
 
     def residuals(self, samples: np.ndarray) -> np.ndarray:
         """Standardised, EWMA-filtered deviations of aligned samples (rows = the first
@@ -85,10 +103,16 @@ class TimeSeriesModel:
         return z
 
 
-def fit_timeseries(batches: Sequence[np.ndarray], variables: Sequence[str], *, alpha: float = 0.01,
-                   smoothing: float = 0.2, n_components: float | int = 0.9,
-                   calibration: Sequence[np.ndarray] | None = None,
-                   calibration_alpha: float | None = None) -> TimeSeriesModel:
+def fit_timeseries(
+    batches: Sequence[np.ndarray],
+    variables: Sequence[str],
+    *,
+    alpha: float = 0.01,
+    smoothing: float = 0.2,
+    n_components: float | int = 0.9,
+    calibration: Sequence[np.ndarray] | None = None,
+    calibration_alpha: float | None = None,
+) -> TimeSeriesModel:
     """Fit on aligned normal batches (each (n_grid, n_variables), same grid). With
     ``calibration`` batches the threshold is set so that at most ``calibration_alpha``
     of normal batches get any flag (a batch is one unit)."""
@@ -96,8 +120,9 @@ def fit_timeseries(batches: Sequence[np.ndarray], variables: Sequence[str], *, a
     mean = stack.mean(axis=0)
     spread = stack.std(axis=0, ddof=1)
     floor = 0.01 * np.abs(stack).mean(axis=(0, 1)) + 1e-9  # a variable that never moves
-    model = TimeSeriesModel(list(variables), mean, np.maximum(spread, floor), smoothing,
-                            PCAMonitor(alpha=alpha, n_components=n_components))
+    model = TimeSeriesModel(
+        list(variables), mean, np.maximum(spread, floor), smoothing, PCAMonitor(alpha=alpha, n_components=n_components)
+    )
     model.monitor.fit(np.vstack([model.residuals(b) for b in stack]))
     if calibration is not None:
         rows = [model.residuals(np.asarray(b, float)) for b in calibration]
@@ -122,8 +147,6 @@ def score_timeseries(model: TimeSeriesModel | dict[str, Any], samples: np.ndarra
     drivers = {}
     for i in np.nonzero(flagged)[0]:
         order = np.argsort(-np.abs(contributions[i]))[:top]
-        drivers[int(i)] = [{"variable": model.variables[j], "contribution": float(contributions[i, j])}
-                           for j in order]
+        drivers[int(i)] = [{"variable": model.variables[j], "contribution": float(contributions[i, j])} for j in order]
     first = int(np.argmax(flagged)) if flagged.any() else None
-    return {"statistic": statistic.tolist(), "flagged": flagged.tolist(), "first_flag": first,
-            "drivers": drivers}
+    return {"statistic": statistic.tolist(), "flagged": flagged.tolist(), "first_flag": first, "drivers": drivers}

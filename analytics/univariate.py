@@ -5,6 +5,7 @@ batches (rows in batch order).
 Why robust: the history a plant trains on always contains a few odd batches;
 median and MAD (or Qn) ignore them, the mean and standard deviation do not.
 """
+
 from __future__ import annotations
 
 import warnings

@@ -6,6 +6,7 @@ Size: 50 batches x 301 hourly samples x 8 variables for the time-series monitors
 end-of-batch monitors; 500 batches x 4 steps for the duration monitor.
 Run: python bench/analytics.py
 """
+
 from __future__ import annotations
 
 import sys

@@ -17,6 +17,7 @@ like on a shared, noisy machine:
 
 Usage: python bench/engine.py [--steps 3000] [--batches 30] [--only sqlite|postgresql]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow  # noqa: E402
 from SpiffWorkflow.util.task import TaskState  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
 
 from engine import batches, recipes  # noqa: E402
 from engine.bpmn import make_serializer, parse_recipe  # noqa: E402
@@ -55,6 +56,7 @@ def p50(values):
 
 
 # --- databases -----------------------------------------------------------------------
+
 
 class Database:
     def __init__(self, kind: str):
@@ -86,6 +88,7 @@ class Database:
 
 # --- Batchline: a long batch ---------------------------------------------------------
 
+
 def batchline_long(rt: Runtime, steps: int) -> dict[int, float]:
     recipes.import_recipe(rt, {"loop.bpmn": (RECIPES / "loop.bpmn").read_bytes()}, user="bench", approve=True)
     batches.start_batch(rt, "sampling_loop", "LONG-1", user="bench", parameters={"done": False})
@@ -106,6 +109,7 @@ def batchline_long(rt: Runtime, steps: int) -> dict[int, float]:
 
 
 # --- naive: the whole workflow as one blob per step -----------------------------------
+
 
 def naive_snapshots(steps: int) -> dict[int, str]:
     """Advance the loop recipe in memory with Spiff's own engine; keep the serialized
@@ -132,6 +136,7 @@ def naive_durable(url: str, snaps: dict[int, str]) -> dict[int, float]:
     eng = create_engine(url)
     if url.startswith("sqlite"):
         from engine.db import make_engine
+
         eng = make_engine(load_settings(database_url=url))
     with eng.begin() as c:
         c.execute(text("CREATE TABLE IF NOT EXISTS naive_workflow (id INTEGER PRIMARY KEY, body TEXT)"))
@@ -159,6 +164,7 @@ def naive_durable(url: str, snaps: dict[int, str]) -> dict[int, float]:
 
 # --- the floor: one durable commit --------------------------------------------------
 
+
 def commit_floor(url: str, n: int = 100) -> float:
     """p50 of the smallest durable transaction (one INSERT + COMMIT) on the same
     database: every durable step pays at least this."""
@@ -178,6 +184,7 @@ def commit_floor(url: str, n: int = 100) -> float:
 
 
 # --- a 10-step recipe: durable vs in memory ------------------------------------------
+
 
 def ten_step_durable(rt: Runtime, n: int) -> float:
     recipes.import_recipe(rt, {"ten_steps.bpmn": (RECIPES / "ten_steps.bpmn").read_bytes()}, user="bench", approve=True)
@@ -242,21 +249,42 @@ def main() -> None:
     last = cps[-1]
     print()
     print(f"Batchline engine benchmark — p50 of {WINDOW} durable steps (ms) near each step count")
-    header = ["database"] + [f"step {c}" for c in cps] + [f"ratio {last}/30", f"naive@{last}", f"naive/batchline@{last}",
-                                                           "10-step batches/s", "in-memory/s", "durable/in-memory",
-                                                           "commit floor ms", "ceiling durable/in-memory"]
+    header = (
+        ["database"]
+        + [f"step {c}" for c in cps]
+        + [
+            f"ratio {last}/30",
+            f"naive@{last}",
+            f"naive/batchline@{last}",
+            "10-step batches/s",
+            "in-memory/s",
+            "durable/in-memory",
+            "commit floor ms",
+            "ceiling durable/in-memory",
+        ]
+    )
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for kind, long_, naive, rate, floor in rows:
         cells = [kind] + [f"{long_[c]:.2f}" for c in cps]
         # 11 durable transactions per 10-step batch (start + 10 steps) cannot beat 11 commits
         ceiling = (1.0 / (11 * floor / 1000.0)) / mem_rate
-        cells += [f"{long_[last] / long_[cps[0]]:.2f}", f"{naive[last]:.2f}", f"{naive[last] / long_[last]:.1f}",
-                  f"{rate:.2f}", f"{mem_rate:.2f}", f"{rate / mem_rate:.3f}", f"{floor:.2f}", f"{ceiling:.3f}"]
+        cells += [
+            f"{long_[last] / long_[cps[0]]:.2f}",
+            f"{naive[last]:.2f}",
+            f"{naive[last] / long_[last]:.1f}",
+            f"{rate:.2f}",
+            f"{mem_rate:.2f}",
+            f"{rate / mem_rate:.3f}",
+            f"{floor:.2f}",
+            f"{ceiling:.3f}",
+        ]
         print(" | ".join(cells))
     print()
-    print("naive (whole-workflow blob) p50 ms: " + "; ".join(
-        f"{kind}: " + ", ".join(f"step {c}={naive[c]:.1f}" for c in cps) for kind, _, naive, _, _ in rows))
+    print(
+        "naive (whole-workflow blob) p50 ms: "
+        + "; ".join(f"{kind}: " + ", ".join(f"step {c}={naive[c]:.1f}" for c in cps) for kind, _, naive, _, _ in rows)
+    )
     print("goals: ratio ≤ 2.0; naive/batchline ≥ 10; durable/in-memory ≥ 0.25")
     print("ceiling = the durable/in-memory ratio if a step cost nothing but its commit (fsync)")
 

@@ -8,20 +8,22 @@ The ISA-88 state (idle/running/held/complete/aborted) is Batchline's own audited
 SpiffWorkflow has no hold. A held or aborted batch accepts no step, and its timers and
 service tasks wait.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.specs.mixins.service_task import ServiceTask
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.bpmn.specs.mixins.service_task import ServiceTask
-from SpiffWorkflow.exceptions import WorkflowException
-from SpiffWorkflow.util.task import TaskState
 
 from . import audit, outbox, runner
 from .db import row_locks
@@ -30,19 +32,19 @@ from .models import (
     Batch,
     BatchException,
     Correction,
-    Signature,
-    TaskAssignment,
-    User,
-    WorkflowState,
     IdempotentRequest,
     Job,
     MessageSubscription,
     RecipeVersion,
+    Signature,
     Step,
+    TaskAssignment,
+    User,
+    WorkflowState,
     utcnow,
 )
-from .recipes import find_version
 from .permissions import Forbidden
+from .recipes import find_version
 from .runtime import Runtime
 from .step_values import CheckedValues, check_values
 from .users import Person
@@ -58,9 +60,14 @@ SCALARS = (str, int, float, bool, type(None))
 
 def describe(batch: Batch, rv: RecipeVersion | None = None) -> dict[str, Any]:
     out = {
-        "batch_id": batch.batch_id, "state": batch.state, "recipe_version_id": batch.recipe_version_id,
-        "recipe_hash": batch.recipe_hash, "parameters": batch.parameters, "steps": batch.step_count,
-        "created_at": batch.created_at.isoformat(), "created_by": batch.created_by,
+        "batch_id": batch.batch_id,
+        "state": batch.state,
+        "recipe_version_id": batch.recipe_version_id,
+        "recipe_hash": batch.recipe_hash,
+        "parameters": batch.parameters,
+        "steps": batch.step_count,
+        "created_at": batch.created_at.isoformat(),
+        "created_by": batch.created_by,
         "completed_at": batch.completed_at.isoformat() if batch.completed_at else None,
         "reviewed_at": batch.reviewed_at.isoformat() if batch.reviewed_at else None,
     }
@@ -71,10 +78,19 @@ def describe(batch: Batch, rv: RecipeVersion | None = None) -> dict[str, Any]:
 
 def describe_step(step: Step) -> dict[str, Any]:
     return {
-        "seq": step.seq, "kind": step.kind, "task_id": step.task_id, "bpmn_id": step.bpmn_id,
-        "task_name": step.task_name, "form": step.form_id, "user": step.user,
-        "recorded_at": step.recorded_at.isoformat(), "values": step.values, "values_hash": step.values_hash,
-        "recipe_version_id": step.recipe_version_id, "units": step.units, "form_hash": step.form_hash,
+        "seq": step.seq,
+        "kind": step.kind,
+        "task_id": step.task_id,
+        "bpmn_id": step.bpmn_id,
+        "task_name": step.task_name,
+        "form": step.form_id,
+        "user": step.user,
+        "recorded_at": step.recorded_at.isoformat(),
+        "values": step.values,
+        "values_hash": step.values_hash,
+        "recipe_version_id": step.recipe_version_id,
+        "units": step.units,
+        "form_hash": step.form_hash,
     }
 
 
@@ -132,15 +148,24 @@ def steps(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
             for c in step_corrs:
                 current[c.field] = json.loads(c.new)
             d["current_values"] = current
-            d["corrections"] = [{"id": c.id, "field": c.field, "old": json.loads(c.old), "new": json.loads(c.new),
-                                 "reason": c.reason,
-                                 "username": c.username, "corrected_at": c.corrected_at.isoformat()}
-                                for c in step_corrs]
+            d["corrections"] = [
+                {
+                    "id": c.id,
+                    "field": c.field,
+                    "old": json.loads(c.old),
+                    "new": json.loads(c.new),
+                    "reason": c.reason,
+                    "username": c.username,
+                    "corrected_at": c.corrected_at.isoformat(),
+                }
+                for c in step_corrs
+            ]
             # a signature is superseded by any correction of its step made after it
             # (a correction and the recalculations it causes share one time)
             d["signatures"] = [
                 _describe_signature(sig, superseded=last_corrected is not None and last_corrected > sig.signed_at)
-                for sig in sigs.get(r.seq, [])]
+                for sig in sigs.get(r.seq, [])
+            ]
             out.append(d)
         return out
 
@@ -152,12 +177,15 @@ def ready_tasks(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
         if batch.state in ("complete", "aborted"):
             return []
         rv = _recipe(rt, s, batch.recipe_version_id)
-        assigned = {a.task_id: a.username for a in s.scalars(
-            select(TaskAssignment).where(TaskAssignment.batch_id == batch.id))}
+        assigned = {
+            a.task_id: a.username for a in s.scalars(select(TaskAssignment).where(TaskAssignment.batch_id == batch.id))
+        }
         entry = rt.cache.take(batch.id, batch.revision) or rt.store.load(s, batch.id, batch.revision)
         try:
-            return [{**_describe_task(t, rv), "assigned_to": assigned.get(str(t.id))}
-                    for t in runner.ready_user_tasks(entry.workflow)]
+            return [
+                {**_describe_task(t, rv), "assigned_to": assigned.get(str(t.id))}
+                for t in runner.ready_user_tasks(entry.workflow)
+            ]
         finally:
             rt.cache.put(batch.id, entry)
 
@@ -197,10 +225,12 @@ def _describe_task(task, rv: RecipeVersion) -> dict[str, Any]:
     meta = _task_meta(rv, task.task_spec.bpmn_id, task.workflow.spec.name)
     form_key = meta.get("form")
     return {
-        "id": str(task.id), "bpmn_id": task.task_spec.bpmn_id,
+        "id": str(task.id),
+        "bpmn_id": task.task_spec.bpmn_id,
         "name": task.task_spec.bpmn_name or task.task_spec.bpmn_id,
         "process": task.workflow.spec.name,
-        "form": form_key, "form_definition": rv.forms.get(form_key) if form_key else None,
+        "form": form_key,
+        "form_definition": rv.forms.get(form_key) if form_key else None,
         "instructions": meta.get("instructions"),
         "iteration": task.internal_data.get("iteration"),
         "role": task_role(task),
@@ -211,8 +241,10 @@ def _open_incidents(s: Session, batch_pk: int) -> list[dict[str, Any]]:
     from .models import Incident
 
     rows = s.scalars(select(Incident).where(Incident.batch_id == batch_pk, Incident.resolved_at.is_(None)))
-    return [{"id": i.id, "job_id": i.job_id, "kind": i.kind, "message": i.message,
-             "created_at": i.created_at.isoformat()} for i in rows]
+    return [
+        {"id": i.id, "job_id": i.job_id, "kind": i.kind, "message": i.message, "created_at": i.created_at.isoformat()}
+        for i in rows
+    ]
 
 
 # --- changing a batch ----------------------------------------------------------------
@@ -225,9 +257,15 @@ class Outcome:
     replayed: bool = False
 
 
-def _mutate(rt: Runtime, batch_id: str, change: Callable[[Session, Batch, LiveWorkflow], dict[str, Any]],
-            *, idempotency: tuple[str, dict[str, Any]] | None = None, allow_states=("running",),
-            status: int = 200) -> Outcome:
+def _mutate(
+    rt: Runtime,
+    batch_id: str,
+    change: Callable[[Session, Batch, LiveWorkflow], dict[str, Any]],
+    *,
+    idempotency: tuple[str, dict[str, Any]] | None = None,
+    allow_states=("running",),
+    status: int = 200,
+) -> Outcome:
     """Run ``change`` on the locked batch's live workflow and persist it, all in one
     transaction. The cached workflow is taken out of the cache for the duration and put
     back only after commit, so a failure can never leave a half-changed copy behind."""
@@ -242,8 +280,9 @@ def _mutate(rt: Runtime, batch_id: str, change: Callable[[Session, Batch, LiveWo
                 if replay is not None:
                     return replay
             if batch.state not in allow_states:
-                raise Conflict(f"batch {batch_id} is {batch.state}", code=f"batch_{batch.state}",
-                               details={"state": batch.state})
+                raise Conflict(
+                    f"batch {batch_id} is {batch.state}", code=f"batch_{batch.state}", details={"state": batch.state}
+                )
             entry = rt.cache.take(batch.id, batch.revision) or rt.store.load(s, batch.id, batch.revision)
             body = change(s, batch, entry)
             _persist(rt, s, batch, entry)
@@ -251,8 +290,15 @@ def _mutate(rt: Runtime, batch_id: str, change: Callable[[Session, Batch, LiveWo
                 body["batch"]["state"] = batch.state  # the step may have completed the batch
             if idempotency is not None:
                 key, request = idempotency
-                s.add(IdempotentRequest(scope=f"batch:{batch_id}", key=key, request_hash=_request_hash(request),
-                                        status=status, response=body))
+                s.add(
+                    IdempotentRequest(
+                        scope=f"batch:{batch_id}",
+                        key=key,
+                        request_hash=_request_hash(request),
+                        status=status,
+                        response=body,
+                    )
+                )
         rt.cache.put(batch_pk, entry)
         return Outcome(status, body)
     except IntegrityError as exc:
@@ -262,7 +308,9 @@ def _mutate(rt: Runtime, batch_id: str, change: Callable[[Session, Batch, LiveWo
     except WorkflowException as exc:
         if batch_pk is not None:
             rt.cache.drop(batch_pk)
-        raise EngineFault(f"the recipe failed: {exc}", details={"task": getattr(getattr(exc, 'task_spec', None), 'bpmn_id', None)}) from exc
+        raise EngineFault(
+            f"the recipe failed: {exc}", details={"task": getattr(getattr(exc, "task_spec", None), "bpmn_id", None)}
+        ) from exc
     except BaseException:
         if batch_pk is not None:
             rt.cache.drop(batch_pk)
@@ -278,8 +326,9 @@ def _replay(s: Session, scope: str, key: str, request: dict[str, Any]) -> Outcom
     if prior is None:
         return None
     if prior.request_hash != _request_hash(request):
-        raise InvalidInput("this Idempotency-Key was already used for a different request",
-                           code="idempotency_key_reused")
+        raise InvalidInput(
+            "this Idempotency-Key was already used for a different request", code="idempotency_key_reused"
+        )
     return Outcome(prior.status, prior.response, replayed=True)
 
 
@@ -291,8 +340,16 @@ def _persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None
     if batch.state == "running" and runner.is_finished(wf):
         batch.state = "complete"
         batch.completed_at = utcnow()
-        audit.record(s, user="system", action="batch.complete", object_type="batch", object_id=batch.batch_id,
-                     field="state", old="running", new="complete")
+        audit.record(
+            s,
+            user="system",
+            action="batch.complete",
+            object_type="batch",
+            object_id=batch.batch_id,
+            field="state",
+            old="running",
+            new="complete",
+        )
         outbox.emit(s, rt.settings, "batch.completed", batch.batch_id, {"batch_id": batch.batch_id})
     rt.store.save(s, batch.id, entry)
     batch.revision += 1
@@ -304,19 +361,37 @@ def _schedule(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> Non
     wf = entry.workflow
     scheduled = entry.scheduled
     if scheduled is None:
-        scheduled = entry.scheduled = set(s.execute(select(Job.kind, Job.task_id).where(
-            Job.batch_id == batch.id, Job.state == "pending", Job.kind.in_(("timer", "service_task")))).all())
+        scheduled = entry.scheduled = set(
+            s.execute(
+                select(Job.kind, Job.task_id).where(
+                    Job.batch_id == batch.id, Job.state == "pending", Job.kind.in_(("timer", "service_task"))
+                )
+            ).all()
+        )
     for timer in runner.waiting_timers(wf):
         key = ("timer", timer.task_id)
         if key not in scheduled:
-            s.add(Job(kind="timer", batch_id=batch.id, task_id=timer.task_id, due_at=timer.due_at,
-                      max_attempts=rt.settings.job_max_attempts))
+            s.add(
+                Job(
+                    kind="timer",
+                    batch_id=batch.id,
+                    task_id=timer.task_id,
+                    due_at=timer.due_at,
+                    max_attempts=rt.settings.job_max_attempts,
+                )
+            )
             scheduled.add(key)
     for task in runner.waiting_service_tasks(wf):
         key = ("service_task", str(task.id))
         if key not in scheduled and not task.internal_data.get("batchline_pending"):
-            s.add(Job(kind="service_task", batch_id=batch.id, task_id=str(task.id),
-                      max_attempts=rt.settings.job_max_attempts))
+            s.add(
+                Job(
+                    kind="service_task",
+                    batch_id=batch.id,
+                    task_id=str(task.id),
+                    max_attempts=rt.settings.job_max_attempts,
+                )
+            )
             scheduled.add(key)
     live_ids = {str(t.id) for t in runner.tasks(wf)}
     for key in [k for k in scheduled if k[1] not in live_ids]:
@@ -325,34 +400,78 @@ def _schedule(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> Non
     wanted = {(m.task_id, m.message, canonical(m.correlation)) for m in runner.waiting_messages(wf)}
     have = entry.subscriptions
     if have is None:
-        have = {(r.task_id, r.message, canonical(r.correlation)) for r in s.scalars(
-            select(MessageSubscription).where(MessageSubscription.batch_id == batch.id))}
+        have = {
+            (r.task_id, r.message, canonical(r.correlation))
+            for r in s.scalars(select(MessageSubscription).where(MessageSubscription.batch_id == batch.id))
+        }
     if wanted != have:
         for task_id, _, _ in have - wanted:
-            s.execute(delete(MessageSubscription).where(MessageSubscription.batch_id == batch.id,
-                                                        MessageSubscription.task_id == task_id))
+            s.execute(
+                delete(MessageSubscription).where(
+                    MessageSubscription.batch_id == batch.id, MessageSubscription.task_id == task_id
+                )
+            )
         for task_id, message, corr in wanted - have:
-            s.add(MessageSubscription(batch_id=batch.id, task_id=task_id, message=message,
-                                      correlation=json.loads(corr)))
+            s.add(
+                MessageSubscription(batch_id=batch.id, task_id=task_id, message=message, correlation=json.loads(corr))
+            )
     entry.subscriptions = wanted
 
 
-def _append_step(rt: Runtime, s: Session, batch: Batch, *, kind: str, task, user: str,
-                 values: dict[str, Any], form_id: str | None = None, units: dict[str, Any] | None = None,
-                 form_hash: str | None = None) -> Step:
+def _append_step(
+    rt: Runtime,
+    s: Session,
+    batch: Batch,
+    *,
+    kind: str,
+    task,
+    user: str,
+    values: dict[str, Any],
+    form_id: str | None = None,
+    units: dict[str, Any] | None = None,
+    form_hash: str | None = None,
+) -> Step:
     batch.step_count += 1
-    step = Step(batch_id=batch.id, seq=batch.step_count, kind=kind, task_id=str(task.id),
-                bpmn_id=task.task_spec.bpmn_id or task.task_spec.name,
-                task_name=task.task_spec.bpmn_name or task.task_spec.bpmn_id or task.task_spec.name,
-                form_id=form_id, recipe_version_id=batch.recipe_version_id, user=user,
-                recorded_at=utcnow(), values=values, units=units or {}, form_hash=form_hash,
-                values_hash=sha256(canonical(values)))
+    step = Step(
+        batch_id=batch.id,
+        seq=batch.step_count,
+        kind=kind,
+        task_id=str(task.id),
+        bpmn_id=task.task_spec.bpmn_id or task.task_spec.name,
+        task_name=task.task_spec.bpmn_name or task.task_spec.bpmn_id or task.task_spec.name,
+        form_id=form_id,
+        recipe_version_id=batch.recipe_version_id,
+        user=user,
+        recorded_at=utcnow(),
+        values=values,
+        units=units or {},
+        form_hash=form_hash,
+        values_hash=sha256(canonical(values)),
+    )
     s.add(step)
-    audit.record(s, user=user, action=f"step.{kind}", object_type="batch", object_id=batch.batch_id,
-                 field=step.bpmn_id, new=values)
-    outbox.emit(s, rt.settings, "batch.step.completed", batch.batch_id,
-                {"batch_id": batch.batch_id, "seq": step.seq, "kind": kind, "bpmn_id": step.bpmn_id,
-                 "task_id": step.task_id, "user": user})
+    audit.record(
+        s,
+        user=user,
+        action=f"step.{kind}",
+        object_type="batch",
+        object_id=batch.batch_id,
+        field=step.bpmn_id,
+        new=values,
+    )
+    outbox.emit(
+        s,
+        rt.settings,
+        "batch.step.completed",
+        batch.batch_id,
+        {
+            "batch_id": batch.batch_id,
+            "seq": step.seq,
+            "kind": kind,
+            "bpmn_id": step.bpmn_id,
+            "task_id": step.task_id,
+            "user": user,
+        },
+    )
     if kind == "user_task" and "score_step" in rt.job_handlers:
         # scored after commit, off the operator's request (out-of-trend analytics)
         s.add(Job(kind="score_step", batch_id=batch.id, payload={"seq": step.seq}, max_attempts=3))
@@ -365,22 +484,56 @@ def _limit_exceptions(rt: Runtime, s: Session, batch: Batch, step: Step, checked
         return []
     out = []
     for f in checked.validated.limit_findings:
-        exc = BatchException(batch_id=batch.id, step_seq=step.seq, source="limit", severity=f.severity,
-                             parameter=f.key, message=f.message, details=f.to_dict())
+        exc = BatchException(
+            batch_id=batch.id,
+            step_seq=step.seq,
+            source="limit",
+            severity=f.severity,
+            parameter=f.key,
+            message=f.message,
+            details=f.to_dict(),
+        )
         s.add(exc)
         s.flush()
-        audit.record(s, user=step.user, action="exception.raised", object_type="batch", object_id=batch.batch_id,
-                     field=f.key, new={"severity": f.severity, "message": f.message})
-        outbox.emit(s, rt.settings, "batch.exception.raised", batch.batch_id,
-                    {"batch_id": batch.batch_id, "exception": exc.id, "severity": f.severity, "parameter": f.key,
-                     "critical": f.critical, "message": f.message})
+        audit.record(
+            s,
+            user=step.user,
+            action="exception.raised",
+            object_type="batch",
+            object_id=batch.batch_id,
+            field=f.key,
+            new={"severity": f.severity, "message": f.message},
+        )
+        outbox.emit(
+            s,
+            rt.settings,
+            "batch.exception.raised",
+            batch.batch_id,
+            {
+                "batch_id": batch.batch_id,
+                "exception": exc.id,
+                "severity": f.severity,
+                "parameter": f.key,
+                "critical": f.critical,
+                "message": f.message,
+            },
+        )
         out.append(describe_exception(exc))
     return out
 
 
-def raise_exception(rt: Runtime, batch_id: str, *, source: str, severity: str, message: str,
-                    parameter: str | None = None, step_seq: int | None = None,
-                    details: dict[str, Any] | None = None, deviation: bool = False) -> dict[str, Any]:
+def raise_exception(
+    rt: Runtime,
+    batch_id: str,
+    *,
+    source: str,
+    severity: str,
+    message: str,
+    parameter: str | None = None,
+    step_seq: int | None = None,
+    details: dict[str, Any] | None = None,
+    deviation: bool = False,
+) -> dict[str, Any]:
     """Raise an exception for review by exception from outside the step path (e.g. an
     out-of-trend finding scored after commit). ``deviation`` also asks the QMS to open a
     deviation (an outbox event a QMS connector or webhook subscriber acts on)."""
@@ -388,26 +541,69 @@ def raise_exception(rt: Runtime, batch_id: str, *, source: str, severity: str, m
         raise InvalidInput("severity is alert or action", code="severity_invalid")
     with rt.transaction() as s:
         batch = _get(s, batch_id)
-        exc = BatchException(batch_id=batch.id, step_seq=step_seq, source=source, severity=severity,
-                             parameter=parameter, message=message, details=details or {})
+        exc = BatchException(
+            batch_id=batch.id,
+            step_seq=step_seq,
+            source=source,
+            severity=severity,
+            parameter=parameter,
+            message=message,
+            details=details or {},
+        )
         s.add(exc)
         s.flush()
-        audit.record(s, user="system", action="exception.raised", object_type="batch", object_id=batch_id,
-                     field=parameter, new={"source": source, "severity": severity, "message": message})
-        outbox.emit(s, rt.settings, "batch.exception.raised", batch_id,
-                    {"batch_id": batch_id, "exception": exc.id, "source": source, "severity": severity,
-                     "parameter": parameter, "message": message})
+        audit.record(
+            s,
+            user="system",
+            action="exception.raised",
+            object_type="batch",
+            object_id=batch_id,
+            field=parameter,
+            new={"source": source, "severity": severity, "message": message},
+        )
+        outbox.emit(
+            s,
+            rt.settings,
+            "batch.exception.raised",
+            batch_id,
+            {
+                "batch_id": batch_id,
+                "exception": exc.id,
+                "source": source,
+                "severity": severity,
+                "parameter": parameter,
+                "message": message,
+            },
+        )
         if deviation:
-            outbox.emit(s, rt.settings, "qms.deviation.requested", batch_id,
-                        {"batch_id": batch_id, "exception": exc.id, "parameter": parameter, "message": message,
-                         "details": details or {}})
+            outbox.emit(
+                s,
+                rt.settings,
+                "qms.deviation.requested",
+                batch_id,
+                {
+                    "batch_id": batch_id,
+                    "exception": exc.id,
+                    "parameter": parameter,
+                    "message": message,
+                    "details": details or {},
+                },
+            )
         return describe_exception(exc)
 
 
 def describe_exception(exc: BatchException) -> dict[str, Any]:
-    return {"id": exc.id, "step_seq": exc.step_seq, "source": exc.source, "severity": exc.severity,
-            "parameter": exc.parameter, "message": exc.message, "details": exc.details, "status": exc.status,
-            "created_at": exc.created_at.isoformat()}
+    return {
+        "id": exc.id,
+        "step_seq": exc.step_seq,
+        "source": exc.source,
+        "severity": exc.severity,
+        "parameter": exc.parameter,
+        "message": exc.message,
+        "details": exc.details,
+        "status": exc.status,
+        "created_at": exc.created_at.isoformat(),
+    }
 
 
 def _scalar_data(values: dict[str, Any]) -> dict[str, Any]:
@@ -425,38 +621,70 @@ def _check_identifier(value: Any, what: str) -> str:
     return value
 
 
-def start_batch(rt: Runtime, recipe: str | int, batch_id: str, *, user: str,
-                parameters: dict[str, Any] | None = None, version: int | None = None) -> dict[str, Any]:
+def start_batch(
+    rt: Runtime,
+    recipe: str | int,
+    batch_id: str,
+    *,
+    user: str,
+    parameters: dict[str, Any] | None = None,
+    version: int | None = None,
+) -> dict[str, Any]:
     _check_identifier(batch_id, "batch_id")
     parameters = parameters or {}
     if not isinstance(parameters, dict):
         raise InvalidInput("parameters must be an object", code="parameters_invalid")
     bad = [k for k, v in parameters.items() if not isinstance(k, str) or not isinstance(v, SCALARS)]
     if bad:
-        raise InvalidInput("parameters must map names to scalar values", code="parameters_invalid",
-                           details={"keys": [str(k) for k in bad]})
+        raise InvalidInput(
+            "parameters must map names to scalar values",
+            code="parameters_invalid",
+            details={"keys": [str(k) for k in bad]},
+        )
     try:
         with rt.transaction() as s:
             if s.scalars(select(Batch.id).where(Batch.batch_id == batch_id)).first() is not None:
                 raise Conflict(f"batch {batch_id!r} exists already", code="batch_exists")
             rv = find_version(s, recipe, version, approved=True)
             if rv.status != "approved":
-                raise Conflict(f"recipe {rv.recipe} version {rv.version} is {rv.status}; only approved "
-                               "versions run", code="recipe_not_approved")
+                raise Conflict(
+                    f"recipe {rv.recipe} version {rv.version} is {rv.status}; only approved versions run",
+                    code="recipe_not_approved",
+                )
             spec, subprocess_specs = rt.store.specs(s, rv.spec_hash)
             wf = BatchWorkflow(spec, subprocess_specs, script_engine=rt.store.make_script_engine())
             wf.task_tree.data.update(parameters)
             wf.task_tree.data.setdefault("batch_id", batch_id)  # recipes may name it (LIMS, ERP)
-            batch = Batch(batch_id=batch_id, recipe_version_id=rv.id, recipe_hash=rv.content_hash,
-                          state="running", parameters=parameters, created_by=user)
+            batch = Batch(
+                batch_id=batch_id,
+                recipe_version_id=rv.id,
+                recipe_hash=rv.content_hash,
+                state="running",
+                parameters=parameters,
+                created_by=user,
+            )
             s.add(batch)
             s.flush()
             runner.run_engine_steps(wf, rt.settings.engine_step_budget)
             entry = LiveWorkflow(workflow=wf, spec_hash=rv.spec_hash)
-            audit.record(s, user=user, action="batch.start", object_type="batch", object_id=batch_id,
-                         field="state", old=None, new="running", reason=None)
-            outbox.emit(s, rt.settings, "batch.started", batch_id,
-                        {"batch_id": batch_id, "recipe": rv.recipe, "version": rv.version})
+            audit.record(
+                s,
+                user=user,
+                action="batch.start",
+                object_type="batch",
+                object_id=batch_id,
+                field="state",
+                old=None,
+                new="running",
+                reason=None,
+            )
+            outbox.emit(
+                s,
+                rt.settings,
+                "batch.started",
+                batch_id,
+                {"batch_id": batch_id, "recipe": rv.recipe, "version": rv.version},
+            )
             _persist(rt, s, batch, entry)
             out = describe(batch, rv)
         rt.cache.put(batch.id, entry)
@@ -467,9 +695,17 @@ def start_batch(rt: Runtime, recipe: str | int, batch_id: str, *, user: str,
         raise EngineFault(f"the recipe failed at start: {exc}") from exc
 
 
-def complete_task(rt: Runtime, batch_id: str, task_id: str, data: dict[str, Any], *, user: str,
-                  idempotency_key: str | None = None, signer: Person | None = None,
-                  witness: Person | None = None) -> Outcome:
+def complete_task(
+    rt: Runtime,
+    batch_id: str,
+    task_id: str,
+    data: dict[str, Any],
+    *,
+    user: str,
+    idempotency_key: str | None = None,
+    signer: Person | None = None,
+    witness: Person | None = None,
+) -> Outcome:
     """Complete an operator task with its values: the step path.
 
     A task with a form is signed: ``signer`` is the acting user, re-authenticated just
@@ -488,8 +724,11 @@ def complete_task(rt: Runtime, batch_id: str, task_id: str, data: dict[str, Any]
         if task is None:
             raise NotFound(f"task {task_id} is not part of batch {batch_id}", code="task_not_found")
         if task.state != TaskState.READY or not task.task_spec.manual:
-            raise Conflict(f"task {task_id} is not waiting for completion (it is {TaskState.get_name(task.state)})",
-                           code="task_not_ready", details={"state": TaskState.get_name(task.state)})
+            raise Conflict(
+                f"task {task_id} is not waiting for completion (it is {TaskState.get_name(task.state)})",
+                code="task_not_ready",
+                details={"state": TaskState.get_name(task.state)},
+            )
         rv = _recipe(rt, s, batch.recipe_version_id)
         _check_assignment(s, batch, entry, task, user)
         form_key = _task_meta(rv, task.task_spec.bpmn_id, task.workflow.spec.name).get("form")
@@ -498,13 +737,26 @@ def complete_task(rt: Runtime, batch_id: str, task_id: str, data: dict[str, Any]
         task.data.update(checked.spiff_data)
         task.run()
         runner.run_engine_steps(wf, rt.settings.engine_step_budget)
-        step = _append_step(rt, s, batch, kind="user_task", task=task, user=user, values=checked.values,
-                            form_id=form_key, units=checked.units, form_hash=checked.form_hash)
+        step = _append_step(
+            rt,
+            s,
+            batch,
+            kind="user_task",
+            task=task,
+            user=user,
+            values=checked.values,
+            form_id=form_key,
+            units=checked.units,
+            form_hash=checked.form_hash,
+        )
         raised = _limit_exceptions(rt, s, batch, step, checked)
         signed = _sign(s, batch, step, checked, signer, witness)
-        return {"step": {**describe_step(step), "signatures": signed}, "batch": {"batch_id": batch.batch_id, "state": batch.state},
-                "exceptions": raised,
-                "next_tasks": [_describe_task(t, rv) for t in runner.ready_user_tasks(wf)]}
+        return {
+            "step": {**describe_step(step), "signatures": signed},
+            "batch": {"batch_id": batch.batch_id, "state": batch.state},
+            "exceptions": raised,
+            "next_tasks": [_describe_task(t, rv) for t in runner.ready_user_tasks(wf)],
+        }
 
     request = {"task_id": str(task_uuid), "data": data}
     idem = (idempotency_key, request) if idempotency_key else None
@@ -538,16 +790,18 @@ def _assignments(s: Session, batch: Batch, entry: LiveWorkflow) -> dict[str, str
     """Task id -> assignee, read once per loaded workflow (a reassignment bumps the
     batch revision, so every process reloads it)."""
     if entry.assignments is None:
-        entry.assignments = {a.task_id: a.username for a in s.scalars(
-            select(TaskAssignment).where(TaskAssignment.batch_id == batch.id))}
+        entry.assignments = {
+            a.task_id: a.username for a in s.scalars(select(TaskAssignment).where(TaskAssignment.batch_id == batch.id))
+        }
     return entry.assignments
 
 
 def _check_assignment(s: Session, batch: Batch, entry: LiveWorkflow, task, user: str) -> None:
     assignee = _assignments(s, batch, entry).get(str(task.id))
     if assignee is not None and assignee != user:
-        raise Forbidden(f"this task is assigned to {assignee}", code="task_assigned_elsewhere",
-                        details={"assigned_to": assignee})
+        raise Forbidden(
+            f"this task is assigned to {assignee}", code="task_assigned_elsewhere", details={"assigned_to": assignee}
+        )
 
 
 def _check_signers(task, checked: CheckedValues, user: str, signer: Person | None, witness: Person | None) -> None:
@@ -568,19 +822,34 @@ def _check_signers(task, checked: CheckedValues, user: str, signer: Person | Non
         role = (checked.validated.witness_role or "").strip().lower()
         allowed = (role,) if role else ("operator", "supervisor", "qa")
         if not witness.has(*allowed):
-            raise Forbidden(f"the witness needs the role {' or '.join(allowed)}", code="witness_role",
-                            details={"roles": list(allowed)})
+            raise Forbidden(
+                f"the witness needs the role {' or '.join(allowed)}",
+                code="witness_role",
+                details={"roles": list(allowed)},
+            )
 
 
 def signed_content(batch_id: str, step: Step, meaning: str) -> str:
     """SHA-256 of exactly what a signature covers (21 CFR 11.70)."""
-    return sha256(canonical({"batch": batch_id, "seq": step.seq, "task_id": step.task_id, "bpmn_id": step.bpmn_id,
-                             "form_hash": step.form_hash, "values": step.values, "units": step.units,
-                             "meaning": meaning}))
+    return sha256(
+        canonical(
+            {
+                "batch": batch_id,
+                "seq": step.seq,
+                "task_id": step.task_id,
+                "bpmn_id": step.bpmn_id,
+                "form_hash": step.form_hash,
+                "values": step.values,
+                "units": step.units,
+                "meaning": meaning,
+            }
+        )
+    )
 
 
-def _sign(s: Session, batch: Batch, step: Step, checked: CheckedValues, signer: Person | None,
-          witness: Person | None) -> list[dict[str, Any]]:
+def _sign(
+    s: Session, batch: Batch, step: Step, checked: CheckedValues, signer: Person | None, witness: Person | None
+) -> list[dict[str, Any]]:
     out = []
     if checked.validated is None or signer is None:
         return out
@@ -588,19 +857,40 @@ def _sign(s: Session, batch: Batch, step: Step, checked: CheckedValues, signer: 
     if checked.validated.witness_required and witness is not None:
         parties.append(("witness", witness, "Verified"))
     for role, who, meaning in parties:
-        sig = Signature(batch_id=batch.id, step_seq=step.seq, role=role, username=who.username,
-                        printed_name=who.printed_name, meaning=meaning, signed_at=utcnow(),
-                        content_hash=signed_content(batch.batch_id, step, meaning))
+        sig = Signature(
+            batch_id=batch.id,
+            step_seq=step.seq,
+            role=role,
+            username=who.username,
+            printed_name=who.printed_name,
+            meaning=meaning,
+            signed_at=utcnow(),
+            content_hash=signed_content(batch.batch_id, step, meaning),
+        )
         s.add(sig)
-        audit.record(s, user=who.username, action="signature", object_type="batch", object_id=batch.batch_id,
-                     field=f"step {step.seq}", new={"meaning": meaning, "role": role, "hash": sig.content_hash})
+        audit.record(
+            s,
+            user=who.username,
+            action="signature",
+            object_type="batch",
+            object_id=batch.batch_id,
+            field=f"step {step.seq}",
+            new={"meaning": meaning, "role": role, "hash": sig.content_hash},
+        )
         out.append(_describe_signature(sig, superseded=False))
     return out
 
 
 def _describe_signature(sig: Signature, superseded: bool) -> dict[str, Any]:
-    return {"role": sig.role, "username": sig.username, "printed_name": sig.printed_name, "meaning": sig.meaning,
-            "signed_at": sig.signed_at.isoformat(), "content_hash": sig.content_hash, "superseded": superseded}
+    return {
+        "role": sig.role,
+        "username": sig.username,
+        "printed_name": sig.printed_name,
+        "meaning": sig.meaning,
+        "signed_at": sig.signed_at.isoformat(),
+        "content_hash": sig.content_hash,
+        "superseded": superseded,
+    }
 
 
 def reassign(rt: Runtime, batch_id: str, task_id: str, username: str, *, by: str, reason: str) -> dict[str, Any]:
@@ -628,8 +918,17 @@ def reassign(rt: Runtime, batch_id: str, task_id: str, username: str, *, by: str
         current = s.get(TaskAssignment, (batch.id, str(task_uuid)))
         batch.revision += 1  # every process must re-read the assignments
         rt.cache.drop(batch.id)
-        audit.record(s, user=by, action="task.reassign", object_type="batch", object_id=batch_id,
-                     field=f"task {task_uuid}", old=current.username if current else None, new=username, reason=reason)
+        audit.record(
+            s,
+            user=by,
+            action="task.reassign",
+            object_type="batch",
+            object_id=batch_id,
+            field=f"task {task_uuid}",
+            old=current.username if current else None,
+            new=username,
+            reason=reason,
+        )
         if current is None:
             s.add(TaskAssignment(batch_id=batch.id, task_id=str(task_uuid), username=username, assigned_by=by))
         else:
@@ -637,8 +936,9 @@ def reassign(rt: Runtime, batch_id: str, task_id: str, username: str, *, by: str
         return {"batch_id": batch_id, "task_id": str(task_uuid), "assigned_to": username}
 
 
-def correct_step(rt: Runtime, batch_id: str, seq: int, field: str, value: Any, *, reason: str,
-                 signer: Person) -> dict[str, Any]:
+def correct_step(
+    rt: Runtime, batch_id: str, seq: int, field: str, value: Any, *, reason: str, signer: Person
+) -> dict[str, Any]:
     """Correct one recorded value until the batch is reviewed. The original stays
     visible; the audit trail holds old value, new value and reason; the step's earlier
     signatures show as superseded and the corrector signs the corrected content."""
@@ -649,8 +949,7 @@ def correct_step(rt: Runtime, batch_id: str, seq: int, field: str, value: Any, *
     with rt.transaction() as s:
         batch = _lock(s, batch_id)
         if batch.reviewed_at is not None:
-            raise Conflict("the batch record has been reviewed; it can no longer be corrected",
-                           code="batch_reviewed")
+            raise Conflict("the batch record has been reviewed; it can no longer be corrected", code="batch_reviewed")
         step = s.scalars(select(Step).where(Step.batch_id == batch.id, Step.seq == seq)).first()
         if step is None:
             raise NotFound(f"step {seq} not found in batch {batch_id}", code="step_not_found")
@@ -671,33 +970,97 @@ def correct_step(rt: Runtime, batch_id: str, seq: int, field: str, value: Any, *
         old_value = current.get(field)
         if new_value == old_value:
             raise InvalidInput("the corrected value equals the recorded one", code="correction_unchanged")
-        corr = Correction(batch_id=batch.id, step_seq=seq, field=field, old=_text(old_value), new=_text(new_value),
-                          reason=reason, username=signer.username, corrected_at=utcnow())
+        corr = Correction(
+            batch_id=batch.id,
+            step_seq=seq,
+            field=field,
+            old=_text(old_value),
+            new=_text(new_value),
+            reason=reason,
+            username=signer.username,
+            corrected_at=utcnow(),
+        )
         s.add(corr)
         # calculated fields that depend on the corrected value are recomputed by the form
         # and corrected with it, so the record never holds a stale derived value
         derived = _calculated_fields(form) if form is not None else set()
         for key in sorted(derived):
             if key != field and checked.values.get(key) != current.get(key):
-                s.add(Correction(batch_id=batch.id, step_seq=seq, field=key, old=_text(current.get(key)),
-                                 new=_text(checked.values.get(key)), reason=f"recalculated after correcting {field}: "
-                                 f"{reason}", username=signer.username, corrected_at=corr.corrected_at))
-                audit.record(s, user=signer.username, action="step.correct", object_type="batch",
-                             object_id=batch_id, field=f"step {seq}.{key}", old=current.get(key),
-                             new=checked.values.get(key), reason=f"recalculated after correcting {field}")
+                s.add(
+                    Correction(
+                        batch_id=batch.id,
+                        step_seq=seq,
+                        field=key,
+                        old=_text(current.get(key)),
+                        new=_text(checked.values.get(key)),
+                        reason=f"recalculated after correcting {field}: {reason}",
+                        username=signer.username,
+                        corrected_at=corr.corrected_at,
+                    )
+                )
+                audit.record(
+                    s,
+                    user=signer.username,
+                    action="step.correct",
+                    object_type="batch",
+                    object_id=batch_id,
+                    field=f"step {seq}.{key}",
+                    old=current.get(key),
+                    new=checked.values.get(key),
+                    reason=f"recalculated after correcting {field}",
+                )
         s.flush()
-        content = sha256(canonical({"batch": batch_id, "seq": seq, "correction": corr.id, "field": field,
-                                    "old": old_value, "new": new_value, "reason": reason}))
-        sig = Signature(batch_id=batch.id, step_seq=seq, role="corrector", username=signer.username,
-                        printed_name=signer.printed_name, meaning="Corrected", signed_at=corr.corrected_at,
-                        content_hash=content, correction_id=corr.id)
+        content = sha256(
+            canonical(
+                {
+                    "batch": batch_id,
+                    "seq": seq,
+                    "correction": corr.id,
+                    "field": field,
+                    "old": old_value,
+                    "new": new_value,
+                    "reason": reason,
+                }
+            )
+        )
+        sig = Signature(
+            batch_id=batch.id,
+            step_seq=seq,
+            role="corrector",
+            username=signer.username,
+            printed_name=signer.printed_name,
+            meaning="Corrected",
+            signed_at=corr.corrected_at,
+            content_hash=content,
+            correction_id=corr.id,
+        )
         s.add(sig)
-        audit.record(s, user=signer.username, action="step.correct", object_type="batch", object_id=batch_id,
-                     field=f"step {seq}.{field}", old=old_value, new=new_value, reason=reason)
-        outbox.emit(s, rt.settings, "batch.step.corrected", batch_id,
-                    {"batch_id": batch_id, "seq": seq, "field": field, "user": signer.username})
-        return {"seq": seq, "field": field, "old": old_value, "new": new_value, "reason": reason,
-                "signature": _describe_signature(sig, superseded=False)}
+        audit.record(
+            s,
+            user=signer.username,
+            action="step.correct",
+            object_type="batch",
+            object_id=batch_id,
+            field=f"step {seq}.{field}",
+            old=old_value,
+            new=new_value,
+            reason=reason,
+        )
+        outbox.emit(
+            s,
+            rt.settings,
+            "batch.step.corrected",
+            batch_id,
+            {"batch_id": batch_id, "seq": seq, "field": field, "user": signer.username},
+        )
+        return {
+            "seq": seq,
+            "field": field,
+            "old": old_value,
+            "new": new_value,
+            "reason": reason,
+            "signature": _describe_signature(sig, superseded=False),
+        }
 
 
 def _calculated_fields(form: dict[str, Any]) -> set[str]:
@@ -713,8 +1076,11 @@ def _text(value: Any) -> str:
 
 def _current_values(s: Session, batch_pk: int, step: Step) -> dict[str, Any]:
     values = dict(step.values)
-    for corr in s.scalars(select(Correction).where(Correction.batch_id == batch_pk, Correction.step_seq == step.seq)
-                          .order_by(Correction.id)):
+    for corr in s.scalars(
+        select(Correction)
+        .where(Correction.batch_id == batch_pk, Correction.step_seq == step.seq)
+        .order_by(Correction.id)
+    ):
         values[corr.field] = json.loads(corr.new)
     return values
 
@@ -764,8 +1130,12 @@ def diagram(rt: Runtime, batch_id: str) -> dict[str, Any]:
                     finished.add(bpmn_id)
         finally:
             rt.cache.put(batch.id, entry)
-        return {"bpmn": rv.bpmn, "process_id": rv.process_id, "done": sorted((done | finished) - current),
-                "current": sorted(current)}
+        return {
+            "bpmn": rv.bpmn,
+            "process_id": rv.process_id,
+            "done": sorted((done | finished) - current),
+            "current": sorted(current),
+        }
 
 
 # --- supervisor actions --------------------------------------------------------------
@@ -785,8 +1155,11 @@ def change_state(rt: Runtime, batch_id: str, action: str, *, user: str, reason: 
     with rt.transaction() as s:
         batch = _lock(s, batch_id)
         if batch.state not in allowed:
-            raise Conflict(f"cannot {action} batch {batch_id}: it is {batch.state}", code=f"batch_{batch.state}",
-                           details={"state": batch.state})
+            raise Conflict(
+                f"cannot {action} batch {batch_id}: it is {batch.state}",
+                code=f"batch_{batch.state}",
+                details={"state": batch.state},
+            )
         old = batch.state
         batch.state = new_state
         if action == "abort":
@@ -796,10 +1169,24 @@ def change_state(rt: Runtime, batch_id: str, action: str, *, user: str, reason: 
                 job.finished_at = utcnow()
             s.execute(delete(MessageSubscription).where(MessageSubscription.batch_id == batch.id))
             rt.cache.drop(batch.id)
-        audit.record(s, user=user, action=f"batch.{action}", object_type="batch", object_id=batch_id,
-                     field="state", old=old, new=new_state, reason=reason)
-        outbox.emit(s, rt.settings, f"batch.{new_state}", batch_id,
-                    {"batch_id": batch_id, "state": new_state, "reason": reason, "user": user})
+        audit.record(
+            s,
+            user=user,
+            action=f"batch.{action}",
+            object_type="batch",
+            object_id=batch_id,
+            field="state",
+            old=old,
+            new=new_state,
+            reason=reason,
+        )
+        outbox.emit(
+            s,
+            rt.settings,
+            f"batch.{new_state}",
+            batch_id,
+            {"batch_id": batch_id, "state": new_state, "reason": reason, "user": user},
+        )
         return describe(batch)
 
 
@@ -811,10 +1198,14 @@ def deliver_message(rt: Runtime, name: str, payload: dict[str, Any], *, user: st
     if not isinstance(payload, dict):
         raise InvalidInput("payload must be a JSON object", code="payload_invalid")
     with rt.transaction() as s:
-        subs = s.execute(select(MessageSubscription, Batch.batch_id).join(Batch, Batch.id == MessageSubscription.batch_id)
-                         .where(MessageSubscription.message == name)).all()
+        subs = s.execute(
+            select(MessageSubscription, Batch.batch_id)
+            .join(Batch, Batch.id == MessageSubscription.batch_id)
+            .where(MessageSubscription.message == name)
+        ).all()
     delivered = []
     for sub, batch_id in subs:
+
         def change(s, batch, entry, sub=sub):
             wf = entry.workflow
             task = _find_task(wf, UUID(sub.task_id))
@@ -825,8 +1216,9 @@ def deliver_message(rt: Runtime, name: str, payload: dict[str, Any], *, user: st
                 return {}
             runner.deliver_message(wf, task, payload)
             runner.run_engine_steps(wf, rt.settings.engine_step_budget)
-            step = _append_step(rt, s, batch, kind="message", task=task, user=user,
-                                values={"message": name, "payload": payload})
+            step = _append_step(
+                rt, s, batch, kind="message", task=task, user=user, values={"message": name, "payload": payload}
+            )
             return {"batch_id": batch.batch_id, "seq": step.seq}
 
         if sub.correlation and not _matches(sub.correlation, payload):
@@ -835,8 +1227,9 @@ def deliver_message(rt: Runtime, name: str, payload: dict[str, Any], *, user: st
         if outcome.body:
             delivered.append(outcome.body)
     if not delivered:
-        raise NotFound(f"no batch is waiting for message {name!r} with these correlation keys",
-                       code="message_not_correlated")
+        raise NotFound(
+            f"no batch is waiting for message {name!r} with these correlation keys", code="message_not_correlated"
+        )
     return delivered
 
 
@@ -851,6 +1244,7 @@ def _matches(correlation: dict[str, Any], payload: dict[str, Any]) -> bool:
 
 def fire_timer(rt: Runtime, batch_id: str, task_id: str) -> bool:
     """Fire a due timer; False when the batch is held (the job is retried later)."""
+
     def change(s, batch, entry):
         wf = entry.workflow
         task = _find_task(wf, UUID(task_id))
@@ -861,8 +1255,15 @@ def fire_timer(rt: Runtime, batch_id: str, task_id: str) -> bool:
         fired = task.state != TaskState.WAITING
         runner.run_engine_steps(wf, rt.settings.engine_step_budget)
         if fired:
-            _append_step(rt, s, batch, kind="timer", task=task, user="system",
-                         values={"due": task.internal_data.get("event_value")})
+            _append_step(
+                rt,
+                s,
+                batch,
+                kind="timer",
+                task=task,
+                user="system",
+                values={"due": task.internal_data.get("event_value")},
+            )
         return {"fired": fired}
 
     return _mutate(rt, batch_id, change).body.get("fired", False)
@@ -884,20 +1285,35 @@ def service_task_call(rt: Runtime, batch_id: str, task_id: str):
             for name, p in (getattr(spec, "operation_params", None) or {}).items():
                 value = p.get("value") if isinstance(p, dict) else p
                 try:
-                    params[name] = entry.workflow.script_engine.evaluate(task, value) if isinstance(value, str) else value
+                    params[name] = (
+                        entry.workflow.script_engine.evaluate(task, value) if isinstance(value, str) else value
+                    )
                 except Exception as exc:
                     raise EngineFault(f"service task {spec.bpmn_id}: parameter {name}: {exc}") from exc
-            call = ServiceCall(batch_id=batch_id, task_id=task_id, bpmn_id=spec.bpmn_id,
-                               operator=getattr(spec, "operation_name", None) or "", params=params,
-                               callback_token=f"{batch_id}:{task_id}")
+            call = ServiceCall(
+                batch_id=batch_id,
+                task_id=task_id,
+                bpmn_id=spec.bpmn_id,
+                operator=getattr(spec, "operation_name", None) or "",
+                params=params,
+                callback_token=f"{batch_id}:{task_id}",
+            )
             return call, batch.state
         finally:
             rt.cache.put(batch.id, entry)
 
 
-def complete_service_task(rt: Runtime, batch_id: str, task_id: str, result: dict[str, Any], *,
-                          user: str = "system", pending: bool = False, error: tuple[str | None, str] | None = None,
-                          idempotency_key: str | None = None) -> Outcome:
+def complete_service_task(
+    rt: Runtime,
+    batch_id: str,
+    task_id: str,
+    result: dict[str, Any],
+    *,
+    user: str = "system",
+    pending: bool = False,
+    error: tuple[str | None, str] | None = None,
+    idempotency_key: str | None = None,
+) -> Outcome:
     """Finish a service task with its result (or mark it pending an async callback, or
     raise a BPMN error on it). Used by the job executor and the callback endpoint."""
     if not isinstance(result, dict):
@@ -917,11 +1333,15 @@ def complete_service_task(rt: Runtime, batch_id: str, task_id: str, result: dict
         if error is not None:
             code, message = error
             if not runner.throw_error(wf, task, code, message):
-                raise EngineFault(f"service task {task.task_spec.bpmn_id} failed and no error boundary event "
-                                  f"catches {code!r}: {message}", code="unhandled_bpmn_error")
+                raise EngineFault(
+                    f"service task {task.task_spec.bpmn_id} failed and no error boundary event "
+                    f"catches {code!r}: {message}",
+                    code="unhandled_bpmn_error",
+                )
             runner.run_engine_steps(wf, rt.settings.engine_step_budget)
-            step = _append_step(rt, s, batch, kind="service_task", task=task, user=user,
-                                values={"error_code": code, "error": message})
+            step = _append_step(
+                rt, s, batch, kind="service_task", task=task, user=user, values={"error_code": code, "error": message}
+            )
             return {"step": describe_step(step)}
         task.internal_data.pop("batchline_pending", None)
         if getattr(task.task_spec, "result_variable", None):

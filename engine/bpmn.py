@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
@@ -23,12 +24,12 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
     TimeDateEventDefinition,
 )
-from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.script_task import ScriptTask as ScriptTaskMixin
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask as UserTaskMixin
 from SpiffWorkflow.spiff.parser import VALIDATOR, SpiffBpmnParser
@@ -41,9 +42,22 @@ from engine.errors import Problem, RecipeInvalid, XmlRefused
 from engine.scripting import check_script
 
 __all__ = [
-    "MAX_BPMN_BYTES", "BatchlineParser", "BatchlineServiceTask", "MessageInfo", "ParsedRecipe",
-    "Problem", "RecipeInvalid", "ServiceTaskInfo", "TimerInfo", "UserTaskInfo", "XmlRefused",
-    "make_serializer", "parse_recipe", "spec_from_dict", "spec_to_dict", "validate_recipe",
+    "MAX_BPMN_BYTES",
+    "BatchlineParser",
+    "BatchlineServiceTask",
+    "MessageInfo",
+    "ParsedRecipe",
+    "Problem",
+    "RecipeInvalid",
+    "ServiceTaskInfo",
+    "TimerInfo",
+    "UserTaskInfo",
+    "XmlRefused",
+    "make_serializer",
+    "parse_recipe",
+    "spec_from_dict",
+    "spec_to_dict",
+    "validate_recipe",
 ]
 
 MAX_BPMN_BYTES = 5 * 1024 * 1024
@@ -119,6 +133,7 @@ class ParsedRecipe:
 
 # --- XML ------------------------------------------------------------------------
 
+
 def parse_xml(filename: str, data: bytes | str) -> etree._Element:
     """Plain XML only: no DOCTYPE (so no external entities, no entity bombs), no network, size-capped."""
     if isinstance(data, str):
@@ -132,14 +147,18 @@ def parse_xml(filename: str, data: bytes | str) -> etree._Element:
     try:  # expat via defusedxml stops at the DOCTYPE, before any entity is expanded
         DefusedET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DTDForbidden:
-        raise refused("xml_doctype", "DOCTYPE declarations are not allowed in recipe files "
-                                     "(they enable external-entity and entity-expansion attacks)") from None
+        raise refused(
+            "xml_doctype",
+            "DOCTYPE declarations are not allowed in recipe files "
+            "(they enable external-entity and entity-expansion attacks)",
+        ) from None
     except (EntitiesForbidden, ExternalReferenceForbidden, DefusedXmlException) as exc:
         raise refused("xml_entities", f"XML entities are not allowed in recipe files ({exc})") from None
     except DefusedET.ParseError as exc:
         raise refused("xml_malformed", f"not well-formed XML: {exc}") from None
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             dtd_validation=False, huge_tree=False)
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
+    )
     try:
         return etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
@@ -148,17 +167,26 @@ def parse_xml(filename: str, data: bytes | str) -> etree._Element:
 
 # --- parsing --------------------------------------------------------------------
 
+
 def _from_validation(exc: ValidationException, filename: str | None = None) -> Problem:
     text = str(exc.args[0]) if exc.args else str(exc)
     element = getattr(exc, "id", None) or None
     file = getattr(exc, "file_name", None) or filename
     line = getattr(exc, "line_number", None) or None
     if "RecursionError" in text or "maximum recursion depth" in text:
-        return Problem("process_too_long", f"{TOO_LONG} (SpiffWorkflow's parser gave up here, "
-                                           "after roughly 490 elements in a row)", element, file)
+        return Problem(
+            "process_too_long",
+            f"{TOO_LONG} (SpiffWorkflow's parser gave up here, after roughly 490 elements in a row)",
+            element,
+            file,
+        )
     if "unexpected keyword argument 'node'" in text:
-        return Problem("undefined_reference", "refers to a message, signal, error or escalation "
-                                              "that no recipe file defines", element, file)
+        return Problem(
+            "undefined_reference",
+            "refers to a message, signal, error or escalation that no recipe file defines",
+            element,
+            file,
+        )
     return Problem("bpmn_invalid", text.strip().rstrip("."), element, file, line if isinstance(line, int) else None)
 
 
@@ -167,8 +195,7 @@ def _processes(trees: dict[str, etree._Element]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for filename, root in trees.items():
         for proc in root.iterfind("bpmn:process", BPMN_NS):
-            calls = [(ca.get("id"), ca.get("calledElement"))
-                     for ca in proc.iterfind(".//bpmn:callActivity", BPMN_NS)]
+            calls = [(ca.get("id"), ca.get("calledElement")) for ca in proc.iterfind(".//bpmn:callActivity", BPMN_NS)]
             found[proc.get("id")] = {
                 "file": filename,
                 "executable": proc.get("isExecutable", "true") == "true",
@@ -190,9 +217,15 @@ def _reference_problems(trees: dict[str, etree._Element]) -> list[Problem]:
             for el in root.iterfind(f".//bpmn:process//*[@{attr}]", BPMN_NS):
                 if el.get(attr) not in defined[kind]:
                     owner = el if el.tag.endswith(("Task", "task")) else el.getparent()
-                    problems.append(Problem("undefined_reference",
-                                            f"{kind} {el.get(attr)!r} is not defined in any recipe file",
-                                            owner.get("id"), filename, el.sourceline))
+                    problems.append(
+                        Problem(
+                            "undefined_reference",
+                            f"{kind} {el.get(attr)!r} is not defined in any recipe file",
+                            owner.get("id"),
+                            filename,
+                            el.sourceline,
+                        )
+                    )
     return problems
 
 
@@ -200,26 +233,45 @@ def _choose_top(processes: dict[str, dict[str, Any]], process_id: str | None) ->
     if process_id is not None:
         info = processes.get(process_id)
         if info is None:
-            return None, [Problem("process_not_found", f"no process {process_id!r} in the recipe files; "
-                                                       f"found: {', '.join(sorted(processes)) or 'none'}")]
+            return None, [
+                Problem(
+                    "process_not_found",
+                    f"no process {process_id!r} in the recipe files; found: {', '.join(sorted(processes)) or 'none'}",
+                )
+            ]
         if not info["executable"]:
-            return None, [Problem("not_executable", f"process {process_id!r} is marked isExecutable=\"false\"",
-                                  process_id, info["file"])]
+            return None, [
+                Problem(
+                    "not_executable", f'process {process_id!r} is marked isExecutable="false"', process_id, info["file"]
+                )
+            ]
         return process_id, []
     called = {target for info in processes.values() for _, target in info["calls"]}
     executable = [pid for pid, info in processes.items() if info["executable"]]
     if not executable:
-        return None, [Problem("not_executable",
-                              "no executable process: every process in the recipe files is marked "
-                              "isExecutable=\"false\" (mark the recipe's process executable in the modeler)")]
+        return None, [
+            Problem(
+                "not_executable",
+                "no executable process: every process in the recipe files is marked "
+                'isExecutable="false" (mark the recipe\'s process executable in the modeler)',
+            )
+        ]
     tops = [pid for pid in executable if pid not in called]
     if len(tops) == 1:
         return tops[0], []
     if not tops:
-        return None, [Problem("no_top_process", "every executable process is called by another one; "
-                                                "there is no process to start the recipe with")]
-    return None, [Problem("several_top_processes", f"several processes could start the recipe "
-                                                   f"({', '.join(sorted(tops))}); say which one")]
+        return None, [
+            Problem(
+                "no_top_process",
+                "every executable process is called by another one; there is no process to start the recipe with",
+            )
+        ]
+    return None, [
+        Problem(
+            "several_top_processes",
+            f"several processes could start the recipe ({', '.join(sorted(tops))}); say which one",
+        )
+    ]
 
 
 def _reachable(top: str, processes: dict[str, dict[str, Any]]) -> list[str]:
@@ -261,19 +313,33 @@ def parse_recipe(files: dict[str, bytes], process_id: str | None = None) -> Pars
     for pid, info in processes.items():
         for call_id, target in info["calls"]:
             if not target:
-                problems.append(Problem("call_without_process", "call activity names no process (calledElement)",
-                                        call_id, info["file"]))
+                problems.append(
+                    Problem(
+                        "call_without_process", "call activity names no process (calledElement)", call_id, info["file"]
+                    )
+                )
             elif target not in processes:
-                problems.append(Problem("called_process_missing",
-                                        f"call activity calls process {target!r}, which no recipe file defines",
-                                        call_id, info["file"]))
+                problems.append(
+                    Problem(
+                        "called_process_missing",
+                        f"call activity calls process {target!r}, which no recipe file defines",
+                        call_id,
+                        info["file"],
+                    )
+                )
     top, choice_problems = _choose_top(processes, process_id)
     problems.extend(choice_problems)
     if top is not None:
         for pid in _reachable(top, processes)[1:]:
             if not processes[pid]["executable"]:
-                problems.append(Problem("not_executable", f"called process {pid!r} is marked "
-                                                          "isExecutable=\"false\"", pid, processes[pid]["file"]))
+                problems.append(
+                    Problem(
+                        "not_executable",
+                        f'called process {pid!r} is marked isExecutable="false"',
+                        pid,
+                        processes[pid]["file"],
+                    )
+                )
     if problems:
         raise RecipeInvalid(problems)
 
@@ -285,8 +351,16 @@ def parse_recipe(files: dict[str, bytes], process_id: str | None = None) -> Pars
     except RecursionError:
         raise RecipeInvalid([Problem("process_too_long", TOO_LONG, top, processes[top]["file"])]) from None
     except TypeError as exc:  # bad `node=` keyword in Spiff's event parsers, if it ever escapes unwrapped
-        raise RecipeInvalid([Problem("undefined_reference", f"the BPMN refers to something undefined ({exc})",
-                                     top, processes[top]["file"])]) from None
+        raise RecipeInvalid(
+            [
+                Problem(
+                    "undefined_reference",
+                    f"the BPMN refers to something undefined ({exc})",
+                    top,
+                    processes[top]["file"],
+                )
+            ]
+        ) from None
 
     problems = _script_problems(spec, subprocess_specs)
     if problems:
@@ -306,6 +380,7 @@ def validate_recipe(files: dict[str, bytes], process_id: str | None = None) -> l
 
 
 # --- walking specs ----------------------------------------------------------------
+
 
 def _all_specs(spec, subprocess_specs) -> Iterator[tuple[Any, Any]]:
     for process in [spec, *[s for s in subprocess_specs.values() if s is not None]]:
@@ -340,7 +415,10 @@ def _code_in(task_spec) -> Iterator[tuple[str, str, str]]:
     for definition in _event_definitions(task_spec):
         if isinstance(getattr(definition, "expression", None), str):
             yield "event expression", "eval", definition.expression
-        for prop in [*getattr(definition, "correlation_properties", []), *getattr(definition, "process_correlations", [])]:
+        for prop in [
+            *getattr(definition, "correlation_properties", []),
+            *getattr(definition, "process_correlations", []),
+        ]:
             if isinstance(prop.retrieval_expression, str):
                 yield f"correlation {prop.name!r}", "eval", prop.retrieval_expression
 
@@ -352,9 +430,15 @@ def _script_problems(spec, subprocess_specs) -> list[Problem]:
         element = getattr(task_spec, "bpmn_id", None) or task_spec.name
         extensions = getattr(task_spec, "extensions", None) or {}
         if isinstance(task_spec, ScriptTaskMixin) and ({"preScript", "postScript"} & set(extensions)):
-            problems.append(Problem("script_ignored", "pre-/post-script on a script task is ignored by "
-                                                      "SpiffWorkflow 3.2.0: put that code in the script itself",
-                                    element, process.file))
+            problems.append(
+                Problem(
+                    "script_ignored",
+                    "pre-/post-script on a script task is ignored by "
+                    "SpiffWorkflow 3.2.0: put that code in the script itself",
+                    element,
+                    process.file,
+                )
+            )
         for what, mode, source in _code_in(task_spec):
             for message in check_script(source, mode):
                 key = (process.name, element, what, message)
@@ -364,15 +448,19 @@ def _script_problems(spec, subprocess_specs) -> list[Problem]:
         completion = getattr(process, "completion_condition", None)
         if isinstance(completion, str):
             for message in check_script(completion, "eval"):
-                problems.append(Problem("script_refused", f"completion condition refused: {message}",
-                                        process.name, process.file))
+                problems.append(
+                    Problem("script_refused", f"completion condition refused: {message}", process.name, process.file)
+                )
     return problems
 
 
 def _describe(spec, subprocess_specs) -> ParsedRecipe:
     recipe = ParsedRecipe(spec.name, spec.description or spec.name, spec, dict(subprocess_specs))
-    timer_kinds = {TimeDateEventDefinition: "date", DurationTimerEventDefinition: "duration",
-                   CycleTimerEventDefinition: "cycle"}
+    timer_kinds = {
+        TimeDateEventDefinition: "date",
+        DurationTimerEventDefinition: "duration",
+        CycleTimerEventDefinition: "cycle",
+    }
     for process, task_spec in _all_specs(spec, subprocess_specs):
         element = getattr(task_spec, "bpmn_id", None)
         if element is None:
@@ -380,13 +468,26 @@ def _describe(spec, subprocess_specs) -> ParsedRecipe:
         name = getattr(task_spec, "bpmn_name", None)
         extensions = getattr(task_spec, "extensions", None) or {}
         if isinstance(task_spec, UserTaskMixin):
-            recipe.user_tasks.append(UserTaskInfo(
-                element, name, process.name, (extensions.get("properties") or {}).get("formKey"),
-                extensions.get("instructionsForEndUser")))
+            recipe.user_tasks.append(
+                UserTaskInfo(
+                    element,
+                    name,
+                    process.name,
+                    (extensions.get("properties") or {}).get("formKey"),
+                    extensions.get("instructionsForEndUser"),
+                )
+            )
         elif isinstance(task_spec, BatchlineServiceTask):
-            recipe.service_tasks.append(ServiceTaskInfo(
-                element, name, process.name, task_spec.operation_name,
-                dict(task_spec.operation_params or {}), task_spec.result_variable))
+            recipe.service_tasks.append(
+                ServiceTaskInfo(
+                    element,
+                    name,
+                    process.name,
+                    task_spec.operation_name,
+                    dict(task_spec.operation_params or {}),
+                    task_spec.result_variable,
+                )
+            )
         for definition in _event_definitions(task_spec):
             kind = timer_kinds.get(type(definition))
             if kind is not None:
@@ -394,13 +495,20 @@ def _describe(spec, subprocess_specs) -> ParsedRecipe:
             elif isinstance(definition, MessageEventDefinition):
                 props = [*definition.correlation_properties, *getattr(definition, "process_correlations", [])]
                 keys = sorted({key for prop in props for key in prop.correlation_keys})
-                recipe.messages.append(MessageInfo(
-                    element, definition.name, process.name, tuple(keys),
-                    {prop.name: prop.retrieval_expression for prop in props}))
+                recipe.messages.append(
+                    MessageInfo(
+                        element,
+                        definition.name,
+                        process.name,
+                        tuple(keys),
+                        {prop.name: prop.retrieval_expression for prop in props},
+                    )
+                )
     return recipe
 
 
 # --- serialization ------------------------------------------------------------------
+
 
 def make_serializer() -> BpmnWorkflowSerializer:
     """Spiff's serializer knowing BatchlineServiceTask, Decimal (as text), date; datetime/UUID are built in."""

@@ -6,6 +6,7 @@ same settings the same way, so a value never differs between the API and the wor
 Precedence, lowest to highest: defaults, the config file (``BATCHLINE_CONFIG`` or
 ``--config``), environment variables, explicit keyword overrides.
 """
+
 from __future__ import annotations
 
 import os

@@ -8,11 +8,13 @@ so an install can leave a connector out. A service task names its connector by i
 Connectors never run inside a step's database transaction: the job executor calls them
 with no lock held, then completes the task in a short transaction of its own.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 @dataclass

@@ -7,10 +7,11 @@ lock is taken up front: two writers queue on ``busy_timeout`` instead of one fai
 with "database is locked" at commit time. PostgreSQL uses row locks (``FOR UPDATE``)
 taken by the services.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine

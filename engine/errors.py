@@ -36,11 +36,13 @@ class Problem:
 
     def __str__(self) -> str:
         where = ", ".join(
-            part for part in (
+            part
+            for part in (
                 f"element {self.element_id}" if self.element_id else "",
                 f"file {self.file}" if self.file else "",
                 f"line {self.line}" if self.line else "",
-            ) if part
+            )
+            if part
         )
         return f"{self.message} ({where})" if where else self.message
 

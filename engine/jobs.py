@@ -8,11 +8,12 @@ failed job is retried with exponential backoff; when its retries run out it is m
 ``failed`` and an incident is recorded (audited, visible in API and CLI, and sent as an
 event). A worker that dies leaves its lock to expire; another worker then takes the job.
 """
+
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import base64
 import json
 import logging
 import os
@@ -20,14 +21,15 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import or_, select
 
 from . import audit, batches, outbox
-from .db import row_locks
 from .connectors import Completed, ConnectorError, Pending
+from .db import row_locks
 from .errors import BatchlineError
 from .models import Incident, Job, OutboxEvent, utcnow
 from .runtime import Runtime
@@ -50,9 +52,12 @@ class RetryLater(Exception):
 def acquire(rt: Runtime, worker: str, limit: int = 10) -> list[int]:
     now = utcnow()
     with rt.transaction() as s:
-        stmt = (select(Job).where(Job.state == "pending", Job.due_at <= now,
-                                  or_(Job.locked_until.is_(None), Job.locked_until < now))
-                .order_by(Job.due_at, Job.id).limit(limit))
+        stmt = (
+            select(Job)
+            .where(Job.state == "pending", Job.due_at <= now, or_(Job.locked_until.is_(None), Job.locked_until < now))
+            .order_by(Job.due_at, Job.id)
+            .limit(limit)
+        )
         if row_locks(s):
             stmt = stmt.with_for_update(skip_locked=True)
         jobs = list(s.scalars(stmt))
@@ -121,10 +126,21 @@ def _failed(rt: Runtime, job_id: int, message: str, *, retry: bool, detail: str)
         incident = Incident(job_id=job.id, batch_id=job.batch_id, kind=job.kind, message=message[:4000])
         s.add(incident)
         s.flush()
-        audit.record(s, user="system", action="incident.created", object_type="job", object_id=str(job.id),
-                     new={"kind": job.kind, "message": message[:500]})
-        outbox.emit(s, rt.settings, "incident.created", f"job/{job.id}",
-                    {"incident": incident.id, "job": job.id, "kind": job.kind, "message": message[:500]})
+        audit.record(
+            s,
+            user="system",
+            action="incident.created",
+            object_type="job",
+            object_id=str(job.id),
+            new={"kind": job.kind, "message": message[:500]},
+        )
+        outbox.emit(
+            s,
+            rt.settings,
+            "incident.created",
+            f"job/{job.id}",
+            {"incident": incident.id, "job": job.id, "kind": job.kind, "message": message[:500]},
+        )
         return "failed"
 
 
@@ -168,7 +184,7 @@ def sign_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """Standard Webhooks signature: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``."""
     key = secret.encode("utf-8")
     if secret.startswith("whsec_"):
-        key = base64.b64decode(secret[len("whsec_"):])
+        key = base64.b64decode(secret[len("whsec_") :])
     mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return "v1," + base64.b64encode(mac).decode()
 
@@ -181,14 +197,19 @@ def _deliver(rt: Runtime, batch_id: Any, task_id: Any, payload: dict) -> None:
         envelope = outbox.cloudevent(event, rt.settings)
     body = json.dumps(envelope, separators=(",", ":")).encode()
     ts = int(time.time())
-    headers = {"content-type": "application/cloudevents+json", "webhook-id": envelope["id"],
-               "webhook-timestamp": str(ts)}
+    headers = {
+        "content-type": "application/cloudevents+json",
+        "webhook-id": envelope["id"],
+        "webhook-timestamp": str(ts),
+    }
     if rt.settings.webhook_secret:
         headers["webhook-signature"] = sign_webhook(rt.settings.webhook_secret, envelope["id"], ts, body)
     resp = requests.post(payload["url"], data=body, headers=headers, timeout=10)
     if resp.status_code >= 300:
-        raise ConnectorError(f"webhook {payload['url']} answered HTTP {resp.status_code}",
-                             retry=resp.status_code >= 500 or resp.status_code == 429)
+        raise ConnectorError(
+            f"webhook {payload['url']} answered HTTP {resp.status_code}",
+            retry=resp.status_code >= 500 or resp.status_code == 429,
+        )
     with rt.transaction() as s:
         event = s.get(OutboxEvent, payload["seq"])
         if event.delivered_at is None:
@@ -215,8 +236,14 @@ def run_due(rt: Runtime, worker: str | None = None, limit: int = 10) -> int:
     return ran
 
 
-def work(rt: Runtime, *, stop: threading.Event | None = None, worker: str | None = None,
-         max_seconds: float | None = None, idle_exit: bool = False) -> int:
+def work(
+    rt: Runtime,
+    *,
+    stop: threading.Event | None = None,
+    worker: str | None = None,
+    max_seconds: float | None = None,
+    idle_exit: bool = False,
+) -> int:
     """The worker loop: poll for due jobs until stopped. Returns jobs run."""
     worker = worker or worker_name()
     stop = stop or threading.Event()
@@ -242,19 +269,26 @@ def incidents(rt: Runtime, open_only: bool = True) -> list[dict[str, Any]]:
     from .models import Batch
 
     with rt.transaction() as s:
-        stmt = (select(Incident, Batch.batch_id).outerjoin(Batch, Batch.id == Incident.batch_id)
-                .order_by(Incident.id))
+        stmt = select(Incident, Batch.batch_id).outerjoin(Batch, Batch.id == Incident.batch_id).order_by(Incident.id)
         if open_only:
             stmt = stmt.where(Incident.resolved_at.is_(None))
-        return [{"id": i.id, "job_id": i.job_id, "batch_id": batch_id, "kind": i.kind, "message": i.message,
-                 "created_at": i.created_at.isoformat(),
-                 "resolved_at": i.resolved_at.isoformat() if i.resolved_at else None}
-                for i, batch_id in s.execute(stmt)]
+        return [
+            {
+                "id": i.id,
+                "job_id": i.job_id,
+                "batch_id": batch_id,
+                "kind": i.kind,
+                "message": i.message,
+                "created_at": i.created_at.isoformat(),
+                "resolved_at": i.resolved_at.isoformat() if i.resolved_at else None,
+            }
+            for i, batch_id in s.execute(stmt)
+        ]
 
 
 def retry_incident(rt: Runtime, incident_id: int, *, user: str) -> dict[str, Any]:
     """Resolve an incident by giving its job a fresh set of attempts."""
-    from .errors import NotFound, Conflict
+    from .errors import Conflict, NotFound
 
     with rt.transaction() as s:
         inc = s.get(Incident, incident_id)

@@ -3,6 +3,7 @@
 The migration scripts live in ``engine/migrations``; Alembic is driven from code so the
 CLI, the web app and tests all upgrade the same way, on SQLite and PostgreSQL.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,10 +7,11 @@ holds only ids and scalars. Workflow state is kept per Spiff task row
 by hash (``WorkflowSpec``): saving a step writes only the rows that changed, never a
 whole-workflow blob (DESIGN.md: the blob is quadratic over a long batch).
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Optional
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -26,12 +27,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -43,12 +44,12 @@ class UTCDateTime(TypeDecorator):
 
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is not None and dialect.name == "sqlite":
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return value
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
@@ -107,11 +108,11 @@ class User(Base):
     printed_name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20), default="person")  # person | service
     roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    password_hash: Mapped[Optional[str]] = mapped_column(String(300), nullable=True)
-    password_changed_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    password_changed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    locked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(100))
 
@@ -125,7 +126,7 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    revoked_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 # --- batches -------------------------------------------------------------------------
@@ -150,9 +151,9 @@ class Batch(Base):
     step_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
-    completed_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     #: set when QA has reviewed the record; corrections are refused afterwards
-    reviewed_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Step(Base):
@@ -170,14 +171,14 @@ class Step(Base):
     task_id: Mapped[str] = mapped_column(String(36))
     bpmn_id: Mapped[str] = mapped_column(String(200))
     task_name: Mapped[str] = mapped_column(String(500))
-    form_id: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    form_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     recipe_version_id: Mapped[int] = mapped_column(ForeignKey("recipe_version.id"))
     user: Mapped[str] = mapped_column(String(200))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
     values: Mapped[dict[str, Any]] = mapped_column(JSON)
     units: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: SHA-256 of the form definition the values were checked against
-    form_hash: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    form_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     values_hash: Mapped[str] = mapped_column(String(64))
 
 
@@ -198,7 +199,7 @@ class Signature(Base):
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)
     content_hash: Mapped[str] = mapped_column(String(64))
     #: for a corrector's signature: the correction it signs
-    correction_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    correction_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Correction(Base):
@@ -210,8 +211,8 @@ class Correction(Base):
     batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
     step_seq: Mapped[int] = mapped_column(Integer)
     field: Mapped[str] = mapped_column(String(200))
-    old: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
-    new: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    old: Mapped[str | None] = mapped_column(Text, nullable=True)
+    new: Mapped[str | None] = mapped_column(Text, nullable=True)
     reason: Mapped[str] = mapped_column(Text)
     username: Mapped[str] = mapped_column(String(100))
     corrected_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -247,10 +248,10 @@ class BatchException(Base):
     __tablename__ = "batch_exception"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
-    step_seq: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    step_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     source: Mapped[str] = mapped_column(String(30))  # limit | trend | incident
     severity: Mapped[str] = mapped_column(String(20))  # alert | action
-    parameter: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    parameter: Mapped[str | None] = mapped_column(String(200), nullable=True)
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | reviewed
@@ -289,7 +290,7 @@ class TrendModel(Base):
     parameter: Mapped[str] = mapped_column(String(200))  # form field key; "" for a step duration
     kind: Mapped[str] = mapped_column(String(50))  # UnivariateMonitor | DurationMonitor | ...
     version: Mapped[int] = mapped_column(Integer)
-    unit: Mapped[Optional[str]] = mapped_column(String(50), nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(50), nullable=True)
     critical: Mapped[bool] = mapped_column(Boolean, default=False)
     card: Mapped[dict[str, Any]] = mapped_column(JSON)
     trained_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -320,7 +321,7 @@ class MaterialLot(Base):
     lot_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     material: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default="released")  # released | quarantine | rejected
-    expires_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Equipment(Base):
@@ -328,8 +329,8 @@ class Equipment(Base):
     equipment_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     equipment_class: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default="clean")  # clean | dirty | out_of_service
-    calibrated_until: Mapped[Optional[datetime]] = mapped_column(nullable=True)
-    in_use_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)  # batch_id
+    calibrated_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    in_use_by: Mapped[str | None] = mapped_column(String(100), nullable=True)  # batch_id
 
 
 # --- workflow state (per Spiff task row) --------------------------------------------
@@ -359,7 +360,7 @@ class WorkflowProcess(Base):
     __tablename__ = "workflow_process"
     batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), primary_key=True)
     process_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    parent_process_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)
+    parent_process_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     spec_name: Mapped[str] = mapped_column(String(200))
     live: Mapped[bool] = mapped_column(Boolean, default=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -374,7 +375,7 @@ class WorkflowTask(Base):
     batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), primary_key=True)
     task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     process_id: Mapped[str] = mapped_column(String(36))
-    parent_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)
+    parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     children: Mapped[list[Any]] = mapped_column(JSON)
     state: Mapped[int] = mapped_column(Integer)
     spec_name: Mapped[str] = mapped_column(String(200))
@@ -409,10 +410,10 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(100))
     object_type: Mapped[str] = mapped_column(String(50))
     object_id: Mapped[str] = mapped_column(String(200))
-    field: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
-    old: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
-    new: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
-    reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    field: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    old: Mapped[str | None] = mapped_column(Text, nullable=True)
+    new: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
@@ -433,18 +434,18 @@ class Job(Base):
     __table_args__ = (Index("ix_job_due", "state", "due_at"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(30))
-    batch_id: Mapped[Optional[int]] = mapped_column(ForeignKey("batch.id"), nullable=True, index=True)
-    task_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batch.id"), nullable=True, index=True)
+    task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     state: Mapped[str] = mapped_column(String(20), default="pending")  # pending|done|failed|cancelled
     due_at: Mapped[datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)
-    locked_by: Mapped[Optional[str]] = mapped_column(String(100), nullable=True)
-    locked_until: Mapped[Optional[datetime]] = mapped_column(nullable=True)
-    last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    locked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Incident(Base):
@@ -453,12 +454,12 @@ class Incident(Base):
     __tablename__ = "incident"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
-    batch_id: Mapped[Optional[int]] = mapped_column(ForeignKey("batch.id"), nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batch.id"), nullable=True)
     kind: Mapped[str] = mapped_column(String(30))
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    resolved_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
-    resolved_by: Mapped[Optional[str]] = mapped_column(String(200), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class OutboxEvent(Base):
@@ -472,4 +473,4 @@ class OutboxEvent(Base):
     subject: Mapped[str] = mapped_column(String(300))
     time: Mapped[datetime] = mapped_column(default=utcnow)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
-    delivered_at: Mapped[Optional[datetime]] = mapped_column(nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)

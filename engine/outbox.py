@@ -7,9 +7,11 @@ webhook is a ``deliver`` job per subscriber URL, signed per Standard Webhooks
 (HMAC-SHA256 over ``{id}.{timestamp}.{body}``); data platforms can also pull
 ``GET /api/events?after=SEQ``.
 """
+
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -21,23 +23,20 @@ TYPE_PREFIX = "org.batchline."
 
 
 def emit(session: Session, settings: Settings, type_: str, subject: str, data: dict[str, Any]) -> OutboxEvent:
-    event = OutboxEvent(event_id=str(uuid.uuid4()), type=TYPE_PREFIX + type_, subject=subject,
-                        time=utcnow(), data=data)
+    event = OutboxEvent(event_id=str(uuid.uuid4()), type=TYPE_PREFIX + type_, subject=subject, time=utcnow(), data=data)
     session.add(event)
     if settings.webhook_urls:
         session.flush()  # delivery jobs need the event's sequence number
     for url in settings.webhook_urls:
-        session.add(Job(kind="deliver", payload={"seq": event.seq, "url": url},
-                        max_attempts=settings.job_max_attempts))
+        session.add(Job(kind="deliver", payload={"seq": event.seq, "url": url}, max_attempts=settings.job_max_attempts))
     return event
 
 
 def cloudevent(event: OutboxEvent, settings: Settings) -> dict[str, Any]:
     time = event.time
     if time.tzinfo is None:
-        from datetime import timezone
 
-        time = time.replace(tzinfo=timezone.utc)
+        time = time.replace(tzinfo=UTC)
     return {
         "specversion": "1.0",
         "id": event.event_id,

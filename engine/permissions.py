@@ -6,6 +6,7 @@ Roles: operator (executes steps), supervisor (runs the floor: starts, holds, rea
 qa (designs and approves recipes, reviews and releases), admin (users, system; signs
 nothing of the batch record), service (other systems: ERP, LIMS, QMS, equipment).
 """
+
 from __future__ import annotations
 
 from .errors import BatchlineError
@@ -51,6 +52,7 @@ def check(person, action: str) -> None:
     if action not in MATRIX:
         raise KeyError(f"unknown action {action}")
     if not allowed(person.roles, action):
-        raise Forbidden(f"{person.username} may not {action.replace('.', ' ')} "
-                        f"(needs one of: {', '.join(sorted(MATRIX[action]))})",
-                        details={"action": action, "roles": sorted(MATRIX[action])})
+        raise Forbidden(
+            f"{person.username} may not {action.replace('.', ' ')} (needs one of: {', '.join(sorted(MATRIX[action]))})",
+            details={"action": action, "roles": sorted(MATRIX[action])},
+        )

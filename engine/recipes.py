@@ -4,6 +4,7 @@ A recipe version is never edited: a changed file is a new version. Importing the
 content twice returns the existing version (same content hash), so imports can be
 repeated safely. Only ``approved`` versions start batches (21 CFR 11.10(k)).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,15 +25,26 @@ MAX_FILE_BYTES = 5_000_000
 
 
 def content_hash(files: dict[str, bytes], forms: dict[str, Any]) -> str:
-    return sha256(canonical({
-        "bpmn": {name: sha256(data.decode("utf-8")) for name, data in sorted(files.items())},
-        "forms": forms,
-    }))
+    return sha256(
+        canonical(
+            {
+                "bpmn": {name: sha256(data.decode("utf-8")) for name, data in sorted(files.items())},
+                "forms": forms,
+            }
+        )
+    )
 
 
-def import_recipe(rt: Runtime, files: dict[str, bytes], *, forms: dict[str, Any] | None = None,
-                  user: str, recipe: str | None = None, approve: bool = False,
-                  process_id: str | None = None) -> RecipeVersion:
+def import_recipe(
+    rt: Runtime,
+    files: dict[str, bytes],
+    *,
+    forms: dict[str, Any] | None = None,
+    user: str,
+    recipe: str | None = None,
+    approve: bool = False,
+    process_id: str | None = None,
+) -> RecipeVersion:
     """Parse, check and store a recipe version (or return the identical one)."""
     forms = forms or {}
     if not files:
@@ -47,41 +59,77 @@ def import_recipe(rt: Runtime, files: dict[str, bytes], *, forms: dict[str, Any]
     parsed = parse_recipe(dict(files), process_id=process_id)
     missing = sorted({t.form_key for t in parsed.user_tasks if t.form_key} - set(forms))
     if missing:
-        raise InvalidInput(f"user tasks name forms that were not given: {', '.join(missing)}",
-                           code="form_missing", details={"forms": missing})
+        raise InvalidInput(
+            f"user tasks name forms that were not given: {', '.join(missing)}",
+            code="form_missing",
+            details={"forms": missing},
+        )
     _check_forms(forms)
     key = recipe or parsed.process_id
     digest = content_hash(files, forms)
     with rt.transaction() as s:
-        existing = s.scalars(select(RecipeVersion).where(
-            RecipeVersion.recipe == key, RecipeVersion.content_hash == digest)).first()
+        existing = s.scalars(
+            select(RecipeVersion).where(RecipeVersion.recipe == key, RecipeVersion.content_hash == digest)
+        ).first()
         if existing is not None:
             return existing
         spec_hash = rt.store.store_spec(s, parsed)
         version = (s.scalar(select(func.max(RecipeVersion.version)).where(RecipeVersion.recipe == key)) or 0) + 1
         rv = RecipeVersion(
-            recipe=key, version=version, name=parsed.name or key, process_id=parsed.process_id,
-            status="draft", content_hash=digest, spec_hash=spec_hash,
-            bpmn={n: d.decode("utf-8") for n, d in files.items()}, forms=forms,
-            tasks=task_summary(parsed), created_by=user,
+            recipe=key,
+            version=version,
+            name=parsed.name or key,
+            process_id=parsed.process_id,
+            status="draft",
+            content_hash=digest,
+            spec_hash=spec_hash,
+            bpmn={n: d.decode("utf-8") for n, d in files.items()},
+            forms=forms,
+            tasks=task_summary(parsed),
+            created_by=user,
         )
         s.add(rv)
         s.flush()
-        audit.record(s, user=user, action="recipe.imported", object_type="recipe_version",
-                     object_id=f"{key}:{version}", new={"content_hash": digest})
+        audit.record(
+            s,
+            user=user,
+            action="recipe.imported",
+            object_type="recipe_version",
+            object_id=f"{key}:{version}",
+            new={"content_hash": digest},
+        )
         if approve:  # the vendor-qualified library and tests; the API and CLI never do this
-            audit.record(s, user=user, action="recipe.status", object_type="recipe_version",
-                         object_id=f"{key}:{version}", field="status", old="draft", new="approved",
-                         reason="approved at import")
+            audit.record(
+                s,
+                user=user,
+                action="recipe.status",
+                object_type="recipe_version",
+                object_id=f"{key}:{version}",
+                field="status",
+                old="draft",
+                new="approved",
+                reason="approved at import",
+            )
             rv.status = "approved"
     return rv
 
 
 def task_summary(parsed) -> list[dict[str, Any]]:
-    out = [{"kind": "user", "bpmn_id": t.element_id, "name": t.name, "process": t.process_id,
-            "form": t.form_key, "instructions": t.instructions} for t in parsed.user_tasks]
-    out += [{"kind": "service", "bpmn_id": t.element_id, "name": t.name, "process": t.process_id,
-             "operator": t.operator} for t in parsed.service_tasks]
+    out = [
+        {
+            "kind": "user",
+            "bpmn_id": t.element_id,
+            "name": t.name,
+            "process": t.process_id,
+            "form": t.form_key,
+            "instructions": t.instructions,
+        }
+        for t in parsed.user_tasks
+    ]
+    out += [
+        {"kind": "service", "bpmn_id": t.element_id, "name": t.name, "process": t.process_id, "operator": t.operator}
+        for t in parsed.service_tasks
+    ]
     return out
 
 
@@ -117,8 +165,17 @@ def _set_status(s: Session, rv: RecipeVersion, status: str, user: str, reason: s
         raise Forbidden("the author of a recipe version cannot approve it", code="author_cannot_approve")
     if rv.status == "retired":
         raise Conflict("a retired recipe version cannot change status", code="recipe_retired")
-    audit.record(s, user=user, action="recipe.status", object_type="recipe_version",
-                 object_id=f"{rv.recipe}:{rv.version}", field="status", old=rv.status, new=status, reason=reason)
+    audit.record(
+        s,
+        user=user,
+        action="recipe.status",
+        object_type="recipe_version",
+        object_id=f"{rv.recipe}:{rv.version}",
+        field="status",
+        old=rv.status,
+        new=status,
+        reason=reason,
+    )
     rv.status = status
 
 
@@ -136,8 +193,9 @@ def find_version(s: Session, recipe: str | int, version: int | None = None, *, a
     rv = s.scalars(stmt.order_by(RecipeVersion.version.desc())).first()
     if rv is None:
         what = "approved version of " if approved and version is None else ""
-        raise NotFound(f"no {what}recipe {recipe!r}" + (f" version {version}" if version else ""),
-                       code="recipe_not_found")
+        raise NotFound(
+            f"no {what}recipe {recipe!r}" + (f" version {version}" if version else ""), code="recipe_not_found"
+        )
     return rv
 
 
@@ -155,9 +213,18 @@ def list_versions(rt: Runtime) -> list[RecipeVersion]:
 
 
 def describe(rv: RecipeVersion, *, full: bool = False) -> dict[str, Any]:
-    out = {"id": rv.id, "recipe": rv.recipe, "version": rv.version, "name": rv.name,
-           "process_id": rv.process_id, "status": rv.status, "content_hash": rv.content_hash,
-           "created_at": rv.created_at.isoformat(), "created_by": rv.created_by, "tasks": rv.tasks}
+    out = {
+        "id": rv.id,
+        "recipe": rv.recipe,
+        "version": rv.version,
+        "name": rv.name,
+        "process_id": rv.process_id,
+        "status": rv.status,
+        "content_hash": rv.content_hash,
+        "created_at": rv.created_at.isoformat(),
+        "created_by": rv.created_by,
+        "tasks": rv.tasks,
+    }
     if full:
         out["bpmn"] = rv.bpmn
         out["forms"] = rv.forms

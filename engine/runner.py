@@ -7,11 +7,13 @@ gateway loop of a few hundred iterations stalls while a task is READY (and
 task dictionary, which has no depth, and the loop stops after a step budget so a
 runaway model is reported instead of hanging a request.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -134,7 +136,7 @@ def _due(value: Any) -> datetime | None:
     else:
         return None
     if due.tzinfo is None:
-        due = due.replace(tzinfo=timezone.utc)
+        due = due.replace(tzinfo=UTC)
     return due
 
 

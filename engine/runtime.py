@@ -1,9 +1,10 @@
 """The running Batchline engine: settings, database, workflow store and cache,
 connectors and event sinks — everything a CLI command, an API request or a worker
 needs, built once per process (no module-level globals)."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .bpmn import make_serializer
 from .config import Settings, load_settings

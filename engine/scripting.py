@@ -19,8 +19,9 @@ import math
 import operator
 import textwrap
 import types
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from RestrictedPython import compile_restricted_eval, compile_restricted_exec, safe_builtins
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
@@ -45,30 +46,76 @@ __all__ = [
 # Names a recipe script may never mention: they reach code, the file system,
 # the interpreter or arbitrary attributes. None of them is in the builtins
 # below either; refusing them statically gives the designer a clear message.
-FORBIDDEN_NAMES = frozenset({
-    "open", "exec", "eval", "compile", "__import__", "getattr", "setattr", "delattr",
-    "globals", "locals", "vars", "type", "breakpoint", "input", "dir",
-})
+FORBIDDEN_NAMES = frozenset(
+    {
+        "open",
+        "exec",
+        "eval",
+        "compile",
+        "__import__",
+        "getattr",
+        "setattr",
+        "delattr",
+        "globals",
+        "locals",
+        "vars",
+        "type",
+        "breakpoint",
+        "input",
+        "dir",
+    }
+)
 
 # RestrictedPython's safe_builtins minus what a recipe has no use for and what
 # could hurt a worker: class building, attribute writers, and exceptions that
 # escape Spiff's `except Exception` (SystemExit would stop the job executor).
-_DROPPED = {"__build_class__", "_getattr_", "setattr", "delattr", "BaseException",
-            "SystemExit", "KeyboardInterrupt", "GeneratorExit"}
+_DROPPED = {
+    "__build_class__",
+    "_getattr_",
+    "setattr",
+    "delattr",
+    "BaseException",
+    "SystemExit",
+    "KeyboardInterrupt",
+    "GeneratorExit",
+}
 
 MATH = types.SimpleNamespace(**{n: getattr(math, n) for n in dir(math) if not n.startswith("_")})
 
 # Builtins, not globals: a task-data variable called `date` or `math` simply
 # shadows the helper for that script, as it would in Python.
 BUILTINS: dict[str, Any] = {k: v for k, v in safe_builtins.items() if k not in _DROPPED}
-BUILTINS.update({
-    "min": min, "max": max, "abs": abs, "round": round, "len": len, "sum": sum,
-    "sorted": sorted, "range": range, "str": str, "int": int, "float": float,
-    "bool": bool, "list": list, "dict": dict, "set": set, "tuple": tuple,
-    "enumerate": enumerate, "zip": zip, "any": any, "all": all, "isinstance": isinstance,
-    "math": MATH, "datetime": _datetime.datetime, "date": _datetime.date,
-    "timedelta": _datetime.timedelta, "timezone": _datetime.timezone, "Decimal": Decimal,
-})
+BUILTINS.update(
+    {
+        "min": min,
+        "max": max,
+        "abs": abs,
+        "round": round,
+        "len": len,
+        "sum": sum,
+        "sorted": sorted,
+        "range": range,
+        "str": str,
+        "int": int,
+        "float": float,
+        "bool": bool,
+        "list": list,
+        "dict": dict,
+        "set": set,
+        "tuple": tuple,
+        "enumerate": enumerate,
+        "zip": zip,
+        "any": any,
+        "all": all,
+        "isinstance": isinstance,
+        "math": MATH,
+        "datetime": _datetime.datetime,
+        "date": _datetime.date,
+        "timedelta": _datetime.timedelta,
+        "timezone": _datetime.timezone,
+        "Decimal": Decimal,
+    }
+)
 
 
 def _refuse(problem: str) -> ScriptRefused:
@@ -99,10 +146,19 @@ def _guarded_write(obj: Any) -> Any:
 
 
 _INPLACE_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
-    "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
-    "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow,
-    "<<=": operator.ilshift, ">>=": operator.irshift, "&=": operator.iand,
-    "|=": operator.ior, "^=": operator.ixor, "@=": operator.imatmul,
+    "+=": operator.iadd,
+    "-=": operator.isub,
+    "*=": operator.imul,
+    "/=": operator.itruediv,
+    "//=": operator.ifloordiv,
+    "%=": operator.imod,
+    "**=": operator.ipow,
+    "<<=": operator.ilshift,
+    ">>=": operator.irshift,
+    "&=": operator.iand,
+    "|=": operator.ior,
+    "^=": operator.ixor,
+    "@=": operator.imatmul,
 }
 
 
@@ -149,8 +205,12 @@ def _static_problems(tree: ast.AST) -> list[tuple[int, str]]:
                 found.append((line, f"name {node.id!r} is not allowed: names starting with '_' are private"))
         elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             found.append((line, f"attribute {node.attr!r} is not allowed: names starting with '_' are private"))
-        elif (isinstance(node, ast.Attribute) and node.attr in ("format", "format_map")
-              and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("format", "format_map")
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
             found.append((line, "str.format is not allowed: use an f-string or % formatting"))
         elif isinstance(node, ast.ClassDef):
             found.append((line, "class definitions are not allowed"))
@@ -207,8 +267,9 @@ class RestrictedEnvironment(TaskDataEnvironment):
     starting with '_' never do.
     """
 
-    def __init__(self, environment_globals: dict[str, Any] | None = None,
-                 service_handler: ServiceHandler | None = None):
+    def __init__(
+        self, environment_globals: dict[str, Any] | None = None, service_handler: ServiceHandler | None = None
+    ):
         super().__init__(environment_globals)
         self.service_handler = service_handler
 
@@ -234,8 +295,13 @@ class RestrictedEnvironment(TaskDataEnvironment):
         for key in [k for k in context if k not in namespace]:
             del context[key]  # the script said `del key`
         for key, value in namespace.items():
-            if (key.startswith("_") or key in self.globals or key in external_context
-                    or callable(value) or isinstance(value, types.ModuleType)):
+            if (
+                key.startswith("_")
+                or key in self.globals
+                or key in external_context
+                or callable(value)
+                or isinstance(value, types.ModuleType)
+            ):
                 continue
             context[key] = value
         return True
@@ -244,7 +310,8 @@ class RestrictedEnvironment(TaskDataEnvironment):
         if self.service_handler is None:
             raise BatchlineError(
                 "service tasks are completed by the job executor, not inside the workflow engine",
-                code="service_not_in_engine")
+                code="service_not_in_engine",
+            )
         return json.dumps(self.service_handler(operation_name, operation_params or {}, context))
 
 
@@ -282,8 +349,9 @@ class RestrictedScriptEngine(PythonScriptEngine):
             se.add_note(f"Error evaluating expression '{expression}'")
             raise
         except Exception as exc:
-            raise WorkflowTaskException(f"Error evaluating expression '{expression}'",
-                                        task=task, exception=exc) from exc
+            raise WorkflowTaskException(
+                f"Error evaluating expression '{expression}'", task=task, exception=exc
+            ) from exc
 
     def execute(self, task, script, external_context=None):
         try:
@@ -299,14 +367,20 @@ class RestrictedScriptEngine(PythonScriptEngine):
         except (SpiffWorkflowException, BatchlineError):
             raise
         except Exception as exc:
-            raise WorkflowTaskException(f"Service call failed: {exc.__class__.__name__}: {exc}",
-                                        task=task, exception=exc) from exc
+            raise WorkflowTaskException(
+                f"Service call failed: {exc.__class__.__name__}: {exc}", task=task, exception=exc
+            ) from exc
 
     def create_task_exec_exception(self, task, script, err):
         if err.args and not isinstance(err.args[0], str):
             line_number, error_line = self.get_error_line_number_and_content(script, err)
-            return WorkflowTaskException(f"{err.__class__.__name__}: {err.args[0]!r}", task=task,
-                                         exception=err, line_number=line_number, error_line=error_line)
+            return WorkflowTaskException(
+                f"{err.__class__.__name__}: {err.args[0]!r}",
+                task=task,
+                exception=err,
+                line_number=line_number,
+                error_line=error_line,
+            )
         return super().create_task_exec_exception(task, script, err)
 
 

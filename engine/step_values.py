@@ -9,13 +9,15 @@ transaction so the answer cannot change before commit.
 Material lots and equipment live in the ``material_lot`` and ``equipment`` tables
 (``batchline demo`` seeds them; ERP/LIMS integrations keep them current).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from forms import EquipmentCheck, FormRejected, LotCheck, ValidatedStep, compile_form
 from sqlalchemy.orm import Session
+
+from forms import EquipmentCheck, FormRejected, LotCheck, ValidatedStep, compile_form
 
 from .errors import InvalidInput
 from .models import Attachment, Equipment, MaterialLot, utcnow
@@ -65,8 +67,9 @@ class CheckedValues:
     validated: ValidatedStep | None = None
 
 
-def check_values(session: Session, batch_id: str, form_definition: dict[str, Any] | None,
-                 data: dict[str, Any]) -> CheckedValues:
+def check_values(
+    session: Session, batch_id: str, form_definition: dict[str, Any] | None, data: dict[str, Any]
+) -> CheckedValues:
     """Validate submitted values; raise InvalidInput (422, field messages) when refused."""
     if form_definition is None:
         return CheckedValues(values=data, units={}, form_hash=None, spiff_data=_scalars(data))
@@ -74,8 +77,9 @@ def check_values(session: Session, batch_id: str, form_definition: dict[str, Any
     try:
         step = compiled.validate(data, lookups=RegistryLookups(session), batch_id=batch_id)
     except FormRejected as exc:
-        raise InvalidInput("the values were refused; nothing was stored", code="form_invalid",
-                           details={"fields": exc.field_errors}) from exc
+        raise InvalidInput(
+            "the values were refused; nothing was stored", code="form_invalid", details={"fields": exc.field_errors}
+        ) from exc
     _check_attachments(session, compiled, step.values)
     numbers = {f.key for f in compiled.definition.fields if f.component_type == "number"}
     spiff = {}
@@ -84,8 +88,9 @@ def check_values(session: Session, batch_id: str, form_definition: dict[str, Any
             spiff[key] = float(value)  # gateway conditions compare numbers, not text
         elif isinstance(value, (str, int, float, bool, type(None))):
             spiff[key] = value
-    return CheckedValues(values=step.values, units=step.units, form_hash=step.definition_hash,
-                         spiff_data=spiff, validated=step)
+    return CheckedValues(
+        values=step.values, units=step.units, form_hash=step.definition_hash, spiff_data=spiff, validated=step
+    )
 
 
 def _check_attachments(session: Session, compiled, values: dict[str, Any]) -> None:
@@ -99,8 +104,9 @@ def _check_attachments(session: Session, compiled, values: dict[str, Any]) -> No
         if stored is None or stored.size != ref["size"]:
             errors[f.key] = ["no uploaded file has this SHA-256 and size: upload it first (POST /api/attachments)"]
     if errors:
-        raise InvalidInput("the values were refused; nothing was stored", code="form_invalid",
-                           details={"fields": errors})
+        raise InvalidInput(
+            "the values were refused; nothing was stored", code="form_invalid", details={"fields": errors}
+        )
 
 
 def _scalars(values: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ locked, the lock is audited and an event alerts security; passwords age.
 A failed attempt is committed in its own transaction before the error is raised, so the
 failure count survives the request that failed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -63,15 +64,23 @@ def _person(u: User) -> Person:
 
 
 def describe(u: User) -> dict[str, Any]:
-    return {"username": u.username, "printed_name": u.printed_name, "kind": u.kind, "roles": list(u.roles or []),
-            "active": u.active, "locked": u.locked_at is not None, "created_at": u.created_at.isoformat(),
-            "password_changed_at": u.password_changed_at.isoformat() if u.password_changed_at else None}
+    return {
+        "username": u.username,
+        "printed_name": u.printed_name,
+        "kind": u.kind,
+        "roles": list(u.roles or []),
+        "active": u.active,
+        "locked": u.locked_at is not None,
+        "created_at": u.created_at.isoformat(),
+        "password_changed_at": u.password_changed_at.isoformat() if u.password_changed_at else None,
+    }
 
 
 def _check_password(rt: Runtime, password: Any, username: str) -> str:
     if not isinstance(password, str) or len(password) < rt.settings.password_min_length:
-        raise InvalidInput(f"a password needs at least {rt.settings.password_min_length} characters",
-                           code="password_weak")
+        raise InvalidInput(
+            f"a password needs at least {rt.settings.password_min_length} characters", code="password_weak"
+        )
     if len(password) > 200:
         raise InvalidInput("a password has at most 200 characters", code="password_weak")
     if username.lower() in password.lower():
@@ -79,14 +88,24 @@ def _check_password(rt: Runtime, password: Any, username: str) -> str:
     return _hasher(rt).hash(password)
 
 
-def create_user(rt: Runtime, username: str, printed_name: str, roles: list[str], *, by: str,
-                password: str | None = None, kind: str = "person") -> dict[str, Any]:
+def create_user(
+    rt: Runtime,
+    username: str,
+    printed_name: str,
+    roles: list[str],
+    *,
+    by: str,
+    password: str | None = None,
+    kind: str = "person",
+) -> dict[str, Any]:
     if not isinstance(username, str) or not USERNAME.match(username):
-        raise InvalidInput("a user id is 2-64 characters: lower-case letters, digits, '.', '_' or '-'",
-                           code="username_invalid")
+        raise InvalidInput(
+            "a user id is 2-64 characters: lower-case letters, digits, '.', '_' or '-'", code="username_invalid"
+        )
     if not isinstance(printed_name, str) or not printed_name.strip() or len(printed_name) > 200:
-        raise InvalidInput("the printed name is required (it is shown with every signature)",
-                           code="printed_name_invalid")
+        raise InvalidInput(
+            "the printed name is required (it is shown with every signature)", code="printed_name_invalid"
+        )
     if not isinstance(roles, (list, tuple)) or not roles or any(r not in ROLES for r in roles):
         raise InvalidInput(f"roles must be some of {', '.join(ROLES)}", code="roles_invalid")
     if kind not in ("person", "service"):
@@ -97,12 +116,25 @@ def create_user(rt: Runtime, username: str, printed_name: str, roles: list[str],
     with rt.transaction() as s:
         if s.scalars(select(User.id).where(User.username == username)).first() is not None:
             raise Conflict(f"user id {username} exists (ids are never reused)", code="user_exists")
-        u = User(username=username, printed_name=printed_name.strip(), roles=list(dict.fromkeys(roles)), kind=kind,
-                 password_hash=hashed, password_changed_at=utcnow() if hashed else None, created_by=by)
+        u = User(
+            username=username,
+            printed_name=printed_name.strip(),
+            roles=list(dict.fromkeys(roles)),
+            kind=kind,
+            password_hash=hashed,
+            password_changed_at=utcnow() if hashed else None,
+            created_by=by,
+        )
         s.add(u)
         s.flush()
-        audit.record(s, user=by, action="user.create", object_type="user", object_id=username,
-                     new={"roles": list(roles), "kind": kind, "printed_name": printed_name})
+        audit.record(
+            s,
+            user=by,
+            action="user.create",
+            object_type="user",
+            object_id=username,
+            new={"roles": list(roles), "kind": kind, "printed_name": printed_name},
+        )
         return describe(u)
 
 
@@ -126,8 +158,17 @@ def set_password(rt: Runtime, username: str, password: str, *, by: str) -> None:
 def set_active(rt: Runtime, username: str, active: bool, *, by: str, reason: str) -> dict[str, Any]:
     with rt.transaction() as s:
         u = _get(s, username)
-        audit.record(s, user=by, action="user.activate" if active else "user.deactivate", object_type="user",
-                     object_id=username, field="active", old=u.active, new=active, reason=reason)
+        audit.record(
+            s,
+            user=by,
+            action="user.activate" if active else "user.deactivate",
+            object_type="user",
+            object_id=username,
+            field="active",
+            old=u.active,
+            new=active,
+            reason=reason,
+        )
         u.active = active
         return describe(u)
 
@@ -137,8 +178,17 @@ def set_roles(rt: Runtime, username: str, roles: list[str], *, by: str, reason: 
         raise InvalidInput(f"roles must be some of {', '.join(ROLES)}", code="roles_invalid")
     with rt.transaction() as s:
         u = _get(s, username)
-        audit.record(s, user=by, action="user.roles", object_type="user", object_id=username, field="roles",
-                     old=u.roles, new=list(roles), reason=reason)
+        audit.record(
+            s,
+            user=by,
+            action="user.roles",
+            object_type="user",
+            object_id=username,
+            field="roles",
+            old=u.roles,
+            new=list(roles),
+            reason=reason,
+        )
         u.roles = list(dict.fromkeys(roles))
         return describe(u)
 
@@ -159,24 +209,48 @@ def list_users(rt: Runtime) -> list[dict[str, Any]]:
 def authenticate(rt: Runtime, username: Any, password: Any, *, purpose: str = "login") -> Person:
     """Check a user id and password (a login or a signature's re-authentication)."""
     generic = AuthFailed("user id or password is wrong")
-    if not isinstance(username, str) or not isinstance(password, str) or not username or len(username) > 100 \
-            or len(password) > 200:
+    if (
+        not isinstance(username, str)
+        or not isinstance(password, str)
+        or not username
+        or len(username) > 100
+        or len(password) > 200
+    ):
         raise generic
     with rt.transaction() as s:
         u = s.scalars(select(User).where(User.username == username)).first()
         if u is None or u.password_hash is None:
-            audit.record(s, user=username[:100], action=f"auth.{purpose}_failed", object_type="user",
-                         object_id=username[:100], reason="unknown user")
+            audit.record(
+                s,
+                user=username[:100],
+                action=f"auth.{purpose}_failed",
+                object_type="user",
+                object_id=username[:100],
+                reason="unknown user",
+            )
             failure = generic
         elif not u.active:
-            audit.record(s, user=username, action=f"auth.{purpose}_failed", object_type="user", object_id=username,
-                         reason="account deactivated")
+            audit.record(
+                s,
+                user=username,
+                action=f"auth.{purpose}_failed",
+                object_type="user",
+                object_id=username,
+                reason="account deactivated",
+            )
             failure = AuthFailed("this account is deactivated", code="account_inactive")
         elif u.locked_at is not None:
-            audit.record(s, user=username, action=f"auth.{purpose}_failed", object_type="user", object_id=username,
-                         reason="account locked")
-            failure = AuthFailed("this account is locked after repeated failures; ask an administrator",
-                                 code="account_locked")
+            audit.record(
+                s,
+                user=username,
+                action=f"auth.{purpose}_failed",
+                object_type="user",
+                object_id=username,
+                reason="account locked",
+            )
+            failure = AuthFailed(
+                "this account is locked after repeated failures; ask an administrator", code="account_locked"
+            )
         else:
             try:
                 _hasher(rt).verify(u.password_hash, password)
@@ -192,17 +266,35 @@ def authenticate(rt: Runtime, username: Any, password: Any, *, purpose: str = "l
                     raise AuthFailed("your password has expired; set a new one", code="password_expired")
                 return _person(u)
             u.failed_logins += 1
-            audit.record(s, user=username, action=f"auth.{purpose}_failed", object_type="user", object_id=username,
-                         reason=f"wrong password ({u.failed_logins} in a row)")
+            audit.record(
+                s,
+                user=username,
+                action=f"auth.{purpose}_failed",
+                object_type="user",
+                object_id=username,
+                reason=f"wrong password ({u.failed_logins} in a row)",
+            )
             failure = generic
             if u.failed_logins >= rt.settings.lockout_attempts:
                 u.locked_at = utcnow()
-                audit.record(s, user="system", action="user.locked", object_type="user", object_id=username,
-                             reason=f"{u.failed_logins} failed attempts")
-                outbox.emit(s, rt.settings, "security.user_locked", f"user/{username}",
-                            {"username": username, "failed_attempts": u.failed_logins})
-                failure = AuthFailed("this account is now locked after repeated failures; ask an administrator",
-                                     code="account_locked")
+                audit.record(
+                    s,
+                    user="system",
+                    action="user.locked",
+                    object_type="user",
+                    object_id=username,
+                    reason=f"{u.failed_logins} failed attempts",
+                )
+                outbox.emit(
+                    s,
+                    rt.settings,
+                    "security.user_locked",
+                    f"user/{username}",
+                    {"username": username, "failed_attempts": u.failed_logins},
+                )
+                failure = AuthFailed(
+                    "this account is now locked after repeated failures; ask an administrator", code="account_locked"
+                )
     raise failure
 
 
@@ -233,8 +325,11 @@ def token_person(rt: Runtime, token: Any) -> Person:
     if not isinstance(token, str) or not token.startswith("bl_") or len(token) > 100:
         raise AuthFailed("the API token is not valid", code="token_invalid")
     with rt.transaction() as s:
-        row = s.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-                        .where(ApiToken.token_hash == _token_hash(token))).first()
+        row = s.execute(
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == _token_hash(token))
+        ).first()
         if row is None or row[0].revoked_at is not None or not row[1].active or row[1].locked_at is not None:
             raise AuthFailed("the API token is not valid", code="token_invalid")
         return _person(row[1])

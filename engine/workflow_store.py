@@ -18,25 +18,27 @@ Three more things keep a long batch as cheap as a short one:
 * **Data that cannot break loading**: a ``typename`` key in user data (which Spiff's
   registry would mistake for a serialized object) is escaped on the way in.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from .models import TaskData, WorkflowProcess, WorkflowSpec, WorkflowState, WorkflowTask
 
@@ -76,9 +78,7 @@ def register_types(registry) -> None:
         lambda d: MergeLog(d["pruned"], d["ids"]),
         typename=MERGE_LOG,
     )
-    registry.convert_from_dict[ESCAPED] = lambda d, **kw: {
-        k: registry.restore(v) for k, v in d["items"]
-    }
+    registry.convert_from_dict[ESCAPED] = lambda d, **kw: {k: registry.restore(v) for k, v in d["items"]}
 
 
 def encode(registry, value: Any) -> Any:
@@ -347,12 +347,28 @@ class WorkflowStore:
         used = {v[8] for _, v in changed_tasks} | {json.loads(v[2])["data"] for _, v in changed_procs}
         self._insert_data(session, {h: new_data[h] for h in used})
         if changed_tasks:
-            self._upsert(session, WorkflowTask, [
-                dict(batch_id=batch_pk, task_id=k, process_id=v[0], parent_id=v[1], children=list(v[2]),
-                     state=v[3], spec_name=v[4], triggered=v[5], last_state_change=v[6],
-                     internal_data=json.loads(v[7]), data_hash=v[8], live=True)
-                for k, v in changed_tasks
-            ], ["batch_id", "task_id"])
+            self._upsert(
+                session,
+                WorkflowTask,
+                [
+                    dict(
+                        batch_id=batch_pk,
+                        task_id=k,
+                        process_id=v[0],
+                        parent_id=v[1],
+                        children=list(v[2]),
+                        state=v[3],
+                        spec_name=v[4],
+                        triggered=v[5],
+                        last_state_change=v[6],
+                        internal_data=json.loads(v[7]),
+                        data_hash=v[8],
+                        live=True,
+                    )
+                    for k, v in changed_tasks
+                ],
+                ["batch_id", "task_id"],
+            )
         if gone_tasks:
             session.execute(
                 update(WorkflowTask)
@@ -360,11 +376,22 @@ class WorkflowStore:
                 .values(live=False)
             )
         if changed_procs:
-            self._upsert(session, WorkflowProcess, [
-                dict(batch_id=batch_pk, process_id=k, parent_process_id=v[0], spec_name=v[1],
-                     attributes=json.loads(v[2]), live=True)
-                for k, v in changed_procs
-            ], ["batch_id", "process_id"])
+            self._upsert(
+                session,
+                WorkflowProcess,
+                [
+                    dict(
+                        batch_id=batch_pk,
+                        process_id=k,
+                        parent_process_id=v[0],
+                        spec_name=v[1],
+                        attributes=json.loads(v[2]),
+                        live=True,
+                    )
+                    for k, v in changed_procs
+                ],
+                ["batch_id", "process_id"],
+            )
         if gone_procs:
             session.execute(
                 update(WorkflowProcess)
@@ -372,9 +399,12 @@ class WorkflowStore:
                 .values(live=False)
             )
         if live.state_row != state_row:
-            self._upsert(session, WorkflowState, [
-                dict(batch_id=batch_pk, spec_hash=state_row[0], attributes=json.loads(state_row[1]))
-            ], ["batch_id"])
+            self._upsert(
+                session,
+                WorkflowState,
+                [dict(batch_id=batch_pk, spec_hash=state_row[0], attributes=json.loads(state_row[1]))],
+                ["batch_id"],
+            )
         live.task_rows, live.process_rows, live.state_row = task_rows, process_rows, state_row
         return len(changed_tasks) + len(gone_tasks) + len(changed_procs) + len(gone_procs)
 
@@ -402,7 +432,7 @@ class WorkflowStore:
         bodies: dict[str, str] = {}
         hash_list = list(hashes)
         for i in range(0, len(hash_list), 500):
-            chunk = hash_list[i:i + 500]
+            chunk = hash_list[i : i + 500]
             for row in session.execute(select(TaskData.hash, TaskData.body).where(TaskData.hash.in_(chunk))):
                 bodies[row.hash] = row.body
 

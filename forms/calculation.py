@@ -85,15 +85,11 @@ def parse_calculation(expression: object) -> Calculation:
     if not isinstance(expression, str) or not expression.strip():
         raise CalculationError("the calculation must be a non-empty expression")
     if len(expression) > MAX_EXPRESSION_LENGTH:
-        raise CalculationError(
-            f"the calculation is longer than {MAX_EXPRESSION_LENGTH} characters"
-        )
+        raise CalculationError(f"the calculation is longer than {MAX_EXPRESSION_LENGTH} characters")
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as exc:
-        raise CalculationError(
-            f"the calculation {expression!r} does not parse ({exc.msg})"
-        ) from None
+        raise CalculationError(f"the calculation {expression!r} does not parse ({exc.msg})") from None
 
     references: list[str] = []
 
@@ -102,17 +98,12 @@ def parse_calculation(expression: object) -> Calculation:
             visit(node.body)
         elif isinstance(node, ast.BinOp):
             if not isinstance(node.op, _ALLOWED_BINARY):
-                raise CalculationError(
-                    f"the operator '{type(node.op).__name__}' is not allowed; "
-                    "use + - * / and **"
-                )
+                raise CalculationError(f"the operator '{type(node.op).__name__}' is not allowed; use + - * / and **")
             visit(node.left)
             visit(node.right)
         elif isinstance(node, ast.UnaryOp):
             if not isinstance(node.op, _ALLOWED_UNARY):
-                raise CalculationError(
-                    f"the operator '{type(node.op).__name__}' is not allowed"
-                )
+                raise CalculationError(f"the operator '{type(node.op).__name__}' is not allowed")
             visit(node.operand)
         elif isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
@@ -130,16 +121,12 @@ def parse_calculation(expression: object) -> Calculation:
                 allowed = ", ".join(FUNCTION_ARITY)
                 raise CalculationError(f"only these functions may be called: {allowed}")
             if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
-                raise CalculationError(
-                    f"{node.func.id}() takes plain arguments (no keywords, no '*')"
-                )
+                raise CalculationError(f"{node.func.id}() takes plain arguments (no keywords, no '*')")
             low, high = FUNCTION_ARITY[node.func.id]
             count = len(node.args)
             if count < low or (high is not None and count > high):
                 wanted = f"{low}" if low == high else f"{low} or more" if high is None else f"{low} to {high}"
-                raise CalculationError(
-                    f"{node.func.id}() takes {wanted} argument(s), got {count}"
-                )
+                raise CalculationError(f"{node.func.id}() takes {wanted} argument(s), got {count}")
             for argument in node.args:
                 visit(argument)
         else:
@@ -228,8 +215,7 @@ def evaluate(calculation: Calculation, values: Mapping[str, Decimal]) -> Decimal
         raise CalculationError("the result is too large") from None
     except decimal.InvalidOperation:
         raise CalculationError(
-            "the calculation is undefined for these values (e.g. square root or "
-            "logarithm of a negative number)"
+            "the calculation is undefined for these values (e.g. square root or logarithm of a negative number)"
         ) from None
     except Exception as exc:  # simpleeval's own refusals (NumberTooHigh, ...)
         raise CalculationError(f"cannot be calculated ({exc})") from None

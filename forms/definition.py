@@ -61,7 +61,9 @@ _KIND_PROPERTIES = {
 _FORM_PROPERTIES = ("signatureMeaning", "witnessRequired", "witnessRole")
 _COMMON_PROPERTIES = {"critical", *_FORM_PROPERTIES}
 KNOWN_PROPERTIES = (
-    _NUMBER_PROPERTIES | _COMMON_PROPERTIES | {"fieldKind"}
+    _NUMBER_PROPERTIES
+    | _COMMON_PROPERTIES
+    | {"fieldKind"}
     | {name for names in _KIND_PROPERTIES.values() for name in names}
 )
 
@@ -180,6 +182,7 @@ def definition_hash(source: Mapping[str, Any]) -> str:
 def parse_source(source: JsonSource) -> dict[str, Any]:
     """Turn JSON text or a mapping into a plain dict; refuse non-standard JSON (NaN)."""
     if isinstance(source, (str, bytes)):
+
         def refuse_constant(name: str) -> None:
             raise ValueError(f"{name} is not valid JSON")
 
@@ -326,8 +329,7 @@ class _FormLoader:
                 where = f"{where} (key '{key}')"
             if ctype not in SUPPORTED_TYPES:
                 self.problem(
-                    f"{where}: component type {ctype!r} is not supported; use one of "
-                    f"{', '.join(SUPPORTED_TYPES)}"
+                    f"{where}: component type {ctype!r} is not supported; use one of {', '.join(SUPPORTED_TYPES)}"
                 )
                 continue
             if "conditional" in component and component["conditional"]:
@@ -390,8 +392,7 @@ class _FormLoader:
         self._settings_only(properties, where)
         if component.get("path"):
             self.problem(
-                f"{where}: group 'path' is not supported; Batchline stores a step's fields "
-                "flat, so remove the path"
+                f"{where}: group 'path' is not supported; Batchline stores a step's fields flat, so remove the path"
             )
         if depth + 1 > MAX_GROUP_DEPTH:
             self.problem(f"{where}: groups are nested more than {MAX_GROUP_DEPTH} deep")
@@ -436,8 +437,11 @@ class _FormLoader:
 
         # form-js datetime fields carry dateLabel / timeLabel instead of label.
         label = next(
-            (text.strip() for text in (component.get(name) for name in ("label", "dateLabel", "timeLabel"))
-             if isinstance(text, str) and text.strip()),
+            (
+                text.strip()
+                for text in (component.get(name) for name in ("label", "dateLabel", "timeLabel"))
+                if isinstance(text, str) and text.strip()
+            ),
             key,
         )
         description = component.get("description")
@@ -464,8 +468,13 @@ class _FormLoader:
                 self._form_setting(name, properties.pop(name), where)
 
         settings: dict[str, Any] = {
-            "key": key, "label": label, "component_type": ctype, "kind": ctype,
-            "required": required, "description": description, "group": group,
+            "key": key,
+            "label": label,
+            "component_type": ctype,
+            "kind": ctype,
+            "required": required,
+            "description": description,
+            "group": group,
             "default": component.get("defaultValue"),
         }
         if "critical" in properties:
@@ -502,7 +511,7 @@ class _FormLoader:
         try:
             return _parse_flag(value)
         except ValueError:
-            self.problem(f"{where}: property '{name}' must be \"true\" or \"false\", not {value!r}")
+            self.problem(f'{where}: property \'{name}\' must be "true" or "false", not {value!r}')
             return False
 
     def _number(self, component, properties, validate, where, settings) -> None:
@@ -521,8 +530,7 @@ class _FormLoader:
             digits = self._whole(digits, "decimalDigits", where, 0, MAX_DECIMALS)
             if decimals is not None and digits is not None and digits != decimals:
                 self.problem(
-                    f"{where}: property 'decimals' ({decimals}) and form-js decimalDigits "
-                    f"({digits}) disagree; set one"
+                    f"{where}: property 'decimals' ({decimals}) and form-js decimalDigits ({digits}) disagree; set one"
                 )
             decimals = decimals if decimals is not None else digits
         settings["decimals"] = decimals
@@ -579,13 +587,12 @@ class _FormLoader:
 
         present = [name for name in LIMIT_NAMES if name in limits]
         for i, lower in enumerate(present):
-            for upper in present[i + 1:]:
+            for upper in present[i + 1 :]:
                 if limits[lower] > limits[upper]:
                     pair = tuple(sorted((family(lower), family(upper)), key=["hard", "action", "alert"].index))
                     reason = reasons.get(pair, "limits are out of order")
                     self.problem(
-                        f"{where}: {lower} ({limits[lower]}) is greater than {upper} "
-                        f"({limits[upper]}): {reason}"
+                        f"{where}: {lower} ({limits[lower]}) is greater than {upper} ({limits[upper]}): {reason}"
                     )
 
     def _whole(self, value, name, where, low, high) -> int | None:
@@ -660,7 +667,7 @@ class _FormLoader:
                 if not types or not all(CONTENT_TYPE_PATTERN.fullmatch(t) for t in types):
                     self.problem(
                         f"{where}: 'contentTypes' must be a comma-separated list such as "
-                        f"\"application/pdf, image/*\", not {raw!r}"
+                        f'"application/pdf, image/*", not {raw!r}'
                     )
                 else:
                     settings["content_types"] = tuple(types)
@@ -739,7 +746,7 @@ class _FormLoader:
             if state.get(key) == "done":
                 return
             if state.get(key) == "active":
-                cycle = trail[trail.index(key):] + [key]
+                cycle = trail[trail.index(key) :] + [key]
                 if frozenset(cycle) not in reported:
                     reported.add(frozenset(cycle))
                     self.problem(f"calculated fields depend on each other in a cycle: {' -> '.join(cycle)}")
@@ -760,9 +767,7 @@ class _FormLoader:
         if "signatureMeaning" in self.form_settings:
             raw, where = self.form_settings["signatureMeaning"]
             if raw not in SIGNATURE_MEANINGS:
-                self.problem(
-                    f"{where}: signatureMeaning must be one of {', '.join(SIGNATURE_MEANINGS)}, not {raw!r}"
-                )
+                self.problem(f"{where}: signatureMeaning must be one of {', '.join(SIGNATURE_MEANINGS)}, not {raw!r}")
             else:
                 meaning = raw
         witness_required = False
@@ -775,7 +780,7 @@ class _FormLoader:
             if not isinstance(raw, str) or not raw.strip():
                 self.problem(f"{where}: witnessRole must be a role name")
             elif not witness_required:
-                self.problem(f"{where}: witnessRole is set but witnessRequired is not \"true\"")
+                self.problem(f'{where}: witnessRole is set but witnessRequired is not "true"')
             else:
                 witness_role = raw.strip()
         return meaning, witness_required, witness_role

@@ -37,7 +37,7 @@ def limit_text(value: Decimal, spec: FieldDefinition) -> str:
 
 
 def range_text(low: Decimal | None, high: Decimal | None, spec: FieldDefinition) -> str | None:
-    """"6.80 to 7.40 pH", "at least 6.80 pH", "at most 7.40 pH" (limits inclusive)."""
+    """ "6.80 to 7.40 pH", "at least 6.80 pH", "at most 7.40 pH" (limits inclusive)."""
     if low is not None and high is not None:
         return with_unit(f"{_number_text(low, spec)} to {_number_text(high, spec)}", spec.unit)
     if low is not None:

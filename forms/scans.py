@@ -3,9 +3,11 @@
 The plant's registries must hold released lots and qualified equipment for these before
 a recipe can run (the demo seeds them; a real plant gets them from ERP and maintenance).
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from forms.definition import load_form
 

@@ -74,8 +74,7 @@ class FormRejected(Exception):
         self.form_id = form_id
         count = sum(len(m) for m in self.field_errors.values())
         super().__init__(
-            f"The form was not accepted: {count} problem{'s' if count != 1 else ''} "
-            "to correct. Nothing was recorded."
+            f"The form was not accepted: {count} problem{'s' if count != 1 else ''} to correct. Nothing was recorded."
         )
 
     @property
@@ -132,9 +131,7 @@ class Lookups(Protocol):
 
     def check_material_lot(self, lot_id: str, material: str) -> LotCheck: ...
 
-    def check_equipment(
-        self, equipment_id: str, equipment_class: str, batch_id: str | None
-    ) -> EquipmentCheck: ...
+    def check_equipment(self, equipment_id: str, equipment_class: str, batch_id: str | None) -> EquipmentCheck: ...
 
 
 @dataclass(frozen=True)
@@ -274,9 +271,7 @@ class TextField(_FormField):
         if _CONTROL_CHARS.search(value):
             raise self.fail(f"{spec.label} contains control characters, which cannot be recorded.")
         if spec.max_length is not None and len(value) > spec.max_length:
-            raise self.fail(
-                f"{spec.label} is too long: {len(value):,} characters, at most {spec.max_length:,}."
-            )
+            raise self.fail(f"{spec.label} is too long: {len(value):,} characters, at most {spec.max_length:,}.")
         if spec.min_length is not None and len(value) < spec.min_length:
             raise self.fail(f"{spec.label} needs at least {spec.min_length:,} characters.")
         if spec.pattern is not None and not re.fullmatch(spec.pattern, value):
@@ -360,7 +355,7 @@ class DateTimeField(_FormField):
         if moment.tzinfo is None or moment.utcoffset() is None:
             raise self.fail(f"{spec.label} needs a time zone offset, e.g. {examples['datetime']}.")
         try:
-            return moment.astimezone(dt.timezone.utc)
+            return moment.astimezone(dt.UTC)
         except OverflowError:  # e.g. 0001-01-01T00:00+01:00 has no UTC equivalent
             raise self.fail(f"{wanted}.") from None
 
@@ -382,9 +377,14 @@ class AttachmentField(_FormField):
             problems.append(f"{label}: missing {', '.join(missing)}.")
         filename = value.get("filename")
         if "filename" in value and (
-            not isinstance(filename, str) or not filename.strip() or len(filename) > 255
-            or any(c in filename for c in "/\\") or filename in (".", "..")
-            or _CONTROL_CHARS.search(filename) or "\n" in filename or "\r" in filename
+            not isinstance(filename, str)
+            or not filename.strip()
+            or len(filename) > 255
+            or any(c in filename for c in "/\\")
+            or filename in (".", "..")
+            or _CONTROL_CHARS.search(filename)
+            or "\n" in filename
+            or "\r" in filename
         ):
             problems.append(f"{label}: filename must be a plain file name (no folders), at most 255 characters.")
         content_type = value.get("content_type")
@@ -394,8 +394,7 @@ class AttachmentField(_FormField):
             else:
                 content_type = content_type.lower()
                 if spec.content_types and not any(
-                    allowed == content_type
-                    or (allowed.endswith("/*") and content_type.startswith(allowed[:-1]))
+                    allowed == content_type or (allowed.endswith("/*") and content_type.startswith(allowed[:-1]))
                     for allowed in spec.content_types
                 ):
                     problems.append(
@@ -412,9 +411,7 @@ class AttachmentField(_FormField):
             elif size < 1:
                 problems.append(f"{label}: the file is empty.")
             elif spec.max_size is not None and size > spec.max_size:
-                problems.append(
-                    f"{label}: the file is too large ({size:,} bytes; at most {spec.max_size:,})."
-                )
+                problems.append(f"{label}: the file is too large ({size:,} bytes; at most {spec.max_size:,}).")
         if problems:
             raise ValidationError(problems)
         return {"filename": filename, "content_type": content_type, "sha256": sha256.lower(), "size": size}
@@ -520,9 +517,7 @@ class CompiledForm:
         """
         definition = self.definition
         if self._needs_lookups and lookups is None:
-            raise TypeError(
-                f"form '{definition.id}' checks material lots or equipment: pass lookups="
-            )
+            raise TypeError(f"form '{definition.id}' checks material lots or equipment: pass lookups=")
         if not isinstance(data, Mapping):
             raise FormRejected({"_form": ["The submission must be a JSON object of field values."]}, definition.id)
 
@@ -548,7 +543,9 @@ class CompiledForm:
         except ValidationError as exc:
             for key, messages in exc.messages.items():
                 errors.setdefault(key, []).extend(_flatten(messages))
-            loaded = {k: v for k, v in exc.valid_data.items() if k not in errors} if isinstance(exc.valid_data, dict) else {}
+            loaded = (
+                {k: v for k, v in exc.valid_data.items() if k not in errors} if isinstance(exc.valid_data, dict) else {}
+            )
         loaded = {k: v for k, v in loaded.items() if v is not None and k in submitted}
 
         # 2. calculated fields, recomputed here whatever the browser sent
@@ -561,9 +558,7 @@ class CompiledForm:
             missing = [self._specs[ref].label for ref in refs if ref not in numbers]
             if missing:
                 if spec.required:
-                    errors.setdefault(key, []).append(
-                        f"{spec.label} cannot be calculated: enter {', '.join(missing)}."
-                    )
+                    errors.setdefault(key, []).append(f"{spec.label} cannot be calculated: enter {', '.join(missing)}.")
                 continue
             try:
                 result = evaluate(spec.calculation, numbers)
@@ -656,8 +651,7 @@ class CompiledForm:
                 critical=spec.critical,
                 message=(
                     f"{spec.label} {value_text} is {side} the {severity} limit ({name}) of "
-                    f"{limit_text}"
-                    + (" — critical process parameter." if spec.critical else ".")
+                    f"{limit_text}" + (" — critical process parameter." if spec.critical else ".")
                 ),
             )
         return None

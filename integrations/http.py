@@ -9,6 +9,7 @@ not retried (the request is wrong); 5xx, 429 and network errors are retried by t
 executor with backoff. An answer ``{"bpmn_error": "CODE", "message": ...}`` with a 4xx
 status raises that BPMN error on the task, for an error boundary event to catch.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,11 +32,15 @@ class HttpConnector:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConnectorError(f"service task {call.bpmn_id}: parameter url must be an http(s) URL", retry=False)
         method = str(params.get("method", "POST")).upper()
-        headers = {"Idempotency-Key": f"{call.batch_id}:{call.task_id}",
-                   "X-Batchline-Callback": call.callback_token, **(params.get("headers") or {})}
+        headers = {
+            "Idempotency-Key": f"{call.batch_id}:{call.task_id}",
+            "X-Batchline-Callback": call.callback_token,
+            **(params.get("headers") or {}),
+        }
         try:
-            resp = self.session.request(method, url, json=params.get("body"), headers=headers,
-                                        timeout=float(params.get("timeout", 10)))
+            resp = self.session.request(
+                method, url, json=params.get("body"), headers=headers, timeout=float(params.get("timeout", 10))
+            )
         except requests.RequestException as exc:
             raise ConnectorError(f"{method} {url} failed: {exc.__class__.__name__}: {exc}") from exc
         if len(resp.content) > MAX_RESPONSE_BYTES:

@@ -5,6 +5,7 @@ LIMS registers a sample, answers with its id, and a few seconds later sends the 
 back the way a real LIMS would: as a correlated message (``lims_result`` with the
 ``sample_id``), retried until the batch is waiting for it.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -36,8 +37,12 @@ class SimulatedLims:
     def call(self, call: ServiceCall) -> Completed:
         sample_id = f"S-{call.batch_id}-{next(self._numbers):03d}"
         if self.runtime is not None:
-            result = {"sample_id": sample_id, "titre": round(self._rng.gauss(4.8, 0.3), 2),
-                      "bioburden": 0, "endotoxin": round(self._rng.uniform(0.01, 0.2), 3)}
+            result = {
+                "sample_id": sample_id,
+                "titre": round(self._rng.gauss(4.8, 0.3), 2),
+                "bioburden": 0,
+                "endotoxin": round(self._rng.uniform(0.01, 0.2), 3),
+            }
             threading.Thread(target=self._answer, args=(result,), daemon=True, name="simulated-lims").start()
         return Completed({"sample_id": sample_id, "test": call.params.get("test")})
 

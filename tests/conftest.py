@@ -5,6 +5,7 @@ Every test that takes ``rt`` runs twice, once per database. PostgreSQL is reache
 a database of its own. Off CI an unreachable PostgreSQL skips those tests with a reason;
 with ``CI=true`` it fails the run, so a green CI always means both databases passed.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,9 @@ PG_ADMIN_URL = os.environ.get("BATCHLINE_TEST_PG_URL", "postgresql+psycopg://pos
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 # cheap password hashing: tests do not defend against offline guessing
-TEST_SETTINGS = dict(job_backoff_seconds=0.01, worker_poll_seconds=0.05, webhook_urls=(),
-                     argon2_time_cost=1, argon2_memory_kib=1024)
+TEST_SETTINGS = dict(
+    job_backoff_seconds=0.01, worker_poll_seconds=0.05, webhook_urls=(), argon2_time_cost=1, argon2_memory_kib=1024
+)
 
 
 def make_runtime(url: str, **overrides) -> Runtime:
@@ -70,8 +72,12 @@ def pg_url():
 def _truncate(url: str) -> None:
     eng = create_engine(url)
     with eng.begin() as conn:
-        tables = [r[0] for r in conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"))]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'")
+            )
+        ]
         if tables:
             conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
     eng.dispose()

@@ -1,5 +1,6 @@
 """Child process for the crash-recovery test: completes steps of one batch as fast as it
 can and prints ``ACK n`` after each acknowledged (committed and answered) step."""
+
 import sys
 
 from engine import batches
@@ -14,8 +15,9 @@ def main(url: str, batch_id: str) -> None:
     while True:
         n += 1
         task = batches.ready_tasks(rt, batch_id)[0]
-        out = batches.complete_task(rt, batch_id, task["id"], {"n": n, "done": False}, user="op.crash",
-                                    idempotency_key=f"crash-{n}")
+        out = batches.complete_task(
+            rt, batch_id, task["id"], {"n": n, "done": False}, user="op.crash", idempotency_key=f"crash-{n}"
+        )
         print(f"ACK {out.body['step']['values']['n']}", flush=True)
 
 

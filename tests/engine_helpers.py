@@ -1,4 +1,5 @@
 """Small helpers the engine tests share: import a test recipe, complete tasks by BPMN id."""
+
 from __future__ import annotations
 
 import time

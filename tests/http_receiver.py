@@ -1,5 +1,6 @@
 """A real HTTP server on 127.0.0.1 for integration tests: it records every request and
 answers from a script of (status, JSON body) replies."""
+
 from __future__ import annotations
 
 import json

@@ -1,6 +1,7 @@
 """Concurrent requests against real connections (SQLite and PostgreSQL): two
 completions of one task, one idempotency key replayed at once, and two worker
 processes sharing a job queue."""
+
 from __future__ import annotations
 
 import subprocess
@@ -48,10 +49,12 @@ def test_two_concurrent_completions_one_wins(rt, db_url):
     try:
         for round_ in range(8):
             task_id = batches.ready_tasks(rt, "CC-1")[0]["id"]
-            results = _race([
-                lambda: batches.complete_task(node_a, "CC-1", task_id, {"by": "a", "done": False}, user="op.anna"),
-                lambda: batches.complete_task(node_b, "CC-1", task_id, {"by": "b", "done": False}, user="op.ben"),
-            ])
+            results = _race(
+                [
+                    lambda: batches.complete_task(node_a, "CC-1", task_id, {"by": "a", "done": False}, user="op.anna"),
+                    lambda: batches.complete_task(node_b, "CC-1", task_id, {"by": "b", "done": False}, user="op.ben"),
+                ]
+            )
             wins = [r for r in results if isinstance(r, batches.Outcome)]
             losses = [r for r in results if isinstance(r, Conflict)]
             assert len(wins) == 1 and len(losses) == 1, results
@@ -69,10 +72,12 @@ def test_same_idempotency_key_at_once_stores_one_step(rt, db_url):
     node_a, node_b = make_runtime(db_url), make_runtime(db_url)
     try:
         data = {"reading": 7.2, "done": False}
-        results = _race([
-            lambda: batches.complete_task(node_a, "ID-1", task_id, data, user="op.anna", idempotency_key="k-1"),
-            lambda: batches.complete_task(node_b, "ID-1", task_id, data, user="op.anna", idempotency_key="k-1"),
-        ])
+        results = _race(
+            [
+                lambda: batches.complete_task(node_a, "ID-1", task_id, data, user="op.anna", idempotency_key="k-1"),
+                lambda: batches.complete_task(node_b, "ID-1", task_id, data, user="op.anna", idempotency_key="k-1"),
+            ]
+        )
         assert all(isinstance(r, batches.Outcome) for r in results), results
         assert results[0].body == results[1].body
         assert sorted(r.replayed for r in results) == [False, True]
@@ -106,8 +111,16 @@ def test_two_worker_processes_never_run_the_same_job(rt, db_url):
         s.execute(text("CREATE TABLE probe_run (job INTEGER, worker VARCHAR(50))"))
         for n in range(jobs_count):
             s.add(Job(kind="probe", payload={"n": n}))
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.worker_child", db_url, f"w{i}"], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.worker_child", db_url, f"w{i}"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     with rt.transaction() as s:

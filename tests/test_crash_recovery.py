@@ -2,6 +2,7 @@
 with SIGKILL at random points, 20 times; after each kill the batch is reopened and
 checked: every acknowledged step is there exactly once, the record has no gaps, the
 batch resumes at the right task, and the audit trail verifies."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,13 @@ KILLS = 20
 
 
 def _run_child_and_kill(url: str, rng: random.Random) -> list[int]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.crash_child", url, "CR-1"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_child", url, "CR-1"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     acked: list[int] = []
     ready = threading.Event()
 

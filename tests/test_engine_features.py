@@ -2,6 +2,7 @@
 PostgreSQL: user tasks, gateways, scripts, call activities, loops, multi-instance,
 timers fired by the job executor, correlated messages, error boundary events and
 service tasks through the connector registry."""
+
 from __future__ import annotations
 
 import pytest
@@ -47,7 +48,11 @@ def test_call_activities_per_unit_procedure_and_reload(rt):
     complete(rt, "CA-1", "harvest_volume", {"volume_l": 180})
     assert batches.get_batch(rt, "CA-1")["state"] == "complete"
     assert [s["bpmn_id"] for s in batches.steps(rt, "CA-1")] == [
-        "line_clearance", "thaw_vial", "count_cells", "harvest_volume"]
+        "line_clearance",
+        "thaw_vial",
+        "count_cells",
+        "harvest_volume",
+    ]
 
 
 def test_standard_loop_and_multi_instance(rt):

@@ -2,6 +2,7 @@
 (success, retry after 5xx, asynchronous 202 + callback, BPMN error) and webhook delivery
 of outbox events (CloudEvents envelope, Standard Webhooks signature, verified by the
 independent ``standardwebhooks`` package)."""
+
 from __future__ import annotations
 
 import base64
@@ -20,8 +21,13 @@ from .http_receiver import Receiver
 def _start(rt, receiver, batch_id):
     rt.connectors.register("http", HttpConnector())
     load(rt, "http_service.bpmn")
-    batches.start_batch(rt, "http_confirmation", batch_id, user="op.anna",
-                        parameters={"erp_url": receiver.url + "/confirm", "order_id": "PO-77"})
+    batches.start_batch(
+        rt,
+        "http_confirmation",
+        batch_id,
+        user="op.anna",
+        parameters={"erp_url": receiver.url + "/confirm", "order_id": "PO-77"},
+    )
 
 
 def test_http_connector_success_and_retry(rt):

@@ -3,9 +3,8 @@
 Two kinds of test here: ``test_spiff_*`` show the pitfall in plain SpiffWorkflow, so an
 upgrade that fixes (or changes) it is noticed; the others show Batchline is not hurt.
 """
-from __future__ import annotations
 
-import json
+from __future__ import annotations
 
 import pytest
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow

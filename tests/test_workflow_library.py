@@ -1,32 +1,40 @@
 """The workflow library (workflows/): every entry parses, validates and names forms that
 load; every diagram can be drawn; and every entry runs start to end on the engine (SQLite
 and PostgreSQL) with in-limit values — the mAb upstream recipe checked in detail."""
+
 from __future__ import annotations
 
 import fnmatch
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 import defusedxml.ElementTree as DefusedET
 import pytest
 
 import workflows
-from engine.users import Person
 from engine import batches, jobs, recipes, runner
 from engine.bpmn import parse_recipe, validate_recipe
 from engine.connectors import Completed
 from engine.errors import NotFound
 from engine.models import Batch, Job, utcnow
+from engine.users import Person
 from forms import load_form
 from web import demo
 
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 BPMNDI = "{http://www.omg.org/spec/BPMN/20100524/DI}"
 # setup.cfg [options.package_data] workflows = ... (the library must stay inside it)
-PACKAGE_DATA = ["recipes/*/*.bpmn", "recipes/*/forms/*.json", "templates/*.bpmn", "templates/forms/*.json",
-                "qa/*.bpmn", "qa/forms/*.json"]
+PACKAGE_DATA = [
+    "recipes/*/*.bpmn",
+    "recipes/*/forms/*.json",
+    "templates/*.bpmn",
+    "templates/forms/*.json",
+    "qa/*.bpmn",
+    "qa/forms/*.json",
+]
 LIBRARY = workflows.library()
 BY_KEY = {e.key: e for e in LIBRARY}
 
@@ -43,8 +51,13 @@ def test_library_has_the_recipes_templates_and_qa_flows():
         assert kinds[key] == "template"
     for key in ("qa_recipe_approval", "qa_deviation", "qa_batch_release"):
         assert kinds[key] == "qa"
-    assert set(BY_KEY["mab_upstream"].files) == {"mab_upstream.bpmn", "up_media_prep.bpmn", "up_seed_train.bpmn",
-                                                 "up_production.bpmn", "up_harvest.bpmn"}
+    assert set(BY_KEY["mab_upstream"].files) == {
+        "mab_upstream.bpmn",
+        "up_media_prep.bpmn",
+        "up_seed_train.bpmn",
+        "up_production.bpmn",
+        "up_harvest.bpmn",
+    }
 
 
 def test_every_library_file_is_package_data():
@@ -122,8 +135,14 @@ def test_mab_recipe_uses_the_isa88_structure_and_bpmn_features():
     (message,) = parsed.messages
     assert message.message == "lims_result" and message.correlation_properties == {"sample_id": "sample_id"}
     all_xml = b"".join(entry.files.values())
-    for feature in (b"standardLoopCharacteristics", b"multiInstanceLoopCharacteristics", b"parallelGateway",
-                    b"exclusiveGateway", b"scriptTask", b"spiffworkflow:instructionsForEndUser"):
+    for feature in (
+        b"standardLoopCharacteristics",
+        b"multiInstanceLoopCharacteristics",
+        b"parallelGateway",
+        b"exclusiveGateway",
+        b"scriptTask",
+        b"spiffworkflow:instructionsForEndUser",
+    ):
         assert feature in all_xml, feature
     forms = entry.forms
     props = [c.get("properties", {}) for d in forms.values() for c in _components(d["components"])]
@@ -144,11 +163,18 @@ def _components(components):
 
 # --- running entries on the engine ------------------------------------------------------
 
-PATTERN_SAMPLES = {"[0-9]{10}": "1000456789", "S-[0-9]{6}": "S-004711", "DEV-[0-9]{6}": "DEV-000042",
-                   "CC-[0-9]{6}": "CC-000123", "CAPA-[0-9]{6}": "CAPA-000007", "[0-9]{1,4}": "17"}
+PATTERN_SAMPLES = {
+    "[0-9]{10}": "1000456789",
+    "S-[0-9]{6}": "S-004711",
+    "DEV-[0-9]{6}": "DEV-000042",
+    "CC-[0-9]{6}": "CC-000123",
+    "CAPA-[0-9]{6}": "CAPA-000007",
+    "[0-9]{1,4}": "17",
+}
 
 
 lot_id, equipment_id = demo.lot_for, demo.equipment_for  # what the demo plant stocks
+
 
 def in_limit_number(field) -> Decimal:
     """The middle of the tightest limits given: no alert or action finding."""
@@ -246,10 +272,19 @@ class Systems:
 Overrides = dict[str, Callable[[int], dict[str, Any]]]
 
 
-def run_to_end(rt, entry, batch_id: str, systems: Systems, *, parameters: dict[str, Any] | None = None,
-               overrides: Overrides | None = None, until: str | None = None,
-               findings: dict[str, list] | None = None, start: bool = True,
-               timeout: float = 60.0) -> dict[str, int]:
+def run_to_end(
+    rt,
+    entry,
+    batch_id: str,
+    systems: Systems,
+    *,
+    parameters: dict[str, Any] | None = None,
+    overrides: Overrides | None = None,
+    until: str | None = None,
+    findings: dict[str, list] | None = None,
+    start: bool = True,
+    timeout: float = 60.0,
+) -> dict[str, int]:
     """Drive a batch as operators, workers and LIMS would until it completes (or task
     ``until`` is ready): complete every ready task with in-limit values (plus overrides by
     BPMN id and iteration), run due jobs, deliver LIMS results. A step must raise no
@@ -272,8 +307,9 @@ def run_to_end(rt, entry, batch_id: str, systems: Systems, *, parameters: dict[s
             if bpmn_id in overrides:
                 values.update(overrides[bpmn_id](done.get(bpmn_id, 0)))
             signer, witness = signers(task)
-            outcome = batches.complete_task(rt, batch_id, task["id"], values, user=signer.username,
-                                            signer=signer, witness=witness)
+            outcome = batches.complete_task(
+                rt, batch_id, task["id"], values, user=signer.username, signer=signer, witness=witness
+            )
             raised = [(e["severity"], e["parameter"]) for e in outcome.body["exceptions"]]
             assert raised == findings.get(bpmn_id, []), (bpmn_id, outcome.body["exceptions"])
             done[bpmn_id] = done.get(bpmn_id, 0) + 1
@@ -281,8 +317,9 @@ def run_to_end(rt, entry, batch_id: str, systems: Systems, *, parameters: dict[s
         if systems.pending_samples:
             sample_id = systems.pending_samples[0]
             try:
-                batches.deliver_message(rt, "lims_result", {"sample_id": sample_id, "titre": 4.8,
-                                                            "bioburden": 0}, user="svc.lims")
+                batches.deliver_message(
+                    rt, "lims_result", {"sample_id": sample_id, "titre": 4.8, "bioburden": 0}, user="svc.lims"
+                )
                 systems.pending_samples.pop(0)
                 continue
             except NotFound:
@@ -310,8 +347,14 @@ def test_mab_upstream_runs_start_to_complete(rt):
     register_lots_and_equipment(rt, entry.forms)
     systems = Systems(rt)
     recipes.import_recipe(rt, entry.files, forms=entry.forms, user="qa.lead", approve=True)
-    done = run_to_end(rt, entry, "MAB-0001", systems, overrides=MAB_OVERRIDES,
-                      parameters={"batch_id": "MAB-0001", "hold_time": "PT1S"})
+    done = run_to_end(
+        rt,
+        entry,
+        "MAB-0001",
+        systems,
+        overrides=MAB_OVERRIDES,
+        parameters={"batch_id": "MAB-0001", "hold_time": "PT1S"},
+    )
 
     parsed = parse_recipe(entry.files)
     expected = {t.element_id for t in parsed.user_tasks} - {"st_supervisor_decision"}  # viability was fine
@@ -330,8 +373,13 @@ def test_mab_upstream_runs_start_to_complete(rt):
     # data crossed the parallel join and the call-activity boundaries into the service tasks
     media, filters = systems.erp_calls
     assert media.operator == "erp.confirm_consumption"
-    assert media.params == {"order": "1000456789", "material": "MED-CD-CHO", "lot": lot_id("MED-CD-CHO"),
-                            "quantity": 27.0, "unit": "kg"}
+    assert media.params == {
+        "order": "1000456789",
+        "material": "MED-CD-CHO",
+        "lot": lot_id("MED-CD-CHO"),
+        "quantity": 27.0,
+        "unit": "kg",
+    }
     assert filters.params["lot"] == lot_id("FLT-DEPTH-D0HC") and filters.params["quantity"] == 3
     (lims,) = systems.lims_calls
     assert lims.operator == "lims.sample"
@@ -344,9 +392,16 @@ def test_mab_low_n1_viability_goes_to_the_supervisor(rt):
     systems = Systems(rt)
     recipes.import_recipe(rt, entry.files, forms=entry.forms, user="qa.lead", approve=True)
     overrides = {**MAB_OVERRIDES, "st_n1_count": lambda i: {"n1_viability": "88.0"}}
-    run_to_end(rt, entry, "MAB-0002", systems, overrides=overrides, until="st_supervisor_decision",
-               findings={"st_n1_count": [("action", "n1_viability")]},  # below the 90 % action limit
-               parameters={"batch_id": "MAB-0002", "hold_time": "PT1S"})
+    run_to_end(
+        rt,
+        entry,
+        "MAB-0002",
+        systems,
+        overrides=overrides,
+        until="st_supervisor_decision",
+        findings={"st_n1_count": [("action", "n1_viability")]},  # below the 90 % action limit
+        parameters={"batch_id": "MAB-0002", "hold_time": "PT1S"},
+    )
     assert {t["bpmn_id"] for t in batches.ready_tasks(rt, "MAB-0002")} == {"st_supervisor_decision"}
     step = batches.steps(rt, "MAB-0002")[-1]
     assert step["bpmn_id"] == "st_n1_count" and step["values"]["n1_viability"] == "88.0"
@@ -380,8 +435,13 @@ def test_template_and_qa_entries_run_to_complete(rt, key):
     systems = Systems(rt)
     recipes.import_recipe(rt, entry.files, forms=entry.forms, user="qa.lead", approve=True)
     batch_id = f"{key[:20]}-1"
-    params = {"batch_id": batch_id, "hold_time": "PT1S", "n_filters": 2, "sample_point": "day 7",
-              "process_order": "1000456789"}
+    params = {
+        "batch_id": batch_id,
+        "hold_time": "PT1S",
+        "n_filters": 2,
+        "sample_point": "day 7",
+        "process_order": "1000456789",
+    }
     done = run_to_end(rt, entry, batch_id, systems, parameters=params, overrides=ENTRY_OVERRIDES.get(key))
     assert batches.get_batch(rt, batch_id)["state"] == "complete"
     parsed = parse_recipe(entry.files)
@@ -403,8 +463,15 @@ def test_hold_time_defaults_to_two_minutes(rt):
     batches.start_batch(rt, entry.key, "HOLD-1", user="op.anna")
     (task,) = batches.ready_tasks(rt, "HOLD-1")
     signer, witness = signers(task)
-    batches.complete_task(rt, "HOLD-1", task["id"], in_limit_values(task["form_definition"]),
-                          user=signer.username, signer=signer, witness=witness)
+    batches.complete_task(
+        rt,
+        "HOLD-1",
+        task["id"],
+        in_limit_values(task["form_definition"]),
+        user=signer.username,
+        signer=signer,
+        witness=witness,
+    )
     with rt.transaction() as s:
         (job,) = s.query(Job).filter(Job.kind == "timer", Job.state == "pending").all()
         wait = (job.due_at.replace(tzinfo=None) - utcnow().replace(tzinfo=None)).total_seconds()

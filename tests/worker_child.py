@@ -1,5 +1,6 @@
 """Child process for the two-worker test: a job worker whose ``probe`` jobs record who
 ran them (the handler sleeps a little so two workers really overlap)."""
+
 import sys
 import time
 

@@ -5,6 +5,7 @@ OpenAPI document at /api/openapi.json and Swagger UI at /api/docs.
 Why a factory: tests, the CLI's ``serve`` and a WSGI server each build their own app
 with their own settings; nothing lives at module level.
 """
+
 from __future__ import annotations
 
 import marshmallow as ma

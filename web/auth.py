@@ -7,6 +7,7 @@ the browser session set by the login page (``web.ui``). A session ends after
 Every endpoint declares its action with ``@requires("batch.start")``; the matrix itself
 is ``engine.permissions.MATRIX`` so the CLI enforces the same rules.
 """
+
 from __future__ import annotations
 
 import time
@@ -51,7 +52,7 @@ def current_person():
         return g.person
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        person = users.token_person(_runtime(), header[len("Bearer "):].strip())
+        person = users.token_person(_runtime(), header[len("Bearer ") :].strip())
     else:
         person = session_person()
         if person is None:
@@ -81,8 +82,10 @@ def requires(action: str):
             return view(*args, **kwargs)
 
         checked.batchline_action = action
-        return Blueprint.doc(security=[{"token": []}], description=f"Permission: `{action}` "
-                             f"({', '.join(sorted(permissions.MATRIX[action]))}).")(checked)
+        return Blueprint.doc(
+            security=[{"token": []}],
+            description=f"Permission: `{action}` ({', '.join(sorted(permissions.MATRIX[action]))}).",
+        )(checked)
 
     return decorate
 

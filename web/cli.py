@@ -7,14 +7,16 @@ that find something wrong (``recipe validate``, ``audit verify``) exit 1. Extra 
 groups (analytics…) come from the ``batchline.cli`` entry point group, loaded only when
 used, so a broken or missing optional module never breaks the rest.
 """
+
 from __future__ import annotations
 
 import json
 import sys
 import threading
+from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -62,13 +64,15 @@ class BatchlineGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RecipeInvalid as exc:
-            _fail(exc.code, f"the recipe cannot run ({len(exc.problems)} problem(s))",
-                  [_problem_line(p) for p in exc.problems])
+            _fail(
+                exc.code,
+                f"the recipe cannot run ({len(exc.problems)} problem(s))",
+                [_problem_line(p) for p in exc.problems],
+            )
         except BatchlineError as exc:
             _fail(exc.code, exc.message)
         except (OperationalError, ProgrammingError) as exc:
-            _fail("database_error", f"{exc.orig} (is the database reachable and upgraded? "
-                                    "run `batchline db upgrade`)")
+            _fail("database_error", f"{exc.orig} (is the database reachable and upgraded? run `batchline db upgrade`)")
 
     def _plugins(self) -> dict[str, Any]:
         return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
@@ -86,8 +90,7 @@ class BatchlineGroup(click.Group):
         try:
             command = ep.load()
         except Exception as exc:  # a broken optional module must not break the CLI
-            click.echo(f"warning: command group {name!r} could not be loaded ({type(exc).__name__}: {exc})",
-                       err=True)
+            click.echo(f"warning: command group {name!r} could not be loaded ({type(exc).__name__}: {exc})", err=True)
             return None
         return command if isinstance(command, click.Command) else None
 
@@ -140,13 +143,18 @@ def json_option(f):
             ctx.find_object(CliContext).as_json = True
         return value
 
-    return click.option("--json", "as_json", is_flag=True, expose_value=False, callback=remember,
-                        help="Print JSON instead of a table.")(f)
+    return click.option(
+        "--json", "as_json", is_flag=True, expose_value=False, callback=remember, help="Print JSON instead of a table."
+    )(f)
 
 
-user_option = click.option("--user", required=True, envvar="BATCHLINE_USER",
-                           help="Who is acting (recorded in the audit trail). Env: BATCHLINE_USER. "
-                                "The password is asked for, or read from BATCHLINE_PASSWORD.")
+user_option = click.option(
+    "--user",
+    required=True,
+    envvar="BATCHLINE_USER",
+    help="Who is acting (recorded in the audit trail). Env: BATCHLINE_USER. "
+    "The password is asked for, or read from BATCHLINE_PASSWORD.",
+)
 
 
 def _acting(user: str, action: str, *, env: str = "BATCHLINE_PASSWORD", prompt: str = "Password"):
@@ -162,6 +170,8 @@ def _acting(user: str, action: str, *, env: str = "BATCHLINE_PASSWORD", prompt: 
     person = users.authenticate(_runtime(), user, password, purpose="signature")
     permissions.check(person, action)
     return person
+
+
 reason_option = click.option("--reason", required=True, help="Why (recorded in the audit trail).")
 
 
@@ -200,8 +210,13 @@ def _read_files(paths: Iterable[str]) -> dict[str, bytes]:
 
 
 @click.group(cls=BatchlineGroup)
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              envvar="BATCHLINE_CONFIG", help="TOML config file (env: BATCHLINE_CONFIG).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="BATCHLINE_CONFIG",
+    help="TOML config file (env: BATCHLINE_CONFIG).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.pass_context
 def main(ctx: click.Context, config_file: str | None, as_json: bool):
@@ -237,8 +252,12 @@ def recipe():
 
 @recipe.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--forms", "forms_dir", type=click.Path(exists=True, file_okay=False),
-              help="Directory of form-js *.json files the user tasks name.")
+@click.option(
+    "--forms",
+    "forms_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Directory of form-js *.json files the user tasks name.",
+)
 @click.option("--recipe", "key", help="Recipe key (default: the BPMN process id).")
 @click.option("--process-id", help="The top process, when the files hold several.")
 @user_option
@@ -249,8 +268,9 @@ def recipe_import(files, forms_dir, key, process_id, user):
 
     person = _acting(user, "recipe.import")
     forms = recipes.load_forms_dir(forms_dir) if forms_dir else None
-    rv = recipes.import_recipe(_runtime(), _read_files(files), forms=forms, user=person.username, recipe=key,
-                               process_id=process_id)
+    rv = recipes.import_recipe(
+        _runtime(), _read_files(files), forms=forms, user=person.username, recipe=key, process_id=process_id
+    )
     show(recipes.describe(rv), ["id", "recipe", "version", "name", "status", "content_hash"])
 
 
@@ -280,8 +300,10 @@ def recipe_list():
     """Every recipe version."""
     from engine import recipes
 
-    show([recipes.describe(rv) for rv in recipes.list_versions(_runtime())],
-         ["id", "recipe", "version", "name", "status", "created_by", "created_at"])
+    show(
+        [recipes.describe(rv) for rv in recipes.list_versions(_runtime())],
+        ["id", "recipe", "version", "name", "status", "created_by", "created_at"],
+    )
 
 
 def _set_status(version_id: int, status: str, user: str, reason: str) -> None:
@@ -314,8 +336,17 @@ def recipe_retire(version_id, user, reason):
 
 # batches ---------------------------------------------------------------------------
 
-BATCH_FIELDS = ["batch_id", "state", "recipe", "steps", "parameters", "created_by", "created_at", "completed_at",
-                "incidents"]
+BATCH_FIELDS = [
+    "batch_id",
+    "state",
+    "recipe",
+    "steps",
+    "parameters",
+    "created_by",
+    "created_at",
+    "completed_at",
+    "incidents",
+]
 
 
 @main.group()
@@ -326,8 +357,13 @@ def batch():
 @batch.command("start")
 @click.argument("recipe_ref", metavar="RECIPE")
 @click.option("--batch-id", required=True, help="The new batch's id (e.g. the process order's batch number).")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="A batch parameter; repeatable. Numbers and true/false are typed.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A batch parameter; repeatable. Numbers and true/false are typed.",
+)
 @click.option("--version", type=int, help="A specific version of the recipe (default: newest approved).")
 @user_option
 @json_option
@@ -342,8 +378,12 @@ def batch_start(recipe_ref, batch_id, params, version, user):
             raise BatchlineError(f"--param {item!r} is not NAME=VALUE", code="parameters_invalid")
         parameters[name] = parse_value(value)
     person = _acting(user, "batch.start")
-    show(batches.start_batch(_runtime(), recipe_ref, batch_id, user=person.username, parameters=parameters,
-                             version=version), BATCH_FIELDS[:5])
+    show(
+        batches.start_batch(
+            _runtime(), recipe_ref, batch_id, user=person.username, parameters=parameters, version=version
+        ),
+        BATCH_FIELDS[:5],
+    )
 
 
 @batch.command("list")
@@ -389,10 +429,13 @@ def batch_steps(batch_id):
 @batch.command("complete")
 @click.argument("batch_id")
 @click.argument("task_id")
-@click.option("--data", required=True, help='The values as a JSON object, e.g. \'{"ph": 7.1}\'.')
+@click.option("--data", required=True, help="The values as a JSON object, e.g. '{\"ph\": 7.1}'.")
 @click.option("--idempotency-key", help="Repeat safely: the same key answers with the first result.")
-@click.option("--witness", help="The witness's user id, when the form requires one (password asked for, "
-                                "or read from BATCHLINE_WITNESS_PASSWORD).")
+@click.option(
+    "--witness",
+    help="The witness's user id, when the form requires one (password asked for, "
+    "or read from BATCHLINE_WITNESS_PASSWORD).",
+)
 @user_option
 @json_option
 def batch_complete(batch_id, task_id, data, idempotency_key, witness, user):
@@ -409,8 +452,16 @@ def batch_complete(batch_id, task_id, data, idempotency_key, witness, user):
         if password is None:
             password = click.prompt(f"Witness password for {witness}", hide_input=True, err=True)
         witness_person = users.authenticate(_runtime(), witness, password, purpose="signature")
-    outcome = batches.complete_task(_runtime(), batch_id, task_id, values, user=person.username,
-                                    idempotency_key=idempotency_key, signer=person, witness=witness_person)
+    outcome = batches.complete_task(
+        _runtime(),
+        batch_id,
+        task_id,
+        values,
+        user=person.username,
+        idempotency_key=idempotency_key,
+        signer=person,
+        witness=witness_person,
+    )
     body = outcome.body
     if click.get_current_context().find_object(CliContext).as_json:
         show({**body, "replayed": outcome.replayed})
@@ -433,8 +484,10 @@ def _state_command(action: str, help_text: str):
         from engine import batches
 
         person = _acting(user, "batch.hold")
-        show(batches.change_state(_runtime(), batch_id, action, user=person.username, reason=reason),
-             ["batch_id", "state"])
+        show(
+            batches.change_state(_runtime(), batch_id, action, user=person.username, reason=reason),
+            ["batch_id", "state"],
+        )
 
     return command
 
@@ -519,8 +572,9 @@ def serve(host, port, with_worker):
     app = create_app(runtime=rt)
     stop = threading.Event()
     if with_worker:
-        threading.Thread(target=jobs.work, args=(rt,), kwargs={"stop": stop}, name="batchline-worker",
-                         daemon=True).start()
+        threading.Thread(
+            target=jobs.work, args=(rt,), kwargs={"stop": stop}, name="batchline-worker", daemon=True
+        ).start()
     try:
         try:
             import waitress
@@ -590,8 +644,9 @@ def _new_password(username: str) -> str:
     return password
 
 
-by_option = click.option("--by", envvar="BATCHLINE_USER", help="The administrator acting (password asked for, "
-                                                               "or BATCHLINE_PASSWORD).")
+by_option = click.option(
+    "--by", envvar="BATCHLINE_USER", help="The administrator acting (password asked for, or BATCHLINE_PASSWORD)."
+)
 
 
 @user.command("add")
@@ -607,8 +662,17 @@ def user_add(username, printed_name, roles, service, by):
 
     actor = _admin(by)
     password = None if service else _new_password(username)
-    show(users.create_user(_runtime(), username, printed_name, [r.strip() for r in roles.split(",") if r.strip()],
-                           by=actor, password=password, kind="service" if service else "person"))
+    show(
+        users.create_user(
+            _runtime(),
+            username,
+            printed_name,
+            [r.strip() for r in roles.split(",") if r.strip()],
+            by=actor,
+            password=password,
+            kind="service" if service else "person",
+        )
+    )
 
 
 @user.command("list")
@@ -692,11 +756,11 @@ def demo(host, port, no_serve):
         return
     host, port = host or rt.settings.host, port or rt.settings.port
     stop = threading.Event()
-    threading.Thread(target=jobs.work, args=(rt,), kwargs={"stop": stop}, name="batchline-worker",
-                     daemon=True).start()
+    threading.Thread(target=jobs.work, args=(rt,), kwargs={"stop": stop}, name="batchline-worker", daemon=True).start()
     plant.start_equipment_feed(rt, stop)  # simulated bioreactor samples for the demo batch
-    click.echo(f"equipment feed: {plant.DEMO_BATCH} gets a bioreactor sample every 3 s "
-               "(a dissolved-O2 sensor drift from 40 h)")
+    click.echo(
+        f"equipment feed: {plant.DEMO_BATCH} gets a bioreactor sample every 3 s (a dissolved-O2 sensor drift from 40 h)"
+    )
     click.echo(f"Batchline demo: http://{host}:{port}/  (API: http://{host}:{port}/api/docs)")
     try:
         import waitress

@@ -8,6 +8,7 @@ trains the out-of-trend models on them (``analytics.history``), connects the sim
 ERP and LIMS, and starts a mAb batch so there is something to do at once; when serving,
 a simulated bioreactor feeds that batch equipment samples (``start_equipment_feed``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,25 +93,32 @@ def setup(rt: Runtime) -> dict[str, Any]:
     with rt.transaction() as s:
         exists = s.scalars(select(Batch.id).where(Batch.batch_id == DEMO_BATCH)).first() is not None
     if not exists:
-        batches.start_batch(rt, "mab_upstream", DEMO_BATCH, user="sup.carl",
-                            parameters={"batch_id": DEMO_BATCH, "hold_time": "PT30S"})
+        batches.start_batch(
+            rt, "mab_upstream", DEMO_BATCH, user="sup.carl", parameters={"batch_id": DEMO_BATCH, "hold_time": "PT30S"}
+        )
     with rt.transaction() as s:
         approved = s.scalar(select(func.count()).select_from(RecipeVersion).where(RecipeVersion.status == "approved"))
-    return {"recipes": imported, "approved": approved, "batch": DEMO_BATCH,
-            "history_batches": len(history["written"]),
-            "lots": {m: lot_for(m) for m in sorted(materials)},
-            "equipment": {c: equipment_for(c) for c in sorted(classes)}}
+    return {
+        "recipes": imported,
+        "approved": approved,
+        "batch": DEMO_BATCH,
+        "history_batches": len(history["written"]),
+        "lots": {m: lot_for(m) for m in sorted(materials)},
+        "equipment": {c: equipment_for(c) for c in sorted(classes)},
+    }
 
 
-def start_equipment_feed(rt: Runtime, stop: threading.Event, *, every: float = 3.0,
-                         drift_onset: float = 40.0) -> threading.Thread:
+def start_equipment_feed(
+    rt: Runtime, stop: threading.Event, *, every: float = 3.0, drift_onset: float = 40.0
+) -> threading.Thread:
     """A background thread that sends the demo batch's production bioreactor a simulated
     sample (one hour of maturity) every ``every`` seconds, as equipment would over the
     API; from ``drift_onset`` hours the dissolved-O2 sensor drifts slowly (+0.5 % of its
     mean reading per hour), so a trend exception appears a few minutes in. Resumes where
     an earlier run stopped; waits while the batch is held, ends when it is not running."""
-    thread = threading.Thread(target=_feed, args=(rt, stop, every, drift_onset), name="batchline-equipment-feed",
-                              daemon=True)
+    thread = threading.Thread(
+        target=_feed, args=(rt, stop, every, drift_onset), name="batchline-equipment-feed", daemon=True
+    )
     thread.start()
     return thread
 
@@ -122,8 +130,9 @@ def _feed(rt: Runtime, stop: threading.Event, every: float, drift_onset: float) 
     from engine.errors import Conflict
 
     _, reference = equipment.simulated_samples(HISTORY_BATCHES, 7)  # the demo history's feed start
-    (samples,), _ = equipment.simulated_samples(1, 2026, reference=reference,
-                                                faults=[Fault("sensor_drift", drift_onset, 0.005, "dissolved_o2")])
+    (samples,), _ = equipment.simulated_samples(
+        1, 2026, reference=reference, faults=[Fault("sensor_drift", drift_onset, 0.005, "dissolved_o2")]
+    )
     i = equipment.sample_count(rt, DEMO_BATCH, EQUIPMENT_UP)
     while i < len(samples) and not stop.wait(every):
         try:

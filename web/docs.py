@@ -4,6 +4,7 @@ Served from the npm package swagger-ui-dist copied into static/vendor (no CDN: t
 shop floor has no internet). Without those files the page says how to install them
 instead of failing.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,6 +27,7 @@ def swagger_ui_installed() -> bool:
 def api_docs():
     spec_url = url_for("api-docs.openapi_json")
     if not swagger_ui_installed():
-        return render_template("api_docs_missing.html", spec_url=spec_url, install=INSTALL,
-                               folder=f"web/static/{SWAGGER_UI}")
+        return render_template(
+            "api_docs_missing.html", spec_url=spec_url, install=INSTALL, folder=f"web/static/{SWAGGER_UI}"
+        )
     return render_template("api_docs.html", spec_url=spec_url, assets=SWAGGER_UI)

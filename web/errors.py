@@ -4,6 +4,7 @@ Why one place: the engine's errors (``BatchlineError``), Werkzeug's HTTP errors 
 marshmallow's validation messages all reach a client the same way, so a script can
 branch on ``code`` without parsing text, and bad input never becomes a 500.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -84,6 +85,8 @@ def http_error_response(error: HTTPException):
 def validation_error_response(error: ma.ValidationError):
     """A body validated by hand (multipart recipe upload) failed its schema."""
     fields = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
-    return {"code": "validation_error",
-            "message": "the request has invalid fields: " + ", ".join(sorted(fields)),
-            "details": {"fields": fields}}, 422
+    return {
+        "code": "validation_error",
+        "message": "the request has invalid fields: " + ", ".join(sorted(fields)),
+        "details": {"fields": fields},
+    }, 422

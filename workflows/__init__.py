@@ -16,6 +16,7 @@ An entry's key is its parent process id (the executable process no other process
 so ``recipes.import_recipe(rt, entry.files, forms=entry.forms, ...)`` stores it under the
 same key.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,8 +78,11 @@ def get(key: str) -> LibraryRecipe:
 
 
 def _bpmn_files(folder: Traversable) -> dict[str, bytes]:
-    return {f.name: f.read_bytes() for f in sorted(folder.iterdir(), key=lambda t: t.name)
-            if f.is_file() and f.name.endswith(".bpmn")}
+    return {
+        f.name: f.read_bytes()
+        for f in sorted(folder.iterdir(), key=lambda t: t.name)
+        if f.is_file() and f.name.endswith(".bpmn")
+    }
 
 
 def _forms(folder: Traversable) -> dict[str, dict[str, Any]]:
@@ -92,8 +96,9 @@ def _forms(folder: Traversable) -> dict[str, dict[str, Any]]:
     return forms
 
 
-def _entry(files: dict[str, bytes], forms: dict[str, dict[str, Any]], kind: Kind, *,
-           limit_forms: bool) -> LibraryRecipe:
+def _entry(
+    files: dict[str, bytes], forms: dict[str, dict[str, Any]], kind: Kind, *, limit_forms: bool
+) -> LibraryRecipe:
     processes: dict[str, tuple[str, str | None, bool]] = {}  # id -> (name, documentation, executable)
     called: set[str] = set()
     form_keys: list[str] = []
@@ -101,9 +106,11 @@ def _entry(files: dict[str, bytes], forms: dict[str, dict[str, Any]], kind: Kind
         root = DefusedET.fromstring(data)
         for proc in root.iter(f"{_BPMN}process"):
             doc = proc.find(f"{_BPMN}documentation")
-            processes[proc.get("id")] = (proc.get("name") or proc.get("id"),
-                                         doc.text.strip() if doc is not None and doc.text else None,
-                                         proc.get("isExecutable", "true") == "true")
+            processes[proc.get("id")] = (
+                proc.get("name") or proc.get("id"),
+                doc.text.strip() if doc is not None and doc.text else None,
+                proc.get("isExecutable", "true") == "true",
+            )
             called.update(c.get("calledElement") for c in proc.iter(f"{_BPMN}callActivity"))
             for prop in proc.iter(f"{_SPIFF}property"):
                 if prop.get("name") == "formKey" and prop.get("value") and prop.get("value") not in form_keys:
@@ -115,5 +122,12 @@ def _entry(files: dict[str, bytes], forms: dict[str, dict[str, Any]], kind: Kind
     title, description, _ = processes[key]
     if limit_forms:
         forms = {k: forms[k] for k in form_keys if k in forms}
-    return LibraryRecipe(key=key, title=title, files=dict(files), forms=dict(forms), kind=kind,
-                         description=description, form_keys=tuple(form_keys))
+    return LibraryRecipe(
+        key=key,
+        title=title,
+        files=dict(files),
+        forms=dict(forms),
+        kind=kind,
+        description=description,
+        form_keys=tuple(form_keys),
+    )

@@ -1,4 +1,5 @@
 """Alembic environment: runs migrations on the engine handed over by engine.migrate."""
+
 from alembic import context
 from sqlalchemy import create_engine
 
@@ -11,8 +12,9 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=connection.dialect.name == "sqlite")
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=connection.dialect.name == "sqlite"
+        )
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()

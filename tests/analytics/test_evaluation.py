@@ -1,4 +1,5 @@
 """The evaluation command runs end to end and writes its section of the docs."""
+
 from click.testing import CliRunner
 
 from analytics.cli import END, START, analytics
@@ -26,4 +27,7 @@ def test_python_example_in_docs_runs():
     code = text.split("## From Python", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     namespace = {}
     exec(compile(code, "docs/analytics.md", "exec"), namespace)
-    assert namespace["same"].predict(namespace["Xnew"]).tolist() == namespace["monitor"].predict(namespace["Xnew"]).tolist()
+    assert (
+        namespace["same"].predict(namespace["Xnew"]).tolist()
+        == namespace["monitor"].predict(namespace["Xnew"]).tolist()
+    )

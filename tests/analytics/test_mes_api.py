@@ -1,5 +1,6 @@
 """The analytics API (models, train, trends, durations, findings) with its
 permissions, and the trend pages (login required, SVG chart, escaping)."""
+
 from __future__ import annotations
 
 import time
@@ -11,8 +12,14 @@ from .test_mes_support import RECIPE, live_step, trained_plant
 
 
 def _token(rt, username, roles, kind="person"):
-    users.create_user(rt, username, username.title(), roles, by="test",
-                      **({"password": "a-long-test-password-1"} if kind == "person" else {"kind": kind}))
+    users.create_user(
+        rt,
+        username,
+        username.title(),
+        roles,
+        by="test",
+        **({"password": "a-long-test-password-1"} if kind == "person" else {"kind": kind}),
+    )
     return {"Authorization": "Bearer " + users.create_token(rt, username, "tests", by="test")}
 
 
@@ -24,7 +31,10 @@ def test_models_trends_durations_findings(runtime, client):
     r = client.get(f"/api/analytics/models?recipe={RECIPE}")
     assert r.status_code == 200, r.json
     assert sorted((m["parameter"] or "", m["kind"]) for m in r.json) == [
-        ("", "DurationMonitor"), ("mass_g", "UnivariateMonitor"), ("temp_c", "UnivariateMonitor")]
+        ("", "DurationMonitor"),
+        ("mass_g", "UnivariateMonitor"),
+        ("temp_c", "UnivariateMonitor"),
+    ]
     assert {m["kind"] for m in r.json} == {"UnivariateMonitor", "DurationMonitor"} and len(r.json) == 3
 
     r = client.get(f"/api/analytics/trends/{RECIPE}/weigh/mass_g?batch=B-HIGH")

@@ -1,6 +1,7 @@
 """Equipment time series in the MES: a time-series PCA model per recipe and unit
 procedure trained on the equipment samples of earlier batches, and the
 ``score_samples`` job scoring a running batch's samples as they arrive."""
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,7 @@ def plant(rt):
 def _live(rt, batch_id, samples, chunk=25):
     batches.start_batch(rt, RECIPE, batch_id, user="sup", parameters={})
     for i in range(0, len(samples), chunk):
-        equipment.record_samples(rt, batch_id, UP, "BIOREACTOR-01", samples[i:i + chunk])
+        equipment.record_samples(rt, batch_id, UP, "BIOREACTOR-01", samples[i : i + chunk])
         while jobs.run_due(rt, limit=50):
             pass
     return [e for e in batches.exceptions(rt, batch_id) if e["source"] == "trend"]
@@ -60,8 +61,11 @@ def test_training_from_stored_history(rt, plant):
     assert "TimeSeriesModel" in json.dumps(entry.new)
     again = mes.train(rt, RECIPE, user="qa.lead")  # retraining: next version, the old one retired
     assert [m["version"] for m in again["models"] if m["kind"] == equipment.KIND] == [2]
-    versions = [(m["version"], m["active"]) for m in mes.list_models(rt, RECIPE, active_only=False)
-                if m["kind"] == equipment.KIND]
+    versions = [
+        (m["version"], m["active"])
+        for m in mes.list_models(rt, RECIPE, active_only=False)
+        if m["kind"] == equipment.KIND
+    ]
     assert sorted(versions) == [(1, False), (2, True)]
 
 

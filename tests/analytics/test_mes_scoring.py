@@ -1,5 +1,6 @@
 """Scoring after commit: the ``score_step`` job raises trend exceptions (and a QMS
 deviation request for a critical parameter on rule 1); a normal step raises nothing."""
+
 from __future__ import annotations
 
 from sqlalchemy import select

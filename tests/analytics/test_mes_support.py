@@ -1,6 +1,7 @@
 """Shared setup for the MES analytics tests (no tests here): a one-step recipe with a
 form of two numbers, a controlled history written straight into the batch record, and
 a live batch whose step is completed through the real step path."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -32,22 +33,46 @@ BPMN = b"""<?xml version="1.0" encoding="UTF-8"?>
 </bpmn:definitions>
 """
 FORM = {
-    "type": "default", "id": "weigh_trend", "schemaVersion": 16,
+    "type": "default",
+    "id": "weigh_trend",
+    "schemaVersion": 16,
     "components": [
         {"id": "Text_1", "type": "text", "text": "Weigh **100 g**.", "properties": {"signatureMeaning": "Performed"}},
-        {"id": "Field_mass", "type": "number", "key": "mass_g", "label": "Mass", "validate": {"required": True},
-         "properties": {"unit": "g", "decimals": "2", "hardMin": "0", "hardMax": "1000", "alertLow": "90",
-                        "alertHigh": "110", "actionLow": "80", "actionHigh": "120", "critical": "true"}},
-        {"id": "Field_temp", "type": "number", "key": "temp_c", "label": "Room temperature",
-         "validate": {"required": True}, "properties": {"unit": "°C", "decimals": "2", "hardMin": "0", "hardMax": "60"}},
+        {
+            "id": "Field_mass",
+            "type": "number",
+            "key": "mass_g",
+            "label": "Mass",
+            "validate": {"required": True},
+            "properties": {
+                "unit": "g",
+                "decimals": "2",
+                "hardMin": "0",
+                "hardMax": "1000",
+                "alertLow": "90",
+                "alertHigh": "110",
+                "actionLow": "80",
+                "actionHigh": "120",
+                "critical": "true",
+            },
+        },
+        {
+            "id": "Field_temp",
+            "type": "number",
+            "key": "temp_c",
+            "label": "Room temperature",
+            "validate": {"required": True},
+            "properties": {"unit": "°C", "decimals": "2", "hardMin": "0", "hardMax": "60"},
+        },
     ],
 }
 OPERATOR = "op.trend"
 
 
 def import_trend_recipe(rt, user: str = "qa.lead"):
-    return recipes.import_recipe(rt, {"trend_weigh.bpmn": BPMN}, forms={"weigh_trend": FORM}, user=user,
-                                 recipe=RECIPE, approve=True)
+    return recipes.import_recipe(
+        rt, {"trend_weigh.bpmn": BPMN}, forms={"weigh_trend": FORM}, user=user, recipe=RECIPE, approve=True
+    )
 
 
 def history(n: int = 20, seed: int = 3, *, last_above: int = 0, reviewed_prefix: str = "H-"):
@@ -62,8 +87,13 @@ def history(n: int = 20, seed: int = 3, *, last_above: int = 0, reviewed_prefix:
             mass = 100.9 + 0.05 * rng.random()
         values = {"mass_g": f"{mass:.2f}", "temp_c": f"{20 + 0.3 * rng.standard_normal():.2f}"}
         minutes = float(30 * np.exp(0.1 * rng.standard_normal()))
-        out.append({"batch_id": f"{reviewed_prefix}{i + 1:03d}", "started_at": start + timedelta(days=2 * i),
-                    "steps": [HistoryStep("weigh", values, minutes)]})
+        out.append(
+            {
+                "batch_id": f"{reviewed_prefix}{i + 1:03d}",
+                "started_at": start + timedelta(days=2 * i),
+                "steps": [HistoryStep("weigh", values, minutes)],
+            }
+        )
     return out
 
 
@@ -81,8 +111,9 @@ def live_step(rt, batch_id: str, values: dict, *, minutes: float = 30.0):
     """Start a batch that began ``minutes`` ago and record its weighing step now."""
     batches.start_batch(rt, RECIPE, batch_id, user="sup", parameters={})
     with rt.transaction() as s:
-        s.execute(update(Batch).where(Batch.batch_id == batch_id)
-                  .values(created_at=utcnow() - timedelta(minutes=minutes)))
+        s.execute(
+            update(Batch).where(Batch.batch_id == batch_id).values(created_at=utcnow() - timedelta(minutes=minutes))
+        )
     task = batches.ready_tasks(rt, batch_id)[0]
     signer = users.person(rt, OPERATOR)
     return batches.complete_task(rt, batch_id, task["id"], values, user=OPERATOR, signer=signer)

@@ -1,6 +1,7 @@
 """The operator sees an out-of-trend finding on the step's page: while the check (run
 after commit by the job executor) is pending the page says so and refreshes itself; once
 it has run, the finding is on the page."""
+
 from __future__ import annotations
 
 import time

@@ -1,5 +1,6 @@
 """Equipment time series of a unit procedure, aligned by batch maturity (feed start),
 scored by the PCA monitor: normal batches pass, a feed fault is found after its onset."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,12 @@ def setting():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = fit_timeseries([aligned(b) for b in normal[:40]], VARIABLE_NAMES,
-                               calibration=[aligned(b) for b in normal[40:70]], calibration_alpha=0.1)
+        model = fit_timeseries(
+            [aligned(b) for b in normal[:40]],
+            VARIABLE_NAMES,
+            calibration=[aligned(b) for b in normal[40:70]],
+            calibration_alpha=0.1,
+        )
     return model, aligned, normal[70:], faulty
 
 

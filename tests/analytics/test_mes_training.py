@@ -1,5 +1,6 @@
 """Training from the batch record: per step and numeric parameter a univariate model,
 per step a duration model; versioned, audited, stored as model cards (no pickle)."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,11 @@ def test_training_from_history(rt):
     result = trained_plant(rt)
     assert result["batches"] == 20 and result["recipe_version"] == 1
     kinds = sorted((m["bpmn_id"], m["parameter"], m["kind"]) for m in result["models"])
-    assert kinds == [("weigh", "", "DurationMonitor"), ("weigh", "mass_g", "UnivariateMonitor"),
-                     ("weigh", "temp_c", "UnivariateMonitor")]
+    assert kinds == [
+        ("weigh", "", "DurationMonitor"),
+        ("weigh", "mass_g", "UnivariateMonitor"),
+        ("weigh", "temp_c", "UnivariateMonitor"),
+    ]
     models = {(m["parameter"], m["kind"]): m for m in mes.list_models(rt, RECIPE)}
     mass = models[("mass_g", "UnivariateMonitor")]
     assert mass["critical"] is True and mass["unit"] == "g" and mass["training_batches"] == 20
@@ -57,12 +61,18 @@ def test_retraining_is_versioned_and_audited(rt):
     assert {m["version"] for m in second["models"]} == {2}
     every = mes.list_models(rt, RECIPE, active_only=False)
     assert sorted((m["parameter"] or "", m["version"], m["active"]) for m in every) == [
-        ("", 1, False), ("", 2, True), ("mass_g", 1, False), ("mass_g", 2, True),
-        ("temp_c", 1, False), ("temp_c", 2, True)]
+        ("", 1, False),
+        ("", 2, True),
+        ("mass_g", 1, False),
+        ("mass_g", 2, True),
+        ("temp_c", 1, False),
+        ("temp_c", 2, True),
+    ]
     assert {m["trained_by"] for m in every if m["active"]} == {"qa.other"}
     with rt.transaction() as s:
-        entries = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "analytics.train")
-                                 .order_by(AuditEvent.id)))
+        entries = list(
+            s.scalars(select(AuditEvent).where(AuditEvent.action == "analytics.train").order_by(AuditEvent.id))
+        )
         assert [(e.user, e.object_id) for e in entries] == [("qa.lead", RECIPE), ("qa.other", RECIPE)]
         assert json.loads(entries[-1].new)["models"] == 3
         demo = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "demo.history")))

@@ -1,10 +1,10 @@
 """Detectors on synthetic data: false-alarm rates, detection, run rules, limits."""
+
 import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
 
-from analytics import (CalibrationWarning, DurationMonitor, IsolationForestMonitor, PCAMonitor,
-                       UnivariateMonitor)
+from analytics import CalibrationWarning, DurationMonitor, IsolationForestMonitor, PCAMonitor, UnivariateMonitor
 from analytics.base import conformal_threshold
 from analytics.univariate import nelson_rules
 
@@ -14,6 +14,7 @@ def normal(n, p=1, seed=0):
 
 
 # -- univariate ---------------------------------------------------------------------
+
 
 def test_univariate_false_alarm_rate_close_to_alpha():
     monitor = UnivariateMonitor(alpha=0.01, rules=(1,)).fit(normal(5000, 1, seed=1) * 3 + 10)
@@ -101,6 +102,7 @@ def test_rule_violations_report_rule_row_and_parameter():
 
 # -- PCA ----------------------------------------------------------------------------
 
+
 def latent_data(n, seed):
     rng = np.random.default_rng(seed)
     loadings = np.random.default_rng(0).standard_normal((3, 8))
@@ -135,6 +137,7 @@ def test_pca_spe_catches_broken_correlation_and_explains_it():
 
 # -- durations ----------------------------------------------------------------------
 
+
 def durations(n, seed, factor=1.0):
     rng = np.random.default_rng(seed)
     return np.stack([45 * rng.lognormal(0, 0.12, n), 20 * rng.lognormal(0, 0.15, n)], axis=1) * factor
@@ -161,6 +164,7 @@ def test_duration_monitor_refuses_negative_durations():
 
 # -- isolation forest ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("max_features", [1.0, 0.5])
 def test_isolation_forest_scores_equal_scikit_learn(max_features):
     X = latent_data(600, 6)
@@ -177,14 +181,21 @@ def test_isolation_forest_detects_far_points():
 
 # -- calibration --------------------------------------------------------------------
 
+
 def test_conformal_threshold_rank():
     assert conformal_threshold(np.arange(1, 51), 0.05) == 49  # k = ceil(0.95 * 51) = 49
     with pytest.warns(CalibrationWarning):
         assert conformal_threshold(np.arange(1, 11), 0.01) == 10
 
 
-@pytest.mark.parametrize("monitor", [UnivariateMonitor(rules=(1,)), PCAMonitor(n_components=3),
-                                     IsolationForestMonitor(n_estimators=50, random_state=0)])
+@pytest.mark.parametrize(
+    "monitor",
+    [
+        UnivariateMonitor(rules=(1,)),
+        PCAMonitor(n_components=3),
+        IsolationForestMonitor(n_estimators=50, random_state=0),
+    ],
+)
 def test_calibrate_sets_false_alarm_rate_per_batch(monitor):
     monitor.fit(latent_data(2000, 10))
     # batches of 30 samples; a batch is a false alarm if any sample is flagged
@@ -201,6 +212,7 @@ def test_univariate_calibration_accounts_for_run_rules():
 
 
 # -- bad input ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("cls", [UnivariateMonitor, PCAMonitor, DurationMonitor, IsolationForestMonitor])
 def test_bad_input_gives_clear_value_errors(cls):

@@ -1,10 +1,10 @@
 """The fed-batch simulator: deterministic by seed, plausible, faults visible."""
+
 import time
 
 import numpy as np
 
-from analytics.simulator import (PARAMETER_NAMES, STEP_NAMES, VARIABLE_NAMES, Fault, history_for_demo,
-                                 simulate_batches)
+from analytics.simulator import PARAMETER_NAMES, STEP_NAMES, VARIABLE_NAMES, Fault, history_for_demo, simulate_batches
 
 
 def test_same_seed_same_batches_other_seed_other_batches():
@@ -38,8 +38,10 @@ def column(name):
 
 
 def test_process_faults_change_the_process_only_after_onset():
-    for fault, name in [(Fault("feed_fault", 100.0, 0.2, "feed pump", 80.0), "volume"),
-                        (Fault("kinetic_change", 100.0, 0.3, "mu_x"), "substrate")]:
+    for fault, name in [
+        (Fault("feed_fault", 100.0, 0.2, "feed pump", 80.0), "volume"),
+        (Fault("kinetic_change", 100.0, 0.3, "mu_x"), "substrate"),
+    ]:
         normal, faulty = run_with(fault)
         before, after = normal.times < 100, normal.times >= 110
         np.testing.assert_allclose(faulty.series[before], normal.series[before], rtol=1e-9, atol=1e-12)

@@ -1,5 +1,6 @@
 """scikit-learn's own estimator checks.  The few checks that cannot pass are listed
 with the reason; everything else must pass."""
+
 import warnings
 
 import numpy as np
@@ -15,13 +16,14 @@ CASES = [
     # alpha=0.05: check_outliers_train wants at least one flagged point among its 300
     # training points, which at alpha=0.01 depends on luck with 3 Gaussian blobs
     (UnivariateMonitor(alpha=0.05, rules=(1,)), {}),
-    (UnivariateMonitor(alpha=0.05), {"check_methods_subset_invariance": SEQUENCE,
-                                     "check_methods_sample_order_invariance": SEQUENCE}),
+    (
+        UnivariateMonitor(alpha=0.05),
+        {"check_methods_subset_invariance": SEQUENCE, "check_methods_sample_order_invariance": SEQUENCE},
+    ),
     # n_components=1: with the default 90 % variance both blob dimensions are kept,
     # SPE has nothing to watch and T² of a 3-blob mixture never leaves its limit
     (PCAMonitor(alpha=0.05, n_components=1), {}),
-    (DurationMonitor(alpha=0.05), {"check_outliers_train": NEGATIVE,
-                                   "check_outliers_fit_predict": NEGATIVE}),
+    (DurationMonitor(alpha=0.05), {"check_outliers_train": NEGATIVE, "check_outliers_fit_predict": NEGATIVE}),
     (IsolationForestMonitor(n_estimators=20, random_state=0), {}),
 ]
 

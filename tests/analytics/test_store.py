@@ -1,12 +1,12 @@
 """Models survive a JSON round trip unchanged, without pickle."""
+
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from analytics import (DurationMonitor, IsolationForestMonitor, ModelCard, PCAMonitor, UnivariateMonitor,
-                       dumps, loads)
+from analytics import DurationMonitor, IsolationForestMonitor, ModelCard, PCAMonitor, UnivariateMonitor, dumps, loads
 from analytics.report import format_models
 
 X = np.abs(np.random.default_rng(0).standard_normal((300, 4)) @ np.diag([1, 2, 3, 4])) + 5
@@ -47,18 +47,31 @@ def test_round_trip_gives_identical_predictions(monitor):
 def test_model_card_round_trip_and_report():
     monitor = UnivariateMonitor().fit(X)
     card = ModelCard.for_monitor(
-        monitor, recipe_id="PEN-FB", recipe_version="3", step_id="harvest",
+        monitor,
+        recipe_id="PEN-FB",
+        recipe_version="3",
+        step_id="harvest",
         parameter_names=["titre", "biomass", "do", "volume"],
         training_batch_ids=[f"B{i}" for i in range(300)],
-        trained_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        trained_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
     )
     again = loads(dumps(card))
     assert again == card
     assert again.trained_at == "2026-01-02T03:04:05+00:00"
     np.testing.assert_array_equal(again.monitor().predict(NEW), monitor.predict(NEW))
-    table = format_models([again, ModelCard.for_monitor(
-        PCAMonitor(n_components=2).fit(X), recipe_id="PEN-FB", recipe_version="3", step_id="fed-batch",
-        parameter_names="abcd", training_batch_ids=["B1"])])
+    table = format_models(
+        [
+            again,
+            ModelCard.for_monitor(
+                PCAMonitor(n_components=2).fit(X),
+                recipe_id="PEN-FB",
+                recipe_version="3",
+                step_id="fed-batch",
+                parameter_names="abcd",
+                training_batch_ids=["B1"],
+            ),
+        ]
+    )
     assert "PEN-FB v3" in table and "titre" in table and "T² <=" in table
     assert f"{monitor.limits()['upper'][0]:.4g}" in table
 
@@ -66,10 +79,12 @@ def test_model_card_round_trip_and_report():
 def test_card_refuses_mismatched_or_broken_input():
     monitor = PCAMonitor(n_components=2).fit(X)
     with pytest.raises(ValueError, match="parameter names"):
-        ModelCard.for_monitor(monitor, recipe_id="r", recipe_version="1", step_id="s",
-                              parameter_names=["a"], training_batch_ids=[])
-    card = ModelCard.for_monitor(monitor, recipe_id="r", recipe_version="1", step_id="s",
-                                 parameter_names="abcd", training_batch_ids=[]).to_dict()
+        ModelCard.for_monitor(
+            monitor, recipe_id="r", recipe_version="1", step_id="s", parameter_names=["a"], training_batch_ids=[]
+        )
+    card = ModelCard.for_monitor(
+        monitor, recipe_id="r", recipe_version="1", step_id="s", parameter_names="abcd", training_batch_ids=[]
+    ).to_dict()
     del card["limits"]
     with pytest.raises(ValueError, match="missing limits"):
         ModelCard.from_dict(card)

@@ -8,6 +8,7 @@ to ``test-artifacts/browser/`` (git-ignored) for people to look at. Tests that n
 browser (``test_ui_pages.py``, Flask's test client) share the same app setup and run
 in the fast suite.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,13 @@ def chromium_path() -> str:
 def runtime(tmp_path_factory, sqlite_template):
     path = tmp_path_factory.mktemp("browser") / "batchline.db"
     shutil.copy(sqlite_template, path)
-    settings = load_settings(database_url=f"sqlite:///{path}", webhook_urls=(), job_backoff_seconds=0.01,
-                             secret_key="browser-tests-only", session_timeout_minutes=15)
+    settings = load_settings(
+        database_url=f"sqlite:///{path}",
+        webhook_urls=(),
+        job_backoff_seconds=0.01,
+        secret_key="browser-tests-only",
+        session_timeout_minutes=15,
+    )
     rt = Runtime(settings, load_connectors=False)
     for username, (printed, roles, secret) in PEOPLE.items():
         users.create_user(rt, username, printed, roles, by="test", password=secret)
@@ -97,8 +103,9 @@ def browser(chromium_path):
 
 @pytest.fixture
 def context(browser, base_url):
-    ctx = browser.new_context(base_url=base_url, viewport={"width": 1024, "height": 768}, locale="en-GB",
-                              timezone_id="UTC")
+    ctx = browser.new_context(
+        base_url=base_url, viewport={"width": 1024, "height": 768}, locale="en-GB", timezone_id="UTC"
+    )
     ctx.set_default_timeout(10_000)
     yield ctx
     ctx.close()
@@ -120,6 +127,7 @@ _batch_counter = iter(range(1, 10_000))
 @pytest.fixture
 def new_batch(runtime):
     """Start a fresh batch of the test recipe; returns its id."""
+
     def start() -> str:
         batch_id = f"BUF-{next(_batch_counter):04d}"
         batches.start_batch(runtime, RECIPE, batch_id, user="sup.carl")

@@ -3,6 +3,7 @@ supervisor use it on a tablet: log in, find the task, enter values with live lim
 hints, attach a file, sign (§11.200 signing rule), see exceptions at once, read the
 record and the diagram, correct a recorded value with a reason and a signature, hold /
 resume / reassign. Screenshots land in test-artifacts/browser/."""
+
 from __future__ import annotations
 
 import re
@@ -33,8 +34,9 @@ def open_task(page: Page, batch_id: str, name: str) -> None:
     expect(page.locator("h1")).to_contain_text(name)
 
 
-def sign(page: Page, username: str, *, user_id: bool, witness: str | None = None,
-         witness_password: str | None = None) -> None:
+def sign(
+    page: Page, username: str, *, user_id: bool, witness: str | None = None, witness_password: str | None = None
+) -> None:
     page.click("#open-sign")
     dialog = page.locator("#sign-dialog")
     expect(dialog).to_be_visible()
@@ -388,12 +390,17 @@ def test_operator_attaches_a_file_and_the_record_links_to_it(page: Page, runtime
     expect(page.locator("#step-1 .value-row[data-key=printout]")).to_contain_text(f"({len(content)} bytes)")
     href = link.get_attribute("href")
     import hashlib
+
     assert href == f"/api/attachments/{hashlib.sha256(content).hexdigest()}"
     # the API answers the file to the logged-in browser session
     download = page.request.get(href)
     assert download.status == 200 and download.body() == content
     page.locator("#step-1").screenshot(path=str(artifacts / "record-attachment.png"))
     (recorded,) = batches.steps(runtime, batch_id)
-    assert recorded["values"]["printout"] == {"filename": "calibration.txt", "content_type": "text/plain",
-                                              "sha256": hashlib.sha256(content).hexdigest(), "size": len(content)}
+    assert recorded["values"]["printout"] == {
+        "filename": "calibration.txt",
+        "content_type": "text/plain",
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "size": len(content),
+    }
     assert not page.js_errors, page.js_errors

@@ -1,6 +1,7 @@
 """The browser UI's server-side rules, without a browser (Flask's test client, fast):
 CSRF on every POST, the inactivity timeout and the §11.200 signing rule, idempotent
 submission, permissions, no open redirect, safe markdown, security headers."""
+
 from __future__ import annotations
 
 import re
@@ -37,8 +38,7 @@ def token(html: str, name: str = "csrf_token") -> str:
 
 def log_in(client, username: str) -> None:
     page = client.get("/login").text
-    r = client.post("/login", data={"csrf_token": token(page), "username": username,
-                                    "password": password(username)})
+    r = client.post("/login", data={"csrf_token": token(page), "username": username, "password": password(username)})
     assert r.status_code == 302, r.text
 
 
@@ -54,16 +54,21 @@ def test_pages_need_a_login_and_come_back_after_it(client, new_batch):
     r = client.get(f"/batches/{batch_id}")
     assert r.status_code == 302 and r.headers["Location"] == f"/login?next=/batches/{batch_id}"
     page = client.get(r.headers["Location"]).text
-    r = client.post(f"/login?next=/batches/{batch_id}", data={
-        "csrf_token": token(page), "username": "op.anna", "password": password("op.anna")})
+    r = client.post(
+        f"/login?next=/batches/{batch_id}",
+        data={"csrf_token": token(page), "username": "op.anna", "password": password("op.anna")},
+    )
     assert r.headers["Location"] == f"/batches/{batch_id}"
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:x"])
 def test_login_never_redirects_off_site(client, target):
     page = client.get("/login").text
-    r = client.post("/login", query_string={"next": target}, data={
-        "csrf_token": token(page), "username": "op.anna", "password": password("op.anna")})
+    r = client.post(
+        "/login",
+        query_string={"next": target},
+        data={"csrf_token": token(page), "username": "op.anna", "password": password("op.anna")},
+    )
     assert r.status_code == 302 and r.headers["Location"] == "/"
 
 
@@ -86,26 +91,36 @@ def test_login_form_needs_the_csrf_token_too(client):
 def test_service_accounts_cannot_log_in(client, runtime):
     from engine import users
 
-    users.create_user(runtime, "erp.link", "ERP link", ["service"], by="test", password="Service-secret-2025",
-                      kind="service")
+    users.create_user(
+        runtime, "erp.link", "ERP link", ["service"], by="test", password="Service-secret-2025", kind="service"
+    )
     page = client.get("/login").text
-    r = client.post("/login", data={"csrf_token": token(page), "username": "erp.link",
-                                    "password": "Service-secret-2025"})
+    r = client.post(
+        "/login", data={"csrf_token": token(page), "username": "erp.link", "password": "Service-secret-2025"}
+    )
     assert r.status_code == 401 and "Service accounts cannot log in" in r.text
 
 
-def test_signing_rule_user_id_first_then_password_only_then_both_after_timeout(client, runtime, new_batch,
-                                                                                monkeypatch):
+def test_signing_rule_user_id_first_then_password_only_then_both_after_timeout(client, runtime, new_batch, monkeypatch):
     batch_id = new_batch()
     log_in(client, "op.anna")
     url, csrf, key = task_form(client, batch_id)
     assert 'id="signer_id"' in client.get(url).text
     # without the user id the first signature of the session is refused, nothing stored
-    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00",
-                               "password": password("op.anna")})
+    r = client.post(
+        url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00", "password": password("op.anna")}
+    )
     assert r.status_code == 403 and "Enter your own user id" in r.text
-    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00",
-                               "signer_id": "op.anna", "password": password("op.anna")})
+    r = client.post(
+        url,
+        data={
+            "csrf_token": csrf,
+            "idempotency_key": key,
+            "ph": "7.00",
+            "signer_id": "op.anna",
+            "password": password("op.anna"),
+        },
+    )
     assert r.status_code == 302
     # the next signing in the same session: the password alone
     url, csrf, key = task_form(client, batch_id)
@@ -124,8 +139,14 @@ def test_a_repeated_submission_stores_one_step(client, runtime, new_batch):
     batch_id = new_batch()
     log_in(client, "op.anna")
     url, csrf, key = task_form(client, batch_id)
-    form = {"csrf_token": csrf, "idempotency_key": key, "ph": "7.00", "remarks": "once",
-            "signer_id": "op.anna", "password": password("op.anna")}
+    form = {
+        "csrf_token": csrf,
+        "idempotency_key": key,
+        "ph": "7.00",
+        "remarks": "once",
+        "signer_id": "op.anna",
+        "password": password("op.anna"),
+    }
     first = client.post(url, data=form)
     again = client.post(url, data={**form, "signer_id": ""})
     assert first.status_code == again.status_code == 302
@@ -134,8 +155,9 @@ def test_a_repeated_submission_stores_one_step(client, runtime, new_batch):
 
 
 def test_an_empty_password_is_not_a_failed_attempt(client, runtime, new_batch):
-    from engine.models import User
     from sqlalchemy import select
+
+    from engine.models import User
 
     batch_id = new_batch()
     log_in(client, "op.ben")
@@ -172,8 +194,11 @@ def test_hold_needs_a_reason(client, runtime, new_batch):
     batch_id = new_batch()
     log_in(client, "sup.carl")
     page = client.get(f"/batches/{batch_id}").text
-    r = client.post(f"/batches/{batch_id}/state", data={"csrf_token": token(page), "action": "hold", "reason": " "},
-                    follow_redirects=True)
+    r = client.post(
+        f"/batches/{batch_id}/state",
+        data={"csrf_token": token(page), "action": "hold", "reason": " "},
+        follow_redirects=True,
+    )
     assert "give a reason" in r.text
     assert batches.get_batch(runtime, batch_id)["state"] == "running"
 
@@ -202,16 +227,22 @@ def test_diagram_data_marks_done_and_current(client, runtime, new_batch):
     assert data["current"] == ["adjust_ph"] and "start" in data["done"]
 
 
-@pytest.mark.parametrize("source,present,absent", [
-    ("<script>alert(1)</script>", "&lt;script&gt;", "<script"),
-    ("[x](javascript:alert(1))", "[x](javascript:alert(1))", "<a"),
-    ("![x](data:image/svg+xml,abc)", "![x](data:image/svg+xml,abc)", "<img"),
-    ('[x](https://a.example/"onmouseover="alert(1))', 'href="https://a.example/&#34;onmouseover=&#34;alert(1"',
-     'onmouseover="'),
-    ("**<i>bold</i>**", "<strong>&lt;i&gt;bold&lt;/i&gt;</strong>", "<i>"),
-    ("# Title\n- one\n- two", "<h3>Title</h3>\n<ul>\n<li>one</li>\n<li>two</li>\n</ul>", "<h1"),
-    ("see [SOP](https://sop.example/1?a=1&b=2)", 'href="https://sop.example/1?a=1&amp;b=2"', "javascript"),
-])
+@pytest.mark.parametrize(
+    "source,present,absent",
+    [
+        ("<script>alert(1)</script>", "&lt;script&gt;", "<script"),
+        ("[x](javascript:alert(1))", "[x](javascript:alert(1))", "<a"),
+        ("![x](data:image/svg+xml,abc)", "![x](data:image/svg+xml,abc)", "<img"),
+        (
+            '[x](https://a.example/"onmouseover="alert(1))',
+            'href="https://a.example/&#34;onmouseover=&#34;alert(1"',
+            'onmouseover="',
+        ),
+        ("**<i>bold</i>**", "<strong>&lt;i&gt;bold&lt;/i&gt;</strong>", "<i>"),
+        ("# Title\n- one\n- two", "<h3>Title</h3>\n<ul>\n<li>one</li>\n<li>two</li>\n</ul>", "<h1"),
+        ("see [SOP](https://sop.example/1?a=1&b=2)", 'href="https://sop.example/1?a=1&amp;b=2"', "javascript"),
+    ],
+)
 def test_markdown_escapes_first_and_allows_only_http_links(source, present, absent):
     html = str(render_markdown(source))
     assert present in html
@@ -233,8 +264,7 @@ def correction_form(client, batch_id: str, field: str = "ph") -> tuple[str, dict
     url = f"/batches/{batch_id}/steps/1/correct"
     page = client.get(url, query_string={"field": field})
     assert page.status_code == 200, page.text
-    return url, {"csrf_token": token(page.text), "idempotency_key": token(page.text, "idempotency_key"),
-                 "field": field}
+    return url, {"csrf_token": token(page.text), "idempotency_key": token(page.text, "idempotency_key"), "field": field}
 
 
 def test_a_correction_without_a_reason_is_refused(client, runtime, new_batch):
@@ -242,8 +272,9 @@ def test_a_correction_without_a_reason_is_refused(client, runtime, new_batch):
     _record_step_one(runtime, batch_id)
     log_in(client, "op.anna")
     url, form = correction_form(client, batch_id)
-    r = client.post(url, data={**form, "value": "7.03", "reason": "  ", "signer_id": "op.anna",
-                               "password": password("op.anna")})
+    r = client.post(
+        url, data={**form, "value": "7.03", "reason": "  ", "signer_id": "op.anna", "password": password("op.anna")}
+    )
     assert r.status_code == 422 and "needs a reason" in r.text and "Give the reason" in r.text
     assert 'value="7.03"' in r.text  # what was typed comes back
     (step,) = batches.steps(runtime, batch_id)
@@ -259,8 +290,18 @@ def test_a_correction_needs_step_correct(client, runtime, new_batch):
     url = f"/batches/{batch_id}/steps/1/correct"
     r = client.get(url, query_string={"field": "ph"})
     assert r.status_code == 403 and r.mimetype == "text/html" and "step correct" in r.text
-    r = client.post(url, data={"csrf_token": token(page), "idempotency_key": "k1", "field": "ph", "value": "7.03",
-                               "reason": "typo", "signer_id": "qa.dora", "password": password("qa.dora")})
+    r = client.post(
+        url,
+        data={
+            "csrf_token": token(page),
+            "idempotency_key": "k1",
+            "field": "ph",
+            "value": "7.03",
+            "reason": "typo",
+            "signer_id": "qa.dora",
+            "password": password("qa.dora"),
+        },
+    )
     assert r.status_code == 403 and "operator, supervisor" in r.text
     (step,) = batches.steps(runtime, batch_id)
     assert step["corrections"] == []
@@ -278,8 +319,9 @@ def test_no_correction_after_the_review(client, runtime, new_batch):
     with runtime.transaction() as s:
         s.execute(update(Batch).where(Batch.batch_id == batch_id).values(reviewed_at=utcnow()))
     # ...signed after it: refused, nothing changed
-    r = client.post(url, data={**form, "value": "7.03", "reason": "typo", "signer_id": "op.anna",
-                               "password": password("op.anna")})
+    r = client.post(
+        url, data={**form, "value": "7.03", "reason": "typo", "signer_id": "op.anna", "password": password("op.anna")}
+    )
     assert r.status_code == 409 and "corrections are closed" in r.text
     (step,) = batches.steps(runtime, batch_id)
     assert step["corrections"] == [] and step["current_values"]["ph"] == "7.30"
@@ -293,8 +335,9 @@ def test_a_refused_corrected_value_shows_the_field_message(client, runtime, new_
     _record_step_one(runtime, batch_id)
     log_in(client, "op.anna")
     url, form = correction_form(client, batch_id)
-    r = client.post(url, data={**form, "value": "9.50", "reason": "typo", "signer_id": "op.anna",
-                               "password": password("op.anna")})
+    r = client.post(
+        url, data={**form, "value": "9.50", "reason": "typo", "signer_id": "op.anna", "password": password("op.anna")}
+    )
     assert r.status_code == 422 and 'class="field-error"' in r.text and "8.00" in r.text
     assert batches.steps(runtime, batch_id)[0]["corrections"] == []
 
@@ -317,8 +360,9 @@ def test_a_correction_is_signed_by_the_logged_in_person_only(client, runtime, ne
     _record_step_one(runtime, batch_id)
     log_in(client, "op.anna")
     url, form = correction_form(client, batch_id)
-    r = client.post(url, data={**form, "value": "7.03", "reason": "typo", "signer_id": "op.ben",
-                               "password": password("op.ben")})
+    r = client.post(
+        url, data={**form, "value": "7.03", "reason": "typo", "signer_id": "op.ben", "password": password("op.ben")}
+    )
     assert r.status_code == 403 and "nobody can sign for someone else" in r.text
     assert batches.steps(runtime, batch_id)[0]["corrections"] == []
 
@@ -339,9 +383,18 @@ def test_a_file_too_large_is_refused_with_a_clear_page_and_nothing_stored(client
     url, csrf, key = task_form(client, batch_id)
     before = stored()
     big = io.BytesIO(b"\0" * (runtime.settings.max_request_bytes + 1000))
-    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00", "signer_id": "op.anna",
-                               "password": password("op.anna"), "printout": (big, "scan.png", "image/png")},
-                    content_type="multipart/form-data")
+    r = client.post(
+        url,
+        data={
+            "csrf_token": csrf,
+            "idempotency_key": key,
+            "ph": "7.00",
+            "signer_id": "op.anna",
+            "password": password("op.anna"),
+            "printout": (big, "scan.png", "image/png"),
+        },
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 413 and r.mimetype == "text/html"
     assert "File too large" in r.text and "at most 2.0 MB" in r.text and "no file was stored" in r.text
     assert f'href="{url}"' in r.text  # back to the task
@@ -354,17 +407,32 @@ def test_a_file_over_the_field_limit_is_not_stored(client, runtime, new_batch):
     batch_id = new_batch()
     log_in(client, "op.anna")
     url, csrf, key = task_form(client, batch_id)
-    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00", "signer_id": "op.anna",
-                               "password": password("op.anna"),
-                               "printout": (io.BytesIO(b"x" * 1_200_000), "photo.png", "image/png")},
-                    content_type="multipart/form-data")
+    r = client.post(
+        url,
+        data={
+            "csrf_token": csrf,
+            "idempotency_key": key,
+            "ph": "7.00",
+            "signer_id": "op.anna",
+            "password": password("op.anna"),
+            "printout": (io.BytesIO(b"x" * 1_200_000), "photo.png", "image/png"),
+        },
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 422 and "Meter printout: the file is too large" in r.text
     assert batches.steps(runtime, batch_id) == []
     # a file of a type the field does not accept
-    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00",
-                               "password": password("op.anna"),
-                               "printout": (io.BytesIO(b"MZ"), "tool.exe", "application/x-msdownload")},
-                    content_type="multipart/form-data")
+    r = client.post(
+        url,
+        data={
+            "csrf_token": csrf,
+            "idempotency_key": key,
+            "ph": "7.00",
+            "password": password("op.anna"),
+            "printout": (io.BytesIO(b"MZ"), "tool.exe", "application/x-msdownload"),
+        },
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 422 and "not accepted here" in r.text
 
 
@@ -374,16 +442,33 @@ def test_a_stored_file_is_kept_when_the_form_is_refused(client, runtime, new_bat
     batch_id = new_batch()
     log_in(client, "op.anna")
     url, csrf, key = task_form(client, batch_id)
-    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "", "signer_id": "op.anna",
-                               "password": password("op.anna"),
-                               "printout": (io.BytesIO(b"cal ok"), "cal.txt", "text/plain")},
-                    content_type="multipart/form-data")
+    r = client.post(
+        url,
+        data={
+            "csrf_token": csrf,
+            "idempotency_key": key,
+            "ph": "",
+            "signer_id": "op.anna",
+            "password": password("op.anna"),
+            "printout": (io.BytesIO(b"cal ok"), "cal.txt", "text/plain"),
+        },
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 422 and "Attached: <strong>cal.txt</strong>" in r.text
     kept = re.search(r'name="printout__kept" value="([^"]+)"', r.text).group(1)
     import html
-    r = client.post(url, data={"csrf_token": csrf, "idempotency_key": key, "ph": "7.00",
-                               "password": password("op.anna"), "printout__kept": html.unescape(kept)},
-                    content_type="multipart/form-data")
+
+    r = client.post(
+        url,
+        data={
+            "csrf_token": csrf,
+            "idempotency_key": key,
+            "ph": "7.00",
+            "password": password("op.anna"),
+            "printout__kept": html.unescape(kept),
+        },
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 302, r.text
     assert batches.steps(runtime, batch_id)[0]["values"]["printout"]["filename"] == "cal.txt"
 
@@ -396,10 +481,17 @@ def test_an_attached_file_can_be_corrected_by_a_new_file(client, runtime, new_ba
     log_in(client, "sup.carl")
     url, form = correction_form(client, batch_id, field="printout")
     assert 'type="file"' in client.get(url, query_string={"field": "printout"}).text
-    r = client.post(url, data={**form, "reason": "printout was missing", "signer_id": "sup.carl",
-                               "password": password("sup.carl"),
-                               "value": (io.BytesIO(b"cal ok"), "late-printout.txt", "text/plain")},
-                    content_type="multipart/form-data")
+    r = client.post(
+        url,
+        data={
+            **form,
+            "reason": "printout was missing",
+            "signer_id": "sup.carl",
+            "password": password("sup.carl"),
+            "value": (io.BytesIO(b"cal ok"), "late-printout.txt", "text/plain"),
+        },
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 302, r.text
     (step,) = batches.steps(runtime, batch_id)
     assert step["values"].get("printout") is None

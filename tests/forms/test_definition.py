@@ -32,15 +32,33 @@ def test_sample_form_loads(inoculation_source):
     assert form.id == "mab_n_stage_inoculation"
     assert form.schema_version == 16
     assert form.keys == (
-        "bioreactor_id", "media_lot", "pre_checks", "line_clearance", "seed_vcd", "seed_viability",
-        "inoculum_volume", "seed_appearance", "working_volume", "ph", "temperature", "seeding_density",
-        "inoculation_time", "transfer_method", "sample_id", "transfer_printout", "comments",
+        "bioreactor_id",
+        "media_lot",
+        "pre_checks",
+        "line_clearance",
+        "seed_vcd",
+        "seed_viability",
+        "inoculum_volume",
+        "seed_appearance",
+        "working_volume",
+        "ph",
+        "temperature",
+        "seeding_density",
+        "inoculation_time",
+        "transfer_method",
+        "sample_id",
+        "transfer_printout",
+        "comments",
     )
     ph = form.field("ph")
     assert ph.decimals == 2 and ph.critical and ph.unit is None
     assert {k: str(v) for k, v in ph.limits.items()} == {
-        "hardMin": "6.50", "actionLow": "6.80", "alertLow": "6.90",
-        "alertHigh": "7.20", "actionHigh": "7.30", "hardMax": "7.60",
+        "hardMin": "6.50",
+        "actionLow": "6.80",
+        "alertLow": "6.90",
+        "alertHigh": "7.20",
+        "actionHigh": "7.30",
+        "hardMax": "7.60",
     }
     assert form.field("inoculum_volume").limits["hardMin"] == 0  # from validate.min
     assert form.field("inoculation_time").label == "Inoculation date"
@@ -62,8 +80,18 @@ def test_sample_form_is_plain_form_js(inoculation_source):
 
     def walk(components):
         for component in components:
-            assert component["type"] in {"text", "group", "number", "textfield", "textarea", "select",
-                                         "radio", "checkbox", "checklist", "datetime"}
+            assert component["type"] in {
+                "text",
+                "group",
+                "number",
+                "textfield",
+                "textarea",
+                "select",
+                "radio",
+                "checkbox",
+                "checklist",
+                "datetime",
+            }
             assert all(isinstance(v, str) for v in component.get("properties", {}).values())
             yield component
             yield from walk(component.get("components", []))
@@ -158,7 +186,9 @@ def test_hard_min_above_hard_max():
 
 def test_alert_limits_outside_hard_limits():
     problem = one_problem(make_form(number("ph", hardMin=6.5, hardMax=7.5, alertHigh=7.6)))
-    assert problem.endswith("alertHigh (7.6) is greater than hardMax (7.5): alert limits must lie within the hard limits")
+    assert problem.endswith(
+        "alertHigh (7.6) is greater than hardMax (7.5): alert limits must lie within the hard limits"
+    )
 
 
 def test_action_limits_inside_alert_limits():
@@ -200,10 +230,12 @@ def test_signature_meaning_checked():
 
 
 def test_conflicting_form_settings():
-    problem = one_problem(make_form(
-        {**number("a"), "properties": {"signatureMeaning": "Performed"}},
-        {**number("b"), "properties": {"signatureMeaning": "Verified"}},
-    ))
+    problem = one_problem(
+        make_form(
+            {**number("a"), "properties": {"signatureMeaning": "Performed"}},
+            {**number("b"), "properties": {"signatureMeaning": "Verified"}},
+        )
+    )
     assert "set it once" in problem
 
 
@@ -218,9 +250,7 @@ def test_calculation_does_not_parse():
 
 def test_calculation_unknown_key():
     problem = one_problem(make_form(number("volume"), number("b", decimals=1, calculation="volme * 2")))
-    assert problem == (
-        "calculated field 'b': the calculation refers to unknown field 'volme' (did you mean 'volume'?)"
-    )
+    assert problem == ("calculated field 'b': the calculation refers to unknown field 'volme' (did you mean 'volume'?)")
 
 
 def test_calculation_reads_non_number():
@@ -288,26 +318,42 @@ def test_unsupported_form_js_features_refused():
     ]
     problems = refused(make_form(*components))
     text = "\n".join(problems)
-    for words in ("conditional visibility", "valuesKey", "group 'path' is not supported",
-                  "validationType", "only calculated fields may be read-only", "disabled fields",
-                  "no_timezone"):
+    for words in (
+        "conditional visibility",
+        "valuesKey",
+        "group 'path' is not supported",
+        "validationType",
+        "only calculated fields may be read-only",
+        "disabled fields",
+        "no_timezone",
+    ):
         assert words in text
 
 
 def test_every_problem_listed_at_once():
-    problems = refused(make_form(
-        number("ph", hardMin="x"),
-        number("ph"),
-        {"type": "rating", "key": "r"},
-        number("c", decimals=1, calculation="nope + 1"),
-    ))
+    problems = refused(
+        make_form(
+            number("ph", hardMin="x"),
+            number("ph"),
+            {"type": "rating", "key": "r"},
+            number("c", decimals=1, calculation="nope + 1"),
+        )
+    )
     assert len(problems) == 4
 
 
 def test_choices_need_values():
     assert "non-empty 'values'" in one_problem(make_form({"type": "radio", "key": "r", "label": "R"}))
-    problem = one_problem(make_form({"type": "radio", "key": "r", "label": "R",
-                                     "values": [{"label": "A", "value": "a"}, {"label": "A", "value": "a"}]}))
+    problem = one_problem(
+        make_form(
+            {
+                "type": "radio",
+                "key": "r",
+                "label": "R",
+                "values": [{"label": "A", "value": "a"}, {"label": "A", "value": "a"}],
+            }
+        )
+    )
     assert "listed twice" in problem
 
 

@@ -1,6 +1,7 @@
 """Server-side validation of submitted step values: types, limits, lookups, findings."""
 
 import json
+
 import pytest
 from marshmallow import Schema
 
@@ -67,26 +68,50 @@ ALL_TYPES = make_form(
     number("amount", unit="g", decimals=2),
     {"type": "textfield", "key": "note", "label": "Note"},
     {"type": "textarea", "key": "essay", "label": "Essay"},
-    {"type": "select", "key": "colour", "label": "Colour",
-     "values": [{"label": "Red", "value": "red"}, {"label": "Blue", "value": "blue"}]},
-    {"type": "radio", "key": "size", "label": "Size",
-     "values": [{"label": "Small", "value": "s"}, {"label": "Large", "value": "l"}]},
+    {
+        "type": "select",
+        "key": "colour",
+        "label": "Colour",
+        "values": [{"label": "Red", "value": "red"}, {"label": "Blue", "value": "blue"}],
+    },
+    {
+        "type": "radio",
+        "key": "size",
+        "label": "Size",
+        "values": [{"label": "Small", "value": "s"}, {"label": "Large", "value": "l"}],
+    },
     {"type": "checkbox", "key": "done", "label": "Done"},
-    {"type": "checklist", "key": "steps", "label": "Steps",
-     "values": [{"label": "A", "value": "a"}, {"label": "B", "value": "b"}, {"label": "C", "value": "c"}]},
+    {
+        "type": "checklist",
+        "key": "steps",
+        "label": "Steps",
+        "values": [{"label": "A", "value": "a"}, {"label": "B", "value": "b"}, {"label": "C", "value": "c"}],
+    },
     {"type": "datetime", "key": "when", "subtype": "datetime", "dateLabel": "When"},
     {"type": "datetime", "key": "day", "subtype": "date", "dateLabel": "Day"},
     {"type": "datetime", "key": "clock", "subtype": "time", "timeLabel": "Clock"},
-    {"type": "group", "label": "Nested", "components": [
-        {"type": "textfield", "key": "inner", "label": "Inner"},
-        {"type": "spacer"},
-        {"type": "separator"},
-    ]},
+    {
+        "type": "group",
+        "label": "Nested",
+        "components": [
+            {"type": "textfield", "key": "inner", "label": "Inner"},
+            {"type": "spacer"},
+            {"type": "separator"},
+        ],
+    },
     {"type": "textfield", "key": "lot", "label": "Lot", "properties": {"fieldKind": "materialLot", "material": "M1"}},
-    {"type": "textfield", "key": "unit_id", "label": "Unit",
-     "properties": {"fieldKind": "equipment", "equipmentClass": "Mixer"}},
-    {"type": "textfield", "key": "photo", "label": "Photo",
-     "properties": {"fieldKind": "attachment", "contentTypes": "image/*", "maxSize": "1000"}},
+    {
+        "type": "textfield",
+        "key": "unit_id",
+        "label": "Unit",
+        "properties": {"fieldKind": "equipment", "equipmentClass": "Mixer"},
+    },
+    {
+        "type": "textfield",
+        "key": "photo",
+        "label": "Photo",
+        "properties": {"fieldKind": "attachment", "contentTypes": "image/*", "maxSize": "1000"},
+    },
 )
 
 GOOD_ATTACHMENT = {"filename": "foam.png", "content_type": "image/png", "sha256": "ab" * 32, "size": 999}
@@ -95,10 +120,12 @@ GOOD_ATTACHMENT = {"filename": "foam.png", "content_type": "image/png", "sha256"
 class AllOk:
     def check_material_lot(self, lot_id, material):
         from forms import LotCheck
+
         return LotCheck(True)
 
     def check_equipment(self, equipment_id, equipment_class, batch_id):
         from forms import EquipmentCheck
+
         return EquipmentCheck(True)
 
 
@@ -110,9 +137,19 @@ def all_types():
 def test_every_component_type_accepted(all_types):
     step = all_types.validate(
         {
-            "amount": "12.50", "note": "hello", "essay": "line 1\nline 2\ttabbed", "colour": "blue",
-            "size": "s", "done": False, "steps": ["c", "a"], "when": "2025-01-31T14:30:00Z",
-            "day": "2025-01-31", "clock": "14:30", "inner": "x", "lot": " L-1\r\n", "unit_id": "MX-1",
+            "amount": "12.50",
+            "note": "hello",
+            "essay": "line 1\nline 2\ttabbed",
+            "colour": "blue",
+            "size": "s",
+            "done": False,
+            "steps": ["c", "a"],
+            "when": "2025-01-31T14:30:00Z",
+            "day": "2025-01-31",
+            "clock": "14:30",
+            "inner": "x",
+            "lot": " L-1\r\n",
+            "unit_id": "MX-1",
             "photo": GOOD_ATTACHMENT,
         },
         lookups=AllOk(),
@@ -135,9 +172,7 @@ def test_every_component_type_accepted(all_types):
 
 
 def test_empty_optional_fields_are_none(all_types):
-    step = all_types.validate(
-        {"amount": None, "note": "", "steps": [], "colour": None}, lookups=AllOk()
-    )
+    step = all_types.validate({"amount": None, "note": "", "steps": [], "colour": None}, lookups=AllOk())
     assert all(value is None for key, value in step.values.items())
 
 
@@ -188,8 +223,16 @@ def test_type_messages_name_the_field(all_types):
 
 
 def test_select_does_not_confuse_types():
-    form = compile_form(make_form({"type": "select", "key": "n", "label": "N",
-                                   "values": [{"label": "one", "value": 1}, {"label": "x", "value": "1"}]}))
+    form = compile_form(
+        make_form(
+            {
+                "type": "select",
+                "key": "n",
+                "label": "N",
+                "values": [{"label": "one", "value": 1}, {"label": "x", "value": "1"}],
+            }
+        )
+    )
     assert form.validate({"n": 1}).values["n"] == 1
     assert form.validate({"n": "1"}).values["n"] == "1"
     assert "n" in rejected(form, {"n": True})
@@ -473,8 +516,11 @@ def test_calculation_division_by_zero_is_a_field_error():
 def test_calculation_with_missing_optional_input():
     form = compile_form(make_form(number("a"), number("b"), number("total", decimals=1, calculation="a + b")))
     assert form.validate({"a": 1}).values["total"] is None
-    required = make_form(number("a"), number("b"),
-                         {**number("total", "Total", decimals=1, calculation="a + b"), "validate": {"required": True}})
+    required = make_form(
+        number("a"),
+        number("b"),
+        {**number("total", "Total", decimals=1, calculation="a + b"), "validate": {"required": True}},
+    )
     assert rejected(compile_form(required), {"a": 1}) == {"total": ["Total cannot be calculated: enter b."]}
 
 
@@ -484,16 +530,27 @@ def test_calculated_field_hard_limit():
 
 
 def test_chained_calculations_in_dependency_order():
-    form = compile_form(make_form(
-        number("c", decimals=2, calculation="b * 2"),
-        number("b", decimals=2, calculation="a + 1"),
-        number("a"),
-    ))
+    form = compile_form(
+        make_form(
+            number("c", decimals=2, calculation="b * 2"),
+            number("b", decimals=2, calculation="a + 1"),
+            number("a"),
+        )
+    )
     assert form.validate({"a": 1}).values == {"c": "4.00", "b": "2.00", "a": "1"}
 
 
 def test_calculation_functions():
-    form = compile_form(make_form(number("x"), number("y", decimals=3, calculation="round(sqrt(x), 1) + ln(exp(1)) + log10(100) + max(x, 1, 2) - abs(-min(x, 3))")))
+    form = compile_form(
+        make_form(
+            number("x"),
+            number(
+                "y",
+                decimals=3,
+                calculation="round(sqrt(x), 1) + ln(exp(1)) + log10(100) + max(x, 1, 2) - abs(-min(x, 3))",
+            ),
+        )
+    )
     # 4.0 + 1 + 2 + 16 - 3
     assert form.validate({"x": 16}).values["y"] == "20.000"
 
@@ -559,6 +616,7 @@ def test_lookup_exceptions_propagate(inoculation, submission):
 
         def check_equipment(self, equipment_id, equipment_class, batch_id):
             from forms import EquipmentCheck
+
             return EquipmentCheck(True)
 
     with pytest.raises(ConnectionError):

@@ -1,6 +1,7 @@
 """Fixtures for the web API and CLI tests: a fresh database per test (SQLite and
 PostgreSQL, through the shared ``db_url`` fixture), an app on it, and recipes loaded
 through the API."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,16 +25,27 @@ PASSWORD = "correct horse battery staple"
 ACCOUNTS = {
     "alice": ["operator", "supervisor", "qa", "service"],
     "quentin": ["qa"],
-    "qa": ["qa"], "qa2": ["qa"], "op": ["operator"], "sv": ["supervisor"],
+    "qa": ["qa"],
+    "qa2": ["qa"],
+    "op": ["operator"],
+    "sv": ["supervisor"],
     "uu": ["operator", "supervisor", "qa", "admin"],
 }
 
 
 @pytest.fixture
 def runtime(db_url):
-    rt = Runtime(load_settings(database_url=db_url, max_request_bytes=200_000, job_max_attempts=1,
-                               webhook_urls=(), argon2_time_cost=1, argon2_memory_kib=1024),
-                 load_connectors=False)
+    rt = Runtime(
+        load_settings(
+            database_url=db_url,
+            max_request_bytes=200_000,
+            job_max_attempts=1,
+            webhook_urls=(),
+            argon2_time_cost=1,
+            argon2_memory_kib=1024,
+        ),
+        load_connectors=False,
+    )
     for name, roles in ACCOUNTS.items():
         users.create_user(rt, name, name.title(), roles, by="test", password=PASSWORD)
     USER.clear()
@@ -73,8 +85,9 @@ def import_recipe(client, xml: str = LOOP_BPMN, *, name: str = "loop.bpmn", appr
 
 
 def start_batch(client, recipe: str = "sampling_loop", batch_id: str = "B-001", parameters=None) -> dict:
-    r = client.post("/api/batches", json={"recipe": recipe, "batch_id": batch_id, "parameters": parameters or {}},
-                    headers=USER)
+    r = client.post(
+        "/api/batches", json={"recipe": recipe, "batch_id": batch_id, "parameters": parameters or {}}, headers=USER
+    )
     assert r.status_code == 201, r.json
     return r.json
 

@@ -1,4 +1,5 @@
 """Every API endpoint's ordinary use, end to end on a real (SQLite) database."""
+
 from __future__ import annotations
 
 import io
@@ -15,7 +16,10 @@ def test_recipe_import_json_then_list_show_approve_retire(client):
     assert created.status_code == 201
     rv = created.json
     assert {k: rv[k] for k in ("recipe", "version", "status")} == {
-        "recipe": "sampling_loop", "version": 1, "status": "draft"}
+        "recipe": "sampling_loop",
+        "version": 1,
+        "status": "draft",
+    }
     assert len(rv["content_hash"]) == 64
 
     again = client.post("/api/recipes", json={"bpmn": {"loop.bpmn": LOOP_BPMN}}, headers=USER)
@@ -38,13 +42,21 @@ def test_recipe_import_json_then_list_show_approve_retire(client):
 
 
 def test_recipe_import_multipart_with_forms_and_key(client):
-    form = {"id": "sample_form", "type": "default",
-            "components": [{"id": "Field_reading", "type": "number", "key": "reading", "label": "Reading"}]}
-    r = client.post("/api/recipes", headers=USER, content_type="multipart/form-data", data={
-        "bpmn": [(io.BytesIO(LOOP_BPMN.encode()), "loop.bpmn")],
-        "forms": [(io.BytesIO(json.dumps(form).encode()), "sample.json")],
-        "recipe": "sampling",
-    })
+    form = {
+        "id": "sample_form",
+        "type": "default",
+        "components": [{"id": "Field_reading", "type": "number", "key": "reading", "label": "Reading"}],
+    }
+    r = client.post(
+        "/api/recipes",
+        headers=USER,
+        content_type="multipart/form-data",
+        data={
+            "bpmn": [(io.BytesIO(LOOP_BPMN.encode()), "loop.bpmn")],
+            "forms": [(io.BytesIO(json.dumps(form).encode()), "sample.json")],
+            "recipe": "sampling",
+        },
+    )
     assert r.status_code == 201, r.json
     assert r.json["recipe"] == "sampling" and r.json["status"] == "draft"
     assert client.get(f"/api/recipes/{r.json['id']}").json["forms"] == {"sample_form": form}
@@ -55,8 +67,11 @@ def test_recipe_validate(client):
     assert ok.status_code == 200 and ok.json == {"ok": True, "problems": []}
 
     broken = LOOP_BPMN.replace('targetRef="end"', 'targetRef="nowhere"')
-    bad = client.post("/api/recipes/validate", content_type="multipart/form-data",
-                      data={"bpmn": [(io.BytesIO(broken.encode()), "loop.bpmn")]})
+    bad = client.post(
+        "/api/recipes/validate",
+        content_type="multipart/form-data",
+        data={"bpmn": [(io.BytesIO(broken.encode()), "loop.bpmn")]},
+    )
     assert bad.status_code == 200
     assert bad.json["ok"] is False and bad.json["problems"]
     assert set(bad.json["problems"][0]) == {"code", "message", "element_id", "file", "line"}
@@ -70,16 +85,21 @@ def test_batch_loop_through_the_api(client, batch):
 
     tasks = client.get("/api/batches/B-001/tasks").json
     assert [(t["bpmn_id"], t["instructions"]) for t in tasks] == [
-        ("take_sample", "Take a sample and record the reading.")]
+        ("take_sample", "Take a sample and record the reading.")
+    ]
 
-    first = client.post(f"/api/batches/B-001/tasks/{tasks[0]['id']}/complete",
-                        json={"data": {"reading": 7.1, "done": False}}, headers=USER)
+    first = client.post(
+        f"/api/batches/B-001/tasks/{tasks[0]['id']}/complete",
+        json={"data": {"reading": 7.1, "done": False}},
+        headers=USER,
+    )
     assert first.status_code == 200, first.json
     assert first.json["step"]["seq"] == 1 and first.json["batch"]["state"] == "running"
     next_id = first.json["next_tasks"][0]["id"]
 
-    last = client.post(f"/api/batches/B-001/tasks/{next_id}/complete",
-                       json={"data": {"reading": 7.3, "done": True}}, headers=USER)
+    last = client.post(
+        f"/api/batches/B-001/tasks/{next_id}/complete", json={"data": {"reading": 7.3, "done": True}}, headers=USER
+    )
     assert last.status_code == 200
     assert last.json["batch"]["state"] == "complete" and last.json["next_tasks"] == []
 
@@ -94,8 +114,16 @@ def test_start_batch_by_version_id_and_version(client):
     rv = import_recipe(client)
     by_id = client.post("/api/batches", json={"recipe": rv["id"], "batch_id": "B-1"}, headers=USER)
     assert by_id.status_code == 201 and by_id.json["recipe"]["id"] == rv["id"]
-    by_version = client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-2", "version": 1,
-                                                   "parameters": {"volume_l": 200.0, "line": "A"}}, headers=USER)
+    by_version = client.post(
+        "/api/batches",
+        json={
+            "recipe": "sampling_loop",
+            "batch_id": "B-2",
+            "version": 1,
+            "parameters": {"volume_l": 200.0, "line": "A"},
+        },
+        headers=USER,
+    )
     assert by_version.status_code == 201
     assert by_version.json["parameters"] == {"volume_l": 200.0, "line": "A"}
 
@@ -116,13 +144,17 @@ def test_async_service_task_callback_then_message(client, runtime):
     start_batch(client, "lims_exchange", "B-7", {"batch_id": "B-7"})
     assert jobs.run_due(runtime) == 1 and calls[0].params == {"batch": "B-7"}
 
-    r = client.post(f"/api/batches/B-7/tasks/{calls[0].task_id}/callback", json={"result": {"sample": "S-1"}},
-                    headers={**USER, "Idempotency-Key": "lims-cb-1"})
+    r = client.post(
+        f"/api/batches/B-7/tasks/{calls[0].task_id}/callback",
+        json={"result": {"sample": "S-1"}},
+        headers={**USER, "Idempotency-Key": "lims-cb-1"},
+    )
     assert r.status_code == 200, r.json
     assert r.json["step"]["kind"] == "service_task" and r.json["step"]["values"] == {"sample": "S-1"}
 
-    delivered = client.post("/api/messages/lims_result", json={"payload": {"batch_id": "B-7", "passed": True}},
-                            headers=USER)
+    delivered = client.post(
+        "/api/messages/lims_result", json={"payload": {"batch_id": "B-7", "passed": True}}, headers=USER
+    )
     assert delivered.status_code == 200, delivered.json
     assert delivered.json == {"delivered": [{"batch_id": "B-7", "seq": 2}]}
     assert client.get("/api/batches/B-7").json["state"] == "complete"
@@ -148,8 +180,10 @@ def test_events_feed_pages_in_order(client, batch):
     client.post("/api/batches/B-001/hold", json={"reason": "x"}, headers=USER)
     rest = client.get(f"/api/events?after={page['next_after']}").json
     assert [e["type"] for e in rest["events"]] == ["org.batchline.batch.held"]
-    assert client.get(f"/api/events?after={rest['next_after']}").json == {"events": [],
-                                                                          "next_after": rest["next_after"]}
+    assert client.get(f"/api/events?after={rest['next_after']}").json == {
+        "events": [],
+        "next_after": rest["next_after"],
+    }
 
 
 def test_audit_verify_and_health(client, batch):
@@ -179,20 +213,36 @@ def test_openapi_document_lists_the_resources(client):
     assert r.status_code == 200
     doc = json.loads(r.data)
     assert doc["openapi"].startswith("3.")
-    for path in ("/api/recipes", "/api/recipes/validate", "/api/recipes/{recipe_id}",
-                 "/api/recipes/{recipe_id}/approve", "/api/recipes/{recipe_id}/retire", "/api/batches",
-                 "/api/batches/{batch_id}", "/api/batches/{batch_id}/tasks", "/api/batches/{batch_id}/steps",
-                 "/api/batches/{batch_id}/tasks/{task_id}/complete",
-                 "/api/batches/{batch_id}/tasks/{task_id}/callback", "/api/batches/{batch_id}/hold",
-                 "/api/batches/{batch_id}/resume", "/api/batches/{batch_id}/abort", "/api/messages/{name}",
-                 "/api/incidents", "/api/incidents/{incident_id}/retry", "/api/events", "/api/audit/verify",
-                 "/api/health"):
+    for path in (
+        "/api/recipes",
+        "/api/recipes/validate",
+        "/api/recipes/{recipe_id}",
+        "/api/recipes/{recipe_id}/approve",
+        "/api/recipes/{recipe_id}/retire",
+        "/api/batches",
+        "/api/batches/{batch_id}",
+        "/api/batches/{batch_id}/tasks",
+        "/api/batches/{batch_id}/steps",
+        "/api/batches/{batch_id}/tasks/{task_id}/complete",
+        "/api/batches/{batch_id}/tasks/{task_id}/callback",
+        "/api/batches/{batch_id}/hold",
+        "/api/batches/{batch_id}/resume",
+        "/api/batches/{batch_id}/abort",
+        "/api/messages/{name}",
+        "/api/incidents",
+        "/api/incidents/{incident_id}/retry",
+        "/api/events",
+        "/api/audit/verify",
+        "/api/health",
+    ):
         assert path in doc["paths"], path
     upload = doc["paths"]["/api/recipes"]["post"]["requestBody"]["content"]
     assert set(upload) == {"application/json", "multipart/form-data"}
     complete = doc["paths"]["/api/batches/{batch_id}/tasks/{task_id}/complete"]["post"]
     assert "Idempotency-Key" in [p["name"] for p in complete["parameters"] if p["in"] == "header"]
-    assert complete["security"] == [{"token": []}] and doc["paths"]["/api/batches"]["get"]["security"] == [{"token": []}]
+    assert complete["security"] == [{"token": []}] and doc["paths"]["/api/batches"]["get"]["security"] == [
+        {"token": []}
+    ]
     assert "security" not in doc["paths"]["/api/health"]["get"]
     assert doc["components"]["securitySchemes"]["token"] == {"type": "http", "scheme": "bearer"}
 

@@ -1,5 +1,6 @@
 """What the API answers to bad, repeated, conflicting and hostile requests: always JSON
 ``{code, message, details}`` with a 4xx status and a stable code, never a 500."""
+
 from __future__ import annotations
 
 import io
@@ -25,34 +26,36 @@ def error(response, status: int, code: str) -> dict:
 # --- body shape ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/api/batches", "/api/recipes", "/api/recipes/validate",
-                                  "/api/batches/B-001/hold", "/api/messages/anything"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/batches", "/api/recipes", "/api/recipes/validate", "/api/batches/B-001/hold", "/api/messages/anything"],
+)
 def test_malformed_json_is_400_json_invalid(client, batch, path):
     r = client.post(path, data='{"recipe": "x",', content_type="application/json", headers=USER)
     error(r, 400, "json_invalid")
 
 
 def test_wrong_types_name_each_field(client, batch):
-    r = client.post("/api/batches", json={"recipe": ["x"], "batch_id": 5, "parameters": "p", "version": "1"},
-                    headers=USER)
+    r = client.post(
+        "/api/batches", json={"recipe": ["x"], "batch_id": 5, "parameters": "p", "version": "1"}, headers=USER
+    )
     fields = error(r, 422, "validation_error")["details"]["fields"]
     assert set(fields) == {"recipe", "batch_id", "parameters", "version"}
     assert fields["batch_id"] == ["Not a valid string."]
 
     task = first_task(client)
-    r = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": ["not", "an", "object"]},
-                    headers=USER)
+    r = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": ["not", "an", "object"]}, headers=USER)
     assert error(r, 422, "validation_error")["details"]["fields"] == {"data": ["Not a valid mapping type."]}
 
 
 def test_missing_and_unknown_fields_are_refused(client, batch):
-    missing = error(client.post("/api/batches", json={"recipe": "sampling_loop"}, headers=USER),
-                    422, "validation_error")
+    missing = error(
+        client.post("/api/batches", json={"recipe": "sampling_loop"}, headers=USER), 422, "validation_error"
+    )
     assert missing["details"]["fields"] == {"batch_id": ["Missing data for required field."]}
 
     task = first_task(client)
-    unknown = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": {}, "dta": {"x": 1}},
-                          headers=USER)
+    unknown = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": {}, "dta": {"x": 1}}, headers=USER)
     assert error(unknown, 422, "validation_error")["details"]["fields"] == {"dta": ["Unknown field."]}
 
     no_reason = client.post("/api/batches/B-001/hold", json={}, headers=USER)
@@ -61,14 +64,16 @@ def test_missing_and_unknown_fields_are_refused(client, batch):
     error(empty_reason, 422, "validation_error")
     a_list = client.post("/api/batches/B-001/hold", json=["reason"], headers=USER)
     error(a_list, 422, "validation_error")
-    not_json = client.post("/api/batches/B-001/hold", data="reason=x", headers=USER,
-                           content_type="application/x-www-form-urlencoded")
+    not_json = client.post(
+        "/api/batches/B-001/hold", data="reason=x", headers=USER, content_type="application/x-www-form-urlencoded"
+    )
     error(not_json, 422, "validation_error")
 
 
 def test_query_parameters_are_checked(client):
     assert error(client.get("/api/events?limit=0"), 422, "validation_error")["details"]["fields"] == {
-        "limit": ["Must be greater than or equal to 1 and less than or equal to 1000."]}
+        "limit": ["Must be greater than or equal to 1 and less than or equal to 1000."]
+    }
     error(client.get("/api/events?after=abc"), 422, "validation_error")
     error(client.get("/api/batches?state=paused"), 422, "validation_error")
 
@@ -78,26 +83,44 @@ def test_oversize_body_is_413(client, batch):
     big = {"data": {"notes": "x" * 300_000}}  # the fixture allows 200,000 bytes
     r = client.post(f"/api/batches/B-001/tasks/{task}/complete", json=big, headers=USER)
     assert error(r, 413, "request_too_large")["details"] == {"max_bytes": 200_000}
-    upload = client.post("/api/recipes", headers=USER, content_type="multipart/form-data",
-                         data={"bpmn": [(io.BytesIO(b"<x/>" * 60_000), "big.bpmn")]})
+    upload = client.post(
+        "/api/recipes",
+        headers=USER,
+        content_type="multipart/form-data",
+        data={"bpmn": [(io.BytesIO(b"<x/>" * 60_000), "big.bpmn")]},
+    )
     error(upload, 413, "request_too_large")
     assert client.get("/api/batches/B-001/steps").json == []
 
 
 def test_recipe_upload_shape_errors(client):
-    error(client.post("/api/recipes", data="<xml/>", content_type="text/xml", headers=USER),
-          415, "unsupported_media_type")
+    error(
+        client.post("/api/recipes", data="<xml/>", content_type="text/xml", headers=USER), 415, "unsupported_media_type"
+    )
     no_file = client.post("/api/recipes", headers=USER, content_type="multipart/form-data", data={"recipe": "x"})
     assert error(no_file, 422, "validation_error")["details"]["fields"] == {
-        "bpmn": ["Missing data for required field."]}
-    stray = client.post("/api/recipes", headers=USER, content_type="multipart/form-data", data={
-        "bpmn": [(io.BytesIO(LOOP_BPMN.encode()), "loop.bpmn")], "bpmm": [(io.BytesIO(b"x"), "x.bpmn")]})
+        "bpmn": ["Missing data for required field."]
+    }
+    stray = client.post(
+        "/api/recipes",
+        headers=USER,
+        content_type="multipart/form-data",
+        data={"bpmn": [(io.BytesIO(LOOP_BPMN.encode()), "loop.bpmn")], "bpmm": [(io.BytesIO(b"x"), "x.bpmn")]},
+    )
     assert error(stray, 422, "validation_error")["details"]["fields"] == {"bpmm": ["Unknown field."]}
-    bad_option = client.post("/api/recipes", headers=USER, content_type="multipart/form-data", data={
-        "bpmn": [(io.BytesIO(LOOP_BPMN.encode()), "loop.bpmn")], "aprove": "true"})
+    bad_option = client.post(
+        "/api/recipes",
+        headers=USER,
+        content_type="multipart/form-data",
+        data={"bpmn": [(io.BytesIO(LOOP_BPMN.encode()), "loop.bpmn")], "aprove": "true"},
+    )
     assert error(bad_option, 422, "validation_error")["details"]["fields"] == {"aprove": ["Unknown field."]}
-    bad_form = client.post("/api/recipes", headers=USER, content_type="multipart/form-data", data={
-        "bpmn": [(io.BytesIO(LOOP_BPMN.encode()), "loop.bpmn")], "forms": [(io.BytesIO(b"{nope"), "f.json")]})
+    bad_form = client.post(
+        "/api/recipes",
+        headers=USER,
+        content_type="multipart/form-data",
+        data={"bpmn": [(io.BytesIO(LOOP_BPMN.encode()), "loop.bpmn")], "forms": [(io.BytesIO(b"{nope"), "f.json")]},
+    )
     error(bad_form, 400, "json_invalid")
     error(client.post("/api/recipes", json={"bpmn": {}}, headers=USER), 422, "validation_error")
 
@@ -117,15 +140,23 @@ def test_invalid_recipes_are_422_with_located_problems(client):
 
 def test_every_request_needs_a_user_before_anything_else(client, anon, batch):
     task = first_task(client)
-    for path, body in [("/api/recipes", {}), ("/api/batches", {}), ("/api/batches/B-001/hold", {}),
-                       (f"/api/batches/B-001/tasks/{task}/complete", {"data": {}}),
-                       ("/api/messages/m", {"payload": {}}), ("/api/recipes/1/approve", {"reason": "x"}),
-                       ("/api/incidents/1/retry", None)]:
+    for path, body in [
+        ("/api/recipes", {}),
+        ("/api/batches", {}),
+        ("/api/batches/B-001/hold", {}),
+        (f"/api/batches/B-001/tasks/{task}/complete", {"data": {}}),
+        ("/api/messages/m", {"payload": {}}),
+        ("/api/recipes/1/approve", {"reason": "x"}),
+        ("/api/incidents/1/retry", None),
+    ]:
         error(anon.post(path, json=body), 401, "auth_required")
     error(anon.get("/api/batches/B-001"), 401, "auth_required")  # reading needs a user too
     for bad in ("Bearer " + "x" * 201, "Bearer bl_not-a-token", "Bearer "):
-        error(anon.post("/api/batches/B-001/hold", json={"reason": "x"}, headers={"Authorization": bad}),
-              401, "token_invalid")
+        error(
+            anon.post("/api/batches/B-001/hold", json={"reason": "x"}, headers={"Authorization": bad}),
+            401,
+            "token_invalid",
+        )
     assert anon.get("/api/health").status_code == 200  # the health check is public
 
 
@@ -138,14 +169,19 @@ def test_unknown_things_are_404(client, batch):
     error(client.get("/api/batches/NOPE/steps"), 404, "batch_not_found")
     error(client.post("/api/batches/NOPE/hold", json={"reason": "x"}, headers=USER), 404, "batch_not_found")
     for task in (str(uuid.uuid4()), "not-a-uuid"):
-        error(client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": {}}, headers=USER),
-              404, "task_not_found")
-        error(client.post(f"/api/batches/B-001/tasks/{task}/callback", json={"result": {}}, headers=USER),
-              404, "task_not_found")
+        error(
+            client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": {}}, headers=USER),
+            404,
+            "task_not_found",
+        )
+        error(
+            client.post(f"/api/batches/B-001/tasks/{task}/callback", json={"result": {}}, headers=USER),
+            404,
+            "task_not_found",
+        )
     error(client.get("/api/recipes/999"), 404, "recipe_not_found")
     error(client.post("/api/recipes/999/approve", json={"reason": "x"}, headers=USER), 404, "recipe_not_found")
-    error(client.post("/api/messages/nobody_waits", json={"payload": {}}, headers=USER), 404,
-          "message_not_correlated")
+    error(client.post("/api/messages/nobody_waits", json={"payload": {}}, headers=USER), 404, "message_not_correlated")
     error(client.post("/api/incidents/999/retry", headers=USER), 404, "incident_not_found")
     error(client.get("/api/no/such/thing"), 404, "not_found")
     error(client.delete("/api/batches/B-001"), 405, "method_not_allowed")
@@ -156,19 +192,37 @@ def test_unknown_things_are_404(client, batch):
 
 def test_batch_start_conflicts(client):
     import_recipe(client, approve=False)
-    error(client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1"}, headers=USER),
-          404, "recipe_not_found")  # no approved version yet
-    error(client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1", "version": 1},
-                      headers=USER), 409, "recipe_not_approved")
+    error(
+        client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1"}, headers=USER),
+        404,
+        "recipe_not_found",
+    )  # no approved version yet
+    error(
+        client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1", "version": 1}, headers=USER),
+        409,
+        "recipe_not_approved",
+    )
     client.post("/api/recipes/1/approve", json={"reason": "ok"}, headers=QA2)
     start_batch(client, batch_id="B-1")
-    error(client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1"}, headers=USER),
-          409, "batch_exists")
-    error(client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-2",
-                                            "parameters": {"nested": {"a": 1}}}, headers=USER),
-          422, "parameters_invalid")
-    error(client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "bad\nid"}, headers=USER),
-          422, "batch_id_invalid")
+    error(
+        client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1"}, headers=USER),
+        409,
+        "batch_exists",
+    )
+    error(
+        client.post(
+            "/api/batches",
+            json={"recipe": "sampling_loop", "batch_id": "B-2", "parameters": {"nested": {"a": 1}}},
+            headers=USER,
+        ),
+        422,
+        "parameters_invalid",
+    )
+    error(
+        client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "bad\nid"}, headers=USER),
+        422,
+        "batch_id_invalid",
+    )
 
 
 def test_completing_a_task_twice_is_409(client, batch):
@@ -210,8 +264,7 @@ def test_held_batch_refuses_steps_until_resumed(client, batch):
 def test_retired_recipe_cannot_be_approved_again(client):
     rv = import_recipe(client)
     client.post(f"/api/recipes/{rv['id']}/retire", json={"reason": "old"}, headers=USER)
-    error(client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "back"}, headers=QA2),
-          409, "recipe_retired")
+    error(client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "back"}, headers=QA2), 409, "recipe_retired")
 
 
 # --- hostile input -------------------------------------------------------------------
@@ -219,8 +272,11 @@ def test_retired_recipe_cannot_be_approved_again(client):
 
 def test_html_in_values_is_stored_and_returned_verbatim(client, batch):
     task = first_task(client)
-    hostile = {"comment": "<script>alert('x')</script><img src=x onerror=alert(1)>", "done": True,
-               "unicode": "µg/mL ☢ \u202e"}
+    hostile = {
+        "comment": "<script>alert('x')</script><img src=x onerror=alert(1)>",
+        "done": True,
+        "unicode": "µg/mL ☢ \u202e",
+    }
     r = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": hostile})
     assert r.status_code == 200 and r.mimetype == "application/json"
     step = client.get("/api/batches/B-001/steps").json[0]

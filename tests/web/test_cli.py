@@ -1,5 +1,6 @@
 """The ``batchline`` command: help everywhere, exit codes, the sampling loop end to end,
 errors as ``error [code]: message`` (exit 2), and plug-in command groups."""
+
 from __future__ import annotations
 
 import json
@@ -45,11 +46,26 @@ def command_paths(group: click.Group, prefix=()):
 
 def test_every_command_has_help():
     paths = list(command_paths(cli.main))
-    expected = {("db", "upgrade"), ("recipe", "import"), ("recipe", "validate"), ("recipe", "list"),
-                ("recipe", "approve"), ("batch", "start"), ("batch", "show"), ("batch", "tasks"),
-                ("batch", "complete"), ("batch", "hold"), ("batch", "resume"), ("batch", "abort"),
-                ("batch", "steps"), ("incidents",), ("incident", "retry"), ("worker",), ("serve",),
-                ("audit", "verify")}
+    expected = {
+        ("db", "upgrade"),
+        ("recipe", "import"),
+        ("recipe", "validate"),
+        ("recipe", "list"),
+        ("recipe", "approve"),
+        ("batch", "start"),
+        ("batch", "show"),
+        ("batch", "tasks"),
+        ("batch", "complete"),
+        ("batch", "hold"),
+        ("batch", "resume"),
+        ("batch", "abort"),
+        ("batch", "steps"),
+        ("incidents",),
+        ("incident", "retry"),
+        ("worker",),
+        ("serve",),
+        ("audit", "verify"),
+    }
     assert expected <= set(paths)
     runner = CliRunner()
     for path in [()] + paths:
@@ -84,9 +100,24 @@ def test_sampling_loop_through_the_cli(run):
     assert approved.exit_code == 0 and "approved" in approved.stdout
     assert "sampling_loop" in run("recipe", "list").stdout
 
-    started = run("batch", "start", "sampling_loop", "--batch-id", "B-9", "--param", "temp=37.5",
-                  "--param", "count=3", "--param", "sterile=true", "--param", "line=A-1", "--user", "sv",
-                  "--json")
+    started = run(
+        "batch",
+        "start",
+        "sampling_loop",
+        "--batch-id",
+        "B-9",
+        "--param",
+        "temp=37.5",
+        "--param",
+        "count=3",
+        "--param",
+        "sterile=true",
+        "--param",
+        "line=A-1",
+        "--user",
+        "sv",
+        "--json",
+    )
     assert started.exit_code == 0, started.output
     assert json.loads(started.stdout)["parameters"] == {"temp": 37.5, "count": 3, "sterile": True, "line": "A-1"}
 
@@ -94,11 +125,31 @@ def test_sampling_loop_through_the_cli(run):
     assert [t["bpmn_id"] for t in tasks] == ["take_sample"]
     assert "take_sample" in run("batch", "tasks", "B-9").stdout
 
-    done = run("batch", "complete", "B-9", tasks[0]["id"], "--data", '{"done": false, "ph": 7.0}',
-               "--idempotency-key", "k-1", "--user", "op")
+    done = run(
+        "batch",
+        "complete",
+        "B-9",
+        tasks[0]["id"],
+        "--data",
+        '{"done": false, "ph": 7.0}',
+        "--idempotency-key",
+        "k-1",
+        "--user",
+        "op",
+    )
     assert done.exit_code == 0 and "step 1 recorded" in done.stdout
-    replay = run("batch", "complete", "B-9", tasks[0]["id"], "--data", '{"done": false, "ph": 7.0}',
-                 "--idempotency-key", "k-1", "--user", "op")
+    replay = run(
+        "batch",
+        "complete",
+        "B-9",
+        tasks[0]["id"],
+        "--data",
+        '{"done": false, "ph": 7.0}',
+        "--idempotency-key",
+        "k-1",
+        "--user",
+        "op",
+    )
     assert replay.exit_code == 0 and "replayed" in replay.stdout
 
     assert run("batch", "hold", "B-9", "--reason", "probe", "--user", "sv").exit_code == 0
@@ -107,8 +158,17 @@ def test_sampling_loop_through_the_cli(run):
     assert run("batch", "resume", "B-9", "--reason", "ok", "--user", "sv").exit_code == 0
 
     next_task = json.loads(run("batch", "tasks", "B-9", "--json").stdout)[0]["id"]
-    last = run("batch", "complete", "B-9", next_task, "--data", '{"done": true}', "--user", "op",
-               env={"BATCHLINE_USER": "ignored"})
+    last = run(
+        "batch",
+        "complete",
+        "B-9",
+        next_task,
+        "--data",
+        '{"done": true}',
+        "--user",
+        "op",
+        env={"BATCHLINE_USER": "ignored"},
+    )
     assert last.exit_code == 0 and "batch B-9 is complete" in last.stdout
 
     steps = run("batch", "steps", "B-9", "--json")
@@ -127,7 +187,8 @@ def test_sampling_loop_through_the_cli(run):
     assert run("batch", "abort", "B-9", "--reason", "late", "--user", "sv").exit_code == 2
     assert run("recipe", "retire", "1", "--reason", "old", "--user", "qa").exit_code == 0
     assert run("recipe", "approve", "1", "--reason", "back", "--user", "qa2").stderr.startswith(
-        "error [recipe_retired]")
+        "error [recipe_retired]"
+    )
 
 
 def test_user_from_environment(run):
@@ -141,12 +202,13 @@ def test_user_from_environment(run):
 
 
 def test_user_errors_are_one_line_exit_2(run, tmp_path):
-    for args, code in [(("batch", "show", "NOPE"), "batch_not_found"),
-                       (("batch", "complete", "B", "T", "--data", "{oops", "--user", "uu"), "json_invalid"),
-                       (("batch", "complete", "B", "T", "--data", "[1]", "--user", "uu"), "json_invalid"),
-                       (("batch", "start", "r", "--batch-id", "B", "--param", "novalue", "--user", "uu"),
-                        "parameters_invalid"),
-                       (("incident", "retry", "42", "--user", "uu"), "incident_not_found")]:
+    for args, code in [
+        (("batch", "show", "NOPE"), "batch_not_found"),
+        (("batch", "complete", "B", "T", "--data", "{oops", "--user", "uu"), "json_invalid"),
+        (("batch", "complete", "B", "T", "--data", "[1]", "--user", "uu"), "json_invalid"),
+        (("batch", "start", "r", "--batch-id", "B", "--param", "novalue", "--user", "uu"), "parameters_invalid"),
+        (("incident", "retry", "42", "--user", "uu"), "incident_not_found"),
+    ]:
         result = run(*args)
         assert result.exit_code == 2, (args, result.output)
         assert result.stderr.startswith(f"error [{code}]: "), result.stderr
@@ -178,7 +240,15 @@ def test_audit_verify_exits_1_when_the_trail_was_edited(run, runtime):
 
 def test_param_values_are_typed():
     assert [cli.parse_value(v) for v in ("3", "-2", "2.5", "1e3", "true", "False", "x", "")] == [
-        3, -2, 2.5, 1000.0, True, False, "x", ""]
+        3,
+        -2,
+        2.5,
+        1000.0,
+        True,
+        False,
+        "x",
+        "",
+    ]
 
 
 @click.group()
@@ -192,8 +262,10 @@ def hello():
 
 
 def test_plugin_groups_are_mounted_lazily_and_broken_ones_skipped(monkeypatch):
-    eps = [EntryPoint("extra", f"{__name__}:extra", cli.PLUGIN_GROUP),
-           EntryPoint("broken", "tests.web.no_such_module:group", cli.PLUGIN_GROUP)]
+    eps = [
+        EntryPoint("extra", f"{__name__}:extra", cli.PLUGIN_GROUP),
+        EntryPoint("broken", "tests.web.no_such_module:group", cli.PLUGIN_GROUP),
+    ]
     monkeypatch.setattr(cli, "entry_points", lambda group: eps if group == cli.PLUGIN_GROUP else [])
     runner = CliRunner()
     assert runner.invoke(cli.main, ["extra", "hello"]).stdout == "hello from a plug-in\n"

@@ -1,4 +1,5 @@
 """`batchline demo --no-serve` sets a usable plant up, twice without harm."""
+
 from __future__ import annotations
 
 from click.testing import CliRunner

@@ -1,5 +1,6 @@
 """``POST/GET /api/batches/{batch_id}/equipment-samples``: equipment time series of a
 running batch, validated, stored with one scoring job, read back."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -13,9 +14,13 @@ URL = "/api/batches/B-001/equipment-samples"
 
 
 def _body(samples=None, **over):
-    body = {"unit_procedure": "up_production", "source": "BIOREACTOR-01",
-            "samples": samples if samples is not None else [{"t_hours": 0.0, "values": {"do": 40.5, "ph": 7}},
-                                                            {"t_hours": 1.0, "values": {"do": 41.0, "ph": 7.01}}]}
+    body = {
+        "unit_procedure": "up_production",
+        "source": "BIOREACTOR-01",
+        "samples": samples
+        if samples is not None
+        else [{"t_hours": 0.0, "values": {"do": 40.5, "ph": 7}}, {"t_hours": 1.0, "values": {"do": 41.0, "ph": 7.01}}],
+    }
     body.update(over)
     return body
 
@@ -58,8 +63,10 @@ def test_bad_samples_are_refused(client, runtime, batch):
     for body in cases:
         r = client.post(URL, json=body)
         assert r.status_code == 422, (body if len(str(body)) < 300 else "1001 samples", r.json)
-    for raw in ('{"unit_procedure": "up", "source": "X", "samples": [{"t_hours": NaN, "values": {"do": 1}}]}',
-                '{"unit_procedure": "up", "source": "X", "samples": [{"t_hours": 1, "values": {"do": Infinity}}]}'):
+    for raw in (
+        '{"unit_procedure": "up", "source": "X", "samples": [{"t_hours": NaN, "values": {"do": 1}}]}',
+        '{"unit_procedure": "up", "source": "X", "samples": [{"t_hours": 1, "values": {"do": Infinity}}]}',
+    ):
         r = client.post(URL, data=raw, content_type="application/json")
         assert r.status_code in (400, 422), r.json
     with runtime.transaction() as s:

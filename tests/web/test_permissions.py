@@ -3,6 +3,7 @@
 Every API endpoint but the public ones must declare its action (a new endpoint without
 one fails here), and each role gets 403 ``forbidden`` exactly where the matrix says so.
 """
+
 from __future__ import annotations
 
 import re
@@ -47,15 +48,15 @@ def test_each_role_is_allowed_exactly_what_the_matrix_says(app, runtime, role):
     checked = 0
     for rule, method in _endpoints(app):
         action = _action(app.view_functions[rule.endpoint])
-        path = re.sub(r"<(?:(\w+):)?(\w+)>",
-                      lambda m: "B-404" if m.group(2) == "batch_id" else "1", rule.rule)
+        path = re.sub(r"<(?:(\w+):)?(\w+)>", lambda m: "B-404" if m.group(2) == "batch_id" else "1", rule.rule)
         response = client.open(path, method=method, json={}, headers={"Authorization": f"Bearer {token}"})
         body = response.get_json(silent=True)
         code = body.get("code") if isinstance(body, dict) else None
         if role in permissions.MATRIX[action]:
             assert code != "forbidden", f"{role} refused {method} {rule.rule} ({action})"
         else:
-            assert response.status_code == 403 and code == "forbidden", \
+            assert response.status_code == 403 and code == "forbidden", (
                 f"{role} allowed {method} {rule.rule} ({action}): {response.status_code} {code}"
+            )
         checked += 1
     assert checked >= 20

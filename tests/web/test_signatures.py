@@ -2,6 +2,7 @@
 re-authentication, limits (hard → 422 and nothing stored; alert/action → stored and an
 exception raised), witness rules, lockout, corrections with reasons and superseded
 signatures, and reassignment."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from engine import users
 from engine.batches import signed_content
 from engine.models import Step
 
-from .conftest import PASSWORD, QA2, USER
+from .conftest import PASSWORD, QA2
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 ME = {"username": "alice", "password": PASSWORD}
@@ -25,8 +26,9 @@ OP = {"username": "op", "password": PASSWORD}
 @pytest.fixture
 def signed(client):
     forms = {p.stem: json.loads(p.read_text()) for p in (RECIPES / "signed_forms").glob("*.json")}
-    r = client.post("/api/recipes", json={"bpmn": {"signed.bpmn": (RECIPES / "signed.bpmn").read_text()},
-                                          "forms": forms})
+    r = client.post(
+        "/api/recipes", json={"bpmn": {"signed.bpmn": (RECIPES / "signed.bpmn").read_text()}, "forms": forms}
+    )
     assert r.status_code == 201, r.json
     assert client.post(f"/api/recipes/{r.json['id']}/approve", json={"reason": "ok"}, headers=QA2).status_code == 200
     assert client.post("/api/batches", json={"recipe": "signed_steps", "batch_id": "S-1"}).status_code == 201
@@ -100,8 +102,9 @@ def test_witness_rules(signed):
     assert r.status_code == 403 and r.json["code"] == "self_witness"
     r = complete(signed, {"transferred": True}, witness=OP, bpmn_id="transfer")  # op is no supervisor
     assert r.status_code == 403 and r.json["code"] == "witness_role"
-    r = complete(signed, {"transferred": True}, witness={"username": "sv", "password": "not it at all"},
-                 bpmn_id="transfer")
+    r = complete(
+        signed, {"transferred": True}, witness={"username": "sv", "password": "not it at all"}, bpmn_id="transfer"
+    )
     assert r.status_code == 401
     r = complete(signed, {"transferred": True}, witness=SV, bpmn_id="transfer")
     assert r.status_code == 200, r.json
@@ -134,8 +137,9 @@ def test_correction_keeps_the_original_and_supersedes_signatures(signed, runtime
     assert r.status_code == 422  # the reason is mandatory
     r = signed.post(url, json={"field": "mass_g", "value": 5000, "reason": "typo", "signature": ME})
     assert r.status_code == 422 and r.json["code"] == "form_invalid"  # corrections pass the same checks
-    r = signed.post(url, json={"field": "mass_g", "value": 100.5, "reason": "typo: read 101 for 100.5",
-                               "signature": ME})
+    r = signed.post(
+        url, json={"field": "mass_g", "value": 100.5, "reason": "typo: read 101 for 100.5", "signature": ME}
+    )
     assert r.status_code == 201, r.json
     record = steps(signed)[0]
     assert record["values"]["mass_g"] == "101" and record["current_values"]["mass_g"] == "100.5"
@@ -147,8 +151,9 @@ def test_correction_keeps_the_original_and_supersedes_signatures(signed, runtime
     assert record["corrections"][1]["field"] == "mass_kg"
     assert record["corrections"][1]["reason"].startswith("recalculated after correcting mass_g")
     with runtime.transaction() as s:
-        row = s.execute(text("SELECT old, new, reason FROM audit_event WHERE action = 'step.correct' "
-                             "AND field = 'step 1.mass_g'")).one()
+        row = s.execute(
+            text("SELECT old, new, reason FROM audit_event WHERE action = 'step.correct' AND field = 'step 1.mass_g'")
+        ).one()
     assert row == ("101", "100.5", "typo: read 101 for 100.5")
     with runtime.transaction() as s:
         s.execute(text("UPDATE batch SET reviewed_at = CURRENT_TIMESTAMP"))
@@ -192,13 +197,19 @@ def test_attachment_uploaded_once_and_referenced_by_hash(signed):
     import io
 
     content = b"%PDF-1.4 balance printout 100.2 g"
-    r = signed.post("/api/attachments", content_type="multipart/form-data",
-                    data={"file": (io.BytesIO(content), "printout.pdf", "application/pdf")})
+    r = signed.post(
+        "/api/attachments",
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(content), "printout.pdf", "application/pdf")},
+    )
     assert r.status_code == 201, r.json
     ref = {k: r.json[k] for k in ("filename", "content_type", "sha256", "size")}
     assert ref["sha256"] == hashlib.sha256(content).hexdigest() and ref["size"] == len(content)
-    again = signed.post("/api/attachments", content_type="multipart/form-data",
-                        data={"file": (io.BytesIO(content), "printout.pdf", "application/pdf")})
+    again = signed.post(
+        "/api/attachments",
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(content), "printout.pdf", "application/pdf")},
+    )
     assert again.json["sha256"] == ref["sha256"]  # stored once
     fake = {**ref, "sha256": "0" * 64}
     r = complete(signed, {"mass_g": 100, "printout": fake})
@@ -212,6 +223,9 @@ def test_attachment_uploaded_once_and_referenced_by_hash(signed):
     assert got.status_code == 200 and got.data == content
     assert got.headers["Content-Disposition"].startswith("attachment;")
     assert signed.get("/api/attachments/" + "f" * 64).status_code == 404
-    empty = signed.post("/api/attachments", content_type="multipart/form-data",
-                        data={"file": (io.BytesIO(b""), "x.pdf", "application/pdf")})
+    empty = signed.post(
+        "/api/attachments",
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(b""), "x.pdf", "application/pdf")},
+    )
     assert empty.status_code == 422 and empty.json["code"] == "attachment_empty"

@@ -1,5 +1,6 @@
 """The REST API: one blueprint per concern (recipes, batches, messages, operations),
 each a thin layer over the engine's services — routes -> engine, never the reverse."""
+
 from __future__ import annotations
 
 from flask import current_app

@@ -2,6 +2,7 @@
 (QA), a parameter's values across batches with centre line, limits and the rules each
 point broke, step durations, and the findings per recipe - a thin layer over
 ``analytics.mes``."""
+
 from __future__ import annotations
 
 import marshmallow as ma
@@ -12,11 +13,19 @@ from analytics import equipment, mes
 from ..auth import current_user, requires
 from . import runtime
 
-blp = Blueprint("analytics", __name__, url_prefix="/api/analytics",
-                description="Out-of-trend models, trends and findings (review by exception)")
+blp = Blueprint(
+    "analytics",
+    __name__,
+    url_prefix="/api/analytics",
+    description="Out-of-trend models, trends and findings (review by exception)",
+)
 #: equipment time series of a batch (``/api/batches/{batch_id}/equipment-samples``)
-equipment_blp = Blueprint("equipment", __name__, url_prefix="/api",
-                          description="Equipment time series of a running batch, scored by the PCA monitor")
+equipment_blp = Blueprint(
+    "equipment",
+    __name__,
+    url_prefix="/api",
+    description="Equipment time series of a running batch, scored by the PCA monitor",
+)
 
 
 class ModelFilter(ma.Schema):
@@ -55,8 +64,10 @@ class TrendModelOut(ma.Schema):
 
 class TrainIn(ma.Schema):
     recipe = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    released_only = ma.fields.Boolean(load_default=True, metadata={
-        "description": "train on reviewed complete batches only (there is no release workflow yet)"})
+    released_only = ma.fields.Boolean(
+        load_default=True,
+        metadata={"description": "train on reviewed complete batches only (there is no release workflow yet)"},
+    )
 
 
 class TrainOut(ma.Schema):
@@ -81,8 +92,9 @@ class Point(ma.Schema):
     released = ma.fields.Boolean()
     training = ma.fields.Boolean(metadata={"description": "the model was trained on this batch"})
     current = ma.fields.Boolean(metadata={"description": "the batch asked for with ?batch="})
-    rules = ma.fields.List(ma.fields.Raw(), metadata={
-        "description": "Nelson rules the point broke (durations: too_long / too_short)"})
+    rules = ma.fields.List(
+        ma.fields.Raw(), metadata={"description": "Nelson rules the point broke (durations: too_long / too_short)"}
+    )
 
 
 class Chart(ma.Schema):
@@ -192,22 +204,33 @@ class StrictNumber(ma.fields.Float):
 
 
 class SampleIn(ma.Schema):
-    t_hours = StrictNumber(required=True, allow_nan=False, validate=ma.validate.Range(min=0),
-                           metadata={"description": "hours since the unit procedure started, or batch maturity"})
+    t_hours = StrictNumber(
+        required=True,
+        allow_nan=False,
+        validate=ma.validate.Range(min=0),
+        metadata={"description": "hours since the unit procedure started, or batch maturity"},
+    )
     values = ma.fields.Dict(
-        required=True, validate=ma.validate.Length(min=1, max=equipment.MAX_VARIABLES),
+        required=True,
+        validate=ma.validate.Length(min=1, max=equipment.MAX_VARIABLES),
         keys=ma.fields.String(validate=ma.validate.Regexp(equipment.VARIABLE_NAME, error="not a variable name")),
-        values=StrictNumber(allow_nan=False), metadata={"description": "variable name -> number"})
+        values=StrictNumber(allow_nan=False),
+        metadata={"description": "variable name -> number"},
+    )
 
 
 class EquipmentSamplesIn(ma.Schema):
-    unit_procedure = ma.fields.String(required=True, validate=ma.validate.Regexp(
-        equipment.UNIT_PROCEDURE, error="must be a BPMN id"), metadata={
-        "description": "the call activity / called process id (e.g. up_production)"})
-    source = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100),
-                              metadata={"description": "equipment id"})
-    samples = ma.fields.List(ma.fields.Nested(SampleIn), required=True,
-                             validate=ma.validate.Length(min=1, max=equipment.MAX_SAMPLES))
+    unit_procedure = ma.fields.String(
+        required=True,
+        validate=ma.validate.Regexp(equipment.UNIT_PROCEDURE, error="must be a BPMN id"),
+        metadata={"description": "the call activity / called process id (e.g. up_production)"},
+    )
+    source = ma.fields.String(
+        required=True, validate=ma.validate.Length(min=1, max=100), metadata={"description": "equipment id"}
+    )
+    samples = ma.fields.List(
+        ma.fields.Nested(SampleIn), required=True, validate=ma.validate.Length(min=1, max=equipment.MAX_SAMPLES)
+    )
 
 
 class EquipmentSamplesAccepted(ma.Schema):

@@ -1,4 +1,5 @@
 """Attachments over HTTP: upload a file (stored once by SHA-256), fetch it back."""
+
 from __future__ import annotations
 
 from flask import Response, request
@@ -15,18 +16,34 @@ blp = Blueprint("attachments", __name__, url_prefix="/api", description="Files a
 
 @blp.route("/attachments", methods=["POST"])
 @requires("attachment.upload")
-@blp.doc(requestBody={"content": {"multipart/form-data": {"schema": {
-    "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}}}})
+@blp.doc(
+    requestBody={
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            }
+        }
+    }
+)
 @blp.response(201)
 def upload_attachment():
     """Upload one file (multipart field `file`); answer its `{filename, content_type, sha256, size}`
     to put in the form's attachment field."""
     upload = request.files.get("file")
     if upload is None or len(request.files) != 1:
-        raise ApiError(422, "validation_error", "send exactly one file in the multipart field 'file'",
-                       {"fields": {"file": ["Missing data for required field."]}})
-    return attachments.store(runtime(), upload.read(), upload.filename or "", upload.mimetype or "",
-                             user=current_user())
+        raise ApiError(
+            422,
+            "validation_error",
+            "send exactly one file in the multipart field 'file'",
+            {"fields": {"file": ["Missing data for required field."]}},
+        )
+    return attachments.store(
+        runtime(), upload.read(), upload.filename or "", upload.mimetype or "", user=current_user()
+    )
 
 
 @blp.route("/attachments/<sha256>", methods=["GET"])
@@ -34,6 +51,12 @@ def upload_attachment():
 def download_attachment(sha256: str):
     """The stored file, as uploaded (served as a download, never rendered inline)."""
     meta, content = attachments.get(runtime(), sha256)
-    return Response(content, mimetype="application/octet-stream", headers={
-        "Content-Disposition": f"attachment; filename=\"{meta['sha256'][:12]}-{meta['filename'].encode('ascii', 'replace').decode().replace(chr(34), '')}\"",
-        "X-Content-Type-Options": "nosniff", "X-Original-Content-Type": meta["content_type"]})
+    return Response(
+        content,
+        mimetype="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{meta["sha256"][:12]}-{meta["filename"].encode("ascii", "replace").decode().replace(chr(34), "")}"',
+            "X-Content-Type-Options": "nosniff",
+            "X-Original-Content-Type": meta["content_type"],
+        },
+    )

@@ -5,6 +5,7 @@ Completing a task is the request a flaky shop-floor network repeats: with an
 ``Idempotency-Key`` header a repeat answers with the first result (and
 ``Idempotent-Replayed: true``) instead of recording a second step.
 """
+
 from __future__ import annotations
 
 from uuid import UUID
@@ -19,14 +20,14 @@ from . import runtime
 from .schemas import (
     Batch,
     BatchFilter,
+    BatchStart,
     CorrectionIn,
     Diagram,
     ExceptionOut,
-    MyTask,
-    Reassign,
-    BatchStart,
     IdempotencyKey,
+    MyTask,
     Reason,
+    Reassign,
     ServiceResult,
     ServiceResultOutcome,
     Step,
@@ -60,8 +61,14 @@ def list_batches(query):
 @blp.response(201, Batch)
 def start_batch(body):
     """Start a batch on the newest approved version of a recipe (or the given version)."""
-    return batches.start_batch(runtime(), body["recipe"], body["batch_id"], user=current_user(),
-                               parameters=body["parameters"], version=body.get("version"))
+    return batches.start_batch(
+        runtime(),
+        body["recipe"],
+        body["batch_id"],
+        user=current_user(),
+        parameters=body["parameters"],
+        version=body.get("version"),
+    )
 
 
 @blp.route("/batches/<batch_id>", methods=["GET"])
@@ -92,16 +99,32 @@ def batch_steps(batch_id: str):
 @requires("task.complete")
 @blp.arguments(TaskCompletion)
 @blp.arguments(IdempotencyKey, location="headers")
-@blp.response(200, StepResult, headers={REPLAYED: {"description": "`true` when this is the stored answer "
-                                                                 "to an earlier request with the same key",
-                                                  "schema": {"type": "string"}}})
+@blp.response(
+    200,
+    StepResult,
+    headers={
+        REPLAYED: {
+            "description": "`true` when this is the stored answer to an earlier request with the same key",
+            "schema": {"type": "string"},
+        }
+    },
+)
 def complete_task(body, headers, batch_id: str, task_id: str):
     """Complete an operator task with its values: records one step and advances the batch."""
     signer = signer_from(body.get("signature"))
     witness = signer_from(body.get("witness"))
-    return _answer(batches.complete_task(runtime(), batch_id, task_id, body["data"], user=current_user(),
-                                         idempotency_key=headers.get("idempotency_key"), signer=signer,
-                                         witness=witness))
+    return _answer(
+        batches.complete_task(
+            runtime(),
+            batch_id,
+            task_id,
+            body["data"],
+            user=current_user(),
+            idempotency_key=headers.get("idempotency_key"),
+            signer=signer,
+            witness=witness,
+        )
+    )
 
 
 @blp.route("/batches/<batch_id>/tasks/<task_id>/callback", methods=["POST"])
@@ -115,9 +138,16 @@ def service_task_result(body, headers, batch_id: str, task_id: str):
         UUID(task_id)
     except ValueError:
         raise NotFound(f"task {task_id!r} not found", code="task_not_found") from None
-    return _answer(batches.complete_service_task(runtime(), batch_id, task_id, body["result"],
-                                                 user=current_user(),
-                                                 idempotency_key=headers.get("idempotency_key")))
+    return _answer(
+        batches.complete_service_task(
+            runtime(),
+            batch_id,
+            task_id,
+            body["result"],
+            user=current_user(),
+            idempotency_key=headers.get("idempotency_key"),
+        )
+    )
 
 
 def _change_state(action: str, batch_id: str, reason: str):
@@ -180,8 +210,9 @@ def correct_step(body, batch_id: str, seq: int):
         from engine.permissions import Forbidden
 
         raise Forbidden("a signature can only be given by the person correcting", code="sign_for_other")
-    return batches.correct_step(runtime(), batch_id, seq, body["field"], body["value"], reason=body["reason"],
-                                signer=signer)
+    return batches.correct_step(
+        runtime(), batch_id, seq, body["field"], body["value"], reason=body["reason"], signer=signer
+    )
 
 
 @blp.route("/batches/<batch_id>/exceptions", methods=["GET"])

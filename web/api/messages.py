@@ -1,5 +1,6 @@
 """Messages from other systems (a LIMS result, an ERP order change) delivered to the
 batches waiting for them, matched by the message name and its correlation keys."""
+
 from __future__ import annotations
 
 from flask_smorest import Blueprint

@@ -1,5 +1,6 @@
 """Running Batchline: health, incidents of the job executor, the event feed for data
 platforms, and the audit-trail check."""
+
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
@@ -73,8 +74,9 @@ def list_events(query):
     """Events in order as CloudEvents; poll with `after` = the last `next_after`."""
     rt = runtime()
     with rt.transaction() as s:
-        rows = s.scalars(select(OutboxEvent).where(OutboxEvent.seq > query["after"])
-                         .order_by(OutboxEvent.seq).limit(query["limit"])).all()
+        rows = s.scalars(
+            select(OutboxEvent).where(OutboxEvent.seq > query["after"]).order_by(OutboxEvent.seq).limit(query["limit"])
+        ).all()
         events = [cloudevent(e, rt.settings) for e in rows]
     return {"events": events, "next_after": rows[-1].seq if rows else query["after"]}
 

@@ -1,5 +1,6 @@
 """Users and API tokens over HTTP (administrators only). Ids are never reused: accounts
 are deactivated, not deleted; passwords are write-only."""
+
 from __future__ import annotations
 
 from flask_smorest import Blueprint
@@ -27,8 +28,15 @@ def list_users():
 @blp.response(201, UserOut)
 def create_user(body):
     """Create a person (with a password) or a service account (tokens only)."""
-    return users.create_user(runtime(), body["username"], body["printed_name"], body["roles"], by=current_user(),
-                             password=body.get("password"), kind=body["kind"])
+    return users.create_user(
+        runtime(),
+        body["username"],
+        body["printed_name"],
+        body["roles"],
+        by=current_user(),
+        password=body.get("password"),
+        kind=body["kind"],
+    )
 
 
 @blp.route("/users/<username>/deactivate", methods=["POST"])

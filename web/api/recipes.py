@@ -4,6 +4,7 @@ A recipe upload comes either as multipart (files straight from a designer's disk
 as JSON (from scripts and the browser modeler), so this blueprint reads its body itself
 instead of through one webargs location; both shapes are in the OpenAPI document.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,15 +38,22 @@ MULTIPART = "multipart/form-data"
 
 
 def _body_doc(json_schema, multipart_schema) -> dict:
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": json_schema}, MULTIPART: {"schema": multipart_schema}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": json_schema}, MULTIPART: {"schema": multipart_schema}},
+        }
+    }
 
 
 def json_body() -> Any:
     """The request's JSON body; a 400 ``json_invalid`` when it does not parse."""
     if not request.is_json:
-        raise ApiError(415, "unsupported_media_type",
-                       f"send application/json or {MULTIPART}, not {request.mimetype or 'an empty body'}")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send application/json or {MULTIPART}, not {request.mimetype or 'an empty body'}",
+        )
     try:
         return json.loads(request.get_data())
     except (ValueError, UnicodeDecodeError):
@@ -57,20 +65,32 @@ def _uploaded(field: str, *, required: bool) -> dict[str, bytes]:
     for n, upload in enumerate(request.files.getlist(field), start=1):
         name = PurePath(upload.filename or f"{field}{n}").name
         if name in files:
-            raise ApiError(422, "validation_error", f"two {field} files are called {name}",
-                           {"fields": {field: [f"Duplicate file name {name}."]}})
+            raise ApiError(
+                422,
+                "validation_error",
+                f"two {field} files are called {name}",
+                {"fields": {field: [f"Duplicate file name {name}."]}},
+            )
         files[name] = upload.read()
     if required and not files:
-        raise ApiError(422, "validation_error", f"upload at least one {field} file",
-                       {"fields": {field: ["Missing data for required field."]}})
+        raise ApiError(
+            422,
+            "validation_error",
+            f"upload at least one {field} file",
+            {"fields": {field: ["Missing data for required field."]}},
+        )
     return files
 
 
 def _refuse_unknown_files(*known: str) -> None:
     unknown = sorted(set(request.files) - set(known))
     if unknown:
-        raise ApiError(422, "validation_error", "the request has invalid fields: " + ", ".join(unknown),
-                       {"fields": {name: ["Unknown field."] for name in unknown}})
+        raise ApiError(
+            422,
+            "validation_error",
+            "the request has invalid fields: " + ", ".join(unknown),
+            {"fields": {name: ["Unknown field."] for name in unknown}},
+        )
 
 
 def _forms_from_files(uploads: dict[str, bytes]) -> dict[str, Any]:
@@ -81,8 +101,7 @@ def _forms_from_files(uploads: dict[str, bytes]) -> dict[str, Any]:
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "json_invalid", f"form file {name} is not valid JSON", {"file": name}) from None
         if not isinstance(definition, dict):
-            raise ApiError(422, "form_invalid", f"form file {name} must hold one form-js JSON object",
-                           {"file": name})
+            raise ApiError(422, "form_invalid", f"form file {name} must hold one form-js JSON object", {"file": name})
         forms[str(definition.get("id") or PurePath(name).stem)] = definition
     return forms
 
@@ -120,8 +139,14 @@ def import_recipe():
     (`POST /api/recipes/{id}/approve`): the author never approves their own version.
     """
     files, forms, options = _recipe_upload()
-    rv = recipes.import_recipe(runtime(), files, forms=forms, user=current_user(),
-                               recipe=options.get("recipe"), process_id=options.get("process_id"))
+    rv = recipes.import_recipe(
+        runtime(),
+        files,
+        forms=forms,
+        user=current_user(),
+        recipe=options.get("recipe"),
+        process_id=options.get("process_id"),
+    )
     return recipes.describe(rv)
 
 

@@ -2,12 +2,14 @@
 OpenAPI document). Request schemas refuse unknown fields (marshmallow's default), so a
 misspelt field is an error instead of silently ignored data.
 """
+
 from __future__ import annotations
 
 import marshmallow as ma
 from marshmallow import fields, validate
 
 from engine.batches import STATES
+
 
 class RecipeRef(fields.Field):
     """A recipe named by its key (newest approved version) or by a recipe version id."""
@@ -27,12 +29,22 @@ class RecipeRef(fields.Field):
 
 
 class RecipeImport(ma.Schema):
-    bpmn = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
-                       validate=validate.Length(min=1), metadata={"description": "file name -> BPMN XML text"})
-    forms = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict,
-                        metadata={"description": "form id -> form-js JSON"})
-    recipe = fields.String(validate=validate.Length(min=1, max=200),
-                           metadata={"description": "recipe key; default: the BPMN process id"})
+    bpmn = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "file name -> BPMN XML text"},
+    )
+    forms = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(),
+        load_default=dict,
+        metadata={"description": "form id -> form-js JSON"},
+    )
+    recipe = fields.String(
+        validate=validate.Length(min=1, max=200), metadata={"description": "recipe key; default: the BPMN process id"}
+    )
     process_id = fields.String(metadata={"description": "the top process, when the files hold several"})
 
 
@@ -46,15 +58,25 @@ class RecipeUploadOptions(ma.Schema):
 class RecipeUpload(RecipeUploadOptions):
     """Documentation only: the multipart form of a recipe upload."""
 
-    bpmn = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}), required=True,
-                       metadata={"description": "one or more .bpmn files"})
-    forms = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}),
-                        metadata={"description": "form-js .json files, keyed by their `id` (or file name)"})
+    bpmn = fields.List(
+        fields.Raw(metadata={"type": "string", "format": "binary"}),
+        required=True,
+        metadata={"description": "one or more .bpmn files"},
+    )
+    forms = fields.List(
+        fields.Raw(metadata={"type": "string", "format": "binary"}),
+        metadata={"description": "form-js .json files, keyed by their `id` (or file name)"},
+    )
 
 
 class RecipeCheck(ma.Schema):
-    bpmn = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
-                       validate=validate.Length(min=1), metadata={"description": "file name -> BPMN XML text"})
+    bpmn = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "file name -> BPMN XML text"},
+    )
     process_id = fields.String()
 
 
@@ -99,8 +121,11 @@ class RecipeDetail(Recipe):
 class Reason(ma.Schema):
     """Approving, retiring, holding, resuming and aborting each need a reason."""
 
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000),
-                           metadata={"description": "why; recorded in the audit trail"})
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=2000),
+        metadata={"description": "why; recorded in the audit trail"},
+    )
 
 
 # --- batches -------------------------------------------------------------------------
@@ -109,8 +134,9 @@ class Reason(ma.Schema):
 class BatchStart(ma.Schema):
     recipe = RecipeRef(required=True, metadata={"description": "recipe key (string) or recipe version id (integer)"})
     batch_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    parameters = fields.Dict(keys=fields.String(), load_default=dict,
-                             metadata={"description": "name -> scalar value, visible to the recipe"})
+    parameters = fields.Dict(
+        keys=fields.String(), load_default=dict, metadata={"description": "name -> scalar value, visible to the recipe"}
+    )
     version = fields.Integer(strict=True, allow_none=True, metadata={"description": "a version of the recipe key"})
 
 
@@ -128,7 +154,9 @@ class Batch(ma.Schema):
     created_at = fields.String()
     created_by = fields.String()
     completed_at = fields.String(allow_none=True)
-    reviewed_at = fields.String(allow_none=True, metadata={"description": "when QA reviewed the record; corrections end then"})
+    reviewed_at = fields.String(
+        allow_none=True, metadata={"description": "when QA reviewed the record; corrections end then"}
+    )
     recipe = fields.Dict()
     incidents = fields.List(fields.Dict())
 
@@ -212,26 +240,32 @@ class Credentials(ma.Schema):
 
 class TaskCompletion(ma.Schema):
     data = fields.Dict(keys=fields.String(), required=True, metadata={"description": "the form's values"})
-    signature = fields.Nested(Credentials, metadata={
-        "description": "the performer's signature; required when the task has a form"})
-    witness = fields.Nested(Credentials, metadata={
-        "description": "a second person's signature, when the form requires a witness"})
+    signature = fields.Nested(
+        Credentials, metadata={"description": "the performer's signature; required when the task has a form"}
+    )
+    witness = fields.Nested(
+        Credentials, metadata={"description": "a second person's signature, when the form requires a witness"}
+    )
 
 
 class IdempotencyKey(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    idempotency_key = fields.String(data_key="Idempotency-Key", validate=validate.Length(min=1, max=100),
-                                    metadata={"description": "repeat a request safely: the same key answers "
-                                                             "with the first result"})
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "repeat a request safely: the same key answers with the first result"},
+    )
 
 
 class StepResult(ma.Schema):
     step = fields.Nested(Step)
     batch = fields.Dict()
-    exceptions = fields.List(fields.Nested(ExceptionOut), metadata={
-        "description": "alert/action limit breaches this step raised for review by exception"})
+    exceptions = fields.List(
+        fields.Nested(ExceptionOut),
+        metadata={"description": "alert/action limit breaches this step raised for review by exception"},
+    )
     next_tasks = fields.List(fields.Nested(Task))
 
 
@@ -282,8 +316,9 @@ class TokenOut(ma.Schema):
 
 
 class ServiceResult(ma.Schema):
-    result = fields.Dict(keys=fields.String(), required=True,
-                         metadata={"description": "what the other system answered"})
+    result = fields.Dict(
+        keys=fields.String(), required=True, metadata={"description": "what the other system answered"}
+    )
 
 
 class ServiceResultOutcome(ma.Schema):
@@ -294,8 +329,9 @@ class ServiceResultOutcome(ma.Schema):
 
 
 class MessageDelivery(ma.Schema):
-    payload = fields.Dict(keys=fields.String(), required=True,
-                          metadata={"description": "message content, including its correlation keys"})
+    payload = fields.Dict(
+        keys=fields.String(), required=True, metadata={"description": "message content, including its correlation keys"}
+    )
 
 
 class DeliveredTo(ma.Schema):
@@ -317,7 +353,9 @@ class IncidentFilter(ma.Schema):
 class Incident(ma.Schema):
     id = fields.Integer()
     job_id = fields.Integer()
-    batch_id = fields.String(allow_none=True, metadata={"description": "the batch's id, if the job belonged to a batch"})
+    batch_id = fields.String(
+        allow_none=True, metadata={"description": "the batch's id, if the job belonged to a batch"}
+    )
     kind = fields.String()
     message = fields.String()
     created_at = fields.String()
@@ -331,8 +369,11 @@ class IncidentRetried(ma.Schema):
 
 
 class EventPage(ma.Schema):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0),
-                           metadata={"description": "return events with a sequence number above this"})
+    after = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0),
+        metadata={"description": "return events with a sequence number above this"},
+    )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 

@@ -7,6 +7,7 @@ Charts are drawn on the server as SVG by a Jinja template (every text autoescape
 CDN, no chart library, no script). The pages need a logged-in person holding
 ``analytics.read``; the data comes from ``analytics.mes`` as for the JSON API.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,14 @@ from engine.errors import NotFound
 
 from ..auth import session_person
 
-bp = Blueprint("trends", __name__, url_prefix="/trends", template_folder="templates",
-               static_folder="static", static_url_path="/static")
+bp = Blueprint(
+    "trends",
+    __name__,
+    url_prefix="/trends",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 
 WIDTH, HEIGHT = 880, 340
 MARGIN = {"left": 70, "right": 20, "top": 16, "bottom": 62}
@@ -51,9 +58,11 @@ def _not_found(exc: NotFound):
 
 @bp.errorhandler(403)
 def _forbidden(_exc):
-    return render_template("trends/message.html", title="Not allowed",
-                           message="The trend pages need the permission analytics.read "
-                                   "(operator, supervisor or QA)."), 403
+    return render_template(
+        "trends/message.html",
+        title="Not allowed",
+        message="The trend pages need the permission analytics.read (operator, supervisor or QA).",
+    ), 403
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -99,23 +108,45 @@ def chart_geometry(data: dict[str, Any]) -> dict[str, Any]:
     marks = []
     for i, p in enumerate(points):
         flagged = bool(p["rules"])
-        marks.append({"x": x(i), "y": y(p["value"]), "current": p["current"], "flagged": flagged,
-                      "training": p["training"],
-                      "title": f"{p['batch_id']} (step {p['seq']}): {_label(p['value'])}"
-                               + (f" {data.get('unit')}" if data.get("unit") else "")
-                               + (f" - broke: {', '.join(_rule_name(r) for r in p['rules'])}" if flagged else "")
-                               + (" - current batch" if p["current"] else "")
-                               + (" - in training set" if p["training"] else "")})
-    lines = [{"name": name, "y": y(v), "value": _label(v)} for name, v in
-             (("upper", upper), ("centre", centre), ("lower", lower)) if v is not None]
+        marks.append(
+            {
+                "x": x(i),
+                "y": y(p["value"]),
+                "current": p["current"],
+                "flagged": flagged,
+                "training": p["training"],
+                "title": f"{p['batch_id']} (step {p['seq']}): {_label(p['value'])}"
+                + (f" {data.get('unit')}" if data.get("unit") else "")
+                + (f" - broke: {', '.join(_rule_name(r) for r in p['rules'])}" if flagged else "")
+                + (" - current batch" if p["current"] else "")
+                + (" - in training set" if p["training"] else ""),
+            }
+        )
+    lines = [
+        {"name": name, "y": y(v), "value": _label(v)}
+        for name, v in (("upper", upper), ("centre", centre), ("lower", lower))
+        if v is not None
+    ]
     every = max(1, math.ceil(n / 10))
-    xlabels = [{"x": m["x"], "text": points[i]["batch_id"]} for i, m in enumerate(marks)
-               if i % every == 0 or points[i]["current"]]
-    return {"width": WIDTH, "height": HEIGHT, "empty": False, "left": MARGIN["left"], "top": MARGIN["top"],
-            "right": WIDTH - MARGIN["right"], "bottom": HEIGHT - MARGIN["bottom"],
-            "path": " ".join(f"{'M' if i == 0 else 'L'}{m['x']},{m['y']}" for i, m in enumerate(marks)),
-            "marks": marks, "lines": lines, "xlabels": xlabels,
-            "yticks": [{"y": y(t), "text": _label(t)} for t in _nice_ticks(lo, hi) if lo <= t <= hi]}
+    xlabels = [
+        {"x": m["x"], "text": points[i]["batch_id"]}
+        for i, m in enumerate(marks)
+        if i % every == 0 or points[i]["current"]
+    ]
+    return {
+        "width": WIDTH,
+        "height": HEIGHT,
+        "empty": False,
+        "left": MARGIN["left"],
+        "top": MARGIN["top"],
+        "right": WIDTH - MARGIN["right"],
+        "bottom": HEIGHT - MARGIN["bottom"],
+        "path": " ".join(f"{'M' if i == 0 else 'L'}{m['x']},{m['y']}" for i, m in enumerate(marks)),
+        "marks": marks,
+        "lines": lines,
+        "xlabels": xlabels,
+        "yticks": [{"y": y(t), "text": _label(t)} for t in _nice_ticks(lo, hi) if lo <= t <= hi],
+    }
 
 
 def _rule_name(rule: Any) -> str:
@@ -141,21 +172,39 @@ def dashboard():
     by_recipe: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for m in models:
         by_recipe.setdefault(m["recipe"], {}).setdefault(m["bpmn_id"], []).append(m)
-    return render_template("trends/dashboard.html", recipe=recipe, summary=data["recipes"],
-                           findings=data["findings"], models=by_recipe, person=request.trends_person)
+    return render_template(
+        "trends/dashboard.html",
+        recipe=recipe,
+        summary=data["recipes"],
+        findings=data["findings"],
+        models=by_recipe,
+        person=request.trends_person,
+    )
 
 
 @bp.route("/<recipe>/steps/<bpmn_id>/<parameter>")
 def parameter_chart(recipe: str, bpmn_id: str, parameter: str):
     batch, limit = _query()
     data = mes.trend(_runtime(), recipe, bpmn_id, parameter, batch=batch, limit=limit)
-    return render_template("trends/chart.html", data=data, chart=chart_geometry(data), batch=batch,
-                           title=f"{parameter} at {bpmn_id}", person=request.trends_person)
+    return render_template(
+        "trends/chart.html",
+        data=data,
+        chart=chart_geometry(data),
+        batch=batch,
+        title=f"{parameter} at {bpmn_id}",
+        person=request.trends_person,
+    )
 
 
 @bp.route("/<recipe>/durations/<bpmn_id>")
 def duration_chart(recipe: str, bpmn_id: str):
     batch, limit = _query()
     data = mes.durations(_runtime(), recipe, bpmn_id, batch=batch, limit=limit)
-    return render_template("trends/chart.html", data=data, chart=chart_geometry(data), batch=batch,
-                           title=f"Duration of {bpmn_id}", person=request.trends_person)
+    return render_template(
+        "trends/chart.html",
+        data=data,
+        chart=chart_geometry(data),
+        batch=batch,
+        title=f"Duration of {bpmn_id}",
+        person=request.trends_person,
+    )

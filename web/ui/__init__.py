@@ -6,6 +6,7 @@ app factory: ``app.register_blueprint(web.ui.bp)``. It needs ``SECRET_KEY`` (fro
 ``settings.secret_key``) for the session cookie, and the bpmn-js files copied into
 ``static/vendor/bpmn-js`` by ``cd web && npm ci``.
 """
+
 from .views import bp
 
 __all__ = ["bp"]

@@ -1,5 +1,6 @@
 """The batch's BPMN for the bpmn-js viewer: which file to show first, and which elements
 are done and current (everything else is pending)."""
+
 from __future__ import annotations
 
 import re

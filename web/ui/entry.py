@@ -6,11 +6,13 @@ as decimal text so no digit is lost, ticked boxes as booleans, options by their 
 typed value) and remembers what was typed, so a refused form comes back filled in.
 Checking is not done here: the ``forms`` package on the server is the authority.
 """
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 #: hidden field the page's script fills with the tablet's UTC offset for datetime inputs
 TZ_SUFFIX = "__tz"

@@ -8,6 +8,7 @@ and ``1.`` lists, ``**bold**``, ``*italic*``/``_italic_``, ```code```, links
 ``[text](https://…)`` and images ``![alt](https://…)``. Links and images must be absolute
 http(s) URLs; anything else (``javascript:``, ``data:``, relative paths) stays plain text.
 """
+
 from __future__ import annotations
 
 import re
@@ -104,7 +105,7 @@ def render_markdown(source: str | None) -> Markup:
             out.append(f"<li>{_inline((bullet or numbered).group(1))}</li>")
         elif list_tag and raw.startswith((" ", "\t")):
             # a continuation line of the last list item
-            out[-1] = out[-1][:-len("</li>")] + " " + _inline(line.strip()) + "</li>"
+            out[-1] = out[-1][: -len("</li>")] + " " + _inline(line.strip()) + "</li>"
         else:
             end_list()
             paragraph.append(line.strip())

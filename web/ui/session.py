@@ -11,6 +11,7 @@ components (user id + password); later ones in the same session take the passwor
 only; after logout or the inactivity timeout both again. Signing for someone else is
 impossible: the signer is always the logged-in user (§11.200(a)(2)).
 """
+
 from __future__ import annotations
 
 import hmac
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 from flask import abort, current_app, request, session
 
 from engine import users
+
 
 def runtime():
     return current_app.extensions["batchline"]

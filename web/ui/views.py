@@ -7,10 +7,11 @@ only scripts are our own (live limit hints, the sign dialog, the bpmn-js diagram
 Every POST carries the session's CSRF token; every change is made as the logged-in
 person, and a step is signed by that person only (21 CFR 11.200(a)(2)).
 """
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -43,14 +44,25 @@ bp = Blueprint("ui", __name__, url_prefix="/")
 
 PUBLIC = {"ui.login"}
 #: refusals that concern the signature rather than the form's values
-SIGNING_CODES = {"auth_failed", "account_locked", "account_inactive", "password_expired", "self_witness",
-                 "witness_role", "witness_required", "signature_required", "sign_for_other"}
+SIGNING_CODES = {
+    "auth_failed",
+    "account_locked",
+    "account_inactive",
+    "password_expired",
+    "self_witness",
+    "witness_role",
+    "witness_required",
+    "signature_required",
+    "sign_for_other",
+}
 #: idempotency keys of this session's recent submissions -> their result page
 DONE_KEYS = "done"
 DONE_KEEP = 8
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data: http: https:; connect-src 'self'; font-src 'self' data:; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: http: https:; connect-src 'self'; font-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def rt():
@@ -107,8 +119,8 @@ def _utc(value: Any) -> str:
     except ValueError:
         return str(value)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @bp.app_template_filter("filesize")
@@ -124,25 +136,30 @@ def _markdown(value: str | None):
 @bp.context_processor
 def _context() -> dict[str, Any]:
     person = g.get("person")
-    return {"person": person, "csrf_token": login.csrf_token,
-            "may": lambda action: bool(person) and permissions.allowed(person.roles, action),
-            "timeout_minutes": rt().settings.session_timeout_minutes,
-            "has_trends": "trends.dashboard" in current_app.view_functions}
+    return {
+        "person": person,
+        "csrf_token": login.csrf_token,
+        "may": lambda action: bool(person) and permissions.allowed(person.roles, action),
+        "timeout_minutes": rt().settings.session_timeout_minutes,
+        "has_trends": "trends.dashboard" in current_app.view_functions,
+    }
 
 
 @bp.errorhandler(BatchlineError)
 def _engine_error(error: BatchlineError):
     status = int(getattr(error, "status", 422))
-    return render_template("ui/error.html", title=_error_title(status), message=_sentence(error.message),
-                           code=error.code), status
+    return render_template(
+        "ui/error.html", title=_error_title(status), message=_sentence(error.message), code=error.code
+    ), status
 
 
 @bp.errorhandler(HTTPException)
 def _http_error(error: HTTPException):
     if error.code == 413:
         return _too_large()
-    return render_template("ui/error.html", title=error.name, message=error.description,
-                           code=str(error.code)), error.code or 500
+    return render_template(
+        "ui/error.html", title=error.name, message=error.description, code=str(error.code)
+    ), error.code or 500
 
 
 def _too_large():
@@ -151,16 +168,20 @@ def _too_large():
     limit = entry.file_size(int(rt().settings.max_request_bytes))
     back = request.path if request.method == "POST" else None  # the task / correction page again
     return render_template(
-        "ui/error.html", title="File too large",
+        "ui/error.html",
+        title="File too large",
         message=f"What you sent is too large: at most {limit} can be sent at once (the file and the form "
-                "together). Nothing was recorded and no file was stored. Make the file smaller (e.g. a PDF "
-                "instead of a photo, or a lower resolution) and try again, or ask your supervisor.",
-        code="413", back=back), 413
+        "together). Nothing was recorded and no file was stored. Make the file smaller (e.g. a PDF "
+        "instead of a photo, or a lower resolution) and try again, or ask your supervisor.",
+        code="413",
+        back=back,
+    ), 413
 
 
 def _error_title(status: int) -> str:
     return {401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Not possible now"}.get(
-        status, "Not accepted")
+        status, "Not accepted"
+    )
 
 
 # --- login -------------------------------------------------------------------------------
@@ -178,11 +199,13 @@ def login_page():
     try:
         person = users.authenticate(rt(), username, password, purpose="login")
         if person.kind != "person":
-            raise users.AuthFailed("service accounts cannot log in to the browser; use an API token",
-                                   code="account_service")
+            raise users.AuthFailed(
+                "service accounts cannot log in to the browser; use an API token", code="account_service"
+            )
     except users.AuthFailed as exc:
-        return render_template("ui/login.html", next_url=next_url, username=username,
-                               error=_sentence(exc.message), error_code=exc.code), 401
+        return render_template(
+            "ui/login.html", next_url=next_url, username=username, error=_sentence(exc.message), error_code=exc.code
+        ), 401
     login.start(person)
     return redirect(next_url or url_for("ui.home"))
 
@@ -208,8 +231,9 @@ def batch_list():
     state = request.args.get("state") or None
     if state not in (None, *batches.STATES):
         state = None
-    return render_template("ui/batches.html", batches=batches.list_batches(rt(), state=state), state=state,
-                           states=batches.STATES)
+    return render_template(
+        "ui/batches.html", batches=batches.list_batches(rt(), state=state), state=state, states=batches.STATES
+    )
 
 
 def _form_fields(batch: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -235,8 +259,9 @@ def _record_rows(step: dict[str, Any], fields: dict[str, dict[str, Any]]) -> lis
     corrections: dict[str, list] = {}
     for c in step.get("corrections") or []:
         corrections.setdefault(c.get("field"), []).append(c)
-    keys = [k for k in fields if k in values or k in current] + \
-           [k for k in list(values) + list(current) if k not in fields]
+    keys = [k for k in fields if k in values or k in current] + [
+        k for k in list(values) + list(current) if k not in fields
+    ]
     rows = []
     for key in dict.fromkeys(keys):
         field = fields.get(key)
@@ -246,20 +271,28 @@ def _record_rows(step: dict[str, Any], fields: dict[str, dict[str, Any]]) -> lis
             c["new_text"] = entry.display_value(c.get("new"), field, unit)
             c["old_file"] = c.get("old") if entry.is_attachment(c.get("old")) else None
             c["new_file"] = c.get("new") if entry.is_attachment(c.get("new")) else None
-        rows.append({
-            "key": key, "label": (field or {}).get("label") or key,
-            "recorded": entry.display_value(values.get(key), field, unit),
-            "current": entry.display_value(current.get(key), field, unit),
-            "recorded_file": values.get(key) if entry.is_attachment(values.get(key)) else None,
-            "current_file": current.get(key) if entry.is_attachment(current.get(key)) else None,
-            "corrected": key in corrections, "corrections": corrections.get(key, []),
-            "correctable": not (field or {}).get("readonly"),
-        })
+        rows.append(
+            {
+                "key": key,
+                "label": (field or {}).get("label") or key,
+                "recorded": entry.display_value(values.get(key), field, unit),
+                "current": entry.display_value(current.get(key), field, unit),
+                "recorded_file": values.get(key) if entry.is_attachment(values.get(key)) else None,
+                "current_file": current.get(key) if entry.is_attachment(current.get(key)) else None,
+                "corrected": key in corrections,
+                "corrections": corrections.get(key, []),
+                "correctable": not (field or {}).get("readonly"),
+            }
+        )
     return rows
 
 
-def _add_rows(step: dict[str, Any], forms_by_id: dict[str, dict[str, dict[str, Any]]],
-              batch_id: str | None = None, may_correct: bool = False) -> None:
+def _add_rows(
+    step: dict[str, Any],
+    forms_by_id: dict[str, dict[str, dict[str, Any]]],
+    batch_id: str | None = None,
+    may_correct: bool = False,
+) -> None:
     step["rows"] = _record_rows(step, forms_by_id.get(step.get("form") or "", {}))
     step["labels"] = {row["key"]: row["label"] for row in step["rows"]}
     step["correct_url"] = None
@@ -293,10 +326,19 @@ def batch_page(batch_id: str):
     tasks = batches.ready_tasks(rt(), batch_id)
     people = []
     if permissions.allowed(g.person.roles, "task.reassign") and tasks:
-        people = [u for u in users.list_users(rt()) if u.get("active") and not u.get("locked")
-                  and u.get("kind") == "person"]
-    return render_template("ui/batch.html", batch=batch, steps=steps, exceptions=exceptions,
-                           exceptions_by_step=by_step, tasks=tasks, people=people, reviewed_at=reviewed_at)
+        people = [
+            u for u in users.list_users(rt()) if u.get("active") and not u.get("locked") and u.get("kind") == "person"
+        ]
+    return render_template(
+        "ui/batch.html",
+        batch=batch,
+        steps=steps,
+        exceptions=exceptions,
+        exceptions_by_step=by_step,
+        tasks=tasks,
+        people=people,
+        reviewed_at=reviewed_at,
+    )
 
 
 def _exceptions(batch_id: str) -> list[dict[str, Any]]:
@@ -327,8 +369,7 @@ def batch_state(batch_id: str):
     except BatchlineError as exc:
         flash(_sentence(exc.message), "error")
     else:
-        flash({"hold": "Batch put on hold.", "resume": "Batch resumed.", "abort": "Batch aborted."}[action],
-              "success")
+        flash({"hold": "Batch put on hold.", "resume": "Batch resumed.", "abort": "Batch aborted."}[action], "success")
     return redirect(url_for("ui.batch_page", batch_id=batch_id))
 
 
@@ -372,22 +413,42 @@ def _task_form(task: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, An
     if not definition:
         return [], {"meaning": "Performed", "witness_required": False, "witness_role": None}
     form = load_form(definition)
-    return render_data(form), {"meaning": form.signature_meaning, "witness_required": form.witness_required,
-                               "witness_role": form.witness_role}
+    return render_data(form), {
+        "meaning": form.signature_meaning,
+        "witness_required": form.witness_required,
+        "witness_role": form.witness_role,
+    }
 
 
-def _render_task(batch_id: str, task: dict[str, Any], *, typed=None, field_errors=None, error=None,
-                 sign_error=None, idempotency_key=None, status=200):
+def _render_task(
+    batch_id: str,
+    task: dict[str, Any],
+    *,
+    typed=None,
+    field_errors=None,
+    error=None,
+    sign_error=None,
+    idempotency_key=None,
+    status=200,
+):
     items, signing = _task_form(task)
     batch = batches.get_batch(rt(), batch_id)
     return render_template(
-        "ui/task.html", batch=batch, task=task, items=items, signing=signing, not_mine=_not_mine(task),
+        "ui/task.html",
+        batch=batch,
+        task=task,
+        items=items,
+        signing=signing,
+        not_mine=_not_mine(task),
         typed=typed if typed is not None else entry.typed_defaults(items),
-        field_errors=field_errors or {}, error=error, sign_error=sign_error,
+        field_errors=field_errors or {},
+        error=error,
+        sign_error=sign_error,
         needs_user_id=login.signing_needs_user_id(),
         idempotency_key=idempotency_key or str(uuid.uuid4()),
         timeout_minutes=rt().settings.session_timeout_minutes,
-        has_files=bool(entry.attachment_fields(items)), max_request_bytes=rt().settings.max_request_bytes,
+        has_files=bool(entry.attachment_fields(items)),
+        max_request_bytes=rt().settings.max_request_bytes,
     ), status
 
 
@@ -400,13 +461,15 @@ def _signer() -> tuple[users.Person | None, tuple[str, int] | None]:
     if login.signing_needs_user_id():
         entered = (request.form.get("signer_id") or "").strip()
         if entered != person.username:
-            return None, ("Enter your own user id: you are logged in as "
-                          f"{person.username}, and nobody can sign for someone else.", 403)
+            return None, (
+                "Enter your own user id: you are logged in as "
+                f"{person.username}, and nobody can sign for someone else.",
+                403,
+            )
     if not request.form.get("password"):
         return None, ("Enter your password to sign.", 401)
     try:
-        signer = users.authenticate(rt(), person.username, request.form.get("password") or "",
-                                    purpose="signature")
+        signer = users.authenticate(rt(), person.username, request.form.get("password") or "", purpose="signature")
     except users.AuthFailed as exc:
         return None, (f"Your signature was not accepted: {exc.message}.", 401)
     # both components were proven in this continuous session: later signings take the password only
@@ -416,8 +479,9 @@ def _signer() -> tuple[users.Person | None, tuple[str, int] | None]:
 
 def _accepts(field: dict[str, Any], content_type: str) -> bool:
     allowed = field.get("content_types") or []
-    return not allowed or any(a == content_type or (a.endswith("/*") and content_type.startswith(a[:-1]))
-                              for a in allowed)
+    return not allowed or any(
+        a == content_type or (a.endswith("/*") and content_type.startswith(a[:-1])) for a in allowed
+    )
 
 
 def _store_upload(field: dict[str, Any], name: str) -> tuple[dict[str, Any] | None, list[str]]:
@@ -434,11 +498,15 @@ def _store_upload(field: dict[str, Any], name: str) -> tuple[dict[str, Any] | No
     if not content:
         return None, [f"{label}: the file {filename} is empty."]
     if field.get("max_size") and len(content) > field["max_size"]:
-        return None, [f"{label}: the file is too large ({entry.file_size(len(content))}; "
-                      f"at most {entry.file_size(field['max_size'])})."]
+        return None, [
+            f"{label}: the file is too large ({entry.file_size(len(content))}; "
+            f"at most {entry.file_size(field['max_size'])})."
+        ]
     if not _accepts(field, content_type):
-        return None, [f"{label}: files of type {content_type} are not accepted here "
-                      f"(accepted: {', '.join(field['content_types'])})."]
+        return None, [
+            f"{label}: files of type {content_type} are not accepted here "
+            f"(accepted: {', '.join(field['content_types'])})."
+        ]
     try:
         stored = attachments.store(rt(), content, filename, content_type, user=g.person.username)
     except BatchlineError as exc:
@@ -447,8 +515,9 @@ def _store_upload(field: dict[str, Any], name: str) -> tuple[dict[str, Any] | No
     return {**entry.attachment_ref(stored), "filename": filename}, []
 
 
-def _attachment_values(items: list[dict[str, Any]], typed: dict[str, Any],
-                       values: dict[str, Any]) -> dict[str, list[str]]:
+def _attachment_values(
+    items: list[dict[str, Any]], typed: dict[str, Any], values: dict[str, Any]
+) -> dict[str, list[str]]:
     """Store the files of the form's attachment fields and put them into ``values`` (and
     into ``typed``, so a refused form keeps them). Answers field errors."""
     errors: dict[str, list[str]] = {}
@@ -511,20 +580,22 @@ def submit_task(batch_id: str, task_id: str):
     if signing["witness_required"]:
         witness_id = (request.form.get("witness_id") or "").strip()
         if not witness_id or not request.form.get("witness_password"):
-            return again(sign_error="This step needs a witness: the witness enters their own user id and password.",
-                         status=403)
+            return again(
+                sign_error="This step needs a witness: the witness enters their own user id and password.", status=403
+            )
         try:
-            witness = users.authenticate(rt(), witness_id, request.form.get("witness_password") or "",
-                                         purpose="signature")
+            witness = users.authenticate(
+                rt(), witness_id, request.form.get("witness_password") or "", purpose="signature"
+            )
         except users.AuthFailed as exc:
             return again(sign_error=f"The witness signature was not accepted: {exc.message}.", status=401)
     file_errors = _attachment_values(items, typed, values)
     if file_errors:
-        return again(field_errors=file_errors, error="A file could not be attached; nothing was recorded.",
-                     status=422)
+        return again(field_errors=file_errors, error="A file could not be attached; nothing was recorded.", status=422)
     try:
-        outcome = batches.complete_task(rt(), batch_id, task_id, values, user=person.username,
-                                        idempotency_key=key, signer=signer, witness=witness)
+        outcome = batches.complete_task(
+            rt(), batch_id, task_id, values, user=person.username, idempotency_key=key, signer=signer, witness=witness
+        )
     except BatchlineError as exc:
         details = exc.details or {}
         fields = details.get("fields") or details.get("field_errors")
@@ -561,8 +632,14 @@ def step_page(batch_id: str, seq: int):
     raised = [e for e in _exceptions(batch_id) if e.get("step_seq") == seq]
     mine = {t["id"] for t in batches.my_tasks(rt(), g.person) if t.get("batch_id") == batch_id}
     next_tasks = [t for t in batches.ready_tasks(rt(), batch_id) if t["id"] in mine]
-    return render_template("ui/step.html", batch=batch, step=step, exceptions=raised, next_tasks=next_tasks,
-                           trend_check_pending=_trend_check_pending(batch_id, seq))
+    return render_template(
+        "ui/step.html",
+        batch=batch,
+        step=step,
+        exceptions=raised,
+        next_tasks=next_tasks,
+        trend_check_pending=_trend_check_pending(batch_id, seq),
+    )
 
 
 def _trend_check_pending(batch_id: str, seq: int) -> bool:
@@ -572,8 +649,9 @@ def _trend_check_pending(batch_id: str, seq: int) -> bool:
 
     with rt().transaction() as s:
         batch_pk = s.scalars(select(Batch.id).where(Batch.batch_id == batch_id)).first()
-        pending = s.scalars(select(Job.payload).where(Job.batch_id == batch_pk, Job.kind == "score_step",
-                                                       Job.state == "pending"))
+        pending = s.scalars(
+            select(Job.payload).where(Job.batch_id == batch_pk, Job.kind == "score_step", Job.state == "pending")
+        )
         return any(p.get("seq") == seq for p in pending)
 
 
@@ -591,8 +669,10 @@ def _correction_context(batch_id: str, seq: int) -> tuple[dict, dict, list[dict[
     if step is None:
         abort(404, description=f"Batch {batch_id} has no step {seq}.")
     if step.get("kind") != "user_task":
-        abort(409, description="Only values entered by an operator can be corrected; this step was recorded "
-                               "by the system.")
+        abort(
+            409,
+            description="Only values entered by an operator can be corrected; this step was recorded by the system.",
+        )
     fields = _form_fields(batch).get(step.get("form") or "", {})
     _add_rows(step, {step.get("form") or "": fields})
     rows = [r for r in step["rows"] if r["correctable"]]
@@ -601,14 +681,37 @@ def _correction_context(batch_id: str, seq: int) -> tuple[dict, dict, list[dict[
 
 def _correction_field(fields: dict[str, dict], key: str) -> dict[str, Any]:
     """The form field as an input named CORRECTION_INPUT (same type, unit, limits, options)."""
-    field = fields.get(key) or {"item": "field", "key": key, "label": key, "type": "textfield", "options": [],
-                                "limits": {}, "input": {}}
-    return {**field, "key": CORRECTION_INPUT, "label": f"New value for {field.get('label') or key}",
-            "required": True, "default": None}
+    field = fields.get(key) or {
+        "item": "field",
+        "key": key,
+        "label": key,
+        "type": "textfield",
+        "options": [],
+        "limits": {},
+        "input": {},
+    }
+    return {
+        **field,
+        "key": CORRECTION_INPUT,
+        "label": f"New value for {field.get('label') or key}",
+        "required": True,
+        "default": None,
+    }
 
 
-def _render_correction(batch_id: str, seq: int, field_key: str | None, *, typed=None, reason="",
-                       field_errors=None, error=None, sign_error=None, idempotency_key=None, status=200):
+def _render_correction(
+    batch_id: str,
+    seq: int,
+    field_key: str | None,
+    *,
+    typed=None,
+    reason="",
+    field_errors=None,
+    error=None,
+    sign_error=None,
+    idempotency_key=None,
+    status=200,
+):
     batch, step, rows, fields = _correction_context(batch_id, seq)
     reviewed_at = _reviewed_at(batch_id)
     row = next((r for r in rows if r["key"] == field_key), None)
@@ -618,10 +721,21 @@ def _render_correction(batch_id: str, seq: int, field_key: str | None, *, typed=
         typed = {CORRECTION_INPUT: entry.typed_from_value(field, current)}
     errors = dict(field_errors or {})
     return render_template(
-        "ui/correct.html", batch=batch, step=step, rows=rows, row=row, field=field, typed=typed or {},
-        reason=reason, field_errors=errors, error=error, sign_error=sign_error, reviewed_at=reviewed_at,
+        "ui/correct.html",
+        batch=batch,
+        step=step,
+        rows=rows,
+        row=row,
+        field=field,
+        typed=typed or {},
+        reason=reason,
+        field_errors=errors,
+        error=error,
+        sign_error=sign_error,
+        reviewed_at=reviewed_at,
         signing={"meaning": CORRECTION_MEANING, "witness_required": False, "witness_role": None},
-        needs_user_id=login.signing_needs_user_id(), idempotency_key=idempotency_key or str(uuid.uuid4()),
+        needs_user_id=login.signing_needs_user_id(),
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
         max_request_bytes=rt().settings.max_request_bytes,
     ), status
 
@@ -654,23 +768,27 @@ def submit_correction(batch_id: str, seq: int):
     typed = entry.typed_from_post(items, request.form)
 
     def again(**kwargs):
-        return _render_correction(batch_id, seq, row["key"], typed=typed, reason=reason,
-                                  idempotency_key=key, **kwargs)
+        return _render_correction(batch_id, seq, row["key"], typed=typed, reason=reason, idempotency_key=key, **kwargs)
 
     if _reviewed_at(batch_id) is not None:
         return again(error=CLOSED, status=409)
     if not reason:
-        return again(field_errors={"reason": ["Give the reason for the correction: it is kept with the "
-                                              "old and the new value."]},
-                     error="A correction needs a reason; nothing was changed.", status=422)
+        return again(
+            field_errors={"reason": ["Give the reason for the correction: it is kept with the old and the new value."]},
+            error="A correction needs a reason; nothing was changed.",
+            status=422,
+        )
     signer, refused = _signer()
     if refused:
         return again(sign_error=refused[0], status=refused[1])
     if field.get("type") == "attachment":
         stored, problems = _store_upload(field, CORRECTION_INPUT)
         if problems:
-            return again(field_errors={CORRECTION_INPUT: problems}, error="The file could not be attached; "
-                         "nothing was changed.", status=422)
+            return again(
+                field_errors={CORRECTION_INPUT: problems},
+                error="The file could not be attached; nothing was changed.",
+                status=422,
+            )
         value = stored or entry.kept_attachment(request.form, CORRECTION_INPUT)
         typed[CORRECTION_INPUT] = value
     else:
@@ -683,26 +801,33 @@ def submit_correction(batch_id: str, seq: int):
         if exc.code == "form_invalid" and isinstance(fields_err, dict):
             mine = fields_err.get(row["key"])
             others = [m for k, ms in fields_err.items() if k != row["key"] for m in (ms or [])]
-            return again(field_errors={CORRECTION_INPUT: mine} if mine else {},
-                         error=_sentence(exc.message) + (" " + " ".join(others) if others else ""), status=422)
+            return again(
+                field_errors={CORRECTION_INPUT: mine} if mine else {},
+                error=_sentence(exc.message) + (" " + " ".join(others) if others else ""),
+                status=422,
+            )
         if exc.code == "batch_reviewed":
             return again(error=CLOSED, status=409)
         if exc.code == "reason_required":
-            return again(field_errors={"reason": [_sentence(exc.message)]}, error=_sentence(exc.message),
-                         status=422)
+            return again(field_errors={"reason": [_sentence(exc.message)]}, error=_sentence(exc.message), status=422)
         if exc.code == "correction_unchanged" and _same_correction(batch_id, seq, row["key"], reason):
             return _corrected(batch_id, seq, key, done, row["label"])  # sent twice at once: done once
         if exc.code == "correction_unchanged":
-            return again(field_errors={CORRECTION_INPUT: ["The new value is the same as the current one."]},
-                         error="Nothing to correct: the new value is the same as the current one.", status=422)
+            return again(
+                field_errors={CORRECTION_INPUT: ["The new value is the same as the current one."]},
+                error="Nothing to correct: the new value is the same as the current one.",
+                status=422,
+            )
         if exc.code in SIGNING_CODES:
             return again(sign_error=_sentence(exc.message), status=int(getattr(exc, "status", 403)))
         return again(error=_sentence(exc.message), status=int(getattr(exc, "status", 422)))
     return _corrected(batch_id, seq, key, done, row["label"], result)
 
 
-CLOSED = ("This batch record has been reviewed: corrections are closed. Nothing was changed. "
-          "Ask QA how to proceed (a deviation, for example).")
+CLOSED = (
+    "This batch record has been reviewed: corrections are closed. Nothing was changed. "
+    "Ask QA how to proceed (a deviation, for example)."
+)
 
 
 def _same_correction(batch_id: str, seq: int, field: str, reason: str) -> bool:
@@ -716,6 +841,8 @@ def _corrected(batch_id: str, seq: int, key: str, done: dict, label: str, result
     target = url_for("ui.batch_page", batch_id=batch_id, _anchor=f"step-{seq}")
     done[key] = target
     session[DONE_KEYS] = dict(list(done.items())[-DONE_KEEP:])
-    flash(f"Step {seq}: {label} corrected and signed. The original value and the earlier signature stay "
-          "in the record.", "success")
+    flash(
+        f"Step {seq}: {label} corrected and signed. The original value and the earlier signature stay in the record.",
+        "success",
+    )
     return redirect(target)
