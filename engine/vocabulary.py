@@ -1,0 +1,64 @@
+"""The words of the batch record: batch states, step kinds, exception sources and
+severities, recipe statuses.
+
+They are ``StrEnum`` members, so they compare equal to the strings stored in the
+database and sent over the API ("running" == BatchState.RUNNING) and need no
+conversion at either boundary; a typo in code, though, is an AttributeError instead of
+a silent "no match".
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class BatchState(StrEnum):
+    """Batchline's ISA-88 layer over the workflow (SpiffWorkflow has no hold)."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    HELD = "held"
+    COMPLETE = "complete"
+    ABORTED = "aborted"
+
+    @property
+    def finished(self) -> bool:
+        """A finished batch accepts no step and waits for nothing."""
+        return self in (BatchState.COMPLETE, BatchState.ABORTED)
+
+
+class StepKind(StrEnum):
+    """What recorded a step: a person's form, a service task, a message or a timer."""
+
+    USER_TASK = "user_task"
+    SERVICE_TASK = "service_task"
+    MESSAGE = "message"
+    TIMER = "timer"
+
+
+class ExceptionSource(StrEnum):
+    """Where an exception to the expected execution came from."""
+
+    LIMIT = "limit"
+    TREND = "trend"
+    INCIDENT = "incident"
+
+
+class Severity(StrEnum):
+    """Alert limits warn; action limits call for action (ISA / GMP usage)."""
+
+    ALERT = "alert"
+    ACTION = "action"
+
+
+class ExceptionStatus(StrEnum):
+    OPEN = "open"
+    REVIEWED = "reviewed"
+
+
+class RecipeStatus(StrEnum):
+    """A recipe version's lifecycle; only approved versions run."""
+
+    DRAFT = "draft"
+    APPROVED = "approved"
+    RETIRED = "retired"
