@@ -16,10 +16,10 @@ from engine import batches
 from engine.errors import Conflict
 from engine.models import Job, Step
 
-from .conftest import make_runtime
+from tests.conftest import make_runtime
 from .engine_helpers import load
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _race(fns):
@@ -113,7 +113,7 @@ def test_two_worker_processes_never_run_the_same_job(rt, db_url):
             s.add(Job(kind="probe", payload={"n": n}))
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.worker_child", db_url, f"w{i}"],
+            [sys.executable, "-m", "tests.engine.worker_child", db_url, f"w{i}"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -18,16 +18,16 @@ import pytest
 
 from engine import audit, batches
 
-from .conftest import make_runtime
+from tests.conftest import make_runtime
 from .engine_helpers import load
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
 
 
 def _run_child_and_kill(url: str, rng: random.Random) -> list[int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_child", url, "CR-1"],
+        [sys.executable, "-m", "tests.engine.crash_child", url, "CR-1"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

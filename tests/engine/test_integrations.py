@@ -13,7 +13,7 @@ from standardwebhooks import Webhook
 from engine import batches, jobs
 from integrations.http import HttpConnector
 
-from .conftest import make_runtime
+from tests.conftest import make_runtime
 from .engine_helpers import complete, load, ready, run_jobs_until
 from .http_receiver import Receiver
 

@@ -6,7 +6,7 @@ import time
 
 from engine import batches, jobs, recipes
 
-from .conftest import read_recipe
+from tests.conftest import read_recipe
 
 
 def load(rt, *files: str, approve: bool = True, **kw):

@@ -28,7 +28,7 @@ from engine.bpmn import (
 )
 from engine.scripting import make_script_engine
 
-FIXTURES = Path(__file__).parent / "bpmn"
+FIXTURES = Path(__file__).resolve().parents[1] / "bpmn"
 RECIPE = ("recipe_parent.bpmn", "release_buffer.bpmn")
 
 

@@ -14,7 +14,7 @@ from engine import batches
 from engine.bpmn import make_serializer, parse_recipe
 from engine.scripting import make_script_engine
 
-from .conftest import RECIPES
+from tests.conftest import RECIPES
 from .engine_helpers import complete, load, ready
 
 
