@@ -31,8 +31,14 @@ browser:
 demo: install web-assets
 	$(BIN)/batchline demo
 
-test: install web-assets browser
+# ruff (lint + format check), mypy on engine/ and forms/, import-linter contracts
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+test: install web-assets browser lint
 	$(BIN)/python -m pytest
 
 test-fast: install

@@ -28,8 +28,9 @@ def correction_text(value: Any) -> str:
 
 
 def corrected_value(correction: Correction) -> Any:
-    """The value a correction put in place."""
-    return json.loads(correction.new)
+    """The value a correction put in place (a NULL column, never written by Batchline,
+    reads as a null value rather than an error)."""
+    return None if correction.new is None else json.loads(correction.new)
 
 
 def as_corrected(values: Mapping[str, Any] | None, corrections: Iterable[Correction]) -> dict[str, Any]:
