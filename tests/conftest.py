@@ -1,9 +1,11 @@
-"""Shared fixtures: a Batchline runtime on SQLite and on PostgreSQL.
+"""Shared fixtures: a Batchline runtime on SQLite and on PostgreSQL, and the web app on it.
 
-Every test that takes ``rt`` runs twice, once per database. PostgreSQL is reached at
+Every test that takes ``rt`` (a bare runtime) or ``runtime`` (one with the test people of
+``tests.support.ACCOUNTS``) runs twice, once per database. PostgreSQL is reached at
 ``BATCHLINE_TEST_PG_URL`` (default: the local server, user postgres); each test run gets
-a database of its own. Off CI an unreachable PostgreSQL skips those tests with a reason;
-with ``CI=true`` it fails the run, so a green CI always means both databases passed.
+a database of its own. Off CI an unreachable PostgreSQL skips those tests, and the run
+ends with a line saying so; with ``CI=true`` it fails the run, so a green CI always means
+both databases passed.
 """
 
 from __future__ import annotations
@@ -16,23 +18,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from engine.config import load_settings
-from engine.runtime import Runtime
+from engine import users
+from tests.support import ACCOUNTS, IN_CI, PASSWORD, PG_ADMIN_URL, make_runtime
 
-HERE = Path(__file__).resolve().parent
-RECIPES = HERE / "recipes"
-PG_ADMIN_URL = os.environ.get("BATCHLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# A shell set up for a real install (BATCHLINE_DATABASE_URL, BATCHLINE_USER, ...) must not
+# steer the tests: they build their settings themselves. Test knobs stay.
+for _name in [n for n in os.environ if n.startswith("BATCHLINE_")]:
+    if _name not in {"BATCHLINE_TEST_PG_URL", "BATCHLINE_CHROMIUM"}:
+        del os.environ[_name]
 
-# cheap password hashing: tests do not defend against offline guessing
-TEST_SETTINGS = dict(
-    job_backoff_seconds=0.01, worker_poll_seconds=0.05, webhook_urls=(), argon2_time_cost=1, argon2_memory_kib=1024
-)
-
-
-def make_runtime(url: str, **overrides) -> Runtime:
-    settings = load_settings(database_url=url, **{**TEST_SETTINGS, **overrides})
-    return Runtime(settings, load_connectors=False)
+_PG_SKIPPED: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +53,7 @@ def pg_url():
         message = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc.__class__.__name__}: {exc}"
         if IN_CI:
             pytest.fail(message + " (CI=true: PostgreSQL tests must run)")
+        _PG_SKIPPED.append(message)
         pytest.skip(message)
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     rt = make_runtime(url)
@@ -96,9 +92,47 @@ def db_url(request, tmp_path) -> str:
 
 @pytest.fixture
 def rt(db_url):
+    """A bare runtime: an empty, migrated database."""
     runtime = make_runtime(db_url)
     yield runtime
     runtime.close()
+
+
+@pytest.fixture
+def runtime(db_url):
+    """A runtime with the test people (``tests.support.ACCOUNTS``, all with ``PASSWORD``),
+    a small request limit and no job retries, as the web, CLI and analytics API tests use."""
+    rt = make_runtime(db_url, max_request_bytes=200_000, job_max_attempts=1)
+    for name, roles in ACCOUNTS.items():
+        users.create_user(rt, name, name.title(), roles, by="test", password=PASSWORD)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def app(runtime):
+    from web.app import create_app
+
+    return create_app(runtime=runtime)
+
+
+@pytest.fixture
+def client(app):
+    """A test client that is alice unless a request says otherwise. ``client.auth`` holds
+    the Authorization headers of alice and of quentin (a second QA person)."""
+    rt = app.extensions["batchline"]
+    c = app.test_client()
+    c.auth = {
+        name: {"Authorization": "Bearer " + users.create_token(rt, name, "tests", by="test")}
+        for name in ("alice", "quentin")
+    }
+    c.environ_base["HTTP_AUTHORIZATION"] = c.auth["alice"]["Authorization"]
+    return c
+
+
+@pytest.fixture
+def anon(app):
+    return app.test_client()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -108,5 +142,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.postgres)
 
 
-def read_recipe(*names: str) -> dict[str, bytes]:
-    return {n: (RECIPES / n).read_bytes() for n in names}
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say it loudly when PostgreSQL was skipped: a green run then covered SQLite only."""
+    if _PG_SKIPPED:
+        terminalreporter.write_sep("!", "PostgreSQL tests were SKIPPED: this run covered SQLite only", red=True)
+        terminalreporter.write_line(_PG_SKIPPED[0])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 from engine import jobs, users
-from tests.web.conftest import QA2, USER, anon, app, client, runtime  # noqa: F401 - fixtures
 
 from .test_mes_support import RECIPE, live_step, trained_plant
 
@@ -62,7 +61,7 @@ def test_models_trends_durations_findings(runtime, client):
 
 def test_train_over_the_api_needs_qa(runtime, client):
     trained_plant(runtime)
-    r = client.post("/api/analytics/train", json={"recipe": RECIPE}, headers=QA2)
+    r = client.post("/api/analytics/train", json={"recipe": RECIPE}, headers=client.auth["quentin"])
     assert r.status_code == 200, r.json
     assert {m["version"] for m in r.json["models"]} == {2}
     operator = _token(runtime, "op.api", ["operator"])
@@ -71,7 +70,7 @@ def test_train_over_the_api_needs_qa(runtime, client):
     service = _token(runtime, "svc.api", ["service"], kind="service")
     r = client.get("/api/analytics/models", headers=service)
     assert r.status_code == 403 and r.json["code"] == "forbidden"
-    assert client.post("/api/analytics/train", json={}, headers=QA2).status_code == 422
+    assert client.post("/api/analytics/train", json={}, headers=client.auth["quentin"]).status_code == 422
 
 
 def test_anonymous_is_refused(anon):

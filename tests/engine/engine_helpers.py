@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 from engine import batches, jobs, recipes
-
-from tests.conftest import read_recipe
+from tests.support import read_recipe
 
 
 def load(rt, *files: str, approve: bool = True, **kw):

@@ -15,8 +15,8 @@ from sqlalchemy import func, select, text
 from engine import batches
 from engine.errors import Conflict
 from engine.models import Job, Step
+from tests.support import make_runtime
 
-from tests.conftest import make_runtime
 from .engine_helpers import load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,12 +47,16 @@ def test_two_concurrent_completions_one_wins(rt, db_url):
     # two application nodes: separate runtimes, separate connection pools, separate caches
     node_a, node_b = make_runtime(db_url), make_runtime(db_url)
     try:
-        for round_ in range(8):
+        for _round in range(8):
             task_id = batches.ready_tasks(rt, "CC-1")[0]["id"]
             results = _race(
                 [
-                    lambda: batches.complete_task(node_a, "CC-1", task_id, {"by": "a", "done": False}, user="op.anna"),
-                    lambda: batches.complete_task(node_b, "CC-1", task_id, {"by": "b", "done": False}, user="op.ben"),
+                    lambda t=task_id: batches.complete_task(
+                        node_a, "CC-1", t, {"by": "a", "done": False}, user="op.anna"
+                    ),
+                    lambda t=task_id: batches.complete_task(
+                        node_b, "CC-1", t, {"by": "b", "done": False}, user="op.ben"
+                    ),
                 ]
             )
             wins = [r for r in results if isinstance(r, batches.Outcome)]

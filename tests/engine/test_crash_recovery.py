@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from engine import audit, batches
+from tests.support import make_runtime
 
-from tests.conftest import make_runtime
 from .engine_helpers import load
 
 ROOT = Path(__file__).resolve().parents[2]

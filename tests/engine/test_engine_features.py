@@ -65,7 +65,7 @@ def test_standard_loop_and_multi_instance(rt):
 
     load(rt, "multi_instance.bpmn")
     batches.start_batch(rt, "multi_instance", "MI-1", user="op.anna", parameters={"n_vessels": 3})
-    for i in range(3):
+    for _vessel in range(3):
         tasks = batches.ready_tasks(rt, "MI-1")
         assert [t["bpmn_id"] for t in tasks] == ["check_vessel"]  # sequential: one at a time
         batches.complete_task(rt, "MI-1", tasks[0]["id"], {"vessel_ok": True}, user="op.anna")

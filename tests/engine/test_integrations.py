@@ -12,8 +12,8 @@ from standardwebhooks import Webhook
 
 from engine import batches, jobs
 from integrations.http import HttpConnector
+from tests.support import make_runtime
 
-from tests.conftest import make_runtime
 from .engine_helpers import complete, load, ready, run_jobs_until
 from .http_receiver import Receiver
 

@@ -176,7 +176,9 @@ SERVICE_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
     <bpmn:startEvent id="start"/>
     <bpmn:serviceTask id="svc"><bpmn:extensionElements>
       <spiffworkflow:serviceTaskOperator id="erp.confirm" resultVariable="answer">
-        <spiffworkflow:parameters><spiffworkflow:parameter id="qty" type="int" value="2 + 3"/></spiffworkflow:parameters>
+        <spiffworkflow:parameters>
+          <spiffworkflow:parameter id="qty" type="int" value="2 + 3"/>
+        </spiffworkflow:parameters>
       </spiffworkflow:serviceTaskOperator></bpmn:extensionElements></bpmn:serviceTask>
     <bpmn:endEvent id="end"/>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="svc"/>

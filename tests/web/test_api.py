@@ -7,12 +7,12 @@ import json
 
 from engine import jobs
 from engine.connectors import Pending
-
-from .conftest import EXCHANGE_BPMN, LOOP_BPMN, QA2, USER, import_recipe, start_batch
+from tests.support import make_runtime
+from tests.web.through_api import EXCHANGE_BPMN, LOOP_BPMN, import_recipe, start_batch
 
 
 def test_recipe_import_json_then_list_show_approve_retire(client):
-    created = client.post("/api/recipes", json={"bpmn": {"loop.bpmn": LOOP_BPMN}}, headers=USER)
+    created = client.post("/api/recipes", json={"bpmn": {"loop.bpmn": LOOP_BPMN}}, headers=client.auth["alice"])
     assert created.status_code == 201
     rv = created.json
     assert {k: rv[k] for k in ("recipe", "version", "status")} == {
@@ -22,7 +22,7 @@ def test_recipe_import_json_then_list_show_approve_retire(client):
     }
     assert len(rv["content_hash"]) == 64
 
-    again = client.post("/api/recipes", json={"bpmn": {"loop.bpmn": LOOP_BPMN}}, headers=USER)
+    again = client.post("/api/recipes", json={"bpmn": {"loop.bpmn": LOOP_BPMN}}, headers=client.auth["alice"])
     assert again.json["id"] == rv["id"]  # same content, same version
 
     listed = client.get("/api/recipes")
@@ -33,11 +33,15 @@ def test_recipe_import_json_then_list_show_approve_retire(client):
     assert shown.json["bpmn"] == {"loop.bpmn": LOOP_BPMN}
     assert shown.json["forms"] == {}
 
-    own = client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "reviewed"}, headers=USER)
+    own = client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "reviewed"}, headers=client.auth["alice"])
     assert own.status_code == 403 and own.json["code"] == "author_cannot_approve"
-    approved = client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "reviewed"}, headers=QA2)
+    approved = client.post(
+        f"/api/recipes/{rv['id']}/approve", json={"reason": "reviewed"}, headers=client.auth["quentin"]
+    )
     assert approved.status_code == 200 and approved.json["status"] == "approved"
-    retired = client.post(f"/api/recipes/{rv['id']}/retire", json={"reason": "superseded"}, headers=USER)
+    retired = client.post(
+        f"/api/recipes/{rv['id']}/retire", json={"reason": "superseded"}, headers=client.auth["alice"]
+    )
     assert retired.status_code == 200 and retired.json["status"] == "retired"
 
 
@@ -49,7 +53,7 @@ def test_recipe_import_multipart_with_forms_and_key(client):
     }
     r = client.post(
         "/api/recipes",
-        headers=USER,
+        headers=client.auth["alice"],
         content_type="multipart/form-data",
         data={
             "bpmn": [(io.BytesIO(LOOP_BPMN.encode()), "loop.bpmn")],
@@ -91,14 +95,16 @@ def test_batch_loop_through_the_api(client, batch):
     first = client.post(
         f"/api/batches/B-001/tasks/{tasks[0]['id']}/complete",
         json={"data": {"reading": 7.1, "done": False}},
-        headers=USER,
+        headers=client.auth["alice"],
     )
     assert first.status_code == 200, first.json
     assert first.json["step"]["seq"] == 1 and first.json["batch"]["state"] == "running"
     next_id = first.json["next_tasks"][0]["id"]
 
     last = client.post(
-        f"/api/batches/B-001/tasks/{next_id}/complete", json={"data": {"reading": 7.3, "done": True}}, headers=USER
+        f"/api/batches/B-001/tasks/{next_id}/complete",
+        json={"data": {"reading": 7.3, "done": True}},
+        headers=client.auth["alice"],
     )
     assert last.status_code == 200
     assert last.json["batch"]["state"] == "complete" and last.json["next_tasks"] == []
@@ -112,7 +118,7 @@ def test_batch_loop_through_the_api(client, batch):
 
 def test_start_batch_by_version_id_and_version(client):
     rv = import_recipe(client)
-    by_id = client.post("/api/batches", json={"recipe": rv["id"], "batch_id": "B-1"}, headers=USER)
+    by_id = client.post("/api/batches", json={"recipe": rv["id"], "batch_id": "B-1"}, headers=client.auth["alice"])
     assert by_id.status_code == 201 and by_id.json["recipe"]["id"] == rv["id"]
     by_version = client.post(
         "/api/batches",
@@ -122,18 +128,18 @@ def test_start_batch_by_version_id_and_version(client):
             "version": 1,
             "parameters": {"volume_l": 200.0, "line": "A"},
         },
-        headers=USER,
+        headers=client.auth["alice"],
     )
     assert by_version.status_code == 201
     assert by_version.json["parameters"] == {"volume_l": 200.0, "line": "A"}
 
 
 def test_hold_resume_abort(client, batch):
-    held = client.post("/api/batches/B-001/hold", json={"reason": "pH probe check"}, headers=USER)
+    held = client.post("/api/batches/B-001/hold", json={"reason": "pH probe check"}, headers=client.auth["alice"])
     assert held.status_code == 200 and held.json["state"] == "held"
-    resumed = client.post("/api/batches/B-001/resume", json={"reason": "probe ok"}, headers=USER)
+    resumed = client.post("/api/batches/B-001/resume", json={"reason": "probe ok"}, headers=client.auth["alice"])
     assert resumed.status_code == 200 and resumed.json["state"] == "running"
-    aborted = client.post("/api/batches/B-001/abort", json={"reason": "contamination"}, headers=USER)
+    aborted = client.post("/api/batches/B-001/abort", json={"reason": "contamination"}, headers=client.auth["alice"])
     assert aborted.status_code == 200 and aborted.json["state"] == "aborted"
 
 
@@ -147,13 +153,13 @@ def test_async_service_task_callback_then_message(client, runtime):
     r = client.post(
         f"/api/batches/B-7/tasks/{calls[0].task_id}/callback",
         json={"result": {"sample": "S-1"}},
-        headers={**USER, "Idempotency-Key": "lims-cb-1"},
+        headers={**client.auth["alice"], "Idempotency-Key": "lims-cb-1"},
     )
     assert r.status_code == 200, r.json
     assert r.json["step"]["kind"] == "service_task" and r.json["step"]["values"] == {"sample": "S-1"}
 
     delivered = client.post(
-        "/api/messages/lims_result", json={"payload": {"batch_id": "B-7", "passed": True}}, headers=USER
+        "/api/messages/lims_result", json={"payload": {"batch_id": "B-7", "passed": True}}, headers=client.auth["alice"]
     )
     assert delivered.status_code == 200, delivered.json
     assert delivered.json == {"delivered": [{"batch_id": "B-7", "seq": 2}]}
@@ -167,7 +173,7 @@ def test_incidents_list_and_retry(client, runtime):
 
     incidents = client.get("/api/incidents").json
     assert len(incidents) == 1 and "no connector" in incidents[0]["message"]
-    retried = client.post(f"/api/incidents/{incidents[0]['id']}/retry", headers=USER)
+    retried = client.post(f"/api/incidents/{incidents[0]['id']}/retry", headers=client.auth["alice"])
     assert retried.status_code == 200 and retried.json["state"] == "pending"
     assert client.get("/api/incidents").json == []
     assert len(client.get("/api/incidents?all=true").json) == 1
@@ -177,7 +183,7 @@ def test_events_feed_pages_in_order(client, batch):
     page = client.get("/api/events?limit=1").json
     assert [e["type"] for e in page["events"]] == ["org.batchline.batch.started"]
     assert page["events"][0]["specversion"] == "1.0" and page["events"][0]["subject"] == "B-001"
-    client.post("/api/batches/B-001/hold", json={"reason": "x"}, headers=USER)
+    client.post("/api/batches/B-001/hold", json={"reason": "x"}, headers=client.auth["alice"])
     rest = client.get(f"/api/events?after={page['next_after']}").json
     assert [e["type"] for e in rest["events"]] == ["org.batchline.batch.held"]
     assert client.get(f"/api/events?after={rest['next_after']}").json == {
@@ -196,11 +202,9 @@ def test_audit_verify_and_health(client, batch):
 
 
 def test_health_reports_a_database_without_schema(tmp_path):
-    from engine.config import load_settings
-    from engine.runtime import Runtime
     from web.app import create_app
 
-    rt = Runtime(load_settings(database_url=f"sqlite:///{tmp_path}/empty.db"), load_connectors=False)
+    rt = make_runtime(f"sqlite:///{tmp_path}/empty.db")
     try:
         r = create_app(runtime=rt).test_client().get("/api/health")
         assert r.status_code == 503 and r.json["status"] == "schema_outdated"

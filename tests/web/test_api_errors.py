@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import LOOP_BPMN, QA2, USER, first_task, import_recipe, start_batch
+from tests.web.through_api import LOOP_BPMN, first_task, import_recipe, start_batch
 
 TESTS_BPMN = Path(__file__).resolve().parent.parent / "bpmn"
 
@@ -31,41 +31,54 @@ def error(response, status: int, code: str) -> dict:
     ["/api/batches", "/api/recipes", "/api/recipes/validate", "/api/batches/B-001/hold", "/api/messages/anything"],
 )
 def test_malformed_json_is_400_json_invalid(client, batch, path):
-    r = client.post(path, data='{"recipe": "x",', content_type="application/json", headers=USER)
+    r = client.post(path, data='{"recipe": "x",', content_type="application/json", headers=client.auth["alice"])
     error(r, 400, "json_invalid")
 
 
 def test_wrong_types_name_each_field(client, batch):
     r = client.post(
-        "/api/batches", json={"recipe": ["x"], "batch_id": 5, "parameters": "p", "version": "1"}, headers=USER
+        "/api/batches",
+        json={"recipe": ["x"], "batch_id": 5, "parameters": "p", "version": "1"},
+        headers=client.auth["alice"],
     )
     fields = error(r, 422, "validation_error")["details"]["fields"]
     assert set(fields) == {"recipe", "batch_id", "parameters", "version"}
     assert fields["batch_id"] == ["Not a valid string."]
 
     task = first_task(client)
-    r = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": ["not", "an", "object"]}, headers=USER)
+    r = client.post(
+        f"/api/batches/B-001/tasks/{task}/complete",
+        json={"data": ["not", "an", "object"]},
+        headers=client.auth["alice"],
+    )
     assert error(r, 422, "validation_error")["details"]["fields"] == {"data": ["Not a valid mapping type."]}
 
 
 def test_missing_and_unknown_fields_are_refused(client, batch):
     missing = error(
-        client.post("/api/batches", json={"recipe": "sampling_loop"}, headers=USER), 422, "validation_error"
+        client.post("/api/batches", json={"recipe": "sampling_loop"}, headers=client.auth["alice"]),
+        422,
+        "validation_error",
     )
     assert missing["details"]["fields"] == {"batch_id": ["Missing data for required field."]}
 
     task = first_task(client)
-    unknown = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": {}, "dta": {"x": 1}}, headers=USER)
+    unknown = client.post(
+        f"/api/batches/B-001/tasks/{task}/complete", json={"data": {}, "dta": {"x": 1}}, headers=client.auth["alice"]
+    )
     assert error(unknown, 422, "validation_error")["details"]["fields"] == {"dta": ["Unknown field."]}
 
-    no_reason = client.post("/api/batches/B-001/hold", json={}, headers=USER)
+    no_reason = client.post("/api/batches/B-001/hold", json={}, headers=client.auth["alice"])
     assert "reason" in error(no_reason, 422, "validation_error")["details"]["fields"]
-    empty_reason = client.post("/api/batches/B-001/hold", json={"reason": ""}, headers=USER)
+    empty_reason = client.post("/api/batches/B-001/hold", json={"reason": ""}, headers=client.auth["alice"])
     error(empty_reason, 422, "validation_error")
-    a_list = client.post("/api/batches/B-001/hold", json=["reason"], headers=USER)
+    a_list = client.post("/api/batches/B-001/hold", json=["reason"], headers=client.auth["alice"])
     error(a_list, 422, "validation_error")
     not_json = client.post(
-        "/api/batches/B-001/hold", data="reason=x", headers=USER, content_type="application/x-www-form-urlencoded"
+        "/api/batches/B-001/hold",
+        data="reason=x",
+        headers=client.auth["alice"],
+        content_type="application/x-www-form-urlencoded",
     )
     error(not_json, 422, "validation_error")
 
@@ -81,11 +94,11 @@ def test_query_parameters_are_checked(client):
 def test_oversize_body_is_413(client, batch):
     task = first_task(client)
     big = {"data": {"notes": "x" * 300_000}}  # the fixture allows 200,000 bytes
-    r = client.post(f"/api/batches/B-001/tasks/{task}/complete", json=big, headers=USER)
+    r = client.post(f"/api/batches/B-001/tasks/{task}/complete", json=big, headers=client.auth["alice"])
     assert error(r, 413, "request_too_large")["details"] == {"max_bytes": 200_000}
     upload = client.post(
         "/api/recipes",
-        headers=USER,
+        headers=client.auth["alice"],
         content_type="multipart/form-data",
         data={"bpmn": [(io.BytesIO(b"<x/>" * 60_000), "big.bpmn")]},
     )
@@ -95,42 +108,52 @@ def test_oversize_body_is_413(client, batch):
 
 def test_recipe_upload_shape_errors(client):
     error(
-        client.post("/api/recipes", data="<xml/>", content_type="text/xml", headers=USER), 415, "unsupported_media_type"
+        client.post("/api/recipes", data="<xml/>", content_type="text/xml", headers=client.auth["alice"]),
+        415,
+        "unsupported_media_type",
     )
-    no_file = client.post("/api/recipes", headers=USER, content_type="multipart/form-data", data={"recipe": "x"})
+    no_file = client.post(
+        "/api/recipes", headers=client.auth["alice"], content_type="multipart/form-data", data={"recipe": "x"}
+    )
     assert error(no_file, 422, "validation_error")["details"]["fields"] == {
         "bpmn": ["Missing data for required field."]
     }
     stray = client.post(
         "/api/recipes",
-        headers=USER,
+        headers=client.auth["alice"],
         content_type="multipart/form-data",
         data={"bpmn": [(io.BytesIO(LOOP_BPMN.encode()), "loop.bpmn")], "bpmm": [(io.BytesIO(b"x"), "x.bpmn")]},
     )
     assert error(stray, 422, "validation_error")["details"]["fields"] == {"bpmm": ["Unknown field."]}
     bad_option = client.post(
         "/api/recipes",
-        headers=USER,
+        headers=client.auth["alice"],
         content_type="multipart/form-data",
         data={"bpmn": [(io.BytesIO(LOOP_BPMN.encode()), "loop.bpmn")], "aprove": "true"},
     )
     assert error(bad_option, 422, "validation_error")["details"]["fields"] == {"aprove": ["Unknown field."]}
     bad_form = client.post(
         "/api/recipes",
-        headers=USER,
+        headers=client.auth["alice"],
         content_type="multipart/form-data",
         data={"bpmn": [(io.BytesIO(LOOP_BPMN.encode()), "loop.bpmn")], "forms": [(io.BytesIO(b"{nope"), "f.json")]},
     )
     error(bad_form, 400, "json_invalid")
-    error(client.post("/api/recipes", json={"bpmn": {}}, headers=USER), 422, "validation_error")
+    error(client.post("/api/recipes", json={"bpmn": {}}, headers=client.auth["alice"]), 422, "validation_error")
 
 
 def test_invalid_recipes_are_422_with_located_problems(client):
     broken = LOOP_BPMN.replace('targetRef="end"', 'targetRef="nowhere"')
-    r = error(client.post("/api/recipes", json={"bpmn": {"loop.bpmn": broken}}, headers=USER), 422, "recipe_invalid")
+    r = error(
+        client.post("/api/recipes", json={"bpmn": {"loop.bpmn": broken}}, headers=client.auth["alice"]),
+        422,
+        "recipe_invalid",
+    )
     assert r["details"]["problems"] and r["details"]["problems"][0]["file"] == "loop.bpmn"
     xxe = (TESTS_BPMN / "xxe.bpmn").read_text()
-    error(client.post("/api/recipes", json={"bpmn": {"xxe.bpmn": xxe}}, headers=USER), 422, "xml_refused")
+    error(
+        client.post("/api/recipes", json={"bpmn": {"xxe.bpmn": xxe}}, headers=client.auth["alice"]), 422, "xml_refused"
+    )
     checked = client.post("/api/recipes/validate", json={"bpmn": {"xxe.bpmn": xxe}})
     assert checked.status_code == 200 and checked.json["ok"] is False
 
@@ -167,22 +190,34 @@ def test_unknown_things_are_404(client, batch):
     error(client.get("/api/batches/NOPE"), 404, "batch_not_found")
     error(client.get("/api/batches/NOPE/tasks"), 404, "batch_not_found")
     error(client.get("/api/batches/NOPE/steps"), 404, "batch_not_found")
-    error(client.post("/api/batches/NOPE/hold", json={"reason": "x"}, headers=USER), 404, "batch_not_found")
+    error(
+        client.post("/api/batches/NOPE/hold", json={"reason": "x"}, headers=client.auth["alice"]),
+        404,
+        "batch_not_found",
+    )
     for task in (str(uuid.uuid4()), "not-a-uuid"):
         error(
-            client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": {}}, headers=USER),
+            client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": {}}, headers=client.auth["alice"]),
             404,
             "task_not_found",
         )
         error(
-            client.post(f"/api/batches/B-001/tasks/{task}/callback", json={"result": {}}, headers=USER),
+            client.post(f"/api/batches/B-001/tasks/{task}/callback", json={"result": {}}, headers=client.auth["alice"]),
             404,
             "task_not_found",
         )
     error(client.get("/api/recipes/999"), 404, "recipe_not_found")
-    error(client.post("/api/recipes/999/approve", json={"reason": "x"}, headers=USER), 404, "recipe_not_found")
-    error(client.post("/api/messages/nobody_waits", json={"payload": {}}, headers=USER), 404, "message_not_correlated")
-    error(client.post("/api/incidents/999/retry", headers=USER), 404, "incident_not_found")
+    error(
+        client.post("/api/recipes/999/approve", json={"reason": "x"}, headers=client.auth["alice"]),
+        404,
+        "recipe_not_found",
+    )
+    error(
+        client.post("/api/messages/nobody_waits", json={"payload": {}}, headers=client.auth["alice"]),
+        404,
+        "message_not_correlated",
+    )
+    error(client.post("/api/incidents/999/retry", headers=client.auth["alice"]), 404, "incident_not_found")
     error(client.get("/api/no/such/thing"), 404, "not_found")
     error(client.delete("/api/batches/B-001"), 405, "method_not_allowed")
 
@@ -193,19 +228,23 @@ def test_unknown_things_are_404(client, batch):
 def test_batch_start_conflicts(client):
     import_recipe(client, approve=False)
     error(
-        client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1"}, headers=USER),
+        client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1"}, headers=client.auth["alice"]),
         404,
         "recipe_not_found",
     )  # no approved version yet
     error(
-        client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1", "version": 1}, headers=USER),
+        client.post(
+            "/api/batches",
+            json={"recipe": "sampling_loop", "batch_id": "B-1", "version": 1},
+            headers=client.auth["alice"],
+        ),
         409,
         "recipe_not_approved",
     )
-    client.post("/api/recipes/1/approve", json={"reason": "ok"}, headers=QA2)
+    client.post("/api/recipes/1/approve", json={"reason": "ok"}, headers=client.auth["quentin"])
     start_batch(client, batch_id="B-1")
     error(
-        client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1"}, headers=USER),
+        client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1"}, headers=client.auth["alice"]),
         409,
         "batch_exists",
     )
@@ -213,13 +252,15 @@ def test_batch_start_conflicts(client):
         client.post(
             "/api/batches",
             json={"recipe": "sampling_loop", "batch_id": "B-2", "parameters": {"nested": {"a": 1}}},
-            headers=USER,
+            headers=client.auth["alice"],
         ),
         422,
         "parameters_invalid",
     )
     error(
-        client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "bad\nid"}, headers=USER),
+        client.post(
+            "/api/batches", json={"recipe": "sampling_loop", "batch_id": "bad\nid"}, headers=client.auth["alice"]
+        ),
         422,
         "batch_id_invalid",
     )
@@ -227,16 +268,20 @@ def test_batch_start_conflicts(client):
 
 def test_completing_a_task_twice_is_409(client, batch):
     task = first_task(client)
-    first = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": {"done": False}}, headers=USER)
+    first = client.post(
+        f"/api/batches/B-001/tasks/{task}/complete", json={"data": {"done": False}}, headers=client.auth["alice"]
+    )
     assert first.status_code == 200
-    again = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": {"done": False}}, headers=USER)
+    again = client.post(
+        f"/api/batches/B-001/tasks/{task}/complete", json={"data": {"done": False}}, headers=client.auth["alice"]
+    )
     error(again, 409, "task_not_ready")
     assert len(client.get("/api/batches/B-001/steps").json) == 1
 
 
 def test_idempotent_replay_returns_the_first_answer_and_stores_one_step(client, batch):
     task = first_task(client)
-    key = {**USER, "Idempotency-Key": "tablet-7-0001"}
+    key = {**client.auth["alice"], "Idempotency-Key": "tablet-7-0001"}
     first = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": {"done": False}}, headers=key)
     assert first.status_code == 200 and "Idempotent-Replayed" not in first.headers
     replay = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": {"done": False}}, headers=key)
@@ -251,20 +296,36 @@ def test_idempotent_replay_returns_the_first_answer_and_stores_one_step(client, 
 
 def test_held_batch_refuses_steps_until_resumed(client, batch):
     task = first_task(client)
-    client.post("/api/batches/B-001/hold", json={"reason": "deviation DV-12"}, headers=USER)
-    refused = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": {"done": True}}, headers=USER)
+    client.post("/api/batches/B-001/hold", json={"reason": "deviation DV-12"}, headers=client.auth["alice"])
+    refused = client.post(
+        f"/api/batches/B-001/tasks/{task}/complete", json={"data": {"done": True}}, headers=client.auth["alice"]
+    )
     assert error(refused, 409, "batch_held")["details"] == {"state": "held"}
-    error(client.post("/api/batches/B-001/hold", json={"reason": "again"}, headers=USER), 409, "batch_held")
-    client.post("/api/batches/B-001/resume", json={"reason": "closed"}, headers=USER)
-    done = client.post(f"/api/batches/B-001/tasks/{task}/complete", json={"data": {"done": True}}, headers=USER)
+    error(
+        client.post("/api/batches/B-001/hold", json={"reason": "again"}, headers=client.auth["alice"]),
+        409,
+        "batch_held",
+    )
+    client.post("/api/batches/B-001/resume", json={"reason": "closed"}, headers=client.auth["alice"])
+    done = client.post(
+        f"/api/batches/B-001/tasks/{task}/complete", json={"data": {"done": True}}, headers=client.auth["alice"]
+    )
     assert done.status_code == 200 and done.json["batch"]["state"] == "complete"
-    error(client.post("/api/batches/B-001/abort", json={"reason": "late"}, headers=USER), 409, "batch_complete")
+    error(
+        client.post("/api/batches/B-001/abort", json={"reason": "late"}, headers=client.auth["alice"]),
+        409,
+        "batch_complete",
+    )
 
 
 def test_retired_recipe_cannot_be_approved_again(client):
     rv = import_recipe(client)
-    client.post(f"/api/recipes/{rv['id']}/retire", json={"reason": "old"}, headers=USER)
-    error(client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "back"}, headers=QA2), 409, "recipe_retired")
+    client.post(f"/api/recipes/{rv['id']}/retire", json={"reason": "old"}, headers=client.auth["alice"])
+    error(
+        client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "back"}, headers=client.auth["quentin"]),
+        409,
+        "recipe_retired",
+    )
 
 
 # --- hostile input -------------------------------------------------------------------

@@ -15,9 +15,8 @@ from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from engine.models import AuditEvent
+from tests.support import PASSWORD
 from web import cli
-
-from .conftest import PASSWORD
 
 TESTS = Path(__file__).resolve().parent.parent
 LOOP = str(TESTS / "recipes" / "loop.bpmn")

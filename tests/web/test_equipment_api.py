@@ -7,8 +7,7 @@ from sqlalchemy import select
 
 from engine import users
 from engine.models import EquipmentSample, Job
-
-from .conftest import PASSWORD
+from tests.support import PASSWORD
 
 URL = "/api/batches/B-001/equipment-samples"
 

@@ -11,8 +11,7 @@ import re
 import pytest
 
 from engine import permissions, users
-
-from .conftest import PASSWORD
+from tests.support import PASSWORD
 
 PUBLIC = {"/api/health", "/api/openapi.json", "/api/docs", "/api/docs/"}
 ROLES = ["operator", "supervisor", "qa", "admin", "service"]

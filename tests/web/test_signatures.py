@@ -14,8 +14,7 @@ from sqlalchemy import text
 from engine import users
 from engine.batches import signed_content
 from engine.models import Step
-
-from .conftest import PASSWORD, QA2
+from tests.support import PASSWORD
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 ME = {"username": "alice", "password": PASSWORD}
@@ -30,7 +29,12 @@ def signed(client):
         "/api/recipes", json={"bpmn": {"signed.bpmn": (RECIPES / "signed.bpmn").read_text()}, "forms": forms}
     )
     assert r.status_code == 201, r.json
-    assert client.post(f"/api/recipes/{r.json['id']}/approve", json={"reason": "ok"}, headers=QA2).status_code == 200
+    assert (
+        client.post(
+            f"/api/recipes/{r.json['id']}/approve", json={"reason": "ok"}, headers=client.auth["quentin"]
+        ).status_code
+        == 200
+    )
     assert client.post("/api/batches", json={"recipe": "signed_steps", "batch_id": "S-1"}).status_code == 201
     return client
 
