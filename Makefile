@@ -12,7 +12,8 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# setuptools' notes about editable installs are for packagers, not for someone running the demo
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
 # Front-end packages (bpmn-js, form-js, Swagger UI) come from npm, never from the repo.
