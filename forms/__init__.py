@@ -6,7 +6,7 @@ path; this package imports nothing from engine, web, analytics or integrations.
 """
 
 from forms.calculation import CalculationError
-from forms.definition import (
+from forms.form import (
     FieldDefinition,
     FormDefinition,
     FormDefinitionError,
@@ -14,21 +14,14 @@ from forms.definition import (
     Instructions,
     Option,
     definition_hash,
-    load_form,
 )
+from forms.limits import LimitFinding
+from forms.loading import load_form
+from forms.lookups import EquipmentCheck, Lookups, LotCheck
 from forms.rendering import render_data
 from forms.scans import scanned
-from forms.validation import (
-    CompiledForm,
-    EquipmentCheck,
-    FormRejected,
-    LimitFinding,
-    Lookups,
-    LotCheck,
-    ValidatedStep,
-    clear_compiled_forms,
-    compile_form,
-)
+from forms.step import FormRejected, ValidatedStep
+from forms.validation import CompiledForm, clear_compiled_forms, compile_form
 
 __all__ = [
     "CalculationError",
