@@ -14,15 +14,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from forms.definition import (
-    FieldDefinition,
-    FormDefinition,
-    GroupHeading,
-    Instructions,
-    JsonSource,
-    load_form,
-)
-from forms.validation import format_number, with_unit
+from forms.display import format_number, with_unit
+from forms.form import FieldDefinition, FormDefinition, GroupHeading, Instructions, JsonSource
+from forms.loading import load_form
 
 
 def _number_text(value: Decimal, spec: FieldDefinition) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from forms.definition import load_form
+from forms.loading import load_form
 
 
 def scanned(definitions: Iterable[Mapping[str, Any]]) -> tuple[set[str], set[str]]:
