@@ -18,6 +18,7 @@ from engine.errors import BatchlineError
 from engine.runtime import Runtime
 
 from .errors import ErrorSchema, batchline_error_response, http_error_response, validation_error_response
+from .runtime import install as install_runtime
 
 API_DESCRIPTION = """
 Recipes, batches and their steps, messages, incidents, events and the audit trail.
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         },
     )
     app.json.sort_keys = False
-    app.extensions["batchline"] = runtime
+    install_runtime(app, runtime)
 
     api = BatchlineApi(app)
     from .api import attachments, batches, messages, operations, people, recipes

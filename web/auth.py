@@ -13,19 +13,16 @@ from __future__ import annotations
 import time
 from functools import wraps
 
-from flask import current_app, g, request, session
+from flask import g, request, session
 from flask_smorest import Blueprint
 
 from engine import permissions, users
 
 from .errors import ApiError
+from .runtime import runtime
 
 SESSION_USER = "user"
 SESSION_SEEN = "last_seen"
-
-
-def _runtime():
-    return current_app.extensions["batchline"]
 
 
 def session_person():
@@ -33,14 +30,14 @@ def session_person():
     username = session.get(SESSION_USER)
     if not username:
         return None
-    timeout = _runtime().settings.session_timeout_minutes * 60
+    timeout = runtime().settings.session_timeout_minutes * 60
     now = time.time()
     if now - float(session.get(SESSION_SEEN, 0)) > timeout:
         session.clear()
         return None
     session[SESSION_SEEN] = now
     try:
-        return users.person(_runtime(), username)
+        return users.person(runtime(), username)
     except users.AuthFailed:
         session.clear()
         return None
@@ -52,7 +49,7 @@ def current_person():
         return g.person
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        person = users.token_person(_runtime(), header[len("Bearer ") :].strip())
+        person = users.token_person(runtime(), header[len("Bearer ") :].strip())
     else:
         person = session_person()
         if person is None:
@@ -97,4 +94,4 @@ def signer_from(body_part, *, purpose: str = "signature"):
     session in the sense of §11.200)."""
     if not body_part:
         return None
-    return users.authenticate(_runtime(), body_part.get("username"), body_part.get("password"), purpose=purpose)
+    return users.authenticate(runtime(), body_part.get("username"), body_part.get("password"), purpose=purpose)

@@ -78,11 +78,8 @@ def runtime(tmp_path_factory, sqlite_template):
 def base_url(runtime) -> str:
     """The app served over HTTP on a free port of 127.0.0.1 for the whole session."""
     from web.app import create_app
-    from web.ui import bp
 
     app = create_app(runtime=runtime)
-    if "ui" not in app.blueprints:  # until the app factory registers the UI itself
-        app.register_blueprint(bp)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="browser-test-server", daemon=True)
     thread.start()

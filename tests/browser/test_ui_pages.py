@@ -19,12 +19,8 @@ from .conftest import password
 @pytest.fixture
 def app(runtime):
     from web.app import create_app
-    from web.ui import bp
 
-    app = create_app(runtime=runtime)
-    if "ui" not in app.blueprints:
-        app.register_blueprint(bp)
-    return app
+    return create_app(runtime=runtime)
 
 
 @pytest.fixture

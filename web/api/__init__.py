@@ -1,13 +1,11 @@
 """The REST API: one blueprint per concern (recipes, batches, messages, operations),
-each a thin layer over the engine's services — routes -> engine, never the reverse."""
+each a thin layer over the engine's services — routes -> engine, never the reverse.
+
+``runtime`` (the engine this app serves) is ``web.runtime.runtime``, re-exported here
+for the API modules' ``from . import runtime``."""
 
 from __future__ import annotations
 
-from flask import current_app
+from ..runtime import runtime
 
-from engine.runtime import Runtime
-
-
-def runtime() -> Runtime:
-    """The engine this app serves (set by ``create_app``; no module-level state)."""
-    return current_app.extensions["batchline"]
+__all__ = ["runtime"]

@@ -51,11 +51,13 @@ def upload_attachment():
 def download_attachment(sha256: str):
     """The stored file, as uploaded (served as a download, never rendered inline)."""
     meta, content = attachments.get(runtime(), sha256)
+    # ASCII only and no double quote, so the header stays one well-formed quoted string
+    filename = meta["filename"].encode("ascii", "replace").decode().replace(chr(34), "")
     return Response(
         content,
         mimetype="application/octet-stream",
         headers={
-            "Content-Disposition": f'attachment; filename="{meta["sha256"][:12]}-{meta["filename"].encode("ascii", "replace").decode().replace(chr(34), "")}"',
+            "Content-Disposition": f'attachment; filename="{meta["sha256"][:12]}-{filename}"',
             "X-Content-Type-Options": "nosniff",
             "X-Original-Content-Type": meta["content_type"],
         },

@@ -16,6 +16,7 @@ from flask_smorest import Blueprint
 
 from engine import recipes
 from engine.bpmn import validate_recipe
+from engine.vocabulary import RecipeStatus
 
 from ..auth import current_user, requires
 from ..errors import ApiError
@@ -182,7 +183,9 @@ def show_recipe(recipe_id: int):
 @blp.response(200, Recipe)
 def approve_recipe(body, recipe_id: int):
     """Approve a version: only approved versions start batches."""
-    return recipes.describe(recipes.set_status(runtime(), recipe_id, "approved", current_user(), body["reason"]))
+    return recipes.describe(
+        recipes.set_status(runtime(), recipe_id, RecipeStatus.APPROVED, current_user(), body["reason"])
+    )
 
 
 @blp.route("/recipes/<int:recipe_id>/retire", methods=["POST"])
@@ -191,4 +194,6 @@ def approve_recipe(body, recipe_id: int):
 @blp.response(200, Recipe)
 def retire_recipe(body, recipe_id: int):
     """Retire a version: no new batch starts on it; running batches go on."""
-    return recipes.describe(recipes.set_status(runtime(), recipe_id, "retired", current_user(), body["reason"]))
+    return recipes.describe(
+        recipes.set_status(runtime(), recipe_id, RecipeStatus.RETIRED, current_user(), body["reason"])
+    )

@@ -8,7 +8,10 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from engine.batches import STATES
+from engine.vocabulary import BatchState
+
+#: a batch's states, in the order of its life
+STATES = tuple(state.value for state in BatchState)
 
 
 class RecipeRef(fields.Field):

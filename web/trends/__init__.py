@@ -14,13 +14,14 @@ import math
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request
+from flask import Blueprint, abort, redirect, render_template, request
 
 from analytics import mes
 from engine import permissions
 from engine.errors import NotFound
 
 from ..auth import session_person
+from ..runtime import runtime
 
 bp = Blueprint(
     "trends",
@@ -33,10 +34,6 @@ bp = Blueprint(
 
 WIDTH, HEIGHT = 880, 340
 MARGIN = {"left": 70, "right": 20, "top": 16, "bottom": 62}
-
-
-def _runtime():
-    return current_app.extensions["batchline"]
 
 
 @bp.before_request
@@ -167,8 +164,8 @@ def _query() -> tuple[str | None, int]:
 @bp.route("/")
 def dashboard():
     recipe = request.args.get("recipe") or None
-    data = mes.findings(_runtime(), recipe, limit=100)
-    models = mes.list_models(_runtime(), recipe)
+    data = mes.findings(runtime(), recipe, limit=100)
+    models = mes.list_models(runtime(), recipe)
     by_recipe: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for m in models:
         by_recipe.setdefault(m["recipe"], {}).setdefault(m["bpmn_id"], []).append(m)
@@ -185,7 +182,7 @@ def dashboard():
 @bp.route("/<recipe>/steps/<bpmn_id>/<parameter>")
 def parameter_chart(recipe: str, bpmn_id: str, parameter: str):
     batch, limit = _query()
-    data = mes.trend(_runtime(), recipe, bpmn_id, parameter, batch=batch, limit=limit)
+    data = mes.trend(runtime(), recipe, bpmn_id, parameter, batch=batch, limit=limit)
     return render_template(
         "trends/chart.html",
         data=data,
@@ -199,7 +196,7 @@ def parameter_chart(recipe: str, bpmn_id: str, parameter: str):
 @bp.route("/<recipe>/durations/<bpmn_id>")
 def duration_chart(recipe: str, bpmn_id: str):
     batch, limit = _query()
-    data = mes.durations(_runtime(), recipe, bpmn_id, batch=batch, limit=limit)
+    data = mes.durations(runtime(), recipe, bpmn_id, batch=batch, limit=limit)
     return render_template(
         "trends/chart.html",
         data=data,

@@ -2,9 +2,10 @@
 the 21 CFR 11.200(a) signing rule.
 
 The session is Flask's signed cookie. It holds the user id, the time of the last
-request, a CSRF token and whether the user has already signed in this continuous
-session. A session that saw no request for ``settings.session_timeout_minutes`` ends:
-the user logs in again and the next signature needs user id and password again.
+request, a CSRF token, whether the user has already signed in this continuous
+session, and the idempotency keys of the last few submissions (a form sent twice is
+recorded once). A session that saw no request for ``settings.session_timeout_minutes``
+ends: the user logs in again and the next signature needs user id and password again.
 
 Signing rule (§11.200(a)(1)): the first signature of a continuous session takes both
 components (user id + password); later ones in the same session take the password
@@ -19,13 +20,15 @@ import secrets
 import time
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, request, session
+from flask import abort, request, session
 
 from engine import users
 
+from ..runtime import runtime
 
-def runtime():
-    return current_app.extensions["batchline"]
+#: idempotency keys of this session's recent submissions -> their result page
+DONE_KEYS = "done"
+DONE_KEEP = 8
 
 
 def timeout_seconds() -> int:
@@ -89,6 +92,18 @@ def signing_needs_user_id() -> bool:
 
 def signed() -> None:
     session["signed_once"] = True
+
+
+def done_submissions() -> dict[str, str]:
+    """This session's recent submissions: idempotency key -> the page of their result, so a
+    form sent again (reload, back + resend) shows the first result instead of acting twice."""
+    return session.get(DONE_KEYS) or {}
+
+
+def remember_submission(done: dict[str, str], key: str, target: str) -> None:
+    """Keep ``key`` -> ``target`` with the last few others (the cookie stays small)."""
+    done[key] = target
+    session[DONE_KEYS] = dict(list(done.items())[-DONE_KEEP:])
 
 
 def safe_next(target: str | None) -> str | None:

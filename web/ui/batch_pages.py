@@ -1,0 +1,105 @@
+"""The pages to read: my tasks, the batch list, the batch record (with its exceptions,
+its waiting tasks and its diagram) and the page of one recorded step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, g, jsonify, render_template, request
+
+from engine import batches, permissions, users
+from engine.vocabulary import BatchState
+
+from ..runtime import runtime
+from .diagram import diagram_view
+from .pages import bp
+from .queries import trend_check_pending
+from .record_rows import add_rows, form_fields
+
+#: the batch list's state filter, in the order of a batch's life
+STATES = tuple(state.value for state in BatchState)
+
+
+@bp.route("/")
+def home():
+    tasks = batches.my_tasks(runtime(), g.person)
+    return render_template("ui/home.html", tasks=tasks)
+
+
+@bp.route("/batches")
+def batch_list():
+    state = request.args.get("state") or None
+    if state not in (None, *STATES):
+        state = None
+    return render_template(
+        "ui/batches.html", batches=batches.list_batches(runtime(), state=state), state=state, states=STATES
+    )
+
+
+@bp.route("/batches/<batch_id>")
+def batch_page(batch_id: str):
+    batch = batches.get_batch(runtime(), batch_id)
+    forms_by_id = form_fields(batch)
+    steps = batches.steps(runtime(), batch_id)
+    # QA's review closes the record to corrections
+    reviewed_at = batch["reviewed_at"]
+    may_correct = permissions.allowed(g.person.roles, "step.correct") and reviewed_at is None
+    for step in steps:
+        add_rows(step, forms_by_id, batch_id, may_correct)
+    exceptions = readable_exceptions(batch_id)
+    by_step: dict[int, list] = {}
+    for exc in exceptions:
+        by_step.setdefault(exc.get("step_seq"), []).append(exc)
+    tasks = batches.ready_tasks(runtime(), batch_id)
+    people = []
+    if permissions.allowed(g.person.roles, "task.reassign") and tasks:
+        people = [
+            u
+            for u in users.list_users(runtime())
+            if u.get("active") and not u.get("locked") and u.get("kind") == "person"
+        ]
+    return render_template(
+        "ui/batch.html",
+        batch=batch,
+        steps=steps,
+        exceptions=exceptions,
+        exceptions_by_step=by_step,
+        tasks=tasks,
+        people=people,
+        reviewed_at=reviewed_at,
+    )
+
+
+def readable_exceptions(batch_id: str) -> list[dict[str, Any]]:
+    """The batch's exceptions, for roles that may read them (others see none)."""
+    if not permissions.allowed(g.person.roles, "exception.read"):
+        return []
+    return batches.exceptions(runtime(), batch_id)
+
+
+@bp.route("/batches/<batch_id>/diagram")
+def batch_diagram(batch_id: str):
+    """The recipe's BPMN with done / current element ids, for the bpmn-js viewer."""
+    return jsonify(diagram_view(batches.diagram(runtime(), batch_id)))
+
+
+@bp.route("/batches/<batch_id>/steps/<int:seq>")
+def step_page(batch_id: str, seq: int):
+    """What was just recorded, with the exceptions it raised (shown at once)."""
+    batch = batches.get_batch(runtime(), batch_id)
+    step = next((s for s in batches.steps(runtime(), batch_id) if s["seq"] == seq), None)
+    if step is None:
+        abort(404, description=f"Batch {batch_id} has no step {seq}.")
+    forms_by_id = form_fields(batch)
+    add_rows(step, forms_by_id)
+    raised = [e for e in readable_exceptions(batch_id) if e.get("step_seq") == seq]
+    mine = {t["id"] for t in batches.my_tasks(runtime(), g.person) if t.get("batch_id") == batch_id}
+    next_tasks = [t for t in batches.ready_tasks(runtime(), batch_id) if t["id"] in mine]
+    return render_template(
+        "ui/step.html",
+        batch=batch,
+        step=step,
+        exceptions=raised,
+        next_tasks=next_tasks,
+        trend_check_pending=trend_check_pending(batch_id, seq),
+    )

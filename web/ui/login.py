@@ -1,0 +1,42 @@
+"""The login and logout pages. People log in with their own account; service accounts
+use API tokens and cannot open a browser session."""
+
+from __future__ import annotations
+
+from flask import flash, g, redirect, render_template, request, url_for
+
+from engine import users
+
+from ..runtime import runtime
+from . import session as login
+from .pages import bp, sentence
+
+
+@bp.route("/login", methods=["GET", "POST"], endpoint="login")
+def login_page():
+    next_url = login.safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if g.person is not None:
+            return redirect(next_url or url_for("ui.home"))
+        return render_template("ui/login.html", next_url=next_url, username="", error=None)
+    username = (request.form.get("username") or "").strip()
+    password = request.form.get("password") or ""
+    try:
+        person = users.authenticate(runtime(), username, password, purpose="login")
+        if person.kind != "person":
+            raise users.AuthFailed(
+                "service accounts cannot log in to the browser; use an API token", code="account_service"
+            )
+    except users.AuthFailed as exc:
+        return render_template(
+            "ui/login.html", next_url=next_url, username=username, error=sentence(exc.message), error_code=exc.code
+        ), 401
+    login.start(person)
+    return redirect(next_url or url_for("ui.home"))
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    login.end()
+    flash("You are logged out. The next signature needs your user id and password again.", "info")
+    return redirect(url_for("ui.login"))

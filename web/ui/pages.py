@@ -1,0 +1,171 @@
+"""The ``ui`` blueprint and what every page of it shares: the login check before each
+request, the security headers after it, the template filters and context, the error
+pages, and the sentences and permission check the pages use.
+
+Pages are rendered on the server (Jinja, autoescaped) from the engine's functions; the
+only scripts are our own (live limit hints, the sign dialog, the bpmn-js diagram).
+Every POST carries the session's CSRF token; every change is made as the logged-in
+person, and a step is signed by that person only (21 CFR 11.200(a)(2)).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from engine import permissions
+from engine.errors import BatchlineError
+
+from ..runtime import runtime
+from . import entry
+from . import session as login
+from .markdown import render_markdown
+
+bp = Blueprint("ui", __name__, url_prefix="/")
+
+PUBLIC = {"ui.login"}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: http: https:; connect-src 'self'; font-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@bp.record_once
+def _configure(state) -> None:
+    """The session cookie must not ride along on another site's POST (SameSite=Lax) nor
+    be readable by scripts. Flask's defaults are HttpOnly without SameSite; an app that
+    chose a SameSite value itself keeps it."""
+    config = state.app.config
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    if config.get("SESSION_COOKIE_SAMESITE") is None:
+        config["SESSION_COOKIE_SAMESITE"] = "Lax"
+
+
+# --- every request ---------------------------------------------------------------------
+
+
+@bp.before_request
+def _who_is_there():
+    person, why = login.load_person()
+    g.person = person
+    if why:
+        flash(why, "warning")
+    if person is None and request.endpoint not in PUBLIC:
+        # a POST after a timeout changes nothing: log in, then the page is shown again
+        target = request.full_path if request.method == "GET" else request.path
+        return redirect(url_for("ui.login", next=target.rstrip("?")))
+    if request.method == "POST":
+        login.check_csrf()
+    return None
+
+
+@bp.after_request
+def _headers(response):
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    # batch records must not linger in a shared tablet's cache
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@bp.app_template_filter("utc")
+def _utc(value: Any) -> str:
+    """ISO time -> "2025-11-25 20:45:12 UTC" (records are kept and shown in UTC)."""
+    if not value:
+        return "—"
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@bp.app_template_filter("filesize")
+def _filesize(value: Any) -> str:
+    return entry.file_size(value)
+
+
+@bp.app_template_filter("markdown")
+def _markdown(value: str | None):
+    return render_markdown(value)
+
+
+@bp.context_processor
+def _context() -> dict[str, Any]:
+    person = g.get("person")
+    return {
+        "person": person,
+        "csrf_token": login.csrf_token,
+        "may": lambda action: bool(person) and permissions.allowed(person.roles, action),
+        "timeout_minutes": runtime().settings.session_timeout_minutes,
+        "has_trends": "trends.dashboard" in current_app.view_functions,
+    }
+
+
+# --- error pages -----------------------------------------------------------------------
+
+
+@bp.errorhandler(BatchlineError)
+def _engine_error(error: BatchlineError):
+    status = int(getattr(error, "status", 422))
+    return render_template(
+        "ui/error.html", title=_error_title(status), message=sentence(error.message), code=error.code
+    ), status
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException):
+    if error.code == 413:
+        return _too_large()
+    return render_template(
+        "ui/error.html", title=error.name, message=error.description, code=str(error.code)
+    ), error.code or 500
+
+
+def _too_large():
+    """A submission over MAX_CONTENT_LENGTH (settings.max_request_bytes) is refused before
+    anything is read: nothing was recorded and no file was stored."""
+    limit = entry.file_size(int(runtime().settings.max_request_bytes))
+    back = request.path if request.method == "POST" else None  # the task / correction page again
+    return render_template(
+        "ui/error.html",
+        title="File too large",
+        message=f"What you sent is too large: at most {limit} can be sent at once (the file and the form "
+        "together). Nothing was recorded and no file was stored. Make the file smaller (e.g. a PDF "
+        "instead of a photo, or a lower resolution) and try again, or ask your supervisor.",
+        code="413",
+        back=back,
+    ), 413
+
+
+def _error_title(status: int) -> str:
+    return {401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Not possible now"}.get(
+        status, "Not accepted"
+    )
+
+
+# --- shared by the pages ---------------------------------------------------------------
+
+
+def sentence(text: str) -> str:
+    """Engine messages are lower-case fragments; on a page they read as sentences."""
+    text = (text or "").strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
+def require(action: str) -> None:
+    """The same permission matrix as the API and the CLI (engine.permissions)."""
+    if not permissions.allowed(g.person.roles, action):
+        roles = ", ".join(sorted(permissions.MATRIX[action]))
+        abort(403, description=f"You may not {action.replace('.', ' ')} (this needs the role: {roles}).")

@@ -1,0 +1,162 @@
+"""The task form: an operator's waiting task with its instructions, fields (live limit
+hints, file attachments) and the sign dialog; its submission records one signed step.
+
+A submission carries an idempotency key, so sending the same form again (a reload, back
++ resend, a double tap) shows the first result instead of recording a second step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import flash, g, redirect, render_template, request, url_for
+
+from engine import batches, permissions, users
+from engine.errors import BatchlineError
+from forms import load_form, render_data
+
+from ..runtime import runtime
+from . import entry
+from . import session as login
+from .attachments import attachment_values
+from .pages import bp, sentence
+from .signature import SIGNING_CODES, signer
+
+
+def _find_task(batch_id: str, task_id: str) -> dict[str, Any] | None:
+    for task in batches.ready_tasks(runtime(), batch_id):
+        if task["id"] == task_id:
+            return task
+    return None
+
+
+def _task_form(task: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rendering items and the form-level signing settings of a task."""
+    definition = task.get("form_definition")
+    if not definition:
+        return [], {"meaning": "Performed", "witness_required": False, "witness_role": None}
+    form = load_form(definition)
+    return render_data(form), {
+        "meaning": form.signature_meaning,
+        "witness_required": form.witness_required,
+        "witness_role": form.witness_role,
+    }
+
+
+def _render_task(
+    batch_id: str,
+    task: dict[str, Any],
+    *,
+    typed=None,
+    field_errors=None,
+    error=None,
+    sign_error=None,
+    idempotency_key=None,
+    status=200,
+):
+    items, signing = _task_form(task)
+    batch = batches.get_batch(runtime(), batch_id)
+    return render_template(
+        "ui/task.html",
+        batch=batch,
+        task=task,
+        items=items,
+        signing=signing,
+        not_mine=_not_mine(task),
+        typed=typed if typed is not None else entry.typed_defaults(items),
+        field_errors=field_errors or {},
+        error=error,
+        sign_error=sign_error,
+        needs_user_id=login.signing_needs_user_id(),
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
+        timeout_minutes=runtime().settings.session_timeout_minutes,
+        has_files=bool(entry.attachment_fields(items)),
+        max_request_bytes=runtime().settings.max_request_bytes,
+    ), status
+
+
+def _not_mine(task: dict[str, Any]) -> str | None:
+    """Why the logged-in person cannot complete this task (the engine refuses it anyway)."""
+    person = g.person
+    if not permissions.allowed(person.roles, "task.complete"):
+        return "You may look at this task, but completing it needs the operator or supervisor role."
+    if task.get("assigned_to") and task["assigned_to"] != person.username:
+        return f"This task is assigned to {task['assigned_to']}; only they can complete it."
+    role = task.get("role")
+    if role and not person.has(role, "supervisor"):
+        return f"This task is for the {role} role."
+    return None
+
+
+@bp.route("/batches/<batch_id>/tasks/<task_id>", methods=["GET"])
+def task_page(batch_id: str, task_id: str):
+    task = _find_task(batch_id, task_id)
+    if task is None:
+        flash("This task is not waiting any more: it was completed, or the batch moved on.", "warning")
+        return redirect(url_for("ui.batch_page", batch_id=batch_id))
+    return _render_task(batch_id, task)
+
+
+@bp.route("/batches/<batch_id>/tasks/<task_id>", methods=["POST"])
+def submit_task(batch_id: str, task_id: str):
+    key = (request.form.get("idempotency_key") or "").strip()[:100]
+    done = login.done_submissions()
+    task = _find_task(batch_id, task_id)
+    if task is None:
+        if key and key in done:  # a repeated submission (reload, back + resend): show the first result
+            return redirect(done[key])
+        flash("This task is not waiting any more: it was completed, or the batch moved on.", "warning")
+        return redirect(url_for("ui.batch_page", batch_id=batch_id))
+    if not key:
+        key = str(uuid.uuid4())
+    items, signing = _task_form(task)
+    typed = entry.typed_from_post(items, request.form)
+    values = entry.values_from_post(items, request.form)
+
+    def again(**kwargs):
+        return _render_task(batch_id, task, typed=typed, idempotency_key=key, **kwargs)
+
+    person = g.person
+    signed_by, refused = signer()
+    if refused:
+        return again(sign_error=refused[0], status=refused[1])
+    witness = None
+    if signing["witness_required"]:
+        witness_id = (request.form.get("witness_id") or "").strip()
+        if not witness_id or not request.form.get("witness_password"):
+            return again(
+                sign_error="This step needs a witness: the witness enters their own user id and password.", status=403
+            )
+        try:
+            witness = users.authenticate(
+                runtime(), witness_id, request.form.get("witness_password") or "", purpose="signature"
+            )
+        except users.AuthFailed as exc:
+            return again(sign_error=f"The witness signature was not accepted: {exc.message}.", status=401)
+    file_errors = attachment_values(items, typed, values)
+    if file_errors:
+        return again(field_errors=file_errors, error="A file could not be attached; nothing was recorded.", status=422)
+    try:
+        outcome = batches.complete_task(
+            runtime(),
+            batch_id,
+            task_id,
+            values,
+            user=person.username,
+            idempotency_key=key,
+            signer=signed_by,
+            witness=witness,
+        )
+    except BatchlineError as exc:
+        details = exc.details or {}
+        fields = details.get("fields") or details.get("field_errors")
+        if exc.code == "form_invalid" and isinstance(fields, dict):
+            return again(field_errors=fields, error=sentence(exc.message), status=422)
+        if exc.code in SIGNING_CODES:
+            return again(sign_error=sentence(exc.message), status=int(getattr(exc, "status", 403)))
+        return again(error=sentence(exc.message), status=int(getattr(exc, "status", 422)))
+    seq = outcome.body["step"]["seq"]
+    target = url_for("ui.step_page", batch_id=batch_id, seq=seq)
+    login.remember_submission(done, key, target)
+    return redirect(target)
