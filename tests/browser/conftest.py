@@ -20,8 +20,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from engine import batches, recipes, users
-from engine.config import load_settings
-from engine.runtime import Runtime
+from tests.support import make_runtime
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
@@ -58,14 +57,7 @@ def chromium_path() -> str:
 def runtime(tmp_path_factory, sqlite_template):
     path = tmp_path_factory.mktemp("browser") / "batchline.db"
     shutil.copy(sqlite_template, path)
-    settings = load_settings(
-        database_url=f"sqlite:///{path}",
-        webhook_urls=(),
-        job_backoff_seconds=0.01,
-        secret_key="browser-tests-only",
-        session_timeout_minutes=15,
-    )
-    rt = Runtime(settings, load_connectors=False)
+    rt = make_runtime(f"sqlite:///{path}", secret_key="browser-tests-only", session_timeout_minutes=15)
     for username, (printed, roles, secret) in PEOPLE.items():
         users.create_user(rt, username, printed, roles, by="test", password=secret)
     files = {p.name: p.read_bytes() for p in FIXTURES.glob("*.bpmn")}
