@@ -8,7 +8,7 @@ import time
 from engine import jobs, users
 from tests.web.conftest import QA2, USER, anon, app, client, runtime  # noqa: F401 - fixtures
 
-from .test_mes_support import RECIPE, live_step, trained_plant
+from .trend_recipe import RECIPE, live_step, trained_plant
 
 
 def _token(rt, username, roles, kind="person"):
