@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -111,91 +112,21 @@ def train(
             for m in s.scalars(select(TrendModel).where(TrendModel.recipe == recipe_key).order_by(TrendModel.version))
         }
         now = utcnow()
-        made, skipped = [], []
+        made: list[dict[str, Any]] = []
+        skipped: list[dict[str, Any]] = []
         steps = sorted(by_step)
         for done, bpmn_id in enumerate(steps, 1):
-            step_pts = by_step[bpmn_id]
-            batch_ids = list(dict.fromkeys(p.batch_id for p in step_pts))
-            if len(batch_ids) < min_batches:
-                skipped.append(
-                    {
-                        "bpmn_id": bpmn_id,
-                        "parameter": None,
-                        "reason": f"{len(batch_ids)} batches, at least {min_batches} needed",
-                    }
-                )
-                if progress:
-                    progress(done, len(steps))
-                continue
-            candidates: list[tuple[str, str, np.ndarray, list[str], NumberField | None]] = []
-            candidates.append((DURATION_KIND, DURATION, np.array([[p.minutes] for p in step_pts]), batch_ids, None))
-            repeated = len(step_pts) > len(batch_ids)
-            known: dict[str, NumberField] = {}
-            for p in step_pts:
-                for key, f in fields_of(p).items():
-                    known.setdefault(key, f)
-            for key, f in sorted(known.items()):
-                if repeated:
-                    skipped.append(
-                        {
-                            "bpmn_id": bpmn_id,
-                            "parameter": key,
-                            "reason": "step repeats within a batch (values follow the batch age)",
-                        }
-                    )
-                    continue
-                vals = [(p.batch_id, as_number(p.values.get(key))) for p in step_pts]
-                vals = [(b, v) for b, v in vals if v is not None]
-                if len(vals) < min_batches:
-                    skipped.append(
-                        {
-                            "bpmn_id": bpmn_id,
-                            "parameter": key,
-                            "reason": f"{len(vals)} values, at least {min_batches} needed",
-                        }
-                    )
-                    continue
-                candidates.append((UNIVARIATE, key, np.array([[v] for _, v in vals]), [b for b, _ in vals], f))
-            for kind, parameter, X, trained_on, f in candidates:
-                monitor = (
-                    DurationMonitor(alpha=alpha)
-                    if kind == DURATION_KIND
-                    else UnivariateMonitor(alpha=alpha, rules=(1, 2, 3, 4))
-                )
-                monitor.fit(X)
-                prior = latest.get((bpmn_id, parameter, kind))
+            for c in _candidates(bpmn_id, by_step[bpmn_id], fields_of, min_batches, skipped):
+                prior = latest.get((bpmn_id, c.parameter, c.kind))
                 version = (prior.version + 1) if prior else 1
-                card = ModelCard.for_monitor(
-                    monitor,
-                    recipe_id=recipe_key,
-                    recipe_version=str(target.version),
-                    step_id=bpmn_id,
-                    parameter_names=[parameter or "duration_min"],
-                    training_batch_ids=trained_on,
-                    version=version,
-                    trained_at=now,
-                )
-                row = TrendModel(
-                    recipe=recipe_key,
-                    recipe_version_id=target.id,
-                    bpmn_id=bpmn_id,
-                    parameter=parameter,
-                    kind=kind,
-                    version=version,
-                    unit="min" if kind == DURATION_KIND else (f.unit if f else None),
-                    critical=bool(f and f.critical),
-                    card=card.to_dict(),
-                    trained_at=now,
-                    trained_by=user,
-                )
-                add_version(s, row)
+                add_version(s, _fit(c, recipe_key, target, bpmn_id, alpha, version, user, now))
                 made.append(
                     {
                         "bpmn_id": bpmn_id,
-                        "parameter": parameter,
-                        "kind": kind,
+                        "parameter": c.parameter,
+                        "kind": c.kind,
                         "version": version,
-                        "batches": len(set(trained_on)),
+                        "batches": len(set(c.batch_ids)),
                     }
                 )
             if progress:
@@ -224,3 +155,91 @@ def train(
             reason="retraining of out-of-trend models",
         )
         return TrainResult(recipe_key, target.version, len(trained_batches), made, skipped).to_dict()
+
+
+@dataclass
+class _Candidate:
+    """A model one step's history can train: its kind, parameter and training data."""
+
+    kind: str
+    parameter: str
+    X: np.ndarray
+    batch_ids: list[str]
+    field: NumberField | None = None
+
+
+def _candidates(
+    bpmn_id: str,
+    points: list[StepPoint],
+    fields_of: Callable[[StepPoint], dict[str, NumberField]],
+    min_batches: int,
+    skipped: list[dict[str, Any]],
+) -> list[_Candidate]:
+    """The models a step's points can train - its duration, and each numeric field with
+    enough values unless the step repeats within a batch; what cannot be trained goes
+    to ``skipped`` with the reason."""
+    batch_ids = list(dict.fromkeys(p.batch_id for p in points))
+    if len(batch_ids) < min_batches:
+        reason = f"{len(batch_ids)} batches, at least {min_batches} needed"
+        skipped.append({"bpmn_id": bpmn_id, "parameter": None, "reason": reason})
+        return []
+    out = [_Candidate(DURATION_KIND, DURATION, np.array([[p.minutes] for p in points]), batch_ids)]
+    repeated = len(points) > len(batch_ids)
+    known: dict[str, NumberField] = {}
+    for p in points:
+        for key, f in fields_of(p).items():
+            known.setdefault(key, f)
+    for key, f in sorted(known.items()):
+        if repeated:
+            reason = "step repeats within a batch (values follow the batch age)"
+            skipped.append({"bpmn_id": bpmn_id, "parameter": key, "reason": reason})
+            continue
+        vals = [(p.batch_id, as_number(p.values.get(key))) for p in points]
+        vals = [(b, v) for b, v in vals if v is not None]
+        if len(vals) < min_batches:
+            skipped.append(
+                {"bpmn_id": bpmn_id, "parameter": key, "reason": f"{len(vals)} values, at least {min_batches} needed"}
+            )
+            continue
+        out.append(_Candidate(UNIVARIATE, key, np.array([[v] for _, v in vals]), [b for b, _ in vals], f))
+    return out
+
+
+def _fit(
+    c: _Candidate,
+    recipe_key: str,
+    target: RecipeVersion,
+    bpmn_id: str,
+    alpha: float,
+    version: int,
+    user: str,
+    now: datetime,
+) -> TrendModel:
+    """Fit the candidate's monitor and make its catalogue row (model card inside)."""
+    monitor = (
+        DurationMonitor(alpha=alpha) if c.kind == DURATION_KIND else UnivariateMonitor(alpha=alpha, rules=(1, 2, 3, 4))
+    )
+    monitor.fit(c.X)
+    card = ModelCard.for_monitor(
+        monitor,
+        recipe_id=recipe_key,
+        recipe_version=str(target.version),
+        step_id=bpmn_id,
+        parameter_names=[c.parameter or "duration_min"],
+        training_batch_ids=c.batch_ids,
+        version=version,
+        trained_at=now,
+    )
+    return TrendModel(
+        recipe=recipe_key,
+        recipe_version_id=target.id,
+        bpmn_id=bpmn_id,
+        parameter=c.parameter,
+        kind=c.kind,
+        version=version,
+        unit="min" if c.kind == DURATION_KIND else (c.field.unit if c.field else None),
+        critical=bool(c.field and c.field.critical),
+        card=card.to_dict(),
+        trained_at=now,
+        trained_by=user,
+    )
