@@ -1,4 +1,4 @@
-"""Equipment time series in the MES: a time-series PCA model per recipe and unit
+"""Equipment time series of a batch: a time-series PCA model per recipe and unit
 procedure trained on the equipment samples of earlier batches, and the
 ``score_samples`` job scoring a running batch's samples as they arrive."""
 
