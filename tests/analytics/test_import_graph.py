@@ -2,8 +2,7 @@
 ``analytics.equipment`` used to import each other, one of them from inside a function).
 
 The graph is read from the source, imports inside functions included, so a cycle hidden
-behind a late import is found too; the import of every module on its own was checked once by hand
-(a fresh interpreter per module).
+behind a late import is found too.
 """
 
 from __future__ import annotations
