@@ -1,9 +1,16 @@
 """Out-of-trend analytics for Batchline: monitors that flag a batch, a step value or
 a step duration that does not look like the history of the same recipe step.
 
-Stands alone (numpy, scipy, scikit-learn only) so the MES can wire it in behind a
-small API: fit a monitor on history, store it as JSON in a ModelCard, score new
-batches, explain what drove a flag.
+The monitors stand alone (numpy, scipy, scikit-learn only; ``base``, ``univariate``,
+``pca``, ``duration``, ``forest``, ``store``, ``timeseries``, ``simulator``,
+``evaluation``): fit a monitor on history, store it as JSON in a ModelCard, score new
+batches, explain what drove a flag. They are what this module exports.
+
+Wired to the batch record (these import ``engine``, never the reverse):
+``batch_record`` (what the models read), ``training``, ``catalogue`` (the trained models),
+``scoring`` (the ``score_step`` job), ``charts`` and ``findings`` (what QA looks at),
+``equipment`` (equipment time series), ``jobs`` (``install(rt)`` registers the job
+handlers), ``history`` (demo history).
 """
 
 from .base import CalibrationWarning, Monitor

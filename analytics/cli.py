@@ -69,7 +69,7 @@ def _acting_user(rt, user):
 def train_command(recipe, user, all_complete):
     """(Re)train the out-of-trend models of RECIPE from its earlier batches: a new
     version per step and parameter, the previous one deactivated, audited."""
-    from .mes import train
+    from .training import train
 
     rt = _runtime()
     who = _acting_user(rt, user)
@@ -94,7 +94,7 @@ def train_command(recipe, user, all_complete):
 @click.option("--recipe", help="Only this recipe's models.")
 def report_command(recipe):
     """The active out-of-trend models and their limits."""
-    from .mes import model_cards
+    from .catalogue import model_cards
     from .report import format_models
 
     click.echo(format_models(model_cards(_runtime(), recipe)))

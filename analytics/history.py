@@ -33,9 +33,13 @@ from engine.errors import Conflict
 from engine.models import Batch, RecipeVersion, Step, utcnow
 from engine.recipes import find_version
 from engine.runtime import Runtime
+from engine.vocabulary import BatchState, StepKind
 from engine.workflow_store import canonical, sha256
 
+from .catalogue import list_models
+from .equipment.simulated import write_simulated_history
 from .simulator import PARAMETER_NAMES, history_for_demo
+from .training import train
 
 
 @dataclass
@@ -67,7 +71,7 @@ def write_history(
                 batch_id=batch_id,
                 recipe_version_id=rv.id,
                 recipe_hash=rv.content_hash,
-                state="complete",
+                state=BatchState.COMPLETE,
                 parameters={"batch_id": batch_id, "demo_history": True},
                 created_at=at,
                 created_by=user,
@@ -89,7 +93,7 @@ def write_history(
                     Step(
                         batch_id=batch.id,
                         seq=batch.step_count,
-                        kind="user_task",
+                        kind=StepKind.USER_TASK,
                         task_id=str(uuid.uuid4()),
                         bpmn_id=step.bpmn_id,
                         task_name=task.get("name") or step.bpmn_id,
@@ -281,9 +285,6 @@ def seed_demo_history(
     """Write the demo history (once) with simulated bioreactor samples of its production
     unit procedure, and train the recipe's models on it (when something was written or
     the recipe has no active models yet)."""
-    from .equipment import write_simulated_history
-    from .mes import list_models, train
-
     specs = demo_batches(rt, recipe_key, n_batches, seed)
     written = write_history(rt, recipe_key, specs, user=user)
     samples = write_simulated_history(rt, [b["batch_id"] for b in specs], seed=seed, unit_procedure=EQUIPMENT_UP)

@@ -154,6 +154,13 @@ class SimulatedBatch:
         return self.fault is None
 
 
+def feed_start(batch):
+    """Hour the feed of a simulated batch starts (its last hour if it never feeds): the
+    landmark batches are aligned on, known in real time once the feed starts."""
+    feeding = batch.series[:, 0] > 0
+    return float(batch.times[np.argmax(feeding)]) if feeding.any() else float(batch.times[-1])
+
+
 def draw_fault(rng, fault_type, hours=300):
     """A fault of the given type with onset, magnitude and target drawn from
     plausible ranges."""

@@ -90,9 +90,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(trends)
 
     # out-of-trend scoring of each operator step after commit (the score_step job)
-    from analytics import mes
+    from analytics import jobs as analytics_jobs
 
-    mes.install(runtime)
+    analytics_jobs.install(runtime)
 
     app.register_error_handler(BatchlineError, batchline_error_response)
     app.register_error_handler(ma.ValidationError, validation_error_response)

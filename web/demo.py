@@ -84,10 +84,10 @@ def setup(rt: Runtime) -> dict[str, Any]:
 
     # earlier, reviewed mAb batches (demo data, audited as such) and the out-of-trend
     # models trained on them, so the trend pages show real limits at once
-    from analytics import mes
     from analytics.history import seed_demo_history
+    from analytics.jobs import install
 
-    mes.install(rt)
+    install(rt)
     history = seed_demo_history(rt, "mab_upstream", n_batches=HISTORY_BATCHES)
 
     with rt.transaction() as s:

@@ -1,14 +1,15 @@
 """Out-of-trend analytics over HTTP: the trained models and their limits, retraining
 (QA), a parameter's values across batches with centre line, limits and the rules each
 point broke, step durations, and the findings per recipe - a thin layer over
-``analytics.mes``."""
+``analytics`` (``catalogue``, ``training``, ``charts``, ``findings``, ``equipment``)."""
 
 from __future__ import annotations
 
 import marshmallow as ma
 from flask_smorest import Blueprint
 
-from analytics import equipment, mes
+from analytics import catalogue, charts, equipment, training
+from analytics.findings import findings as trend_findings
 
 from ..auth import current_user, requires
 from . import runtime
@@ -149,7 +150,7 @@ class Findings(ma.Schema):
 @blp.response(200, TrendModelOut(many=True))
 def list_models(query):
     """The trained out-of-trend models (active versions unless ?all=true) and their limits."""
-    return mes.list_models(runtime(), query.get("recipe"), active_only=not query.get("all"))
+    return catalogue.list_models(runtime(), query.get("recipe"), active_only=not query.get("all"))
 
 
 @blp.route("/train", methods=["POST"])
@@ -159,7 +160,7 @@ def list_models(query):
 def train(body):
     """Retrain a recipe's models from its earlier batches: a new version per step and
     parameter, the previous one deactivated; audited as ``analytics.train``."""
-    return mes.train(runtime(), body["recipe"], user=current_user(), released_only=body["released_only"])
+    return training.train(runtime(), body["recipe"], user=current_user(), released_only=body["released_only"])
 
 
 @blp.route("/trends/<recipe>/<bpmn_id>/<parameter>", methods=["GET"])
@@ -169,7 +170,7 @@ def train(body):
 def trend(query, recipe: str, bpmn_id: str, parameter: str):
     """A step parameter across batches: values, centre line, limits, the rules each
     point broke, and the batch given with ?batch= marked ``current``."""
-    return mes.trend(runtime(), recipe, bpmn_id, parameter, batch=query.get("batch"), limit=query["limit"])
+    return charts.trend(runtime(), recipe, bpmn_id, parameter, batch=query.get("batch"), limit=query["limit"])
 
 
 @blp.route("/durations/<recipe>/<bpmn_id>", methods=["GET"])
@@ -179,7 +180,7 @@ def trend(query, recipe: str, bpmn_id: str, parameter: str):
 def durations(query, recipe: str, bpmn_id: str):
     """How long a step took across batches (minutes since the previous step record),
     with the duration model's median and limits."""
-    return mes.durations(runtime(), recipe, bpmn_id, batch=query.get("batch"), limit=query["limit"])
+    return charts.durations(runtime(), recipe, bpmn_id, batch=query.get("batch"), limit=query["limit"])
 
 
 @blp.route("/findings", methods=["GET"])
@@ -188,7 +189,7 @@ def durations(query, recipe: str, bpmn_id: str):
 @blp.response(200, Findings)
 def findings(query):
     """Out-of-trend findings, newest first, and a summary per recipe."""
-    return mes.findings(runtime(), query.get("recipe"), limit=query["limit"])
+    return trend_findings(runtime(), query.get("recipe"), limit=query["limit"])
 
 
 # --- equipment time series ---------------------------------------------------------------

@@ -5,7 +5,8 @@ per recipe.
 
 Charts are drawn on the server as SVG by a Jinja template (every text autoescaped; no
 CDN, no chart library, no script). The pages need a logged-in person holding
-``analytics.read``; the data comes from ``analytics.mes`` as for the JSON API.
+``analytics.read``; the data comes from ``analytics.charts``, ``analytics.findings`` and
+``analytics.catalogue`` as for the JSON API.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, abort, redirect, render_template, request
 
-from analytics import mes
+from analytics import catalogue, charts, findings
 from engine import permissions
 from engine.errors import NotFound
 
@@ -164,8 +165,8 @@ def _query() -> tuple[str | None, int]:
 @bp.route("/")
 def dashboard():
     recipe = request.args.get("recipe") or None
-    data = mes.findings(runtime(), recipe, limit=100)
-    models = mes.list_models(runtime(), recipe)
+    data = findings.findings(runtime(), recipe, limit=100)
+    models = catalogue.list_models(runtime(), recipe)
     by_recipe: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for m in models:
         by_recipe.setdefault(m["recipe"], {}).setdefault(m["bpmn_id"], []).append(m)
@@ -182,7 +183,7 @@ def dashboard():
 @bp.route("/<recipe>/steps/<bpmn_id>/<parameter>")
 def parameter_chart(recipe: str, bpmn_id: str, parameter: str):
     batch, limit = _query()
-    data = mes.trend(runtime(), recipe, bpmn_id, parameter, batch=batch, limit=limit)
+    data = charts.trend(runtime(), recipe, bpmn_id, parameter, batch=batch, limit=limit)
     return render_template(
         "trends/chart.html",
         data=data,
@@ -196,7 +197,7 @@ def parameter_chart(recipe: str, bpmn_id: str, parameter: str):
 @bp.route("/<recipe>/durations/<bpmn_id>")
 def duration_chart(recipe: str, bpmn_id: str):
     batch, limit = _query()
-    data = mes.durations(runtime(), recipe, bpmn_id, batch=batch, limit=limit)
+    data = charts.durations(runtime(), recipe, bpmn_id, batch=batch, limit=limit)
     return render_template(
         "trends/chart.html",
         data=data,

@@ -1,4 +1,4 @@
-"""Equipment time series in the MES: a time-series PCA model per recipe and unit
+"""Equipment time series of a batch: a time-series PCA model per recipe and unit
 procedure trained on the equipment samples of earlier batches, and the
 ``score_samples`` job scoring a running batch's samples as they arrive."""
 
@@ -9,14 +9,15 @@ import json
 import pytest
 from sqlalchemy import select
 
-from analytics import equipment, mes
+from analytics import catalogue, equipment, findings, training
 from analytics.history import write_history
+from analytics.jobs import install
 from analytics.simulator import Fault
 from engine import batches, jobs
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.models import AuditEvent, EquipmentSample, Job
 
-from .test_mes_support import RECIPE, history, import_trend_recipe
+from .trend_recipe import RECIPE, history, import_trend_recipe
 
 UP = "up_production"
 SEED = 7
@@ -31,8 +32,8 @@ def plant(rt):
     write_history(rt, RECIPE, specs, user="demo")
     rows = equipment.write_simulated_history(rt, [b["batch_id"] for b in specs], seed=SEED, unit_procedure=UP)
     assert rows == N * 301
-    result = mes.train(rt, RECIPE, user="qa.lead")
-    mes.install(rt)
+    result = training.train(rt, RECIPE, user="qa.lead")
+    install(rt)
     _, reference = equipment.simulated_samples(N, SEED)
     return result, reference
 
@@ -50,20 +51,20 @@ def test_training_from_stored_history(rt, plant):
     result, _ = plant
     made = [m for m in result["models"] if m["kind"] == equipment.KIND]
     assert made == [{"bpmn_id": UP, "parameter": "*", "kind": equipment.KIND, "version": 1, "batches": N}]
-    models = [m for m in mes.list_models(rt, RECIPE) if m["kind"] == equipment.KIND]
+    models = [m for m in catalogue.list_models(rt, RECIPE) if m["kind"] == equipment.KIND]
     assert len(models) == 1 and models[0]["limits"]["t2"] > 0 and models[0]["limits"]["spe"] > 0
-    card = mes.model_cards(rt, RECIPE)
+    card = catalogue.model_cards(rt, RECIPE)
     ts = [c for c in card if c.kind == equipment.KIND][0]
     assert ts.step_id == UP and len(ts.training_batch_ids) == N and "dissolved_o2" in ts.parameter_names
     json.dumps(ts.to_dict(), allow_nan=False)  # strict JSON, no pickle
     with rt.transaction() as s:
         entry = s.scalars(select(AuditEvent).where(AuditEvent.action == "analytics.train")).all()[-1]
     assert "TimeSeriesModel" in json.dumps(entry.new)
-    again = mes.train(rt, RECIPE, user="qa.lead")  # retraining: next version, the old one retired
+    again = training.train(rt, RECIPE, user="qa.lead")  # retraining: next version, the old one retired
     assert [m["version"] for m in again["models"] if m["kind"] == equipment.KIND] == [2]
     versions = [
         (m["version"], m["active"])
-        for m in mes.list_models(rt, RECIPE, active_only=False)
+        for m in catalogue.list_models(rt, RECIPE, active_only=False)
         if m["kind"] == equipment.KIND
     ]
     assert sorted(versions) == [(1, False), (2, True)]
@@ -94,7 +95,7 @@ def test_a_drifting_sensor_raises_one_exception_with_contributions(rt, plant):
     assert exc["severity"] == "alert" and d["t_hours"] >= 40 and d["value"] > d["limit"]
     assert len(d["contributions"]) == 3 and "dissolved_o2" in d["contributions"]
     assert d["statistic"] in ("T2", "SPE") and d["bpmn_id"] == UP
-    summary = mes.findings(rt, RECIPE)
+    summary = findings.findings(rt, RECIPE)
     assert summary["findings"] and summary["findings"][0]["batch_id"] == "L-DRIFT"
 
 

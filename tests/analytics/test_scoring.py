@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from analytics import mes
+from analytics.scoring import score_step
 from engine import batches, jobs
 from engine.models import Job, OutboxEvent
 
-from .test_mes_support import live_step, trained_plant
+from .trend_recipe import live_step, trained_plant
 
 
 def _score(rt):
@@ -56,7 +56,7 @@ def test_critical_parameter_out_of_trend_asks_for_a_deviation(rt):
     deviations = _events(rt, "qms.deviation.requested")
     assert len(deviations) == 1 and deviations[0]["parameter"] == "mass_g" and deviations[0]["batch_id"] == "B-HIGH"
     # the job is safe to run again: no second exception for the same finding
-    mes.score_step(rt, "B-HIGH", None, {"seq": 1})
+    score_step(rt, "B-HIGH", None, {"seq": 1})
     assert len(batches.exceptions(rt, "B-HIGH")) == 1
 
 

@@ -1,4 +1,4 @@
-"""Shared setup for the MES analytics tests (no tests here): a one-step recipe with a
+"""Shared setup for the trend analytics tests (no tests here): a one-step recipe with a
 form of two numbers, a controlled history written straight into the batch record, and
 a live batch whose step is completed through the real step path."""
 
@@ -9,8 +9,9 @@ from datetime import timedelta
 import numpy as np
 from sqlalchemy import update
 
-from analytics import mes
 from analytics.history import HistoryStep, write_history
+from analytics.jobs import install
+from analytics.training import train
 from engine import batches, recipes, users
 from engine.models import Batch, utcnow
 
@@ -23,7 +24,9 @@ BPMN = b"""<?xml version="1.0" encoding="UTF-8"?>
     <bpmn:startEvent id="start"/>
     <bpmn:userTask id="weigh" name="Weigh glucose">
       <bpmn:extensionElements>
-        <spiffworkflow:properties><spiffworkflow:property name="formKey" value="weigh_trend"/></spiffworkflow:properties>
+        <spiffworkflow:properties>
+          <spiffworkflow:property name="formKey" value="weigh_trend"/>
+        </spiffworkflow:properties>
       </bpmn:extensionElements>
     </bpmn:userTask>
     <bpmn:endEvent id="end"/>
@@ -101,8 +104,8 @@ def trained_plant(rt, n: int = 20, *, last_above: int = 0):
     """Recipe, history and models; the scoring job handler installed; an operator."""
     import_trend_recipe(rt)
     write_history(rt, RECIPE, history(n, last_above=last_above), user="demo")
-    result = mes.train(rt, RECIPE, user="qa.lead")
-    mes.install(rt)
+    result = train(rt, RECIPE, user="qa.lead")
+    install(rt)
     users.create_user(rt, OPERATOR, "Trend Operator", ["operator"], by="test", password="trend-operator-pw-1")
     return result
 

@@ -9,7 +9,7 @@ import time
 from engine import jobs
 from web.app import create_app
 
-from .test_mes_support import OPERATOR, live_step, trained_plant
+from .trend_recipe import OPERATOR, live_step, trained_plant
 
 
 def test_step_page_shows_the_trend_finding(rt):

@@ -7,7 +7,7 @@ import time
 
 from engine import jobs, users
 
-from .test_mes_support import RECIPE, live_step, trained_plant
+from .trend_recipe import RECIPE, live_step, trained_plant
 
 
 def _token(rt, username, roles, kind="person"):

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from analytics import UnivariateMonitor, dumps, loads, mes
+from analytics import UnivariateMonitor, catalogue, dumps, loads, training
 from analytics.history import write_history
 from analytics.store import ModelCard
 from engine import audit
 from engine.errors import NotFound
 from engine.models import AuditEvent, TrendModel
 
-from .test_mes_support import RECIPE, history, import_trend_recipe, trained_plant
+from .trend_recipe import RECIPE, history, import_trend_recipe, trained_plant
 
 
 def test_training_from_history(rt):
@@ -28,7 +28,7 @@ def test_training_from_history(rt):
         ("weigh", "mass_g", "UnivariateMonitor"),
         ("weigh", "temp_c", "UnivariateMonitor"),
     ]
-    models = {(m["parameter"], m["kind"]): m for m in mes.list_models(rt, RECIPE)}
+    models = {(m["parameter"], m["kind"]): m for m in catalogue.list_models(rt, RECIPE)}
     mass = models[("mass_g", "UnivariateMonitor")]
     assert mass["critical"] is True and mass["unit"] == "g" and mass["training_batches"] == 20
     assert 99 < mass["limits"]["centre"] < 101 and mass["limits"]["lower"] < 99 < 101 < mass["limits"]["upper"]
@@ -41,25 +41,25 @@ def test_training_from_history(rt):
 def test_released_only_means_complete_and_reviewed(rt):
     import_trend_recipe(rt)
     write_history(rt, RECIPE, history(12), reviewed=False)
-    result = mes.train(rt, RECIPE, user="qa.lead")  # nothing reviewed: nothing to learn from
+    result = training.train(rt, RECIPE, user="qa.lead")  # nothing reviewed: nothing to learn from
     assert result["models"] == []
     assert result["batches"] == 0
-    result = mes.train(rt, RECIPE, user="qa.lead", released_only=False)
+    result = training.train(rt, RECIPE, user="qa.lead", released_only=False)
     assert result["batches"] == 12 and len(result["models"]) == 3
 
 
 def test_too_little_history_trains_nothing(rt):
     import_trend_recipe(rt)
     write_history(rt, RECIPE, history(5))
-    result = mes.train(rt, RECIPE, user="qa.lead")
+    result = training.train(rt, RECIPE, user="qa.lead")
     assert result["models"] == [] and "at least" in result["skipped"][0]["reason"]
 
 
 def test_retraining_is_versioned_and_audited(rt):
     trained_plant(rt)
-    second = mes.train(rt, RECIPE, user="qa.other")
+    second = training.train(rt, RECIPE, user="qa.other")
     assert {m["version"] for m in second["models"]} == {2}
-    every = mes.list_models(rt, RECIPE, active_only=False)
+    every = catalogue.list_models(rt, RECIPE, active_only=False)
     assert sorted((m["parameter"] or "", m["version"], m["active"]) for m in every) == [
         ("", 1, False),
         ("", 2, True),
@@ -95,10 +95,10 @@ def test_model_round_trip(rt):
     assert (card.monitor().predict(X) == again.monitor().predict(X)).all()
     assert list(card.monitor().predict(X)) == [-1, 1, -1]
     values = [float(b["steps"][0].values["mass_g"]) for b in history(20)]
-    fresh = UnivariateMonitor(alpha=mes.ALPHA).fit(np.array(values)[:, None])
+    fresh = UnivariateMonitor(alpha=training.ALPHA).fit(np.array(values)[:, None])
     assert fresh.limits()["upper"] == pytest.approx(card.limits["upper"])
 
 
 def test_unknown_recipe(rt):
     with pytest.raises(NotFound):
-        mes.train(rt, "no_such_recipe", user="qa.lead")
+        training.train(rt, "no_such_recipe", user="qa.lead")

@@ -1,0 +1,182 @@
+"""Scoring a running batch's equipment time series: the ``score_samples`` job puts the
+samples received so far on the active model's grid and raises a trend exception when T²
+or SPE goes beyond its limit; the same scores, per grid point, for the batch's chart."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import batches
+from engine.errors import NotFound
+from engine.models import Batch, BatchException, RecipeVersion, TrendModel
+from engine.runtime import Runtime
+from engine.vocabulary import ExceptionSource, ExceptionStatus, Severity
+
+from ..catalogue import describe_model
+from ..timeseries import TimeSeriesModel, align
+from .samples import samples_of, series_of
+from .training import KIND, PARAMETER
+
+STATISTICS = (("T2", "t2", "T²"), ("SPE", "spe", "SPE"))
+
+
+def _model_of(row: TrendModel) -> tuple[TimeSeriesModel, np.ndarray]:
+    data = row.card["model"]
+    return TimeSeriesModel.from_dict(data), np.asarray(data["grid"], dtype=float)
+
+
+def score(model: TimeSeriesModel, grid: np.ndarray, times: np.ndarray, X: np.ndarray) -> dict[str, Any] | None:
+    """T² and SPE of a batch's samples on the grid points it has reached (None when it
+    has reached none), with the limits."""
+    if len(times) == 0:
+        return None
+    reached = grid[grid <= times[-1] + 1e-9]
+    if len(reached) == 0:
+        return None
+    z = model.residuals(align(times, X, reached))
+    monitor = model.monitor
+    spe_limit = monitor.spe_limit_ * monitor.threshold_ if monitor.spe_limit_ > 0 else None
+    return {
+        "t_hours": reached,
+        "z": z,
+        "t2": monitor.t2(z),
+        "spe": monitor.spe(z),
+        "t2_limit": monitor.t2_limit_ * monitor.threshold_,
+        "spe_limit": spe_limit,
+    }
+
+
+def _active_model(s: Session, recipe: str, unit_procedure: str) -> TrendModel | None:
+    return s.scalars(
+        select(TrendModel)
+        .where(
+            TrendModel.recipe == recipe,
+            TrendModel.bpmn_id == unit_procedure,
+            TrendModel.kind == KIND,
+            TrendModel.parameter == PARAMETER,
+            TrendModel.active.is_(True),
+        )
+        .order_by(TrendModel.version.desc())
+    ).first()
+
+
+def score_samples(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``score_samples`` job: score the batch's samples of one unit procedure so far
+    against the active model; for T² and for SPE, raise an exception for the newest point
+    beyond its limit - unless one for this batch, unit procedure and statistic is still
+    open, or one was raised for that point or a later one already."""
+    up = str(payload["unit_procedure"])
+    findings = []
+    with rt.transaction() as s:
+        batch = s.scalars(select(Batch).where(Batch.batch_id == batch_id)).first()
+        if batch is None:
+            return []
+        recipe = s.get(RecipeVersion, batch.recipe_version_id).recipe
+        row = _active_model(s, recipe, up)
+        if row is None:
+            return []
+        model, grid = _model_of(row)
+        times, X = series_of([(r.t_hours, r.values) for r in samples_of(s, [batch.id], up)], model.variables)
+        result = score(model, grid, times, X)
+        if result is None:
+            return []
+        earlier = list(
+            s.scalars(
+                select(BatchException).where(
+                    BatchException.batch_id == batch.id,
+                    BatchException.source == ExceptionSource.TREND,
+                    BatchException.parameter.in_([f"{up}:{name}" for name, _, _ in STATISTICS]),
+                )
+            )
+        )
+        for name, key, label in STATISTICS:
+            parameter, limit = f"{up}:{name}", result[f"{key}_limit"]
+            over = np.nonzero(result[key] > limit)[0] if limit is not None else []
+            if not len(over):
+                continue
+            i = int(over[-1])
+            t = float(result["t_hours"][i])
+            mine = [e for e in earlier if e.parameter == parameter]
+            if any(e.status == ExceptionStatus.OPEN for e in mine) or any(
+                (e.details or {}).get("t_hours", -1) >= t for e in mine
+            ):
+                continue
+            contributions = model.monitor.explain(result["z"][i : i + 1], statistic=key)[0]
+            top = {model.variables[j]: float(contributions[j]) for j in np.argsort(-np.abs(contributions))[:3]}
+            value = float(result[key][i])
+            message = (
+                f"equipment time series of {up} out of trend at {t:.4g} h: {label} {value:.4g} beyond its "
+                f"limit {limit:.4g}; most from {', '.join(top)}"
+            )
+            details = {
+                "t_hours": t,
+                "statistic": name,
+                "value": value,
+                "limit": float(limit),
+                "contributions": top,
+                "rule": name,
+                "bpmn_id": up,
+                "unit_procedure": up,
+                "samples": int(len(times)),
+                "model_id": row.id,
+                "model_version": row.version,
+            }
+            findings.append({"parameter": parameter, "message": message, "details": details})
+    return [
+        batches.raise_exception(rt, batch_id, source=ExceptionSource.TREND, severity=Severity.ALERT, **f)
+        for f in findings
+    ]
+
+
+def equipment_samples(rt: Runtime, batch_id: str, unit_procedure: str | None = None) -> dict[str, Any]:
+    """A batch's equipment samples per unit procedure, with T², SPE and limits on the
+    model's grid when a model is active."""
+    with rt.transaction() as s:
+        batch = s.scalars(select(Batch).where(Batch.batch_id == batch_id)).first()
+        if batch is None:
+            raise NotFound(f"batch {batch_id!r} not found", code="batch_not_found")
+        recipe = s.get(RecipeVersion, batch.recipe_version_id).recipe
+        by_up: dict[str, list] = defaultdict(list)
+        for r in samples_of(s, [batch.id], unit_procedure):
+            by_up[r.unit_procedure].append(r)
+        out = []
+        for up, rows in sorted(by_up.items()):
+            row = _active_model(s, recipe, up)
+            entry: dict[str, Any] = {
+                "unit_procedure": up,
+                "model": describe_model(row) if row else None,
+                "limits": None,
+                "samples": [
+                    {
+                        "t_hours": r.t_hours,
+                        "values": r.values,
+                        "source": r.source,
+                        "recorded_at": r.recorded_at.isoformat(),
+                    }
+                    for r in rows
+                ],
+                "scores": [],
+            }
+            if row is not None:
+                model, grid = _model_of(row)
+                result = score(model, grid, *series_of([(r.t_hours, r.values) for r in rows], model.variables))
+                if result is not None:
+                    t2_lim, spe_lim = result["t2_limit"], result["spe_limit"]
+                    entry["limits"] = {"t2": float(t2_lim), "spe": None if spe_lim is None else float(spe_lim)}
+                    entry["scores"] = [
+                        {
+                            "t_hours": float(t),
+                            "t2": float(a),
+                            "spe": float(b),
+                            "t2_over": bool(a > t2_lim),
+                            "spe_over": bool(spe_lim is not None and b > spe_lim),
+                        }
+                        for t, a, b in zip(result["t_hours"], result["t2"], result["spe"])
+                    ]
+            out.append(entry)
+        return {"batch_id": batch_id, "unit_procedures": out}
