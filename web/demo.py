@@ -148,6 +148,28 @@ def _feed(rt: Runtime, stop: threading.Event, every: float, drift_onset: float) 
             log.exception("equipment feed: sample %s not sent", i)
 
 
+#: values that complete the demo batch's first task (the batch-start form), for the
+#: "try this" commands ``batchline demo`` prints
+FIRST_TASK = "up_batch_start"
+FIRST_TASK_VALUES = {
+    "process_order": "4500012345",
+    "suite_id": equipment_for("cleanroom_suite"),
+    "line_clearance": True,
+    "room_status_ok": True,
+}
+
+
+def first_task(rt: Runtime) -> tuple[str, dict[str, Any]] | None:
+    """The demo batch's first task id and values that complete it, while it still waits."""
+    from datetime import UTC, datetime
+
+    for task in batches.ready_tasks(rt, DEMO_BATCH):
+        if task["bpmn_id"] == FIRST_TASK:
+            now = datetime.now(UTC).replace(second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return task["id"], {**FIRST_TASK_VALUES, "batch_start_time": now}
+    return None
+
+
 def connect_simulators(rt: Runtime) -> None:
     from integrations.simulated import SimulatedErp, SimulatedLims
 

@@ -319,6 +319,8 @@ def test_batchline_password_is_only_for_batchline_user(run, runtime):
     assert "BATCHLINE_USER, which is not set" in unset.stderr
     none = run("batch", "hold", "B", "--reason", "x", "--user", "sv", env={"BATCHLINE_PASSWORD": None})
     assert none.exit_code == 2 and "BATCHLINE_PASSWORD is not set" in none.stderr
+    trainer = run("analytics", "train", "--recipe", "sampling_loop", "--user", "qa2", env={"BATCHLINE_USER": "qa"})
+    assert trainer.exit_code == 2 and "error [password_required]: no password for qa2: " in trainer.stderr
     assert _failed_sign_ins(runtime, "qa2") == (0, 0)
     assert run("recipe", "list", "--json").stdout.count('"draft"') == 1  # nothing approved
 

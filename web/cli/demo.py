@@ -4,7 +4,9 @@ worker and a simulated bioreactor feed."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import sys
 import threading
 from pathlib import Path
@@ -33,7 +35,7 @@ def _program() -> str:
     return "batchline"
 
 
-def try_this(batch_id: str, url: str | None) -> list[str]:
+def try_this(rt, batch_id: str, url: str | None) -> list[str]:
     """The exact commands to paste into another shell, in this directory."""
     from web import demo as plant
 
@@ -49,10 +51,15 @@ def try_this(batch_id: str, url: str | None) -> list[str]:
     lines += [
         f"export BATCHLINE_USER={TRY_AS} BATCHLINE_PASSWORD={password}",
         f"{prog} batch tasks {batch_id}",
-        f"{prog} batch complete {batch_id} TASK_ID --data '{{...the form values as JSON...}}'",
-        f"{prog} batch exceptions {batch_id}",
-        f"{prog} batch steps {batch_id}",
     ]
+    first = plant.first_task(rt)
+    if first is not None:
+        task_id, values = first
+        data = shlex.quote(json.dumps(values, ensure_ascii=False))
+        lines.append(f"{prog} batch complete {batch_id} {task_id} --data {data}")
+    else:
+        lines.append(f"{prog} batch complete {batch_id} TASK_ID --data '{{...the form values as JSON...}}'")
+    lines += [f"{prog} batch steps {batch_id}", f"{prog} batch exceptions {batch_id}"]
     if url:
         lines.append(f"open {url} and log in as {TRY_AS} / {password}")
     else:
@@ -85,7 +92,7 @@ def demo(host, port, no_serve):
     info = plant.setup(rt)
     plant.connect_simulators(rt)
     url = None if no_serve else f"http://{host}:{port}/"
-    lines = try_this(info["batch"], url)
+    lines = try_this(rt, info["batch"], url)
     if as_json():
         show(_answer(info, plant.PEOPLE, url, lines))
     else:
