@@ -37,7 +37,8 @@ user_option = click.option(
 by_option = click.option(
     "--by",
     envvar=USER_ENV,
-    help=f"The administrator acting. Default: ${USER_ENV} (password: ${PASSWORD_ENV}, else asked on the terminal).",
+    help=f"The administrator acting. Default: ${USER_ENV} (password: ${PASSWORD_ENV} when acting as ${USER_ENV}, "
+    "else asked on the terminal).",
 )
 
 reason_option = click.option("--reason", required=True, help="Why (recorded in the audit trail).")
