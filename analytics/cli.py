@@ -1,12 +1,19 @@
-"""Command line for the analytics module: `batchline analytics evaluate` measures
-every out-of-trend method on simulated batches and rewrites the results section
-of docs/analytics.md; `train` (re)trains a recipe's out-of-trend models from its batch
-history and `report` lists the active models and their limits (mounted under the
-batchline CLI through the ``batchline.cli`` entry point)."""
+"""Command line for the analytics module, mounted under the batchline CLI through the
+``batchline.cli`` entry point: `train` (re)trains a recipe's out-of-trend models from its
+batch history, `report` lists the active models and their limits, and `evaluate`
+measures every out-of-trend method on simulated batches — printed, and written into
+the results section of a Markdown file (docs/analytics.md) only with ``--output``.
+
+Every command takes ``--json`` (also as ``batchline --json analytics ...``). Analytics
+never imports ``web``: the batchline command's context object (found on the click
+context) lends its runtime, its ``--json`` and its sign-in of the acting person."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,38 +30,63 @@ def analytics():
     """Out-of-trend analytics: train and list the models of a recipe, evaluate the monitors."""
 
 
+def _batchline() -> Any:
+    """The batchline command's context object (runtime, --json, sign-in), if mounted there."""
+    node = click.get_current_context()
+    while node is not None:
+        if node.obj is not None and hasattr(type(node.obj), "runtime"):  # not node.obj: opens it
+            return node.obj
+        node = node.parent
+    return None
+
+
 def _runtime():
     """The runtime of the batchline command (honours its --config), else one from the
     environment's settings (closed when the command ends)."""
-    ctx = click.get_current_context()
-    node = ctx
-    while node is not None:
-        if node.obj is not None and hasattr(node.obj, "runtime"):
-            return node.obj.runtime
-        node = node.parent
+    outer = _batchline()
+    if outer is not None:
+        return outer.runtime
     from engine.config import load_settings
     from engine.runtime import Runtime
 
     rt = Runtime(load_settings())
-    ctx.call_on_close(rt.close)
+    click.get_current_context().call_on_close(rt.close)
     return rt
 
 
-def _acting_user(rt, user):
-    """Who trains: with --user (or BATCHLINE_USER) the person authenticates (password
-    from BATCHLINE_PASSWORD or asked for) and must hold analytics.train, as over the API."""
-    import os
+def _as_json() -> bool:
+    ctx = click.get_current_context()
+    outer = _batchline()
+    return bool(ctx.meta.get("analytics.json") or (outer is not None and getattr(outer, "as_json", False)))
 
-    from engine import permissions, users
 
+def json_option(f):
+    """``--json`` on each command (``batchline --json analytics ...`` works too)."""
+
+    def remember(ctx, _param, value):
+        if value:
+            ctx.meta["analytics.json"] = True
+        return value
+
+    return click.option(
+        "--json", "as_json", is_flag=True, expose_value=False, callback=remember, help="Print JSON instead of text."
+    )(f)
+
+
+def _print_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _acting_user(user):
+    """Who trains: with --user (or BATCHLINE_USER) the person signs in as for every
+    batchline command (BATCHLINE_PASSWORD only for BATCHLINE_USER, else asked on the
+    terminal) and must hold analytics.train, as over the API."""
     if not user:
         return "cli"
-    password = os.environ.get("BATCHLINE_PASSWORD")
-    if password is None:
-        password = click.prompt(f"Password for {user}", hide_input=True, err=True)
-    person = users.authenticate(rt, user, password, purpose="signature")
-    permissions.check(person, "analytics.train")
-    return person.username
+    outer = _batchline()
+    if outer is None or not hasattr(outer, "acting"):
+        raise click.UsageError("--user needs the batchline command: run `batchline analytics train ...`")
+    return outer.acting(user, "analytics.train").username
 
 
 @analytics.command("train")
@@ -62,24 +94,28 @@ def _acting_user(rt, user):
 @click.option(
     "--user",
     envvar="BATCHLINE_USER",
-    help="Who retrains (audited; needs analytics.train). "
-    "Env: BATCHLINE_USER; the password is asked for or read from BATCHLINE_PASSWORD.",
+    help="Who retrains (audited; needs analytics.train). Default: $BATCHLINE_USER; the password is "
+    "$BATCHLINE_PASSWORD when acting as $BATCHLINE_USER, else asked on the terminal.",
 )
 @click.option("--all-complete", is_flag=True, help="Train on every completed batch, not only reviewed ones.")
+@json_option
 def train_command(recipe, user, all_complete):
     """(Re)train the out-of-trend models of RECIPE from its earlier batches: a new
     version per step and parameter, the previous one deactivated, audited."""
     from .training import train
 
     rt = _runtime()
-    who = _acting_user(rt, user)
-    with click.progressbar(length=1, label=f"training {recipe}", show_pos=True) as bar:
+    who = _acting_user(user)
+    with click.progressbar(length=1, label=f"training {recipe}", show_pos=True, file=sys.stderr) as bar:
 
         def progress(done, total):
             bar.length = total
             bar.update(done - bar.pos)
 
         result = train(rt, recipe, user=who, released_only=not all_complete, progress=progress)
+    if _as_json():
+        _print_json(result)
+        return
     click.echo(
         f"{len(result['models'])} model(s) trained for {recipe} v{result['recipe_version']} "
         f"on {result['batches']} batch(es)"
@@ -92,12 +128,17 @@ def train_command(recipe, user, all_complete):
 
 @analytics.command("report")
 @click.option("--recipe", help="Only this recipe's models.")
+@json_option
 def report_command(recipe):
     """The active out-of-trend models and their limits."""
     from .catalogue import model_cards
-    from .report import format_models
+    from .report import format_models, models_json
 
-    click.echo(format_models(model_cards(_runtime(), recipe)))
+    cards = model_cards(_runtime(), recipe)
+    if _as_json():
+        _print_json(models_json(cards))
+    else:
+        click.echo(format_models(cards))
 
 
 @analytics.command()
@@ -132,46 +173,55 @@ def report_command(recipe):
     help="Normal batches used only to set thresholds.",
 )
 @click.option(
+    "--output",
     "--out",
     "out",
-    default="docs/analytics.md",
-    show_default=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Markdown file whose results section is rewritten; plots go to img/ beside it.",
+    help="Also write the results into this Markdown file's results section (e.g. docs/analytics.md; "
+    "the rest of the file is kept) and the plots into img/ beside it. Default: print only.",
 )
+@json_option
 def evaluate(seeds, alpha, n_faulty, n_threshold, out):
     """Fit on 50 normal batches, set thresholds on other normal batches, test on 50
     normal and N faulty batches per fault type; report false alarms, detection and
-    delay per method at equal batch false-alarm rate."""
+    delay per method at equal batch false-alarm rate. Prints the results; writes a file
+    only with --output."""
     steps = seeds * (1 + len(default_methods()))
-    with click.progressbar(length=steps, label="evaluating", show_pos=True) as bar:
+    with click.progressbar(length=steps, label="evaluating", show_pos=True, file=sys.stderr) as bar:
         results, examples = run_evaluation(
             seeds=seeds,
             alpha=alpha,
             n_faulty=n_faulty,
             n_threshold=n_threshold,
             progress=lambda _label: bar.update(1),
-            keep_examples=True,
+            keep_examples=out is not None,
         )
     table = results_table(results)
-    images = plot_results(results, examples, out.parent / "img")
-    section = "\n".join(
-        [
-            START,
-            "",
-            f"Measured with `batchline analytics evaluate --seeds {seeds} --alpha {alpha} --faulty {n_faulty} "
-            f"--threshold-batches {n_threshold}`: per seed 50 fit + {n_threshold} threshold + 50 normal test batches and {n_faulty} faulty batches for each of "
-            f"{len(FAULT_TYPES)} fault types; every threshold set for a batch false-alarm rate of at most "
-            f"{alpha:.0%} on the threshold batches. FAR = false-alarm rate on the normal test batches (all seeds; "
-            "per seed in brackets). Detection = faulty batches flagged (time-series methods: at or after onset).",
-            "",
-            table,
-            "",
-            *[f"![{p.stem}](img/{p.name})" for p in images],
-            "",
-            END,
-        ]
+    protocol = (
+        f"Measured with `batchline analytics evaluate --seeds {seeds} --alpha {alpha} --faulty {n_faulty} "
+        f"--threshold-batches {n_threshold}`: per seed 50 fit + {n_threshold} threshold + 50 normal test batches "
+        f"and {n_faulty} faulty batches for each of {len(FAULT_TYPES)} fault types; every threshold set for a "
+        f"batch false-alarm rate of at most {alpha:.0%} on the threshold batches. FAR = false-alarm rate on the "
+        "normal test batches (all seeds; per seed in brackets). Detection = faulty batches flagged (time-series "
+        "methods: at or after onset)."
     )
+    written = _write_section(out, protocol, table, results, examples) if out is not None else []
+    if _as_json():
+        settings = {"seeds": seeds, "alpha": alpha, "faulty": n_faulty, "threshold_batches": n_threshold}
+        _print_json({"settings": settings, "methods": _methods_json(results), "wrote": [str(p) for p in written]})
+        return
+    click.echo(protocol)
+    click.echo("")
+    click.echo(table)
+    if written:
+        click.echo(f"\nwrote {', '.join(str(p) for p in written)}")
+
+
+def _write_section(out: Path, protocol: str, table: str, results, examples) -> list[Path]:
+    """Rewrite only the results section of ``out`` (between START and END); the plots
+    go to img/ beside it. Returns the files written."""
+    images = plot_results(results, examples, out.parent / "img")
+    section = "\n".join([START, "", protocol, "", table, "", *[f"![{p.stem}](img/{p.name})" for p in images], "", END])
     text = out.read_text(encoding="utf-8") if out.exists() else "# Out-of-trend analytics\n\n## Results\n\n"
     if START in text and END in text:
         text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
@@ -179,8 +229,23 @@ def evaluate(seeds, alpha, n_faulty, n_threshold, out):
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
-    click.echo(table)
-    click.echo(f"\nwrote {out} and {', '.join(str(p) for p in images)}")
+    return [out, *images]
+
+
+def _methods_json(results) -> list[dict[str, Any]]:
+    return [
+        {
+            "method": r.name,
+            "level": r.level,
+            "batch_false_alarm_rate": r.batch_false_alarm_rate,
+            "batch_false_alarm_rate_per_seed": list(r.batch_far_per_seed),
+            "sample_false_alarm_rate": r.sample_false_alarm_rate if r.level == "series" else None,
+            "detection": {f: r.detection_rate(f) for f in FAULT_TYPES},
+            "detection_all_faults": r.detection_rate(),
+            "median_delay_hours": {f: r.median_delay(f) for f in FAULT_TYPES} if r.level == "series" else None,
+        }
+        for r in results.values()
+    ]
 
 
 def main():  # pragma: no cover - for `python -m analytics.cli`

@@ -1,5 +1,5 @@
-"""Plain-text listing of trained out-of-trend models and their limits, for QA
-review and the `batchline analytics report` command."""
+"""Listing of trained out-of-trend models and their limits, for QA review and the
+`batchline analytics report` command: a plain-text table, or JSON (``--json``)."""
 
 from __future__ import annotations
 
@@ -71,5 +71,27 @@ def format_models(cards) -> str:
     if not rows:
         return "no models"
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+
+    def line(r):
+        return "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+
     return "\n".join([line(header), line(tuple("-" * w for w in widths))] + [line(r) for r in rows])
+
+
+def models_json(cards) -> list[dict]:
+    """The models as plain data: what the table shows, with the limits as stored (the
+    fitted model itself is left out: it is large and not for reading)."""
+    return [
+        {
+            "recipe": card.recipe_id,
+            "recipe_version": card.recipe_version,
+            "step": card.step_id,
+            "model": card.kind,
+            "version": card.version,
+            "trained_at": card.trained_at,
+            "training_batches": len(card.training_batch_ids),
+            "parameters": list(card.parameter_names),
+            "limits": card.limits,
+        }
+        for card in cards
+    ]

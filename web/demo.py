@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from engine import batches, recipes, users
 from engine.models import Batch, Equipment, MaterialLot, RecipeVersion, User
 from engine.runtime import Runtime
+from engine.vocabulary import BatchState, RecipeStatus
 
 #: demo people: user id -> (printed name, roles, password). Demo only.
 PEOPLE = {
@@ -78,8 +79,8 @@ def setup(rt: Runtime) -> dict[str, Any]:
     imported = []
     for entry in library:
         rv = recipes.import_recipe(rt, entry.files, forms=entry.forms, user="qa.quinn", recipe=entry.key)
-        if rv.status == "draft":
-            recipes.set_status(rt, rv.id, "approved", "qa.rita", "demo library: reviewed")
+        if rv.status == RecipeStatus.DRAFT:
+            recipes.set_status(rt, rv.id, RecipeStatus.APPROVED, "qa.rita", "demo library: reviewed")
         imported.append(entry.key)
 
     # earlier, reviewed mAb batches (demo data, audited as such) and the out-of-trend
@@ -97,7 +98,9 @@ def setup(rt: Runtime) -> dict[str, Any]:
             rt, "mab_upstream", DEMO_BATCH, user="sup.carl", parameters={"batch_id": DEMO_BATCH, "hold_time": "PT30S"}
         )
     with rt.transaction() as s:
-        approved = s.scalar(select(func.count()).select_from(RecipeVersion).where(RecipeVersion.status == "approved"))
+        approved = s.scalar(
+            select(func.count()).select_from(RecipeVersion).where(RecipeVersion.status == RecipeStatus.APPROVED)
+        )
     return {
         "recipes": imported,
         "approved": approved,
@@ -139,10 +142,32 @@ def _feed(rt: Runtime, stop: threading.Event, every: float, drift_onset: float) 
             equipment.record_samples(rt, DEMO_BATCH, EQUIPMENT_UP, "BIOREACTOR-01", [samples[i]])
             i += 1
         except Conflict as exc:
-            if exc.details.get("state") != "held":
+            if exc.details.get("state") != BatchState.HELD:
                 return
         except Exception:  # the database went away for a moment: try again
             log.exception("equipment feed: sample %s not sent", i)
+
+
+#: values that complete the demo batch's first task (the batch-start form), for the
+#: "try this" commands ``batchline demo`` prints
+FIRST_TASK = "up_batch_start"
+FIRST_TASK_VALUES = {
+    "process_order": "4500012345",
+    "suite_id": equipment_for("cleanroom_suite"),
+    "line_clearance": True,
+    "room_status_ok": True,
+}
+
+
+def first_task(rt: Runtime) -> tuple[str, dict[str, Any]] | None:
+    """The demo batch's first task id and values that complete it, while it still waits."""
+    from datetime import UTC, datetime
+
+    for task in batches.ready_tasks(rt, DEMO_BATCH):
+        if task["bpmn_id"] == FIRST_TASK:
+            now = datetime.now(UTC).replace(second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return task["id"], {**FIRST_TASK_VALUES, "batch_start_time": now}
+    return None
 
 
 def connect_simulators(rt: Runtime) -> None:

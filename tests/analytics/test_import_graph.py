@@ -1,4 +1,4 @@
-"""No import cycle inside the analytics package (``analytics.mes`` and
+"""No import cycle inside the analytics package (the old ``analytics.mes`` and
 ``analytics.equipment`` used to import each other, one of them from inside a function).
 
 The graph is read from the source, imports inside functions included, so a cycle hidden

@@ -3,7 +3,9 @@ errors as ``error [code]: message`` (exit 2), and plug-in command groups."""
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 import sys
 import types
 from importlib.metadata import EntryPoint
@@ -14,22 +16,28 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from engine.models import AuditEvent
+from engine.models import AuditEvent, User
 from tests.support import PASSWORD
 from web import cli
+from web.cli import acting
 
 TESTS = Path(__file__).resolve().parent.parent
 LOOP = str(TESTS / "recipes" / "loop.bpmn")
+SIGNED = str(TESTS / "recipes" / "signed.bpmn")
+SIGNED_FORMS = str(TESTS / "recipes" / "signed_forms")
 
 
 @pytest.fixture
 def run(runtime):
-    """Run ``batchline ARGS`` on the test database; returns click's Result."""
+    """Run ``batchline ARGS`` on the test database; returns click's Result. The one who
+    acts (``--user``/``--by``) has exported their id and password, as the README says:
+    ``export BATCHLINE_USER=... BATCHLINE_PASSWORD=...``; ``env`` overrides that."""
     runner = CliRunner()
 
-    def invoke(*args: str, env: dict | None = None):
-        env = {"BATCHLINE_PASSWORD": PASSWORD, **(env or {})}
-        return runner.invoke(cli.main, list(args), obj=cli.CliContext(runtime=runtime), env=env)
+    def invoke(*args: str, env: dict | None = None, input: str | None = None):
+        actor = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--user", "--by")), None)
+        env = {"BATCHLINE_USER": actor, "BATCHLINE_PASSWORD": PASSWORD, **(env or {})}
+        return runner.invoke(cli.main, list(args), obj=cli.CliContext(runtime=runtime), env=env, input=input)
 
     return invoke
 
@@ -164,9 +172,7 @@ def test_sampling_loop_through_the_cli(run):
         next_task,
         "--data",
         '{"done": true}',
-        "--user",
-        "op",
-        env={"BATCHLINE_USER": "ignored"},
+        env={"BATCHLINE_USER": "op"},  # --user defaults to $BATCHLINE_USER
     )
     assert last.exit_code == 0 and "batch B-9 is complete" in last.stdout
 
@@ -185,9 +191,8 @@ def test_sampling_loop_through_the_cli(run):
 
     assert run("batch", "abort", "B-9", "--reason", "late", "--user", "sv").exit_code == 2
     assert run("recipe", "retire", "1", "--reason", "old", "--user", "qa").exit_code == 0
-    assert run("recipe", "approve", "1", "--reason", "back", "--user", "qa2").stderr.startswith(
-        "error [recipe_retired]"
-    )
+    back = run("recipe", "approve", "1", "--reason", "back", "--user", "qa2")
+    assert back.exit_code == 2 and back.stderr.startswith(("error [recipe_retired]", "error [recipe_not_draft]"))
 
 
 def test_user_from_environment(run):
@@ -196,6 +201,7 @@ def test_user_from_environment(run):
     assert missing.exit_code == 2 and "--user" in missing.stderr
     wrong = run("recipe", "approve", "1", "--reason", "ok", "--user", "qa2", env={"BATCHLINE_PASSWORD": "nope"})
     assert wrong.exit_code == 2 and wrong.stderr.startswith("error [auth_failed]")
+    assert "the password came from BATCHLINE_PASSWORD" in wrong.stderr
     forbidden = run("batch", "hold", "B-1", "--reason", "x", "--user", "op")
     assert forbidden.exit_code == 2 and forbidden.stderr.startswith("error [forbidden]")
 
@@ -265,7 +271,7 @@ def test_plugin_groups_are_mounted_lazily_and_broken_ones_skipped(monkeypatch):
         EntryPoint("extra", f"{__name__}:extra", cli.PLUGIN_GROUP),
         EntryPoint("broken", "tests.web.no_such_module:group", cli.PLUGIN_GROUP),
     ]
-    monkeypatch.setattr(cli, "entry_points", lambda group: eps if group == cli.PLUGIN_GROUP else [])
+    monkeypatch.setattr(cli.root, "entry_points", lambda group: eps if group == cli.PLUGIN_GROUP else [])
     runner = CliRunner()
     assert runner.invoke(cli.main, ["extra", "hello"]).stdout == "hello from a plug-in\n"
     helped = runner.invoke(cli.main, ["--help"])
@@ -283,3 +289,212 @@ def test_serve_uses_waitress_and_starts_a_worker(run, monkeypatch):
     assert result.exit_code == 0, result.output
     assert served["host"] == "127.0.0.1" and served["port"] == 8123
     assert served["app"].extensions["batchline"] is not None
+
+
+# --- who acts and their password ------------------------------------------------------
+
+
+def _failed_sign_ins(runtime, username: str) -> tuple[int, int]:
+    with runtime.transaction() as s:
+        user = s.scalars(select(User).where(User.username == username)).one()
+        failures = s.scalars(
+            select(AuditEvent).where(AuditEvent.object_id == username, AuditEvent.action.like("auth.%_failed"))
+        ).all()
+        return user.failed_logins, len(failures)
+
+
+def test_batchline_password_is_only_for_batchline_user(run, runtime):
+    """README exported admin's password and ran ``--user qa.quinn``: that tried admin's
+    password for qa.quinn and counted toward her lockout. Now: refused at once, nothing counted."""
+    assert run("recipe", "import", LOOP, "--user", "qa").exit_code == 0
+    other = run("recipe", "approve", "1", "--reason", "ok", "--user", "qa2", env={"BATCHLINE_USER": "qa"})
+    assert other.exit_code == 2
+    assert other.stderr == (
+        "error [password_required]: no password for qa2: BATCHLINE_PASSWORD is for BATCHLINE_USER=qa; "
+        "export BATCHLINE_USER=qa2 BATCHLINE_PASSWORD=... or run on a terminal\n"
+    )
+    unset = run("recipe", "approve", "1", "--reason", "ok", "--user", "qa2", env={"BATCHLINE_USER": None})
+    assert unset.exit_code == 2 and unset.stderr.startswith("error [password_required]: no password for qa2: ")
+    assert "BATCHLINE_USER, which is not set" in unset.stderr
+    none = run("batch", "hold", "B", "--reason", "x", "--user", "sv", env={"BATCHLINE_PASSWORD": None})
+    assert none.exit_code == 2 and "BATCHLINE_PASSWORD is not set" in none.stderr
+    trainer = run("analytics", "train", "--recipe", "sampling_loop", "--user", "qa2", env={"BATCHLINE_USER": "qa"})
+    assert trainer.exit_code == 2 and "error [password_required]: no password for qa2: " in trainer.stderr
+    assert _failed_sign_ins(runtime, "qa2") == (0, 0)
+    assert run("recipe", "list", "--json").stdout.count('"draft"') == 1  # nothing approved
+
+    # --user defaults to $BATCHLINE_USER, whose password BATCHLINE_PASSWORD is
+    same = run("recipe", "approve", "1", "--reason", "ok", env={"BATCHLINE_USER": "qa2"})
+    assert same.exit_code == 0, same.output
+
+
+def test_password_for_another_user_is_asked_on_a_terminal(run, runtime, monkeypatch):
+    run("recipe", "import", LOOP, "--user", "qa")
+    monkeypatch.setattr(acting, "on_terminal", lambda: True)
+    typed_wrong = run(
+        "recipe", "approve", "1", "--reason", "ok", "--user", "qa2", env={"BATCHLINE_USER": "qa"}, input="nope\n"
+    )
+    assert typed_wrong.exit_code == 2
+    assert typed_wrong.stderr.splitlines()[-1] == "error [auth_failed]: user id or password is wrong"  # typed
+    assert _failed_sign_ins(runtime, "qa2")[0] == 1
+    typed = run(
+        "recipe", "approve", "1", "--reason", "ok", "--user", "qa2", env={"BATCHLINE_USER": "qa"}, input=PASSWORD + "\n"
+    )
+    assert typed.exit_code == 0, typed.output
+    assert "Password for qa2" in typed.stderr and "approved" in typed.stdout
+
+
+# --- --json on every command -----------------------------------------------------------
+
+
+def test_every_command_takes_json():
+    runner = CliRunner()
+    leaves = [p for p in command_paths(cli.main) if not isinstance(_command(p), click.Group)]
+    assert ("analytics", "report") in leaves and ("db", "upgrade") in leaves and ("batch", "exceptions") in leaves
+    for path in leaves:
+        result = runner.invoke(cli.main, [*path, "--help"])
+        assert result.exit_code == 0 and "--json" in result.stdout, path
+
+
+def _command(path):
+    command = cli.main
+    for name in path:
+        command = command.get_command(click.Context(command), name)
+    return command
+
+
+def test_json_where_it_was_refused(run):
+    for args in (("--json", "db", "upgrade"), ("db", "upgrade", "--json")):
+        result = run(*args)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["revision"]
+    assert run("db", "upgrade").stdout.startswith("database at revision ")
+    for args in (("--json", "analytics", "report"), ("analytics", "report", "--json")):
+        result = run(*args)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == []
+    assert run("analytics", "report").stdout.strip() == "no models"
+    assert json.loads(run("worker", "--once", "--json").stdout) == {"jobs": 0}
+    listed = json.loads(run("--json", "user", "list").stdout)
+    assert {u["username"] for u in listed} >= {"qa", "op"}
+
+
+def test_analytics_evaluate_prints_and_writes_only_when_asked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    printed = CliRunner().invoke(cli.main, ["analytics", "evaluate", "--seeds", "1", "--faulty", "10"])
+    assert printed.exit_code == 0, printed.output
+    assert "| Duration monitor" in printed.stdout and "wrote" not in printed.stdout
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    out = tmp_path / "docs" / "analytics.md"
+    written = CliRunner().invoke(
+        cli.main, ["analytics", "evaluate", "--seeds", "1", "--faulty", "10", "--output", str(out), "--json"]
+    )
+    assert written.exit_code == 0, written.output
+    answer = json.loads(written.stdout)
+    assert str(out) in answer["wrote"] and out.exists()
+    assert "Duration monitor (step durations)" in {m["method"] for m in answer["methods"]}
+
+
+# --- exceptions are said, and listed -----------------------------------------------------
+
+
+def _signed_batch(run) -> str:
+    assert run("recipe", "import", SIGNED, "--forms", SIGNED_FORMS, "--user", "qa").exit_code == 0
+    assert run("recipe", "approve", "signed_steps", "--reason", "ok", "--user", "qa2").exit_code == 0
+    assert run("batch", "start", "signed_steps", "--batch-id", "S-1", "--user", "sv").exit_code == 0
+    return json.loads(run("batch", "tasks", "S-1", "--json").stdout)[0]["id"]
+
+
+def test_complete_says_each_exception_and_batch_exceptions_lists_them(run):
+    task = _signed_batch(run)
+    assert run("batch", "exceptions", "S-1").stdout.strip() == "(none)"
+    done = run("batch", "complete", "S-1", task, "--data", '{"mass_g": 125}', "--user", "op", "--json")
+    assert done.exit_code == 0, done.output
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("exception [")]
+    assert len(warnings) == 1 and warnings[0].startswith("exception [action] mass_g: "), done.stderr
+    raised = json.loads(done.stdout)["exceptions"]
+    assert [(e["severity"], e["parameter"]) for e in raised] == [("action", "mass_g")]
+
+    listed = json.loads(run("batch", "exceptions", "S-1", "--json").stdout)
+    assert [(e["severity"], e["parameter"], e["step_seq"]) for e in listed] == [("action", "mass_g", 1)]
+    table = run("batch", "exceptions", "S-1").stdout
+    assert table.startswith("ID") and "mass_g" in table and "action" in table
+    missing = run("batch", "exceptions", "NOPE")
+    assert missing.exit_code == 2 and missing.stderr.startswith("error [batch_not_found]")
+
+
+def test_witness_password_without_terminal_is_refused_at_once(run):
+    task = _signed_batch(run)
+    result = run("batch", "complete", "S-1", task, "--data", '{"mass_g": 100}', "--user", "op", "--witness", "alice")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error [password_required]: no password for witness alice: ")
+
+
+# --- recipe versions by name -------------------------------------------------------------
+
+
+def test_approve_and_retire_by_recipe_key_or_key_at_version(run, tmp_path):
+    run("recipe", "import", LOOP, "--user", "qa")
+    approved = run("recipe", "approve", "sampling_loop", "--reason", "ok", "--user", "qa2")
+    assert approved.exit_code == 0, approved.output
+    assert approved.stdout.startswith("approved: recipe sampling_loop v1 (version id 1)\n")
+    second = tmp_path / "loop.bpmn"
+    second.write_text(Path(LOOP).read_text().replace('name="', 'name="v2 ', 1))
+    assert json.loads(run("recipe", "import", str(second), "--user", "qa", "--json").stdout)["version"] == 2
+    by_version = run("recipe", "approve", "sampling_loop@2", "--reason", "ok", "--user", "qa2", "--json")
+    assert by_version.exit_code == 0, by_version.output
+    assert {k: json.loads(by_version.stdout)[k] for k in ("version", "status")} == {"version": 2, "status": "approved"}
+    nothing = run("recipe", "approve", "sampling_loop", "--reason", "ok", "--user", "qa2")
+    assert nothing.exit_code == 2 and nothing.stderr.startswith("error [recipe_not_found]: ")
+    assert "v1 approved, v2 approved" in nothing.stderr and "sampling_loop@VERSION" in nothing.stderr
+
+    newest = run("recipe", "retire", "sampling_loop", "--reason", "old", "--user", "qa")
+    assert newest.exit_code == 0 and newest.stdout.startswith("retired: recipe sampling_loop v2 (version id ")
+    first = run("recipe", "retire", "sampling_loop@1", "--reason", "old", "--user", "qa")
+    assert first.exit_code == 0 and first.stdout.startswith("retired: recipe sampling_loop v1 (version id 1)")
+    for ref, code in [
+        ("sampling_loop@x", "recipe_ref_invalid"),
+        ("nope", "recipe_not_found"),
+        ("99", "recipe_not_found"),
+    ]:
+        result = run("recipe", "retire", ref, "--reason", "x", "--user", "qa")
+        assert result.exit_code == 2 and result.stderr.startswith(f"error [{code}]: "), (ref, result.stderr)
+
+
+# --- serve: a port in use, a server that cannot start -------------------------------------
+
+
+@pytest.fixture
+def fake_waitress(monkeypatch):
+    served = {}
+    fake = types.ModuleType("waitress")
+    fake.serve = lambda app, **kw: served.update(app=app, **kw)
+    monkeypatch.setitem(sys.modules, "waitress", fake)
+    return fake, served
+
+
+def test_serve_on_a_port_in_use_fails_before_serving(run, fake_waitress):
+    _fake, served = fake_waitress
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in ("serve", "demo"):
+            result = run(command, "--host", "127.0.0.1", "--port", str(port))
+            assert result.exit_code == 2, result.output
+            assert result.stderr == (f"error [port_in_use]: 127.0.0.1:{port} is in use (is the demo still running?)\n")
+            assert result.stdout == "" and not served  # nothing said, nothing served, no demo set up
+
+
+def test_serve_start_up_failures_are_one_line(run, fake_waitress):
+    fake, _served = fake_waitress
+
+    def refuse(app, **kw):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    fake.serve = refuse
+    result = run("serve", "--host", "127.0.0.1", "--port", "8124")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.startswith("error [serve_failed]: ") and "Permission denied" in result.stderr
+    nowhere = run("serve", "--host", "no-such-host.invalid", "--port", "8124")
+    assert nowhere.exit_code == 2 and nowhere.stderr.startswith("error [serve_failed]: cannot listen on ")

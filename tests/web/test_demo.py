@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from click.testing import CliRunner
 
 from engine import batches, users
@@ -11,10 +13,23 @@ from web import cli, demo
 def test_demo_plant(tmp_path):
     url = f"sqlite:///{tmp_path}/demo.db"
     runner = CliRunner()
-    for _ in range(2):  # idempotent
-        result = runner.invoke(cli.main, ["demo", "--no-serve"], env={"BATCHLINE_DATABASE_URL": url})
-        assert result.exit_code == 0, result.output
-    assert "op.anna" in result.output and "anna-demo-2026" in result.output
+    first = runner.invoke(cli.main, ["demo", "--no-serve"], env={"BATCHLINE_DATABASE_URL": url})
+    assert first.exit_code == 0, first.output
+    assert "op.anna" in first.output and "anna-demo-2026" in first.output
+    # it ends with commands a newcomer can paste into another shell
+    try_this = first.stdout.split("try this (in another shell, in this directory):\n", 1)[1].splitlines()
+    assert try_this[:2] == [
+        f"  export BATCHLINE_DATABASE_URL={url}",
+        "  export BATCHLINE_USER=op.anna BATCHLINE_PASSWORD=anna-demo-2026",
+    ]
+    assert f"  batchline batch tasks {demo.DEMO_BATCH}" in try_this
+    assert f"  batchline batch exceptions {demo.DEMO_BATCH}" in try_this
+    again = runner.invoke(cli.main, ["demo", "--no-serve", "--json"], env={"BATCHLINE_DATABASE_URL": url})
+    assert again.exit_code == 0, again.output  # idempotent
+    answer = json.loads(again.stdout)
+    assert answer["batch"] == demo.DEMO_BATCH and answer["url"] is None
+    assert {"username": "op.anna", "password": "anna-demo-2026"}.items() <= answer["people"][0].items()
+    assert "export BATCHLINE_USER=op.anna BATCHLINE_PASSWORD=anna-demo-2026" in answer["try"]
     ctx = cli.CliContext()
     from engine.config import load_settings
     from engine.runtime import Runtime
@@ -29,9 +44,9 @@ def test_demo_plant(tmp_path):
         listed = batches.list_batches(rt)
         assert len([b for b in listed if not b["parameters"].get("demo_history")]) == 1
         assert len(listed) == 1 + demo.HISTORY_BATCHES  # the demo history is written once
-        from analytics import mes
+        from analytics import catalogue
 
-        models = mes.list_models(rt, "mab_upstream")  # out-of-trend models trained on it
+        models = catalogue.list_models(rt, "mab_upstream")  # out-of-trend models trained on it
         assert any(m["kind"] == "TimeSeriesModel" and m["bpmn_id"] == "up_production" for m in models)
         # when serving, a simulated bioreactor feeds the demo batch (here: briefly, fast)
         import threading

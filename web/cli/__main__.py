@@ -1,0 +1,5 @@
+"""``python -m web.cli``: the ``batchline`` command."""
+
+from . import main
+
+main()

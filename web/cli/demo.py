@@ -1,0 +1,148 @@
+"""``batchline demo``: set the demo plant up (``web.demo``), print its people and a
+"try this" block a newcomer can paste into another shell, then serve it with a job
+worker and a simulated bioreactor feed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .context import as_json, current, runtime
+from .output import json_option, show
+from .root import main
+from .serve import check_port, listen_address, run_server, start_worker
+
+#: the demo person the "try this" block acts as (an operator: the demo batch waits for operator tasks)
+TRY_AS = "op.anna"
+
+
+def _program() -> str:
+    """How this shell started ``batchline`` (``.venv/bin/batchline`` under ``make demo``)."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name == "batchline" and os.sep in argv0:
+        path = Path(argv0)
+        try:
+            return str(path.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+    return "batchline"
+
+
+def try_this(rt, batch_id: str, url: str | None) -> list[str]:
+    """The exact commands to paste into another shell, in this directory."""
+    from web import demo as plant
+
+    _name, _roles, password = plant.PEOPLE[TRY_AS]
+    prog = _program()
+    lines = []
+    database = os.environ.get("BATCHLINE_DATABASE_URL")
+    config = current().config_file
+    if database:
+        lines.append(f"export BATCHLINE_DATABASE_URL={database}")
+    if config:
+        lines.append(f"export BATCHLINE_CONFIG={config}")
+    lines += [
+        f"export BATCHLINE_USER={TRY_AS} BATCHLINE_PASSWORD={password}",
+        f"{prog} batch tasks {batch_id}",
+    ]
+    first = plant.first_task(rt)
+    if first is not None:
+        task_id, values = first
+        data = shlex.quote(json.dumps(values, ensure_ascii=False))
+        lines.append(f"{prog} batch complete {batch_id} {task_id} --data {data}")
+    else:
+        lines.append(f"{prog} batch complete {batch_id} TASK_ID --data '{{...the form values as JSON...}}'")
+    lines += [f"{prog} batch steps {batch_id}", f"{prog} batch exceptions {batch_id}"]
+    if url:
+        lines.append(f"open {url} and log in as {TRY_AS} / {password}")
+    else:
+        lines.append(f"{prog} serve --with-worker   # then open the address it prints")
+    return lines
+
+
+@main.command("demo")
+@click.option("--host", help="Address to listen on (default: settings host).")
+@click.option("--port", type=int, help="Port (default: settings port).")
+@click.option("--no-serve", is_flag=True, help="Set the demo plant up and exit.")
+@json_option
+def demo(host, port, no_serve):
+    """Set up the demo plant (people, lots, equipment, the workflow library, a running mAb
+    batch) on the configured database, then serve the web app with a job worker."""
+    from web import demo as plant
+    from web.app import create_app
+
+    rt = runtime()
+    host, port = listen_address(rt, host, port)
+    if not no_serve:
+        check_port(host, port)  # before a minute of setting up, not after
+
+    def note(line: str) -> None:
+        click.echo(line, err=as_json())  # progress stays out of the JSON answer
+
+    note("applying database migrations ...")
+    rt.create_schema()
+    note("loading the workflow library and the demo plant ...")
+    info = plant.setup(rt)
+    plant.connect_simulators(rt)
+    url = None if no_serve else f"http://{host}:{port}/"
+    lines = try_this(rt, info["batch"], url)
+    if as_json():
+        show(_answer(info, plant.PEOPLE, url, lines))
+    else:
+        _print_plant(info, plant.PEOPLE)
+    if no_serve:
+        if not as_json():
+            _print_try_this(lines)
+        return
+    app = create_app(runtime=rt)
+    stop = threading.Event()
+    start_worker(rt, stop)
+    plant.start_equipment_feed(rt, stop)  # simulated bioreactor samples for the demo batch
+
+    def announce() -> None:
+        note(
+            f"equipment feed: {plant.DEMO_BATCH} gets a bioreactor sample every 3 s "
+            "(a dissolved-O2 sensor drift from 40 h)"
+        )
+        note(f"Batchline demo: {url}  (API: {url}api/docs)")
+        if not as_json():
+            _print_try_this(lines)
+
+    try:
+        run_server(app, host, port, announce)
+    finally:
+        stop.set()
+
+
+def _print_plant(info: dict[str, Any], people: dict[str, Any]) -> None:
+    click.echo(f"{len(info['recipes'])} library recipes approved; batch {info['batch']} is running")
+    click.echo("demo people (user id / password — demo only):")
+    for username, (name, roles, password) in people.items():
+        click.echo(f"  {username:<10} {password:<18} {name} ({', '.join(roles)})")
+    click.echo("scan these: " + ", ".join(list(info["lots"].values()) + list(info["equipment"].values())))
+
+
+def _print_try_this(lines: list[str]) -> None:
+    click.echo("")
+    click.echo("try this (in another shell, in this directory):")
+    for line in lines:
+        click.echo(f"  {line}")
+
+
+def _answer(info: dict[str, Any], people: dict[str, Any], url: str | None, lines: list[str]) -> dict[str, Any]:
+    return {
+        **info,
+        "people": [
+            {"username": u, "name": name, "roles": roles, "password": password}
+            for u, (name, roles, password) in people.items()
+        ],
+        "url": url,
+        "try": lines,
+    }

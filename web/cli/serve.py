@@ -1,0 +1,139 @@
+"""``batchline worker`` and ``batchline serve``: the job executor and the web server.
+
+The port is tried before anything says "serving on": ``batchline serve`` while
+``make demo`` still held port 5000 used to print "serving on ..." and then a
+traceback. A server that cannot start now says why in one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+
+import click
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from engine.errors import BatchlineError
+
+from .context import runtime
+from .output import fail, json_option, say
+from .root import main
+
+ADDRESS_IN_USE = {errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", errno.EADDRINUSE)}
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse at once when nothing could listen on ``host:port`` (in use, no such address)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise BatchlineError(f"cannot listen on {host}:{port}: {exc}", code="serve_failed") from None
+    with socket.socket(family, kind, proto) as probe:
+        if os.name != "nt":  # as waitress and werkzeug do: a port with connections in TIME_WAIT is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno in ADDRESS_IN_USE:
+                raise BatchlineError(
+                    f"{host}:{port} is in use (is the demo still running?)", code="port_in_use"
+                ) from None
+            raise BatchlineError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}", code="serve_failed"
+            ) from None
+
+
+def listen_address(rt, host: str | None, port: int | None) -> tuple[str, int]:
+    return host or rt.settings.host, port or rt.settings.port
+
+
+def start_worker(rt, stop: threading.Event) -> threading.Thread:
+    """The job worker in a background thread of the server's process."""
+    from engine import jobs
+
+    thread = threading.Thread(target=jobs.work, args=(rt,), kwargs={"stop": stop}, name="batchline-worker", daemon=True)
+    thread.start()
+    return thread
+
+
+def install_analytics(rt) -> None:
+    """Out-of-trend scoring runs in whichever process works the jobs (optional module)."""
+    try:
+        from analytics import jobs as analytics_jobs
+    except ImportError:  # analytics left out of this install
+        return
+    analytics_jobs.install(rt)
+
+
+def run_server(app, host: str, port: int, announce) -> None:
+    """Serve ``app`` (waitress when installed, else Flask's threaded server); ``announce()``
+    prints the address once the server is about to listen. Start-up failures are one
+    ``error [serve_failed]`` line, not a traceback."""
+    try:
+        try:
+            import waitress
+        except ImportError:
+            click.echo("waitress is not installed: using Flask's development server", err=True)
+            announce()
+            app.run(host=host, port=port, threaded=True)
+        else:
+            announce()
+            waitress.serve(app, host=host, port=port, threads=8)
+    except OSError as exc:
+        if exc.errno in ADDRESS_IN_USE:
+            fail("port_in_use", f"{host}:{port} is in use (is the demo still running?)")
+        fail("serve_failed", f"the server on {host}:{port} stopped: {exc.strerror or exc}")
+
+
+@main.command("worker")
+@click.option("--once", is_flag=True, help="Run the jobs due now, then exit.")
+@json_option
+def worker(once):
+    """Run the job executor: timers, service tasks, event delivery, out-of-trend scoring
+    (Ctrl-C stops)."""
+    from engine import jobs
+
+    rt = runtime()
+    install_analytics(rt)
+    if once:
+        ran = jobs.work(rt, idle_exit=True)
+        say(f"ran {ran} job(s)", {"jobs": ran})
+        return
+    stop = threading.Event()
+    say("worker running; Ctrl-C stops", {"worker": "running"})
+    try:
+        jobs.work(rt, stop=stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@main.command("serve")
+@click.option("--host", help="Address to listen on (default: settings host).")
+@click.option("--port", type=int, help="Port (default: settings port).")
+@click.option("--with-worker", is_flag=True, help="Also run the job worker in a background thread.")
+@json_option
+def serve(host, port, with_worker):
+    """Serve the web app and API (waitress when installed, else Flask's threaded server)."""
+    from web.app import create_app
+
+    rt = runtime()
+    host, port = listen_address(rt, host, port)
+    check_port(host, port)
+    try:
+        app = create_app(runtime=rt)
+    except (BatchlineError, OperationalError, ProgrammingError):
+        raise  # the batchline command says these in its own words
+    except Exception as exc:  # a start-up failure is one line, not a traceback
+        fail("serve_failed", f"the web app could not start: {type(exc).__name__}: {exc}")
+    stop = threading.Event()
+    if with_worker:
+        start_worker(rt, stop)
+    url = f"http://{host}:{port}"
+    try:
+        run_server(app, host, port, lambda: say(f"serving on {url}", {"url": url, "worker": with_worker}))
+    finally:
+        stop.set()

@@ -1,0 +1,103 @@
+"""``batchline user``: people and service accounts (ids are never reused: deactivate,
+never delete). The acting administrator is ``--by`` (default ``$BATCHLINE_USER``); on
+an empty system the first account needs none."""
+
+from __future__ import annotations
+
+import click
+
+from .acting import admin, by_option, new_password, reason_option
+from .context import runtime
+from .output import json_option, say, show
+from .root import main
+
+
+@main.group()
+def user():
+    """People and service accounts (ids are never reused: deactivate, never delete)."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--name", "printed_name", required=True, help="Printed name, shown with every signature.")
+@click.option("--roles", required=True, help="Comma-separated: operator, supervisor, qa, admin, service.")
+@click.option("--service", is_flag=True, help="A service account (API token only, no password, signs nothing).")
+@by_option
+@json_option
+def user_add(username, printed_name, roles, service, by):
+    """Create USERNAME (a person's password is asked for, or BATCHLINE_NEW_PASSWORD)."""
+    from engine import users
+
+    actor = admin(by)
+    password = None if service else new_password(username)
+    show(
+        users.create_user(
+            runtime(),
+            username,
+            printed_name,
+            [r.strip() for r in roles.split(",") if r.strip()],
+            by=actor,
+            password=password,
+            kind="service" if service else "person",
+        )
+    )
+
+
+@user.command("list")
+@json_option
+def user_list():
+    """Every account, active or not."""
+    from engine import users
+
+    show(users.list_users(runtime()), ["username", "printed_name", "kind", "roles", "active", "locked"])
+
+
+@user.command("token")
+@click.argument("username")
+@click.option("--name", "token_name", default="cli", help="What the token is for.")
+@by_option
+@json_option
+def user_token(username, token_name, by):
+    """Create an API token for USERNAME; it is printed once, only its hash is kept."""
+    from engine import users
+
+    token = users.create_token(runtime(), username, token_name, by=admin(by))
+    say(token, {"username": username, "name": token_name, "token": token})
+
+
+@user.command("password")
+@click.argument("username")
+@by_option
+@json_option
+def user_password(username, by):
+    """Set USERNAME's password (also unlocks the account)."""
+    from engine import users
+
+    users.set_password(runtime(), username, new_password(username), by=admin(by))
+    say(f"password of {username} set", {"username": username, "password_set": True})
+
+
+@user.command("deactivate")
+@click.argument("username")
+@reason_option
+@by_option
+@json_option
+def user_deactivate(username, reason, by):
+    """Deactivate USERNAME (the id stays taken for ever)."""
+    from engine import users
+
+    account = users.set_active(runtime(), username, False, by=admin(by), reason=reason)
+    say(f"{username} deactivated", account)
+
+
+@user.command("unlock")
+@click.argument("username")
+@reason_option
+@by_option
+@json_option
+def user_unlock(username, reason, by):
+    """Unlock USERNAME after a lockout."""
+    from engine import users
+
+    users.unlock(runtime(), username, by=admin(by), reason=reason)
+    say(f"{username} unlocked", {"username": username, "locked": False})
