@@ -44,8 +44,8 @@ def main():
     ]
     print(f"{'method':30s} {'rows x cols':>12s} {'fit (samples/s)':>16s} {'score (samples/s)':>18s}")
     for name, monitor, X in cases:
-        fit = best_of(lambda: monitor.fit(X))
-        score = best_of(lambda: monitor.predict(X))
+        fit = best_of(lambda m=monitor, X=X: m.fit(X))
+        score = best_of(lambda m=monitor, X=X: m.predict(X))
         shape = f"{X.shape[0]}x{X.shape[1]}"
         print(f"{name:30s} {shape:>12s} {X.shape[0] / fit:16,.0f} {X.shape[0] / score:18,.0f}")
     start = time.perf_counter()

@@ -457,7 +457,9 @@ def test_finding_content(inoculation, submission, lookups):
         "limit_name": "actionHigh",
         "limit_value": "37.5",
         "critical": True,
-        "message": "Temperature 37.6 °C is above the action limit (actionHigh) of 37.5 °C — critical process parameter.",
+        "message": (
+            "Temperature 37.6 °C is above the action limit (actionHigh) of 37.5 °C — critical process parameter."
+        ),
     }
 
 
