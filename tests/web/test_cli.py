@@ -498,3 +498,42 @@ def test_serve_start_up_failures_are_one_line(run, fake_waitress):
     assert result.stderr.startswith("error [serve_failed]: ") and "Permission denied" in result.stderr
     nowhere = run("serve", "--host", "no-such-host.invalid", "--port", "8124")
     assert nowhere.exit_code == 2 and nowhere.stderr.startswith("error [serve_failed]: cannot listen on ")
+
+
+PARALLEL_CHECKS = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+                  id="defs_par" targetNamespace="https://batchline.example/tests">
+  <bpmn:process id="parallel_checks" name="Parallel checks" isExecutable="true">
+    <bpmn:startEvent id="start"/>
+    <bpmn:userTask id="check_vessel" name="Check a vessel">
+      <bpmn:multiInstanceLoopCharacteristics isSequential="false">
+        <bpmn:loopCardinality>2</bpmn:loopCardinality>
+      </bpmn:multiInstanceLoopCharacteristics>
+    </bpmn:userTask>
+    <bpmn:endEvent id="end"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="check_vessel"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="check_vessel" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_complete_by_the_bpmn_id_of_the_one_waiting_task(run, tmp_path):
+    assert run("recipe", "import", LOOP, "--user", "qa").exit_code == 0
+    assert run("recipe", "approve", "sampling_loop", "--reason", "ok", "--user", "qa2").exit_code == 0
+    assert run("batch", "start", "sampling_loop", "--batch-id", "B-1", "--user", "sv").exit_code == 0
+    done = run("batch", "complete", "B-1", "take_sample", "--data", '{"done": false}', "--user", "op")
+    assert done.exit_code == 0 and "step 1 recorded: take_sample" in done.stdout
+    unknown = run("batch", "complete", "B-1", "weigh", "--data", "{}", "--user", "op")
+    assert unknown.exit_code == 2 and unknown.stderr.startswith("error [task_not_found]: batch B-1 waits for no task")
+    assert "take_sample" in unknown.stderr  # what it does wait for
+    assert len(json.loads(run("batch", "steps", "B-1", "--json").stdout)) == 1
+
+    parallel = tmp_path / "parallel.bpmn"
+    parallel.write_text(PARALLEL_CHECKS)
+    assert run("recipe", "import", str(parallel), "--user", "qa").exit_code == 0
+    assert run("recipe", "approve", "parallel_checks", "--reason", "ok", "--user", "qa2").exit_code == 0
+    assert run("batch", "start", "parallel_checks", "--batch-id", "P-1", "--user", "sv").exit_code == 0
+    ambiguous = run("batch", "complete", "P-1", "check_vessel", "--data", "{}", "--user", "op")
+    assert ambiguous.exit_code == 2 and ambiguous.stderr.startswith("error [task_ambiguous]: 2 waiting tasks")
+    assert json.loads(run("batch", "steps", "P-1", "--json").stdout) == []  # nothing guessed, nothing recorded

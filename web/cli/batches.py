@@ -18,7 +18,7 @@ from engine.vocabulary import BatchState
 
 from .acting import WITNESS_PASSWORD_ENV, acting, reason_option, user_option, witness
 from .context import as_json, runtime
-from .output import json_option, show, warn
+from .output import fail, json_option, show, warn
 from .root import main
 
 BATCH_FIELDS = [
@@ -151,9 +151,32 @@ def batch_exceptions(batch_id):
     show(batches.exceptions(runtime(), batch_id), EXCEPTION_FIELDS)
 
 
+def task_of(batch_id: str, ref: str) -> str:
+    """A task id, or the BPMN id of the one waiting task that has it (``take_sample``):
+    people know the step they are at, not the task's UUID. A BPMN id that several
+    waiting tasks share (parallel branches, multi-instance) is refused, never guessed."""
+    from uuid import UUID
+
+    from engine import batches
+
+    try:
+        UUID(ref)
+        return ref
+    except ValueError:
+        pass
+    waiting = batches.ready_tasks(runtime(), batch_id)
+    matches = [t for t in waiting if t["bpmn_id"] == ref]
+    if len(matches) == 1:
+        return matches[0]["id"]
+    listed = [f"{t['id']}  {t['bpmn_id']}  {t['name']}" for t in waiting] or ["(no task is waiting)"]
+    if not matches:
+        fail("task_not_found", f"batch {batch_id} waits for no task {ref!r}; waiting:", listed)
+    fail("task_ambiguous", f"{len(matches)} waiting tasks of batch {batch_id} are {ref!r}; give the task id:", listed)
+
+
 @batch.command("complete")
 @click.argument("batch_id")
-@click.argument("task_id")
+@click.argument("task_id", metavar="TASK")
 @click.option("--data", required=True, help="The values as a JSON object, e.g. '{\"ph\": 7.1}'.")
 @click.option("--idempotency-key", help="Repeat safely: the same key answers with the first result.")
 @click.option(
@@ -165,12 +188,14 @@ def batch_exceptions(batch_id):
 @user_option
 @json_option
 def batch_complete(batch_id, task_id, data, idempotency_key, witness_user, user):
-    """Complete task TASK_ID of BATCH_ID with its values (records one step, signed by --user).
-    A value outside its alert or action limits is recorded and raises an exception,
-    printed as a warning on stderr."""
+    """Complete TASK of BATCH_ID with its values (records one step, signed by --user).
+    TASK is a task id or the BPMN id of a waiting task (see `batch tasks`). A value
+    outside its alert or action limits is recorded and raises an exception, printed as a
+    warning on stderr."""
     from engine import batches
 
     values = json_arg(data, "--data")
+    task_id = task_of(batch_id, task_id)
     person = acting(user, "task.complete")
     witness_person = witness(witness_user) if witness_user else None
     outcome = batches.complete_task(
