@@ -160,13 +160,14 @@ FIRST_TASK_VALUES = {
 
 
 def first_task(rt: Runtime) -> tuple[str, dict[str, Any]] | None:
-    """The demo batch's first task id and values that complete it, while it still waits."""
+    """The demo batch's first task (its BPMN id, which ``batch complete`` takes) and
+    values that complete it, while it still waits."""
     from datetime import UTC, datetime
 
     for task in batches.ready_tasks(rt, DEMO_BATCH):
         if task["bpmn_id"] == FIRST_TASK:
             now = datetime.now(UTC).replace(second=0, microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-            return task["id"], {**FIRST_TASK_VALUES, "batch_start_time": now}
+            return task["bpmn_id"], {**FIRST_TASK_VALUES, "batch_start_time": now}
     return None
 
 

@@ -54,11 +54,11 @@ def try_this(rt, batch_id: str, url: str | None) -> list[str]:
     ]
     first = plant.first_task(rt)
     if first is not None:
-        task_id, values = first
+        task, values = first
         data = shlex.quote(json.dumps(values, ensure_ascii=False))
-        lines.append(f"{prog} batch complete {batch_id} {task_id} --data {data}")
+        lines.append(f"{prog} batch complete {batch_id} {task} --data {data}")
     else:
-        lines.append(f"{prog} batch complete {batch_id} TASK_ID --data '{{...the form values as JSON...}}'")
+        lines.append(f"{prog} batch complete {batch_id} TASK --data '{{...the form values as JSON...}}'")
     lines += [f"{prog} batch steps {batch_id}", f"{prog} batch exceptions {batch_id}"]
     if url:
         lines.append(f"open {url} and log in as {TRY_AS} / {password}")
