@@ -182,6 +182,7 @@ def _schedule(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> Non
                 )
             )
         }
+    key: tuple[str, str | None]
     for timer in runner.waiting_timers(wf):
         key = ("timer", timer.task_id)
         if key not in scheduled:
