@@ -5,7 +5,7 @@ audit trail (``AuditEvent``) are Batchline's own append-only tables; Spiff's tas
 holds only ids and scalars. Workflow state is kept per Spiff task row
 (``WorkflowTask``) with data de-duplicated by hash (``TaskData``) and specs stored once
 by hash (``WorkflowSpec``): saving a step writes only the rows that changed, never a
-whole-workflow blob (DESIGN.md: the blob is quadratic over a long batch).
+whole-workflow blob (the blob is quadratic over a long batch: see docs/architecture.md).
 """
 
 from __future__ import annotations
