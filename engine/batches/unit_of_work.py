@@ -209,8 +209,7 @@ def _schedule(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> Non
             )
             scheduled.add(key)
     live_ids = {str(t.id) for t in runner.tasks(wf)}
-    for key in [k for k in scheduled if k[1] not in live_ids]:
-        scheduled.discard(key)
+    scheduled.difference_update([(kind, task_id) for kind, task_id in scheduled if task_id not in live_ids])
 
     wanted = {(m.task_id, m.message, canonical(m.correlation)) for m in runner.waiting_messages(wf)}
     have = entry.subscriptions
