@@ -18,13 +18,13 @@ to call them:
 - ``signatures``, ``corrections``: e-signatures and corrections of the record
 - ``supervision``: hold / resume / abort and reassignment
 - ``waits``: messages, timers and service tasks
-- ``tasks``, ``inputs``, ``describe``: what they share
+- ``tasks``, ``inputs``, ``descriptions``: what they share
 """
 
 from __future__ import annotations
 
 from .corrections import correct_step
-from .describe import describe, describe_exception, describe_signature, describe_step
+from .descriptions import describe, describe_exception, describe_signature, describe_step
 from .inputs import MAX_ID_LEN, SCALARS
 from .queries import diagram, exceptions, get_batch, list_batches, my_tasks, ready_tasks, steps
 from .signatures import signed_content

@@ -17,7 +17,7 @@ from ..step_values import check_values
 from ..users import Person
 from ..vocabulary import StepKind
 from ..workflow_store import canonical, sha256
-from .describe import describe_signature
+from .descriptions import describe_signature
 from .inputs import require_reason
 from .unit_of_work import lock_batch
 

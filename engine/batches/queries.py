@@ -16,7 +16,7 @@ from ..record import as_corrected, corrected_value, corrections_by_step, replace
 from ..runtime import Runtime
 from ..users import Person
 from ..vocabulary import BatchState
-from .describe import describe, describe_exception, describe_signature, describe_step
+from .descriptions import describe, describe_exception, describe_signature, describe_step
 from .tasks import describe_task, read_assignments, recipe_content
 from .unit_of_work import find_batch, live_workflow
 

@@ -15,7 +15,7 @@ from ..permissions import Forbidden
 from ..step_values import CheckedValues
 from ..users import Person
 from ..workflow_store import canonical, sha256
-from .describe import describe_signature
+from .descriptions import describe_signature
 from .tasks import task_role
 
 

@@ -21,7 +21,7 @@ from ..step_values import CheckedValues, check_values
 from ..users import Person
 from ..vocabulary import BatchState, ExceptionSource, RecipeStatus, Severity, StepKind
 from ..workflow_store import BatchWorkflow, LiveWorkflow, canonical, sha256
-from .describe import describe, describe_exception, describe_step
+from .descriptions import describe, describe_exception, describe_step
 from .inputs import check_identifier, check_parameters, task_uuid
 from .signatures import check_signers, sign
 from .tasks import check_assignment, describe_task, ready_user_task, recipe_content, task_form_key

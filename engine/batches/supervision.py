@@ -17,7 +17,7 @@ from ..models import Job, MessageSubscription, TaskAssignment, User, utcnow
 from ..permissions import Forbidden
 from ..runtime import Runtime
 from ..vocabulary import BatchState
-from .describe import describe
+from .descriptions import describe
 from .inputs import require_reason, task_uuid
 from .tasks import ready_user_task, task_role
 from .unit_of_work import live_workflow, lock_batch

@@ -17,7 +17,7 @@ from ..models import Batch, MessageSubscription
 from ..runtime import Runtime
 from ..vocabulary import BatchState, StepKind
 from ..workflow_store import LiveWorkflow
-from .describe import describe_step
+from .descriptions import describe_step
 from .inputs import scalar_data, task_uuid
 from .step_path import append_step
 from .tasks import find_task, waiting_service_task
