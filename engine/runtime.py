@@ -5,7 +5,8 @@ needs, built once per process (no module-level globals)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
 
 from .bpmn import make_serializer
 from .config import Settings, load_settings
@@ -14,8 +15,14 @@ from .db import make_engine, make_session_factory, transaction
 from .scripting import make_script_engine
 from .workflow_store import WorkflowCache, WorkflowStore
 
-if TYPE_CHECKING:  # engine.batches imports this module
-    from .batches.tasks import RecipeContent
+
+@dataclass(frozen=True)
+class RecipeContent:
+    """The immutable part of a recipe version the step path reads (forms, task list)."""
+
+    id: int
+    forms: dict[str, Any]
+    tasks: list[Any]
 
 
 class Runtime:

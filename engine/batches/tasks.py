@@ -4,7 +4,6 @@ the role it needs and whom a supervisor assigned it to."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -18,18 +17,9 @@ from .. import runner
 from ..errors import Conflict, NotFound
 from ..models import Batch, RecipeVersion, TaskAssignment
 from ..permissions import Forbidden
-from ..runtime import Runtime
+from ..runtime import RecipeContent, Runtime
 from ..workflow_store import LiveWorkflow
 from .inputs import task_uuid
-
-
-@dataclass(frozen=True)
-class RecipeContent:
-    """The immutable part of a recipe version the step path reads (forms, task list)."""
-
-    id: int
-    forms: dict[str, Any]
-    tasks: list[Any]
 
 
 def recipe_content(rt: Runtime, s: Session, recipe_version_id: int) -> RecipeContent:
