@@ -33,6 +33,7 @@ from .db import row_locks
 from .errors import BatchlineError
 from .models import Incident, Job, OutboxEvent, utcnow
 from .runtime import Runtime
+from .vocabulary import BatchState
 
 log = logging.getLogger("batchline.jobs")
 
@@ -149,18 +150,18 @@ def _failed(rt: Runtime, job_id: int, message: str, *, retry: bool, detail: str)
 
 def _timer(rt: Runtime, batch_id: str, task_id: str, payload: dict) -> None:
     state = batches.get_batch(rt, batch_id)["state"]
-    if state == "held":
+    if state == BatchState.HELD:
         raise RetryLater(rt.settings.worker_poll_seconds * 10)
-    if state != "running":
+    if state != BatchState.RUNNING:
         return
     batches.fire_timer(rt, batch_id, task_id)
 
 
 def _service_task(rt: Runtime, batch_id: str, task_id: str, payload: dict) -> None:
     call, state = batches.service_task_call(rt, batch_id, task_id)
-    if state == "held":
+    if state == BatchState.HELD:
         raise RetryLater(rt.settings.worker_poll_seconds * 10)
-    if call is None or state != "running":
+    if call is None or state != BatchState.RUNNING:
         return
     connector = rt.connectors.get(call.operator)
     try:

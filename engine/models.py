@@ -5,7 +5,7 @@ audit trail (``AuditEvent``) are Batchline's own append-only tables; Spiff's tas
 holds only ids and scalars. Workflow state is kept per Spiff task row
 (``WorkflowTask``) with data de-duplicated by hash (``TaskData``) and specs stored once
 by hash (``WorkflowSpec``): saving a step writes only the rows that changed, never a
-whole-workflow blob (DESIGN.md: the blob is quadratic over a long batch).
+whole-workflow blob (the blob is quadratic over a long batch: see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from .vocabulary import BatchState, ExceptionStatus, RecipeStatus
 
 
 def utcnow() -> datetime:
@@ -84,7 +86,7 @@ class RecipeVersion(Base):
     version: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(500))
     process_id: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), default="approved")
+    status: Mapped[str] = mapped_column(String(20), default=RecipeStatus.APPROVED)  # a RecipeStatus
     content_hash: Mapped[str] = mapped_column(String(64))
     spec_hash: Mapped[str] = mapped_column(ForeignKey("workflow_spec.hash"))
     bpmn: Mapped[dict[str, Any]] = mapped_column(JSON)  # file name -> XML text
@@ -145,7 +147,7 @@ class Batch(Base):
     batch_id: Mapped[str] = mapped_column(String(100), unique=True)
     recipe_version_id: Mapped[int] = mapped_column(ForeignKey("recipe_version.id"))
     recipe_hash: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(20), default="idle")
+    state: Mapped[str] = mapped_column(String(20), default=BatchState.IDLE)  # a BatchState
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     revision: Mapped[int] = mapped_column(Integer, default=0)
     step_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -167,7 +169,7 @@ class Step(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(20))  # user_task | service_task | message | timer
+    kind: Mapped[str] = mapped_column(String(20))  # a StepKind
     task_id: Mapped[str] = mapped_column(String(36))
     bpmn_id: Mapped[str] = mapped_column(String(200))
     task_name: Mapped[str] = mapped_column(String(500))
@@ -249,12 +251,12 @@ class BatchException(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
     step_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    source: Mapped[str] = mapped_column(String(30))  # limit | trend | incident
-    severity: Mapped[str] = mapped_column(String(20))  # alert | action
+    source: Mapped[str] = mapped_column(String(30))  # an ExceptionSource
+    severity: Mapped[str] = mapped_column(String(20))  # a Severity
     parameter: Mapped[str | None] = mapped_column(String(200), nullable=True)
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(20), default="open")  # open | reviewed
+    status: Mapped[str] = mapped_column(String(20), default=ExceptionStatus.OPEN)  # an ExceptionStatus
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

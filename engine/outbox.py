@@ -35,7 +35,6 @@ def emit(session: Session, settings: Settings, type_: str, subject: str, data: d
 def cloudevent(event: OutboxEvent, settings: Settings) -> dict[str, Any]:
     time = event.time
     if time.tzinfo is None:
-
         time = time.replace(tzinfo=UTC)
     return {
         "specversion": "1.0",

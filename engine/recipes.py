@@ -17,10 +17,12 @@ from . import audit
 from .bpmn import parse_recipe
 from .errors import Conflict, InvalidInput, NotFound
 from .models import RecipeVersion
+from .permissions import Forbidden
 from .runtime import Runtime
+from .vocabulary import RecipeStatus
 from .workflow_store import canonical, sha256
 
-STATUSES = ("draft", "approved", "retired")
+STATUSES = tuple(RecipeStatus)
 MAX_FILE_BYTES = 5_000_000
 
 
@@ -80,7 +82,7 @@ def import_recipe(
             version=version,
             name=parsed.name or key,
             process_id=parsed.process_id,
-            status="draft",
+            status=RecipeStatus.DRAFT,
             content_hash=digest,
             spec_hash=spec_hash,
             bpmn={n: d.decode("utf-8") for n, d in files.items()},
@@ -106,11 +108,11 @@ def import_recipe(
                 object_type="recipe_version",
                 object_id=f"{key}:{version}",
                 field="status",
-                old="draft",
-                new="approved",
+                old=RecipeStatus.DRAFT,
+                new=RecipeStatus.APPROVED,
                 reason="approved at import",
             )
-            rv.status = "approved"
+            rv.status = RecipeStatus.APPROVED
     return rv
 
 
@@ -157,13 +159,19 @@ def set_status(rt: Runtime, recipe_version_id: int, status: str, user: str, reas
 
 
 def _set_status(s: Session, rv: RecipeVersion, status: str, user: str, reason: str) -> None:
+    if status == RecipeStatus.APPROVED and rv.status != RecipeStatus.DRAFT:
+        # an approval that changes nothing must not look like one to the person giving it
+        already = " already" if rv.status == RecipeStatus.APPROVED else ""
+        raise Conflict(
+            f"version {rv.version} of {rv.recipe} is {rv.status}{already}; only a draft can be approved",
+            code="recipe_not_draft",
+            details={"status": rv.status},
+        )
     if rv.status == status:
         return
-    if status == "approved" and user == rv.created_by:
-        from .permissions import Forbidden
-
+    if status == RecipeStatus.APPROVED and user == rv.created_by:
         raise Forbidden("the author of a recipe version cannot approve it", code="author_cannot_approve")
-    if rv.status == "retired":
+    if rv.status == RecipeStatus.RETIRED:
         raise Conflict("a retired recipe version cannot change status", code="recipe_retired")
     audit.record(
         s,
@@ -189,7 +197,7 @@ def find_version(s: Session, recipe: str | int, version: int | None = None, *, a
     if version is not None:
         stmt = stmt.where(RecipeVersion.version == version)
     elif approved:
-        stmt = stmt.where(RecipeVersion.status == "approved")
+        stmt = stmt.where(RecipeVersion.status == RecipeStatus.APPROVED)
     rv = s.scalars(stmt.order_by(RecipeVersion.version.desc())).first()
     if rv is None:
         what = "approved version of " if approved and version is None else ""

@@ -33,6 +33,11 @@ def corrected_value(correction: Correction) -> Any:
     return None if correction.new is None else json.loads(correction.new)
 
 
+def replaced_value(correction: Correction) -> Any:
+    """The value a correction replaced (kept, never changed: the original stays visible)."""
+    return None if correction.old is None else json.loads(correction.old)
+
+
 def as_corrected(values: Mapping[str, Any] | None, corrections: Iterable[Correction]) -> dict[str, Any]:
     """``values`` with each correction applied in the order it was made (a later
     correction of the same field wins)."""

@@ -95,12 +95,22 @@ def is_finished(workflow: BpmnWorkflow) -> bool:
     return not any(t.state & UNFINISHED for t in tasks(workflow))
 
 
+def is_ready_user_task(task: Task) -> bool:
+    """An operator task waiting for someone to complete it."""
+    return task.state == TaskState.READY and bool(task.task_spec.manual)
+
+
+def is_waiting_service_task(task: Task) -> bool:
+    """A service task the job executor (or an async callback) has yet to complete."""
+    return task.state == TaskState.STARTED and isinstance(task.task_spec, ServiceTask)
+
+
 def ready_user_tasks(workflow: BpmnWorkflow) -> list[Task]:
-    return [t for t in tasks(workflow) if t.state == TaskState.READY and t.task_spec.manual]
+    return [t for t in tasks(workflow) if is_ready_user_task(t)]
 
 
 def waiting_service_tasks(workflow: BpmnWorkflow) -> list[Task]:
-    return [t for t in tasks(workflow) if t.state == TaskState.STARTED and isinstance(t.task_spec, ServiceTask)]
+    return [t for t in tasks(workflow) if is_waiting_service_task(t)]
 
 
 @dataclass

@@ -5,6 +5,8 @@ needs, built once per process (no module-level globals)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from .bpmn import make_serializer
 from .config import Settings, load_settings
@@ -12,6 +14,15 @@ from .connectors import ConnectorRegistry
 from .db import make_engine, make_session_factory, transaction
 from .scripting import make_script_engine
 from .workflow_store import WorkflowCache, WorkflowStore
+
+
+@dataclass(frozen=True)
+class RecipeContent:
+    """The immutable part of a recipe version the step path reads (forms, task list)."""
+
+    id: int
+    forms: dict[str, Any]
+    tasks: list[Any]
 
 
 class Runtime:
@@ -22,7 +33,7 @@ class Runtime:
         self.store = WorkflowStore(make_serializer(), make_script_engine)
         self.cache = WorkflowCache(self.settings.workflow_cache_size)
         #: recipe version id -> its immutable forms and task list (engine.batches)
-        self.recipe_content: dict[int, object] = {}
+        self.recipe_content: dict[int, RecipeContent] = {}
         self.connectors = ConnectorRegistry()
         #: background work other packages add (e.g. analytics' ``score_step``): job kind ->
         #: handler(runtime, batch_id, task_id, payload). A step schedules a ``score_step``

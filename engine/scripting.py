@@ -245,7 +245,8 @@ def check_script(source: str | None, mode: str = "exec") -> list[str]:
         raise ValueError("mode must be 'exec' or 'eval'")
     if source is None or not source.strip():
         return []
-    return list(_check_and_compile(source, mode)[1])
+    _code, problems = _check_and_compile(source, mode)
+    return list(problems)
 
 
 def compile_script(source: str | None, mode: str = "exec") -> types.CodeType:

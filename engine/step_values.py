@@ -82,7 +82,7 @@ def check_values(
         ) from exc
     _check_attachments(session, compiled, step.values)
     numbers = {f.key for f in compiled.definition.fields if f.component_type == "number"}
-    spiff = {}
+    spiff: dict[str, Any] = {}
     for key, value in step.values.items():
         if key in numbers and value is not None:
             spiff[key] = float(value)  # gateway conditions compare numbers, not text

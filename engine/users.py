@@ -330,9 +330,9 @@ def token_person(rt: Runtime, token: Any) -> Person:
             .join(User, User.id == ApiToken.user_id)
             .where(ApiToken.token_hash == _token_hash(token))
         ).first()
-        if row is None or row[0].revoked_at is not None or not row[1].active or row[1].locked_at is not None:
+        if row is None or row.ApiToken.revoked_at is not None or not row.User.active or row.User.locked_at is not None:
             raise AuthFailed("the API token is not valid", code="token_invalid")
-        return _person(row[1])
+        return _person(row.User)
 
 
 def revoke_tokens(rt: Runtime, username: str, *, by: str) -> int:

@@ -124,7 +124,7 @@ def test_compiled_code_is_cached_by_source():
 
 def test_runtime_guard_when_static_check_is_bypassed(monkeypatch):
     """A script that slipped past the parse-time check still cannot escape while running."""
-    monkeypatch.setattr(bpmn, "check_script", lambda source, mode="exec": [])
+    monkeypatch.setattr(bpmn.scripts, "check_script", lambda source, mode="exec": [])
     xml = f"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="x">
   <bpmn:process id="p" isExecutable="true">

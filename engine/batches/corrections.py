@@ -1,0 +1,152 @@
+"""Correcting a recorded value (GMP: the original stays, the correction is added with its
+reason and the corrector's signature). How a corrected value is *read* lives in
+``engine.record`` — the one home of "values as corrected"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from .. import audit, outbox
+from ..errors import Conflict, InvalidInput, NotFound
+from ..models import Correction, RecipeVersion, Signature, Step, utcnow
+from ..record import correction_text, current_values
+from ..runtime import Runtime
+from ..step_values import check_values
+from ..users import Person
+from ..vocabulary import StepKind
+from ..workflow_store import canonical, sha256
+from .descriptions import describe_signature
+from .inputs import require_reason
+from .unit_of_work import lock_batch
+
+
+def correct_step(
+    rt: Runtime, batch_id: str, seq: int, field: str, value: Any, *, reason: str, signer: Person
+) -> dict[str, Any]:
+    """Correct one recorded value until the batch is reviewed. The original stays
+    visible; the audit trail holds old value, new value and reason; the step's earlier
+    signatures show as superseded and the corrector signs the corrected content."""
+    require_reason(reason, "a correction")
+    with rt.transaction() as s:
+        batch = lock_batch(s, batch_id)
+        if batch.reviewed_at is not None:
+            raise Conflict("the batch record has been reviewed; it can no longer be corrected", code="batch_reviewed")
+        step = s.scalars(select(Step).where(Step.batch_id == batch.id, Step.seq == seq)).first()
+        if step is None:
+            raise NotFound(f"step {seq} not found in batch {batch_id}", code="step_not_found")
+        if step.kind != StepKind.USER_TASK:
+            raise Conflict("only operator entries can be corrected", code="step_not_correctable")
+        current = current_values(s, step)
+        if not isinstance(field, str) or field not in current:
+            raise InvalidInput(f"step {seq} has no field {field!r}", code="field_unknown")
+        rv = s.get(RecipeVersion, batch.recipe_version_id)
+        form = rv.forms.get(step.form_id) if rv is not None and step.form_id else None
+        proposed = {k: v for k, v in current.items() if v is not None}
+        proposed[field] = value
+        # the corrected entry must pass the same form checks; calculated fields are
+        # recomputed by the form, never taken from the record
+        calculated = _calculated_fields(form) if form is not None else set()
+        proposed = {k: v for k, v in proposed.items() if k not in calculated}
+        checked = check_values(s, batch.batch_id, form, proposed).values
+        new_value = checked.get(field)
+        old_value = current.get(field)
+        if new_value == old_value:
+            raise InvalidInput("the corrected value equals the recorded one", code="correction_unchanged")
+        corr = Correction(
+            batch_id=batch.id,
+            step_seq=seq,
+            field=field,
+            old=correction_text(old_value),
+            new=correction_text(new_value),
+            reason=reason,
+            username=signer.username,
+            corrected_at=utcnow(),
+        )
+        s.add(corr)
+        # calculated fields that depend on the corrected value are corrected with it, so
+        # the record never holds a stale derived value
+        for key in sorted(calculated):
+            if key != field and checked.get(key) != current.get(key):
+                s.add(
+                    Correction(
+                        batch_id=batch.id,
+                        step_seq=seq,
+                        field=key,
+                        old=correction_text(current.get(key)),
+                        new=correction_text(checked.get(key)),
+                        reason=f"recalculated after correcting {field}: {reason}",
+                        username=signer.username,
+                        corrected_at=corr.corrected_at,
+                    )
+                )
+                audit.record(
+                    s,
+                    user=signer.username,
+                    action="step.correct",
+                    object_type="batch",
+                    object_id=batch_id,
+                    field=f"step {seq}.{key}",
+                    old=current.get(key),
+                    new=checked.get(key),
+                    reason=f"recalculated after correcting {field}",
+                )
+        s.flush()
+        content = sha256(
+            canonical(
+                {
+                    "batch": batch_id,
+                    "seq": seq,
+                    "correction": corr.id,
+                    "field": field,
+                    "old": old_value,
+                    "new": new_value,
+                    "reason": reason,
+                }
+            )
+        )
+        sig = Signature(
+            batch_id=batch.id,
+            step_seq=seq,
+            role="corrector",
+            username=signer.username,
+            printed_name=signer.printed_name,
+            meaning="Corrected",
+            signed_at=corr.corrected_at,
+            content_hash=content,
+            correction_id=corr.id,
+        )
+        s.add(sig)
+        audit.record(
+            s,
+            user=signer.username,
+            action="step.correct",
+            object_type="batch",
+            object_id=batch_id,
+            field=f"step {seq}.{field}",
+            old=old_value,
+            new=new_value,
+            reason=reason,
+        )
+        outbox.emit(
+            s,
+            rt.settings,
+            "batch.step.corrected",
+            batch_id,
+            {"batch_id": batch_id, "seq": seq, "field": field, "user": signer.username},
+        )
+        return {
+            "seq": seq,
+            "field": field,
+            "old": old_value,
+            "new": new_value,
+            "reason": reason,
+            "signature": describe_signature(sig, superseded=False),
+        }
+
+
+def _calculated_fields(form: dict[str, Any]) -> set[str]:
+    from forms import load_form
+
+    return {f.key for f in load_form(form).fields if f.is_calculated}

@@ -1,0 +1,149 @@
+"""Reading batches: a batch, the list, its record (steps with their corrections and
+signatures), the tasks it waits for, its exceptions, a person's tasks across batches
+and the diagram of where it stands. Nothing here changes anything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import runner
+from ..models import Batch, BatchException, Incident, RecipeVersion, Signature, Step, WorkflowState
+from ..record import as_corrected, corrected_value, corrections_by_step, replaced_value
+from ..runtime import Runtime
+from ..users import Person
+from ..vocabulary import BatchState
+from .descriptions import describe, describe_exception, describe_signature, describe_step
+from .tasks import describe_task, read_assignments, recipe_content
+from .unit_of_work import find_batch, live_workflow
+
+
+def get_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
+    with rt.transaction() as s:
+        batch = find_batch(s, batch_id)
+        out = describe(batch, s.get(RecipeVersion, batch.recipe_version_id))
+        out["incidents"] = _open_incidents(s, batch.id)
+        return out
+
+
+def list_batches(rt: Runtime, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    with rt.transaction() as s:
+        stmt = select(Batch).order_by(Batch.id.desc()).limit(limit)
+        if state:
+            stmt = stmt.where(Batch.state == state)
+        return [describe(b) for b in s.scalars(stmt)]
+
+
+def steps(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
+    """The batch record: each step with its signatures (superseded ones marked) and its
+    corrections; ``values`` is what was entered, ``current_values`` after corrections."""
+    with rt.transaction() as s:
+        batch = find_batch(s, batch_id)
+        rows = list(s.scalars(select(Step).where(Step.batch_id == batch.id).order_by(Step.seq)))
+        sigs: dict[int, list[Signature]] = {}
+        for sig in s.scalars(select(Signature).where(Signature.batch_id == batch.id).order_by(Signature.id)):
+            sigs.setdefault(sig.step_seq, []).append(sig)
+        corrs = corrections_by_step(s, [batch.id])
+        out = []
+        for r in rows:
+            d = describe_step(r)
+            step_corrs = corrs.get((batch.id, r.seq), [])
+            last_corrected = max((c.corrected_at for c in step_corrs), default=None)
+            d["current_values"] = as_corrected(r.values, step_corrs)
+            d["corrections"] = [
+                {
+                    "id": c.id,
+                    "field": c.field,
+                    "old": replaced_value(c),
+                    "new": corrected_value(c),
+                    "reason": c.reason,
+                    "username": c.username,
+                    "corrected_at": c.corrected_at.isoformat(),
+                }
+                for c in step_corrs
+            ]
+            # a signature is superseded by any correction of its step made after it
+            # (a correction and the recalculations it causes share one time)
+            d["signatures"] = [
+                describe_signature(sig, superseded=last_corrected is not None and last_corrected > sig.signed_at)
+                for sig in sigs.get(r.seq, [])
+            ]
+            out.append(d)
+        return out
+
+
+def ready_tasks(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
+    """Operator tasks the batch waits for (read-only: loads without locking)."""
+    with rt.transaction() as s:
+        batch = find_batch(s, batch_id)
+        if batch.state in (BatchState.COMPLETE, BatchState.ABORTED):
+            return []
+        rv = recipe_content(rt, s, batch.recipe_version_id)
+        assigned = read_assignments(s, batch.id)
+        with live_workflow(rt, s, batch) as entry:
+            return [
+                {**describe_task(t, rv), "assigned_to": assigned.get(str(t.id))}
+                for t in runner.ready_user_tasks(entry.workflow)
+            ]
+
+
+def exceptions(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
+    with rt.transaction() as s:
+        batch = find_batch(s, batch_id)
+        rows = s.scalars(select(BatchException).where(BatchException.batch_id == batch.id).order_by(BatchException.id))
+        return [describe_exception(e) for e in rows]
+
+
+def my_tasks(rt: Runtime, person: Person) -> list[dict[str, Any]]:
+    """Ready operator tasks across running batches that this person may do."""
+    out = []
+    with rt.transaction() as s:
+        running = list(s.scalars(select(Batch.batch_id).where(Batch.state == BatchState.RUNNING).order_by(Batch.id)))
+    for batch_id in running:
+        for t in ready_tasks(rt, batch_id):
+            if t["assigned_to"]:
+                mine = t["assigned_to"] == person.username
+            else:
+                mine = person.has(t["role"], "supervisor")
+            if mine:
+                out.append({**t, "batch_id": batch_id})
+    return out
+
+
+def diagram(rt: Runtime, batch_id: str) -> dict[str, Any]:
+    """The recipe's BPMN and which elements are done / current, for the batch page."""
+    with rt.transaction() as s:
+        batch = find_batch(s, batch_id)
+        rv = s.get(RecipeVersion, batch.recipe_version_id)
+        assert rv is not None  # a batch pins its recipe version by foreign key
+        done = set(s.scalars(select(Step.bpmn_id).where(Step.batch_id == batch.id)))
+        out: dict[str, Any] = {"bpmn": rv.bpmn, "process_id": rv.process_id, "done": sorted(done), "current": []}
+        if s.get(WorkflowState, batch.id) is None:  # a record imported without workflow state
+            return out
+        current, finished = set(), set()
+        with live_workflow(rt, s, batch) as entry:
+            for t in runner.tasks(entry.workflow):
+                bpmn_id = getattr(t.task_spec, "bpmn_id", None)
+                if not bpmn_id:
+                    continue
+                if t.state & runner.UNFINISHED:
+                    current.add(bpmn_id)
+                elif t.state == TaskState.COMPLETED:
+                    finished.add(bpmn_id)
+        return {
+            "bpmn": rv.bpmn,
+            "process_id": rv.process_id,
+            "done": sorted((done | finished) - current),
+            "current": sorted(current),
+        }
+
+
+def _open_incidents(s: Session, batch_pk: int) -> list[dict[str, Any]]:
+    rows = s.scalars(select(Incident).where(Incident.batch_id == batch_pk, Incident.resolved_at.is_(None)))
+    return [
+        {"id": i.id, "job_id": i.job_id, "kind": i.kind, "message": i.message, "created_at": i.created_at.isoformat()}
+        for i in rows
+    ]

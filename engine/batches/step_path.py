@@ -1,0 +1,329 @@
+"""The step path: starting a batch, completing an operator task, appending the step
+record, and raising the exceptions review by exception reads (limit breaches in the
+step's own transaction, out-of-trend findings after it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.task import Task
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .. import audit, outbox, runner
+from ..errors import Conflict, EngineFault, InvalidInput
+from ..models import Batch, BatchException, Job, Step, utcnow
+from ..recipes import find_version
+from ..runtime import Runtime
+from ..step_values import CheckedValues, check_values
+from ..users import Person
+from ..vocabulary import BatchState, ExceptionSource, RecipeStatus, Severity, StepKind
+from ..workflow_store import BatchWorkflow, LiveWorkflow, canonical, sha256
+from .descriptions import describe, describe_exception, describe_step
+from .inputs import check_identifier, check_parameters, task_uuid
+from .signatures import check_signers, sign
+from .tasks import check_assignment, describe_task, ready_user_task, recipe_content, task_form_key
+from .unit_of_work import Outcome, cache_after_commit, find_batch, mutate, persist
+
+
+def start_batch(
+    rt: Runtime,
+    recipe: str | int,
+    batch_id: str,
+    *,
+    user: str,
+    parameters: dict[str, Any] | None = None,
+    version: int | None = None,
+) -> dict[str, Any]:
+    check_identifier(batch_id, "batch_id")
+    parameters = check_parameters(parameters)
+    try:
+        with rt.transaction() as s:
+            if s.scalars(select(Batch.id).where(Batch.batch_id == batch_id)).first() is not None:
+                raise Conflict(f"batch {batch_id!r} exists already", code="batch_exists")
+            rv = find_version(s, recipe, version, approved=True)
+            if rv.status != RecipeStatus.APPROVED:
+                raise Conflict(
+                    f"recipe {rv.recipe} version {rv.version} is {rv.status}; only approved versions run",
+                    code="recipe_not_approved",
+                )
+            spec, subprocess_specs = rt.store.specs(s, rv.spec_hash)
+            wf = BatchWorkflow(spec, subprocess_specs, script_engine=rt.store.make_script_engine())
+            wf.task_tree.data.update(parameters)
+            wf.task_tree.data.setdefault("batch_id", batch_id)  # recipes may name it (LIMS, ERP)
+            batch = Batch(
+                batch_id=batch_id,
+                recipe_version_id=rv.id,
+                recipe_hash=rv.content_hash,
+                state=BatchState.RUNNING,
+                parameters=parameters,
+                created_by=user,
+            )
+            s.add(batch)
+            s.flush()
+            runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+            entry = LiveWorkflow(workflow=wf, spec_hash=rv.spec_hash)
+            audit.record(
+                s,
+                user=user,
+                action="batch.start",
+                object_type="batch",
+                object_id=batch_id,
+                field="state",
+                old=None,
+                new=BatchState.RUNNING,
+                reason=None,
+            )
+            outbox.emit(
+                s,
+                rt.settings,
+                "batch.started",
+                batch_id,
+                {"batch_id": batch_id, "recipe": rv.recipe, "version": rv.version},
+            )
+            persist(rt, s, batch, entry)
+            cache_after_commit(rt, s, batch.id, entry)
+            return describe(batch, rv)
+    except IntegrityError as exc:
+        raise Conflict(f"batch {batch_id!r} exists already", code="batch_exists") from exc
+    except WorkflowException as exc:
+        raise EngineFault(f"the recipe failed at start: {exc}") from exc
+
+
+def complete_task(
+    rt: Runtime,
+    batch_id: str,
+    task_id: str,
+    data: dict[str, Any],
+    *,
+    user: str,
+    idempotency_key: str | None = None,
+    signer: Person | None = None,
+    witness: Person | None = None,
+) -> Outcome:
+    """Complete an operator task with its values: the step path.
+
+    A task with a form is signed: ``signer`` is the acting user, re-authenticated just
+    now by the caller (password, and user id at a session's first signing); a form that
+    requires a witness needs a second, different person holding the witness role. Each
+    signature is bound to the SHA-256 of exactly what was signed."""
+    if not isinstance(data, dict):
+        raise InvalidInput("data must be a JSON object", code="data_invalid")
+    uuid = task_uuid(task_id)
+    if idempotency_key is not None:
+        check_identifier(idempotency_key, "idempotency_key")
+
+    def change(s: Session, batch: Batch, entry: LiveWorkflow) -> dict[str, Any]:
+        wf = entry.workflow
+        task = ready_user_task(wf, task_id, batch_id)
+        rv = recipe_content(rt, s, batch.recipe_version_id)
+        check_assignment(s, batch, entry, task, user)
+        form_key = task_form_key(rv, task)
+        checked = check_values(s, batch.batch_id, rv.forms.get(form_key) if form_key else None, data)
+        check_signers(task, checked, user, signer, witness)
+        task.data.update(checked.spiff_data)
+        task.run()
+        runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+        step = append_step(
+            rt,
+            s,
+            batch,
+            kind=StepKind.USER_TASK,
+            task=task,
+            user=user,
+            values=checked.values,
+            form_id=form_key,
+            units=checked.units,
+            form_hash=checked.form_hash,
+        )
+        raised = _limit_exceptions(rt, s, batch, step, checked)
+        signed = sign(s, batch, step, checked, signer, witness)
+        return {
+            "step": {**describe_step(step), "signatures": signed},
+            "batch": {"batch_id": batch.batch_id, "state": batch.state},
+            "exceptions": raised,
+            "next_tasks": [describe_task(t, rv) for t in runner.ready_user_tasks(wf)],
+        }
+
+    request = {"task_id": str(uuid), "data": data}
+    idem = (idempotency_key, request) if idempotency_key else None
+    return mutate(rt, batch_id, change, idempotency=idem, status=200)
+
+
+def append_step(
+    rt: Runtime,
+    s: Session,
+    batch: Batch,
+    *,
+    kind: StepKind,
+    task: Task,
+    user: str,
+    values: dict[str, Any],
+    form_id: str | None = None,
+    units: dict[str, Any] | None = None,
+    form_hash: str | None = None,
+) -> Step:
+    """Append one entry to the batch record, with its audit entry and outbox event."""
+    batch.step_count += 1
+    step = Step(
+        batch_id=batch.id,
+        seq=batch.step_count,
+        kind=kind,
+        task_id=str(task.id),
+        bpmn_id=task.task_spec.bpmn_id or task.task_spec.name,
+        task_name=task.task_spec.bpmn_name or task.task_spec.bpmn_id or task.task_spec.name,
+        form_id=form_id,
+        recipe_version_id=batch.recipe_version_id,
+        user=user,
+        recorded_at=utcnow(),
+        values=values,
+        units=units or {},
+        form_hash=form_hash,
+        values_hash=sha256(canonical(values)),
+    )
+    s.add(step)
+    audit.record(
+        s,
+        user=user,
+        action=f"step.{kind}",
+        object_type="batch",
+        object_id=batch.batch_id,
+        field=step.bpmn_id,
+        new=values,
+    )
+    outbox.emit(
+        s,
+        rt.settings,
+        "batch.step.completed",
+        batch.batch_id,
+        {
+            "batch_id": batch.batch_id,
+            "seq": step.seq,
+            "kind": kind,
+            "bpmn_id": step.bpmn_id,
+            "task_id": step.task_id,
+            "user": user,
+        },
+    )
+    if kind == StepKind.USER_TASK and "score_step" in rt.job_handlers:
+        # scored after commit, off the operator's request (out-of-trend analytics)
+        s.add(Job(kind="score_step", batch_id=batch.id, payload={"seq": step.seq}, max_attempts=3))
+    return step
+
+
+def _limit_exceptions(
+    rt: Runtime, s: Session, batch: Batch, step: Step, checked: CheckedValues
+) -> list[dict[str, Any]]:
+    """Alert/action limit breaches: the step IS stored and an exception is raised with it."""
+    if checked.validated is None:
+        return []
+    out = []
+    for f in checked.validated.limit_findings:
+        exc = BatchException(
+            batch_id=batch.id,
+            step_seq=step.seq,
+            source=ExceptionSource.LIMIT,
+            severity=f.severity,
+            parameter=f.key,
+            message=f.message,
+            details=f.to_dict(),
+        )
+        s.add(exc)
+        s.flush()
+        audit.record(
+            s,
+            user=step.user,
+            action="exception.raised",
+            object_type="batch",
+            object_id=batch.batch_id,
+            field=f.key,
+            new={"severity": f.severity, "message": f.message},
+        )
+        outbox.emit(
+            s,
+            rt.settings,
+            "batch.exception.raised",
+            batch.batch_id,
+            {
+                "batch_id": batch.batch_id,
+                "exception": exc.id,
+                "severity": f.severity,
+                "parameter": f.key,
+                "critical": f.critical,
+                "message": f.message,
+            },
+        )
+        out.append(describe_exception(exc))
+    return out
+
+
+def raise_exception(
+    rt: Runtime,
+    batch_id: str,
+    *,
+    source: str,
+    severity: str,
+    message: str,
+    parameter: str | None = None,
+    step_seq: int | None = None,
+    details: dict[str, Any] | None = None,
+    deviation: bool = False,
+) -> dict[str, Any]:
+    """Raise an exception for review by exception from outside the step path (e.g. an
+    out-of-trend finding scored after commit). ``deviation`` also asks the QMS to open a
+    deviation (an outbox event a QMS connector or webhook subscriber acts on)."""
+    if severity not in tuple(Severity):
+        raise InvalidInput("severity is alert or action", code="severity_invalid")
+    with rt.transaction() as s:
+        batch = find_batch(s, batch_id)
+        exc = BatchException(
+            batch_id=batch.id,
+            step_seq=step_seq,
+            source=source,
+            severity=severity,
+            parameter=parameter,
+            message=message,
+            details=details or {},
+        )
+        s.add(exc)
+        s.flush()
+        audit.record(
+            s,
+            user="system",
+            action="exception.raised",
+            object_type="batch",
+            object_id=batch_id,
+            field=parameter,
+            new={"source": source, "severity": severity, "message": message},
+        )
+        outbox.emit(
+            s,
+            rt.settings,
+            "batch.exception.raised",
+            batch_id,
+            {
+                "batch_id": batch_id,
+                "exception": exc.id,
+                "source": source,
+                "severity": severity,
+                "parameter": parameter,
+                "message": message,
+            },
+        )
+        if deviation:
+            outbox.emit(
+                s,
+                rt.settings,
+                "qms.deviation.requested",
+                batch_id,
+                {
+                    "batch_id": batch_id,
+                    "exception": exc.id,
+                    "parameter": parameter,
+                    "message": message,
+                    "details": details or {},
+                },
+            )
+        return describe_exception(exc)

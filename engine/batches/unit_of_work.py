@@ -1,0 +1,232 @@
+"""One change of a batch = one transaction: lock the batch, replay a repeated request,
+borrow the live workflow, change it, then persist everything that follows (task rows,
+jobs, message subscriptions, completion) and record the answer for replay — commit, and
+only then put the workflow back in the cache.
+
+Why the cache entry is *borrowed*: the cache holds the one in-memory copy of a batch's
+workflow. Taking it out for the duration of a transaction and putting it back only after
+commit means a failed step can never leave a half-changed copy behind for the next
+request; the next one reloads from the database instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from SpiffWorkflow.exceptions import WorkflowException
+from sqlalchemy import delete, event, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .. import audit, outbox, runner
+from ..db import row_locks
+from ..errors import Conflict, EngineFault, InvalidInput, NotFound
+from ..models import Batch, IdempotentRequest, Job, MessageSubscription, utcnow
+from ..runtime import Runtime
+from ..vocabulary import BatchState
+from ..workflow_store import LiveWorkflow, canonical, prune, sha256
+
+
+def find_batch(s: Session, batch_id: str, *, lock: bool = False) -> Batch:
+    """The batch by its id; ``lock`` takes its row lock (PostgreSQL; SQLite's BEGIN
+    IMMEDIATE already serialises writers) so changes of one batch queue up."""
+    stmt = select(Batch).where(Batch.batch_id == batch_id)
+    if lock and row_locks(s):
+        stmt = stmt.with_for_update()
+    batch = s.scalars(stmt).first()
+    if batch is None:
+        raise NotFound(f"batch {batch_id!r} not found", code="batch_not_found")
+    return batch
+
+
+def lock_batch(s: Session, batch_id: str) -> Batch:
+    return find_batch(s, batch_id, lock=True)
+
+
+def cache_after_commit(rt: Runtime, s: Session, batch_pk: int, entry: LiveWorkflow) -> None:
+    """Put ``entry`` in the cache once ``s`` commits; a rollback leaves it out."""
+    event.listen(s, "after_commit", lambda _session: rt.cache.put(batch_pk, entry), once=True)
+
+
+@contextmanager
+def live_workflow(rt: Runtime, s: Session, batch: Batch, *, changing: bool = False) -> Iterator[LiveWorkflow]:
+    """Borrow the batch's live workflow from the cache (or load it) and put it back.
+
+    Read without ``changing``, it goes back as soon as the block ends. With
+    ``changing`` (the batch must be locked), it goes back only after ``s`` commits. An
+    error inside the block drops it either way: the next user reloads it from the rows.
+    """
+    batch_pk = batch.id
+    entry = rt.cache.take(batch_pk, batch.revision) or rt.store.load(s, batch_pk, batch.revision)
+    try:
+        yield entry
+    except BaseException:
+        rt.cache.drop(batch_pk)
+        raise
+    if changing:
+        cache_after_commit(rt, s, batch_pk, entry)
+    else:
+        rt.cache.put(batch_pk, entry)
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+Change = Callable[[Session, Batch, LiveWorkflow], dict[str, Any]]
+
+
+def mutate(
+    rt: Runtime,
+    batch_id: str,
+    change: Change,
+    *,
+    idempotency: tuple[str, dict[str, Any]] | None = None,
+    allow_states: tuple[BatchState, ...] = (BatchState.RUNNING,),
+    status: int = 200,
+) -> Outcome:
+    """Run ``change`` on the locked batch's live workflow and persist it, all in one
+    transaction (see the module docstring for why the workflow is borrowed)."""
+    try:
+        with rt.transaction() as s:
+            batch = lock_batch(s, batch_id)
+            if idempotency is not None:
+                replay = _replay(s, f"batch:{batch_id}", *idempotency)
+                if replay is not None:
+                    return replay
+            if batch.state not in allow_states:
+                raise Conflict(
+                    f"batch {batch_id} is {batch.state}", code=f"batch_{batch.state}", details={"state": batch.state}
+                )
+            with live_workflow(rt, s, batch, changing=True) as entry:
+                body = change(s, batch, entry)
+                persist(rt, s, batch, entry)
+            if isinstance(body.get("batch"), dict):
+                body["batch"]["state"] = batch.state  # the step may have completed the batch
+            if idempotency is not None:
+                key, request = idempotency
+                s.add(
+                    IdempotentRequest(
+                        scope=f"batch:{batch_id}",
+                        key=key,
+                        request_hash=_request_hash(request),
+                        status=status,
+                        response=body,
+                    )
+                )
+        return Outcome(status, body)
+    except IntegrityError as exc:
+        raise Conflict("the batch changed at the same time; repeat the request", code="concurrent_change") from exc
+    except WorkflowException as exc:
+        raise EngineFault(
+            f"the recipe failed: {exc}", details={"task": getattr(getattr(exc, "task_spec", None), "bpmn_id", None)}
+        ) from exc
+
+
+def _request_hash(request: dict[str, Any]) -> str:
+    return sha256(canonical(request))
+
+
+def _replay(s: Session, scope: str, key: str, request: dict[str, Any]) -> Outcome | None:
+    prior = s.get(IdempotentRequest, (scope, key))
+    if prior is None:
+        return None
+    if prior.request_hash != _request_hash(request):
+        raise InvalidInput(
+            "this Idempotency-Key was already used for a different request", code="idempotency_key_reused"
+        )
+    return Outcome(prior.status, prior.response, replayed=True)
+
+
+def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
+    """Everything that follows an advance of the workflow, in the same transaction."""
+    wf = entry.workflow
+    prune(wf)
+    _schedule(rt, s, batch, entry)
+    if batch.state == BatchState.RUNNING and runner.is_finished(wf):
+        batch.state = BatchState.COMPLETE
+        batch.completed_at = utcnow()
+        audit.record(
+            s,
+            user="system",
+            action="batch.complete",
+            object_type="batch",
+            object_id=batch.batch_id,
+            field="state",
+            old=BatchState.RUNNING,
+            new=BatchState.COMPLETE,
+        )
+        outbox.emit(s, rt.settings, "batch.completed", batch.batch_id, {"batch_id": batch.batch_id})
+    rt.store.save(s, batch.id, entry)
+    batch.revision += 1
+    entry.revision = batch.revision
+
+
+def _schedule(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
+    """Create the jobs and message subscriptions the workflow now waits on."""
+    wf = entry.workflow
+    scheduled = entry.scheduled
+    if scheduled is None:
+        scheduled = entry.scheduled = {
+            (row.kind, row.task_id)
+            for row in s.execute(
+                select(Job.kind, Job.task_id).where(
+                    Job.batch_id == batch.id, Job.state == "pending", Job.kind.in_(("timer", "service_task"))
+                )
+            )
+        }
+    key: tuple[str, str | None]
+    for timer in runner.waiting_timers(wf):
+        key = ("timer", timer.task_id)
+        if key not in scheduled:
+            s.add(
+                Job(
+                    kind="timer",
+                    batch_id=batch.id,
+                    task_id=timer.task_id,
+                    due_at=timer.due_at,
+                    max_attempts=rt.settings.job_max_attempts,
+                )
+            )
+            scheduled.add(key)
+    for task in runner.waiting_service_tasks(wf):
+        key = ("service_task", str(task.id))
+        if key not in scheduled and not task.internal_data.get("batchline_pending"):
+            s.add(
+                Job(
+                    kind="service_task",
+                    batch_id=batch.id,
+                    task_id=str(task.id),
+                    max_attempts=rt.settings.job_max_attempts,
+                )
+            )
+            scheduled.add(key)
+    live_ids = {str(t.id) for t in runner.tasks(wf)}
+    scheduled.difference_update([(kind, task_id) for kind, task_id in scheduled if task_id not in live_ids])
+
+    wanted = {(m.task_id, m.message, canonical(m.correlation)) for m in runner.waiting_messages(wf)}
+    have = entry.subscriptions
+    if have is None:
+        have = {
+            (r.task_id, r.message, canonical(r.correlation))
+            for r in s.scalars(select(MessageSubscription).where(MessageSubscription.batch_id == batch.id))
+        }
+    if wanted != have:
+        for task_id, _, _ in have - wanted:
+            s.execute(
+                delete(MessageSubscription).where(
+                    MessageSubscription.batch_id == batch.id, MessageSubscription.task_id == task_id
+                )
+            )
+        for task_id, message, corr in wanted - have:
+            s.add(
+                MessageSubscription(batch_id=batch.id, task_id=task_id, message=message, correlation=json.loads(corr))
+            )
+    entry.subscriptions = wanted
