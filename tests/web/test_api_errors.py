@@ -318,14 +318,13 @@ def test_held_batch_refuses_steps_until_resumed(client, batch):
     )
 
 
-def test_retired_recipe_cannot_be_approved_again(client):
-    rv = import_recipe(client)
+def test_only_a_draft_can_be_approved(client):
+    rv = import_recipe(client)  # approved by quentin
+    again = client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "again"}, headers=client.auth["quentin"])
+    assert "approved already" in error(again, 409, "recipe_not_draft")["message"]
     client.post(f"/api/recipes/{rv['id']}/retire", json={"reason": "old"}, headers=client.auth["alice"])
-    error(
-        client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "back"}, headers=client.auth["quentin"]),
-        409,
-        "recipe_retired",
-    )
+    back = client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "back"}, headers=client.auth["quentin"])
+    assert "is retired" in error(back, 409, "recipe_not_draft")["message"]
 
 
 # --- hostile input -------------------------------------------------------------------
