@@ -9,12 +9,10 @@ transaction; ``record_samples`` schedules ``score_samples`` for equipment sample
 from __future__ import annotations
 
 from engine.runtime import Runtime
+from engine.vocabulary import JobKind
 
-from .equipment.samples import JOB as SCORE_SAMPLES
 from .equipment.scoring import score_samples
 from .scoring import score_step
-
-SCORE_STEP = "score_step"
 
 
 def install(rt: Runtime) -> None:
@@ -22,5 +20,5 @@ def install(rt: Runtime) -> None:
     ``score_samples`` one (equipment time series, ``analytics.equipment``) on this
     runtime: from then on every operator step schedules its scoring job in its own
     transaction."""
-    rt.job_handlers[SCORE_STEP] = score_step
-    rt.job_handlers[SCORE_SAMPLES] = score_samples
+    rt.job_handlers[JobKind.SCORE_STEP] = score_step
+    rt.job_handlers[JobKind.SCORE_SAMPLES] = score_samples

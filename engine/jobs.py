@@ -33,7 +33,7 @@ from .db import row_locks
 from .errors import BatchlineError
 from .models import Incident, Job, OutboxEvent, utcnow
 from .runtime import Runtime
-from .vocabulary import BatchState
+from .vocabulary import BatchState, JobKind, JobState
 
 log = logging.getLogger("batchline.jobs")
 
@@ -55,7 +55,11 @@ def acquire(rt: Runtime, worker: str, limit: int = 10) -> list[int]:
     with rt.transaction() as s:
         stmt = (
             select(Job)
-            .where(Job.state == "pending", Job.due_at <= now, or_(Job.locked_until.is_(None), Job.locked_until < now))
+            .where(
+                Job.state == JobState.PENDING,
+                Job.due_at <= now,
+                or_(Job.locked_until.is_(None), Job.locked_until < now),
+            )
             .order_by(Job.due_at, Job.id)
             .limit(limit)
         )
@@ -72,7 +76,7 @@ def run_job(rt: Runtime, job_id: int, worker: str) -> str:
     """Run one acquired job; returns its new state."""
     with rt.transaction() as s:
         job = s.get(Job, job_id)
-        if job is None or job.state != "pending" or job.locked_by != worker:
+        if job is None or job.state != JobState.PENDING or job.locked_by != worker:
             return "skipped"
         kind, batch_pk, task_id, payload = job.kind, job.batch_id, job.task_id, dict(job.payload)
         batch_id = None
@@ -94,12 +98,12 @@ def run_job(rt: Runtime, job_id: int, worker: str) -> str:
         return _failed(rt, job_id, message, retry=retry, detail=traceback.format_exc(limit=5))
     with rt.transaction() as s:
         job = s.get(Job, job_id)
-        job.state = "done"
+        job.state = JobState.DONE
         job.attempts += 1
         job.finished_at = utcnow()
         job.locked_by = None
         job.locked_until = None
-    return "done"
+    return JobState.DONE
 
 
 def _reschedule(rt: Runtime, job_id: int, delay: float) -> str:
@@ -108,7 +112,7 @@ def _reschedule(rt: Runtime, job_id: int, delay: float) -> str:
         job.due_at = utcnow() + timedelta(seconds=delay)
         job.locked_by = None
         job.locked_until = None
-    return "pending"
+    return JobState.PENDING
 
 
 def _failed(rt: Runtime, job_id: int, message: str, *, retry: bool, detail: str) -> str:
@@ -121,8 +125,8 @@ def _failed(rt: Runtime, job_id: int, message: str, *, retry: bool, detail: str)
         if retry and job.attempts < job.max_attempts:
             delay = rt.settings.job_backoff_seconds * (2 ** (job.attempts - 1))
             job.due_at = utcnow() + timedelta(seconds=delay)
-            return "pending"
-        job.state = "failed"
+            return JobState.PENDING
+        job.state = JobState.FAILED
         job.finished_at = utcnow()
         incident = Incident(job_id=job.id, batch_id=job.batch_id, kind=job.kind, message=message[:4000])
         s.add(incident)
@@ -142,7 +146,7 @@ def _failed(rt: Runtime, job_id: int, message: str, *, retry: bool, detail: str)
             f"job/{job.id}",
             {"incident": incident.id, "job": job.id, "kind": job.kind, "message": message[:500]},
         )
-        return "failed"
+        return JobState.FAILED
 
 
 # --- handlers ------------------------------------------------------------------------
@@ -218,9 +222,9 @@ def _deliver(rt: Runtime, batch_id: Any, task_id: Any, payload: dict) -> None:
 
 
 HANDLERS: dict[str, Callable[[Runtime, Any, Any, dict], None]] = {
-    "timer": _timer,
-    "service_task": _service_task,
-    "deliver": _deliver,
+    JobKind.TIMER: _timer,
+    JobKind.SERVICE_TASK: _service_task,
+    JobKind.DELIVER: _deliver,
 }
 
 
@@ -298,7 +302,7 @@ def retry_incident(rt: Runtime, incident_id: int, *, user: str) -> dict[str, Any
         if inc.resolved_at is not None:
             raise Conflict(f"incident {incident_id} is resolved already", code="incident_resolved")
         job = s.get(Job, inc.job_id)
-        job.state = "pending"
+        job.state = JobState.PENDING
         job.attempts = 0
         job.due_at = utcnow()
         job.finished_at = None

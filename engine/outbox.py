@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from .config import Settings
 from .models import Job, OutboxEvent, utcnow
+from .vocabulary import JobKind
 
 TYPE_PREFIX = "org.batchline."
 
@@ -28,7 +29,9 @@ def emit(session: Session, settings: Settings, type_: str, subject: str, data: d
     if settings.webhook_urls:
         session.flush()  # delivery jobs need the event's sequence number
     for url in settings.webhook_urls:
-        session.add(Job(kind="deliver", payload={"seq": event.seq, "url": url}, max_attempts=settings.job_max_attempts))
+        session.add(
+            Job(kind=JobKind.DELIVER, payload={"seq": event.seq, "url": url}, max_attempts=settings.job_max_attempts)
+        )
     return event
 
 

@@ -62,3 +62,22 @@ class RecipeStatus(StrEnum):
     DRAFT = "draft"
     APPROVED = "approved"
     RETIRED = "retired"
+
+
+class JobKind(StrEnum):
+    """Background work the job executor runs. The engine schedules every kind below; the
+    handlers of ``SCORE_STEP`` and ``SCORE_SAMPLES`` come from the analytics package
+    (``Runtime.job_handlers``), so an install without analytics schedules none."""
+
+    TIMER = "timer"
+    SERVICE_TASK = "service_task"
+    DELIVER = "deliver"
+    SCORE_STEP = "score_step"
+    SCORE_SAMPLES = "score_samples"
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"

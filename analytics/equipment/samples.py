@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.models import Batch, EquipmentSample, Job, utcnow
 from engine.runtime import Runtime
-from engine.vocabulary import BatchState
+from engine.vocabulary import BatchState, JobKind
 
-JOB = "score_samples"
+JOB = JobKind.SCORE_SAMPLES
 MAX_SAMPLES = 1000  # per request
 MAX_VARIABLES = 100
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

@@ -26,7 +26,7 @@ from __future__ import annotations
 from .corrections import correct_step
 from .descriptions import describe, describe_exception, describe_signature, describe_step
 from .inputs import MAX_ID_LEN, SCALARS
-from .queries import diagram, exceptions, get_batch, list_batches, my_tasks, ready_tasks, steps
+from .queries import diagram, exceptions, get_batch, list_batches, my_tasks, ready_tasks, steps, trend_check_pending
 from .signatures import signed_content
 from .step_path import append_step, complete_task, raise_exception, start_batch
 from .supervision import STATES, TRANSITIONS, change_state, reassign
@@ -65,4 +65,5 @@ __all__ = [
     "start_batch",
     "steps",
     "task_role",
+    "trend_check_pending",
 ]

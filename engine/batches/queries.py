@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import runner
-from ..models import Batch, BatchException, Incident, RecipeVersion, Signature, Step, WorkflowState
+from ..models import Batch, BatchException, Incident, Job, RecipeVersion, Signature, Step, WorkflowState
 from ..record import as_corrected, corrected_value, corrections_by_step, replaced_value
 from ..runtime import Runtime
 from ..users import Person
-from ..vocabulary import BatchState
+from ..vocabulary import BatchState, JobKind, JobState
 from .descriptions import describe, describe_exception, describe_signature, describe_step
 from .tasks import describe_task, read_assignments, recipe_content
 from .unit_of_work import find_batch, live_workflow
@@ -147,3 +147,16 @@ def _open_incidents(s: Session, batch_pk: int) -> list[dict[str, Any]]:
         {"id": i.id, "job_id": i.job_id, "kind": i.kind, "message": i.message, "created_at": i.created_at.isoformat()}
         for i in rows
     ]
+
+
+def trend_check_pending(rt: Runtime, batch_id: str, seq: int) -> bool:
+    """True while the out-of-trend check of step ``seq`` has not run yet: it runs after
+    commit, off the request, so the step page refreshes until it has."""
+    with rt.transaction() as s:
+        batch = find_batch(s, batch_id)
+        pending = s.scalars(
+            select(Job.payload).where(
+                Job.batch_id == batch.id, Job.kind == JobKind.SCORE_STEP, Job.state == JobState.PENDING
+            )
+        )
+        return any((payload or {}).get("seq") == seq for payload in pending)

@@ -19,7 +19,7 @@ from ..recipes import find_version
 from ..runtime import Runtime
 from ..step_values import CheckedValues, check_values
 from ..users import Person
-from ..vocabulary import BatchState, ExceptionSource, RecipeStatus, Severity, StepKind
+from ..vocabulary import BatchState, ExceptionSource, JobKind, RecipeStatus, Severity, StepKind
 from ..workflow_store import BatchWorkflow, LiveWorkflow, canonical, sha256
 from .descriptions import describe, describe_exception, describe_step
 from .inputs import check_identifier, check_parameters, task_uuid
@@ -207,9 +207,9 @@ def append_step(
             "user": user,
         },
     )
-    if kind == StepKind.USER_TASK and "score_step" in rt.job_handlers:
+    if kind == StepKind.USER_TASK and JobKind.SCORE_STEP in rt.job_handlers:
         # scored after commit, off the operator's request (out-of-trend analytics)
-        s.add(Job(kind="score_step", batch_id=batch.id, payload={"seq": step.seq}, max_attempts=3))
+        s.add(Job(kind=JobKind.SCORE_STEP, batch_id=batch.id, payload={"seq": step.seq}, max_attempts=3))
     return step
 
 

@@ -16,7 +16,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..models import Job, MessageSubscription, TaskAssignment, User, utcnow
 from ..permissions import Forbidden
 from ..runtime import Runtime
-from ..vocabulary import BatchState
+from ..vocabulary import BatchState, JobState
 from .descriptions import describe
 from .inputs import require_reason, task_uuid
 from .tasks import ready_user_task, task_role
@@ -49,8 +49,8 @@ def change_state(rt: Runtime, batch_id: str, action: str, *, user: str, reason: 
         batch.state = new_state
         if new_state == BatchState.ABORTED:
             batch.completed_at = utcnow()
-            for job in s.scalars(select(Job).where(Job.batch_id == batch.id, Job.state == "pending")):
-                job.state = "cancelled"
+            for job in s.scalars(select(Job).where(Job.batch_id == batch.id, Job.state == JobState.PENDING)):
+                job.state = JobState.CANCELLED
                 job.finished_at = utcnow()
             s.execute(delete(MessageSubscription).where(MessageSubscription.batch_id == batch.id))
             rt.cache.drop(batch.id)

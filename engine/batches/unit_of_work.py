@@ -27,7 +27,7 @@ from ..db import row_locks
 from ..errors import Conflict, EngineFault, InvalidInput, NotFound
 from ..models import Batch, IdempotentRequest, Job, MessageSubscription, utcnow
 from ..runtime import Runtime
-from ..vocabulary import BatchState
+from ..vocabulary import BatchState, JobKind, JobState
 from ..workflow_store import LiveWorkflow, canonical, prune, sha256
 
 
@@ -178,17 +178,19 @@ def _schedule(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> Non
             (row.kind, row.task_id)
             for row in s.execute(
                 select(Job.kind, Job.task_id).where(
-                    Job.batch_id == batch.id, Job.state == "pending", Job.kind.in_(("timer", "service_task"))
+                    Job.batch_id == batch.id,
+                    Job.state == JobState.PENDING,
+                    Job.kind.in_((JobKind.TIMER, JobKind.SERVICE_TASK)),
                 )
             )
         }
     key: tuple[str, str | None]
     for timer in runner.waiting_timers(wf):
-        key = ("timer", timer.task_id)
+        key = (JobKind.TIMER, timer.task_id)
         if key not in scheduled:
             s.add(
                 Job(
-                    kind="timer",
+                    kind=JobKind.TIMER,
                     batch_id=batch.id,
                     task_id=timer.task_id,
                     due_at=timer.due_at,
@@ -197,11 +199,11 @@ def _schedule(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> Non
             )
             scheduled.add(key)
     for task in runner.waiting_service_tasks(wf):
-        key = ("service_task", str(task.id))
+        key = (JobKind.SERVICE_TASK, str(task.id))
         if key not in scheduled and not task.internal_data.get("batchline_pending"):
             s.add(
                 Job(
-                    kind="service_task",
+                    kind=JobKind.SERVICE_TASK,
                     batch_id=batch.id,
                     task_id=str(task.id),
                     max_attempts=rt.settings.job_max_attempts,

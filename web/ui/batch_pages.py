@@ -13,7 +13,6 @@ from engine.vocabulary import BatchState
 from ..runtime import runtime
 from .diagram import diagram_view
 from .pages import bp
-from .queries import trend_check_pending
 from .record_rows import add_rows, form_fields
 
 #: the batch list's state filter, in the order of a batch's life
@@ -101,5 +100,5 @@ def step_page(batch_id: str, seq: int):
         step=step,
         exceptions=raised,
         next_tasks=next_tasks,
-        trend_check_pending=trend_check_pending(batch_id, seq),
+        trend_check_pending=batches.trend_check_pending(runtime(), batch_id, seq),
     )
