@@ -21,7 +21,13 @@ PREFIX = "BATCHLINE_"
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///var/batchline.db"
-    secret_key: str = "dev-insecure-change-me"
+    #: signs the browser's session cookie. Empty (the default): a random key is made on
+    #: first start into a key file with mode 0600 (``engine.secret_key``) and reused.
+    #: There is no default key: a key published anywhere would let anyone forge a session.
+    secret_key: str = ""
+    #: where the generated key file lives when the database is not a SQLite file
+    #: (PostgreSQL): default ``var/`` under the working directory
+    key_dir: str = ""
     host: str = "127.0.0.1"
     port: int = 5000
     #: largest request body the API accepts, in bytes (413 above it)
@@ -45,6 +51,15 @@ class Settings:
     password_max_age_days: int = 180
     #: a continuous session ends after this much inactivity (signing then needs id + password)
     session_timeout_minutes: int = 15
+    #: the session cookie is sent over HTTPS only (``Secure``); on unless ``demo`` is set
+    #: or this is set off explicitly (plain HTTP on a trusted network)
+    session_cookie_secure: bool = True
+    #: the demo plant (``batchline demo``): plain HTTP on this computer, so no ``Secure`` cookie
+    demo: bool = False
+    #: behind a TLS-terminating proxy: believe its ``X-Forwarded-Proto`` (for HTTPS and HSTS)
+    trust_forwarded_proto: bool = False
+    #: ``Strict-Transport-Security`` max-age sent on answers served over HTTPS
+    hsts_seconds: int = 31_536_000
     #: argon2id cost of password hashes
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
@@ -52,6 +67,22 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def cookie_secure(self) -> bool:
+        """Whether the session cookie carries ``Secure`` (never in the demo)."""
+        return self.session_cookie_secure and not self.demo
+
+    def __repr__(self) -> str:  # the secret key never reaches a log or a traceback
+        shown = ", ".join(
+            f"{f.name}={'***' if f.name in SECRET_FIELDS and getattr(self, f.name) else getattr(self, f.name)!r}"
+            for f in fields(self)
+        )
+        return f"Settings({shown})"
+
+
+#: settings never shown in a representation
+SECRET_FIELDS = frozenset({"secret_key", "webhook_secret"})
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

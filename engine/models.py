@@ -131,6 +131,21 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class LoginSession(Base):
+    """A browser session, held on the server: the cookie carries a random token, the row
+    only its SHA-256 (``id``), so reading the table gives no way in. Logout, the
+    inactivity timeout, deactivation and locking set ``revoked_at``; a revoked or idle
+    session never comes back (``engine.sessions``)."""
+
+    __tablename__ = "login_session"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(String(50), nullable=True)
+
+
 # --- batches -------------------------------------------------------------------------
 
 

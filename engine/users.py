@@ -22,7 +22,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
 
-from . import audit, outbox
+# ``sessions``: an account locked, deactivated or given a new password here loses its browser
+# sessions in the same transaction (its flush rule)
+from . import audit, outbox, sessions  # noqa: F401
 from .errors import BatchlineError, Conflict, InvalidInput, NotFound
 from .models import ApiToken, User, utcnow
 from .runtime import Runtime
@@ -61,6 +63,9 @@ class Person:
 
 def _person(u: User) -> Person:
     return Person(u.username, u.printed_name, tuple(u.roles or ()), u.kind)
+
+
+as_person = _person
 
 
 def describe(u: User) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The words of the batch record: batch states, step kinds, exception sources and
-severities, recipe statuses.
+severities, recipe statuses, job kinds and states, why a session ended.
 
 They are ``StrEnum`` members, so they compare equal to the strings stored in the
 database and sent over the API ("running" == BatchState.RUNNING) and need no
@@ -81,3 +81,13 @@ class JobState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+class SessionEnd(StrEnum):
+    """Why a browser session ended (``login_session.revoked_reason``)."""
+
+    LOGOUT = "logout"
+    TIMEOUT = "timeout"
+    DEACTIVATED = "account_deactivated"
+    LOCKED = "account_locked"
+    PASSWORD_CHANGED = "password_changed"

@@ -4,6 +4,7 @@ and the recipe files (fixtures themselves are in ``tests/conftest.py``)."""
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from engine.config import load_settings
@@ -14,9 +15,16 @@ RECIPES = HERE / "recipes"
 PG_ADMIN_URL = os.environ.get("BATCHLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
-# cheap password hashing: tests do not defend against offline guessing
+# cheap password hashing: tests do not defend against offline guessing. The secret key is
+# random per test process (never a key written in the repository, which the server refuses;
+# the key file made on first start is tested in tests/web/test_sessions_and_secrets.py)
 TEST_SETTINGS = dict(
-    job_backoff_seconds=0.01, worker_poll_seconds=0.05, webhook_urls=(), argon2_time_cost=1, argon2_memory_kib=1024
+    job_backoff_seconds=0.01,
+    worker_poll_seconds=0.05,
+    webhook_urls=(),
+    argon2_time_cost=1,
+    argon2_memory_kib=1024,
+    secret_key=secrets.token_urlsafe(48),
 )
 
 #: the password of every account in ``ACCOUNTS``
@@ -44,3 +52,36 @@ def make_runtime(url: str, **overrides) -> Runtime:
 
 def read_recipe(*names: str) -> dict[str, bytes]:
     return {n: (RECIPES / n).read_bytes() for n in names}
+
+
+def browser_login(client, username: str) -> None:
+    """Log ``username`` in on a Flask test client the way the login page does (a
+    server-side session and its token in the cookie), without typing the password."""
+    from engine import sessions
+
+    rt = client.application.extensions["batchline"]
+    token = sessions.open_session(rt, username)
+    with client.session_transaction() as cookie:
+        cookie.clear()
+        cookie["sid"] = token
+        cookie["csrf"] = secrets.token_urlsafe(32)
+        cookie["signed_once"] = False
+
+
+def idle_sessions(rt, username: str, seconds: float) -> None:
+    """Move the last request of ``username``'s browser sessions ``seconds`` back, as if
+    the tablet had been left alone that long (the timeout is enforced on the server)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from engine.models import LoginSession, User
+
+    with rt.transaction() as s:
+        user_id = s.scalars(select(User.id).where(User.username == username)).one()
+        for row in s.scalars(select(LoginSession).where(LoginSession.user_id == user_id)):
+            s.execute(
+                update(LoginSession)
+                .where(LoginSession.id == row.id)
+                .values(last_seen_at=row.last_seen_at - timedelta(seconds=seconds))
+            )

@@ -8,6 +8,8 @@ with their own settings; nothing lives at module level.
 
 from __future__ import annotations
 
+import logging
+
 import marshmallow as ma
 from flask import Flask
 from flask_smorest import Api
@@ -16,7 +18,9 @@ from werkzeug.exceptions import HTTPException
 from engine.config import Settings, load_settings
 from engine.errors import BatchlineError
 from engine.runtime import Runtime
+from engine.secret_key import resolve as resolve_secret_key
 
+from . import headers
 from .errors import ErrorSchema, batchline_error_response, http_error_response, validation_error_response
 from .runtime import install as install_runtime
 
@@ -30,6 +34,9 @@ it are listed with it (401 `auth_required`, 403 `forbidden`). Signed steps carry
 signer's user id and password in the body (21 CFR 11.200). Errors are JSON
 `{code, message, details}` with a stable `code`.
 """
+
+
+log = logging.getLogger("batchline.web")
 
 
 class BatchlineApi(Api):
@@ -46,12 +53,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     if runtime is None:
         runtime = Runtime(settings or load_settings())
     settings = runtime.settings
+    # no default key: the settings' key, or the key file made on first start; an unsafe
+    # key file stops the app here (SecretKeyError, code secret_key_unsafe)
+    key = resolve_secret_key(settings)
+    log.info("secret key: %s", key.source)
 
     app = Flask(__name__)
     app.config.from_mapping(
-        SECRET_KEY=settings.secret_key,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
+        SECRET_KEY=key.value,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         API_TITLE="Batchline",
         API_VERSION="1",
@@ -64,6 +73,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         },
     )
     app.json.sort_keys = False
+    app.extensions["batchline_secret_key_source"] = key.source
+    headers.install(app, settings)
     install_runtime(app, runtime)
 
     api = BatchlineApi(app)

@@ -2,18 +2,17 @@
 API endpoint.
 
 Two ways in: an API token (``Authorization: Bearer bl_…``, for systems and scripts), or
-the browser session set by the login page (``web.ui``). A session ends after
-``session_timeout_minutes`` of inactivity (§11.200: signing again needs id + password).
+the browser session set by the login page, held on the server (``web.ui.session`` is its
+one home: timeout, logout and revocation; the API reads it only for GET requests).
 Every endpoint declares its action with ``@requires("batch.start")``; the matrix itself
 is ``engine.permissions.MATRIX`` so the CLI enforces the same rules.
 """
 
 from __future__ import annotations
 
-import time
 from functools import wraps
 
-from flask import g, request, session
+from flask import g, request
 from flask_smorest import Blueprint
 
 from engine import permissions, users
@@ -21,26 +20,12 @@ from engine import permissions, users
 from .errors import ApiError
 from .runtime import runtime
 
-SESSION_USER = "user"
-SESSION_SEEN = "last_seen"
-
 
 def session_person():
     """The person logged in through the browser, if the session is still alive."""
-    username = session.get(SESSION_USER)
-    if not username:
-        return None
-    timeout = runtime().settings.session_timeout_minutes * 60
-    now = time.time()
-    if now - float(session.get(SESSION_SEEN, 0)) > timeout:
-        session.clear()
-        return None
-    session[SESSION_SEEN] = now
-    try:
-        return users.person(runtime(), username)
-    except users.AuthFailed:
-        session.clear()
-        return None
+    from .ui import session as browser  # the browser session's one home
+
+    return browser.load_person()[0]
 
 
 def current_person():

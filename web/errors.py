@@ -79,7 +79,17 @@ def http_error_response(error: HTTPException):
         details = {"max_bytes": limit}
     elif status == 500:
         message = "internal error; the server log has the details"
-    return {"code": code, "message": message, "details": details}, status, data.get("headers", {})
+    return {"code": code, "message": message, "details": details}, status, error_headers(error)
+
+
+def error_headers(error: HTTPException) -> dict[str, str]:
+    """The headers an HTTP error owes its client whatever the body: ``Allow`` on a 405
+    (RFC 9110), ``WWW-Authenticate``, ``Retry-After``; and those webargs adds. The body's
+    own ``Content-Type`` is ours, not Werkzeug's HTML one."""
+    found = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+    data = getattr(error, "data", None) or {}
+    found.update(data.get("headers") or {})
+    return found
 
 
 def validation_error_response(error: ma.ValidationError):

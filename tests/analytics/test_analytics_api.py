@@ -3,9 +3,8 @@ permissions, and the trend pages (login required, SVG chart, escaping)."""
 
 from __future__ import annotations
 
-import time
-
 from engine import jobs, users
+from tests.support import browser_login
 
 from .trend_recipe import RECIPE, live_step, trained_plant
 
@@ -80,9 +79,7 @@ def test_anonymous_is_refused(anon):
 
 
 def _login(client, username):
-    with client.session_transaction() as s:
-        s["user"] = username
-        s["last_seen"] = time.time()
+    browser_login(client, username)
 
 
 def test_trend_pages_render(runtime, app):

@@ -4,9 +4,8 @@ it has run, the finding is on the page."""
 
 from __future__ import annotations
 
-import time
-
 from engine import jobs
+from tests.support import browser_login
 from web.app import create_app
 
 from .trend_recipe import OPERATOR, live_step, trained_plant
@@ -16,9 +15,7 @@ def test_step_page_shows_the_trend_finding(rt):
     trained_plant(rt)
     live_step(rt, "B-PAGE", {"mass_g": 104, "temp_c": 20.0})
     client = create_app(runtime=rt).test_client()
-    with client.session_transaction() as session:
-        session["user"] = OPERATOR
-        session["last_seen"] = time.time()
+    browser_login(client, OPERATOR)
     page = client.get("/batches/B-PAGE/steps/1").get_data(as_text=True)
     assert 'http-equiv="refresh"' in page and "Checking the values" in page
     assert jobs.run_due(rt) >= 1

@@ -57,7 +57,7 @@ def chromium_path() -> str:
 def runtime(tmp_path_factory, sqlite_template):
     path = tmp_path_factory.mktemp("browser") / "batchline.db"
     shutil.copy(sqlite_template, path)
-    rt = make_runtime(f"sqlite:///{path}", secret_key="browser-tests-only", session_timeout_minutes=15)
+    rt = make_runtime(f"sqlite:///{path}", session_timeout_minutes=15, session_cookie_secure=False)
     for username, (printed, roles, secret) in PEOPLE.items():
         users.create_user(rt, username, printed, roles, by="test", password=secret)
     files = {p.name: p.read_bytes() for p in FIXTURES.glob("*.bpmn")}

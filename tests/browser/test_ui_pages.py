@@ -5,12 +5,11 @@ submission, permissions, no open redirect, safe markdown, security headers."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from engine import batches
-from web.ui import session as ui_session
+from tests.support import idle_sessions
 from web.ui.markdown import render_markdown
 
 from .conftest import password
@@ -97,7 +96,7 @@ def test_service_accounts_cannot_log_in(client, runtime):
     assert r.status_code == 401 and "Service accounts cannot log in" in r.text
 
 
-def test_signing_rule_user_id_first_then_password_only_then_both_after_timeout(client, runtime, new_batch, monkeypatch):
+def test_signing_rule_user_id_first_then_password_only_then_both_after_timeout(client, runtime, new_batch):
     batch_id = new_batch()
     log_in(client, "op.anna")
     url, csrf, key = task_form(client, batch_id)
@@ -122,8 +121,8 @@ def test_signing_rule_user_id_first_then_password_only_then_both_after_timeout(c
     url, csrf, key = task_form(client, batch_id)
     assert 'id="signer_id"' not in client.get(url).text
     # after the inactivity timeout the session ends: log in again, and both components again
-    later = time.time() + runtime.settings.session_timeout_minutes * 60 + 5
-    monkeypatch.setattr(ui_session.time, "time", lambda: later)
+    # (the server-side session's last request is moved back past the timeout)
+    idle_sessions(runtime, "op.anna", runtime.settings.session_timeout_minutes * 60 + 5)
     r = client.get(url)
     assert r.status_code == 302 and r.headers["Location"].startswith("/login")
     assert "without activity" in client.get(r.headers["Location"]).text

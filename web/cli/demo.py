@@ -9,6 +9,7 @@ import os
 import shlex
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import click
 from .context import as_json, current, runtime
 from .output import json_option, show
 from .root import main
-from .serve import check_port, listen_address, run_server, start_worker
+from .serve import check_port, listen_address, run_server, start_worker, startup_notes
 
 #: the demo person the "try this" block acts as (an operator: the demo batch waits for operator tasks)
 TRY_AS = "op.anna"
@@ -101,7 +102,10 @@ def demo(host, port, no_serve):
         if not as_json():
             _print_try_this(lines)
         return
+    # the demo is served over plain HTTP on this computer: its session cookie cannot be Secure
+    rt.settings = replace(rt.settings, demo=True)
     app = create_app(runtime=rt)
+    startup_notes(app)
     stop = threading.Event()
     start_worker(rt, stop)
     plant.start_equipment_feed(rt, stop)  # simulated bioreactor samples for the demo batch

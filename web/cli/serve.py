@@ -47,6 +47,21 @@ def check_port(host: str, port: int) -> None:
             ) from None
 
 
+def startup_notes(app) -> None:
+    """Where the secret key came from (never the key) and what the session cookie needs,
+    on stderr: an operator sees at start-up whether a key file was just made."""
+    rt = app.extensions["batchline"]
+    click.echo(f"secret key: {app.extensions['batchline_secret_key_source']}", err=True)
+    if rt.settings.cookie_secure:
+        click.echo(
+            "session cookie: Secure (sent over HTTPS only: serve the browser UI through a TLS proxy, or set "
+            "BATCHLINE_SESSION_COOKIE_SECURE=false on a trusted plain-HTTP network)",
+            err=True,
+        )
+    else:
+        click.echo("session cookie: not Secure (plain HTTP: demo or BATCHLINE_SESSION_COOKIE_SECURE=false)", err=True)
+
+
 def listen_address(rt, host: str | None, port: int | None) -> tuple[str, int]:
     return host or rt.settings.host, port or rt.settings.port
 
@@ -129,6 +144,7 @@ def serve(host, port, with_worker):
         raise  # the batchline command says these in its own words
     except Exception as exc:  # a start-up failure is one line, not a traceback
         fail("serve_failed", f"the web app could not start: {type(exc).__name__}: {exc}")
+    startup_notes(app)
     stop = threading.Event()
     if with_worker:
         start_worker(rt, stop)

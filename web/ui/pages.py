@@ -1,5 +1,5 @@
 """The ``ui`` blueprint and what every page of it shares: the login check before each
-request, the security headers after it, the template filters and context, the error
+request, the page security headers after it (CSP, framing), the template filters and context, the error
 pages, and the sentences and permission check the pages use.
 
 Pages are rendered on the server (Jinja, autoescaped) from the engine's functions; the
@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from engine import permissions
 from engine.errors import BatchlineError
 
+from ..errors import error_headers
 from ..runtime import runtime
 from . import entry
 from . import session as login
@@ -32,17 +33,6 @@ CSP = (
     "img-src 'self' data: http: https:; connect-src 'self'; font-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-
-
-@bp.record_once
-def _configure(state) -> None:
-    """The session cookie must not ride along on another site's POST (SameSite=Lax) nor
-    be readable by scripts. Flask's defaults are HttpOnly without SameSite; an app that
-    chose a SameSite value itself keeps it."""
-    config = state.app.config
-    config["SESSION_COOKIE_HTTPONLY"] = True
-    if config.get("SESSION_COOKIE_SAMESITE") is None:
-        config["SESSION_COOKIE_SAMESITE"] = "Lax"
 
 
 # --- every request ---------------------------------------------------------------------
@@ -67,10 +57,9 @@ def _who_is_there():
 def _headers(response):
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    # batch records must not linger in a shared tablet's cache
-    response.headers.setdefault("Cache-Control", "no-store")
+    # nosniff, no-store (batch records must not linger in a shared tablet's cache), the
+    # cookie's flags and HSTS: web.headers, for every answer of the app
     return response
 
 
@@ -125,9 +114,11 @@ def _engine_error(error: BatchlineError):
 def _http_error(error: HTTPException):
     if error.code == 413:
         return _too_large()
-    return render_template(
-        "ui/error.html", title=error.name, message=error.description, code=str(error.code)
-    ), error.code or 500
+    return (
+        render_template("ui/error.html", title=error.name, message=error.description, code=str(error.code)),
+        error.code or 500,
+        error_headers(error),
+    )
 
 
 def _too_large():

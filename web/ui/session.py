@@ -1,38 +1,38 @@
-"""Who is at the tablet: the browser session, its CSRF token, its inactivity timeout and
-the 21 CFR 11.200(a) signing rule.
+"""Who is at the tablet: the browser session, its CSRF token, and the 21 CFR 11.200(a)
+signing rule. The one home of "is this browser logged in" (the API and the trend pages
+ask ``load_person`` too, through ``web.auth.session_person``).
 
-The session is Flask's signed cookie. It holds the user id, the time of the last
-request, a CSRF token, whether the user has already signed in this continuous
-session, and the idempotency keys of the last few submissions (a form sent twice is
-recorded once). A session that saw no request for ``settings.session_timeout_minutes``
-ends: the user logs in again and the next signature needs user id and password again.
+The session lives on the server (``engine.sessions``: a ``login_session`` row with its
+last-seen time, revoked at logout, at the inactivity timeout, and when the account is
+deactivated, locked or gets a new password). Flask's signed cookie carries only the
+session's random token, a CSRF token, whether the user has already signed in this
+continuous session, and the idempotency keys of the last few submissions (a form sent
+twice is recorded once). A copied cookie is worth nothing after logout.
 
 Signing rule (§11.200(a)(1)): the first signature of a continuous session takes both
 components (user id + password); later ones in the same session take the password
-only; after logout or the inactivity timeout both again. Signing for someone else is
-impossible: the signer is always the logged-in user (§11.200(a)(2)).
+only; after logout or the inactivity timeout both again (a new session starts with
+``signed_once`` false). Signing for someone else is impossible: the signer is always the
+logged-in user (§11.200(a)(2)).
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from urllib.parse import urlsplit
 
-from flask import abort, request, session
+from flask import abort, g, request, session
 
-from engine import users
+from engine import sessions, users
 
 from ..runtime import runtime
 
+#: the cookie's key of the server-side session's token
+TOKEN = "sid"
 #: idempotency keys of this session's recent submissions -> their result page
 DONE_KEYS = "done"
 DONE_KEEP = 8
-
-
-def timeout_seconds() -> int:
-    return int(runtime().settings.session_timeout_minutes) * 60
 
 
 def csrf_token() -> str:
@@ -51,38 +51,43 @@ def check_csrf() -> None:
 
 
 def start(person: users.Person) -> None:
-    """A fresh continuous session after a successful login."""
+    """A fresh continuous session after a successful login (a new token: no fixation)."""
     session.clear()
-    session["user"] = person.username
+    session[TOKEN] = sessions.open_session(runtime(), person.username)
     session["csrf"] = secrets.token_urlsafe(32)
-    session["last_seen"] = int(time.time())
     session["signed_once"] = False
+    g.browser_session = (person, None)
 
 
 def end() -> None:
+    """Logout: the server-side session is revoked, so a copy of the cookie is worth nothing."""
+    sessions.end(runtime(), session.get(TOKEN))
     session.clear()
+    g.browser_session = (None, None)
 
 
 def load_person() -> tuple[users.Person | None, str | None]:
     """The logged-in person for this request, or (None, why the session ended).
 
-    Reads the account again on every request, so a deactivated or locked account is
-    logged out at its next click."""
-    username = session.get("user")
-    if not username:
+    Asks the server-side session on every request (once per request), so a revoked,
+    idle, deactivated or locked session is logged out at its next click."""
+    if "browser_session" not in g:
+        g.browser_session = _load()
+    return g.browser_session
+
+
+def _load() -> tuple[users.Person | None, str | None]:
+    token = session.get(TOKEN)
+    if not token:
         return None, None
-    last_seen = session.get("last_seen") or 0
-    if time.time() - last_seen > timeout_seconds():
-        end()
-        minutes = runtime().settings.session_timeout_minutes
-        return None, f"Your session ended after {minutes} minutes without activity. Please log in again."
     try:
-        person = users.person(runtime(), username)
-    except users.AuthFailed as exc:
-        end()
-        return None, exc.message
-    session["last_seen"] = int(time.time())
-    return person, None
+        return sessions.resume(runtime(), token), None
+    except sessions.SessionEnded as exc:
+        session.clear()
+        if exc.reason is None:
+            return None, "Your session has ended. Please log in again."
+        text = exc.message[0].upper() + exc.message[1:]
+        return None, text.replace("; please", ". Please") + ("" if text.endswith(".") else ".")
 
 
 def signing_needs_user_id() -> bool:
