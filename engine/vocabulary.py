@@ -87,6 +87,8 @@ class SessionEnd(StrEnum):
     """Why a browser session ended (``login_session.revoked_reason``)."""
 
     LOGOUT = "logout"
+    #: the same browser logged in again: its earlier session ends (no two in one cookie jar)
+    REPLACED = "replaced_by_login"
     TIMEOUT = "timeout"
     DEACTIVATED = "account_deactivated"
     LOCKED = "account_locked"

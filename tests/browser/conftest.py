@@ -57,6 +57,7 @@ def chromium_path() -> str:
 def runtime(tmp_path_factory, sqlite_template):
     path = tmp_path_factory.mktemp("browser") / "batchline.db"
     shutil.copy(sqlite_template, path)
+    # served over plain HTTP on 127.0.0.1 (as the demo): the session cookie cannot be Secure
     rt = make_runtime(f"sqlite:///{path}", session_timeout_minutes=15, session_cookie_secure=False)
     for username, (printed, roles, secret) in PEOPLE.items():
         users.create_user(rt, username, printed, roles, by="test", password=secret)

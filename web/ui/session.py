@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from flask import abort, g, request, session
 
 from engine import sessions, users
+from engine.vocabulary import SessionEnd
 
 from ..runtime import runtime
 
@@ -51,7 +52,9 @@ def check_csrf() -> None:
 
 
 def start(person: users.Person) -> None:
-    """A fresh continuous session after a successful login (a new token: no fixation)."""
+    """A fresh continuous session after a successful login (a new token: no fixation);
+    an earlier session of this browser ends."""
+    sessions.end(runtime(), session.get(TOKEN), SessionEnd.REPLACED)
     session.clear()
     session[TOKEN] = sessions.open_session(runtime(), person.username)
     session["csrf"] = secrets.token_urlsafe(32)
