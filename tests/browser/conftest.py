@@ -57,8 +57,8 @@ def chromium_path() -> str:
 def runtime(tmp_path_factory, sqlite_template):
     path = tmp_path_factory.mktemp("browser") / "batchline.db"
     shutil.copy(sqlite_template, path)
-    # served over plain HTTP on 127.0.0.1 (as the demo): the session cookie cannot be Secure
-    rt = make_runtime(f"sqlite:///{path}", session_timeout_minutes=15, session_cookie_secure=False)
+    # production cookie settings (Secure): Chromium keeps a Secure cookie from http://127.0.0.1
+    rt = make_runtime(f"sqlite:///{path}", session_timeout_minutes=15)
     for username, (printed, roles, secret) in PEOPLE.items():
         users.create_user(rt, username, printed, roles, by="test", password=secret)
     files = {p.name: p.read_bytes() for p in FIXTURES.glob("*.bpmn")}

@@ -24,7 +24,7 @@ def replay(base_url: str, cookie: str) -> dict[str, int]:
 def test_logout_makes_a_copied_cookie_worthless(page: Page, context, base_url):
     log_in(page, "sup.carl")
     (cookie,) = [c for c in context.cookies() if c["name"] == "session"]
-    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Lax"
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Lax" and cookie["secure"] is True
     assert "session=" not in page.evaluate("document.cookie")  # HttpOnly: no script reads it
     assert replay(base_url, cookie["value"]) == {"/batches": 200, "/api/batches": 200, "/trends/": 200}
     page.click("button:has-text('Log out')")

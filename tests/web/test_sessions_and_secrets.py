@@ -400,6 +400,20 @@ def test_session_cookie_flags(db_url, overrides, secure):
     assert ("; Secure" in cookie) is secure
 
 
+def test_the_login_page_says_when_only_https_would_keep_the_login(app, db_url):
+    c = app.test_client()
+    assert "https_needed" in c.get("/login", base_url="http://mes.plant.example").text
+    assert "https_needed" in c.get("/login", base_url="http://10.1.2.3:5000").text
+    for fine in ("https://mes.plant.example", "http://127.0.0.1:5000", "http://localhost", "http://[::1]:8000"):
+        assert "https_needed" not in c.get("/login", base_url=fine).text, fine
+    rt = make_runtime(db_url, session_cookie_secure=False)
+    try:
+        plain = create_app(runtime=rt).test_client()
+        assert "https_needed" not in plain.get("/login", base_url="http://mes.plant.example").text
+    finally:
+        rt.close()
+
+
 def test_hsts_only_over_https(app, runtime):
     c = app.test_client()
     assert "Strict-Transport-Security" not in c.get("/api/health").headers

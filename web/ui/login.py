@@ -3,7 +3,9 @@ use API tokens and cannot open a browser session."""
 
 from __future__ import annotations
 
-from flask import flash, g, redirect, render_template, request, url_for
+from ipaddress import ip_address
+
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 
 from engine import users
 
@@ -18,7 +20,7 @@ def login_page():
     if request.method == "GET":
         if g.person is not None:
             return redirect(next_url or url_for("ui.home"))
-        return render_template("ui/login.html", next_url=next_url, username="", error=None)
+        return render_template("ui/login.html", next_url=next_url, username="", error=None, https_needed=https_needed())
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
     try:
@@ -29,7 +31,12 @@ def login_page():
             )
     except users.AuthFailed as exc:
         return render_template(
-            "ui/login.html", next_url=next_url, username=username, error=sentence(exc.message), error_code=exc.code
+            "ui/login.html",
+            next_url=next_url,
+            username=username,
+            error=sentence(exc.message),
+            error_code=exc.code,
+            https_needed=https_needed(),
         ), 401
     login.start(person)
     return redirect(next_url or url_for("ui.home"))
@@ -40,3 +47,17 @@ def logout():
     login.end()
     flash("You are logged out. The next signature needs your user id and password again.", "info")
     return redirect(url_for("ui.login"))
+
+
+def https_needed() -> bool:
+    """The session cookie is ``Secure`` but this page came over plain HTTP from an address
+    a browser does not trust as local: a login would seem to do nothing, so say why."""
+    if not current_app.config.get("SESSION_COOKIE_SECURE") or request.is_secure:
+        return False
+    host = (request.host or "").rsplit(":", 1)[0].strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ip_address(host).is_loopback
+    except ValueError:
+        return True
