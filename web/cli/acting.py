@@ -12,7 +12,9 @@ fails at once — before any sign-in is attempted or counted.
 
 from __future__ import annotations
 
+import getpass
 import os
+import socket
 import sys
 
 import click
@@ -75,11 +77,21 @@ def password_of(user: str) -> tuple[str, bool]:
     raise _no_password(user, why, f"{USER_ENV}={user} {PASSWORD_ENV}=...")
 
 
+def cli_client() -> str:
+    """Where a CLI sign-in comes from (rate limit and audit trail): the operating-system
+    user on this host."""
+    try:
+        who = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (containers)
+        who = "unknown"
+    return f"cli:{who}@{socket.gethostname()}"
+
+
 def _sign_in(user: str, password: str, from_env: str | None):
     from engine import users
 
     try:
-        return users.authenticate(runtime(), user, password, purpose="signature")
+        return users.authenticate(runtime(), user, password, purpose="signature", client=cli_client())
     except users.AuthFailed as exc:
         if from_env and exc.code == users.AuthFailed.code:
             raise users.AuthFailed(f"{exc.message} (the password came from {from_env})", details=exc.details) from None
