@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, lockout, passwords
+from . import audit, lockout, passwords, throttle
 from .db import row_locks
 from .errors import Conflict, InvalidInput, NotFound
 from .models import User, utcnow
@@ -141,6 +141,7 @@ def set_password(rt: Runtime, username: str, password: str, *, by: str) -> None:
         u.password_hash = passwords.new_hash(rt, password, username)
         u.password_changed_at = utcnow()
         lockout.unlock(u)
+        throttle.forget_account(s, username)
         audit.record(s, user=by, action="user.password_set", object_type="user", object_id=username)
 
 
@@ -208,6 +209,7 @@ def unlock(rt: Runtime, username: str, *, by: str | None = None, reason: str, lo
         u = get(s, username)
         was = {"locked": lockout.is_locked(u, utcnow()), "failed_logins": u.failed_logins}
         lockout.unlock(u)
+        throttle.forget_account(s, username)
         audit.record(
             s,
             user=actor,

@@ -96,3 +96,8 @@ def failed(s: Session, settings: Settings, client: str | None, username: str) ->
         if count == limit:
             reached.append(key)
     return reached
+
+
+def forget_account(s: Session, username: str) -> None:
+    """An administrator unlocked the account or set its password: its count starts again."""
+    s.execute(delete(AuthFailure).where(AuthFailure.key == account_key(username)))

@@ -168,6 +168,7 @@ def authenticate(
                 if passwords.expired(rt, u):
                     raise AuthFailed("your password has expired; set a new one", code="password_expired")
                 lockout.succeeded(u)
+                throttle.forget_account(s, u.username)  # like the lockout count: the account's own starts again
                 if purpose == "login":
                     audit.record(s, user=u.username, action="auth.login", object_type="user", object_id=u.username)
                 return _person(u)
