@@ -48,7 +48,7 @@ class Settings:
     #: rate limits on password checks (login, signatures, CLI): at most this many failed
     #: attempts per client address and per account within throttle_window_seconds, then 429
     throttle_window_seconds: int = 60
-    throttle_per_address: int = 10
+    throttle_per_address: int = 30
     throttle_per_account: int = 10
     password_min_length: int = 10
     password_max_age_days: int = 180

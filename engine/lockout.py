@@ -111,4 +111,4 @@ def locked_message(u: User, *, now_locked: bool = False) -> str:
         else "until an administrator unlocks it"
     )
     now = "now " if now_locked else ""
-    return f"this account is {now}locked after repeated failures {when}; an administrator can unlock it sooner"
+    return f"this account is {now}locked after repeated failures {when}; ask an administrator to unlock it sooner"
