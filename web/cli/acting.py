@@ -108,14 +108,21 @@ def acting(user: str, action: str):
     return person
 
 
-def witness(user: str):
-    """The witness of a step: their own password, ``$BATCHLINE_WITNESS_PASSWORD`` or asked."""
+def witness_password(user: str) -> tuple[str, str | None]:
+    """The witness's password (``$BATCHLINE_WITNESS_PASSWORD`` or asked) and where it came
+    from; refused at once without a terminal. Nothing is checked yet."""
     password = os.environ.get(WITNESS_PASSWORD_ENV)
     if password is not None:
-        return _sign_in(user, password, WITNESS_PASSWORD_ENV)
+        return password, WITNESS_PASSWORD_ENV
     if not on_terminal():
         raise _no_password(f"witness {user}", f"{WITNESS_PASSWORD_ENV} is not set", f"{WITNESS_PASSWORD_ENV}=...")
-    return _sign_in(user, click.prompt(f"Witness password for {user}", hide_input=True, err=True), None)
+    return click.prompt(f"Witness password for {user}", hide_input=True, err=True), None
+
+
+def witness(user: str, password: tuple[str, str | None] | None = None):
+    """The witness of a step, signed in with their own password (see ``witness_password``)."""
+    secret, source = password or witness_password(user)
+    return _sign_in(user, secret, source)
 
 
 def new_password(username: str) -> str:
