@@ -238,3 +238,25 @@ def test_break_glass_unlock_needs_the_server_not_a_login(runtime, db_url, root):
         entry = s.scalars(select(AuditEvent).where(AuditEvent.action == "user.unlock")).one()
     assert entry.user.startswith("local-operator:") and entry.reason == "all admins locked out; ticket 17"
     assert json.loads(entry.new) == {"locked": False, "break_glass": True}
+
+
+def test_the_task_page_checks_the_witness_before_any_password(signed, runtime, app, root):
+    r = signed.post(
+        f"/api/batches/S-1/tasks/{task_id(signed)}/complete",
+        json={"data": {"mass_g": 100}, "signature": {"username": "alice", "password": PASSWORD}},
+    )
+    assert r.status_code == 200, r.json
+    page = app.test_client()
+    csrf = log_in_page(page, "10.3.0.1")
+    assert page.post("/login", data={"csrf_token": csrf, "username": "op", "password": PASSWORD}).status_code == 302
+    url = f"/batches/S-1/tasks/{task_id(signed, 'transfer')}"
+    html = page.get(url).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    form = {"csrf_token": csrf, "transferred": "on", "signer_id": "op", "password": "op typed it wrong"}
+    for _ in range(runtime.settings.lockout_attempts):
+        r = page.post(url, data={**form, "witness_id": "root", "witness_password": "a guess"})
+        assert r.status_code == 403 and "the witness needs the role" in r.text.lower()
+        r = page.post(url, data={**form, "witness_id": "op", "witness_password": "a guess"})
+        assert r.status_code == 403 and "another person" in r.text
+    assert failures_of(runtime, "root") == (0, [])
+    assert failures_of(runtime, "op")[0] == 0  # the performer's password was not checked either
