@@ -260,3 +260,23 @@ def test_the_task_page_checks_the_witness_before_any_password(signed, runtime, a
         assert r.status_code == 403 and "another person" in r.text
     assert failures_of(runtime, "root") == (0, [])
     assert failures_of(runtime, "op")[0] == 0  # the performer's password was not checked either
+
+
+def test_cli_keeps_the_last_admin_and_reactivates(runtime):
+    from click.testing import CliRunner
+
+    from web import cli
+
+    def run(*args):
+        env = {"BATCHLINE_USER": "uu", "BATCHLINE_PASSWORD": PASSWORD}
+        return CliRunner().invoke(cli.main, list(args), obj=cli.CliContext(runtime=runtime), env=env)
+
+    last = run("user", "deactivate", "uu", "--reason", "leaving", "--by", "uu")
+    assert last.exit_code == 2 and last.stderr.startswith("error [last_admin]: uu is the last active administrator")
+    assert run("user", "deactivate", "op", "--reason", "left", "--by", "uu").exit_code == 0
+    back = run("user", "reactivate", "op", "--reason", "rejoined", "--by", "uu", "--json")
+    assert back.exit_code == 0, back.output
+    assert json.loads(back.stdout)["active"] is True
+    again = run("user", "reactivate", "op", "--reason", "rejoined", "--by", "uu")
+    assert again.exit_code == 2 and again.stderr.startswith("error [user_active]")
+    assert users.authenticate(runtime, "op", PASSWORD).username == "op"

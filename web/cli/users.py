@@ -49,7 +49,7 @@ def user_list():
     """Every account, active or not."""
     from engine import users
 
-    show(users.list_users(runtime()), ["username", "printed_name", "kind", "roles", "active", "locked"])
+    show(users.list_users(runtime()), ["username", "printed_name", "kind", "roles", "active", "locked", "locked_until"])
 
 
 @user.command("token")
