@@ -47,6 +47,15 @@ class Settings:
     event_source: str = "urn:batchline"
     #: 21 CFR 11.300: lock an account after this many failed logins or signings in a row
     lockout_attempts: int = 5
+    #: a lock ends by itself after this long (0: only an administrator unlocks); each further
+    #: lock without a successful sign-in in between lasts twice as long, up to lockout_max_minutes
+    lockout_minutes: int = 15
+    lockout_max_minutes: int = 1440
+    #: rate limits on password checks (login, signatures, CLI): at most this many failed
+    #: attempts per client address and per account within throttle_window_seconds, then 429
+    throttle_window_seconds: int = 60
+    throttle_per_address: int = 30
+    throttle_per_account: int = 10
     password_min_length: int = 10
     password_max_age_days: int = 180
     #: a continuous session ends after this much inactivity (signing then needs id + password)

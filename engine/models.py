@@ -115,8 +115,24 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: the lock ends by itself at this time (None while locked: until an administrator unlocks)
+    locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: locks since the last successful sign-in (each lasts twice as long as the one before)
+    lock_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(100))
+
+
+class AuthFailure(Base):
+    """One failed password check, counted for the rate limits (``engine.throttle``) by
+    client address and by account. Kept in the database so every app node sees the same
+    counts; rows older than the window are deleted as new ones arrive."""
+
+    __tablename__ = "auth_failure"
+    __table_args__ = (Index("ix_auth_failure_key_at", "key", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(120))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiToken(Base):

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session
 
-from . import audit, users
+from . import audit, lockout, users
 from .models import LoginSession, User, utcnow
 from .runtime import Runtime
 from .vocabulary import SessionEnd
@@ -88,7 +88,7 @@ def resume(rt: Runtime, token: Any) -> users.Person:
             )
         elif not user.active:
             reason, message = SessionEnd.DEACTIVATED, "this account is deactivated"
-        elif user.locked_at is not None:
+        elif lockout.is_locked(user, now):
             reason, message = SessionEnd.LOCKED, "this account is locked"
         else:
             login.last_seen_at = now

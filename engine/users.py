@@ -1,46 +1,80 @@
-"""People and service accounts: argon2 passwords, lockout, API tokens.
+"""Who is acting: a password checked just now (a login, a signature's re-authentication)
+or an API token. Account administration is ``engine.accounts`` (its functions are
+re-exported here: ``users.create_user`` and friends stay where callers look for them).
 
-21 CFR Part 11 §11.100 / §11.300: user ids are unique and never reused (accounts are
-deactivated, not deleted); passwords are kept as argon2 hashes, so no one — admins
-included — can read them; after ``lockout_attempts`` failures in a row the account is
-locked, the lock is audited and an event alerts security; passwords age.
+Every password check goes the same way, whatever asks (login page, API or UI
+signature, CLI): first the rate limits (``engine.throttle``: 429 before any password is
+checked), then the account — unknown, service, deactivated or locked accounts cost one
+dummy argon2 verification, so the answer time does not tell which ids exist — then the
+password. A failure is committed in its own transaction before the error is raised, so
+the failure count (``engine.lockout``) survives the request that failed.
 
-A failed attempt is committed in its own transaction before the error is raised, so the
-failure count survives the request that failed.
+An id that does not exist is not written into the audit trail as a user id: it may be
+anything, a password typed into the wrong field included. The attempt is recorded as
+user ``unknown`` with a keyed fingerprint of the id (the same wrong id always gives the
+same fingerprint, so an investigator can see one id tried a hundred times), its length
+and the client address.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-# ``sessions``: an account locked, deactivated or given a new password here loses its browser
+# ``sessions``: an account locked, deactivated or given a new password loses its browser
 # sessions in the same transaction (its flush rule)
-from . import audit, outbox, sessions  # noqa: F401
-from .errors import BatchlineError, Conflict, InvalidInput, NotFound
+from . import audit, lockout, passwords, sessions, throttle  # noqa: F401
+from .accounts import (
+    ROLES,
+    USERNAME,
+    create_user,
+    describe,
+    list_users,
+    local_operator,
+    reactivate,
+    set_active,
+    set_password,
+    set_roles,
+    unlock,
+)
+from .accounts import get as _get
+from .errors import BatchlineError
 from .models import ApiToken, User, utcnow
 from .runtime import Runtime
+from .throttle import TooManyAttempts
 
-ROLES = ("operator", "supervisor", "qa", "admin", "service")
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-_HASHERS: dict[tuple[int, int], PasswordHasher] = {}
+__all__ = [
+    "ROLES",
+    "USERNAME",
+    "AuthFailed",
+    "Person",
+    "TooManyAttempts",
+    "authenticate",
+    "create_token",
+    "create_user",
+    "describe",
+    "list_users",
+    "local_operator",
+    "person",
+    "reactivate",
+    "revoke_tokens",
+    "set_active",
+    "set_password",
+    "set_roles",
+    "token_person",
+    "unlock",
+]
 
-
-def _hasher(rt: Runtime) -> PasswordHasher:
-    """argon2id with the configured cost (RFC 9106 defaults in production; tests may
-    lower it, as they do not defend against offline guessing)."""
-    key = (rt.settings.argon2_time_cost, rt.settings.argon2_memory_kib)
-    if key not in _HASHERS:
-        _HASHERS[key] = PasswordHasher(time_cost=key[0], memory_cost=key[1])
-    return _HASHERS[key]
+UNKNOWN = "unknown"
+_CLIENT_TEXT = re.compile(r"[^0-9A-Za-z.:_\-\[\]%@]")
 
 
 class AuthFailed(BatchlineError):
@@ -68,238 +102,108 @@ def _person(u: User) -> Person:
 as_person = _person
 
 
-def describe(u: User) -> dict[str, Any]:
-    return {
-        "username": u.username,
-        "printed_name": u.printed_name,
-        "kind": u.kind,
-        "roles": list(u.roles or []),
-        "active": u.active,
-        "locked": u.locked_at is not None,
-        "created_at": u.created_at.isoformat(),
-        "password_changed_at": u.password_changed_at.isoformat() if u.password_changed_at else None,
-    }
+def fingerprint(rt: Runtime, text: str) -> str:
+    """A short keyed hash of an unknown user id: the same id gives the same fingerprint;
+    without the server's key nobody can test guesses of what was typed against it."""
+    key = (rt.settings.secret_key or "batchline").encode("utf-8")
+    return hmac.new(key, text.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:16]
 
 
-def _check_password(rt: Runtime, password: Any, username: str) -> str:
-    if not isinstance(password, str) or len(password) < rt.settings.password_min_length:
-        raise InvalidInput(
-            f"a password needs at least {rt.settings.password_min_length} characters", code="password_weak"
-        )
-    if len(password) > 200:
-        raise InvalidInput("a password has at most 200 characters", code="password_weak")
-    if username.lower() in password.lower():
-        raise InvalidInput("a password must not contain the user id", code="password_weak")
-    return _hasher(rt).hash(password)
+def _from(client: str | None) -> str:
+    return f" from {_CLIENT_TEXT.sub('?', client)[:100]}" if client else ""
 
 
-def create_user(
-    rt: Runtime,
-    username: str,
-    printed_name: str,
-    roles: list[str],
-    *,
-    by: str,
-    password: str | None = None,
-    kind: str = "person",
-) -> dict[str, Any]:
-    if not isinstance(username, str) or not USERNAME.match(username):
-        raise InvalidInput(
-            "a user id is 2-64 characters: lower-case letters, digits, '.', '_' or '-'", code="username_invalid"
-        )
-    if not isinstance(printed_name, str) or not printed_name.strip() or len(printed_name) > 200:
-        raise InvalidInput(
-            "the printed name is required (it is shown with every signature)", code="printed_name_invalid"
-        )
-    if not isinstance(roles, (list, tuple)) or not roles or any(r not in ROLES for r in roles):
-        raise InvalidInput(f"roles must be some of {', '.join(ROLES)}", code="roles_invalid")
-    if kind not in ("person", "service"):
-        raise InvalidInput("kind is person or service", code="kind_invalid")
-    if kind == "person" and password is None:
-        raise InvalidInput("a person needs a password", code="password_weak")
-    hashed = _check_password(rt, password, username) if password is not None else None
-    with rt.transaction() as s:
-        if s.scalars(select(User.id).where(User.username == username)).first() is not None:
-            raise Conflict(f"user id {username} exists (ids are never reused)", code="user_exists")
-        u = User(
-            username=username,
-            printed_name=printed_name.strip(),
-            roles=list(dict.fromkeys(roles)),
-            kind=kind,
-            password_hash=hashed,
-            password_changed_at=utcnow() if hashed else None,
-            created_by=by,
-        )
-        s.add(u)
-        s.flush()
-        audit.record(
-            s,
-            user=by,
-            action="user.create",
-            object_type="user",
-            object_id=username,
-            new={"roles": list(roles), "kind": kind, "printed_name": printed_name},
-        )
-        return describe(u)
-
-
-def _get(s, username: str) -> User:
-    u = s.scalars(select(User).where(User.username == username)).first()
-    if u is None:
-        raise NotFound(f"user {username} not found", code="user_not_found")
-    return u
-
-
-def set_password(rt: Runtime, username: str, password: str, *, by: str) -> None:
-    with rt.transaction() as s:
-        u = _get(s, username)
-        u.password_hash = _check_password(rt, password, username)
-        u.password_changed_at = utcnow()
-        u.failed_logins = 0
-        u.locked_at = None
-        audit.record(s, user=by, action="user.password_set", object_type="user", object_id=username)
-
-
-def set_active(rt: Runtime, username: str, active: bool, *, by: str, reason: str) -> dict[str, Any]:
-    with rt.transaction() as s:
-        u = _get(s, username)
-        audit.record(
-            s,
-            user=by,
-            action="user.activate" if active else "user.deactivate",
-            object_type="user",
-            object_id=username,
-            field="active",
-            old=u.active,
-            new=active,
-            reason=reason,
-        )
-        u.active = active
-        return describe(u)
-
-
-def set_roles(rt: Runtime, username: str, roles: list[str], *, by: str, reason: str) -> dict[str, Any]:
-    if not roles or any(r not in ROLES for r in roles):
-        raise InvalidInput(f"roles must be some of {', '.join(ROLES)}", code="roles_invalid")
-    with rt.transaction() as s:
-        u = _get(s, username)
-        audit.record(
-            s,
-            user=by,
-            action="user.roles",
-            object_type="user",
-            object_id=username,
-            field="roles",
-            old=u.roles,
-            new=list(roles),
-            reason=reason,
-        )
-        u.roles = list(dict.fromkeys(roles))
-        return describe(u)
-
-
-def unlock(rt: Runtime, username: str, *, by: str, reason: str) -> None:
-    with rt.transaction() as s:
-        u = _get(s, username)
-        u.locked_at = None
-        u.failed_logins = 0
-        audit.record(s, user=by, action="user.unlock", object_type="user", object_id=username, reason=reason)
-
-
-def list_users(rt: Runtime) -> list[dict[str, Any]]:
-    with rt.transaction() as s:
-        return [describe(u) for u in s.scalars(select(User).order_by(User.username))]
-
-
-def authenticate(rt: Runtime, username: Any, password: Any, *, purpose: str = "login") -> Person:
-    """Check a user id and password (a login or a signature's re-authentication)."""
+def _failed(
+    rt: Runtime, s: Session, u: User | None, name: str, secret: str, purpose: str, client: str | None, now: datetime
+) -> AuthFailed:
+    """An attempt on an account whose password is not checked (unknown id, service
+    account, deactivated, locked): spend what a check costs, audit it, return the error."""
     generic = AuthFailed("user id or password is wrong")
-    if (
-        not isinstance(username, str)
-        or not isinstance(password, str)
-        or not username
-        or len(username) > 100
-        or len(password) > 200
-    ):
-        raise generic
+    where = _from(client)
+    action = f"auth.{purpose}_failed"
+    if u is None:
+        passwords.dummy_verify(rt, secret)
+        audit.record(
+            s,
+            user=UNKNOWN,
+            action=action,
+            object_type="user",
+            object_id=UNKNOWN,
+            reason=f"unknown user id (fingerprint {fingerprint(rt, name)}, {len(name)} characters){where}",
+        )
+        return generic
+    if u.password_hash is None:
+        passwords.dummy_verify(rt, secret)
+        why, failure = "account has no password (service account)", generic
+    elif not u.active:
+        passwords.dummy_verify(rt, secret)
+        why, failure = "account deactivated", AuthFailed("this account is deactivated", code="account_inactive")
+    elif lockout.is_locked(u, now):
+        passwords.dummy_verify(rt, secret)  # no password is checked while locked: no guessing
+        why = "account locked"
+        failure = AuthFailed(lockout.locked_message(u), code="account_locked", details=_lock_details(u))
+    else:
+        raise AssertionError("a password to check")  # pragma: no cover - the caller checks first
+    audit.record(s, user=u.username, action=action, object_type="user", object_id=u.username, reason=why + where)
+    return failure
+
+
+def _lock_details(u: User) -> dict[str, Any]:
+    return {"locked_until": u.locked_until.isoformat() if u.locked_until else None}
+
+
+def authenticate(
+    rt: Runtime, username: Any, password: Any, *, purpose: str = "login", client: str | None = None
+) -> Person:
+    """Check a user id and password (a login or a signature's re-authentication);
+    ``client`` is the caller's address (the web's remote address, the CLI's host) for
+    the per-address rate limit and the audit trail."""
+    name = username if isinstance(username, str) else ""
+    secret = password if isinstance(password, str) else ""
+    if len(secret) > passwords.MAX_LENGTH:
+        secret = secret[: passwords.MAX_LENGTH] + "\x00"  # cannot match; costs one verification
+    now = utcnow()
     with rt.transaction() as s:
-        u = s.scalars(select(User).where(User.username == username)).first()
-        if u is None or u.password_hash is None:
+        throttle.check(s, rt.settings, client, name)
+        u = s.scalars(select(User).where(User.username == name)).first() if 0 < len(name) <= 100 else None
+        if u is not None:
+            lockout.release_if_over(s, u, now)
+        if u is not None and u.password_hash is not None and u.active and not lockout.is_locked(u, now):
+            if passwords.verify(rt, u.password_hash, secret):
+                if passwords.expired(rt, u):
+                    raise AuthFailed("your password has expired; set a new one", code="password_expired")
+                lockout.succeeded(u)
+                throttle.forget_account(s, u.username)  # like the lockout count: the account's own starts again
+                if purpose == "login":
+                    audit.record(s, user=u.username, action="auth.login", object_type="user", object_id=u.username)
+                return _person(u)
+            locked_now = lockout.count_failure(rt, s, u, now)
             audit.record(
                 s,
-                user=username[:100],
+                user=u.username,
                 action=f"auth.{purpose}_failed",
                 object_type="user",
-                object_id=username[:100],
-                reason="unknown user",
+                object_id=u.username,
+                reason=f"wrong password ({u.failed_logins} in a row){_from(client)}",
             )
-            failure = generic
-        elif not u.active:
-            audit.record(
-                s,
-                user=username,
-                action=f"auth.{purpose}_failed",
-                object_type="user",
-                object_id=username,
-                reason="account deactivated",
-            )
-            failure = AuthFailed("this account is deactivated", code="account_inactive")
-        elif u.locked_at is not None:
-            audit.record(
-                s,
-                user=username,
-                action=f"auth.{purpose}_failed",
-                object_type="user",
-                object_id=username,
-                reason="account locked",
-            )
-            failure = AuthFailed(
-                "this account is locked after repeated failures; ask an administrator", code="account_locked"
+            failure = (
+                AuthFailed(lockout.locked_message(u, now_locked=True), code="account_locked", details=_lock_details(u))
+                if locked_now
+                else AuthFailed("user id or password is wrong")
             )
         else:
-            try:
-                _hasher(rt).verify(u.password_hash, password)
-                ok = True
-            except (VerifyMismatchError, VerificationError, InvalidHashError):
-                ok = False
-            if ok:
-                u.failed_logins = 0
-                if purpose == "login":
-                    audit.record(s, user=username, action="auth.login", object_type="user", object_id=username)
-                age = utcnow() - (u.password_changed_at or u.created_at)
-                if age > timedelta(days=rt.settings.password_max_age_days):
-                    raise AuthFailed("your password has expired; set a new one", code="password_expired")
-                return _person(u)
-            u.failed_logins += 1
+            failure = _failed(rt, s, u, name, secret, purpose, client, now)
+        for key in throttle.failed(s, rt.settings, client, name):
             audit.record(
                 s,
-                user=username,
-                action=f"auth.{purpose}_failed",
+                user="system",
+                action="auth.throttled",
                 object_type="user",
-                object_id=username,
-                reason=f"wrong password ({u.failed_logins} in a row)",
+                object_id=u.username if u is not None and key.startswith("account:") else UNKNOWN,
+                field=key.split(":", 1)[0],
+                reason=f"rate limit reached{_from(client)}; further attempts are refused for "
+                f"{rt.settings.throttle_window_seconds} seconds",
             )
-            failure = generic
-            if u.failed_logins >= rt.settings.lockout_attempts:
-                u.locked_at = utcnow()
-                audit.record(
-                    s,
-                    user="system",
-                    action="user.locked",
-                    object_type="user",
-                    object_id=username,
-                    reason=f"{u.failed_logins} failed attempts",
-                )
-                outbox.emit(
-                    s,
-                    rt.settings,
-                    "security.user_locked",
-                    f"user/{username}",
-                    {"username": username, "failed_attempts": u.failed_logins},
-                )
-                failure = AuthFailed(
-                    "this account is now locked after repeated failures; ask an administrator", code="account_locked"
-                )
     raise failure
 
 
@@ -307,7 +211,7 @@ def person(rt: Runtime, username: str) -> Person:
     """An active account by id (for a session that was authenticated earlier)."""
     with rt.transaction() as s:
         u = s.scalars(select(User).where(User.username == username)).first()
-        if u is None or not u.active or u.locked_at is not None:
+        if u is None or not u.active or lockout.is_locked(u, utcnow()):
             raise AuthFailed("please log in again", code="auth_required")
         return _person(u)
 
@@ -327,6 +231,9 @@ def create_token(rt: Runtime, username: str, name: str, *, by: str) -> str:
 
 
 def token_person(rt: Runtime, token: Any) -> Person:
+    """The owner of an API token. A locked or deactivated owner's tokens stop working;
+    so do a person's tokens once their password has expired, until it is changed (a
+    token must not outlive the password ageing rule)."""
     if not isinstance(token, str) or not token.startswith("bl_") or len(token) > 100:
         raise AuthFailed("the API token is not valid", code="token_invalid")
     with rt.transaction() as s:
@@ -335,8 +242,18 @@ def token_person(rt: Runtime, token: Any) -> Person:
             .join(User, User.id == ApiToken.user_id)
             .where(ApiToken.token_hash == _token_hash(token))
         ).first()
-        if row is None or row.ApiToken.revoked_at is not None or not row.User.active or row.User.locked_at is not None:
+        if (
+            row is None
+            or row.ApiToken.revoked_at is not None
+            or not row.User.active
+            or lockout.is_locked(row.User, utcnow())
+        ):
             raise AuthFailed("the API token is not valid", code="token_invalid")
+        if passwords.expired(rt, row.User):
+            raise AuthFailed(
+                f"the password of {row.User.username} has expired; the account's tokens work again once it is changed",
+                code="password_expired",
+            )
         return _person(row.User)
 
 

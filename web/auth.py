@@ -15,7 +15,7 @@ from functools import wraps
 from flask import g, request
 from flask_smorest import Blueprint
 
-from engine import permissions, users
+from engine import batches, permissions, users
 
 from .errors import ApiError
 from .runtime import runtime
@@ -72,11 +72,31 @@ def requires(action: str):
     return decorate
 
 
+def client_address() -> str | None:
+    """The caller's address for the per-address rate limit and the audit trail. Behind a
+    reverse proxy, configure the proxy (and Werkzeug's ``ProxyFix``) so this is the
+    client's address, not the proxy's (docs/security.md)."""
+    return request.remote_addr
+
+
 def signer_from(body_part, *, purpose: str = "signature"):
     """Re-authenticate a signer given in a request body: ``{"username", "password"}``.
 
     Over the API every signature carries both components (a token is no continuous
-    session in the sense of §11.200)."""
+    session in the sense of §11.200). Call it only after the task was found and the
+    caller may complete it (``engine.batches.may_complete``), and for the performer
+    after ``own_signature``: a password check counts toward the signer's lockout."""
     if not body_part:
         return None
-    return users.authenticate(runtime(), body_part.get("username"), body_part.get("password"), purpose=purpose)
+    return users.authenticate(
+        runtime(), body_part.get("username"), body_part.get("password"), purpose=purpose, client=client_address()
+    )
+
+
+def own_signature(body_part):
+    """The caller's own signature: one naming anyone else is refused (``sign_for_other``)
+    before its password is checked, so it counts toward nobody's lockout."""
+    if not body_part:
+        return None
+    batches.check_own_signature(body_part.get("username"), current_person())
+    return signer_from(body_part)

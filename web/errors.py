@@ -51,8 +51,14 @@ def status_of(error: BatchlineError) -> int:
     return int(getattr(error, "status", 422))
 
 
+def retry_headers(error: BatchlineError) -> dict[str, str]:
+    """``Retry-After`` for an error that says when to try again (429 ``too_many_attempts``)."""
+    retry_after = getattr(error, "retry_after", None)
+    return {"Retry-After": str(int(retry_after))} if retry_after else {}
+
+
 def batchline_error_response(error: BatchlineError):
-    return error.to_dict(), status_of(error)
+    return error.to_dict(), status_of(error), retry_headers(error)
 
 
 def http_error_response(error: HTTPException):

@@ -16,6 +16,7 @@ to call them:
 - ``unit_of_work``: the transaction of one change (lock, replay, borrow, persist)
 - ``step_path``: starting a batch, completing a task, appending steps, exceptions
 - ``signatures``, ``corrections``: e-signatures and corrections of the record
+- ``before_signing``: what is checked before anyone's password (task found, caller may)
 - ``supervision``: hold / resume / abort and reassignment
 - ``waits``: messages, timers and service tasks
 - ``tasks``, ``inputs``, ``descriptions``: what they share
@@ -23,6 +24,7 @@ to call them:
 
 from __future__ import annotations
 
+from .before_signing import SigningPlan, check_own_signature, may_complete, may_correct, witness_wanted
 from .corrections import correct_step
 from .descriptions import describe, describe_exception, describe_signature, describe_step
 from .inputs import MAX_ID_LEN, SCALARS
@@ -31,7 +33,7 @@ from .signatures import signed_content
 from .step_path import append_step, complete_task, raise_exception, start_batch
 from .supervision import STATES, TRANSITIONS, change_state, reassign
 from .tasks import RecipeContent, task_role
-from .unit_of_work import Outcome
+from .unit_of_work import Outcome, answered
 from .waits import complete_service_task, deliver_message, fire_timer, service_task_call
 
 __all__ = [
@@ -41,8 +43,11 @@ __all__ = [
     "TRANSITIONS",
     "Outcome",
     "RecipeContent",
+    "SigningPlan",
+    "answered",
     "append_step",
     "change_state",
+    "check_own_signature",
     "complete_service_task",
     "complete_task",
     "correct_step",
@@ -56,6 +61,8 @@ __all__ = [
     "fire_timer",
     "get_batch",
     "list_batches",
+    "may_complete",
+    "may_correct",
     "my_tasks",
     "raise_exception",
     "ready_tasks",
@@ -66,4 +73,5 @@ __all__ = [
     "steps",
     "task_role",
     "trend_check_pending",
+    "witness_wanted",
 ]

@@ -25,7 +25,7 @@ from .descriptions import describe, describe_exception, describe_step
 from .inputs import check_identifier, check_parameters, task_uuid
 from .signatures import check_signers, sign
 from .tasks import check_assignment, describe_task, ready_user_task, recipe_content, task_form_key
-from .unit_of_work import Outcome, cache_after_commit, find_batch, mutate, persist
+from .unit_of_work import Idempotency, Outcome, cache_after_commit, find_batch, mutate, persist
 
 
 def start_batch(
@@ -148,7 +148,7 @@ def complete_task(
         }
 
     request = {"task_id": str(uuid), "data": data}
-    idem = (idempotency_key, request) if idempotency_key else None
+    idem = Idempotency(user, idempotency_key, request) if idempotency_key else None
     return mutate(rt, batch_id, change, idempotency=idem, status=200)
 
 

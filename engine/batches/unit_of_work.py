@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from SpiffWorkflow.exceptions import WorkflowException
 from sqlalchemy import delete, event, select
@@ -83,12 +83,24 @@ class Outcome:
 Change = Callable[[Session, Batch, LiveWorkflow], dict[str, Any]]
 
 
+class Idempotency(NamedTuple):
+    """A request carrying an ``Idempotency-Key``: its answer is stored under the batch *and
+    the user*, so a key one person chose never hands their answer to another."""
+
+    user: str
+    key: str
+    request: dict[str, Any]
+
+    def scope(self, batch_id: str) -> str:
+        return f"batch:{batch_id}|user:{self.user}"
+
+
 def mutate(
     rt: Runtime,
     batch_id: str,
     change: Change,
     *,
-    idempotency: tuple[str, dict[str, Any]] | None = None,
+    idempotency: Idempotency | None = None,
     allow_states: tuple[BatchState, ...] = (BatchState.RUNNING,),
     status: int = 200,
 ) -> Outcome:
@@ -98,7 +110,7 @@ def mutate(
         with rt.transaction() as s:
             batch = lock_batch(s, batch_id)
             if idempotency is not None:
-                replay = _replay(s, f"batch:{batch_id}", *idempotency)
+                replay = _replay(s, idempotency.scope(batch_id), idempotency.key, idempotency.request)
                 if replay is not None:
                     return replay
             if batch.state not in allow_states:
@@ -111,12 +123,11 @@ def mutate(
             if isinstance(body.get("batch"), dict):
                 body["batch"]["state"] = batch.state  # the step may have completed the batch
             if idempotency is not None:
-                key, request = idempotency
                 s.add(
                     IdempotentRequest(
-                        scope=f"batch:{batch_id}",
-                        key=key,
-                        request_hash=_request_hash(request),
+                        scope=idempotency.scope(batch_id),
+                        key=idempotency.key,
+                        request_hash=_request_hash(idempotency.request),
                         status=status,
                         response=body,
                     )
@@ -128,6 +139,15 @@ def mutate(
         raise EngineFault(
             f"the recipe failed: {exc}", details={"task": getattr(getattr(exc, "task_spec", None), "bpmn_id", None)}
         ) from exc
+
+
+def answered(rt: Runtime, batch_id: str, user: str, key: str | None) -> bool:
+    """``user`` already has a stored answer under ``key`` for this batch (a repeat will be
+    replayed, so there is nothing to sign again)."""
+    if not key:
+        return False
+    with rt.transaction() as s:
+        return s.get(IdempotentRequest, (Idempotency(user, key, {}).scope(batch_id), key)) is not None
 
 
 def _request_hash(request: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from .descriptions import describe_step
 from .inputs import scalar_data, task_uuid
 from .step_path import append_step
 from .tasks import find_task, waiting_service_task
-from .unit_of_work import Outcome, find_batch, live_workflow, mutate
+from .unit_of_work import Idempotency, Outcome, find_batch, live_workflow, mutate
 
 
 def deliver_message(rt: Runtime, name: str, payload: dict[str, Any], *, user: str) -> list[dict[str, Any]]:
@@ -183,5 +183,5 @@ def complete_service_task(
         return {"step": describe_step(step)}
 
     request = {"task_id": task_id, "result": result}
-    idem = (idempotency_key, request) if idempotency_key else None
+    idem = Idempotency(user, idempotency_key, request) if idempotency_key else None
     return mutate(rt, batch_id, change, idempotency=idem)

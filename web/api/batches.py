@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 from engine import batches
 from engine.errors import NotFound
 
-from ..auth import current_person, current_user, requires, signer_from
+from ..auth import current_person, current_user, own_signature, requires, signer_from
 from . import runtime
 from .schemas import (
     Batch,
@@ -111,8 +111,19 @@ def batch_steps(batch_id: str):
 )
 def complete_task(body, headers, batch_id: str, task_id: str):
     """Complete an operator task with its values: records one step and advances the batch."""
-    signer = signer_from(body.get("signature"))
-    witness = signer_from(body.get("witness"))
+    signature, witness_part = body.get("signature"), body.get("witness")
+    key = headers.get("idempotency_key")
+    signer = witness = None
+    if (signature or witness_part) and not batches.answered(runtime(), batch_id, current_user(), key):
+        # the batch, the ready task and the caller's permission first, then what the
+        # signatures claim, and only then anyone's password (it counts toward a lockout)
+        person = current_person()
+        plan = batches.may_complete(runtime(), batch_id, task_id, person)
+        if signature:
+            batches.check_own_signature(signature.get("username"), person)
+        wanted = bool(witness_part) and batches.witness_wanted(runtime(), plan, witness_part.get("username"), person)
+        signer = own_signature(signature)
+        witness = signer_from(witness_part) if wanted else None
     return _answer(
         batches.complete_task(
             runtime(),
@@ -120,7 +131,7 @@ def complete_task(body, headers, batch_id: str, task_id: str):
             task_id,
             body["data"],
             user=current_user(),
-            idempotency_key=headers.get("idempotency_key"),
+            idempotency_key=key,
             signer=signer,
             witness=witness,
         )
@@ -205,11 +216,9 @@ def reassign_task(body, batch_id: str, task_id: str):
 def correct_step(body, batch_id: str, seq: int):
     """Correct a recorded value (until the batch is reviewed): the original stays, the
     reason is mandatory, the corrector signs, earlier signatures show as superseded."""
-    signer = signer_from(body["signature"])
-    if signer.username != current_user():
-        from engine.permissions import Forbidden
-
-        raise Forbidden("a signature can only be given by the person correcting", code="sign_for_other")
+    batches.check_own_signature(body["signature"].get("username"), current_person())
+    batches.may_correct(runtime(), batch_id, seq)
+    signer = own_signature(body["signature"])
     return batches.correct_step(
         runtime(), batch_id, seq, body["field"], body["value"], reason=body["reason"], signer=signer
     )

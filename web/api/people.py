@@ -1,5 +1,5 @@
 """Users and API tokens over HTTP (administrators only). Ids are never reused: accounts
-are deactivated, not deleted; passwords are write-only."""
+are deactivated, not deleted, and can be reactivated; passwords are write-only."""
 
 from __future__ import annotations
 
@@ -44,8 +44,18 @@ def create_user(body):
 @blp.arguments(Reason)
 @blp.response(200, UserOut)
 def deactivate_user(body, username: str):
-    """Deactivate an account; its id stays taken."""
+    """Deactivate an account; its id stays taken. The last active administrator cannot be
+    deactivated (409 `last_admin`)."""
     return users.set_active(runtime(), username, False, by=current_user(), reason=body["reason"])
+
+
+@blp.route("/users/<username>/reactivate", methods=["POST"])
+@requires("user.manage")
+@blp.arguments(Reason)
+@blp.response(200, UserOut)
+def reactivate_user(body, username: str):
+    """Reactivate a deactivated account under its old id (409 `user_active` if it is active)."""
+    return users.reactivate(runtime(), username, by=current_user(), reason=body["reason"])
 
 
 @blp.route("/users/<username>/unlock", methods=["POST"])
@@ -53,7 +63,8 @@ def deactivate_user(body, username: str):
 @blp.arguments(Reason)
 @blp.response(204)
 def unlock_user(body, username: str):
-    """Unlock an account locked after repeated failed logins."""
+    """Unlock an account locked after repeated failed logins at once (a lock also ends by
+    itself after `lockout_minutes`, doubling with each further lock)."""
     users.unlock(runtime(), username, by=current_user(), reason=body["reason"])
 
 

@@ -306,6 +306,7 @@ class UserOut(ma.Schema):
     roles = fields.List(fields.String())
     active = fields.Boolean()
     locked = fields.Boolean()
+    locked_until = fields.String(allow_none=True, metadata={"description": "when the lock ends by itself"})
     created_at = fields.String()
     password_changed_at = fields.String(allow_none=True)
 

@@ -12,7 +12,9 @@ fails at once — before any sign-in is attempted or counted.
 
 from __future__ import annotations
 
+import getpass
 import os
+import socket
 import sys
 
 import click
@@ -75,11 +77,21 @@ def password_of(user: str) -> tuple[str, bool]:
     raise _no_password(user, why, f"{USER_ENV}={user} {PASSWORD_ENV}=...")
 
 
+def cli_client() -> str:
+    """Where a CLI sign-in comes from (rate limit and audit trail): the operating-system
+    user on this host."""
+    try:
+        who = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (containers)
+        who = "unknown"
+    return f"cli:{who}@{socket.gethostname()}"
+
+
 def _sign_in(user: str, password: str, from_env: str | None):
     from engine import users
 
     try:
-        return users.authenticate(runtime(), user, password, purpose="signature")
+        return users.authenticate(runtime(), user, password, purpose="signature", client=cli_client())
     except users.AuthFailed as exc:
         if from_env and exc.code == users.AuthFailed.code:
             raise users.AuthFailed(f"{exc.message} (the password came from {from_env})", details=exc.details) from None
@@ -96,14 +108,21 @@ def acting(user: str, action: str):
     return person
 
 
-def witness(user: str):
-    """The witness of a step: their own password, ``$BATCHLINE_WITNESS_PASSWORD`` or asked."""
+def witness_password(user: str) -> tuple[str, str | None]:
+    """The witness's password (``$BATCHLINE_WITNESS_PASSWORD`` or asked) and where it came
+    from; refused at once without a terminal. Nothing is checked yet."""
     password = os.environ.get(WITNESS_PASSWORD_ENV)
     if password is not None:
-        return _sign_in(user, password, WITNESS_PASSWORD_ENV)
+        return password, WITNESS_PASSWORD_ENV
     if not on_terminal():
         raise _no_password(f"witness {user}", f"{WITNESS_PASSWORD_ENV} is not set", f"{WITNESS_PASSWORD_ENV}=...")
-    return _sign_in(user, click.prompt(f"Witness password for {user}", hide_input=True, err=True), None)
+    return click.prompt(f"Witness password for {user}", hide_input=True, err=True), None
+
+
+def witness(user: str, password: tuple[str, str | None] | None = None):
+    """The witness of a step, signed in with their own password (see ``witness_password``)."""
+    secret, source = password or witness_password(user)
+    return _sign_in(user, secret, source)
 
 
 def new_password(username: str) -> str:

@@ -16,7 +16,7 @@ import click
 from engine.errors import BatchlineError
 from engine.vocabulary import BatchState
 
-from .acting import WITNESS_PASSWORD_ENV, acting, reason_option, user_option, witness
+from .acting import WITNESS_PASSWORD_ENV, acting, reason_option, user_option, witness, witness_password
 from .context import as_json, runtime
 from .output import fail, json_option, show, warn
 from .root import main
@@ -197,7 +197,16 @@ def batch_complete(batch_id, task_id, data, idempotency_key, witness_user, user)
     values = json_arg(data, "--data")
     task_id = task_of(batch_id, task_id)
     person = acting(user, "task.complete")
-    witness_person = witness(witness_user) if witness_user else None
+    witness_person = None
+    if witness_user and not batches.answered(runtime(), batch_id, person.username, idempotency_key):
+        secret = witness_password(witness_user)
+        # the task waits, this person may do it and the form wants this witness: checked
+        # before the witness's password (it counts toward the witness's lockout)
+        plan = batches.may_complete(runtime(), batch_id, task_id, person)
+        if batches.witness_wanted(runtime(), plan, witness_user, person):
+            witness_person = witness(witness_user, secret)
+        else:
+            warn(f"this step needs no witness: --witness {witness_user} ignored (no password checked)")
     outcome = batches.complete_task(
         runtime(),
         batch_id,

@@ -49,7 +49,7 @@ def user_list():
     """Every account, active or not."""
     from engine import users
 
-    show(users.list_users(runtime()), ["username", "printed_name", "kind", "roles", "active", "locked"])
+    show(users.list_users(runtime()), ["username", "printed_name", "kind", "roles", "active", "locked", "locked_until"])
 
 
 @user.command("token")
@@ -83,21 +83,55 @@ def user_password(username, by):
 @by_option
 @json_option
 def user_deactivate(username, reason, by):
-    """Deactivate USERNAME (the id stays taken for ever)."""
+    """Deactivate USERNAME (the id stays taken for ever; `user reactivate` undoes it). The
+    last active administrator cannot be deactivated."""
     from engine import users
 
     account = users.set_active(runtime(), username, False, by=admin(by), reason=reason)
     say(f"{username} deactivated", account)
 
 
+local_option = click.option(
+    "--local",
+    is_flag=True,
+    help="Break glass: act as the server's operator (this machine, with the database), without an "
+    "administrator's login; recorded as local-operator:<os user>@<host>.",
+)
+
+
+def _actor(by: str | None, local: bool) -> dict:
+    """Who acts: an administrator (password checked) or, with --local, the server's operator."""
+    return {"local": True} if local else {"by": admin(by)}
+
+
 @user.command("unlock")
 @click.argument("username")
 @reason_option
+@local_option
 @by_option
 @json_option
-def user_unlock(username, reason, by):
-    """Unlock USERNAME after a lockout."""
+def user_unlock(username, reason, local, by):
+    """Unlock USERNAME after a lockout at once (a lock also ends by itself after the
+    configured lockout_minutes). With --local no administrator needs to log in: for the
+    server's operator when every administrator is locked out."""
     from engine import users
 
-    users.unlock(runtime(), username, by=admin(by), reason=reason)
-    say(f"{username} unlocked", {"username": username, "locked": False})
+    account = users.unlock(runtime(), username, reason=reason, **_actor(by, local))
+    say(f"{username} unlocked" + (" (break glass, as the server's operator)" if local else ""), account)
+
+
+@user.command("reactivate")
+@click.argument("username")
+@reason_option
+@local_option
+@by_option
+@json_option
+def user_reactivate(username, reason, local, by):
+    """Reactivate USERNAME, deactivated earlier (same id: ids are never reused)."""
+    from engine import users
+
+    if local:
+        account = users.reactivate(runtime(), username, by=users.local_operator(), reason=reason)
+    else:
+        account = users.reactivate(runtime(), username, by=admin(by), reason=reason)
+    say(f"{username} reactivated", account)

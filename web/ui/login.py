@@ -1,5 +1,6 @@
 """The login and logout pages. People log in with their own account; service accounts
-use API tokens and cannot open a browser session."""
+use API tokens and cannot open a browser session. Too many failed logins from one
+address or for one account answer 429 with ``Retry-After`` (``engine.throttle``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from flask import current_app, flash, g, redirect, render_template, request, url
 
 from engine import users
 
+from ..auth import client_address
+from ..errors import retry_headers
 from ..runtime import runtime
 from . import session as login
 from .pages import bp, sentence
@@ -24,20 +27,21 @@ def login_page():
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
     try:
-        person = users.authenticate(runtime(), username, password, purpose="login")
+        person = users.authenticate(runtime(), username, password, purpose="login", client=client_address())
         if person.kind != "person":
             raise users.AuthFailed(
                 "service accounts cannot log in to the browser; use an API token", code="account_service"
             )
-    except users.AuthFailed as exc:
-        return render_template(
+    except (users.AuthFailed, users.TooManyAttempts) as exc:
+        page = render_template(
             "ui/login.html",
             next_url=next_url,
             username=username,
             error=sentence(exc.message),
             error_code=exc.code,
             https_needed=https_needed(),
-        ), 401
+        )
+        return page, int(getattr(exc, "status", 401)), retry_headers(exc)
     login.start(person)
     return redirect(next_url or url_for("ui.home"))
 

@@ -7,6 +7,7 @@ from flask import g, request
 
 from engine import users
 
+from ..auth import client_address
 from ..runtime import runtime
 from . import session as login
 
@@ -21,6 +22,7 @@ SIGNING_CODES = {
     "witness_required",
     "signature_required",
     "sign_for_other",
+    "too_many_attempts",
 }
 
 
@@ -42,10 +44,12 @@ def signer() -> tuple[users.Person | None, tuple[str, int] | None]:
         return None, ("Enter your password to sign.", 401)
     try:
         signed_by = users.authenticate(
-            runtime(), person.username, request.form.get("password") or "", purpose="signature"
+            runtime(), person.username, request.form.get("password") or "", purpose="signature", client=client_address()
         )
     except users.AuthFailed as exc:
         return None, (f"Your signature was not accepted: {exc.message}.", 401)
+    except users.TooManyAttempts as exc:
+        return None, (f"Your signature was not checked: {exc.message}.", 429)
     # both components were proven in this continuous session: later signings take the password only
     login.signed()
     return signed_by, None

@@ -16,6 +16,7 @@ from engine import batches, permissions, users
 from engine.errors import BatchlineError
 from forms import load_form, render_data
 
+from ..auth import client_address
 from ..runtime import runtime
 from . import entry
 from . import session as login
@@ -118,22 +119,38 @@ def submit_task(batch_id: str, task_id: str):
         return _render_task(batch_id, task, typed=typed, idempotency_key=key, **kwargs)
 
     person = g.person
-    signed_by, refused = signer()
-    if refused:
-        return again(sign_error=refused[0], status=refused[1])
-    witness = None
+    # the task waits and this person may complete it: checked before any password (a
+    # password check counts toward its owner's lockout)
+    try:
+        plan = batches.may_complete(runtime(), batch_id, task_id, person)
+    except BatchlineError as exc:
+        return again(error=sentence(exc.message), status=int(getattr(exc, "status", 403)))
+    witness_id = (request.form.get("witness_id") or "").strip()
     if signing["witness_required"]:
-        witness_id = (request.form.get("witness_id") or "").strip()
         if not witness_id or not request.form.get("witness_password"):
             return again(
                 sign_error="This step needs a witness: the witness enters their own user id and password.", status=403
             )
         try:
+            batches.witness_wanted(runtime(), plan, witness_id, person)
+        except BatchlineError as exc:
+            return again(sign_error=sentence(exc.message), status=int(getattr(exc, "status", 403)))
+    signed_by, refused = signer()
+    if refused:
+        return again(sign_error=refused[0], status=refused[1])
+    witness = None
+    if signing["witness_required"]:
+        try:
             witness = users.authenticate(
-                runtime(), witness_id, request.form.get("witness_password") or "", purpose="signature"
+                runtime(),
+                witness_id,
+                request.form.get("witness_password") or "",
+                purpose="signature",
+                client=client_address(),
             )
-        except users.AuthFailed as exc:
-            return again(sign_error=f"The witness signature was not accepted: {exc.message}.", status=401)
+        except (users.AuthFailed, users.TooManyAttempts) as exc:
+            status = int(getattr(exc, "status", 401))
+            return again(sign_error=f"The witness signature was not accepted: {exc.message}.", status=status)
     file_errors = attachment_values(items, typed, values)
     if file_errors:
         return again(field_errors=file_errors, error="A file could not be attached; nothing was recorded.", status=422)
