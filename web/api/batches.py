@@ -123,6 +123,7 @@ def complete_task(body, headers, batch_id: str, task_id: str):
             idempotency_key=headers.get("idempotency_key"),
             signer=signer,
             witness=witness,
+            actor=current_person(),
         )
     )
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import abort, g, jsonify, render_template, request
 
-from engine import batches, permissions, users
+from engine import batches, duties, permissions, users
 from engine.vocabulary import BatchState
 
 from ..runtime import runtime
@@ -44,7 +44,7 @@ def batch_page(batch_id: str):
     reviewed_at = batch["reviewed_at"]
     may_correct = permissions.allowed(g.person.roles, "step.correct") and reviewed_at is None
     for step in steps:
-        add_rows(step, forms_by_id, batch_id, may_correct)
+        add_rows(step, forms_by_id, batch_id, may_correct and may_correct_step(g.person, step))
     exceptions = readable_exceptions(batch_id)
     by_step: dict[int, list] = {}
     for exc in exceptions:
@@ -67,6 +67,12 @@ def batch_page(batch_id: str):
         people=people,
         reviewed_at=reviewed_at,
     )
+
+
+def may_correct_step(person, step: dict[str, Any]) -> bool:
+    """Whether the person may correct this recorded step (the engine decides it again)."""
+    meanings = [s["meaning"] for s in step.get("signatures") or [] if s.get("role") == "performer"]
+    return duties.may_correct(person, step.get("role") or "", meanings)
 
 
 def readable_exceptions(batch_id: str) -> list[dict[str, Any]]:

@@ -21,6 +21,8 @@ SIGNING_CODES = {
     "witness_required",
     "signature_required",
     "sign_for_other",
+    "meaning_role",
+    "correction_role",
 }
 
 
