@@ -7,13 +7,13 @@ from typing import Any
 
 from flask import abort, g, jsonify, render_template, request
 
-from engine import batches, duties, permissions, users
+from engine import batches, permissions, users
 from engine.vocabulary import BatchState
 
 from ..runtime import runtime
 from .diagram import diagram_view
 from .pages import bp
-from .record_rows import add_rows, form_fields
+from .record_rows import add_rows, form_fields, may_correct_step
 
 #: the batch list's state filter, in the order of a batch's life
 STATES = tuple(state.value for state in BatchState)
@@ -67,12 +67,6 @@ def batch_page(batch_id: str):
         people=people,
         reviewed_at=reviewed_at,
     )
-
-
-def may_correct_step(person, step: dict[str, Any]) -> bool:
-    """Whether the person may correct this recorded step (the engine decides it again)."""
-    meanings = [s["meaning"] for s in step.get("signatures") or [] if s.get("role") == "performer"]
-    return duties.may_correct(person, step.get("role") or "", meanings)
 
 
 def readable_exceptions(batch_id: str) -> list[dict[str, Any]]:

@@ -82,9 +82,10 @@ def _not_mine(task: dict[str, Any], meaning: str | None) -> str | None:
     if not permissions.allowed(person.roles, "task.complete"):
         roles = ", ".join(sorted(permissions.MATRIX["task.complete"]))
         return f"You may look at this task, but completing it needs one of the roles {roles}."
-    if task.get("assigned_to") and task["assigned_to"] != person.username:
+    why = duties.why_not_complete(person, task.get("role") or "operator", meaning)
+    if why is None and task.get("assigned_to") and task["assigned_to"] != person.username:
         return f"This task is assigned to {task['assigned_to']}; only they can complete it."
-    return duties.why_not_complete(person, task.get("role") or "operator", meaning)
+    return why
 
 
 @bp.route("/batches/<batch_id>/tasks/<task_id>", methods=["GET"])
