@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from .permissions import MEANING_ROLES, TASK_COMPLETERS, Forbidden
+from .permissions import MEANING_ROLES, TASK_COMPLETERS, TASK_WITNESSES, Forbidden
 
 #: the role a witness needs when the form names none
 DEFAULT_WITNESS_ROLES = frozenset({"operator", "supervisor", "qa"})
@@ -55,15 +55,18 @@ def may_sign(person: HasRoles, meaning: str, task_role: str) -> bool:
     return bool(_roles(person) & signing_roles(meaning, task_role))
 
 
-def witness_roles(witness_role: str | None) -> frozenset[str]:
-    """Who may witness where the form names ``witness_role`` (never admin or service)."""
+def witness_roles(witness_role: str | None, task_role: str) -> frozenset[str]:
+    """Who may witness a task of ``task_role`` where the form names ``witness_role``:
+    that role (any of operator, supervisor, qa when none is named), if it may witness
+    such a task at all (never admin or service; only QA on a QA task)."""
     named = (witness_role or "").strip().lower()
     allowed = frozenset({named}) if named else DEFAULT_WITNESS_ROLES
-    return allowed & MEANING_ROLES[WITNESS_MEANING]
+    task_witnesses = TASK_WITNESSES.get((task_role or "").strip().lower(), frozenset())
+    return allowed & task_witnesses & MEANING_ROLES[WITNESS_MEANING]
 
 
-def may_witness(person: HasRoles, witness_role: str | None) -> bool:
-    return bool(_roles(person) & witness_roles(witness_role))
+def may_witness(person: HasRoles, witness_role: str | None, task_role: str) -> bool:
+    return bool(_roles(person) & witness_roles(witness_role, task_role))
 
 
 def correcting_roles(task_role: str, signed_meanings: Iterable[str]) -> frozenset[str]:
@@ -119,9 +122,9 @@ def check_sign(person: HasRoles, meaning: str, task_role: str) -> None:
         )
 
 
-def check_witness(person: HasRoles, witness_role: str | None) -> None:
-    if not may_witness(person, witness_role):
-        allowed = witness_roles(witness_role)
+def check_witness(person: HasRoles, witness_role: str | None, task_role: str) -> None:
+    if not may_witness(person, witness_role, task_role):
+        allowed = witness_roles(witness_role, task_role)
         raise Forbidden(
             f"the witness needs the role {_listed(allowed)}",
             code="witness_role",

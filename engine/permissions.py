@@ -48,6 +48,14 @@ TASK_COMPLETERS: dict[str, frozenset[str]] = {
     "qa": frozenset({"qa"}),
 }
 
+#: A user task's role -> the roles that may witness it (with the form's ``witnessRole``):
+#: nobody below the task's role countersigns it, so a supervisor never signs on a QA task.
+TASK_WITNESSES: dict[str, frozenset[str]] = {
+    "operator": frozenset({"operator", "supervisor", "qa"}),
+    "supervisor": frozenset({"supervisor", "qa"}),
+    "qa": frozenset({"qa"}),
+}
+
 #: A signature meaning (the form-js ``signatureMeaning``, forms.vocabulary.SIGNATURE_MEANINGS,
 #: plus the witness's "Verified" and the corrector's "Corrected") -> the roles that may give
 #: it. The signer also needs the task's role: the role they sign in must be in both sets.

@@ -45,7 +45,7 @@ def check_signers(
             raise InvalidInput("this step needs a witness signature", code="witness_required")
         if witness.username == signer.username:
             raise Forbidden("the witness must be another person than the performer", code="self_witness")
-        duties.check_witness(witness, checked.validated.witness_role)
+        duties.check_witness(witness, checked.validated.witness_role, role)
 
 
 def signed_content(batch_id: str, step: Step, meaning: str) -> str:

@@ -67,13 +67,18 @@ COMPLETERS = {
     "service": frozenset(),
 }
 
-#: witnessed task -> (its performer's role, the form's witnessRole, the single roles that may witness)
+#: witnessed task -> (its role = its performer's role, the form's witnessRole, the single
+#: roles that may witness it: the form's witness role, if not below the task's role)
 WITNESS: dict[str, tuple[str, str | None, frozenset[str]]] = {
     "operator_witness_supervisor": ("operator", "Supervisor", frozenset({"supervisor"})),
     "operator_witness_operator": ("operator", "Operator", frozenset({"operator"})),
     "operator_witness_any": ("operator", None, frozenset({"operator", "supervisor", "qa"})),
     "operator_witness_admin": ("operator", "admin", frozenset()),  # admin signs nothing of the record
     "qa_witness_qa": ("qa", "QA", frozenset({"qa"})),
+    "qa_witness_supervisor": ("qa", "Supervisor", frozenset()),  # a supervisor never signs on a QA task
+    "qa_witness_any": ("qa", None, frozenset({"qa"})),
+    "supervisor_witness_any": ("supervisor", None, frozenset({"supervisor", "qa"})),
+    "supervisor_witness_operator": ("supervisor", "Operator", frozenset()),  # nobody below the task's role
 }
 
 #: recorded step (by task id) -> the single roles that may correct it: those that may

@@ -49,6 +49,11 @@ INTENDED = {
 
 #: task role -> who completes it; signature meaning -> who gives it (engine.duties reads these)
 INTENDED_TASK_COMPLETERS = {"operator": {"operator", "supervisor"}, "supervisor": {"supervisor"}, "qa": {"qa"}}
+INTENDED_TASK_WITNESSES = {
+    "operator": {"operator", "supervisor", "qa"},
+    "supervisor": {"supervisor", "qa"},
+    "qa": {"qa"},
+}
 INTENDED_MEANING_ROLES = {
     "Performed": {"operator", "supervisor", "qa"},
     "Verified": {"operator", "supervisor", "qa"},
@@ -63,6 +68,7 @@ def test_the_matrix_is_the_intended_one():
     assert {a: set(r) for a, r in permissions.MATRIX.items()} == INTENDED
     assert {a: set(r) for a, r in permissions.TASK_COMPLETERS.items()} == INTENDED_TASK_COMPLETERS
     assert {m: set(r) for m, r in permissions.MEANING_ROLES.items()} == INTENDED_MEANING_ROLES
+    assert {a: set(r) for a, r in permissions.TASK_WITNESSES.items()} == INTENDED_TASK_WITNESSES
 
 
 def test_every_form_meaning_has_its_roles():
