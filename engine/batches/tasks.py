@@ -81,7 +81,8 @@ def task_role(task: Task) -> str:
 def recorded_task_role(rt: Runtime, s: Session, batch: Batch, bpmn_id: str) -> str:
     """The role of the task a recorded step came from, read from the batch's pinned
     recipe specs. An id used by several tasks of different roles yields the strictest
-    (the role fewest may complete): a correction never gets easier through ambiguity."""
+    (the role fewest may complete), and an id not found a role nobody holds: a correction
+    never gets easier through ambiguity."""
     rv = s.get(RecipeVersion, batch.recipe_version_id)
     if rv is None:
         raise NotFound(f"recipe version {batch.recipe_version_id} not found", code="recipe_not_found")
@@ -92,7 +93,7 @@ def recorded_task_role(rt: Runtime, s: Session, batch: Batch, bpmn_id: str) -> s
         for ts in process.task_specs.values()
         if getattr(ts, "bpmn_id", None) == bpmn_id
     }
-    return min(roles or {"operator"}, key=lambda r: (len(duties.completers(r)), r))
+    return min(roles or {"unknown"}, key=lambda r: (len(duties.completers(r)), r))
 
 
 def find_task(wf: BpmnWorkflow, uuid: UUID) -> Task | None:
