@@ -20,10 +20,12 @@ MATRIX: dict[str, frozenset[str]] = {
     "batch.read": ALL,
     "batch.start": frozenset({"supervisor", "service"}),
     "batch.hold": frozenset({"supervisor"}),
-    "task.complete": frozenset({"operator", "supervisor"}),
+    # the endpoint admits the roles that complete some task; engine.duties decides per task
+    "task.complete": frozenset({"operator", "supervisor", "qa"}),
     "task.reassign": frozenset({"supervisor"}),
     "task.callback": frozenset({"service"}),
-    "step.correct": frozenset({"operator", "supervisor"}),
+    # the endpoint admits the roles that correct some step; engine.duties decides per step
+    "step.correct": frozenset({"operator", "supervisor", "qa"}),
     "message.deliver": frozenset({"service"}),
     "incident.read": frozenset({"supervisor", "qa", "admin"}),
     "incident.retry": frozenset({"supervisor", "admin"}),
@@ -35,6 +37,35 @@ MATRIX: dict[str, frozenset[str]] = {
     "analytics.read": frozenset({"operator", "supervisor", "qa"}),
     "analytics.train": frozenset({"qa"}),
     "equipment.write": frozenset({"service", "supervisor"}),
+}
+
+#: A user task's role (its ``role`` property or lane) -> the roles that may complete it and
+#: sign it as performer. Supervisors stand in on the floor (operator tasks); nobody stands
+#: in for QA, and admin and service accounts complete no task.
+TASK_COMPLETERS: dict[str, frozenset[str]] = {
+    "operator": frozenset({"operator", "supervisor"}),
+    "supervisor": frozenset({"supervisor"}),
+    "qa": frozenset({"qa"}),
+}
+
+#: A user task's role -> the roles that may witness it (with the form's ``witnessRole``):
+#: nobody below the task's role countersigns it, so a supervisor never signs on a QA task.
+TASK_WITNESSES: dict[str, frozenset[str]] = {
+    "operator": frozenset({"operator", "supervisor", "qa"}),
+    "supervisor": frozenset({"supervisor", "qa"}),
+    "qa": frozenset({"qa"}),
+}
+
+#: A signature meaning (the form-js ``signatureMeaning``, forms.vocabulary.SIGNATURE_MEANINGS,
+#: plus the witness's "Verified" and the corrector's "Corrected") -> the roles that may give
+#: it. The signer also needs the task's role: the role they sign in must be in both sets.
+MEANING_ROLES: dict[str, frozenset[str]] = {
+    "Performed": frozenset({"operator", "supervisor", "qa"}),
+    "Verified": frozenset({"operator", "supervisor", "qa"}),
+    "Reviewed": frozenset({"supervisor", "qa"}),
+    "Approved": frozenset({"supervisor", "qa"}),
+    "Released": frozenset({"qa"}),
+    "Corrected": frozenset({"operator", "supervisor", "qa"}),
 }
 
 

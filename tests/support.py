@@ -9,6 +9,7 @@ from pathlib import Path
 
 from engine.config import load_settings
 from engine.runtime import Runtime
+from engine.users import Person
 
 HERE = Path(__file__).resolve().parent
 RECIPES = HERE / "recipes"
@@ -40,6 +41,17 @@ ACCOUNTS = {
     "sv": ["supervisor"],
     "uu": ["operator", "supervisor", "qa", "admin"],
 }
+
+
+#: the roles of the people engine tests name by user id (the engine trusts its caller's
+#: authentication; it decides what their roles allow, engine.duties)
+ROLE_PREFIXES = {"op.": ("operator",), "sup.": ("supervisor",), "qa.": ("qa",)}
+
+
+def person(username: str) -> Person:
+    """An already-authenticated person, roles from the user id's prefix (op., sup., qa.)."""
+    roles = next((r for prefix, r in ROLE_PREFIXES.items() if username.startswith(prefix)), ())
+    return Person(username, username.title(), roles)
 
 
 def make_runtime(url: str, **overrides) -> Runtime:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from forms import load_form
 
+from .. import duties
 from ..errors import Conflict, NotFound
 from ..models import Step, User
 from ..permissions import Forbidden
@@ -32,9 +33,6 @@ from ..vocabulary import BatchState, StepKind
 from .inputs import task_uuid
 from .tasks import check_assignment, describe_task, ready_user_task, recipe_content, task_role
 from .unit_of_work import find_batch, live_workflow
-
-#: who may witness when the form names no role (as ``signatures.check_signers``)
-DEFAULT_WITNESS_ROLES = ("operator", "supervisor", "qa")
 
 
 @dataclass(frozen=True)
@@ -61,15 +59,14 @@ def may_complete(rt: Runtime, batch_id: str, task_id: str, person: Person) -> Si
             check_assignment(s, batch, entry, task, person.username)
             needed = task_role(task)
             described = describe_task(task, rv)
-    # the same role rule as the step path's signature check (engine.batches.signatures)
-    if not person.has(needed, "supervisor"):
-        raise Forbidden(f"this task is for the {needed} role", code="task_role", details={"role": needed})
+    # the one rule the step path applies again under the lock (engine.duties)
+    duties.check_complete(person, needed, username=person.username)
     definition = described.get("form_definition")
     if not definition:
         return SigningPlan(described, False, ())
     form = load_form(definition)
-    role = (form.witness_role or "").strip().lower()
-    return SigningPlan(described, bool(form.witness_required), (role,) if role else DEFAULT_WITNESS_ROLES)
+    witnesses = tuple(sorted(duties.witness_roles(form.witness_role, needed)))
+    return SigningPlan(described, bool(form.witness_required), witnesses)
 
 
 def check_own_signature(claimed: Any, person: Person) -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from .. import audit, outbox
+from .. import audit, duties, outbox
 from ..errors import Conflict, InvalidInput, NotFound
-from ..models import Correction, RecipeVersion, Signature, Step, utcnow
+from ..models import Batch, Correction, RecipeVersion, Signature, Step, utcnow
 from ..record import correction_text, current_values
 from ..runtime import Runtime
 from ..step_values import check_values
@@ -19,6 +20,7 @@ from ..vocabulary import StepKind
 from ..workflow_store import canonical, sha256
 from .descriptions import describe_signature
 from .inputs import require_reason
+from .tasks import recorded_task_role
 from .unit_of_work import lock_batch
 
 
@@ -38,6 +40,7 @@ def correct_step(
             raise NotFound(f"step {seq} not found in batch {batch_id}", code="step_not_found")
         if step.kind != StepKind.USER_TASK:
             raise Conflict("only operator entries can be corrected", code="step_not_correctable")
+        check_corrector(rt, s, batch, step, signer)
         current = current_values(s, step)
         if not isinstance(field, str) or field not in current:
             raise InvalidInput(f"step {seq} has no field {field!r}", code="field_unknown")
@@ -112,7 +115,7 @@ def correct_step(
             role="corrector",
             username=signer.username,
             printed_name=signer.printed_name,
-            meaning="Corrected",
+            meaning=duties.CORRECTION_MEANING,
             signed_at=corr.corrected_at,
             content_hash=content,
             correction_id=corr.id,
@@ -144,6 +147,21 @@ def correct_step(
             "reason": reason,
             "signature": describe_signature(sig, superseded=False),
         }
+
+
+def check_corrector(rt: Runtime, s: Session, batch: Batch, step: Step, signer: Person) -> None:
+    """The corrector may correct this step: a role that may complete its task and give
+    every meaning its performer signed (``engine.duties``). A QA step is corrected by QA,
+    a supervisor's decision by a supervisor."""
+    meanings = s.scalars(
+        select(Signature.meaning).where(
+            Signature.batch_id == batch.id,
+            Signature.step_seq == step.seq,
+            Signature.role == "performer",
+            Signature.correction_id.is_(None),
+        )
+    ).all()
+    duties.check_correct(signer, recorded_task_role(rt, s, batch, step.bpmn_id), meanings)
 
 
 def _calculated_fields(form: dict[str, Any]) -> set[str]:

@@ -10,14 +10,14 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import runner
+from .. import duties, runner
 from ..models import Batch, BatchException, Incident, Job, RecipeVersion, Signature, Step, WorkflowState
 from ..record import as_corrected, corrected_value, corrections_by_step, replaced_value
 from ..runtime import Runtime
 from ..users import Person
-from ..vocabulary import BatchState, JobKind, JobState
+from ..vocabulary import BatchState, JobKind, JobState, StepKind
 from .descriptions import describe, describe_exception, describe_signature, describe_step
-from .tasks import describe_task, read_assignments, recipe_content
+from .tasks import describe_task, read_assignments, recipe_content, recorded_task_role
 from .unit_of_work import find_batch, live_workflow
 
 
@@ -39,7 +39,8 @@ def list_batches(rt: Runtime, state: str | None = None, limit: int = 200) -> lis
 
 def steps(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
     """The batch record: each step with its signatures (superseded ones marked) and its
-    corrections; ``values`` is what was entered, ``current_values`` after corrections."""
+    corrections; ``values`` is what was entered, ``current_values`` after corrections;
+    an operator entry's ``role`` is the role of its task."""
     with rt.transaction() as s:
         batch = find_batch(s, batch_id)
         rows = list(s.scalars(select(Step).where(Step.batch_id == batch.id).order_by(Step.seq)))
@@ -47,9 +48,14 @@ def steps(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
         for sig in s.scalars(select(Signature).where(Signature.batch_id == batch.id).order_by(Signature.id)):
             sigs.setdefault(sig.step_seq, []).append(sig)
         corrs = corrections_by_step(s, [batch.id])
+        roles: dict[str, str] = {}
         out = []
         for r in rows:
             d = describe_step(r)
+            if r.kind == StepKind.USER_TASK:
+                if r.bpmn_id not in roles:
+                    roles[r.bpmn_id] = recorded_task_role(rt, s, batch, r.bpmn_id)
+                d["role"] = roles[r.bpmn_id]  # who may correct it: engine.duties.may_correct
             step_corrs = corrs.get((batch.id, r.seq), [])
             last_corrected = max((c.corrected_at for c in step_corrs), default=None)
             d["current_values"] = as_corrected(r.values, step_corrs)
@@ -107,7 +113,7 @@ def my_tasks(rt: Runtime, person: Person) -> list[dict[str, Any]]:
             if t["assigned_to"]:
                 mine = t["assigned_to"] == person.username
             else:
-                mine = person.has(t["role"], "supervisor")
+                mine = duties.may_complete(person, t["role"])
             if mine:
                 out.append({**t, "batch_id": batch_id})
     return out

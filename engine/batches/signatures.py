@@ -8,7 +8,7 @@ from typing import Any
 from SpiffWorkflow.task import Task
 from sqlalchemy.orm import Session
 
-from .. import audit
+from .. import audit, duties
 from ..errors import InvalidInput
 from ..models import Batch, Signature, Step, utcnow
 from ..permissions import Forbidden
@@ -19,31 +19,33 @@ from .descriptions import describe_signature
 from .tasks import task_role
 
 
-def check_signers(task: Task, checked: CheckedValues, user: str, signer: Person | None, witness: Person | None) -> None:
-    """The performer holds the task's role and signs for themself; a witness, where the
-    form asks for one, is another person holding the witness role."""
-    needed = task_role(task)
-    if signer is not None and not signer.has(needed, "supervisor"):
-        raise Forbidden(f"this task is for the {needed} role", code="task_role", details={"role": needed})
+def check_performer(task: Task, performer: Person) -> None:
+    """The person completing the task may complete it: its role decides, with or without
+    a form (``engine.duties``)."""
+    duties.check_complete(performer, task_role(task), username=performer.username)
+
+
+def check_signers(
+    task: Task, checked: CheckedValues, performer: Person, signer: Person | None, witness: Person | None
+) -> None:
+    """The performer signs for themself, in a role that may give the form's meaning on
+    this task; a witness, where the form asks for one, is another person holding the
+    witness role. The rules are ``engine.duties``'."""
+    role = task_role(task)
     if checked.validated is None:
         return
     if signer is None:
         raise InvalidInput("this step must be signed: give your password", code="signature_required")
-    if signer.username != user:
+    if signer.username != performer.username:
         raise Forbidden("a signature can only be given by the person completing the step", code="sign_for_other")
+    duties.check_complete(signer, role, username=signer.username)
+    duties.check_sign(signer, checked.validated.signature_meaning, role)
     if checked.validated.witness_required:
         if witness is None:
             raise InvalidInput("this step needs a witness signature", code="witness_required")
         if witness.username == signer.username:
             raise Forbidden("the witness must be another person than the performer", code="self_witness")
-        role = (checked.validated.witness_role or "").strip().lower()
-        allowed = (role,) if role else ("operator", "supervisor", "qa")
-        if not witness.has(*allowed):
-            raise Forbidden(
-                f"the witness needs the role {' or '.join(allowed)}",
-                code="witness_role",
-                details={"roles": list(allowed)},
-            )
+        duties.check_witness(witness, checked.validated.witness_role, role)
 
 
 def signed_content(batch_id: str, step: Step, meaning: str) -> str:
@@ -73,7 +75,7 @@ def sign(
         return out
     parties = [("performer", signer, checked.validated.signature_meaning)]
     if checked.validated.witness_required and witness is not None:
-        parties.append(("witness", witness, "Verified"))
+        parties.append(("witness", witness, duties.WITNESS_MEANING))
     for role, who, meaning in parties:
         sig = Signature(
             batch_id=batch.id,

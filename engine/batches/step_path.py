@@ -23,8 +23,8 @@ from ..vocabulary import BatchState, ExceptionSource, JobKind, RecipeStatus, Sev
 from ..workflow_store import BatchWorkflow, LiveWorkflow, canonical, sha256
 from .descriptions import describe, describe_exception, describe_step
 from .inputs import check_identifier, check_parameters, task_uuid
-from .signatures import check_signers, sign
-from .tasks import check_assignment, describe_task, ready_user_task, recipe_content, task_form_key
+from .signatures import check_performer, check_signers, sign
+from .tasks import acting_person, check_assignment, describe_task, ready_user_task, recipe_content, task_form_key
 from .unit_of_work import Idempotency, Outcome, cache_after_commit, find_batch, mutate, persist
 
 
@@ -102,13 +102,17 @@ def complete_task(
     idempotency_key: str | None = None,
     signer: Person | None = None,
     witness: Person | None = None,
+    actor: Person | None = None,
 ) -> Outcome:
     """Complete an operator task with its values: the step path.
 
     A task with a form is signed: ``signer`` is the acting user, re-authenticated just
     now by the caller (password, and user id at a session's first signing); a form that
     requires a witness needs a second, different person holding the witness role. Each
-    signature is bound to the SHA-256 of exactly what was signed."""
+    signature is bound to the SHA-256 of exactly what was signed. ``actor`` is the person
+    the caller authenticated as ``user``; the task's role decides whether they may
+    complete it (``engine.duties``; without ``actor`` or ``signer`` the user's account
+    is read)."""
     if not isinstance(data, dict):
         raise InvalidInput("data must be a JSON object", code="data_invalid")
     uuid = task_uuid(task_id)
@@ -120,9 +124,11 @@ def complete_task(
         task = ready_user_task(wf, task_id, batch_id)
         rv = recipe_content(rt, s, batch.recipe_version_id)
         check_assignment(s, batch, entry, task, user)
+        performer = acting_person(s, user, actor, signer)
+        check_performer(task, performer)
         form_key = task_form_key(rv, task)
         checked = check_values(s, batch.batch_id, rv.forms.get(form_key) if form_key else None, data)
-        check_signers(task, checked, user, signer, witness)
+        check_signers(task, checked, performer, signer, witness)
         task.data.update(checked.spiff_data)
         task.run()
         runner.run_engine_steps(wf, rt.settings.engine_step_budget)

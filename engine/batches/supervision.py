@@ -11,11 +11,11 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from .. import audit, outbox
+from .. import audit, duties, outbox
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import Job, MessageSubscription, TaskAssignment, User, utcnow
-from ..permissions import Forbidden
 from ..runtime import Runtime
+from ..users import Person
 from ..vocabulary import BatchState, JobState
 from .descriptions import describe
 from .inputs import require_reason, task_uuid
@@ -76,7 +76,7 @@ def change_state(rt: Runtime, batch_id: str, action: str, *, user: str, reason: 
 
 
 def reassign(rt: Runtime, batch_id: str, task_id: str, username: str, *, by: str, reason: str) -> dict[str, Any]:
-    """Assign a ready operator task to one person (a supervisor's decision, audited)."""
+    """Assign a ready task to one person who may complete it (a supervisor's decision, audited)."""
     require_reason(reason, "reassigning")
     task_key = str(task_uuid(task_id))
     with rt.transaction() as s:
@@ -86,8 +86,10 @@ def reassign(rt: Runtime, batch_id: str, task_id: str, username: str, *, by: str
             raise NotFound(f"user {username} not found or inactive", code="user_not_found")
         with live_workflow(rt, s, batch) as entry:
             role = task_role(ready_user_task(entry.workflow, task_id, batch_id))
-        if role not in (target.roles or []) and "supervisor" not in (target.roles or []):
-            raise Forbidden(f"{username} does not hold the role {role} this task needs", code="task_role")
+        # a task is only ever assigned to someone who may complete it
+        duties.check_complete(
+            Person(target.username, target.printed_name, tuple(target.roles or ())), role, username=username
+        )
         current = s.get(TaskAssignment, (batch.id, task_key))
         batch.revision += 1  # every process must re-read the assignments
         rt.cache.drop(batch.id)

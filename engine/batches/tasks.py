@@ -13,11 +13,12 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import runner
+from .. import duties, runner
 from ..errors import Conflict, NotFound
-from ..models import Batch, RecipeVersion, TaskAssignment
+from ..models import Batch, RecipeVersion, TaskAssignment, User
 from ..permissions import Forbidden
 from ..runtime import RecipeContent, Runtime
+from ..users import Person
 from ..workflow_store import LiveWorkflow
 from .inputs import task_uuid
 
@@ -66,10 +67,33 @@ def describe_task(task: Task, rv: RecipeContent) -> dict[str, Any]:
     }
 
 
+def spec_role(task_spec: Any) -> str:
+    """The role a user task needs: its ``role`` property, else its lane, else operator.
+    Who holds it is ``engine.duties``' decision."""
+    props = (getattr(task_spec, "extensions", None) or {}).get("properties") or {}
+    return str(props.get("role") or getattr(task_spec, "lane", None) or "operator").strip().lower()
+
+
 def task_role(task: Task) -> str:
-    """The role a user task needs: its ``role`` property, else its lane, else operator."""
-    props = (getattr(task.task_spec, "extensions", None) or {}).get("properties") or {}
-    return str(props.get("role") or getattr(task.task_spec, "lane", None) or "operator").lower()
+    return spec_role(task.task_spec)
+
+
+def recorded_task_role(rt: Runtime, s: Session, batch: Batch, bpmn_id: str) -> str:
+    """The role of the task a recorded step came from, read from the batch's pinned
+    recipe specs. An id used by several tasks of different roles yields the strictest
+    (the role fewest may complete), and an id not found a role nobody holds: a correction
+    never gets easier through ambiguity."""
+    rv = s.get(RecipeVersion, batch.recipe_version_id)
+    if rv is None:
+        raise NotFound(f"recipe version {batch.recipe_version_id} not found", code="recipe_not_found")
+    spec, subprocess_specs = rt.store.specs(s, rv.spec_hash)
+    roles = {
+        spec_role(ts)
+        for process in [spec, *[p for p in subprocess_specs.values() if p is not None]]
+        for ts in process.task_specs.values()
+        if getattr(ts, "bpmn_id", None) == bpmn_id
+    }
+    return min(roles or {"unknown"}, key=lambda r: (len(duties.completers(r)), r))
 
 
 def find_task(wf: BpmnWorkflow, uuid: UUID) -> Task | None:
@@ -123,3 +147,20 @@ def check_assignment(s: Session, batch: Batch, entry: LiveWorkflow, task: Task, 
         raise Forbidden(
             f"this task is assigned to {assignee}", code="task_assigned_elsewhere", details={"assigned_to": assignee}
         )
+
+
+def acting_person(s: Session, user: str, actor: Person | None, signer: Person | None) -> Person:
+    """Whose roles decide a completion: the person the caller authenticated (``actor``),
+    else the signer when they are the user, else the user's own account. Without any of
+    them nobody is acting, and nothing is completed: a task without a form is checked
+    like one with a form."""
+    if actor is not None:
+        if actor.username != user:
+            raise Forbidden("the acting person is not the user recorded as performer", code="sign_for_other")
+        return actor
+    if signer is not None and signer.username == user:
+        return signer
+    account = s.scalars(select(User).where(User.username == user)).first()
+    if account is None or not account.active:
+        raise Forbidden(f"{user} is not an active user: nobody may complete a task as them", code="actor_unknown")
+    return Person(account.username, account.printed_name, tuple(account.roles or ()), account.kind)

@@ -6,6 +6,7 @@ import sys
 from engine import batches
 from engine.config import load_settings
 from engine.runtime import Runtime
+from engine.users import Person
 
 
 def main(url: str, batch_id: str) -> None:
@@ -16,7 +17,13 @@ def main(url: str, batch_id: str) -> None:
         n += 1
         task = batches.ready_tasks(rt, batch_id)[0]
         out = batches.complete_task(
-            rt, batch_id, task["id"], {"n": n, "done": False}, user="op.crash", idempotency_key=f"crash-{n}"
+            rt,
+            batch_id,
+            task["id"],
+            {"n": n, "done": False},
+            user="op.crash",
+            actor=Person("op.crash", "Op Crash", ("operator",)),
+            idempotency_key=f"crash-{n}",
         )
         print(f"ACK {out.body['step']['values']['n']}", flush=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from engine import batches, jobs, recipes
-from tests.support import read_recipe
+from tests.support import person, read_recipe
 
 
 def load(rt, *files: str, approve: bool = True, **kw):
@@ -19,6 +19,8 @@ def ready(rt, batch_id: str) -> dict[str, dict]:
 def complete(rt, batch_id: str, bpmn_id: str, data: dict | None = None, user: str = "op.anna", **kw):
     tasks = ready(rt, batch_id)
     assert bpmn_id in tasks, f"{bpmn_id} not ready; ready: {sorted(tasks)}"
+    if "signer" not in kw:
+        kw.setdefault("actor", person(user))
     return batches.complete_task(rt, batch_id, tasks[bpmn_id]["id"], data or {}, user=user, **kw)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from engine import batches
 from engine.errors import Conflict
 from engine.models import Job, Step
-from tests.support import make_runtime
+from tests.support import make_runtime, person
 
 from .engine_helpers import load
 
@@ -52,10 +52,10 @@ def test_two_concurrent_completions_one_wins(rt, db_url):
             results = _race(
                 [
                     lambda t=task_id: batches.complete_task(
-                        node_a, "CC-1", t, {"by": "a", "done": False}, user="op.anna"
+                        node_a, "CC-1", t, {"by": "a", "done": False}, user="op.anna", actor=person("op.anna")
                     ),
                     lambda t=task_id: batches.complete_task(
-                        node_b, "CC-1", t, {"by": "b", "done": False}, user="op.ben"
+                        node_b, "CC-1", t, {"by": "b", "done": False}, user="op.ben", actor=person("op.ben")
                     ),
                 ]
             )
@@ -78,15 +78,21 @@ def test_same_idempotency_key_at_once_stores_one_step(rt, db_url):
         data = {"reading": 7.2, "done": False}
         results = _race(
             [
-                lambda: batches.complete_task(node_a, "ID-1", task_id, data, user="op.anna", idempotency_key="k-1"),
-                lambda: batches.complete_task(node_b, "ID-1", task_id, data, user="op.anna", idempotency_key="k-1"),
+                lambda: batches.complete_task(
+                    node_a, "ID-1", task_id, data, user="op.anna", actor=person("op.anna"), idempotency_key="k-1"
+                ),
+                lambda: batches.complete_task(
+                    node_b, "ID-1", task_id, data, user="op.anna", actor=person("op.anna"), idempotency_key="k-1"
+                ),
             ]
         )
         assert all(isinstance(r, batches.Outcome) for r in results), results
         assert results[0].body == results[1].body
         assert sorted(r.replayed for r in results) == [False, True]
         # and a late replay too
-        again = batches.complete_task(rt, "ID-1", task_id, data, user="op.anna", idempotency_key="k-1")
+        again = batches.complete_task(
+            rt, "ID-1", task_id, data, user="op.anna", actor=person("op.anna"), idempotency_key="k-1"
+        )
         assert again.replayed and again.body == results[0].body
         with rt.transaction() as s:
             assert s.scalar(select(func.count()).select_from(Step)) == 1
@@ -99,11 +105,21 @@ def test_idempotency_key_with_other_body_is_refused(rt):
     load(rt, "loop.bpmn")
     batches.start_batch(rt, "sampling_loop", "ID-2", user="op.anna", parameters={"done": False})
     task_id = batches.ready_tasks(rt, "ID-2")[0]["id"]
-    batches.complete_task(rt, "ID-2", task_id, {"reading": 1, "done": False}, user="op.anna", idempotency_key="k")
+    batches.complete_task(
+        rt, "ID-2", task_id, {"reading": 1, "done": False}, user="op.anna", actor=person("op.anna"), idempotency_key="k"
+    )
     from engine.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as err:
-        batches.complete_task(rt, "ID-2", task_id, {"reading": 2, "done": False}, user="op.anna", idempotency_key="k")
+        batches.complete_task(
+            rt,
+            "ID-2",
+            task_id,
+            {"reading": 2, "done": False},
+            user="op.anna",
+            actor=person("op.anna"),
+            idempotency_key="k",
+        )
     assert err.value.code == "idempotency_key_reused"
     assert len(batches.steps(rt, "ID-2")) == 1
 

@@ -10,6 +10,7 @@ import pytest
 from engine import batches, jobs
 from engine.connectors import Completed, ConnectorError, Pending
 from engine.errors import Conflict, NotFound
+from tests.support import person
 
 from .engine_helpers import complete, load, ready, run_jobs_until
 
@@ -68,11 +69,11 @@ def test_standard_loop_and_multi_instance(rt):
     for _vessel in range(3):
         tasks = batches.ready_tasks(rt, "MI-1")
         assert [t["bpmn_id"] for t in tasks] == ["check_vessel"]  # sequential: one at a time
-        batches.complete_task(rt, "MI-1", tasks[0]["id"], {"vessel_ok": True}, user="op.anna")
+        batches.complete_task(rt, "MI-1", tasks[0]["id"], {"vessel_ok": True}, user="op.anna", actor=person("op.anna"))
     tasks = batches.ready_tasks(rt, "MI-1")
     assert [t["bpmn_id"] for t in tasks] == ["sign_filter", "sign_filter"]  # parallel: both at once
     for t in tasks:
-        batches.complete_task(rt, "MI-1", t["id"], {"intact": True}, user="op.ben")
+        batches.complete_task(rt, "MI-1", t["id"], {"intact": True}, user="op.ben", actor=person("op.ben"))
     assert batches.get_batch(rt, "MI-1")["state"] == "complete"
 
 

@@ -540,3 +540,26 @@ def test_complete_by_the_bpmn_id_of_the_one_waiting_task(run, tmp_path):
     ambiguous = run("batch", "complete", "P-1", "check_vessel", "--data", "{}", "--user", "op")
     assert ambiguous.exit_code == 2 and ambiguous.stderr.startswith("error [task_ambiguous]: 2 waiting tasks")
     assert json.loads(run("batch", "steps", "P-1", "--json").stdout) == []  # nothing guessed, nothing recorded
+
+
+def test_the_task_role_decides_on_the_command_line(run):
+    """The CLI admits QA to `batch complete`; the engine decides per task (engine.duties)."""
+    duties = str(TESTS / "recipes" / "duties.bpmn")
+    assert (
+        run("recipe", "import", duties, "--forms", str(TESTS / "recipes" / "duties_forms"), "--user", "qa").exit_code
+        == 0
+    )
+    assert run("recipe", "approve", "duties", "--reason", "ok", "--user", "qa2").exit_code == 0
+    assert run("batch", "start", "duties", "--batch-id", "DL-1", "--user", "sv").exit_code == 0
+    for user, task, data, code in [
+        ("sv", "qa_released", '{"reading": 1}', "task_role"),  # a supervisor never signs for QA
+        ("op", "qa_noform", "{}", "task_role"),
+        ("op", "operator_released", '{"reading": 1}', "meaning_role"),
+    ]:
+        refused = run("batch", "complete", "DL-1", task, "--data", data, "--user", user)
+        assert refused.exit_code == 2 and refused.stderr.startswith(f"error [{code}]: "), refused.stderr
+    done = run("batch", "complete", "DL-1", "qa_released", "--data", '{"reading": 1}', "--user", "qa", "--json")
+    assert done.exit_code == 0, done.stderr
+    assert [(s["username"], s["meaning"]) for s in json.loads(done.stdout)["step"]["signatures"]] == [
+        ("qa", "Released")
+    ]

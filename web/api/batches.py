@@ -134,6 +134,7 @@ def complete_task(body, headers, batch_id: str, task_id: str):
             idempotency_key=key,
             signer=signer,
             witness=witness,
+            actor=current_person(),
         )
     )
 

@@ -232,6 +232,9 @@ class Step(ma.Schema):
     current_values = fields.Dict(metadata={"description": "the values after corrections"})
     signatures = fields.List(fields.Nested(SignatureOut))
     corrections = fields.List(fields.Nested(CorrectionOut))
+    role = fields.String(
+        metadata={"description": "an operator entry's task role: with its signatures' meanings, who may correct it"}
+    )
 
 
 class Credentials(ma.Schema):

@@ -216,6 +216,7 @@ def batch_complete(batch_id, task_id, data, idempotency_key, witness_user, user)
         idempotency_key=idempotency_key,
         signer=person,
         witness=witness_person,
+        actor=person,
     )
     body = outcome.body
     for exc in body.get("exceptions") or []:

@@ -13,7 +13,7 @@ from engine.vocabulary import BatchState
 from ..runtime import runtime
 from .diagram import diagram_view
 from .pages import bp
-from .record_rows import add_rows, form_fields
+from .record_rows import add_rows, form_fields, may_correct_step
 
 #: the batch list's state filter, in the order of a batch's life
 STATES = tuple(state.value for state in BatchState)
@@ -44,7 +44,7 @@ def batch_page(batch_id: str):
     reviewed_at = batch["reviewed_at"]
     may_correct = permissions.allowed(g.person.roles, "step.correct") and reviewed_at is None
     for step in steps:
-        add_rows(step, forms_by_id, batch_id, may_correct)
+        add_rows(step, forms_by_id, batch_id, may_correct and may_correct_step(g.person, step))
     exceptions = readable_exceptions(batch_id)
     by_step: dict[int, list] = {}
     for exc in exceptions:

@@ -20,7 +20,7 @@ from . import entry
 from . import session as login
 from .attachments import store_upload
 from .pages import bp, require, sentence
-from .record_rows import add_rows, form_fields
+from .record_rows import add_rows, correcting_roles, form_fields, may_correct_step
 from .signature import SIGNING_CODES, signer
 
 #: the corrected value is posted under this name, so no form key collides with the page's own
@@ -43,6 +43,9 @@ def _correction_context(batch_id: str, seq: int) -> tuple[dict, dict, list[dict[
             409,
             description="Only values entered by an operator can be corrected; this step was recorded by the system.",
         )
+    if not may_correct_step(g.person, step):
+        roles = " or ".join(sorted(correcting_roles(step))) or "nobody"
+        abort(403, description=f"You may not correct this step (this needs the role: {roles}).")
     fields = form_fields(batch).get(step.get("form") or "", {})
     add_rows(step, {step.get("form") or "": fields})
     rows = [r for r in step["rows"] if r["correctable"]]

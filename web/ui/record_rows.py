@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import url_for
 
-from engine import recipes
+from engine import duties, recipes
 from engine.errors import NotFound
 from engine.vocabulary import StepKind
 from forms import render_data
@@ -70,6 +70,17 @@ def record_rows(step: dict[str, Any], fields: dict[str, dict[str, Any]]) -> list
             }
         )
     return rows
+
+
+def correcting_roles(step: dict[str, Any]) -> frozenset[str]:
+    """Who may correct this recorded step: its task's role and the meanings its performer
+    signed (``engine.duties``; the engine decides it again)."""
+    meanings = [s["meaning"] for s in step.get("signatures") or [] if s.get("role") == "performer"]
+    return duties.correcting_roles(step.get("role") or "", meanings)
+
+
+def may_correct_step(person, step: dict[str, Any]) -> bool:
+    return bool(set(person.roles) & correcting_roles(step))
 
 
 def add_rows(

@@ -23,6 +23,8 @@ SIGNING_CODES = {
     "signature_required",
     "sign_for_other",
     "too_many_attempts",
+    "meaning_role",
+    "correction_role",
 }
 
 

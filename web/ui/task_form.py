@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import flash, g, redirect, render_template, request, url_for
 
-from engine import batches, permissions, users
+from engine import batches, duties, permissions, users
 from engine.errors import BatchlineError
 from forms import load_form, render_data
 
@@ -64,7 +64,7 @@ def _render_task(
         task=task,
         items=items,
         signing=signing,
-        not_mine=_not_mine(task),
+        not_mine=_not_mine(task, signing["meaning"] if task.get("form_definition") else None),
         typed=typed if typed is not None else entry.typed_defaults(items),
         field_errors=field_errors or {},
         error=error,
@@ -77,17 +77,16 @@ def _render_task(
     ), status
 
 
-def _not_mine(task: dict[str, Any]) -> str | None:
+def _not_mine(task: dict[str, Any], meaning: str | None) -> str | None:
     """Why the logged-in person cannot complete this task (the engine refuses it anyway)."""
     person = g.person
     if not permissions.allowed(person.roles, "task.complete"):
-        return "You may look at this task, but completing it needs the operator or supervisor role."
-    if task.get("assigned_to") and task["assigned_to"] != person.username:
+        roles = ", ".join(sorted(permissions.MATRIX["task.complete"]))
+        return f"You may look at this task, but completing it needs one of the roles {roles}."
+    why = duties.why_not_complete(person, task.get("role") or "operator", meaning)
+    if why is None and task.get("assigned_to") and task["assigned_to"] != person.username:
         return f"This task is assigned to {task['assigned_to']}; only they can complete it."
-    role = task.get("role")
-    if role and not person.has(role, "supervisor"):
-        return f"This task is for the {role} role."
-    return None
+    return why
 
 
 @bp.route("/batches/<batch_id>/tasks/<task_id>", methods=["GET"])
@@ -164,6 +163,7 @@ def submit_task(batch_id: str, task_id: str):
             idempotency_key=key,
             signer=signed_by,
             witness=witness,
+            actor=person,
         )
     except BatchlineError as exc:
         details = exc.details or {}
