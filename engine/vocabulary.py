@@ -81,3 +81,11 @@ class JobState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+class AuditScheme(StrEnum):
+    """How an audit entry's hash was made: ``sha256`` entries predate the audit key
+    (accepted only before the first keyed entry); ``hmac-sha256`` entries are sealed."""
+
+    LEGACY = "sha256"
+    KEYED = "hmac-sha256"
