@@ -52,8 +52,10 @@ def grant_app_role(engine: Engine, role: str) -> dict[str, object]:
                     f"{role!r} is the schema owner: the application must run as another role", code="app_role_invalid"
                 )
             created = not conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
-            if created:
-                conn.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
+            if created:  # another installation on the cluster may create it at the same moment
+                conn.execute(
+                    text(f'DO $$ BEGIN CREATE ROLE "{role}" NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$')
+                )
             database = conn.execute(text("SELECT current_database()")).scalar_one()
             tables = [r[0] for r in conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))]
             conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"'))
