@@ -73,6 +73,27 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
 
+    # --- the audit trail's key, anchors and the database roles (docs/security.md,
+    # "The audit trail and the record"); kept apart from the session secret on purpose:
+    # a key that signs cookies never seals the record.
+    #: HMAC-SHA256 key of the audit chain (``BATCHLINE_AUDIT_KEY``, 32+ characters); empty:
+    #: read from ``audit_key_file``, generated there (0600) on first use
+    audit_key: str = field(default="", repr=False)
+    #: the audit key file; empty: ``audit.key`` beside the SQLite database (else in ``var/``)
+    audit_key_file: str = ""
+    #: the append-only file of anchored heads; empty: ``audit-anchors.jsonl`` beside the key file
+    audit_anchor_file: str = ""
+    #: anchor the head automatically each time this many entries were added (0: only on demand)
+    audit_anchor_every: int = 100
+    #: an external sink each anchor is also POSTed to (JSON), e.g. a WORM store's intake
+    audit_anchor_url: str = ""
+    audit_anchor_timeout_seconds: float = 2.0
+    #: PostgreSQL: the schema owner's URL for ``batchline db upgrade`` when the application
+    #: itself runs as ``database_app_role`` (which may not UPDATE or DELETE the record)
+    migration_database_url: str = field(default="", repr=False)
+    #: PostgreSQL: the role ``db upgrade`` grants the application's rights to
+    database_app_role: str = "batchline_app"
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from .vocabulary import BatchState, ExceptionStatus, RecipeStatus
+from .vocabulary import AuditScheme, BatchState, ExceptionStatus, RecipeStatus
 
 
 def utcnow() -> datetime:
@@ -434,7 +434,8 @@ class MessageSubscription(Base):
 
 
 class AuditEvent(Base):
-    """Append-only audit trail entry; ``hash`` chains it to the previous entry."""
+    """Append-only audit trail entry; ``hash`` chains it to the previous entry (an HMAC
+    under the audit key, which the database does not hold: engine/audit)."""
 
     __tablename__ = "audit_event"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -449,6 +450,10 @@ class AuditEvent(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    #: an AuditScheme: ``hmac-sha256`` (sealed with the audit key) or ``sha256`` (legacy)
+    scheme: Mapped[str] = mapped_column(String(20), default=AuditScheme.KEYED, server_default=AuditScheme.LEGACY)
+    #: the record rows this entry records (table, id, row hash): canonical JSON, sealed
+    bound: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AuditHead(Base):
@@ -458,6 +463,8 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_id: Mapped[int] = mapped_column(BigId, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
+    #: the scheme of the newest entry (an AuditScheme); a legacy head is sealed on next append
+    scheme: Mapped[str] = mapped_column(String(20), default=AuditScheme.KEYED, server_default=AuditScheme.LEGACY)
 
 
 class Job(Base):

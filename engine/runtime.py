@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import audit
 from .bpmn import make_serializer
 from .config import Settings, load_settings
 from .connectors import ConnectorRegistry
@@ -30,6 +31,7 @@ class Runtime:
         self.settings = settings or load_settings()
         self.db = make_engine(self.settings)
         self.sessions = make_session_factory(self.db)
+        audit.install(self)  # the audit key on every session; anchors after commit
         self.store = WorkflowStore(make_serializer(), make_script_engine)
         self.cache = WorkflowCache(self.settings.workflow_cache_size)
         #: recipe version id -> its immutable forms and task list (engine.batches)

@@ -93,3 +93,11 @@ class SessionEnd(StrEnum):
     DEACTIVATED = "account_deactivated"
     LOCKED = "account_locked"
     PASSWORD_CHANGED = "password_changed"
+
+
+class AuditScheme(StrEnum):
+    """How an audit entry's hash was made: ``sha256`` entries predate the audit key
+    (accepted only before the first keyed entry); ``hmac-sha256`` entries are sealed."""
+
+    LEGACY = "sha256"
+    KEYED = "hmac-sha256"

@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from engine import users
-from tests.support import ACCOUNTS, IN_CI, PASSWORD, PG_ADMIN_URL, make_runtime
+from engine.audit.keys import ANCHOR_FILE
+from tests.support import ACCOUNTS, IN_CI, PASSWORD, PG_ADMIN_URL, audit_dir_of, make_runtime
 
 # A shell set up for a real install (BATCHLINE_DATABASE_URL, BATCHLINE_USER, ...) must not
 # steer the tests: they build their settings themselves. Test knobs stay.
@@ -75,6 +76,9 @@ def _truncate(url: str) -> None:
             )
         ]
         if tables:
+            # the append-only triggers refuse TRUNCATE; emptying a test database is what
+            # a superuser restoring an empty backup does (replica mode skips triggers)
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
             conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
     eng.dispose()
 
@@ -87,6 +91,7 @@ def db_url(request, tmp_path) -> str:
         return f"sqlite:///{path}"
     url = request.getfixturevalue("pg_url")
     _truncate(url)
+    audit_dir_of(url).joinpath(ANCHOR_FILE).unlink(missing_ok=True)  # an empty database has no anchors
     return url
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from engine.config import load_settings
@@ -54,10 +55,20 @@ def person(username: str) -> Person:
     return Person(username, username.title(), roles)
 
 
+def audit_dir_of(url: str) -> Path:
+    """Where a PostgreSQL test database's audit key and anchors live (one directory per
+    database, shared by the test and the child processes it starts). A SQLite database
+    keeps them beside its file, as in production."""
+    name = url.rsplit("/", 1)[-1].split("?", 1)[0]
+    return Path(tempfile.gettempdir()) / "batchline-test-audit" / name
+
+
 def make_runtime(url: str, **overrides) -> Runtime:
     """The one way tests build a Runtime: test settings (fast hashing, no webhooks) plus
     what a test needs to change. ``tests/conftest.py`` clears exported ``BATCHLINE_*``
     settings first, so a shell set up for a real install cannot redirect a test."""
+    if not url.startswith("sqlite") and "audit_key_file" not in overrides:
+        overrides["audit_key_file"] = str(audit_dir_of(url) / "audit.key")
     settings = load_settings(database_url=url, **{**TEST_SETTINGS, **overrides})
     return Runtime(settings, load_connectors=False)
 

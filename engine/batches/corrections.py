@@ -72,18 +72,17 @@ def correct_step(
         # the record never holds a stale derived value
         for key in sorted(calculated):
             if key != field and checked.get(key) != current.get(key):
-                s.add(
-                    Correction(
-                        batch_id=batch.id,
-                        step_seq=seq,
-                        field=key,
-                        old=correction_text(current.get(key)),
-                        new=correction_text(checked.get(key)),
-                        reason=f"recalculated after correcting {field}: {reason}",
-                        username=signer.username,
-                        corrected_at=corr.corrected_at,
-                    )
+                derived = Correction(
+                    batch_id=batch.id,
+                    step_seq=seq,
+                    field=key,
+                    old=correction_text(current.get(key)),
+                    new=correction_text(checked.get(key)),
+                    reason=f"recalculated after correcting {field}: {reason}",
+                    username=signer.username,
+                    corrected_at=corr.corrected_at,
                 )
+                s.add(derived)
                 audit.record(
                     s,
                     user=signer.username,
@@ -94,21 +93,10 @@ def correct_step(
                     old=current.get(key),
                     new=checked.get(key),
                     reason=f"recalculated after correcting {field}",
+                    binds=[derived],
                 )
         s.flush()
-        content = sha256(
-            canonical(
-                {
-                    "batch": batch_id,
-                    "seq": seq,
-                    "correction": corr.id,
-                    "field": field,
-                    "old": old_value,
-                    "new": new_value,
-                    "reason": reason,
-                }
-            )
-        )
+        content = corrected_content(batch_id, corr.id, seq, field, old_value, new_value, reason)
         sig = Signature(
             batch_id=batch.id,
             step_seq=seq,
@@ -131,6 +119,7 @@ def correct_step(
             old=old_value,
             new=new_value,
             reason=reason,
+            binds=[corr, sig],
         )
         outbox.emit(
             s,
@@ -162,6 +151,23 @@ def check_corrector(rt: Runtime, s: Session, batch: Batch, step: Step, signer: P
         )
     ).all()
     duties.check_correct(signer, recorded_task_role(rt, s, batch, step.bpmn_id), meanings)
+
+
+def corrected_content(batch_id: str, correction_id: int, seq: int, field: str, old: Any, new: Any, reason: str) -> str:
+    """SHA-256 of exactly what a corrector signs (21 CFR 11.70): the correction itself."""
+    return sha256(
+        canonical(
+            {
+                "batch": batch_id,
+                "seq": seq,
+                "correction": correction_id,
+                "field": field,
+                "old": old,
+                "new": new,
+                "reason": reason,
+            }
+        )
+    )
 
 
 def _calculated_fields(form: dict[str, Any]) -> set[str]:

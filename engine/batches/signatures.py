@@ -96,6 +96,7 @@ def sign(
             object_id=batch.batch_id,
             field=f"step {step.seq}",
             new={"meaning": meaning, "role": role, "hash": sig.content_hash},
+            binds=[sig],
         )
         out.append(describe_signature(sig, superseded=False))
     return out

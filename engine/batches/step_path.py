@@ -198,6 +198,7 @@ def append_step(
         object_id=batch.batch_id,
         field=step.bpmn_id,
         new=values,
+        binds=[step],  # the row and its values_hash, sealed into the chain
     )
     outbox.emit(
         s,

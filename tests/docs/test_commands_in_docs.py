@@ -89,6 +89,9 @@ def test_commands_run_as_written(document, demo_database, tmp_path):
         pytest.skip(f"{document} has no sh block")
     (tmp_path / "var").mkdir()
     shutil.copy(demo_database, tmp_path / "var" / "batchline.db")
+    for kept in ("audit.key", "audit-anchors.jsonl"):  # a database moves with its audit key and anchors
+        if (demo_database.parent / kept).exists():
+            shutil.copy2(demo_database.parent / kept, tmp_path / "var" / kept)
     _clone_layout(tmp_path)
     port = _free_port()
     env = _env()

@@ -4,13 +4,12 @@ can and prints ``ACK n`` after each acknowledged (committed and answered) step."
 import sys
 
 from engine import batches
-from engine.config import load_settings
-from engine.runtime import Runtime
 from engine.users import Person
+from tests.support import make_runtime
 
 
 def main(url: str, batch_id: str) -> None:
-    rt = Runtime(load_settings(database_url=url, webhook_urls=()), load_connectors=False)
+    rt = make_runtime(url)  # the test's settings: the same audit key as the parent
     n = len(batches.steps(rt, batch_id))
     print("READY", flush=True)
     while True:

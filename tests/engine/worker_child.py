@@ -7,12 +7,11 @@ import time
 from sqlalchemy import text
 
 from engine import jobs
-from engine.config import load_settings
-from engine.runtime import Runtime
+from tests.support import make_runtime
 
 
 def main(url: str, name: str) -> None:
-    rt = Runtime(load_settings(database_url=url, webhook_urls=(), worker_poll_seconds=0.05), load_connectors=False)
+    rt = make_runtime(url, worker_poll_seconds=0.05)  # the test's settings: the parent's audit key
 
     def probe(rt_, batch_id, task_id, payload):
         time.sleep(0.01)

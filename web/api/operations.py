@@ -15,7 +15,7 @@ from engine.outbox import cloudevent
 
 from ..auth import current_user, requires
 from . import runtime
-from .schemas import AuditCheck, EventPage, Events, Health, Incident, IncidentFilter, IncidentRetried
+from .schemas import AuditCheck, AuditVerifyQuery, EventPage, Events, Health, Incident, IncidentFilter, IncidentRetried
 
 blp = Blueprint("operations", __name__, url_prefix="/api", description="Health, incidents, events, audit")
 
@@ -83,8 +83,11 @@ def list_events(query):
 
 @blp.route("/audit/verify", methods=["GET"])
 @requires("audit.verify")
+@blp.arguments(AuditVerifyQuery, location="query")
 @blp.response(200, AuditCheck)
-def verify_audit():
-    """Recompute the audit trail's hash chain; `ok: false` lists where it breaks."""
-    with runtime().transaction() as s:
-        return audit.verify(s).to_dict()
+def verify_audit(query):
+    """Recompute the audit trail's keyed chain, check the record against it and every
+    anchored head; `ok: false` lists each problem."""
+    rt = runtime()
+    with rt.transaction() as s:
+        return audit.verify(s, settings=rt.settings, anchors=query["anchors"], signatures=query["signatures"]).to_dict()

@@ -389,10 +389,38 @@ class Events(ma.Schema):
     next_after = fields.Integer(metadata={"description": "pass as `after` to get the next page"})
 
 
+class AuditAnchors(ma.Schema):
+    file = fields.String(metadata={"description": "the anchor file outside the database"})
+    anchors = fields.Integer(metadata={"description": "anchor lines read"})
+    newest = fields.Integer(allow_none=True, metadata={"description": "the newest anchored entry id"})
+    problems = fields.List(fields.String())
+
+
+class AuditSignatures(ma.Schema):
+    checked = fields.Integer()
+    mismatches = fields.Integer()
+    problems = fields.List(fields.String())
+
+
+class AuditVerifyQuery(ma.Schema):
+    anchors = fields.Boolean(
+        load_default=True, metadata={"description": "check every anchored head is still in the trail"}
+    )
+    signatures = fields.Boolean(
+        load_default=False, metadata={"description": "recompute every signature's content hash from the record"}
+    )
+
+
 class AuditCheck(ma.Schema):
     ok = fields.Boolean()
     entries = fields.Integer()
     problems = fields.List(fields.String())
+    legacy_entries = fields.Integer(metadata={"description": "entries from before the audit key (plain SHA-256)"})
+    record_rows = fields.Integer(metadata={"description": "step, signature and correction rows checked"})
+    legacy_rows = fields.Integer(metadata={"description": "record rows older than the audit key"})
+    key = fields.String(metadata={"description": "fingerprint of the audit key (not the key)"})
+    anchors = fields.Nested(AuditAnchors)
+    signatures = fields.Nested(AuditSignatures)
 
 
 class Health(ma.Schema):
