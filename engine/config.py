@@ -112,7 +112,7 @@ class Settings:
 
 
 #: settings never shown in a representation
-SECRET_FIELDS = frozenset({"secret_key", "webhook_secret"})
+SECRET_FIELDS = frozenset({"secret_key", "webhook_secret", "audit_key", "migration_database_url"})
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:
