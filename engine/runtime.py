@@ -12,7 +12,7 @@ from .bpmn import make_serializer
 from .config import Settings, load_settings
 from .connectors import ConnectorRegistry
 from .db import make_engine, make_session_factory, transaction
-from .scripting import make_script_engine
+from .scripting import ScriptLimits, make_script_engine
 from .workflow_store import WorkflowCache, WorkflowStore
 
 
@@ -30,7 +30,8 @@ class Runtime:
         self.settings = settings or load_settings()
         self.db = make_engine(self.settings)
         self.sessions = make_session_factory(self.db)
-        self.store = WorkflowStore(make_serializer(), make_script_engine)
+        limits = ScriptLimits.from_settings(self.settings)
+        self.store = WorkflowStore(make_serializer(), lambda: make_script_engine(limits=limits))
         self.cache = WorkflowCache(self.settings.workflow_cache_size)
         #: recipe version id -> its immutable forms and task list (engine.batches)
         self.recipe_content: dict[int, RecipeContent] = {}

@@ -63,7 +63,7 @@ def start_batch(
             )
             s.add(batch)
             s.flush()
-            runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+            runner.run_engine_steps(wf, rt.settings.engine_step_budget, rt.settings.engine_step_seconds)
             entry = LiveWorkflow(workflow=wf, spec_hash=rv.spec_hash)
             audit.record(
                 s,
@@ -125,7 +125,7 @@ def complete_task(
         check_signers(task, checked, user, signer, witness)
         task.data.update(checked.spiff_data)
         task.run()
-        runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+        runner.run_engine_steps(wf, rt.settings.engine_step_budget, rt.settings.engine_step_seconds)
         step = append_step(
             rt,
             s,
