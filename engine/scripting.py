@@ -131,10 +131,11 @@ class RestrictedEnvironment(TaskDataEnvironment):
         self._prepare_context(context)
         external = self._external(external_context)
         if self.in_process or is_trivial(script or "", "exec"):
-            run_restricted("exec", script or "", context, external)
-            check_result(context, max_bytes=self.limits.result_bytes)
-            return True
-        result = self._in_worker("exec", script or "", context, external)["context"]
+            result = dict(context)
+            run_restricted("exec", script or "", result, external)
+            check_result(result, max_bytes=self.limits.result_bytes)
+        else:
+            result = self._in_worker("exec", script or "", context, external)["context"]
         for key in [k for k in context if k not in result]:
             del context[key]
         context.update(result)
