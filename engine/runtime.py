@@ -43,8 +43,8 @@ class Runtime:
         if load_connectors:
             self.connectors.load_entry_points(self.settings)
 
-    def transaction(self):
-        return transaction(self.sessions)
+    def transaction(self, *, deferred: bool = False):
+        return transaction(self.sessions, deferred=deferred)
 
     def create_schema(self) -> None:
         """Bring the database to the newest schema through Alembic migrations."""

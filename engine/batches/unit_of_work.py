@@ -1,7 +1,16 @@
-"""One change of a batch = one transaction: lock the batch, replay a repeated request,
-borrow the live workflow, change it, then persist everything that follows (task rows,
+"""One change of a batch = one transaction: replay a repeated request, borrow the live
+workflow, change it, then lock the batch and persist everything that follows (task rows,
 jobs, message subscriptions, completion) and record the answer for replay — commit, and
 only then put the workflow back in the cache.
+
+Why the lock comes after the engine work: engine steps run recipe scripts (up to
+`script_cpu_seconds` each), and on SQLite the write lock is the whole database's (measured
+on main: every other writer waited while a script ran). So the batch is read without a
+lock, the Spiff work happens, and `lock_for_writing` (called before the first write:
+`append_step`, `persist`) takes the lock — SQLite's write lock through a deferred
+transaction, PostgreSQL's row lock — and checks that the batch's `revision` and state are
+still those the work started from. If not, the work is thrown away and done again on the
+new revision, at most `ATTEMPTS` times, then 409 `concurrent_change`.
 
 Why the cache entry is *borrowed*: the cache holds the one in-memory copy of a batch's
 workflow. Taking it out for the duration of a transaction and putting it back only after
@@ -18,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from SpiffWorkflow.exceptions import WorkflowException
-from sqlalchemy import delete, event, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, event, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from .. import audit, outbox, runner
@@ -45,6 +54,40 @@ def find_batch(s: Session, batch_id: str, *, lock: bool = False) -> Batch:
 
 def lock_batch(s: Session, batch_id: str) -> Batch:
     return find_batch(s, batch_id, lock=True)
+
+
+#: how often a change is tried when its batch changed under it before 409 concurrent_change
+ATTEMPTS = 3
+_GUARD = "batchline_unlocked_batch"
+
+
+class _Stale(Exception):
+    """The batch changed between reading it and locking it: do the work again."""
+
+
+def lock_for_writing(s: Session, batch: Batch) -> None:
+    """Lock the batch read without a lock by `mutate`, now that the engine work is done,
+    and check nobody changed it since (no-op when the batch was locked when read)."""
+    guard = s.info.pop(_GUARD, None)
+    if guard is None:
+        return
+    revision, states = guard
+    if row_locks(s):
+        stmt = select(Batch.revision, Batch.state).where(Batch.id == batch.id).with_for_update()
+        row = s.execute(stmt).one()
+    else:
+        try:  # the first write of a deferred SQLite transaction takes the write lock
+            s.execute(
+                update(Batch).where(Batch.id == batch.id).values(revision=Batch.revision),
+                execution_options={"synchronize_session": False},
+            )
+        except OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            raise _Stale from exc
+        row = s.execute(select(Batch.revision, Batch.state).where(Batch.id == batch.id)).one()
+    if row.revision != revision or row.state not in states:
+        raise _Stale
 
 
 def cache_after_commit(rt: Runtime, s: Session, batch_pk: int, entry: LiveWorkflow) -> None:
@@ -92,11 +135,30 @@ def mutate(
     allow_states: tuple[BatchState, ...] = (BatchState.RUNNING,),
     status: int = 200,
 ) -> Outcome:
-    """Run ``change`` on the locked batch's live workflow and persist it, all in one
-    transaction (see the module docstring for why the workflow is borrowed)."""
+    """Run ``change`` on the batch's live workflow, lock the batch, persist it, all in one
+    transaction (see the module docstring for the order and why the workflow is borrowed)."""
+    for _attempt in range(ATTEMPTS):
+        try:
+            return _mutate_once(rt, batch_id, change, idempotency, allow_states, status)
+        except _Stale:
+            continue
+    raise Conflict(
+        f"batch {batch_id} kept changing while this request was worked out; repeat the request",
+        code="concurrent_change",
+    )
+
+
+def _mutate_once(
+    rt: Runtime,
+    batch_id: str,
+    change: Change,
+    idempotency: tuple[str, dict[str, Any]] | None,
+    allow_states: tuple[BatchState, ...],
+    status: int,
+) -> Outcome:
     try:
-        with rt.transaction() as s:
-            batch = lock_batch(s, batch_id)
+        with rt.transaction(deferred=True) as s:
+            batch = find_batch(s, batch_id)
             if idempotency is not None:
                 replay = _replay(s, f"batch:{batch_id}", *idempotency)
                 if replay is not None:
@@ -105,6 +167,7 @@ def mutate(
                 raise Conflict(
                     f"batch {batch_id} is {batch.state}", code=f"batch_{batch.state}", details={"state": batch.state}
                 )
+            s.info[_GUARD] = (batch.revision, allow_states)
             with live_workflow(rt, s, batch, changing=True) as entry:
                 body = change(s, batch, entry)
                 persist(rt, s, batch, entry)
@@ -147,6 +210,7 @@ def _replay(s: Session, scope: str, key: str, request: dict[str, Any]) -> Outcom
 
 def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
     """Everything that follows an advance of the workflow, in the same transaction."""
+    lock_for_writing(s, batch)
     wf = entry.workflow
     prune(wf)
     _schedule(rt, s, batch, entry)
