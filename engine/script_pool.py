@@ -17,6 +17,7 @@ stored and the batch is unchanged; in the job executor it becomes an incident.
 from __future__ import annotations
 
 import atexit
+import math
 import multiprocessing
 import os
 import queue
@@ -104,7 +105,7 @@ def _serve(conn: Connection, cpu_seconds: int, memory_mb: int, result_bytes: int
             request = decode(conn.recv_bytes())
         except EOFError:
             return
-        soft = int(_cpu_used() + cpu_seconds) + 1
+        soft = math.ceil(_cpu_used() + cpu_seconds)
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard_cpu))
         try:
             context = request["context"]

@@ -25,7 +25,16 @@ from .descriptions import describe, describe_exception, describe_step
 from .inputs import check_identifier, check_parameters, task_uuid
 from .signatures import check_signers, sign
 from .tasks import check_assignment, describe_task, ready_user_task, recipe_content, task_form_key
-from .unit_of_work import ATTEMPTS, Outcome, cache_after_commit, find_batch, lock_for_writing, mutate, persist
+from .unit_of_work import (
+    ATTEMPTS,
+    Outcome,
+    cache_after_commit,
+    find_batch,
+    lock_for_writing,
+    mutate,
+    persist,
+    wait_for_writer,
+)
 
 
 def start_batch(
@@ -45,6 +54,7 @@ def start_batch(
         except OperationalError as exc:  # SQLite: another writer committed while the recipe started
             if "locked" not in str(exc):
                 raise
+            wait_for_writer(rt)
     raise Conflict("the database kept changing while the batch started; repeat the request", code="concurrent_change")
 
 

@@ -57,12 +57,22 @@ def lock_batch(s: Session, batch_id: str) -> Batch:
 
 
 #: how often a change is tried when its batch changed under it before 409 concurrent_change
-ATTEMPTS = 3
+ATTEMPTS = 5
 _GUARD = "batchline_unlocked_batch"
 
 
 class _Stale(Exception):
     """The batch changed between reading it and locking it: do the work again."""
+
+
+def wait_for_writer(rt: Runtime) -> None:
+    """Before trying again on SQLite: wait until the writer that made this attempt stale
+    has committed. A deferred transaction cannot wait for the write lock (SQLite refuses
+    the upgrade at once, to avoid deadlock), so a retry at once would only meet the same
+    writer again; an empty BEGIN IMMEDIATE waits on busy_timeout instead."""
+    if rt.settings.is_sqlite:
+        with rt.transaction() as s:
+            s.execute(select(1))
 
 
 def lock_for_writing(s: Session, batch: Batch) -> None:
@@ -141,7 +151,7 @@ def mutate(
         try:
             return _mutate_once(rt, batch_id, change, idempotency, allow_states, status)
         except _Stale:
-            continue
+            wait_for_writer(rt)
     raise Conflict(
         f"batch {batch_id} kept changing while this request was worked out; repeat the request",
         code="concurrent_change",
