@@ -102,8 +102,9 @@ def fire_timer(rt: Runtime, batch_id: str, task_id: str) -> bool:
 
 def service_task_call(rt: Runtime, batch_id: str, task_id: str) -> tuple[ServiceCall | None, str]:
     """What the job executor needs to call a connector (read without locking), and the
-    batch's state."""
-    with rt.transaction() as s:
+    batch's state. Its parameter expressions are recipe scripts: a deferred transaction
+    keeps SQLite's write lock free while they run."""
+    with rt.transaction(deferred=True) as s:
         batch = find_batch(s, batch_id)
         with live_workflow(rt, s, batch) as entry:
             task = find_task(entry.workflow, UUID(task_id))

@@ -40,16 +40,19 @@ def test_2000_iteration_loop_completes(db_url, recipe):
     # 2,000 iterations in one request pin the depth pitfall, not the engine-step time
     # budget (default 1 s: a standard loop of 2,000 scripts takes longer on a busy machine)
     rt = make_runtime(db_url, engine_step_seconds=60.0)
-    load(rt, recipe)
-    process = recipe.removesuffix(".bpmn")
-    batches.start_batch(rt, process, "LOOP-1", user="op.anna", parameters={"n": 2000})
-    info = batches.get_batch(rt, "LOOP-1")
-    assert info["state"] == "running"  # never "complete" while a task is READY
-    tasks = ready(rt, "LOOP-1")
-    assert set(tasks) == {"confirm"}
-    rt.cache.clear()  # and the same after a reload from the database
-    complete(rt, "LOOP-1", "confirm", {"count_ok": True})
-    assert batches.get_batch(rt, "LOOP-1")["state"] == "complete"
+    try:
+        load(rt, recipe)
+        process = recipe.removesuffix(".bpmn")
+        batches.start_batch(rt, process, "LOOP-1", user="op.anna", parameters={"n": 2000})
+        info = batches.get_batch(rt, "LOOP-1")
+        assert info["state"] == "running"  # never "complete" while a task is READY
+        tasks = ready(rt, "LOOP-1")
+        assert set(tasks) == {"confirm"}
+        rt.cache.clear()  # and the same after a reload from the database
+        complete(rt, "LOOP-1", "confirm", {"count_ok": True})
+        assert batches.get_batch(rt, "LOOP-1")["state"] == "complete"
+    finally:
+        rt.close()
 
 
 def test_recorded_values_never_change_when_later_tasks_mutate_data(rt):
