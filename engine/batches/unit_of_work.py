@@ -82,21 +82,21 @@ def lock_for_writing(s: Session, batch: Batch) -> None:
     if guard is None:
         return
     revision, states = guard
-    if row_locks(s):
-        stmt = select(Batch.revision, Batch.state).where(Batch.id == batch.id).with_for_update()
-        row = s.execute(stmt).one()
-    else:
-        try:  # the first write of a deferred SQLite transaction takes the write lock
-            s.execute(
-                update(Batch).where(Batch.id == batch.id).values(revision=Batch.revision),
-                execution_options={"synchronize_session": False},
-            )
-        except OperationalError as exc:
-            if "locked" not in str(exc):
-                raise
-            raise _Stale from exc
-        row = s.execute(select(Batch.revision, Batch.state).where(Batch.id == batch.id)).one()
-    if row.revision != revision or row.state not in states:
+    # One statement for both databases: it takes the lock (PostgreSQL's row lock, waiting
+    # for a concurrent writer and then re-reading the row; SQLite's write lock) and is a
+    # no-op unless the batch is still at the revision and in a state the work started from.
+    stmt = (
+        update(Batch)
+        .where(Batch.id == batch.id, Batch.revision == revision, Batch.state.in_([str(x) for x in states]))
+        .values(revision=Batch.revision)
+    )
+    try:
+        changed = s.connection().execute(stmt).rowcount
+    except OperationalError as exc:  # SQLite: another writer committed since the snapshot
+        if "locked" not in str(exc):
+            raise
+        raise _Stale from exc
+    if changed != 1:
         raise _Stale
 
 

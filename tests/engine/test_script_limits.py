@@ -247,7 +247,7 @@ def test_scripts_run_before_the_lock_and_the_batch_is_rechecked_under_it(db_url)
     again once the batch is locked, the work is redone on the held batch, and refused."""
     rt = make_runtime(db_url, script_cpu_seconds=20, script_wall_seconds=40.0)
     try:
-        _import(rt, "slow", "x = 0\nfor k in range(4_000_000):\n    x = x + 1")
+        _import(rt, "slow", "x = 0\nfor k in range(40_000_000):\n    x = x + 1")
         batches.start_batch(rt, "slow", "S-1", user="op.anna")
         go = _ready_id(rt, "S-1", "go")
         outcome: dict = {}
