@@ -34,6 +34,17 @@ class Settings:
     max_request_bytes: int = 2_000_000
     #: engine steps run per request before the engine stops and reports a runaway model
     engine_step_budget: int = 10_000
+    #: ... and after this much wall time, not counting script calls of 50 ms or more
+    #: (those have their own limits below): a runaway gateway loop answers within it
+    engine_step_seconds: float = 1.0
+    #: recipe scripts and expressions (engine/script_pool.py): CPU seconds and memory
+    #: (MB above the worker's own footprint) per script, wall time the server waits,
+    #: worker processes per server process, and the size of task data a script may leave
+    script_cpu_seconds: int = 5
+    script_memory_mb: int = 256
+    script_wall_seconds: float = 10.0
+    script_workers: int = 2
+    script_result_bytes: int = 2_000_000
     #: job executor: how long a worker owns a job before another may take it over
     job_lock_seconds: int = 300
     job_max_attempts: int = 5

@@ -2,7 +2,8 @@
 
 Why the SQLite settings: WAL lets readers run beside the single writer, and
 ``synchronous=FULL`` makes a committed step survive power loss (an acknowledged step
-is never lost). Every SQLite transaction starts with ``BEGIN IMMEDIATE`` so the write
+is never lost). Every SQLite transaction starts with ``BEGIN IMMEDIATE`` (except a change of
+a batch, which runs its engine steps and scripts first; see ``transaction``) so the write
 lock is taken up front: two writers queue on ``busy_timeout`` instead of one failing
 with "database is locked" at commit time. PostgreSQL uses row locks (``FOR UPDATE``)
 taken by the services.
@@ -37,7 +38,9 @@ def make_engine(settings: Settings) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):  # pragma: no cover
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # a deferred transaction (engine steps before the first write) takes the
+            # write lock at its first write, and fails there if another writer committed
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("deferred") else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -48,11 +51,17 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One business operation = one transaction: commit on success, roll back on error."""
+def transaction(factory: sessionmaker[Session], *, deferred: bool = False) -> Iterator[Session]:
+    """One business operation = one transaction: commit on success, roll back on error.
+
+    ``deferred``: on SQLite, begin without the write lock (a read snapshot); the lock is
+    taken at the first write, which fails with "database is locked" if another writer
+    committed since the snapshot (`engine.batches.unit_of_work` retries then)."""
     session = factory()
     try:
         with session.begin():
+            if deferred:
+                session.connection(execution_options={"deferred": True})
             yield session
     finally:
         session.info.clear()

@@ -10,6 +10,7 @@ runaway model is reported instead of hanging a request.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +27,9 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from .errors import EngineFault
+from .script_pool import long_script_seconds
 from .workflow_store import all_processes
+from .workflow_store.tree import refresh_waiting
 
 UNFINISHED = TaskState.READY | TaskState.WAITING | TaskState.STARTED
 
@@ -36,9 +39,35 @@ def tasks(workflow: BpmnWorkflow) -> Iterator[Task]:
         yield from process.tasks.values()
 
 
-def run_engine_steps(workflow: BpmnWorkflow, budget: int = 10_000) -> int:
-    """Run every READY non-manual task until only operator tasks or waits remain."""
+def run_engine_steps(workflow: BpmnWorkflow, budget: int = 10_000, seconds: float = 1.0) -> int:
+    """Run every READY non-manual task until only operator tasks or waits remain.
+
+    Stops a runaway model after ``budget`` steps or ``seconds`` of wall time, whichever
+    comes first; script calls of 50 ms or more are not counted (each is bounded by the
+    script limits, engine/script_pool.py)."""
+    workflow.defer_waiting = True
+    try:
+        return _run(workflow, budget, seconds)
+    finally:
+        workflow.defer_waiting = False
+
+
+def _runaway(ran: int, budget: int, seconds: float, took: float) -> EngineFault:
+    return EngineFault(
+        f"the recipe ran {ran} engine steps in {took:.1f} s without waiting for anyone "
+        f"(at most {budget} steps or {seconds:g} s); check its loops and conditions",
+        code="engine_step_budget",
+        details={"budget": budget, "seconds": seconds, "steps": ran},
+    )
+
+
+def _run(workflow: BpmnWorkflow, budget: int, seconds: float) -> int:
     ran = 0
+    started = time.monotonic()
+    scripts_before = long_script_seconds()
+
+    def elapsed() -> float:
+        return time.monotonic() - started - (long_script_seconds() - scripts_before)
 
     def run_ready(process) -> int:
         """Run READY tasks of one process. After a task runs, its children are looked at
@@ -47,6 +76,7 @@ def run_engine_steps(workflow: BpmnWorkflow, budget: int = 10_000) -> int:
         nonlocal ran
         count = 0
         while True:
+            refresh_waiting(process)
             work = [t for t in process.tasks.values() if t.state == TaskState.READY and not t.task_spec.manual]
             if not work:
                 return count
@@ -57,13 +87,8 @@ def run_engine_steps(workflow: BpmnWorkflow, budget: int = 10_000) -> int:
                 task.run()
                 count += 1
                 ran += 1
-                if ran > budget:
-                    raise EngineFault(
-                        f"the recipe ran more than {budget} engine steps without waiting for anyone; "
-                        "check its loops and conditions",
-                        code="engine_step_budget",
-                        details={"budget": budget},
-                    )
+                if ran > budget or (ran % 16 == 0 and elapsed() > seconds):
+                    raise _runaway(ran, budget, seconds, time.monotonic() - started)
                 work.extend(c for c in task.children if c is not None and c.state == TaskState.READY)
 
     while True:

@@ -13,7 +13,7 @@ from .bpmn import make_serializer
 from .config import Settings, load_settings
 from .connectors import ConnectorRegistry
 from .db import make_engine, make_session_factory, transaction
-from .scripting import make_script_engine
+from .scripting import ScriptLimits, make_script_engine
 from .workflow_store import WorkflowCache, WorkflowStore
 
 
@@ -32,7 +32,8 @@ class Runtime:
         self.db = make_engine(self.settings)
         self.sessions = make_session_factory(self.db)
         audit.install(self)  # the audit key on every session; anchors after commit
-        self.store = WorkflowStore(make_serializer(), make_script_engine)
+        limits = ScriptLimits.from_settings(self.settings)
+        self.store = WorkflowStore(make_serializer(), lambda: make_script_engine(limits=limits))
         self.cache = WorkflowCache(self.settings.workflow_cache_size)
         #: recipe version id -> its immutable forms and task list (engine.batches)
         self.recipe_content: dict[int, RecipeContent] = {}
@@ -44,8 +45,8 @@ class Runtime:
         if load_connectors:
             self.connectors.load_entry_points(self.settings)
 
-    def transaction(self):
-        return transaction(self.sessions)
+    def transaction(self, *, deferred: bool = False):
+        return transaction(self.sessions, deferred=deferred)
 
     def create_schema(self) -> None:
         """Bring the database to the newest schema through Alembic migrations."""

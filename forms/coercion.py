@@ -18,6 +18,7 @@ from marshmallow import ValidationError, fields
 
 from forms.display import format_number, short_repr
 from forms.form import FieldDefinition
+from forms.patterns import full_match
 from forms.vocabulary import MAX_DECIMALS
 
 # Numbers: |x| < 10**15 and at most MAX_DECIMALS places, so every accepted value fits a
@@ -116,7 +117,7 @@ class TextField(FormField):
             raise self.fail(f"{spec.label} is too long: {len(value):,} characters, at most {spec.max_length:,}.")
         if spec.min_length is not None and len(value) < spec.min_length:
             raise self.fail(f"{spec.label} needs at least {spec.min_length:,} characters.")
-        if spec.pattern is not None and not re.fullmatch(spec.pattern, value):
+        if spec.pattern is not None and not full_match(spec.pattern, value):
             raise self.fail(f"{spec.label} does not have the expected format ({spec.pattern}).")
         return value
 

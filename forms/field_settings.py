@@ -19,6 +19,7 @@ from typing import Any
 from forms.calculation import CalculationError, parse_calculation
 from forms.form import Option
 from forms.limits import limit_order_problems
+from forms.patterns import PatternError, compile_pattern
 from forms.vocabulary import (
     ATTACHMENT_MAX_SIZE_CAP,
     CONTENT_TYPE_PATTERN,
@@ -193,10 +194,10 @@ class FieldSettingsReader:
                 self.problem(f"{where}: validate.pattern must be a regular expression")
             else:
                 try:
-                    re.compile(pattern)
+                    compile_pattern(pattern)
                     settings["pattern"] = pattern
-                except re.error as exc:
-                    self.problem(f"{where}: validate.pattern does not compile ({exc})")
+                except PatternError as exc:
+                    self.problem(f"{where}: validate.pattern cannot be used ({exc})")
 
     def _kind(self, kind: str, properties: dict[str, Any], where: str, settings: Settings) -> None:
         own = KIND_PROPERTIES[kind]

@@ -9,7 +9,7 @@ from typing import Any
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.task import Task
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from .. import audit, outbox, runner
@@ -25,7 +25,17 @@ from .descriptions import describe, describe_exception, describe_step
 from .inputs import check_identifier, check_parameters, task_uuid
 from .signatures import check_performer, check_signers, sign
 from .tasks import acting_person, check_assignment, describe_task, ready_user_task, recipe_content, task_form_key
-from .unit_of_work import Idempotency, Outcome, cache_after_commit, find_batch, mutate, persist
+from .unit_of_work import (
+    ATTEMPTS,
+    Idempotency,
+    Outcome,
+    cache_after_commit,
+    find_batch,
+    lock_for_writing,
+    mutate,
+    persist,
+    wait_for_writer,
+)
 
 
 def start_batch(
@@ -39,8 +49,23 @@ def start_batch(
 ) -> dict[str, Any]:
     check_identifier(batch_id, "batch_id")
     parameters = check_parameters(parameters)
+    for _attempt in range(ATTEMPTS):
+        try:
+            return _start_once(rt, recipe, batch_id, user, parameters, version)
+        except OperationalError as exc:  # SQLite: another writer committed while the recipe started
+            if "locked" not in str(exc):
+                raise
+            wait_for_writer(rt)
+    raise Conflict("the database kept changing while the batch started; repeat the request", code="concurrent_change")
+
+
+def _start_once(
+    rt: Runtime, recipe: str | int, batch_id: str, user: str, parameters: dict[str, Any], version: int | None
+) -> dict[str, Any]:
+    """The engine steps up to the first wait run before the first write (deferred
+    transaction), so scripts never run while SQLite's write lock is held."""
     try:
-        with rt.transaction() as s:
+        with rt.transaction(deferred=True) as s:
             if s.scalars(select(Batch.id).where(Batch.batch_id == batch_id)).first() is not None:
                 raise Conflict(f"batch {batch_id!r} exists already", code="batch_exists")
             rv = find_version(s, recipe, version, approved=True)
@@ -53,6 +78,7 @@ def start_batch(
             wf = BatchWorkflow(spec, subprocess_specs, script_engine=rt.store.make_script_engine())
             wf.task_tree.data.update(parameters)
             wf.task_tree.data.setdefault("batch_id", batch_id)  # recipes may name it (LIMS, ERP)
+            runner.run_engine_steps(wf, rt.settings.engine_step_budget, rt.settings.engine_step_seconds)
             batch = Batch(
                 batch_id=batch_id,
                 recipe_version_id=rv.id,
@@ -63,7 +89,6 @@ def start_batch(
             )
             s.add(batch)
             s.flush()
-            runner.run_engine_steps(wf, rt.settings.engine_step_budget)
             entry = LiveWorkflow(workflow=wf, spec_hash=rv.spec_hash)
             audit.record(
                 s,
@@ -131,7 +156,7 @@ def complete_task(
         check_signers(task, checked, performer, signer, witness)
         task.data.update(checked.spiff_data)
         task.run()
-        runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+        runner.run_engine_steps(wf, rt.settings.engine_step_budget, rt.settings.engine_step_seconds)
         step = append_step(
             rt,
             s,
@@ -172,6 +197,7 @@ def append_step(
     form_hash: str | None = None,
 ) -> Step:
     """Append one entry to the batch record, with its audit entry and outbox event."""
+    lock_for_writing(s, batch)  # the first write of a change: engine work is done
     batch.step_count += 1
     step = Step(
         batch_id=batch.id,

@@ -1,7 +1,16 @@
-"""One change of a batch = one transaction: lock the batch, replay a repeated request,
-borrow the live workflow, change it, then persist everything that follows (task rows,
+"""One change of a batch = one transaction: replay a repeated request, borrow the live
+workflow, change it, then lock the batch and persist everything that follows (task rows,
 jobs, message subscriptions, completion) and record the answer for replay — commit, and
 only then put the workflow back in the cache.
+
+Why the lock comes after the engine work: engine steps run recipe scripts (up to
+`script_cpu_seconds` each), and on SQLite the write lock is the whole database's (measured
+on main: every other writer waited while a script ran). So the batch is read without a
+lock, the Spiff work happens, and `lock_for_writing` (called before the first write:
+`append_step`, `persist`) takes the lock — SQLite's write lock through a deferred
+transaction, PostgreSQL's row lock — and checks that the batch's `revision` and state are
+still those the work started from. If not, the work is thrown away and done again on the
+new revision, at most `ATTEMPTS` times, then 409 `concurrent_change`.
 
 Why the cache entry is *borrowed*: the cache holds the one in-memory copy of a batch's
 workflow. Taking it out for the duration of a transaction and putting it back only after
@@ -18,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from SpiffWorkflow.exceptions import WorkflowException
-from sqlalchemy import delete, event, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, event, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from .. import audit, outbox, runner
@@ -45,6 +54,50 @@ def find_batch(s: Session, batch_id: str, *, lock: bool = False) -> Batch:
 
 def lock_batch(s: Session, batch_id: str) -> Batch:
     return find_batch(s, batch_id, lock=True)
+
+
+#: how often a change is tried when its batch changed under it before 409 concurrent_change
+ATTEMPTS = 5
+_GUARD = "batchline_unlocked_batch"
+
+
+class _Stale(Exception):
+    """The batch changed between reading it and locking it: do the work again."""
+
+
+def wait_for_writer(rt: Runtime) -> None:
+    """Before trying again on SQLite: wait until the writer that made this attempt stale
+    has committed. A deferred transaction cannot wait for the write lock (SQLite refuses
+    the upgrade at once, to avoid deadlock), so a retry at once would only meet the same
+    writer again; an empty BEGIN IMMEDIATE waits on busy_timeout instead."""
+    if rt.settings.is_sqlite:
+        with rt.transaction() as s:
+            s.execute(select(1))
+
+
+def lock_for_writing(s: Session, batch: Batch) -> None:
+    """Lock the batch read without a lock by `mutate`, now that the engine work is done,
+    and check nobody changed it since (no-op when the batch was locked when read)."""
+    guard = s.info.pop(_GUARD, None)
+    if guard is None:
+        return
+    revision, states = guard
+    # One statement for both databases: it takes the lock (PostgreSQL's row lock, waiting
+    # for a concurrent writer and then re-reading the row; SQLite's write lock) and is a
+    # no-op unless the batch is still at the revision and in a state the work started from.
+    stmt = (
+        update(Batch)
+        .where(Batch.id == batch.id, Batch.revision == revision, Batch.state.in_([str(x) for x in states]))
+        .values(revision=Batch.revision)
+    )
+    try:
+        changed = s.connection().execute(stmt).rowcount
+    except OperationalError as exc:  # SQLite: another writer committed since the snapshot
+        if "locked" not in str(exc):
+            raise
+        raise _Stale from exc
+    if changed != 1:
+        raise _Stale
 
 
 def cache_after_commit(rt: Runtime, s: Session, batch_pk: int, entry: LiveWorkflow) -> None:
@@ -104,11 +157,30 @@ def mutate(
     allow_states: tuple[BatchState, ...] = (BatchState.RUNNING,),
     status: int = 200,
 ) -> Outcome:
-    """Run ``change`` on the locked batch's live workflow and persist it, all in one
-    transaction (see the module docstring for why the workflow is borrowed)."""
+    """Run ``change`` on the batch's live workflow, lock the batch, persist it, all in one
+    transaction (see the module docstring for the order and why the workflow is borrowed)."""
+    for _attempt in range(ATTEMPTS):
+        try:
+            return _mutate_once(rt, batch_id, change, idempotency, allow_states, status)
+        except _Stale:
+            wait_for_writer(rt)
+    raise Conflict(
+        f"batch {batch_id} kept changing while this request was worked out; repeat the request",
+        code="concurrent_change",
+    )
+
+
+def _mutate_once(
+    rt: Runtime,
+    batch_id: str,
+    change: Change,
+    idempotency: Idempotency | None,
+    allow_states: tuple[BatchState, ...],
+    status: int,
+) -> Outcome:
     try:
-        with rt.transaction() as s:
-            batch = lock_batch(s, batch_id)
+        with rt.transaction(deferred=True) as s:
+            batch = find_batch(s, batch_id)
             if idempotency is not None:
                 replay = _replay(s, idempotency.scope(batch_id), idempotency.key, idempotency.request)
                 if replay is not None:
@@ -117,6 +189,7 @@ def mutate(
                 raise Conflict(
                     f"batch {batch_id} is {batch.state}", code=f"batch_{batch.state}", details={"state": batch.state}
                 )
+            s.info[_GUARD] = (batch.revision, allow_states)
             with live_workflow(rt, s, batch, changing=True) as entry:
                 body = change(s, batch, entry)
                 persist(rt, s, batch, entry)
@@ -167,6 +240,7 @@ def _replay(s: Session, scope: str, key: str, request: dict[str, Any]) -> Outcom
 
 def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
     """Everything that follows an advance of the workflow, in the same transaction."""
+    lock_for_writing(s, batch)
     wf = entry.workflow
     prune(wf)
     _schedule(rt, s, batch, entry)

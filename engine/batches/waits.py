@@ -46,7 +46,7 @@ def deliver_message(rt: Runtime, name: str, payload: dict[str, Any], *, user: st
             if got != sub.correlation:
                 return {}
             runner.deliver_message(wf, task, payload)
-            runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+            runner.run_engine_steps(wf, rt.settings.engine_step_budget, rt.settings.engine_step_seconds)
             step = append_step(
                 rt, s, batch, kind=StepKind.MESSAGE, task=task, user=user, values={"message": name, "payload": payload}
             )
@@ -84,7 +84,7 @@ def fire_timer(rt: Runtime, batch_id: str, task_id: str) -> bool:
         task.task_spec._update(task)
         wf.refresh_timers()
         fired = task.state != TaskState.WAITING
-        runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+        runner.run_engine_steps(wf, rt.settings.engine_step_budget, rt.settings.engine_step_seconds)
         if fired:
             append_step(
                 rt,
@@ -102,8 +102,9 @@ def fire_timer(rt: Runtime, batch_id: str, task_id: str) -> bool:
 
 def service_task_call(rt: Runtime, batch_id: str, task_id: str) -> tuple[ServiceCall | None, str]:
     """What the job executor needs to call a connector (read without locking), and the
-    batch's state."""
-    with rt.transaction() as s:
+    batch's state. Its parameter expressions are recipe scripts: a deferred transaction
+    keeps SQLite's write lock free while they run."""
+    with rt.transaction(deferred=True) as s:
         batch = find_batch(s, batch_id)
         with live_workflow(rt, s, batch) as entry:
             task = find_task(entry.workflow, UUID(task_id))
@@ -161,7 +162,7 @@ def complete_service_task(
                     f"catches {code!r}: {message}",
                     code="unhandled_bpmn_error",
                 )
-            runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+            runner.run_engine_steps(wf, rt.settings.engine_step_budget, rt.settings.engine_step_seconds)
             step = append_step(
                 rt,
                 s,
@@ -178,7 +179,7 @@ def complete_service_task(
         else:
             task.data.update(scalar_data(result))
         task.complete()
-        runner.run_engine_steps(wf, rt.settings.engine_step_budget)
+        runner.run_engine_steps(wf, rt.settings.engine_step_budget, rt.settings.engine_step_seconds)
         step = append_step(rt, s, batch, kind=StepKind.SERVICE_TASK, task=task, user=user, values=result)
         return {"step": describe_step(step)}
 
