@@ -198,7 +198,7 @@ def reassign_task(body, batch_id: str, task_id: str):
     return batches.reassign(runtime(), batch_id, task_id, body["username"], by=current_user(), reason=body["reason"])
 
 
-@blp.route("/batches/<batch_id>/steps/<int:seq>/corrections", methods=["POST"])
+@blp.route("/batches/<batch_id>/steps/<id:seq>/corrections", methods=["POST"])
 @requires("step.correct")
 @blp.arguments(CorrectionIn)
 @blp.response(201)

@@ -10,18 +10,41 @@ from marshmallow import fields, validate
 
 from engine.vocabulary import BatchState
 
+from ..input_limits import MAX_INT
+
 #: a batch's states, in the order of its life
 STATES = tuple(state.value for state in BatchState)
+
+
+class BoundedInt(fields.Integer):
+    """An integer a client sends (an id, a version, a sequence number, a page size):
+    within ``minimum``..``MAX_INT`` (2^63 - 1) so no database driver overflows; the
+    bounds are in the OpenAPI document. ``strict`` (the default) refuses 1.0 and "1"."""
+
+    def __init__(self, *, minimum: int = 0, maximum: int = MAX_INT, strict: bool = True, **kwargs):
+        validators = [validate.Range(min=minimum, max=maximum)]
+        extra = kwargs.pop("validate", None)
+        if extra is not None:
+            validators.extend(extra if isinstance(extra, list) else [extra])
+        super().__init__(strict=strict, validate=validators, **kwargs)
 
 
 class RecipeRef(fields.Field):
     """A recipe named by its key (newest approved version) or by a recipe version id."""
 
-    default_error_messages = {"invalid": "Not a recipe key (string) or recipe version id (integer)."}
+    default_error_messages = {
+        "invalid": "Not a recipe key (string) or recipe version id (integer).",
+        "range": f"A recipe version id is between 1 and {MAX_INT}.",
+        "length": "A recipe key has 1 to 200 characters.",
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise self.make_error("invalid")
+        if isinstance(value, int) and not 1 <= value <= MAX_INT:
+            raise self.make_error("range")
+        if isinstance(value, str) and not 1 <= len(value) <= 200:
+            raise self.make_error("length")
         return value
 
     def _serialize(self, value, attr, obj, **kwargs):
@@ -140,7 +163,7 @@ class BatchStart(ma.Schema):
     parameters = fields.Dict(
         keys=fields.String(), load_default=dict, metadata={"description": "name -> scalar value, visible to the recipe"}
     )
-    version = fields.Integer(strict=True, allow_none=True, metadata={"description": "a version of the recipe key"})
+    version = BoundedInt(minimum=1, allow_none=True, metadata={"description": "a version of the recipe key"})
 
 
 class BatchFilter(ma.Schema):
@@ -372,12 +395,10 @@ class IncidentRetried(ma.Schema):
 
 
 class EventPage(ma.Schema):
-    after = fields.Integer(
-        load_default=0,
-        validate=validate.Range(min=0),
-        metadata={"description": "return events with a sequence number above this"},
+    after = BoundedInt(
+        strict=False, load_default=0, metadata={"description": "return events with a sequence number above this"}
     )
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    limit = BoundedInt(strict=False, minimum=1, maximum=1000, load_default=100)
 
 
 class Events(ma.Schema):
