@@ -108,7 +108,7 @@ def http_error_response(error: HTTPException):
         details = {"max_bytes": limit}
     elif status == 500:
         message = "internal error; the server log has the details"
-    headers = dict(data.get("headers", {}))
+    headers = dict(data.get("headers") or {})
     valid_methods = getattr(error, "valid_methods", None)
     if status == 405 and valid_methods:  # RFC 9110 15.5.6: a 405 names the methods the path has
         headers["Allow"] = ", ".join(sorted(valid_methods))
