@@ -8,6 +8,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from engine.users import ROLES
 from engine.vocabulary import BatchState
 
 from ..input_limits import MAX_INT
@@ -27,6 +28,18 @@ class BoundedInt(fields.Integer):
         if extra is not None:
             validators.extend(extra if isinstance(extra, list) else [extra])
         super().__init__(strict=strict, validate=validators, **kwargs)
+
+
+class Scalar(fields.Raw):
+    """A batch parameter's value: a string, a finite number, a boolean or null. Documented
+    here; checked by the engine (``check_parameters``: 422 ``parameters_invalid``)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_none", True)
+        kwargs.setdefault(
+            "metadata", {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}], "nullable": True}
+        )
+        super().__init__(**kwargs)
 
 
 class RecipeRef(fields.Field):
@@ -158,10 +171,22 @@ class Reason(ma.Schema):
 
 
 class BatchStart(ma.Schema):
-    recipe = RecipeRef(required=True, metadata={"description": "recipe key (string) or recipe version id (integer)"})
+    recipe = RecipeRef(
+        required=True,
+        metadata={
+            "description": "recipe key (string) or recipe version id (integer)",
+            "oneOf": [
+                {"type": "string", "minLength": 1, "maxLength": 200},
+                {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+            ],
+        },
+    )
     batch_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
     parameters = fields.Dict(
-        keys=fields.String(), load_default=dict, metadata={"description": "name -> scalar value, visible to the recipe"}
+        keys=fields.String(),
+        values=Scalar(),
+        load_default=dict,
+        metadata={"description": "name -> scalar value (string, finite number, boolean, null), visible to the recipe"},
     )
     version = BoundedInt(minimum=1, allow_none=True, metadata={"description": "a version of the recipe key"})
 
@@ -300,6 +325,30 @@ class Reassign(ma.Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
+class Reassigned(ma.Schema):
+    batch_id = fields.String()
+    task_id = fields.String()
+    assigned_to = fields.String(metadata={"description": "the one person who may complete the task now"})
+
+
+class CorrectionResult(ma.Schema):
+    seq = fields.Integer()
+    field = fields.String()
+    old = fields.Raw(allow_none=True)
+    new = fields.Raw(allow_none=True)
+    reason = fields.String()
+    signature = fields.Nested(SignatureOut)
+
+
+class AttachmentOut(ma.Schema):
+    sha256 = fields.String()
+    filename = fields.String()
+    content_type = fields.String()
+    size = fields.Integer()
+    uploaded_by = fields.String()
+    uploaded_at = fields.String()
+
+
 class CorrectionIn(ma.Schema):
     field = fields.String(required=True, validate=validate.Length(min=1, max=200))
     value = fields.Raw(required=True, allow_none=True, metadata={"description": "the corrected value"})
@@ -317,7 +366,7 @@ class Diagram(ma.Schema):
 class UserIn(ma.Schema):
     username = fields.String(required=True, validate=validate.Length(min=2, max=64))
     printed_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    roles = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), required=True, validate=validate.Length(min=1))
     kind = fields.String(load_default="person", validate=validate.OneOf(["person", "service"]))
     password = fields.String(load_only=True, validate=validate.Length(max=200))
 
