@@ -26,6 +26,8 @@ class Settings:
     port: int = 5000
     #: largest request body the API accepts, in bytes (413 above it)
     max_request_bytes: int = 2_000_000
+    #: SQLite: how long a writer waits for the write lock before the API answers 503 database_busy
+    sqlite_busy_timeout_seconds: float = 30.0
     #: engine steps run per request before the engine stops and reports a runaway model
     engine_step_budget: int = 10_000
     #: job executor: how long a worker owns a job before another may take it over

@@ -25,9 +25,9 @@ from .workflow_store import canonical, sha256
 
 STATUSES = tuple(RecipeStatus)
 MAX_FILE_BYTES = 5_000_000
-#: the largest row id the databases hold (SQLite INTEGER, PostgreSQL BIGINT): larger names nothing
-MAX_ROW_ID = 2**63 - 1
-_ID_TEXT = re.compile(r"[0-9]{1,19}")
+#: the largest recipe version id (an INTEGER column, 32-bit on PostgreSQL): larger names nothing
+MAX_ROW_ID = 2**31 - 1
+_ID_TEXT = re.compile(r"[0-9]{1,10}")
 
 
 def content_hash(files: dict[str, bytes], forms: dict[str, Any]) -> str:

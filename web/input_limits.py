@@ -25,7 +25,10 @@ from werkzeug.routing import IntegerConverter
 
 from .errors import ApiError
 
-#: the largest id, sequence number or version a client can name (SQLite INTEGER, PostgreSQL BIGINT)
+#: the largest recipe version id, version, step sequence number or incident id a client
+#: can name: they are INTEGER columns, 32-bit on PostgreSQL (a larger value failed the query)
+MAX_ID = 2**31 - 1
+#: the largest 64-bit integer (BIGINT columns: the event feed's sequence numbers)
 MAX_INT = 2**63 - 1
 #: deepest nesting of arrays and objects in a JSON body (recipes' form-js JSON needs ~10)
 MAX_JSON_DEPTH = 64
@@ -43,14 +46,14 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class IdConverter(IntegerConverter):
-    """``<id:name>``: a positive integer of at most 19 ASCII digits, at most ``MAX_INT``;
+    """``<id:name>``: a positive integer of at most 10 ASCII digits, at most ``MAX_ID``;
     anything else names nothing (404) instead of overflowing the database driver (500)."""
 
-    regex = r"[0-9]{1,19}"
+    regex = r"[0-9]{1,10}"
 
     def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's name
         kwargs.setdefault("min", 1)
-        kwargs.setdefault("max", MAX_INT)
+        kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from ..errors import InvalidInput, NotFound
-from ..finite import MAX_INT, check_finite
+from ..finite import check_finite
 
 MAX_ID_LEN = 100
 MAX_REASON_LEN = 2000
@@ -106,12 +106,16 @@ def check_batch_id(value: Any) -> str:
     return normalised
 
 
+#: the largest id, version or sequence number (INTEGER columns, 32-bit on PostgreSQL)
+MAX_ID = 2**31 - 1
+
+
 def check_reference(value: Any, what: str) -> Any:
-    """A recipe key or a positive id/version within ``MAX_INT`` (no driver overflows)."""
+    """A recipe key or a positive id/version within ``MAX_ID`` (no query overflows)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidInput(f"{what} must be a key or a number", code=f"{what}_invalid")
-    if isinstance(value, int) and not 1 <= value <= MAX_INT:
-        raise InvalidInput(f"{what} must be between 1 and {MAX_INT}", code=f"{what}_invalid")
+    if isinstance(value, int) and not 1 <= value <= MAX_ID:
+        raise InvalidInput(f"{what} must be between 1 and {MAX_ID}", code=f"{what}_invalid")
     if isinstance(value, str) and (not value or len(value) > 200 or _text_problem(value)):
         raise InvalidInput(f"{what} must be a key of 1 to 200 characters", code=f"{what}_invalid")
     return value

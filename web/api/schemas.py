@@ -11,7 +11,7 @@ from marshmallow import fields, validate
 from engine.users import ROLES
 from engine.vocabulary import BatchState
 
-from ..input_limits import MAX_INT
+from ..input_limits import MAX_ID, MAX_INT
 
 #: a batch's states, in the order of its life
 STATES = tuple(state.value for state in BatchState)
@@ -19,10 +19,11 @@ STATES = tuple(state.value for state in BatchState)
 
 class BoundedInt(fields.Integer):
     """An integer a client sends (an id, a version, a sequence number, a page size):
-    within ``minimum``..``MAX_INT`` (2^63 - 1) so no database driver overflows; the
-    bounds are in the OpenAPI document. ``strict`` (the default) refuses 1.0 and "1"."""
+    within ``minimum``..``maximum`` (default ``MAX_ID``, the INTEGER columns' 2^31 - 1) so
+    no database query overflows; the bounds are in the OpenAPI document. ``strict`` (the
+    default) refuses 1.0 and "1"."""
 
-    def __init__(self, *, minimum: int = 0, maximum: int = MAX_INT, strict: bool = True, **kwargs):
+    def __init__(self, *, minimum: int = 0, maximum: int = MAX_ID, strict: bool = True, **kwargs):
         validators = [validate.Range(min=minimum, max=maximum)]
         extra = kwargs.pop("validate", None)
         if extra is not None:
@@ -47,14 +48,14 @@ class RecipeRef(fields.Field):
 
     default_error_messages = {
         "invalid": "Not a recipe key (string) or recipe version id (integer).",
-        "range": f"A recipe version id is between 1 and {MAX_INT}.",
+        "range": f"A recipe version id is between 1 and {MAX_ID}.",
         "length": "A recipe key has 1 to 200 characters.",
     }
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise self.make_error("invalid")
-        if isinstance(value, int) and not 1 <= value <= MAX_INT:
+        if isinstance(value, int) and not 1 <= value <= MAX_ID:
             raise self.make_error("range")
         if isinstance(value, str) and not 1 <= len(value) <= 200:
             raise self.make_error("length")
@@ -177,7 +178,7 @@ class BatchStart(ma.Schema):
             "description": "recipe key (string) or recipe version id (integer)",
             "oneOf": [
                 {"type": "string", "minLength": 1, "maxLength": 200},
-                {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID},
             ],
         },
     )
@@ -445,7 +446,10 @@ class IncidentRetried(ma.Schema):
 
 class EventPage(ma.Schema):
     after = BoundedInt(
-        strict=False, load_default=0, metadata={"description": "return events with a sequence number above this"}
+        strict=False,
+        maximum=MAX_INT,
+        load_default=0,
+        metadata={"description": "return events with a sequence number above this"},
     )
     limit = BoundedInt(strict=False, minimum=1, maximum=1000, load_default=100)
 

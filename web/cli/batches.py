@@ -92,7 +92,7 @@ def batch():
     help="A batch parameter; repeatable. Numbers and true/false are typed.",
 )
 @click.option(
-    "--version", type=click.IntRange(1, 2**63 - 1), help="A specific version of the recipe (default: newest approved)."
+    "--version", type=click.IntRange(1, 2**31 - 1), help="A specific version of the recipe (default: newest approved)."
 )
 @user_option
 @json_option
