@@ -17,7 +17,7 @@ import marshmallow as ma
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from engine.config import Settings, load_settings
@@ -29,6 +29,7 @@ from .errors import (
     batchline_error_response,
     database_error_response,
     http_error_response,
+    race_response,
     validation_error_response,
 )
 from .input_limits import IdConverter, check_request
@@ -143,4 +144,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_error_handler(BatchlineError, batchline_error_response)
     app.register_error_handler(ma.ValidationError, validation_error_response)
     app.register_error_handler(OperationalError, database_error_response)
+    app.register_error_handler(IntegrityError, race_response)
     return app

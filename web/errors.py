@@ -12,7 +12,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask import current_app
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import BatchlineError
@@ -67,6 +67,17 @@ def status_of(error: BatchlineError) -> int:
 
 def batchline_error_response(error: BatchlineError):
     return error.to_dict(), status_of(error), getattr(error, "headers", {})
+
+
+def race_response(error: IntegrityError):
+    """Two requests created the same thing at the same moment (a user id, a recipe's
+    content, an attachment): the engine checked before inserting, so the loser of the race
+    meets the database's unique key. Nothing of it was stored; repeating the request gets
+    the ordinary answer (``user_exists``, the existing version, ...). A 409, not a 500."""
+    log.warning("a unique key refused a concurrent insert: %s", getattr(error, "orig", error))
+    return batchline_error_response(
+        ApiError(409, "concurrent_change", "another request changed the same thing at the same time; repeat it")
+    )
 
 
 def database_error_response(error: OperationalError):

@@ -481,3 +481,37 @@ def test_405_carries_allow(client):
 def test_import_recipe_helper_is_unaffected(client):
     """The ordinary path still works end to end after the guards (a control)."""
     assert import_recipe(client)["status"] == "approved"
+
+
+# --- two requests racing for the same unique key --------------------------------------------
+
+
+def test_racing_creations_are_409_never_500(app):
+    """Twelve administrators create the same user id at once: the engine's existence check
+    passes for several of them on PostgreSQL, and the database's unique key refuses all
+    but one insert. Exactly one 201; the others 409 (``user_exists`` or ``concurrent_change``)."""
+    import threading
+
+    rt = app.extensions["batchline"]
+    header = {"Authorization": "Bearer " + users.create_token(rt, "uu", "t", by="test")}
+    barrier = threading.Barrier(12)
+    answers: list[tuple[int, str | None]] = []
+
+    def create():
+        client = app.test_client()
+        barrier.wait()
+        r = client.post(
+            "/api/users",
+            json={"username": "racer", "printed_name": "Racer", "roles": ["operator"], "password": "a" * 12 + "Z9!"},
+            headers=header,
+        )
+        answers.append((r.status_code, (r.json or {}).get("code")))
+
+    threads = [threading.Thread(target=create) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(answers) == 12
+    assert sorted(status for status, _ in answers) == [201] + [409] * 11, answers
+    assert {code for status, code in answers if status == 409} <= {"user_exists", "concurrent_change"}
