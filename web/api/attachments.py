@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask import Response, request
 from flask_smorest import Blueprint
 
@@ -10,7 +11,16 @@ from engine import attachments
 from ..auth import current_user, requires
 from ..errors import ApiError
 from . import runtime
-from .schemas import AttachmentOut
+
+
+class AttachmentOut(ma.Schema):
+    sha256 = ma.fields.String()
+    filename = ma.fields.String()
+    content_type = ma.fields.String()
+    size = ma.fields.Integer()
+    uploaded_by = ma.fields.String()
+    uploaded_at = ma.fields.String()
+
 
 blp = Blueprint("attachments", __name__, url_prefix="/api", description="Files attached to steps")
 
