@@ -32,6 +32,8 @@ class Settings:
     port: int = 5000
     #: largest request body the API accepts, in bytes (413 above it)
     max_request_bytes: int = 2_000_000
+    #: SQLite: how long a writer waits for the write lock before the API answers 503 database_busy
+    sqlite_busy_timeout_seconds: float = 30.0
     #: engine steps run per request before the engine stops and reports a runaway model
     engine_step_budget: int = 10_000
     #: ... and after this much wall time, not counting script calls of 50 ms or more

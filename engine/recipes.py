@@ -8,6 +8,7 @@ repeated safely. Only ``approved`` versions start batches (21 CFR 11.10(k)).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sqlalchemy import func, select
@@ -24,6 +25,9 @@ from .workflow_store import canonical, sha256
 
 STATUSES = tuple(RecipeStatus)
 MAX_FILE_BYTES = 5_000_000
+#: the largest recipe version id (an INTEGER column, 32-bit on PostgreSQL): larger names nothing
+MAX_ROW_ID = 2**31 - 1
+_ID_TEXT = re.compile(r"[0-9]{1,10}")
 
 
 def content_hash(files: dict[str, bytes], forms: dict[str, Any]) -> str:
@@ -151,7 +155,7 @@ def set_status(rt: Runtime, recipe_version_id: int, status: str, user: str, reas
     if status not in STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", code="status_invalid")
     with rt.transaction() as s:
-        rv = s.get(RecipeVersion, recipe_version_id)
+        rv = s.get(RecipeVersion, recipe_version_id) if 0 < recipe_version_id <= MAX_ROW_ID else None
         if rv is None:
             raise NotFound(f"recipe version {recipe_version_id} not found", code="recipe_not_found")
         _set_status(s, rv, status, user, reason)
@@ -189,8 +193,8 @@ def _set_status(s: Session, rv: RecipeVersion, status: str, user: str, reason: s
 
 def find_version(s: Session, recipe: str | int, version: int | None = None, *, approved: bool = False) -> RecipeVersion:
     """A recipe by numeric id, or by key (newest version, or the given version)."""
-    if isinstance(recipe, int) or (isinstance(recipe, str) and recipe.isdigit() and version is None):
-        rv = s.get(RecipeVersion, int(recipe))
+    if isinstance(recipe, int) or (isinstance(recipe, str) and _ID_TEXT.fullmatch(recipe) and version is None):
+        rv = s.get(RecipeVersion, int(recipe)) if 0 < int(recipe) <= MAX_ROW_ID else None
         if rv is not None:
             return rv
     stmt = select(RecipeVersion).where(RecipeVersion.recipe == str(recipe))
@@ -209,7 +213,7 @@ def find_version(s: Session, recipe: str | int, version: int | None = None, *, a
 
 def get_version(rt: Runtime, recipe_version_id: int) -> RecipeVersion:
     with rt.transaction() as s:
-        rv = s.get(RecipeVersion, recipe_version_id)
+        rv = s.get(RecipeVersion, recipe_version_id) if 0 < recipe_version_id <= MAX_ROW_ID else None
         if rv is None:
             raise NotFound(f"recipe version {recipe_version_id} not found", code="recipe_not_found")
         return rv

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from forms import EquipmentCheck, FormRejected, LotCheck, ValidatedStep, compile_form
 
 from .errors import InvalidInput
+from .finite import check_finite
 from .models import Attachment, Equipment, MaterialLot, utcnow
 
 
@@ -72,6 +73,7 @@ def check_values(
 ) -> CheckedValues:
     """Validate submitted values; raise InvalidInput (422, field messages) when refused."""
     if form_definition is None:
+        check_finite(data, "data")
         return CheckedValues(values=data, units={}, form_hash=None, spiff_data=_scalars(data))
     compiled = compile_form(form_definition)
     try:

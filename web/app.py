@@ -8,11 +8,16 @@ with their own settings; nothing lives at module level.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+from typing import Any
 
 import marshmallow as ma
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
+from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from engine.config import Settings, load_settings
@@ -21,8 +26,18 @@ from engine.runtime import Runtime
 from engine.secret_key import resolve as resolve_secret_key
 
 from . import headers
-from .errors import ErrorSchema, batchline_error_response, http_error_response, validation_error_response
+from .errors import (
+    ErrorSchema,
+    batchline_error_response,
+    database_error_response,
+    http_error_response,
+    race_response,
+    validation_error_response,
+)
+from .input_limits import IdConverter, check_request
 from .runtime import install as install_runtime
+
+log = logging.getLogger("batchline.web")
 
 API_DESCRIPTION = """
 Recipes, batches and their steps, messages, incidents, events and the audit trail.
@@ -48,6 +63,32 @@ class BatchlineApi(Api):
         return http_error_response(error)
 
 
+def _finite(value: Any) -> Any:
+    """Non-finite floats as text: only a record written before they were refused holds one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Every answer is standard JSON (RFC 8259): never the ``NaN`` or ``Infinity`` that
+    Python's json writes by default and strict clients cannot parse."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("default", self.default)
+        kwargs.setdefault("ensure_ascii", self.ensure_ascii)
+        kwargs.setdefault("sort_keys", self.sort_keys)
+        try:
+            return json.dumps(obj, allow_nan=False, **kwargs)
+        except ValueError:  # a non-finite number stored before input was checked
+            log.warning("a non-finite number in an answer was sent as text")
+            return json.dumps(_finite(obj), allow_nan=False, **kwargs)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     """Build the app; pass a ``runtime`` to share one engine (tests, ``serve --with-worker``)."""
     if runtime is None:
@@ -59,6 +100,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     log.info("secret key: %s", key.source)
 
     app = Flask(__name__)
+    app.json = StrictJSONProvider(app)
+    # ids in URLs are bounded integers (``<id:recipe_id>``): registered before any route
+    app.url_map.converters["id"] = IdConverter
+    app.before_request(check_request)
     app.config.from_mapping(
         SECRET_KEY=key.value,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
@@ -107,4 +152,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app.register_error_handler(BatchlineError, batchline_error_response)
     app.register_error_handler(ma.ValidationError, validation_error_response)
+    app.register_error_handler(OperationalError, database_error_response)
+    app.register_error_handler(IntegrityError, race_response)
     return app

@@ -7,10 +7,12 @@ branch on ``code`` without parsing text, and bad input never becomes a 500.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import marshmallow as ma
 from flask import current_app
+from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import BatchlineError
@@ -27,14 +29,26 @@ HTTP_CODES = {
     422: "validation_error",
     500: "internal_error",
 }
+#: seconds a client should wait before repeating a request the database was too busy for
+RETRY_AFTER_SECONDS = 2
+
+log = logging.getLogger("batchline.web")
 
 
 class ApiError(BatchlineError):
     """An error found by the web layer itself (headers, body shape), with its status."""
 
-    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message, code=code, details=details)
         self.status = status
+        self.headers = headers or {}
 
 
 class ErrorSchema(ma.Schema):
@@ -58,7 +72,33 @@ def retry_headers(error: BatchlineError) -> dict[str, str]:
 
 
 def batchline_error_response(error: BatchlineError):
-    return error.to_dict(), status_of(error), retry_headers(error)
+    return error.to_dict(), status_of(error), {**retry_headers(error), **getattr(error, "headers", {})}
+
+
+def race_response(error: IntegrityError):
+    """Two requests created the same thing at the same moment (a user id, a recipe's
+    content, an attachment): the engine checked before inserting, so the loser of the race
+    meets the database's unique key. Nothing of it was stored; repeating the request gets
+    the ordinary answer (``user_exists``, the existing version, ...). A 409, not a 500."""
+    log.warning("a unique key refused a concurrent insert: %s", getattr(error, "orig", error))
+    return batchline_error_response(
+        ApiError(409, "concurrent_change", "another request changed the same thing at the same time; repeat it")
+    )
+
+
+def database_error_response(error: OperationalError):
+    """The database could not answer now (SQLite's write lock held past its busy timeout,
+    a lost connection): nothing was stored, so the client may repeat the request later.
+    A 503 with ``Retry-After``, not a 500."""
+    text = str(getattr(error, "orig", error)).lower()
+    if "locked" in text or "busy" in text:
+        code, message = "database_busy", "the database is busy with other writes; repeat the request shortly"
+    else:
+        log.exception("database unavailable")
+        code, message = "database_unavailable", "the database cannot be reached now; repeat the request shortly"
+    return batchline_error_response(
+        ApiError(503, code, message, {"retry_after": RETRY_AFTER_SECONDS}, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+    )
 
 
 def http_error_response(error: HTTPException):
@@ -85,7 +125,12 @@ def http_error_response(error: HTTPException):
         details = {"max_bytes": limit}
     elif status == 500:
         message = "internal error; the server log has the details"
-    return {"code": code, "message": message, "details": details}, status, error_headers(error)
+    headers = error_headers(error)
+    valid_methods = getattr(error, "valid_methods", None)
+    if status == 405 and valid_methods:  # RFC 9110 15.5.6: a 405 names the methods the path has
+        headers.setdefault("Allow", ", ".join(sorted(valid_methods)))
+        details = {"allowed": sorted(valid_methods)}
+    return {"code": code, "message": message, "details": details}, status, headers
 
 
 def error_headers(error: HTTPException) -> dict[str, str]:

@@ -22,7 +22,7 @@ from ..users import Person
 from ..vocabulary import BatchState, ExceptionSource, JobKind, RecipeStatus, Severity, StepKind
 from ..workflow_store import BatchWorkflow, LiveWorkflow, canonical, sha256
 from .descriptions import describe, describe_exception, describe_step
-from .inputs import check_identifier, check_parameters, task_uuid
+from .inputs import check_batch_id, check_identifier, check_parameters, check_reference, task_uuid
 from .signatures import check_performer, check_signers, sign
 from .tasks import acting_person, check_assignment, describe_task, ready_user_task, recipe_content, task_form_key
 from .unit_of_work import (
@@ -47,8 +47,11 @@ def start_batch(
     parameters: dict[str, Any] | None = None,
     version: int | None = None,
 ) -> dict[str, Any]:
-    check_identifier(batch_id, "batch_id")
+    batch_id = check_batch_id(batch_id)
     parameters = check_parameters(parameters)
+    check_reference(recipe, "recipe")
+    if version is not None:
+        check_reference(version, "version")
     for _attempt in range(ATTEMPTS):
         try:
             return _start_once(rt, recipe, batch_id, user, parameters, version)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from .. import runner
 from ..connectors import ServiceCall
 from ..errors import EngineFault, InvalidInput, NotFound
+from ..finite import check_finite
 from ..models import Batch, MessageSubscription
 from ..runtime import Runtime
 from ..vocabulary import BatchState, StepKind
@@ -28,6 +29,7 @@ def deliver_message(rt: Runtime, name: str, payload: dict[str, Any], *, user: st
     """Deliver a correlated message to every batch waiting for it with matching keys."""
     if not isinstance(payload, dict):
         raise InvalidInput("payload must be a JSON object", code="payload_invalid")
+    check_finite(payload, "payload")
     with rt.transaction() as s:
         subs = s.execute(
             select(MessageSubscription, Batch.batch_id)
@@ -146,6 +148,7 @@ def complete_service_task(
     raise a BPMN error on it). Used by the job executor and the callback endpoint."""
     if not isinstance(result, dict):
         raise InvalidInput("result must be a JSON object", code="data_invalid")
+    check_finite(result, "result")
     task_uuid(task_id)
 
     def change(s: Session, batch: Batch, entry: LiveWorkflow) -> dict[str, Any]:

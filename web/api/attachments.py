@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask import Response, request
 from flask_smorest import Blueprint
 
@@ -10,6 +11,16 @@ from engine import attachments
 from ..auth import current_user, requires
 from ..errors import ApiError
 from . import runtime
+
+
+class AttachmentOut(ma.Schema):
+    sha256 = ma.fields.String()
+    filename = ma.fields.String()
+    content_type = ma.fields.String()
+    size = ma.fields.Integer()
+    uploaded_by = ma.fields.String()
+    uploaded_at = ma.fields.String()
+
 
 blp = Blueprint("attachments", __name__, url_prefix="/api", description="Files attached to steps")
 
@@ -29,7 +40,7 @@ blp = Blueprint("attachments", __name__, url_prefix="/api", description="Files a
         }
     }
 )
-@blp.response(201)
+@blp.response(201, AttachmentOut)
 def upload_attachment():
     """Upload one file (multipart field `file`); answer its `{filename, content_type, sha256, size}`
     to put in the form's attachment field."""
@@ -48,6 +59,14 @@ def upload_attachment():
 
 @blp.route("/attachments/<sha256>", methods=["GET"])
 @requires("batch.read")
+@blp.doc(
+    responses={
+        "200": {
+            "description": "the file as uploaded, as a download",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
+)
 def download_attachment(sha256: str):
     """The stored file, as uploaded (served as a download, never rendered inline)."""
     meta, content = attachments.get(runtime(), sha256)

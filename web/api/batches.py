@@ -22,12 +22,14 @@ from .schemas import (
     BatchFilter,
     BatchStart,
     CorrectionIn,
+    CorrectionResult,
     Diagram,
     ExceptionOut,
     IdempotencyKey,
     MyTask,
     Reason,
     Reassign,
+    Reassigned,
     ServiceResult,
     ServiceResultOutcome,
     Step,
@@ -204,16 +206,16 @@ def my_tasks():
 @blp.route("/batches/<batch_id>/tasks/<task_id>/assign", methods=["POST"])
 @requires("task.reassign")
 @blp.arguments(Reassign)
-@blp.response(200)
+@blp.response(200, Reassigned)
 def reassign_task(body, batch_id: str, task_id: str):
     """Assign a ready task to one person (supervisor); only they may complete it then."""
     return batches.reassign(runtime(), batch_id, task_id, body["username"], by=current_user(), reason=body["reason"])
 
 
-@blp.route("/batches/<batch_id>/steps/<int:seq>/corrections", methods=["POST"])
+@blp.route("/batches/<batch_id>/steps/<id:seq>/corrections", methods=["POST"])
 @requires("step.correct")
 @blp.arguments(CorrectionIn)
-@blp.response(201)
+@blp.response(201, CorrectionResult)
 def correct_step(body, batch_id: str, seq: int):
     """Correct a recorded value (until the batch is reviewed): the original stays, the
     reason is mandatory, the corrector signs, earlier signatures show as superseded."""

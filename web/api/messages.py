@@ -3,13 +3,31 @@ batches waiting for them, matched by the message name and its correlation keys."
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask_smorest import Blueprint
 
 from engine import batches
 
 from ..auth import current_user, requires
 from . import runtime
-from .schemas import MessageDelivery, MessageOutcome
+
+
+class MessageDelivery(ma.Schema):
+    payload = ma.fields.Dict(
+        keys=ma.fields.String(),
+        required=True,
+        metadata={"description": "message content, including its correlation keys"},
+    )
+
+
+class DeliveredTo(ma.Schema):
+    batch_id = ma.fields.String()
+    seq = ma.fields.Integer(metadata={"description": "the step recorded for the message"})
+
+
+class MessageOutcome(ma.Schema):
+    delivered = ma.fields.List(ma.fields.Nested(DeliveredTo))
+
 
 blp = Blueprint("messages", __name__, url_prefix="/api", description="Messages to waiting batches")
 

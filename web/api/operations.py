@@ -58,7 +58,7 @@ def list_incidents(query):
     return jobs.incidents(runtime(), open_only=not query["all"])
 
 
-@blp.route("/incidents/<int:incident_id>/retry", methods=["POST"])
+@blp.route("/incidents/<id:incident_id>/retry", methods=["POST"])
 @requires("incident.retry")
 @blp.response(200, IncidentRetried)
 def retry_incident(incident_id: int):

@@ -7,7 +7,6 @@ instead of through one webargs location; both shapes are in the OpenAPI document
 
 from __future__ import annotations
 
-import json
 from pathlib import PurePath
 from typing import Any
 
@@ -20,6 +19,7 @@ from engine.vocabulary import RecipeStatus
 
 from ..auth import current_user, requires
 from ..errors import ApiError
+from ..input_limits import strict_json_loads
 from . import runtime
 from .schemas import (
     Reason,
@@ -48,17 +48,14 @@ def _body_doc(json_schema, multipart_schema) -> dict:
 
 
 def json_body() -> Any:
-    """The request's JSON body; a 400 ``json_invalid`` when it does not parse."""
+    """The request's JSON body, parsed within the input limits (``web.input_limits``)."""
     if not request.is_json:
         raise ApiError(
             415,
             "unsupported_media_type",
             f"send application/json or {MULTIPART}, not {request.mimetype or 'an empty body'}",
         )
-    try:
-        return json.loads(request.get_data())
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "json_invalid", "the request body is not valid JSON") from None
+    return strict_json_loads(request.get_data())
 
 
 def _uploaded(field: str, *, required: bool) -> dict[str, bytes]:
@@ -97,10 +94,7 @@ def _refuse_unknown_files(*known: str) -> None:
 def _forms_from_files(uploads: dict[str, bytes]) -> dict[str, Any]:
     forms: dict[str, Any] = {}
     for name, data in uploads.items():
-        try:
-            definition = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "json_invalid", f"form file {name} is not valid JSON", {"file": name}) from None
+        definition = strict_json_loads(data, where=f"form file {name}")
         if not isinstance(definition, dict):
             raise ApiError(422, "form_invalid", f"form file {name} must hold one form-js JSON object", {"file": name})
         forms[str(definition.get("id") or PurePath(name).stem)] = definition
@@ -169,7 +163,7 @@ def check_recipe():
     return {"ok": not problems, "problems": [p.to_dict() for p in problems]}
 
 
-@blp.route("/recipes/<int:recipe_id>", methods=["GET"])
+@blp.route("/recipes/<id:recipe_id>", methods=["GET"])
 @requires("recipe.read")
 @blp.response(200, RecipeDetail)
 def show_recipe(recipe_id: int):
@@ -177,7 +171,7 @@ def show_recipe(recipe_id: int):
     return recipes.describe(recipes.get_version(runtime(), recipe_id), full=True)
 
 
-@blp.route("/recipes/<int:recipe_id>/approve", methods=["POST"])
+@blp.route("/recipes/<id:recipe_id>/approve", methods=["POST"])
 @requires("recipe.approve")
 @blp.arguments(Reason)
 @blp.response(200, Recipe)
@@ -188,7 +182,7 @@ def approve_recipe(body, recipe_id: int):
     )
 
 
-@blp.route("/recipes/<int:recipe_id>/retire", methods=["POST"])
+@blp.route("/recipes/<id:recipe_id>/retire", methods=["POST"])
 @requires("recipe.approve")
 @blp.arguments(Reason)
 @blp.response(200, Recipe)

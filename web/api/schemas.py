@@ -8,24 +8,14 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from engine.users import ROLES
 from engine.vocabulary import BatchState
+
+from ..input_limits import MAX_ID, MAX_INT
+from .fields import BoundedInt, RecipeRef, Scalar
 
 #: a batch's states, in the order of its life
 STATES = tuple(state.value for state in BatchState)
-
-
-class RecipeRef(fields.Field):
-    """A recipe named by its key (newest approved version) or by a recipe version id."""
-
-    default_error_messages = {"invalid": "Not a recipe key (string) or recipe version id (integer)."}
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise self.make_error("invalid")
-        return value
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        return value
 
 
 # --- recipes -------------------------------------------------------------------------
@@ -135,12 +125,24 @@ class Reason(ma.Schema):
 
 
 class BatchStart(ma.Schema):
-    recipe = RecipeRef(required=True, metadata={"description": "recipe key (string) or recipe version id (integer)"})
+    recipe = RecipeRef(
+        required=True,
+        metadata={
+            "description": "recipe key (string) or recipe version id (integer)",
+            "oneOf": [
+                {"type": "string", "minLength": 1, "maxLength": 200},
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            ],
+        },
+    )
     batch_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
     parameters = fields.Dict(
-        keys=fields.String(), load_default=dict, metadata={"description": "name -> scalar value, visible to the recipe"}
+        keys=fields.String(),
+        values=Scalar(),
+        load_default=dict,
+        metadata={"description": "name -> scalar value (string, finite number, boolean, null), visible to the recipe"},
     )
-    version = fields.Integer(strict=True, allow_none=True, metadata={"description": "a version of the recipe key"})
+    version = BoundedInt(minimum=1, allow_none=True, metadata={"description": "a version of the recipe key"})
 
 
 class BatchFilter(ma.Schema):
@@ -280,6 +282,21 @@ class Reassign(ma.Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
+class Reassigned(ma.Schema):
+    batch_id = fields.String()
+    task_id = fields.String()
+    assigned_to = fields.String(metadata={"description": "the one person who may complete the task now"})
+
+
+class CorrectionResult(ma.Schema):
+    seq = fields.Integer()
+    field = fields.String()
+    old = fields.Raw(allow_none=True)
+    new = fields.Raw(allow_none=True)
+    reason = fields.String()
+    signature = fields.Nested(SignatureOut)
+
+
 class CorrectionIn(ma.Schema):
     field = fields.String(required=True, validate=validate.Length(min=1, max=200))
     value = fields.Raw(required=True, allow_none=True, metadata={"description": "the corrected value"})
@@ -297,7 +314,7 @@ class Diagram(ma.Schema):
 class UserIn(ma.Schema):
     username = fields.String(required=True, validate=validate.Length(min=2, max=64))
     printed_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    roles = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), required=True, validate=validate.Length(min=1))
     kind = fields.String(load_default="person", validate=validate.OneOf(["person", "service"]))
     password = fields.String(load_only=True, validate=validate.Length(max=200))
 
@@ -332,24 +349,6 @@ class ServiceResultOutcome(ma.Schema):
     step = fields.Nested(Step)
 
 
-# --- messages ------------------------------------------------------------------------
-
-
-class MessageDelivery(ma.Schema):
-    payload = fields.Dict(
-        keys=fields.String(), required=True, metadata={"description": "message content, including its correlation keys"}
-    )
-
-
-class DeliveredTo(ma.Schema):
-    batch_id = fields.String()
-    seq = fields.Integer(metadata={"description": "the step recorded for the message"})
-
-
-class MessageOutcome(ma.Schema):
-    delivered = fields.List(fields.Nested(DeliveredTo))
-
-
 # --- operations ----------------------------------------------------------------------
 
 
@@ -376,12 +375,13 @@ class IncidentRetried(ma.Schema):
 
 
 class EventPage(ma.Schema):
-    after = fields.Integer(
+    after = BoundedInt(
+        strict=False,
+        maximum=MAX_INT,
         load_default=0,
-        validate=validate.Range(min=0),
         metadata={"description": "return events with a sequence number above this"},
     )
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    limit = BoundedInt(strict=False, minimum=1, maximum=1000, load_default=100)
 
 
 class Events(ma.Schema):

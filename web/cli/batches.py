@@ -35,10 +35,22 @@ BATCH_FIELDS = [
 EXCEPTION_FIELDS = ["id", "step_seq", "source", "severity", "parameter", "message", "status", "created_at"]
 
 
+def _not_finite(text: str) -> Any:
+    raise BatchlineError(f"{text} is not a finite number: NaN and Infinity are refused", code="number_not_finite")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        _not_finite(text)
+    return value
+
+
 def json_arg(text: str, what: str) -> dict[str, Any]:
+    """A JSON object given on the command line; NaN, Infinity and 1e400 are refused."""
     try:
-        value = json.loads(text)
-    except ValueError as exc:
+        value = json.loads(text, parse_constant=_not_finite, parse_float=_finite_float)
+    except (ValueError, RecursionError) as exc:
         raise BatchlineError(f"{what} is not valid JSON: {exc}", code="json_invalid") from None
     if not isinstance(value, dict):
         raise BatchlineError(f"{what} must be a JSON object", code="json_invalid")
@@ -79,7 +91,9 @@ def batch():
     metavar="NAME=VALUE",
     help="A batch parameter; repeatable. Numbers and true/false are typed.",
 )
-@click.option("--version", type=int, help="A specific version of the recipe (default: newest approved).")
+@click.option(
+    "--version", type=click.IntRange(1, 2**31 - 1), help="A specific version of the recipe (default: newest approved)."
+)
 @user_option
 @json_option
 def batch_start(recipe_ref, batch_id, params, version, user):

@@ -28,7 +28,7 @@ def incident():
 
 
 @incident.command("retry")
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=click.IntRange(1, 2**31 - 1))
 @user_option
 @json_option
 def incident_retry(incident_id, user):

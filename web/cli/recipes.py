@@ -5,6 +5,7 @@ list them, approve and retire them. A version is named by its id, by ``RECIPE_KE
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -90,10 +91,10 @@ def find_version(ref: str, status: RecipeStatus):
     or ``KEY`` — its newest draft to approve, its newest approved version to retire."""
     from engine import recipes
 
-    if ref.isdigit():
+    if re.fullmatch(r"[0-9]{1,10}", ref):
         return recipes.get_version(runtime(), int(ref))
     key, at, number = ref.partition("@")
-    if not key or (at and not number.isdigit()):
+    if not key or (at and not re.fullmatch(r"[0-9]{1,10}", number)):
         raise BatchlineError(
             f"{ref!r} is not a version id, RECIPE_KEY or RECIPE_KEY@VERSION", code="recipe_ref_invalid"
         )

@@ -82,7 +82,7 @@ def batch_diagram(batch_id: str):
     return jsonify(diagram_view(batches.diagram(runtime(), batch_id)))
 
 
-@bp.route("/batches/<batch_id>/steps/<int:seq>")
+@bp.route("/batches/<batch_id>/steps/<id:seq>")
 def step_page(batch_id: str, seq: int):
     """What was just recorded, with the exceptions it raised (shown at once)."""
     batch = batches.get_batch(runtime(), batch_id)

@@ -112,14 +112,14 @@ def _render_correction(
     ), status
 
 
-@bp.route("/batches/<batch_id>/steps/<int:seq>/correct", methods=["GET"])
+@bp.route("/batches/<batch_id>/steps/<id:seq>/correct", methods=["GET"])
 def correct_page(batch_id: str, seq: int):
     """Choose a recorded value, type the new one and the reason, sign."""
     require("step.correct")
     return _render_correction(batch_id, seq, request.args.get("field") or None)
 
 
-@bp.route("/batches/<batch_id>/steps/<int:seq>/correct", methods=["POST"])
+@bp.route("/batches/<batch_id>/steps/<id:seq>/correct", methods=["POST"])
 def submit_correction(batch_id: str, seq: int):
     require("step.correct")
     key = (request.form.get("idempotency_key") or "").strip()[:100]
