@@ -128,7 +128,7 @@ def http_error_response(error: HTTPException):
     headers = error_headers(error)
     valid_methods = getattr(error, "valid_methods", None)
     if status == 405 and valid_methods:  # RFC 9110 15.5.6: a 405 names the methods the path has
-        headers.setdefault("Allow", ", ".join(sorted(valid_methods)))
+        headers["Allow"] = ", ".join(sorted(valid_methods))
         details = {"allowed": sorted(valid_methods)}
     return {"code": code, "message": message, "details": details}, status, headers
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, text, update
 from engine import users
 from engine.errors import Conflict, InvalidInput
 from engine.models import AuditEvent, User, utcnow
-from tests.support import PASSWORD, make_runtime
+from tests.support import PASSWORD, make_runtime, person
 
 WRONG = "not the password at all"
 
@@ -264,13 +264,19 @@ def test_an_idempotency_key_is_scoped_to_its_user(rt):
     batches.start_batch(rt, "sampling_loop", "IDEM-1", user="sv.sam")
     task_id = ready(rt, "IDEM-1")["take_sample"]["id"]
     data = {"n": 1, "done": False}
-    first = batches.complete_task(rt, "IDEM-1", task_id, data, user="op.anna", idempotency_key="k-1")
-    again = batches.complete_task(rt, "IDEM-1", task_id, data, user="op.anna", idempotency_key="k-1")
+    first = batches.complete_task(
+        rt, "IDEM-1", task_id, data, user="op.anna", actor=person("op.anna"), idempotency_key="k-1"
+    )
+    again = batches.complete_task(
+        rt, "IDEM-1", task_id, data, user="op.anna", actor=person("op.anna"), idempotency_key="k-1"
+    )
     assert again.replayed and again.body == first.body  # the same person repeating: replayed
     assert batches.answered(rt, "IDEM-1", "op.anna", "k-1") and not batches.answered(rt, "IDEM-1", "op.ben", "k-1")
     with pytest.raises(Conflict) as exc:  # another person, same key and body: a request of their own
-        batches.complete_task(rt, "IDEM-1", task_id, data, user="op.ben", idempotency_key="k-1")
+        batches.complete_task(rt, "IDEM-1", task_id, data, user="op.ben", actor=person("op.ben"), idempotency_key="k-1")
     assert exc.value.code == "task_not_ready"
     next_task = ready(rt, "IDEM-1")["take_sample"]["id"]
-    mine = batches.complete_task(rt, "IDEM-1", next_task, data, user="op.ben", idempotency_key="k-1")
+    mine = batches.complete_task(
+        rt, "IDEM-1", next_task, data, user="op.ben", actor=person("op.ben"), idempotency_key="k-1"
+    )
     assert not mine.replayed and mine.body["step"]["user"] == "op.ben" and mine.body["step"]["seq"] == 2

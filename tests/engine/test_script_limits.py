@@ -15,7 +15,7 @@ import pytest
 from engine import batches, recipes
 from engine.errors import BatchlineError, EngineFault, ScriptRefused
 from engine.scripting import RestrictedEnvironment, ScriptLimitExceeded, ScriptLimits, ScriptResultRefused
-from tests.support import make_runtime, read_recipe
+from tests.support import make_runtime, person, read_recipe
 
 LIMITS = ScriptLimits(cpu_seconds=1, memory_mb=256, wall_seconds=4.0)
 TEST_LIMITS = dict(script_cpu_seconds=1, script_wall_seconds=4.0, engine_step_seconds=1.0)
@@ -152,7 +152,7 @@ def _second_writer(db_url: str, batch_id: str, results: dict) -> threading.Threa
         try:
             task = _ready_id(other, batch_id, "go")
             started = time.monotonic()
-            batches.complete_task(other, batch_id, task, {}, user="op.ben")
+            batches.complete_task(other, batch_id, task, {}, user="op.ben", actor=person("op.ben"))
             results["took"] = time.monotonic() - started
         except Exception as exc:  # noqa: BLE001 - the test asserts on it
             results["error"] = exc
@@ -187,7 +187,7 @@ def test_hostile_script_is_refused_and_another_batch_is_not_blocked(db_url, case
 
         def hostile():
             try:
-                batches.complete_task(rt, "H-1", go, {}, user="op.anna")
+                batches.complete_task(rt, "H-1", go, {}, user="op.anna", actor=person("op.anna"))
             except BatchlineError as exc:
                 failure["error"] = exc
             failure["took"] = time.monotonic() - started
@@ -254,7 +254,7 @@ def test_scripts_run_before_the_lock_and_the_batch_is_rechecked_under_it(db_url)
 
         def step():
             try:
-                outcome["ok"] = batches.complete_task(rt, "S-1", go, {}, user="op.anna")
+                outcome["ok"] = batches.complete_task(rt, "S-1", go, {}, user="op.anna", actor=person("op.anna"))
             except BatchlineError as exc:
                 outcome["error"] = exc
 
@@ -270,7 +270,7 @@ def test_scripts_run_before_the_lock_and_the_batch_is_rechecked_under_it(db_url)
         assert "ok" not in outcome and outcome["error"].code == "batch_held"
         assert batches.steps(rt, "S-1") == []
         batches.change_state(rt, "S-1", "resume", user="sv.sam", reason="cleared")
-        batches.complete_task(rt, "S-1", go, {}, user="op.anna")
+        batches.complete_task(rt, "S-1", go, {}, user="op.anna", actor=person("op.anna"))
         assert [s["bpmn_id"] for s in batches.steps(rt, "S-1")] == ["go"]
     finally:
         rt.close()
