@@ -496,9 +496,9 @@ def test_serve_start_up_failures_are_one_line(run, fake_waitress):
     fake.serve = refuse
     result = run("serve", "--host", "127.0.0.1", "--port", "8124")
     assert result.exit_code == 2 and "Traceback" not in result.output
-    # the start-up notes (where the secret key came from, the cookie), then the error in one line
+    # the start-up notes (where the secret key and the audit key came from, the cookie), then the error
     *notes, error = result.stderr.splitlines()
-    assert [n.split(":")[0] for n in notes] == ["secret key", "session cookie"]
+    assert [n.split(":")[0] for n in notes] == ["secret key", "audit key", "session cookie"]
     assert error.startswith("error [serve_failed]: ") and "Permission denied" in error
     nowhere = run("serve", "--host", "no-such-host.invalid", "--port", "8124")
     assert nowhere.exit_code == 2 and nowhere.stderr.startswith("error [serve_failed]: cannot listen on ")

@@ -559,3 +559,14 @@ def test_serve_makes_the_key_file_says_where_the_key_came_from_and_refuses_an_un
     weak = _batchline(tmp_path, "serve", "--port", str(_free_port()), env={"BATCHLINE_SECRET_KEY": OLD_DEFAULT_KEY})
     out, err = weak.communicate(timeout=60)
     assert weak.returncode == 2 and "error [secret_key_weak]" in err, out + err
+
+    # the audit key is checked at start-up too, not at the first step (a 503 then)
+    err, _ = _serve_until_up(tmp_path)
+    audit_key = next(line for line in err.splitlines() if line.startswith("audit key: key file "))
+    audit_file = Path(audit_key.removeprefix("audit key: key file "))
+    assert stat.S_IMODE(audit_file.stat().st_mode) == 0o600
+    audit_file.chmod(0o644)
+    exposed = _batchline(tmp_path, "serve", "--host", "127.0.0.1", "--port", str(_free_port()))
+    out, err = exposed.communicate(timeout=60)
+    assert exposed.returncode == 2 and "error [audit_key_exposed]" in err and "serving on" not in out + err, out + err
+    audit_file.chmod(0o600)

@@ -48,10 +48,17 @@ def check_port(host: str, port: int) -> None:
 
 
 def startup_notes(app) -> None:
-    """Where the secret key came from (never the key) and what the session cookie needs,
-    on stderr: an operator sees at start-up whether a key file was just made."""
+    """Where the secret key and the audit key came from (never the keys) and what the
+    session cookie needs, on stderr: an operator sees at start-up whether a key file was
+    just made. An unusable audit key (too short, a file others can read) stops the start
+    here, not with a 503 on the first step."""
+    from engine import audit
+
     rt = app.extensions["batchline"]
     click.echo(f"secret key: {app.extensions['batchline_secret_key_source']}", err=True)
+    audit.load_keys(rt.settings)  # AuditKeyError: error [audit_key_*], exit 2
+    source = "BATCHLINE_AUDIT_KEY" if rt.settings.audit_key else f"key file {audit.key_path(rt.settings)}"
+    click.echo(f"audit key: {source}", err=True)
     if rt.settings.cookie_secure:
         click.echo(
             "session cookie: Secure (sent over HTTPS only: serve the browser UI through a TLS proxy, or set "
