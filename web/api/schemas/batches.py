@@ -1,0 +1,212 @@
+"""Batches and their record over HTTP: starting, tasks, steps with signatures and
+corrections, completing a task, service-task results, exceptions, the diagram."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from engine.vocabulary import BatchState
+
+from ...input_limits import MAX_ID
+from ..fields import BoundedInt, RecipeRef, Scalar
+
+#: a batch's states, in the order of its life
+STATES = tuple(state.value for state in BatchState)
+
+
+class BatchStart(ma.Schema):
+    recipe = RecipeRef(
+        required=True,
+        metadata={
+            "description": "recipe key (string) or recipe version id (integer)",
+            "oneOf": [
+                {"type": "string", "minLength": 1, "maxLength": 200},
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            ],
+        },
+    )
+    batch_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    parameters = fields.Dict(
+        keys=fields.String(),
+        values=Scalar(),
+        load_default=dict,
+        metadata={"description": "name -> scalar value (string, finite number, boolean, null), visible to the recipe"},
+    )
+    version = BoundedInt(minimum=1, allow_none=True, metadata={"description": "a version of the recipe key"})
+
+
+class BatchFilter(ma.Schema):
+    state = fields.String(validate=validate.OneOf(STATES))
+
+
+class Batch(ma.Schema):
+    batch_id = fields.String()
+    state = fields.String(metadata={"description": ", ".join(STATES)})
+    recipe_version_id = fields.Integer()
+    recipe_hash = fields.String()
+    parameters = fields.Dict()
+    steps = fields.Integer(metadata={"description": "steps recorded so far"})
+    created_at = fields.String()
+    created_by = fields.String()
+    completed_at = fields.String(allow_none=True)
+    reviewed_at = fields.String(
+        allow_none=True, metadata={"description": "when QA reviewed the record; corrections end then"}
+    )
+    recipe = fields.Dict()
+    incidents = fields.List(fields.Dict())
+
+
+class Task(ma.Schema):
+    id = fields.String(metadata={"description": "task id to complete"})
+    bpmn_id = fields.String()
+    name = fields.String()
+    process = fields.String()
+    form = fields.String(allow_none=True)
+    form_definition = fields.Dict(allow_none=True)
+    instructions = fields.String(allow_none=True)
+    iteration = fields.Integer(allow_none=True)
+    role = fields.String(metadata={"description": "the role the task needs"})
+    assigned_to = fields.String(allow_none=True, metadata={"description": "set when a supervisor reassigned it"})
+
+
+class MyTask(Task):
+    batch_id = fields.String()
+
+
+class SignatureOut(ma.Schema):
+    """§11.50: printed name, UTC time and meaning; bound to the hash of what was signed."""
+
+    role = fields.String(metadata={"description": "performer, witness or corrector"})
+    username = fields.String()
+    printed_name = fields.String()
+    meaning = fields.String()
+    signed_at = fields.String()
+    content_hash = fields.String(metadata={"description": "SHA-256 of exactly what was signed"})
+    superseded = fields.Boolean(metadata={"description": "a later correction replaced what this signed"})
+
+
+class CorrectionOut(ma.Schema):
+    id = fields.Integer()
+    field = fields.String()
+    old = fields.Raw(allow_none=True)
+    new = fields.Raw(allow_none=True)
+    reason = fields.String()
+    username = fields.String()
+    corrected_at = fields.String()
+
+
+class ExceptionOut(ma.Schema):
+    id = fields.Integer()
+    step_seq = fields.Integer(allow_none=True)
+    source = fields.String(metadata={"description": "limit, trend or incident"})
+    severity = fields.String(metadata={"description": "alert or action"})
+    parameter = fields.String(allow_none=True)
+    message = fields.String()
+    details = fields.Dict()
+    status = fields.String()
+    created_at = fields.String()
+
+
+class Step(ma.Schema):
+    seq = fields.Integer()
+    kind = fields.String()
+    task_id = fields.String()
+    bpmn_id = fields.String()
+    task_name = fields.String()
+    form = fields.String(allow_none=True)
+    user = fields.String()
+    recorded_at = fields.String()
+    values = fields.Dict()
+    units = fields.Dict(metadata={"description": "field -> unit of the recorded value"})
+    form_hash = fields.String(allow_none=True, metadata={"description": "hash of the form definition used"})
+    values_hash = fields.String()
+    recipe_version_id = fields.Integer()
+    current_values = fields.Dict(metadata={"description": "the values after corrections"})
+    signatures = fields.List(fields.Nested(SignatureOut))
+    corrections = fields.List(fields.Nested(CorrectionOut))
+    role = fields.String(
+        metadata={"description": "an operator entry's task role: with its signatures' meanings, who may correct it"}
+    )
+
+
+class Credentials(ma.Schema):
+    """A signer's two components (21 CFR 11.200): user id and password, checked now."""
+
+    username = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=200), load_only=True)
+
+
+class TaskCompletion(ma.Schema):
+    data = fields.Dict(keys=fields.String(), required=True, metadata={"description": "the form's values"})
+    signature = fields.Nested(
+        Credentials, metadata={"description": "the performer's signature; required when the task has a form"}
+    )
+    witness = fields.Nested(
+        Credentials, metadata={"description": "a second person's signature, when the form requires a witness"}
+    )
+
+
+class IdempotencyKey(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "repeat a request safely: the same key answers with the first result"},
+    )
+
+
+class StepResult(ma.Schema):
+    step = fields.Nested(Step)
+    batch = fields.Dict()
+    exceptions = fields.List(
+        fields.Nested(ExceptionOut),
+        metadata={"description": "alert/action limit breaches this step raised for review by exception"},
+    )
+    next_tasks = fields.List(fields.Nested(Task))
+
+
+class Reassign(ma.Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class Reassigned(ma.Schema):
+    batch_id = fields.String()
+    task_id = fields.String()
+    assigned_to = fields.String(metadata={"description": "the one person who may complete the task now"})
+
+
+class CorrectionResult(ma.Schema):
+    seq = fields.Integer()
+    field = fields.String()
+    old = fields.Raw(allow_none=True)
+    new = fields.Raw(allow_none=True)
+    reason = fields.String()
+    signature = fields.Nested(SignatureOut)
+
+
+class CorrectionIn(ma.Schema):
+    field = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    value = fields.Raw(required=True, allow_none=True, metadata={"description": "the corrected value"})
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    signature = fields.Nested(Credentials, required=True)
+
+
+class Diagram(ma.Schema):
+    bpmn = fields.Dict(metadata={"description": "file name -> BPMN XML of the recipe version"})
+    process_id = fields.String()
+    done = fields.List(fields.String())
+    current = fields.List(fields.String())
+
+
+class ServiceResult(ma.Schema):
+    result = fields.Dict(
+        keys=fields.String(), required=True, metadata={"description": "what the other system answered"}
+    )
+
+
+class ServiceResultOutcome(ma.Schema):
+    step = fields.Nested(Step)
