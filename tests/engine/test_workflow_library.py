@@ -33,6 +33,7 @@ PACKAGE_DATA = [
     "templates/*.bpmn",
     "templates/forms/*.json",
     "qa/*.bpmn",
+    "qa/*.json",
     "qa/forms/*.json",
 ]
 LIBRARY = workflows.library()
