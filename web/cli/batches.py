@@ -281,6 +281,7 @@ _state_command("abort", "Abort batch BATCH_ID for good; its pending jobs are can
     help="The file to write ('-' for standard output).",
 )
 @user_option
+@json_option
 def batch_export(batch_id, fmt, output, user):
     """Export the batch record of BATCH_ID (at any time: a running batch's PDF says IN
     PROGRESS). The XML is BatchML validated against the schema; the export is audited."""
@@ -303,8 +304,12 @@ def batch_export(batch_id, fmt, output, user):
     with click.open_file(output, "wb") as out:
         out.write(body)
     if output != "-":
-        click.echo(
-            f"{output}: {fmt} record of {record['batch']['batch_id']} ({len(body)} bytes), "
-            f"content SHA-256 {record['content_hash']}",
-            err=as_json(),
+        show(
+            {
+                "file": output,
+                "format": fmt,
+                "batch_id": record["batch"]["batch_id"],
+                "bytes": len(body),
+                "content_hash": record["content_hash"],
+            }
         )
