@@ -139,7 +139,7 @@ def step_points(
                 batch_pk,
                 batch.batch_id,
                 batch.state,
-                batch.state == BatchState.COMPLETE and batch.reviewed_at is not None,
+                batch.state == BatchState.RELEASED,
                 seq,
                 step_bpmn,
                 form_id,

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from engine import batches
 from engine.models import Batch, BatchException, RecipeVersion, TrendModel
 from engine.runtime import Runtime
-from engine.vocabulary import ExceptionSource, ExceptionStatus, Severity
+from engine.vocabulary import ExceptionSource, ExceptionStatus, LimitLevel
 
 
 def findings(rt: Runtime, recipe: str | None = None, *, limit: int = 200) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def findings(rt: Runtime, recipe: str | None = None, *, limit: int = 200) -> dic
             )
             entry["findings"] += 1
             entry["open"] += exc.status == ExceptionStatus.OPEN
-            entry["action"] += exc.severity == Severity.ACTION
+            entry["action"] += (exc.details or {}).get("level") == LimitLevel.ACTION
             entry["batches"].add(batch_id)
             step = (exc.details or {}).get("bpmn_id") or "?"
             entry["by_step"][f"{step} / {exc.parameter or 'duration'}"] += 1

@@ -31,6 +31,7 @@ from sqlalchemy import select
 from engine import audit
 from engine.errors import Conflict
 from engine.models import Batch, RecipeVersion, Step, utcnow
+from engine.quality.release import record_imported_release
 from engine.recipes import find_version
 from engine.runtime import Runtime
 from engine.vocabulary import BatchState, StepKind
@@ -110,8 +111,6 @@ def write_history(
                 )
             s.add_all(rows)
             batch.completed_at = at
-            if reviewed:
-                batch.reviewed_at = at + timedelta(hours=4)
             audit.record(
                 s,
                 user=user,
@@ -122,6 +121,8 @@ def write_history(
                 reason="demo data: an earlier batch written for the out-of-trend demo",
                 binds=rows,  # the steps are bound into the audit trail like any other
             )
+            if reviewed:  # an earlier batch QA released: its release comes with the imported record
+                record_imported_release(s, batch, by=user, at=at + timedelta(hours=4))
             written.append(batch_id)
     return written
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from engine import batches
 from engine.models import Batch, BatchException, RecipeVersion, Step, TrendModel
 from engine.runtime import Runtime
-from engine.vocabulary import ExceptionSource, Severity, StepKind
+from engine.vocabulary import ExceptionSource, LimitLevel, StepKind
 
 from .batch_record import NumberField, StepPoint, as_number, number_fields, recent_values, step_points
 from .catalogue import DURATION_KIND, UNIVARIATE, active_models, scalar_limits
@@ -129,7 +129,7 @@ def _univariate_findings(
         }
         out.append(
             {
-                "severity": Severity.ACTION if (rule1 and critical) else Severity.ALERT,
+                "severity": LimitLevel.ACTION if (rule1 and critical) else LimitLevel.ALERT,
                 "message": message,
                 "parameter": m.parameter,
                 "details": details,
@@ -168,4 +168,6 @@ def _duration_findings(m: TrendModel, this: StepPoint) -> list[dict[str, Any]]:
         "model_version": m.version,
         "approximation": "time since the previous step record of the batch",
     }
-    return [{"severity": Severity.ALERT, "message": message, "parameter": None, "details": details, "deviation": False}]
+    return [
+        {"severity": LimitLevel.ALERT, "message": message, "parameter": None, "details": details, "deviation": False}
+    ]

@@ -77,9 +77,9 @@ def train(
 ) -> dict[str, Any]:
     """(Re)train every model of a recipe from the history of its earlier batches.
 
-    ``released_only``: there is no release workflow yet, so "released" means a batch
-    in state ``complete`` whose record QA has reviewed (``reviewed_at`` set); pass
-    False to train on every completed batch (demo, tests). Each model gets the next
+    ``released_only``: train on batches QA released (state ``released``, an e-signed
+    release, ``engine.quality.release``); pass False to train on every completed or
+    released batch (demo, tests). Each model gets the next
     version number and the previous version is deactivated; the training is one
     transaction with one audit entry (``analytics.train``).
     ``progress(done, total)`` is called per step trained (the CLI's progress bar)."""
@@ -93,7 +93,7 @@ def train(
         points = [
             p
             for p in step_points(s, recipe_key)
-            if (p.released if released_only else p.batch_state == BatchState.COMPLETE)
+            if (p.released if released_only else p.batch_state in (BatchState.COMPLETE, BatchState.RELEASED))
         ]
         by_step: dict[str, list[StepPoint]] = defaultdict(list)
         for p in points:

@@ -275,20 +275,83 @@ class IdempotentRequest(Base):
 
 
 class BatchException(Base):
-    """An exception for review by exception: a limit breach, an out-of-trend finding,
-    an incident. Raised in the transaction of the step that caused it."""
+    """An exception for review by exception, whatever raised it (engine.quality.exceptions):
+    a limit breach, an out-of-trend finding, a late step, an operator's event, an override,
+    a correction after signing, an incident, an equipment alarm. Raised in the transaction
+    of what caused it; the rule set in force then fixes its severity and what it needs."""
 
     __tablename__ = "batch_exception"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
     step_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     source: Mapped[str] = mapped_column(String(30))  # an ExceptionSource
+    category: Mapped[str] = mapped_column(String(40), default="limit.alert")  # an ExceptionCategory
     severity: Mapped[str] = mapped_column(String(20))  # a Severity
     parameter: Mapped[str | None] = mapped_column(String(200), nullable=True)
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: the value and its limits or expected range, as shown to the reviewer
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    raised_by: Mapped[str] = mapped_column(String(200), default="system")
     status: Mapped[str] = mapped_column(String(20), default=ExceptionStatus.OPEN)  # an ExceptionStatus
+    #: what the rule set in force when it was raised says (None: the built-in rules)
+    rule_set_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    signatures_required: Mapped[int] = mapped_column(Integer, default=1)
+    blocks_release: Mapped[bool] = mapped_column(Boolean, default=True)
+    opens_deviation: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ExceptionDisposition(Base):
+    """A QA decision on an exception, e-signed (or the system's auto-closure under a rule
+    set version). Append-only: a second QA signature is a second row."""
+
+    __tablename__ = "exception_disposition"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exception_id: Mapped[int] = mapped_column(ForeignKey("batch_exception.id"), index=True)
+    decision: Mapped[str] = mapped_column(String(20))  # a Decision
+    justification: Mapped[str] = mapped_column(Text)
+    username: Mapped[str] = mapped_column(String(100))
+    printed_name: Mapped[str] = mapped_column(String(200))
+    meaning: Mapped[str] = mapped_column(String(50))
+    signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    rule_set_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class BatchDisposition(Base):
+    """QA's release or rejection of a batch, e-signed (*Released* / *Rejected*). Append-only."""
+
+    __tablename__ = "batch_disposition"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
+    decision: Mapped[str] = mapped_column(String(20))  # released | rejected
+    comment: Mapped[str] = mapped_column(Text)
+    username: Mapped[str] = mapped_column(String(100))
+    printed_name: Mapped[str] = mapped_column(String(200))
+    meaning: Mapped[str] = mapped_column(String(50))
+    signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class QualityRuleSet(Base):
+    """A version of the exception rules (category -> severity, signatures, blocks release,
+    opens a deviation, auto-close). QA imports a draft; another QA person approves it with
+    an e-signature; the newest approved version is in force (engine.quality.rules)."""
+
+    __tablename__ = "quality_rule_set"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="draft")  # draft | approved | superseded
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    approved_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Attachment(Base):

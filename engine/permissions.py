@@ -32,6 +32,10 @@ MATRIX: dict[str, frozenset[str]] = {
     "events.read": frozenset({"qa", "admin", "service"}),
     "audit.verify": frozenset({"qa", "admin"}),
     "exception.read": frozenset({"operator", "supervisor", "qa"}),
+    "exception.disposition": frozenset({"qa"}),
+    "batch.release": frozenset({"qa"}),
+    "rules.read": frozenset({"supervisor", "qa", "admin"}),
+    "rules.manage": frozenset({"qa"}),
     "attachment.upload": frozenset({"operator", "supervisor", "qa"}),
     "user.manage": frozenset({"admin"}),
     "analytics.read": frozenset({"operator", "supervisor", "qa"}),
@@ -65,6 +69,7 @@ MEANING_ROLES: dict[str, frozenset[str]] = {
     "Reviewed": frozenset({"supervisor", "qa"}),
     "Approved": frozenset({"supervisor", "qa"}),
     "Released": frozenset({"qa"}),
+    "Rejected": frozenset({"qa"}),
     "Corrected": frozenset({"operator", "supervisor", "qa"}),
 }
 

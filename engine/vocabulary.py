@@ -20,11 +20,14 @@ class BatchState(StrEnum):
     HELD = "held"
     COMPLETE = "complete"
     ABORTED = "aborted"
+    #: QA's disposition of a complete batch (engine.quality.release): final states
+    RELEASED = "released"
+    REJECTED = "rejected"
 
     @property
     def finished(self) -> bool:
         """A finished batch accepts no step and waits for nothing."""
-        return self in (BatchState.COMPLETE, BatchState.ABORTED)
+        return self in (BatchState.COMPLETE, BatchState.ABORTED, BatchState.RELEASED, BatchState.REJECTED)
 
 
 class StepKind(StrEnum):
@@ -37,23 +40,81 @@ class StepKind(StrEnum):
 
 
 class ExceptionSource(StrEnum):
-    """Where an exception to the expected execution came from."""
+    """Where an exception to the expected execution came from (who or what raised it)."""
 
     LIMIT = "limit"
     TREND = "trend"
     INCIDENT = "incident"
+    OPERATOR = "operator"
+    SUPERVISOR = "supervisor"
+    TIMER = "timer"
+    CORRECTION = "correction"
+    EQUIPMENT = "equipment"
 
 
-class Severity(StrEnum):
+class ExceptionCategory(StrEnum):
+    """What kind of exception it is: the quality rule set maps each category to a
+    severity, the signatures its disposition needs, whether it blocks release, opens a
+    deviation or may close itself (engine.quality.rules)."""
+
+    LIMIT_ALERT = "limit.alert"
+    LIMIT_ACTION = "limit.action"
+    OOT_VALUE = "oot.value"
+    OOT_DURATION = "oot.duration"
+    STEP_LATE = "step.late"
+    EVENT_DOCUMENTATION = "event.documentation"
+    EVENT_PROCESS = "event.process"
+    EVENT_EQUIPMENT = "event.equipment"
+    EVENT_MATERIAL = "event.material"
+    EVENT_SAFETY = "event.safety"
+    OVERRIDE = "override"
+    CORRECTION_AFTER_SIGNING = "correction.after_signing"
+    INCIDENT = "incident"
+    EQUIPMENT_ALARM = "equipment.alarm"
+    DATA_INTEGRITY = "data_integrity"
+
+    @property
+    def data_integrity(self) -> bool:
+        """Categories about the record itself: never closed by the system."""
+        return self in (ExceptionCategory.CORRECTION_AFTER_SIGNING, ExceptionCategory.DATA_INTEGRITY)
+
+
+class LimitLevel(StrEnum):
     """Alert limits warn; action limits call for action (ISA / GMP usage)."""
 
     ALERT = "alert"
     ACTION = "action"
 
 
+class Severity(StrEnum):
+    """How much an exception matters to the product (the rule set decides per category)."""
+
+    MINOR = "minor"
+    MAJOR = "major"
+    CRITICAL = "critical"
+
+
 class ExceptionStatus(StrEnum):
+    """open -> accepted (dispositioned) | escalated (a deviation) -> closed."""
+
     OPEN = "open"
-    REVIEWED = "reviewed"
+    ACCEPTED = "accepted"
+    ESCALATED = "escalated"
+    CLOSED = "closed"
+
+    @property
+    def resolved(self) -> bool:
+        """Nothing left to do for release."""
+        return self in (ExceptionStatus.ACCEPTED, ExceptionStatus.CLOSED)
+
+
+class Decision(StrEnum):
+    """What a disposition of an exception decided."""
+
+    ACCEPT = "accept"
+    ESCALATE = "escalate"
+    AUTO_CLOSE = "auto_close"
+    CLOSE = "close"
 
 
 class RecipeStatus(StrEnum):

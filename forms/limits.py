@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -80,6 +80,8 @@ class LimitFinding:
     limit_value: str
     critical: bool
     message: str
+    #: every limit of the field (hard, alert, action), as text: the reviewer sees the range
+    limits: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -107,6 +109,7 @@ def limit_finding(spec: FieldDefinition, number: Decimal) -> LimitFinding | None
             limit_name=name,
             limit_value=format_number(limit),
             critical=spec.critical,
+            limits={k: format_number(v) for k, v in limits.items() if v is not None},
             message=(
                 f"{spec.label} {value_text} is {side} the {severity} limit ({name}) of "
                 f"{limit_text}" + (" — critical process parameter." if spec.critical else ".")

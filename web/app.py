@@ -123,9 +123,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     install_runtime(app, runtime)
 
     api = BatchlineApi(app)
-    from .api import attachments, batches, messages, operations, people, recipes
+    from .api import attachments, batches, messages, operations, people, quality, recipes
 
-    for module in (recipes, batches, messages, operations, people, attachments):
+    for module in (recipes, batches, quality, messages, operations, people, attachments):
         api.register_blueprint(module.blp)
 
     from .api import analytics as analytics_api

@@ -15,7 +15,7 @@ from engine import batches
 from engine.errors import NotFound
 from engine.models import Batch, BatchException, RecipeVersion, TrendModel
 from engine.runtime import Runtime
-from engine.vocabulary import ExceptionSource, ExceptionStatus, Severity
+from engine.vocabulary import ExceptionSource, ExceptionStatus, LimitLevel
 
 from ..catalogue import describe_model
 from ..timeseries import TimeSeriesModel, align
@@ -128,7 +128,7 @@ def score_samples(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, A
             }
             findings.append({"parameter": parameter, "message": message, "details": details})
     return [
-        batches.raise_exception(rt, batch_id, source=ExceptionSource.TREND, severity=Severity.ALERT, **f)
+        batches.raise_exception(rt, batch_id, source=ExceptionSource.TREND, severity=LimitLevel.ALERT, **f)
         for f in findings
     ]
 

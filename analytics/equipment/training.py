@@ -83,9 +83,8 @@ def train_in_session(
     """Train one time-series model per unit procedure of the recipe from the equipment
     samples of earlier batches (part of ``analytics.training.train``'s transaction). Returns
     (models made, skipped, batch ids used)."""
-    stmt = select(Batch).where(Batch.recipe_version_id.in_(list(versions)), Batch.state == BatchState.COMPLETE)
-    if released_only:
-        stmt = stmt.where(Batch.reviewed_at.is_not(None))
+    states = (BatchState.RELEASED,) if released_only else (BatchState.COMPLETE, BatchState.RELEASED)
+    stmt = select(Batch).where(Batch.recipe_version_id.in_(list(versions)), Batch.state.in_(states))
     done = {b.id: b.batch_id for b in s.scalars(stmt)}
     if not done:
         return [], [], []

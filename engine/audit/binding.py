@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ..models import Correction, Signature, Step
+from ..models import BatchDisposition, Correction, ExceptionDisposition, Signature, Step
 from ..workflow_store import canonical, sha256
 
 #: the record tables bound into the chain, and each one's own content-hash column
@@ -21,6 +21,8 @@ BOUND_TABLES: dict[str, tuple[Any, str | None]] = {
     "step": (Step, "values_hash"),
     "signature": (Signature, "content_hash"),
     "correction": (Correction, None),
+    "exception_disposition": (ExceptionDisposition, "content_hash"),
+    "batch_disposition": (BatchDisposition, "content_hash"),
 }
 
 

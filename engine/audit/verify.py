@@ -132,14 +132,22 @@ def _check_head(session: Session, w: _Walk) -> None:
         )
 
 
+def _where(table: str, row: Any, names: dict[int, str]) -> str:
+    """How a problem names a record row: its batch and step where the row has them."""
+    seq = row.seq if table == "step" else getattr(row, "step_seq", None)
+    batch_pk = getattr(row, "batch_id", None)
+    if batch_pk is None:
+        return f"{table} {row.id}"
+    return f"{table} {row.id} (batch {names.get(batch_pk, batch_pk)}" + (f", step {seq})" if seq is not None else ")")
+
+
 def _check_record(session: Session, w: _Walk, limit: int) -> tuple[int, int]:
     """Every record row against the entry that recorded it; returns (rows checked, legacy rows)."""
     names = {pk: name for pk, name in session.execute(select(Batch.id, Batch.batch_id))}
     checked = legacy = 0
     for table, (model, own) in BOUND_TABLES.items():
         for row in session.execute(select(model).order_by(model.id)).scalars():
-            seq = row.seq if table == "step" else row.step_seq
-            where = f"{table} {row.id} (batch {names.get(row.batch_id, row.batch_id)}, step {seq})"
+            where = _where(table, row, names)
             found = w.bound.pop((table, row.id), None)
             if table == "step" and sha256(canonical(row.values)) != row.values_hash:
                 w.problems.append(f"{where}: values_hash does not match its values (edited)")

@@ -57,14 +57,21 @@ def describe_signature(sig: Signature, superseded: bool) -> dict[str, Any]:
 
 
 def describe_exception(exc: BatchException) -> dict[str, Any]:
+    """An exception as raised (the step path's answer); with its dispositions and
+    deviation it is ``engine.quality.exceptions.describe``."""
     return {
         "id": exc.id,
         "step_seq": exc.step_seq,
+        "category": exc.category,
         "source": exc.source,
         "severity": exc.severity,
         "parameter": exc.parameter,
         "message": exc.message,
+        "value": exc.value,
+        "limits": exc.limits,
         "details": exc.details,
         "status": exc.status,
+        "signatures_required": exc.signatures_required,
+        "blocks_release": exc.blocks_release,
         "created_at": exc.created_at.isoformat(),
     }

@@ -11,12 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import duties, runner
-from ..models import Batch, BatchException, Incident, Job, RecipeVersion, Signature, Step, WorkflowState
+from ..models import Batch, Incident, Job, RecipeVersion, Signature, Step, WorkflowState
+from ..quality.release import disposition_of
 from ..record import as_corrected, corrected_value, corrections_by_step, replaced_value
 from ..runtime import Runtime
 from ..users import Person
 from ..vocabulary import BatchState, JobKind, JobState, StepKind
-from .descriptions import describe, describe_exception, describe_signature, describe_step
+from .descriptions import describe, describe_signature, describe_step
 from .tasks import describe_task, read_assignments, recipe_content, recorded_task_role
 from .unit_of_work import find_batch, live_workflow
 
@@ -26,6 +27,7 @@ def get_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
         batch = find_batch(s, batch_id)
         out = describe(batch, s.get(RecipeVersion, batch.recipe_version_id))
         out["incidents"] = _open_incidents(s, batch.id)
+        out["release"] = disposition_of(s, batch)
         return out
 
 
@@ -96,11 +98,13 @@ def ready_tasks(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
             ]
 
 
-def exceptions(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
-    with rt.transaction() as s:
-        batch = find_batch(s, batch_id)
-        rows = s.scalars(select(BatchException).where(BatchException.batch_id == batch.id).order_by(BatchException.id))
-        return [describe_exception(e) for e in rows]
+def exceptions(
+    rt: Runtime, batch_id: str, *, status: str | None = None, severity: str | None = None
+) -> list[dict[str, Any]]:
+    """The batch's exceptions with dispositions and deviation (``engine.quality``)."""
+    from ..quality import exceptions as qx
+
+    return qx.list_for_batch(rt, batch_id, status=status, severity=severity)
 
 
 def my_tasks(rt: Runtime, person: Person) -> list[dict[str, Any]]:

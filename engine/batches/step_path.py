@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 
 from .. import audit, outbox, runner
 from ..errors import Conflict, EngineFault, InvalidInput
-from ..models import Batch, BatchException, Job, Step, utcnow
+from ..models import Batch, Job, Step, utcnow
+from ..quality import exceptions as quality_exceptions
 from ..recipes import find_version
 from ..runtime import Runtime
 from ..step_values import CheckedValues, check_values
 from ..users import Person
-from ..vocabulary import BatchState, ExceptionSource, JobKind, RecipeStatus, Severity, StepKind
+from ..vocabulary import BatchState, ExceptionCategory, ExceptionSource, JobKind, LimitLevel, RecipeStatus, StepKind
 from ..workflow_store import BatchWorkflow, LiveWorkflow, canonical, sha256
 from .descriptions import describe, describe_exception, describe_step
 from .inputs import check_batch_id, check_identifier, check_parameters, check_reference, task_uuid
@@ -30,7 +31,6 @@ from .unit_of_work import (
     Idempotency,
     Outcome,
     cache_after_commit,
-    find_batch,
     lock_for_writing,
     mutate,
     persist,
@@ -257,39 +257,19 @@ def _limit_exceptions(
         return []
     out = []
     for f in checked.validated.limit_findings:
-        exc = BatchException(
-            batch_id=batch.id,
-            step_seq=step.seq,
-            source=ExceptionSource.LIMIT,
-            severity=f.severity,
-            parameter=f.key,
+        exc = quality_exceptions.raise_in(
+            rt,
+            s,
+            batch,
+            category=f"limit.{f.severity}",
             message=f.message,
+            raised_by=step.user,
+            step_seq=step.seq,
+            parameter=f.key,
+            value=f.value,
+            limits={**f.limits, "unit": f.unit},
             details=f.to_dict(),
-        )
-        s.add(exc)
-        s.flush()
-        audit.record(
-            s,
-            user=step.user,
-            action="exception.raised",
-            object_type="batch",
-            object_id=batch.batch_id,
-            field=f.key,
-            new={"severity": f.severity, "message": f.message},
-        )
-        outbox.emit(
-            s,
-            rt.settings,
-            "batch.exception.raised",
-            batch.batch_id,
-            {
-                "batch_id": batch.batch_id,
-                "exception": exc.id,
-                "severity": f.severity,
-                "parameter": f.key,
-                "critical": f.critical,
-                "message": f.message,
-            },
+            critical=f.critical,
         )
         out.append(describe_exception(exc))
     return out
@@ -307,59 +287,31 @@ def raise_exception(
     details: dict[str, Any] | None = None,
     deviation: bool = False,
 ) -> dict[str, Any]:
-    """Raise an exception for review by exception from outside the step path (e.g. an
-    out-of-trend finding scored after commit). ``deviation`` also asks the QMS to open a
-    deviation (an outbox event a QMS connector or webhook subscriber acts on)."""
-    if severity not in tuple(Severity):
+    """Raise an out-of-trend finding or incident from outside the step path (scored after
+    commit). ``severity`` is the finding's level (alert / action); the category and the
+    rule set decide the exception's severity. ``deviation`` marks the finding critical
+    (a critical out-of-trend finding asks the QMS for a deviation under the default rules)."""
+    if severity not in tuple(LimitLevel):
         raise InvalidInput("severity is alert or action", code="severity_invalid")
-    with rt.transaction() as s:
-        batch = find_batch(s, batch_id)
-        exc = BatchException(
-            batch_id=batch.id,
-            step_seq=step_seq,
-            source=source,
-            severity=severity,
-            parameter=parameter,
-            message=message,
-            details=details or {},
-        )
-        s.add(exc)
-        s.flush()
-        audit.record(
-            s,
-            user="system",
-            action="exception.raised",
-            object_type="batch",
-            object_id=batch_id,
-            field=parameter,
-            new={"source": source, "severity": severity, "message": message},
-        )
-        outbox.emit(
-            s,
-            rt.settings,
-            "batch.exception.raised",
-            batch_id,
-            {
-                "batch_id": batch_id,
-                "exception": exc.id,
-                "source": source,
-                "severity": severity,
-                "parameter": parameter,
-                "message": message,
-            },
-        )
-        if deviation:
-            outbox.emit(
-                s,
-                rt.settings,
-                "qms.deviation.requested",
-                batch_id,
-                {
-                    "batch_id": batch_id,
-                    "exception": exc.id,
-                    "parameter": parameter,
-                    "message": message,
-                    "details": details or {},
-                },
-            )
-        return describe_exception(exc)
+    details = details or {}
+    if source == ExceptionSource.TREND:
+        category = ExceptionCategory.OOT_DURATION if details.get("rule") == "duration" else ExceptionCategory.OOT_VALUE
+    elif source == ExceptionSource.INCIDENT:
+        category = ExceptionCategory.INCIDENT
+    else:
+        category = ExceptionCategory.LIMIT_ACTION if severity == LimitLevel.ACTION else ExceptionCategory.LIMIT_ALERT
+    value = details.get("value")
+    limits = {k: details[k] for k in ("lower", "upper", "centre", "limit", "unit") if k in details} or None
+    return quality_exceptions.raise_exception(
+        rt,
+        batch_id,
+        category=category,
+        source=source,
+        message=message,
+        parameter=parameter,
+        step_seq=step_seq,
+        value=value,
+        limits=limits,
+        details={**details, "level": severity},
+        critical=bool(deviation or (severity == LimitLevel.ACTION and details.get("critical"))),
+    )

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from SpiffWorkflow.exceptions import WorkflowException
@@ -33,11 +32,12 @@ from sqlalchemy.orm import Session
 
 from .. import audit, outbox, runner
 from ..db import row_locks
-from ..errors import Conflict, EngineFault, InvalidInput, NotFound
+from ..errors import Conflict, EngineFault, NotFound
+from ..idempotency import Outcome, replay, request_hash
 from ..models import Batch, IdempotentRequest, Job, MessageSubscription, utcnow
 from ..runtime import Runtime
 from ..vocabulary import BatchState, JobKind, JobState
-from ..workflow_store import LiveWorkflow, canonical, prune, sha256
+from ..workflow_store import LiveWorkflow, canonical, prune
 
 
 def find_batch(s: Session, batch_id: str, *, lock: bool = False) -> Batch:
@@ -126,13 +126,6 @@ def live_workflow(rt: Runtime, s: Session, batch: Batch, *, changing: bool = Fal
         rt.cache.put(batch_pk, entry)
 
 
-@dataclass
-class Outcome:
-    status: int
-    body: dict[str, Any]
-    replayed: bool = False
-
-
 Change = Callable[[Session, Batch, LiveWorkflow], dict[str, Any]]
 
 
@@ -182,9 +175,9 @@ def _mutate_once(
         with rt.transaction(deferred=True) as s:
             batch = find_batch(s, batch_id)
             if idempotency is not None:
-                replay = _replay(s, idempotency.scope(batch_id), idempotency.key, idempotency.request)
-                if replay is not None:
-                    return replay
+                stored = replay(s, idempotency.scope(batch_id), idempotency.key, idempotency.request)
+                if stored is not None:
+                    return stored
             if batch.state not in allow_states:
                 raise Conflict(
                     f"batch {batch_id} is {batch.state}", code=f"batch_{batch.state}", details={"state": batch.state}
@@ -200,7 +193,7 @@ def _mutate_once(
                     IdempotentRequest(
                         scope=idempotency.scope(batch_id),
                         key=idempotency.key,
-                        request_hash=_request_hash(idempotency.request),
+                        request_hash=request_hash(idempotency.request),
                         status=status,
                         response=body,
                     )
@@ -221,21 +214,6 @@ def answered(rt: Runtime, batch_id: str, user: str, key: str | None) -> bool:
         return False
     with rt.transaction() as s:
         return s.get(IdempotentRequest, (Idempotency(user, key, {}).scope(batch_id), key)) is not None
-
-
-def _request_hash(request: dict[str, Any]) -> str:
-    return sha256(canonical(request))
-
-
-def _replay(s: Session, scope: str, key: str, request: dict[str, Any]) -> Outcome | None:
-    prior = s.get(IdempotentRequest, (scope, key))
-    if prior is None:
-        return None
-    if prior.request_hash != _request_hash(request):
-        raise InvalidInput(
-            "this Idempotency-Key was already used for a different request", code="idempotency_key_reused"
-        )
-    return Outcome(prior.status, prior.response, replayed=True)
 
 
 def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:

@@ -71,7 +71,13 @@ def test_a_trail_from_before_the_key_is_sealed_and_kept(empty_url):
         assert seal[:2] == (4, "audit.keyed") and seal[3] == "hmac-sha256"
         assert json.loads(seal[2]) == {
             "legacy_entries": 3,
-            "legacy_rows": {"correction": 0, "signature": 0, "step": 0},
+            "legacy_rows": {
+                "batch_disposition": 0,
+                "correction": 0,
+                "exception_disposition": 0,
+                "signature": 0,
+                "step": 0,
+            },
         }
         assert (after.ok, after.entries, after.legacy_entries) == (True, 6, 3), after.problems
         assert after.anchors["newest"] == 6  # the trail became keyed: anchored at once

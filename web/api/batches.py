@@ -24,7 +24,6 @@ from .schemas import (
     CorrectionIn,
     CorrectionResult,
     Diagram,
-    ExceptionOut,
     IdempotencyKey,
     MyTask,
     Reason,
@@ -225,14 +224,6 @@ def correct_step(body, batch_id: str, seq: int):
     return batches.correct_step(
         runtime(), batch_id, seq, body["field"], body["value"], reason=body["reason"], signer=signer
     )
-
-
-@blp.route("/batches/<batch_id>/exceptions", methods=["GET"])
-@requires("exception.read")
-@blp.response(200, ExceptionOut(many=True))
-def batch_exceptions(batch_id: str):
-    """Exceptions raised for review: limit breaches (and later out-of-trend findings)."""
-    return batches.exceptions(runtime(), batch_id)
 
 
 @blp.route("/batches/<batch_id>/diagram", methods=["GET"])

@@ -32,7 +32,17 @@ BATCH_FIELDS = [
     "completed_at",
     "incidents",
 ]
-EXCEPTION_FIELDS = ["id", "step_seq", "source", "severity", "parameter", "message", "status", "created_at"]
+EXCEPTION_FIELDS = [
+    "id",
+    "step_seq",
+    "category",
+    "severity",
+    "status",
+    "parameter",
+    "message",
+    "signatures_given",
+    "created_at",
+]
 
 
 def _not_finite(text: str) -> Any:

@@ -46,6 +46,17 @@ from .people import (  # noqa: F401
     UserIn,
     UserOut,
 )
+from .quality import (  # noqa: F401, E402
+    DispositionIn,
+    ExceptionFilter,
+    ReleaseCheck,
+    ReleaseIn,
+    ReleaseOut,
+    RuleApprove,
+    RuleSetIn,
+    RuleSetOut,
+)
+from .quality import ExceptionOut as QualityExceptionOut  # noqa: F401, E402
 from .recipes import (  # noqa: F401
     Problem,
     Reason,

@@ -97,14 +97,21 @@ class CorrectionOut(ma.Schema):
 
 
 class ExceptionOut(ma.Schema):
+    """An exception as the step raised it (``GET /batches/{id}/exceptions`` adds dispositions)."""
+
     id = fields.Integer()
     step_seq = fields.Integer(allow_none=True)
-    source = fields.String(metadata={"description": "limit, trend or incident"})
-    severity = fields.String(metadata={"description": "alert or action"})
+    category = fields.String(metadata={"description": "e.g. limit.alert, limit.action, oot.value"})
+    source = fields.String(metadata={"description": "what raised it: limit, trend, incident, operator, ..."})
+    severity = fields.String(metadata={"description": "minor, major or critical (the rule set decides)"})
     parameter = fields.String(allow_none=True)
     message = fields.String()
+    value = fields.Raw(allow_none=True)
+    limits = fields.Dict(allow_none=True)
     details = fields.Dict()
     status = fields.String()
+    signatures_required = fields.Integer()
+    blocks_release = fields.Boolean()
     created_at = fields.String()
 
 
