@@ -219,3 +219,27 @@ def test_exceptions_filter_by_status_and_severity(client, batch):
     assert len(client.get("/api/batches/S-1/exceptions?status=open&severity=critical").json) == 1
     assert client.get("/api/batches/S-1/exceptions?status=accepted").json == []
     assert client.get("/api/batches/S-1/exceptions?severity=huge").status_code == 422
+
+
+def test_the_released_record_prints_and_exports_its_dispositions_and_release(client, batch):
+    import io
+
+    from lxml import etree
+    from pypdf import PdfReader
+
+    (raised,) = batch(125)
+    dispose(client, raised["id"], "quentin")
+    dispose(client, raised["id"], "qa", meaning="Approved")
+    assert release(client, "qa2").status_code == 200
+    pdf = client.get("/api/batches/S-1/record.pdf")
+    assert pdf.status_code == 200
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages)
+    flat = " ".join(text.split())
+    for expected in ("S-1", "Quentin", "Qa", "Qa2", "Approved", "Reviewed", "Released", "limit.action", "accepted"):
+        assert expected in flat, expected
+    record = client.get("/api/batches/S-1/record.json").json
+    (exc,) = record["exceptions"]
+    assert [d["username"] for d in exc["dispositions"]] == ["quentin", "qa"]
+    xml = client.get("/api/batches/S-1/record.xml")
+    assert xml.status_code == 200 and b"Released" in xml.data
+    etree.fromstring(xml.data)  # well-formed; the server validated it against BatchML before serving
