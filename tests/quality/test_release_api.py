@@ -243,3 +243,21 @@ def test_the_released_record_prints_and_exports_its_dispositions_and_release(cli
     xml = client.get("/api/batches/S-1/record.xml")
     assert xml.status_code == 200 and b"Released" in xml.data
     etree.fromstring(xml.data)  # well-formed; the server validated it against BatchML before serving
+
+
+def test_an_exception_waved_through_in_the_database_blocks_release_and_fails_verification(client, runtime, batch):
+    from sqlalchemy import text
+
+    (raised,) = batch(125)
+    with runtime.transaction() as s:  # someone with database access, not through Batchline
+        s.execute(
+            text("UPDATE batch_exception SET blocks_release = :f, status = 'accepted', signatures_required = 1"),
+            {"f": False},
+        )
+    check = client.get("/api/batches/S-1/release").json
+    assert check["releasable"] is False
+    assert [(b["kind"], b["id"]) for b in check["blocking"]] == [("data_integrity", raised["id"])]
+    assert release(client, "qa2").json["code"] == "release_blocked"
+    with runtime.transaction() as s:
+        result = audit.verify(s, settings=runtime.settings)
+    assert not result.ok and any("changed since it was raised" in p for p in result.problems)
