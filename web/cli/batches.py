@@ -2,7 +2,7 @@
 exceptions), complete tasks, hold, resume and abort.
 
 Completing a task says at once when a value was recorded outside its alert or action
-limits (one ``exception [severity] parameter: message`` line each on stderr, and in
+limits (one ``exception [category severity] parameter: message`` line each on stderr, and in
 the JSON answer): the step is stored, and the exception waits for review.
 """
 
@@ -81,9 +81,9 @@ def parse_value(text: str) -> Any:
 
 
 def exception_line(exc: dict[str, Any]) -> str:
-    """``exception [action] ph: Buffer pH 8.40 pH is above the action limit ...``"""
+    """``exception [limit.action major] ph: Buffer pH 8.40 pH is above the action limit ...``"""
     parameter = f" {exc['parameter']}" if exc.get("parameter") else ""
-    return f"exception [{exc['severity']}]{parameter}: {exc['message']}"
+    return f"exception [{exc['category']} {exc['severity']}]{parameter}: {exc['message']}"
 
 
 @main.group()
