@@ -100,3 +100,46 @@ def problems(s: Session, batch: Batch | None = None) -> list[dict[str, Any]]:
 
 def _problem(exc: BatchException, what: str) -> dict[str, Any]:
     return {"kind": "data_integrity", "id": exc.id, "message": f"exception {exc.id}: {what}"}
+
+
+def rule_set_intact(row: Any) -> bool:
+    """The stored rules still hash to the content hash they were imported (and approved) with."""
+    return sha256(canonical(row.rules)) == row.content_hash
+
+
+def rule_set_problems(s: Session) -> list[str]:
+    """Approved rule sets whose rules or hash differ from what the approval sealed in the trail."""
+    from ..models import QualityRuleSet
+
+    sealed: dict[str, str] = {}
+    for object_id, new in s.execute(
+        select(AuditEvent.object_id, AuditEvent.new).where(AuditEvent.action == "rules.approved")
+    ):
+        try:
+            sealed[object_id] = json.loads(new).get("content_hash")
+        except (ValueError, AttributeError):
+            continue
+    out = []
+    for row in s.scalars(select(QualityRuleSet).where(QualityRuleSet.status.in_(("approved", "superseded")))):
+        if not rule_set_intact(row) or sealed.get(str(row.version)) != row.content_hash:
+            out.append(f"rule set {row.version}: does not match what its approval sealed (changed in the database)")
+    return out
+
+
+def disposition_problems(s: Session) -> list[str]:
+    """Batches said to be released or rejected without the signed decision that says so."""
+    from ..models import BatchDisposition
+    from ..vocabulary import BatchState
+
+    decided = {
+        (batch_pk, decision)
+        for batch_pk, decision in s.execute(select(BatchDisposition.batch_id, BatchDisposition.decision))
+    }
+    stmt = select(Batch.id, Batch.batch_id, Batch.state).where(
+        Batch.state.in_((BatchState.RELEASED, BatchState.REJECTED))
+    )
+    return [
+        f"batch {batch_id}: state {state} without a signed {state} decision (changed in the database)"
+        for pk, batch_id, state in s.execute(stmt)
+        if (pk, state) not in decided
+    ]

@@ -5,6 +5,7 @@ version; critical and data-integrity exceptions never close themselves."""
 from __future__ import annotations
 
 import copy
+import json
 import threading
 
 import pytest
@@ -137,3 +138,28 @@ def test_nobody_dispositions_what_they_raised(rt, batch):
     with pytest.raises(Forbidden) as refused:
         dispositions.disposition(rt, batch, exc_id, "accept", "fine", signer=person("qa.one"))
     assert refused.value.code == "segregation_of_duties"
+
+
+def test_rules_changed_in_the_database_are_not_applied_and_fail_verification(rt, batch):
+    from sqlalchemy import text
+
+    _approved(rt)
+    loosened = copy.deepcopy(rules.default_content()["categories"])
+    loosened["limit.action"]["auto_close"] = True  # someone with database access waves breaches through
+    with rt.transaction() as s:
+        value = "CAST(:r AS JSON)" if rt.settings.is_sqlite is False else ":r"
+        s.execute(text(f"UPDATE quality_rule_set SET rules = {value}"), {"r": json.dumps(loosened)})
+    _id, status, _sev, version = _raise(rt, batch, category="limit.action", raised_by="op.x")
+    assert (status, version) == ("open", None)  # the built-in rules, not the tampered ones
+    with rt.transaction() as s:
+        result = audit.verify(s, settings=rt.settings)
+    assert not result.ok and any("rule set 1" in p for p in result.problems)
+
+
+def test_a_batch_marked_released_in_the_database_fails_verification(rt, batch):
+    from sqlalchemy import text
+
+    with rt.transaction() as s:
+        s.execute(text("UPDATE batch SET state = 'released'"))
+        result = audit.verify(s, settings=rt.settings)
+    assert not result.ok and any("without a signed released decision" in p for p in result.problems)
