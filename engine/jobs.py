@@ -199,7 +199,8 @@ def _deliver(rt: Runtime, batch_id: Any, task_id: Any, payload: dict) -> None:
 
     from .qms.subscribers import load_for_delivery
 
-    url, secret = payload.get("url"), rt.settings.webhook_secret
+    url: str = payload.get("url") or ""
+    secret = rt.settings.webhook_secret
     with rt.transaction() as s:
         event = s.get(OutboxEvent, payload["seq"])
         envelope = outbox.cloudevent(event, rt.settings)

@@ -58,7 +58,8 @@ def find_exception(s: Session, batch_id: str, exception_id: int) -> tuple[Batch,
 def request_data(s: Session, exc: BatchException, severity: str | None = None) -> dict[str, Any]:
     """The contract payload of ``qms.deviation.requested`` for an exception (docs/api.md)."""
     batch = s.get(Batch, exc.batch_id)
-    recipe = s.get(RecipeVersion, batch.recipe_version_id) if batch is not None else None
+    assert batch is not None  # batch_exception.batch_id is a foreign key
+    recipe = s.get(RecipeVersion, batch.recipe_version_id)
     severity = severity or exc.severity
     step = None
     if exc.step_seq is not None:

@@ -64,9 +64,7 @@ def check(secret: str) -> str:
     except (binascii.Error, ValueError):
         raise InvalidInput("the secret is whsec_ followed by base64 (24 to 64 bytes)", code="secret_invalid") from None
     if not 24 <= len(raw) <= 64:
-        raise InvalidInput(
-            f"the secret decodes to {len(raw)} bytes; 24 to 64 are needed", code="secret_invalid"
-        )
+        raise InvalidInput(f"the secret decodes to {len(raw)} bytes; 24 to 64 are needed", code="secret_invalid")
     return secret
 
 

@@ -88,7 +88,9 @@ def matching(session: Session, type_: str) -> list[int]:
     cache = _cache_for(session)
     now = time.monotonic()
     if now - cache.checked > CHECK_SECONDS:
-        fingerprint = tuple(session.execute(select(func.count(EventSubscriber.id), func.max(EventSubscriber.updated_at))).one())
+        fingerprint = tuple(
+            session.execute(select(func.count(EventSubscriber.id), func.max(EventSubscriber.updated_at))).one()
+        )
         if fingerprint != cache.fingerprint:
             rows = session.execute(
                 select(EventSubscriber.id, EventSubscriber.event_types).where(EventSubscriber.enabled.is_(True))

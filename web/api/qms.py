@@ -39,7 +39,10 @@ SIGNED_BODY = {
                 "type": "object",
                 "required": ["type", "data"],
                 "properties": {
-                    "type": {"type": "string", "enum": ["deviation.opened", "deviation.status_changed", "deviation.closed"]},
+                    "type": {
+                        "type": "string",
+                        "enum": ["deviation.opened", "deviation.status_changed", "deviation.closed"],
+                    },
                     "timestamp": {"type": "string"},
                     "data": {
                         "type": "object",
@@ -161,4 +164,3 @@ def change_subscriber(body, subscriber_id: int):
 def disable_subscriber(subscriber_id: int):
     """Disable the subscriber (never deleted: its history stays); nothing more is sent to it."""
     return subscribers.disable(runtime(), subscriber_id, by=current_user())
-

@@ -29,9 +29,11 @@ class SubscriberIn(ma.Schema):
 class SubscriberChange(ma.Schema):
     url = fields.String(validate=validate.Length(min=1, max=2000))
     event_types = fields.List(EVENT_TYPE, validate=validate.Length(min=1, max=50))
-    enabled = fields.Boolean()
+    enabled = fields.Boolean(truthy={True}, falsy={False})
     secret = SECRET
-    new_secret = fields.Boolean(load_default=False, metadata={"description": "generate a new secret (shown once)"})
+    new_secret = fields.Boolean(
+        truthy={True}, falsy={False}, load_default=False, metadata={"description": "generate a new secret (shown once)"}
+    )
 
 
 class SubscriberOut(ma.Schema):
@@ -40,7 +42,7 @@ class SubscriberOut(ma.Schema):
     url = fields.String()
     event_types = fields.List(fields.String())
     kind = fields.String()
-    enabled = fields.Boolean()
+    enabled = fields.Boolean(truthy={True}, falsy={False})
     secret_set = fields.Boolean()
     secret = fields.String(
         allow_none=True, metadata={"description": "only in the answer that set it (creation, new secret)"}
