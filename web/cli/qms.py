@@ -101,6 +101,7 @@ def subscribers_disable(name, by):
     default=None,
     help="Close each deviation this many seconds after it opened, with a CAPA reference.",
 )
+@json_option
 def qms_demo(port, batchline_url, secret, state, auto_close_after):
     """Run the demo QMS (its own HTTP server; Ctrl-C stops it)."""
     from integrations import qms_demo as demo
