@@ -197,9 +197,18 @@ def sign_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 def _deliver(rt: Runtime, batch_id: Any, task_id: Any, payload: dict) -> None:
     import requests
 
+    from .qms.subscribers import load_for_delivery
+
+    url: str = payload.get("url") or ""
+    secret = rt.settings.webhook_secret
     with rt.transaction() as s:
         event = s.get(OutboxEvent, payload["seq"])
         envelope = outbox.cloudevent(event, rt.settings)
+        if "subscriber" in payload:
+            target = load_for_delivery(s, rt.settings, payload["subscriber"])
+            if target is None:
+                return  # the subscriber was disabled: nothing more is sent to it
+            url, secret = target
     body = json.dumps(envelope, separators=(",", ":")).encode()
     ts = int(time.time())
     headers = {
@@ -207,13 +216,16 @@ def _deliver(rt: Runtime, batch_id: Any, task_id: Any, payload: dict) -> None:
         "webhook-id": envelope["id"],
         "webhook-timestamp": str(ts),
     }
-    if rt.settings.webhook_secret:
-        headers["webhook-signature"] = sign_webhook(rt.settings.webhook_secret, envelope["id"], ts, body)
-    resp = requests.post(payload["url"], data=body, headers=headers, timeout=10)
+    if secret:
+        headers["webhook-signature"] = sign_webhook(secret, envelope["id"], ts, body)
+    try:
+        resp = requests.post(url, data=body, headers=headers, timeout=10)
+    except requests.RequestException as exc:  # the message names the URL, never the headers
+        raise ConnectorError(f"webhook {url} unreachable: {type(exc).__name__}") from None
     if resp.status_code >= 300:
         raise ConnectorError(
-            f"webhook {payload['url']} answered HTTP {resp.status_code}",
-            retry=resp.status_code >= 500 or resp.status_code == 429,
+            f"webhook {url} answered HTTP {resp.status_code}",
+            retry=resp.status_code >= 500 or resp.status_code in (408, 429),
         )
     with rt.transaction() as s:
         event = s.get(OutboxEvent, payload["seq"])

@@ -577,3 +577,51 @@ class OutboxEvent(Base):
     time: Mapped[datetime] = mapped_column(default=utcnow)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+# --- the QMS link: event subscribers, deviations, inbound QMS messages (engine/qms) ---
+
+
+class EventSubscriber(Base):
+    """A receiver of outbox events configured without code (a webhook or a QMS). Its
+    secret is stored encrypted under a key file the database does not hold
+    (engine/qms/secrets.py); rows are disabled, never deleted."""
+
+    __tablename__ = "event_subscriber"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    kind: Mapped[str] = mapped_column(String(20), default="webhook")  # webhook | qms
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QmsDeviation(Base):
+    """The QMS's deviation for one exception: its number, status and CAPA reference."""
+
+    __tablename__ = "qms_deviation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exception_id: Mapped[int] = mapped_column(ForeignKey("batch_exception.id"), unique=True)
+    qms: Mapped[str] = mapped_column(String(100))
+    number: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(50))
+    capa: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QmsInboundEvent(Base):
+    """A QMS message whose signature verified, kept with its body; the unique
+    ``webhook_id`` makes a replay answer 200 without a second effect."""
+
+    __tablename__ = "qms_inbound_event"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(String(200), unique=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("event_subscriber.id"))
+    type: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

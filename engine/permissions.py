@@ -41,6 +41,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "analytics.read": frozenset({"operator", "supervisor", "qa"}),
     "analytics.train": frozenset({"qa"}),
     "equipment.write": frozenset({"service", "supervisor"}),
+    "subscriber.manage": frozenset({"admin"}),
 }
 
 #: A user task's role (its ``role`` property or lane) -> the roles that may complete it and

@@ -134,8 +134,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(analytics_api.equipment_blp)
 
     from .api import exports as exports_api
+    from .api import qms as qms_api
 
     api.register_blueprint(exports_api.blp)
+    api.register_blueprint(qms_api.qms_blp)
+    api.register_blueprint(qms_api.blp)
 
     from .docs import bp as docs
 

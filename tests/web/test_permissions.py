@@ -16,7 +16,8 @@ from engine import permissions, users
 from forms.vocabulary import SIGNATURE_MEANINGS
 from tests.support import PASSWORD
 
-PUBLIC = {"/api/health", "/api/openapi.json", "/api/docs", "/api/docs/"}
+#: /api/qms/events is authenticated by the QMS's signature, not by a user (tests/qms)
+PUBLIC = {"/api/health", "/api/openapi.json", "/api/docs", "/api/docs/", "/api/qms/events"}
 ROLES = ["operator", "supervisor", "qa", "admin", "service"]
 EVERYONE = {"operator", "supervisor", "qa", "admin", "service"}
 
@@ -49,6 +50,7 @@ INTENDED = {
     "analytics.read": {"operator", "supervisor", "qa"},
     "analytics.train": {"qa"},
     "equipment.write": {"service", "supervisor"},
+    "subscriber.manage": {"admin"},
 }
 
 #: task role -> who completes it; signature meaning -> who gives it (engine.duties reads these)

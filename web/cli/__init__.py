@@ -16,7 +16,18 @@ One module per command group: ``root`` (the command, its errors, plug-ins),
 
 from __future__ import annotations
 
-from . import audit, batches, db, demo, incidents, quality, recipes, serve, users  # noqa: F401  (registers the commands)
+from . import (  # noqa: F401  (registers the commands)
+    audit,
+    batches,
+    db,
+    demo,
+    incidents,
+    qms,
+    quality,
+    recipes,
+    serve,
+    users,
+)
 from .batches import parse_value
 from .context import CliContext
 from .output import json_option, show
