@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from .. import audit
+from .. import audit, idempotency
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import EventSubscriber, IdempotentRequest, utcnow
 from . import secrets
@@ -208,8 +208,6 @@ def add(
 ) -> tuple[dict[str, Any], bool]:
     """Add a subscriber; answers its view with the secret (shown this once) and whether
     this was a replay of an earlier request with the same key (then without secret)."""
-    from ..batches.unit_of_work import _request_hash  # the one request hash of idempotent writes
-
     check_name(name)
     check_url(url)
     types = check_event_types(event_types)
@@ -219,13 +217,9 @@ def add(
     scope = f"subscribers|user:{by}"
     with rt.transaction() as s:
         if idempotency_key is not None:
-            prior = s.get(IdempotentRequest, (scope, idempotency_key))
-            if prior is not None:
-                if prior.request_hash != _request_hash(request or {}):
-                    raise InvalidInput(
-                        "this Idempotency-Key was already used for a different request", code="idempotency_key_reused"
-                    )
-                return dict(prior.response), True
+            stored = idempotency.replay(s, scope, idempotency_key, request or {})
+            if stored is not None:
+                return dict(stored.body), True
         if s.scalars(select(EventSubscriber.id).where(EventSubscriber.name == name)).first() is not None:
             raise Conflict(f"a subscriber named {name} exists", code="subscriber_exists")
         now = utcnow()
@@ -251,7 +245,7 @@ def add(
                 IdempotentRequest(
                     scope=scope,
                     key=idempotency_key,
-                    request_hash=_request_hash(request or {}),
+                    request_hash=idempotency.request_hash(request or {}),
                     status=201,
                     response=public,
                 )

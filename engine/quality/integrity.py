@@ -116,7 +116,7 @@ def rule_set_problems(s: Session) -> list[str]:
         select(AuditEvent.object_id, AuditEvent.new).where(AuditEvent.action == "rules.approved")
     ):
         try:
-            sealed[object_id] = json.loads(new).get("content_hash")
+            sealed[object_id] = json.loads(new or "{}").get("content_hash")
         except (ValueError, AttributeError):
             continue
     out = []

@@ -65,6 +65,7 @@ def test_status_change_and_closing_close_the_exception(setup, anon):
         assert s.get(BatchException, ids[1]).status == "closed"
         actions = s.scalars(select(AuditEvent.action).where(AuditEvent.field == f"exception {ids[1]}")).all()
         assert actions == [
+            "exception.raised",
             "qms.deviation.opened",
             "qms.deviation.status_changed",
             "qms.deviation.closed",
