@@ -84,7 +84,7 @@ def _choices(rt: Runtime) -> tuple[tuple[str, str, str], tuple[str, str, str, di
                 if upper is not None and upper < lim["alertHigh"]:
                     value = round(upper + 0.5 * (lim["alertHigh"] - upper), places)
                     if upper < value < lim["alertHigh"]:
-                        trend = (bpmn_id, f.key, f"{value:.{places}f}", model)
+                        trend = (bpmn_id, f.key, f"{value:.{places}f}", {**model, "label": f.label or f.key})
     assert action is not None and trend is not None, "the mAb recipe has no field for the demo's exceptions"
     return action, trend
 
@@ -129,7 +129,7 @@ def create_review_batch(rt: Runtime, people: dict[str, Any], lot_for, equipment_
         step_seq=t_step["seq"],
         parameter=t_key,
         message=(
-            f"{t_key} {t_value}{unit} is out of trend (rule 1: a point beyond the control limits); expected "
+            f"{model['label']} {t_value}{unit} is out of trend (rule 1: a point beyond the control limits); expected "
             f"{limits['lower']:.4g} to {limits['upper']:.4g}{unit}, centre {limits['centre']:.4g}"
         ),
         details={
