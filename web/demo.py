@@ -5,7 +5,9 @@ material lots and clean equipment for everything the library's forms scan, impor
 workflow library (imported by one QA person, approved by another), writes 30 earlier
 reviewed mAb batches as demo history (with simulated bioreactor time series) and
 trains the out-of-trend models on them (``analytics.history``), connects the simulated
-ERP and LIMS, and starts a mAb batch so there is something to do at once; when serving,
+ERP and LIMS, puts the default exception rules in force (imported and approved by two QA
+people) with a completed batch awaiting QA's review (``web.demo_review``), and starts a
+mAb batch so there is something to do at once; when serving,
 a simulated bioreactor feeds that batch equipment samples (``start_equipment_feed``).
 """
 
@@ -91,6 +93,13 @@ def setup(rt: Runtime) -> dict[str, Any]:
     install(rt)
     history = seed_demo_history(rt, "mab_upstream", n_batches=HISTORY_BATCHES)
 
+    # QA's review by exception: the default exception rules in force (Quinn imports, Rita
+    # approves) and a completed batch waiting for review with its exceptions
+    from . import demo_review
+
+    rules_version = demo_review.approve_default_rules(rt, PEOPLE)
+    demo_review.create_review_batch(rt, PEOPLE, lot_for, equipment_for)
+
     with rt.transaction() as s:
         exists = s.scalars(select(Batch.id).where(Batch.batch_id == DEMO_BATCH)).first() is not None
     if not exists:
@@ -105,6 +114,8 @@ def setup(rt: Runtime) -> dict[str, Any]:
         "recipes": imported,
         "approved": approved,
         "batch": DEMO_BATCH,
+        "review_batch": demo_review.REVIEW_BATCH,
+        "rules_version": rules_version,
         "history_batches": len(history["written"]),
         "lots": {m: lot_for(m) for m in sorted(materials)},
         "equipment": {c: equipment_for(c) for c in sorted(classes)},

@@ -42,8 +42,28 @@ def test_demo_plant(tmp_path):
         person = users.authenticate(rt, "op.anna", "anna-demo-2026")
         assert person.roles == ("operator",)
         listed = batches.list_batches(rt)
-        assert len([b for b in listed if not b["parameters"].get("demo_history")]) == 1
-        assert len(listed) == 1 + demo.HISTORY_BATCHES  # the demo history is written once
+        assert len([b for b in listed if not b["parameters"].get("demo_history")]) == 2
+        assert len(listed) == 2 + demo.HISTORY_BATCHES  # the demo history is written once
+        # QA's review: the default rules in force (two QA people) and a batch awaiting review
+        from engine.quality import rules
+
+        (ruleset,) = rules.list_rule_sets(rt)
+        assert (ruleset["status"], ruleset["created_by"], ruleset["approved_by"]) == ("approved", "qa.quinn", "qa.rita")
+        assert batches.get_batch(rt, "MAB-DEMO-000")["state"] == "complete"
+        found = {e["category"]: e for e in batches.exceptions(rt, "MAB-DEMO-000")}
+        assert set(found) == {"limit.action", "event.documentation", "oot.value"}
+        assert found["limit.action"]["status"] == "open" and found["oot.value"]["status"] == "open"
+        assert found["oot.value"]["limits"]["upper"] < found["oot.value"]["value"]
+        closed = found["event.documentation"]
+        assert closed["status"] == "closed" and closed["rule_set_version"] == ruleset["version"]
+        assert [(d["decision"], d["username"]) for d in closed["dispositions"]] == [("auto_close", "system")]
+        from sqlalchemy import select
+
+        from engine.models import AuditEvent
+
+        with rt.transaction() as s:
+            trail = s.execute(select(AuditEvent.action, AuditEvent.user).where(AuditEvent.object_id == "MAB-DEMO-000"))
+            assert ("exception.auto_closed", "system") in set(trail)
         from analytics import catalogue
 
         models = catalogue.list_models(rt, "mab_upstream")  # out-of-trend models trained on it

@@ -109,6 +109,8 @@ def demo(host, port, no_serve):
     stop = threading.Event()
     start_worker(rt, stop)
     plant.start_equipment_feed(rt, stop)  # simulated bioreactor samples for the demo batch
+    # the demo QMS (``batchline qms-demo``, its own process) starts here once the QMS link
+    # lands: it answers MAB-DEMO-000's deviation requests with DEV-YYYY-NNNN numbers
 
     def announce() -> None:
         note(
