@@ -45,6 +45,7 @@ INTENDED = {
     "analytics.read": {"operator", "supervisor", "qa"},
     "analytics.train": {"qa"},
     "equipment.write": {"service", "supervisor"},
+    "event.record": {"operator", "supervisor", "qa"},
 }
 
 #: task role -> who completes it; signature meaning -> who gives it (engine.duties reads these)
