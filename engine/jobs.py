@@ -28,12 +28,13 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from . import audit, batches, outbox
+from .batches import lateness
 from .connectors import Completed, ConnectorError, Pending
 from .db import row_locks
 from .errors import BatchlineError
 from .models import Incident, Job, OutboxEvent, utcnow
 from .runtime import Runtime
-from .vocabulary import BatchState, JobKind, JobState
+from .vocabulary import BatchState, ExceptionCategory, JobKind, JobState
 
 log = logging.getLogger("batchline.jobs")
 
@@ -146,6 +147,21 @@ def _failed(rt: Runtime, job_id: int, message: str, *, retry: bool, detail: str)
             f"job/{job.id}",
             {"incident": incident.id, "job": job.id, "kind": job.kind, "message": message[:500]},
         )
+        if job.batch_id is not None:  # review by exception: the batch's record shows it
+            from .models import Batch
+            from .quality import exceptions as qx
+
+            qx.raise_in(
+                rt,
+                s,
+                s.get(Batch, job.batch_id),
+                category=ExceptionCategory.INCIDENT,
+                message=f"{job.kind} job ran out of retries: {message[:500]}",
+                value={"attempts": job.attempts, "error": message[:500]},
+                limits={"max_attempts": job.max_attempts},
+                details={"incident": incident.id, "job": job.id, "kind": job.kind, "task_id": job.task_id},
+                critical=bool((job.payload or {}).get("critical")),
+            )
         return JobState.FAILED
 
 
@@ -237,6 +253,7 @@ HANDLERS: dict[str, Callable[[Runtime, Any, Any, dict], None]] = {
     JobKind.TIMER: _timer,
     JobKind.SERVICE_TASK: _service_task,
     JobKind.DELIVER: _deliver,
+    JobKind.STEP_DUE: lateness.step_due,
 }
 
 

@@ -42,6 +42,8 @@ MATRIX: dict[str, frozenset[str]] = {
     "analytics.train": frozenset({"qa"}),
     "equipment.write": frozenset({"service", "supervisor"}),
     "subscriber.manage": frozenset({"admin"}),
+    # an operator's "record an event" from a task page (review by exception)
+    "event.record": frozenset({"operator", "supervisor", "qa"}),
 }
 
 #: A user task's role (its ``role`` property or lane) -> the roles that may complete it and

@@ -82,6 +82,12 @@ def check_values(
         raise InvalidInput(
             "the values were refused; nothing was stored", code="form_invalid", details={"fields": exc.field_errors}
         ) from exc
+    return finish(session, compiled, step)
+
+
+def finish(session: Session, compiled: Any, step: ValidatedStep) -> CheckedValues:
+    """The accepted values as the step path records them (attachments checked, numbers
+    as Spiff's gateways compare them); shared with a supervisor's override."""
     _check_attachments(session, compiled, step.values)
     numbers = {f.key for f in compiled.definition.fields if f.component_type == "number"}
     spiff: dict[str, Any] = {}

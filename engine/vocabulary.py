@@ -135,6 +135,8 @@ class JobKind(StrEnum):
     DELIVER = "deliver"
     SCORE_STEP = "score_step"
     SCORE_SAMPLES = "score_samples"
+    #: a user task's ``due`` time passed: raise ``step.late`` unless it was completed
+    STEP_DUE = "step_due"
 
 
 class JobState(StrEnum):

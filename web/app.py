@@ -140,6 +140,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(qms_api.qms_blp)
     api.register_blueprint(qms_api.blp)
 
+    from .api import batch_reports
+
+    api.register_blueprint(batch_reports.blp)
+
     from .docs import bp as docs
 
     app.register_blueprint(docs)

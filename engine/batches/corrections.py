@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 from .. import audit, duties, outbox
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import Batch, Correction, RecipeVersion, Signature, Step, utcnow
+from ..quality import exceptions as quality_exceptions
 from ..record import correction_text, current_values
 from ..runtime import Runtime
 from ..step_values import check_values
 from ..users import Person
-from ..vocabulary import StepKind
+from ..vocabulary import ExceptionCategory, StepKind
 from ..workflow_store import canonical, sha256
 from .descriptions import describe_signature
 from .inputs import require_reason
@@ -121,6 +122,7 @@ def correct_step(
             reason=reason,
             binds=[corr, sig],
         )
+        _raise_for_review(rt, s, batch, step, corr, form, old_value, new_value, signer)
         outbox.emit(
             s,
             rt.settings,
@@ -136,6 +138,54 @@ def correct_step(
             "reason": reason,
             "signature": describe_signature(sig, superseded=False),
         }
+
+
+def _raise_for_review(
+    rt: Runtime,
+    s: Session,
+    batch: Batch,
+    step: Step,
+    corr: Correction,
+    form: dict[str, Any] | None,
+    old: Any,
+    new: Any,
+    signer: Person,
+) -> None:
+    """A correction of the record is reviewed by QA before release: it raises
+    ``correction.after_signing`` for its step (``engine.quality.release`` treats the
+    correction as unreviewed until an exception of this category for the same step is
+    resolved), whether or not the step carried a performer's signature (said in details)."""
+    signed = (
+        s.scalars(
+            select(Signature.id).where(
+                Signature.batch_id == batch.id,
+                Signature.step_seq == step.seq,
+                Signature.role == "performer",
+                Signature.correction_id.is_(None),
+            )
+        ).first()
+        is not None
+    )
+    critical = form is not None and corr.field in _critical_fields(form)
+    quality_exceptions.raise_in(
+        rt,
+        s,
+        batch,
+        category=ExceptionCategory.CORRECTION_AFTER_SIGNING,
+        message=f"step {step.seq} ({step.task_name}): {corr.field} corrected from {corr.old} to {corr.new}",
+        raised_by=signer.username,
+        step_seq=step.seq,
+        parameter=corr.field,
+        value={"old": old, "new": new},
+        details={
+            "correction": corr.id,
+            "reason": corr.reason,
+            "corrector": signer.username,
+            "printed_name": signer.printed_name,
+            "signed": signed,
+        },
+        critical=critical,
+    )
 
 
 def check_corrector(rt: Runtime, s: Session, batch: Batch, step: Step, signer: Person) -> None:
@@ -168,6 +218,12 @@ def corrected_content(batch_id: str, correction_id: int, seq: int, field: str, o
             }
         )
     )
+
+
+def _critical_fields(form: dict[str, Any]) -> set[str]:
+    from forms import load_form
+
+    return {f.key for f in load_form(form).fields if f.critical}
 
 
 def _calculated_fields(form: dict[str, Any]) -> set[str]:

@@ -22,6 +22,7 @@ from ..step_values import CheckedValues, check_values
 from ..users import Person
 from ..vocabulary import BatchState, ExceptionCategory, ExceptionSource, JobKind, LimitLevel, RecipeStatus, StepKind
 from ..workflow_store import BatchWorkflow, LiveWorkflow, canonical, sha256
+from . import overrides
 from .descriptions import describe, describe_exception, describe_step
 from .inputs import check_batch_id, check_identifier, check_parameters, check_reference, task_uuid
 from .signatures import check_performer, check_signers, sign
@@ -131,6 +132,8 @@ def complete_task(
     signer: Person | None = None,
     witness: Person | None = None,
     actor: Person | None = None,
+    override: dict[str, str] | None = None,
+    override_signer: Person | None = None,
 ) -> Outcome:
     """Complete an operator task with its values: the step path.
 
@@ -140,7 +143,9 @@ def complete_task(
     signature is bound to the SHA-256 of exactly what was signed. ``actor`` is the person
     the caller authenticated as ``user``; the task's role decides whether they may
     complete it (``engine.duties``; without ``actor`` or ``signer`` the user's account
-    is read)."""
+    is read). ``override`` ({field: reason}, signed by ``override_signer``, a supervisor)
+    lets failed lot/equipment scan checks through as ``override`` exceptions
+    (``engine.batches.overrides``)."""
     if not isinstance(data, dict):
         raise InvalidInput("data must be a JSON object", code="data_invalid")
     uuid = task_uuid(task_id)
@@ -155,7 +160,13 @@ def complete_task(
         performer = acting_person(s, user, actor, signer)
         check_performer(task, performer)
         form_key = task_form_key(rv, task)
-        checked = check_values(s, batch.batch_id, rv.forms.get(form_key) if form_key else None, data)
+        form = rv.forms.get(form_key) if form_key else None
+        overridden: list[overrides.Overridden] = []
+        if override is not None:  # (a replay is answered before this, without a signature)
+            reasons = overrides.check_request(override, override_signer, user)
+            checked, overridden = overrides.check_values_overriding(s, batch.batch_id, form, data, reasons)
+        else:
+            checked = check_values(s, batch.batch_id, form, data)
         check_signers(task, checked, performer, signer, witness)
         task.data.update(checked.spiff_data)
         task.run()
@@ -173,6 +184,8 @@ def complete_task(
             form_hash=checked.form_hash,
         )
         raised = _limit_exceptions(rt, s, batch, step, checked)
+        if overridden and override_signer is not None:
+            raised += overrides.raise_overrides(rt, s, batch, step, overridden, override_signer)
         signed = sign(s, batch, step, checked, signer, witness)
         return {
             "step": {**describe_step(step), "signatures": signed},
@@ -181,7 +194,9 @@ def complete_task(
             "next_tasks": [describe_task(t, rv) for t in runner.ready_user_tasks(wf)],
         }
 
-    request = {"task_id": str(uuid), "data": data}
+    request: dict[str, Any] = {"task_id": str(uuid), "data": data}
+    if override is not None:
+        request["override"] = override
     idem = Idempotency(user, idempotency_key, request) if idempotency_key else None
     return mutate(rt, batch_id, change, idempotency=idem, status=200)
 

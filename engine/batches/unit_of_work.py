@@ -38,6 +38,7 @@ from ..models import Batch, IdempotentRequest, Job, MessageSubscription, utcnow
 from ..runtime import Runtime
 from ..vocabulary import BatchState, JobKind, JobState
 from ..workflow_store import LiveWorkflow, canonical, prune
+from . import lateness
 
 
 def find_batch(s: Session, batch_id: str, *, lock: bool = False) -> Batch:
@@ -252,7 +253,7 @@ def _schedule(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> Non
                 select(Job.kind, Job.task_id).where(
                     Job.batch_id == batch.id,
                     Job.state == JobState.PENDING,
-                    Job.kind.in_((JobKind.TIMER, JobKind.SERVICE_TASK)),
+                    Job.kind.in_((JobKind.TIMER, JobKind.SERVICE_TASK, JobKind.STEP_DUE)),
                 )
             )
         }
@@ -279,9 +280,12 @@ def _schedule(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> Non
                     batch_id=batch.id,
                     task_id=str(task.id),
                     max_attempts=rt.settings.job_max_attempts,
+                    # an incident of a critical service task is a critical exception (engine.jobs)
+                    payload={"critical": True} if lateness.spec_critical(task.task_spec) else {},
                 )
             )
             scheduled.add(key)
+    lateness.schedule(rt, s, batch, wf, scheduled)  # user tasks with a ``due`` time
     live_ids = {str(t.id) for t in runner.tasks(wf)}
     scheduled.difference_update([(kind, task_id) for kind, task_id in scheduled if task_id not in live_ids])
 

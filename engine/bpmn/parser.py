@@ -16,6 +16,7 @@ from SpiffWorkflow.spiff.parser import VALIDATOR
 from engine.errors import Problem, RecipeInvalid, XmlRefused
 
 from .contents import ParsedRecipe, describe
+from .properties import property_problems
 from .safe_xml import BPMN_NS, parse_xml
 from .scripts import script_problems
 from .service_task import BatchlineParser
@@ -217,7 +218,7 @@ def parse_recipe(files: dict[str, bytes], process_id: str | None = None) -> Pars
             ]
         ) from None
 
-    problems = script_problems(spec, subprocess_specs)
+    problems = script_problems(spec, subprocess_specs) + property_problems(spec, subprocess_specs)
     if problems:
         raise RecipeInvalid(problems)
     return describe(spec, subprocess_specs)

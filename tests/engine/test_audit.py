@@ -38,9 +38,10 @@ def _trail(rt) -> None:
 
 
 def signed_trail(rt) -> None:
-    """11 entries: 1-2 recipe, 3 start, 4 step 1 (weigh), 5 its signature, 6-7 the
-    correction of step 1 (mass_kg recalculated, mass_g), 8 step 2 (transfer), 9-10 its
-    performer and witness signatures, 11 batch complete. Rows: steps 1-2, signatures 1-4
+    """12 entries: 1-2 recipe, 3 start, 4 step 1 (weigh), 5 its signature, 6-7 the
+    correction of step 1 (mass_kg recalculated, mass_g), 8 the correction's exception for
+    QA (correction.after_signing), 9 step 2 (transfer), 10-11 its performer and witness
+    signatures, 12 batch complete. Rows: steps 1-2, signatures 1-4
     (2 is the corrector's), corrections 1 (mass_g) and 2 (mass_kg)."""
     forms = {p.stem: json.loads(p.read_text()) for p in (RECIPES / "signed_forms").glob("*.json")}
     recipes.import_recipe(
@@ -78,12 +79,12 @@ def test_signed_trail_binds_every_record_row(rt):
     signed_trail(rt)
     result = _verify(rt, anchors=True, signatures=True)
     assert result.ok, result.problems
-    assert (result.entries, result.record_rows) == (11, 8)
+    assert (result.entries, result.record_rows) == (12, 8)
     assert result.signatures == {"checked": 4, "mismatches": 0, "problems": []}
     with rt.transaction() as s:
         bound = dict(s.execute(select(AuditEvent.id, AuditEvent.bound).where(AuditEvent.bound.is_not(None))).all())
         step1 = s.get(Step, 1)
-    assert sorted(bound) == [4, 5, 6, 7, 8, 9, 10]
+    assert sorted(bound) == [4, 5, 6, 7, 9, 10, 11]
     (entry,) = json.loads(bound[4])
     # the step's entry carries the step's values_hash and the hash of the whole row
     assert entry["table"] == "step" and entry["id"] == 1 and entry["values_hash"] == step1.values_hash
@@ -150,11 +151,11 @@ def test_an_edit_of_the_binding_or_the_scheme_is_detected(rt):
     signed_trail(rt)
     with as_owner(rt) as s:
         s.execute(update(AuditEvent).where(AuditEvent.id == 4).values(bound="[]"))
-        s.execute(update(AuditEvent).where(AuditEvent.id == 8).values(scheme="sha256"))
+        s.execute(update(AuditEvent).where(AuditEvent.id == 9).values(scheme="sha256"))
     assert _verify(rt).problems == [
         "entry 4: " + EDITED,
-        "entry 8: not sealed with the audit key (scheme 'sha256' after keyed entries)",
-        "entry 8: " + EDITED,
+        "entry 9: not sealed with the audit key (scheme 'sha256' after keyed entries)",
+        "entry 9: " + EDITED,
         "step 1 (batch SG-1, step 1): recorded by no audit entry (inserted outside Batchline)",
         "step 2 (batch SG-1, step 2): recorded by no audit entry (inserted outside Batchline)",
     ]
@@ -175,7 +176,7 @@ def test_an_edited_step_with_a_recomputed_values_hash_is_detected(rt):
     assert _verify(rt).problems == [
         "step 1 (batch SG-1, step 1): does not match audit entry 4 (edited after it was recorded)",
         "step 2 (batch SG-1, step 2): values_hash does not match its values (edited)",
-        "step 2 (batch SG-1, step 2): does not match audit entry 8 (edited after it was recorded)",
+        "step 2 (batch SG-1, step 2): does not match audit entry 9 (edited after it was recorded)",
     ]
 
 
@@ -191,7 +192,7 @@ def test_record_rows_deleted_or_inserted_behind_batchline_are_named(rt):
     assert _verify(rt, signatures=True).problems == [
         "signature 2 (batch SG-1, step 1): does not match audit entry 7 (edited after it was recorded)",
         "correction 3 (batch SG-1, step 1): recorded by no audit entry (inserted outside Batchline)",
-        "audit entry 9: its signature row 3 is missing (deleted)",
+        "audit entry 10: its signature row 3 is missing (deleted)",
     ]
 
 
@@ -252,7 +253,7 @@ def test_a_full_rechain_with_a_new_head_is_detected(rt, seal):
     signed_trail(rt)
     _rechain(rt, seal)
     result = _verify(rt, signatures=True)
-    assert result.problems == [f"entry {i}: {EDITED}" for i in range(1, 12)] + SIGNATURES_OF_STEP_2
+    assert result.problems == [f"entry {i}: {EDITED}" for i in range(1, 13)] + SIGNATURES_OF_STEP_2
 
 
 def test_a_rechain_downgraded_to_unkeyed_entries_is_detected(rt):
@@ -261,7 +262,7 @@ def test_a_rechain_downgraded_to_unkeyed_entries_is_detected(rt):
         s.execute(update(AuditHead).values(scheme="sha256"))
     _rechain(rt, _downgrade)
     result = _verify(rt, anchors=True, signatures=True)
-    assert result.legacy_entries == 11
+    assert result.legacy_entries == 12
     assert result.problems == [
         "step 1 (batch SG-1, step 1): recorded by no audit entry (inserted outside Batchline)",
         "step 2 (batch SG-1, step 2): recorded by no audit entry (inserted outside Batchline)",
@@ -293,7 +294,7 @@ def test_direct_sql_updates_and_deletes_are_refused(rt, table, statement):
         counts = [
             s.scalar(text(f"SELECT count(*) FROM {t}")) for t in ("audit_event", "step", "signature", "correction")
         ]
-    assert counts == [11, 2, 4, 2]
+    assert counts == [12, 2, 4, 2]
 
 
 def test_truncate_is_refused_on_postgresql(rt):
@@ -318,7 +319,7 @@ def test_a_runtime_with_another_key_cannot_vouch_for_the_trail(rt):
             result = audit.verify(s)
     finally:
         other.close()
-    assert result.problems == [f"entry {i}: {EDITED}" for i in range(1, 12)]
+    assert result.problems == [f"entry {i}: {EDITED}" for i in range(1, 13)]
 
 
 def test_step_values_are_in_the_trail(rt):

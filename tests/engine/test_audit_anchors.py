@@ -58,7 +58,7 @@ def test_a_key_file_others_can_read_is_refused_and_nothing_is_recorded(rt):
             with fresh.transaction() as s:
                 audit.record(s, user="x", action="test", object_type="t", object_id="1")
         assert refused.value.code == "audit_key_exposed" and "chmod 600" in refused.value.message
-        assert _count(rt) == audit_entries_before == 11
+        assert _count(rt) == audit_entries_before == 12
         fresh.close()
     finally:
         os.chmod(path, 0o600)
@@ -90,29 +90,29 @@ def test_heads_are_anchored_to_the_file_and_the_sink(db_url, tmp_path):
             signed_trail(rt)
             # first keyed entry (2: the import's transaction), then each time 4 entries were crossed
             lines = [json.loads(x) for x in (tmp_path / "anchors").read_text().splitlines()]
-            assert [x["id"] for x in lines] == [2, 5, 11]
+            assert [x["id"] for x in lines] == [2, 5, 8, 12]
             posted = [json.loads(r["body"]) for r in sink.requests]
             assert [(p["id"], p["hash"], p["mac"]) for p in posted] == [(x["id"], x["hash"], x["mac"]) for x in lines]
             assert {r["path"] for r in sink.requests} == {"/a"} and posted[0]["type"] == "batchline.audit.anchor"
             assert stat.S_IMODE((tmp_path / "anchors").stat().st_mode) == 0o600
             on_demand = audit.anchor(rt)
-            assert (on_demand["id"], on_demand["sink"]) == (11, sink.url + "/a") and len(sink.requests) == 4
+            assert (on_demand["id"], on_demand["sink"]) == (12, sink.url + "/a") and len(sink.requests) == 5
             result = _verify(rt, anchors=True)
             assert result.ok and result.anchors == {
                 "file": str(tmp_path / "anchors"),
-                "anchors": 4,
-                "newest": 11,
+                "anchors": 5,
+                "newest": 12,
                 "problems": [],
             }
-            # rolled back to an earlier, consistent state: entry 11 (batch complete) gone, head moved back
+            # rolled back to an earlier, consistent state: entry 12 (batch complete) gone, head moved back
             with as_owner(rt) as s:
-                ten = s.get(AuditEvent, 10)
-                s.execute(delete(AuditEvent).where(AuditEvent.id == 11))
-                s.execute(update(AuditHead).values(last_id=10, last_hash=ten.hash))
+                ten = s.get(AuditEvent, 11)
+                s.execute(delete(AuditEvent).where(AuditEvent.id == 12))
+                s.execute(update(AuditHead).values(last_id=11, last_hash=ten.hash))
             assert _verify(rt).ok  # consistent without the anchors ...
             assert _verify(rt, anchors=True).problems == [  # ... but not with them
-                "anchor line 3: entry 11 is no longer in the trail (truncated or rolled back)",
-                "anchor line 4: entry 11 is no longer in the trail (truncated or rolled back)",
+                "anchor line 4: entry 12 is no longer in the trail (truncated or rolled back)",
+                "anchor line 5: entry 12 is no longer in the trail (truncated or rolled back)",
             ]
         finally:
             rt.close()
@@ -123,7 +123,7 @@ def test_forged_damaged_or_removed_anchors_are_named(rt):
     path = anchor_path(rt.settings)
     assert _verify(rt, anchors=True).ok
     with open(path, "a") as fh:
-        fh.write(json.dumps({"id": 11, "hash": "f" * 64, "at": "2026-01-01T00:00:00.000000Z", "mac": "0" * 64}) + "\n")
+        fh.write(json.dumps({"id": 12, "hash": "f" * 64, "at": "2026-01-01T00:00:00.000000Z", "mac": "0" * 64}) + "\n")
         fh.write("not json\n")
     assert _verify(rt, anchors=True).problems == [
         "anchor line 2: not sealed with the audit key (forged or damaged)",
@@ -131,7 +131,7 @@ def test_forged_damaged_or_removed_anchors_are_named(rt):
     ]
     path.unlink()
     assert _verify(rt, anchors=True).problems == [
-        f"no anchor in {path} although the trail has 11 keyed entries (anchors removed?)"
+        f"no anchor in {path} although the trail has 12 keyed entries (anchors removed?)"
     ]
 
 
@@ -141,11 +141,11 @@ def test_a_sink_that_fails_never_fails_a_step_but_fails_an_anchor_on_demand(db_u
         rt = make_runtime(db_url, audit_anchor_file=str(tmp_path / "anchors"), audit_anchor_url=sink.url)
         try:
             signed_trail(rt)  # the automatic anchor's POST failed: logged, the steps stored
-            assert len(sink.requests) == 1 and _count(rt) == 11
+            assert len(sink.requests) == 1 and _count(rt) == 12
             with pytest.raises(audit.AnchorFailed) as failed:
                 audit.anchor(rt)
             assert failed.value.code == "audit_anchor_failed" and "500" in failed.value.message
             # the file got both lines all the same
-            assert [json.loads(x)["id"] for x in (tmp_path / "anchors").read_text().splitlines()] == [2, 11]
+            assert [json.loads(x)["id"] for x in (tmp_path / "anchors").read_text().splitlines()] == [2, 12]
         finally:
             rt.close()

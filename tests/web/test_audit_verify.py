@@ -31,23 +31,23 @@ def test_verify_with_anchors_and_signatures_then_a_forged_step(run, rt):
     ok = run("audit", "verify", "--anchors", "--signatures")
     assert ok.exit_code == 0, ok.output
     lines = ok.stdout.splitlines()
-    assert lines[0].startswith("ok: 11 audit entries, chain intact (key ") and lines[0].endswith(
+    assert lines[0].startswith("ok: 12 audit entries, chain intact (key ") and lines[0].endswith(
         "; 8 record rows match the trail"
     )
     assert lines[1].startswith("anchors: 1 in ") and lines[1].endswith(", newest entry 2")
     assert lines[2] == "signatures: 4 checked, 0 mismatches"
     anchored = run("audit", "anchor")
-    assert anchored.exit_code == 0 and anchored.stdout.startswith("anchored entry 11 (")
+    assert anchored.exit_code == 0 and anchored.stdout.startswith("anchored entry 12 (")
     as_json = json.loads(run("audit", "verify", "--anchors", "--json").stdout)
-    assert as_json["anchors"]["anchors"] == 2 and as_json["anchors"]["newest"] == 11 and as_json["ok"] is True
+    assert as_json["anchors"]["anchors"] == 2 and as_json["anchors"]["newest"] == 12 and as_json["ok"] is True
     with as_owner(rt) as s:
         s.execute(update(Step).where(Step.id == 2).values(values={"transferred": False}))
     broken = run("audit", "verify", "--signatures")
     assert broken.exit_code == 1
     assert broken.stdout.splitlines() == [
-        "BROKEN: 4 problem(s) in 11 entries:",
+        "BROKEN: 4 problem(s) in 12 entries:",
         "  step 2 (batch SG-1, step 2): values_hash does not match its values (edited)",
-        "  step 2 (batch SG-1, step 2): does not match audit entry 8 (edited after it was recorded)",
+        "  step 2 (batch SG-1, step 2): does not match audit entry 9 (edited after it was recorded)",
         "  signature 3 (Performed by alice, batch SG-1, step 2): the record no longer matches what was signed",
         "  signature 4 (Verified by sv, batch SG-1, step 2): the record no longer matches what was signed",
         "signatures: 4 checked, 2 mismatches",

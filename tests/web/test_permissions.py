@@ -51,6 +51,7 @@ INTENDED = {
     "analytics.train": {"qa"},
     "equipment.write": {"service", "supervisor"},
     "subscriber.manage": {"admin"},
+    "event.record": {"operator", "supervisor", "qa"},
 }
 
 #: task role -> who completes it; signature meaning -> who gives it (engine.duties reads these)

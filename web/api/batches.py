@@ -13,7 +13,7 @@ from uuid import UUID
 from flask_smorest import Blueprint
 
 from engine import batches
-from engine.errors import NotFound
+from engine.errors import InvalidInput, NotFound
 
 from ..auth import current_person, current_user, own_signature, requires, signer_from
 from . import runtime
@@ -125,6 +125,12 @@ def complete_task(body, headers, batch_id: str, task_id: str):
         wanted = bool(witness_part) and batches.witness_wanted(runtime(), plan, witness_part.get("username"), person)
         signer = own_signature(signature)
         witness = signer_from(witness_part) if wanted else None
+    override, override_signer = body.get("override"), None
+    if override is not None and not batches.answered(runtime(), batch_id, current_user(), key):
+        if not body.get("override_signature"):
+            raise InvalidInput("an override needs the supervisor's signature", code="signature_required")
+        batches.may_complete(runtime(), batch_id, task_id, current_person())
+        override_signer = signer_from(body["override_signature"], purpose="signature")
     return _answer(
         batches.complete_task(
             runtime(),
@@ -136,6 +142,8 @@ def complete_task(body, headers, batch_id: str, task_id: str):
             signer=signer,
             witness=witness,
             actor=current_person(),
+            override=override,
+            override_signer=override_signer,
         )
     )
 

@@ -155,6 +155,18 @@ class TaskCompletion(ma.Schema):
     witness = fields.Nested(
         Credentials, metadata={"description": "a second person's signature, when the form requires a witness"}
     )
+    override = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=100)),
+        values=fields.String(validate=validate.Length(min=1, max=2000)),
+        validate=validate.Length(min=1, max=20),
+        metadata={
+            "description": "a supervisor overrides failed lot/equipment scan checks: field -> reason "
+            "(never hard limits); raised as `override` exceptions"
+        },
+    )
+    override_signature = fields.Nested(
+        Credentials, metadata={"description": "the overriding supervisor's signature (meaning Approved)"}
+    )
 
 
 class IdempotencyKey(ma.Schema):
