@@ -139,6 +139,12 @@ def history_values(rt: Runtime, recipe: str, n: int, seed: int) -> list[dict[str
     return [{s.bpmn_id: s.values for s in spec["steps"]} for spec in demo_batches(rt, recipe, n, seed, prefix="N")]
 
 
+def history_minutes(rt: Runtime, recipe: str, n: int, seed: int) -> list[dict[str, float]]:
+    """Per batch: BPMN id -> how long the step takes, drawn like the demo history (the same
+    draw as ``history_values`` for the same seed)."""
+    return [{s.bpmn_id: s.minutes for s in spec["steps"]} for spec in demo_batches(rt, recipe, n, seed, prefix="N")]
+
+
 def run_batch(
     rt: Runtime,
     recipe: str,
@@ -151,15 +157,18 @@ def run_batch(
     parameters: dict[str, Any] | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
     timeout: float = 120.0,
+    before_task: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
-    """Start ``batch_id`` and drive it to complete; returns how often each task ran."""
+    """Start ``batch_id`` and drive it to complete; returns how often each task ran.
+    ``before_task(bpmn_id)`` is called before each task is completed (a simulated plant
+    clock moves on there, ``bench/review.py``)."""
     from forms import load_form
 
     loops = MAB_LOOPS if loops is None else loops
     batches.start_batch(rt, recipe, batch_id, user=crew.supervisor.username, parameters=parameters or {})
     done: dict[str, int] = {}
     deadline = time.monotonic() + timeout
-    while batches.get_batch(rt, batch_id)["state"] != "complete":
+    while batches.get_batch(rt, batch_id)["state"] not in ("complete", "released", "rejected"):
         if time.monotonic() > deadline:
             raise TimeoutError(f"{batch_id} did not complete; steps so far: {done}")
         tasks = batches.ready_tasks(rt, batch_id)
@@ -173,6 +182,8 @@ def run_batch(
                 values.update(loops[bpmn_id](done.get(bpmn_id, 0)))
             values.update((overrides or {}).get(bpmn_id, {}))
             signer, witness = crew.signers(task, form)
+            if before_task is not None:
+                before_task(bpmn_id)
             batches.complete_task(
                 rt, batch_id, task["id"], values, user=signer.username, signer=signer, witness=witness, actor=signer
             )
