@@ -32,6 +32,7 @@ from .connectors import Completed, ConnectorError, Pending
 from .db import row_locks
 from .errors import BatchlineError
 from .models import Incident, Job, OutboxEvent, utcnow
+from .quality import processes as quality_processes
 from .runtime import Runtime
 from .vocabulary import BatchState, JobKind, JobState
 
@@ -225,6 +226,7 @@ HANDLERS: dict[str, Callable[[Runtime, Any, Any, dict], None]] = {
     JobKind.TIMER: _timer,
     JobKind.SERVICE_TASK: _service_task,
     JobKind.DELIVER: _deliver,
+    JobKind.START_QUALITY_PROCESS: quality_processes.start_scheduled,
 }
 
 

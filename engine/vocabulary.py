@@ -135,6 +135,8 @@ class JobKind(StrEnum):
     DELIVER = "deliver"
     SCORE_STEP = "score_step"
     SCORE_SAMPLES = "score_samples"
+    #: start a quality process (QA's BPMN) about a completed batch or an escalated exception
+    START_QUALITY_PROCESS = "start_quality_process"
 
 
 class JobState(StrEnum):
