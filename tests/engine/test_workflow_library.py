@@ -410,7 +410,7 @@ def test_mab_low_n1_viability_goes_to_the_supervisor(rt):
         systems,
         overrides=overrides,
         until="st_supervisor_decision",
-        findings={"st_n1_count": [("critical", "n1_viability")]},  # below the 90 % action limit (critical field)
+        findings={"st_n1_count": [("action", "n1_viability")]},  # below the 90 % action limit
         parameters={"batch_id": "MAB-0002", "hold_time": "PT1S"},
     )
     assert {t["bpmn_id"] for t in batches.ready_tasks(rt, "MAB-0002")} == {"st_supervisor_decision"}
