@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 import workflows
-from engine import batches, jobs, recipes, users
+from engine import audit, batches, jobs, recipes, users
 from engine.models import AuditEvent, Batch, RecipeVersion
 from engine.quality import release
 from tests.support import PASSWORD
@@ -316,6 +316,9 @@ def test_escalating_starts_a_deviation_flow_that_blocks_release_until_it_closes(
     work(rt)
     assert batches.get_batch(rt, "B-7")["state"] == "released"
     assert jobs.incidents(rt) == []
+    with rt.transaction() as s:  # both flows' records and decisions are bound into the trail
+        result = audit.verify(s, settings=rt.settings, signatures=True)
+    assert result.ok, result.problems
 
 
 # --- versions ------------------------------------------------------------------------------
