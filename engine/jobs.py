@@ -33,6 +33,7 @@ from .connectors import Completed, ConnectorError, Pending
 from .db import row_locks
 from .errors import BatchlineError
 from .models import Incident, Job, OutboxEvent, utcnow
+from .quality import processes as quality_processes
 from .runtime import Runtime
 from .vocabulary import BatchState, ExceptionCategory, JobKind, JobState
 
@@ -254,6 +255,7 @@ HANDLERS: dict[str, Callable[[Runtime, Any, Any, dict], None]] = {
     JobKind.SERVICE_TASK: _service_task,
     JobKind.DELIVER: _deliver,
     JobKind.STEP_DUE: lateness.step_due,
+    JobKind.START_QUALITY_PROCESS: quality_processes.start_scheduled,
 }
 
 

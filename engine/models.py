@@ -187,6 +187,13 @@ class Batch(Base):
     completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     #: set when QA has reviewed the record; corrections are refused afterwards
     reviewed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: ``production`` (a recipe run) or ``quality`` (a QA flow about a subject, see
+    #: ``engine.quality.processes``): production lists and analytics leave quality out
+    kind: Mapped[str] = mapped_column(String(20), default="production", server_default="production")
+    #: what a quality process is about: ``batch`` | ``exception`` | ``recipe_version``
+    subject_type: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    #: the subject's id: a batch id, an exception id, a recipe version id (as text)
+    subject_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class Step(Base):

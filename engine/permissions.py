@@ -72,6 +72,7 @@ MEANING_ROLES: dict[str, frozenset[str]] = {
     "Reviewed": frozenset({"supervisor", "qa"}),
     "Approved": frozenset({"supervisor", "qa"}),
     "Released": frozenset({"qa"}),
+    "Rejected": frozenset({"qa"}),  # QA's rejection of a batch (the release flow's reject task)
     "Corrected": frozenset({"operator", "supervisor", "qa"}),
 }
 

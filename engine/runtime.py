@@ -44,6 +44,11 @@ class Runtime:
         self.job_handlers: dict[str, Callable] = {}
         if load_connectors:
             self.connectors.load_entry_points(self.settings)
+        # the engine's own operations for quality processes (batch.release, ...): registered
+        # last, so an installed connector can never take their names
+        from .quality.operations import register as register_quality_operations
+
+        register_quality_operations(self)
 
     def transaction(self, *, deferred: bool = False):
         return transaction(self.sessions, deferred=deferred)

@@ -137,6 +137,8 @@ class JobKind(StrEnum):
     SCORE_SAMPLES = "score_samples"
     #: a user task's ``due`` time passed: raise ``step.late`` unless it was completed
     STEP_DUE = "step_due"
+    #: start a quality process (QA's BPMN) about a completed batch or an escalated exception
+    START_QUALITY_PROCESS = "start_quality_process"
 
 
 class JobState(StrEnum):

@@ -15,7 +15,7 @@ STATIC_TYPES = ("text", "group", "spacer", "separator")
 SUPPORTED_TYPES = INPUT_TYPES + STATIC_TYPES
 
 FIELD_KINDS = ("materialLot", "equipment", "attachment")
-SIGNATURE_MEANINGS = ("Performed", "Verified", "Reviewed", "Approved", "Released")
+SIGNATURE_MEANINGS = ("Performed", "Verified", "Reviewed", "Approved", "Released", "Rejected")
 DEFAULT_SIGNATURE_MEANING = "Performed"
 
 LIMIT_NAMES = ("hardMin", "actionLow", "alertLow", "alertHigh", "actionHigh", "hardMax")

@@ -31,9 +31,14 @@ def get_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
         return out
 
 
-def list_batches(rt: Runtime, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+def list_batches(
+    rt: Runtime, state: str | None = None, limit: int = 200, kind: str | None = "production"
+) -> list[dict[str, Any]]:
+    """Production batches (``kind``: ``quality`` lists QA's quality processes, None both)."""
     with rt.transaction() as s:
         stmt = select(Batch).order_by(Batch.id.desc()).limit(limit)
+        if kind:
+            stmt = stmt.where(Batch.kind == kind)
         if state:
             stmt = stmt.where(Batch.state == state)
         return [describe(b) for b in s.scalars(stmt)]
@@ -108,18 +113,26 @@ def exceptions(
 
 
 def my_tasks(rt: Runtime, person: Person) -> list[dict[str, Any]]:
-    """Ready operator tasks across running batches that this person may do."""
+    """Ready operator tasks across running batches that this person may do — quality
+    processes' tasks among them (``batch_kind`` quality, with the ``subject`` they are about)."""
     out = []
     with rt.transaction() as s:
-        running = list(s.scalars(select(Batch.batch_id).where(Batch.state == BatchState.RUNNING).order_by(Batch.id)))
-    for batch_id in running:
+        running = list(
+            s.execute(
+                select(Batch.batch_id, Batch.kind, Batch.subject_type, Batch.subject_id)
+                .where(Batch.state == BatchState.RUNNING)
+                .order_by(Batch.id)
+            )
+        )
+    for batch_id, kind, subject_type, subject_id in running:
+        subject = {"type": subject_type, "id": subject_id} if subject_type else None
         for t in ready_tasks(rt, batch_id):
             if t["assigned_to"]:
                 mine = t["assigned_to"] == person.username
             else:
                 mine = duties.may_complete(person, t["role"])
             if mine:
-                out.append({**t, "batch_id": batch_id})
+                out.append({**t, "batch_id": batch_id, "batch_kind": kind, "subject": subject})
     return out
 
 

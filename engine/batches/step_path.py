@@ -47,7 +47,10 @@ def start_batch(
     user: str,
     parameters: dict[str, Any] | None = None,
     version: int | None = None,
+    subject: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
+    """Start a batch of an approved recipe version. With ``subject`` (type, id) it is a
+    quality process about that subject (``engine.quality.processes``)."""
     batch_id = check_batch_id(batch_id)
     parameters = check_parameters(parameters)
     check_reference(recipe, "recipe")
@@ -55,7 +58,7 @@ def start_batch(
         check_reference(version, "version")
     for _attempt in range(ATTEMPTS):
         try:
-            return _start_once(rt, recipe, batch_id, user, parameters, version)
+            return _start_once(rt, recipe, batch_id, user, parameters, version, subject)
         except OperationalError as exc:  # SQLite: another writer committed while the recipe started
             if "locked" not in str(exc):
                 raise
@@ -64,7 +67,13 @@ def start_batch(
 
 
 def _start_once(
-    rt: Runtime, recipe: str | int, batch_id: str, user: str, parameters: dict[str, Any], version: int | None
+    rt: Runtime,
+    recipe: str | int,
+    batch_id: str,
+    user: str,
+    parameters: dict[str, Any],
+    version: int | None,
+    subject: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The engine steps up to the first wait run before the first write (deferred
     transaction), so scripts never run while SQLite's write lock is held."""
@@ -91,6 +100,8 @@ def _start_once(
                 parameters=parameters,
                 created_by=user,
             )
+            if subject is not None:
+                batch.kind, (batch.subject_type, batch.subject_id) = "quality", subject
             s.add(batch)
             s.flush()
             entry = LiveWorkflow(workflow=wf, spec_hash=rv.spec_hash)

@@ -237,6 +237,15 @@ def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
             new=BatchState.COMPLETE,
         )
         outbox.emit(s, rt.settings, "batch.completed", batch.batch_id, {"batch_id": batch.batch_id})
+        if batch.kind != "quality":  # QA's release flow starts off this transaction, by the job executor
+            s.add(
+                Job(
+                    kind=JobKind.START_QUALITY_PROCESS,
+                    batch_id=batch.id,
+                    payload={"flow": "release", "batch": batch.batch_id},
+                    max_attempts=rt.settings.job_max_attempts,
+                )
+            )
     rt.store.save(s, batch.id, entry)
     batch.revision += 1
     entry.revision = batch.revision

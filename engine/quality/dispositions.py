@@ -115,6 +115,10 @@ def disposition(
         if decision == Decision.ESCALATE and not exc.opens_deviation:
             exc.opens_deviation = True  # an escalation is a deviation, whatever the rule said
             qx.request_deviation(rt, s, batch, exc)
+        if decision == Decision.ESCALATE:  # QA's deviation flow starts off this transaction
+            from .processes import schedule_deviation_flow
+
+            schedule_deviation_flow(rt, s, batch, exc)
         body = qx.describe(exc, [*earlier, row], qx.deviations_of(s, [exc.id]).get(exc.id), batch.batch_id)
         outcome = Outcome(200, body)
         if idempotency_key:

@@ -20,6 +20,7 @@ from engine.bpmn import parse_recipe, validate_recipe
 from engine.connectors import Completed
 from engine.errors import NotFound
 from engine.models import Batch, Job, utcnow
+from engine.quality.operations import OPERATIONS
 from engine.users import Person
 from forms import load_form
 from web import demo
@@ -97,8 +98,8 @@ def test_entry_validates_and_its_forms_load(key):
     assert len(ids) == len(set(ids)), "user task ids must be unique across the recipe's files"
     for form_id, definition in entry.forms.items():
         assert load_form(definition).id == form_id
-    for service in parsed.service_tasks:
-        assert service.operator.split(".")[0] in {"erp", "lims"}
+    for service in parsed.service_tasks:  # a connector an install has, or the engine's own operations
+        assert service.operator.split(".")[0] in {"erp", "lims"} or service.operator in OPERATIONS
 
 
 @pytest.mark.parametrize("key", sorted(BY_KEY))
@@ -168,6 +169,7 @@ PATTERN_SAMPLES = {
     "[0-9]{10}": "1000456789",
     "S-[0-9]{6}": "S-004711",
     "DEV-[0-9]{6}": "DEV-000042",
+    "DEV-[0-9]{4}-[0-9]{4}": "DEV-2025-0042",
     "CC-[0-9]{6}": "CC-000123",
     "CAPA-[0-9]{6}": "CAPA-000007",
     "[0-9]{1,4}": "17",
@@ -250,14 +252,22 @@ def register_lots_and_equipment(rt, forms: dict[str, dict[str, Any]]) -> None:
 
 class Systems:
     """Test ERP and LIMS: record the calls; LIMS answers with a sample id and the test
-    later delivers the result message for it."""
+    later delivers the result message for it. The engine's quality operations are recorded
+    too: a QA flow run here has no subject (tests/quality runs them on real subjects)."""
 
     def __init__(self, rt):
         self.erp_calls: list = []
         self.lims_calls: list = []
+        self.operations: list = []
         self.pending_samples: list[str] = []
         rt.connectors.register("erp", self.erp)
         rt.connectors.register("lims", self.lims)
+        for name in OPERATIONS:
+            rt.connectors.register(name, self.operation)
+
+    def operation(self, call):
+        self.operations.append(call)
+        return Completed({})
 
     def erp(self, call):
         self.erp_calls.append(call)
@@ -442,6 +452,8 @@ def test_template_and_qa_entries_run_to_complete(rt, key):
         "n_filters": 2,
         "sample_point": "day 7",
         "process_order": "1000456789",
+        "subject_batch": "MAB-0001",  # what a quality process is started with
+        "exception_id": 1,
     }
     done = run_to_end(rt, entry, batch_id, systems, parameters=params, overrides=ENTRY_OVERRIDES.get(key))
     assert batches.get_batch(rt, batch_id)["state"] == "complete"
@@ -451,9 +463,14 @@ def test_template_and_qa_entries_run_to_complete(rt, key):
         assert list(done) == ["dv_report", "dv_triage", "dv_investigation", "dv_capa", "dv_closure"]
     if key == "tpl_filter_integrity":
         assert done == {"tpl_integrity_test": 2}
-    if key == "qa_batch_release":
-        assert [c.operator for c in systems.erp_calls] == ["erp.batch_status"]
-        assert systems.erp_calls[0].params == {"batch": batch_id, "status": "released"}
+    if key == "qa_batch_release":  # ERP hears of a release through the batch.released event
+        assert systems.erp_calls == []
+        assert [c.operator for c in systems.operations] == ["batch.release"]
+    if key == "qa_deviation":
+        assert [(c.operator, c.params.get("decision")) for c in systems.operations] == [
+            ("qms.open_deviation", None),
+            ("exception.disposition", "close"),
+        ]
 
 
 def test_hold_time_defaults_to_two_minutes(rt):

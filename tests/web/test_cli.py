@@ -185,8 +185,10 @@ def test_sampling_loop_through_the_cli(run):
     assert "B-9" in run("batch", "list").stdout
     assert run("incidents").stdout.strip() == "(none)"
     assert run("incidents", "--all", "--json").stdout.strip() == "[]"
+    # the one job: the completed batch's release flow (none approved here: audited, no process)
     worker = run("worker", "--once")
-    assert worker.exit_code == 0 and "ran 0 job(s)" in worker.stdout
+    assert worker.exit_code == 0 and "ran 1 job(s)" in worker.stdout
+    assert run("incidents").stdout.strip() == "(none)"
     verified = run("audit", "verify")
     assert verified.exit_code == 0 and "chain intact" in verified.stdout
 

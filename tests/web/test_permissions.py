@@ -67,6 +67,7 @@ INTENDED_MEANING_ROLES = {
     "Reviewed": {"supervisor", "qa"},
     "Approved": {"supervisor", "qa"},
     "Released": {"qa"},
+    "Rejected": {"qa"},
     "Corrected": {"operator", "supervisor", "qa"},
 }
 
