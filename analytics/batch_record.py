@@ -154,8 +154,11 @@ def step_points(
 
 
 def recent_values(s: Session, recipe: str, bpmn_id: str, n: int, *, before: StepPoint) -> list[dict[str, Any]]:
-    """Values (as corrected) of the last ``n`` records of a step in other batches of the
-    recipe (aborted ones left out) recorded before ``before``, oldest first."""
+    """Values (as corrected) of a step in the last ``n`` other batches of the recipe
+    (aborted ones left out) recorded before ``before``, oldest first: one point per batch
+    (its last record of the step). Run rules read a batch-to-batch sequence; the instances
+    of a multi-instance or repeated step within one batch are alike, and counted as
+    separate points they make runs that no process change caused."""
     versions = list(recipe_versions(s, recipe))
     rows = list(
         s.execute(
@@ -170,9 +173,13 @@ def recent_values(s: Session, recipe: str, bpmn_id: str, n: int, *, before: Step
                 Step.recorded_at <= before.recorded_at,
             )
             .order_by(Step.recorded_at.desc(), Step.batch_id.desc(), Step.seq.desc())
-            .limit(n)
+            .limit(n * 8)
         )
     )
+    last_per_batch: dict[int, tuple[int, int, Any]] = {}
+    for row in rows:  # newest first: the first record met is the batch's last
+        last_per_batch.setdefault(row[0], tuple(row))
+    rows = list(last_per_batch.values())[:n]
     rows.reverse()
     corrections = corrections_by_step(s, (batch_pk for batch_pk, _, _ in rows))
     return [as_corrected(values, corrections.get((batch_pk, seq), [])) for batch_pk, seq, values in rows]

@@ -47,15 +47,17 @@ def score_step(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, Any]
         models = active_models(s, recipe, step.bpmn_id)
         if not models:
             return []
+        # one finding per parameter and rule for a step in a batch: the instances of a
+        # multi-instance or repeated step are scored each, but a reviewer decides once
         raised = {
             (e.parameter, (e.details or {}).get("rule"))
             for e in s.scalars(
                 select(BatchException).where(
                     BatchException.batch_id == batch.id,
-                    BatchException.step_seq == seq,
                     BatchException.source == ExceptionSource.TREND,
                 )
             )
+            if e.step_seq == seq or (e.details or {}).get("bpmn_id") == step.bpmn_id
         }
         fields = number_fields(rv.forms.get(step.form_id) if step.form_id else None)
         this = next(

@@ -46,20 +46,22 @@ GOAL = 0.05
 
 class PlantClock:
     """A simulated plant clock for the bench: ``engine.models.utcnow`` (record times, job
-    due times) reads it; it moves on only when told (a step's drawn duration)."""
+    due times) reads it. It runs with the real clock plus an offset that grows by each
+    step's drawn duration, so it never stands still (timers still come due)."""
 
     def __init__(self) -> None:
         import engine.models as models
 
         self.models = models
         self.real = models.datetime
-        self.now = self.real.now(UTC)
+        self.offset = timedelta(0)
         clock = self
 
         class Simulated(self.real):  # type: ignore[misc, valid-type]
             @classmethod
             def now(cls, tz=None):
-                return clock.now if tz is not None else clock.now.replace(tzinfo=None)
+                at = clock.real.now(UTC) + clock.offset
+                return at if tz is not None else at.replace(tzinfo=None)
 
         self.simulated = Simulated
 
@@ -71,7 +73,7 @@ class PlantClock:
         self.models.datetime = self.real
 
     def advance(self, minutes: float) -> None:
-        self.now += timedelta(minutes=minutes)
+        self.offset += timedelta(minutes=minutes)
 
 
 def demo_crew() -> nominal.Crew:

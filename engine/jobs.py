@@ -175,7 +175,8 @@ def _timer(rt: Runtime, batch_id: str, task_id: str, payload: dict) -> None:
         raise RetryLater(rt.settings.worker_poll_seconds * 10)
     if state != BatchState.RUNNING:
         return
-    batches.fire_timer(rt, batch_id, task_id)
+    if batches.fire_timer(rt, batch_id, task_id) is None:  # not due by the workflow's clock yet
+        raise RetryLater(max(rt.settings.worker_poll_seconds, 0.5))
 
 
 def _service_task(rt: Runtime, batch_id: str, task_id: str, payload: dict) -> None:

@@ -75,14 +75,16 @@ def _matches(correlation: dict[str, Any], payload: dict[str, Any]) -> bool:
     return True
 
 
-def fire_timer(rt: Runtime, batch_id: str, task_id: str) -> bool:
-    """Fire a due timer; False when the batch is held (the job is retried later)."""
+def fire_timer(rt: Runtime, batch_id: str, task_id: str) -> bool | None:
+    """Fire a due timer: True when it fired, False when there is nothing left to fire (the
+    timer is gone or fired already), None when SpiffWorkflow's clock says it is not due
+    yet — the job's clock ran ahead (another node's clock, a skew): try again shortly."""
 
     def change(s: Session, batch: Batch, entry: LiveWorkflow) -> dict[str, Any]:
         wf = entry.workflow
         task = find_task(wf, UUID(task_id))
         if task is None or task.state != TaskState.WAITING:
-            return {"fired": False}
+            return {"fired": False, "waiting": False}
         task.task_spec._update(task)
         wf.refresh_timers()
         fired = task.state != TaskState.WAITING
@@ -97,9 +99,10 @@ def fire_timer(rt: Runtime, batch_id: str, task_id: str) -> bool:
                 user="system",
                 values={"due": task.internal_data.get("event_value")},
             )
-        return {"fired": fired}
+        return {"fired": fired, "waiting": not fired}
 
-    return bool(mutate(rt, batch_id, change).body.get("fired", False))
+    body = mutate(rt, batch_id, change).body
+    return None if body.get("waiting") else bool(body.get("fired"))
 
 
 def service_task_call(rt: Runtime, batch_id: str, task_id: str) -> tuple[ServiceCall | None, str]:

@@ -139,7 +139,7 @@ def test_out_of_alert_value_is_recorded_and_the_exception_shown_at_once(page: Pa
 
     # the batch page lists it with its severity
     page.goto(f"/batches/{batch_id}")
-    expect(page.locator("#exceptions .exception[data-severity=alert]")).to_contain_text("Buffer pH 7.30")
+    expect(page.locator("#exceptions .exception[data-severity=major]")).to_contain_text("Buffer pH 7.30")
 
 
 def test_refused_form_comes_back_with_field_messages_and_values_kept(page: Page, new_batch):
@@ -312,7 +312,7 @@ def test_a_correction_shows_reason_and_supersedes_the_signature(page: Page, runt
     expect(page.locator("#step-1 .corrections")).to_contain_text("Reason: Typo: meter showed 7.03")
     expect(page.locator("#step-1 .signature.superseded[data-role=performer]")).to_contain_text("superseded")
     expect(page.locator("#step-1 .signature[data-role=corrector]")).to_contain_text("Corrected")
-    expect(page.locator("#step-1 .exception[data-severity=alert]")).to_be_visible()
+    expect(page.locator("#step-1 .exception[data-severity=major]", has_text="Out of alert limit")).to_be_visible()
     page.locator("#record").screenshot(path=str(artifacts / "record-corrected.png"))
 
 

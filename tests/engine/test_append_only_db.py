@@ -121,7 +121,14 @@ def test_the_application_role_cannot_change_the_record_and_the_owner_is_stopped_
     assert granted == {
         "role": app_role,
         "created": True,
-        "append_only": ["audit_event", "step", "signature", "correction"],
+        "append_only": [
+            "audit_event",
+            "step",
+            "signature",
+            "correction",
+            "exception_disposition",
+            "batch_disposition",
+        ],
     }
     with rt.db.begin() as conn:
         conn.execute(text(f'ALTER ROLE "{app_role}" LOGIN'))  # what the DBA does (with a password)

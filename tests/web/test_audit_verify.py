@@ -88,7 +88,14 @@ def test_db_upgrade_grants_the_application_role(run, rt):
         assert answer["app_role"] == {
             "role": role,
             "created": True,
-            "append_only": ["audit_event", "step", "signature", "correction"],
+            "append_only": [
+                "audit_event",
+                "step",
+                "signature",
+                "correction",
+                "exception_disposition",
+                "batch_disposition",
+            ],
         }
         with runtime.transaction() as s:
             rights = s.execute(

@@ -108,12 +108,25 @@ class ReleaseCheck(ma.Schema):
     )
 
 
+class RuleIn(ma.Schema):
+    """What one category of exception weighs and needs."""
+
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    critical_severity = fields.String(
+        required=True, validate=validate.OneOf(SEVERITIES), metadata={"description": "when the parameter is critical"}
+    )
+    signatures = fields.Integer(required=True, strict=True, validate=validate.OneOf((1, 2)))
+    blocks_release = fields.Boolean(required=True)
+    deviation = fields.String(required=True, validate=validate.OneOf(("never", "if_critical", "always")))
+    auto_close = fields.Boolean(required=True, metadata={"description": "never for critical or data integrity"})
+
+
 class RuleSetIn(ma.Schema):
     comment = fields.String(load_default="", validate=validate.Length(max=2000))
     categories = fields.Dict(
         required=True,
-        keys=fields.String(validate=validate.Length(max=60)),
-        values=fields.Dict(),
+        keys=fields.String(validate=validate.OneOf(tuple(c.value for c in ExceptionCategory))),
+        values=fields.Nested(RuleIn),
         metadata={
             "description": "category -> {severity, critical_severity, signatures, blocks_release, "
             "deviation, auto_close}; every category needs a rule"
