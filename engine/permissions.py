@@ -71,7 +71,6 @@ MEANING_ROLES: dict[str, frozenset[str]] = {
     "Reviewed": frozenset({"supervisor", "qa"}),
     "Approved": frozenset({"supervisor", "qa"}),
     "Released": frozenset({"qa"}),
-    "Rejected": frozenset({"qa"}),
     "Corrected": frozenset({"operator", "supervisor", "qa"}),
 }
 

@@ -121,16 +121,26 @@ def app(runtime):
     return create_app(runtime=runtime)
 
 
+class _Tokens(dict):
+    """Authorization headers by user id, an API token made on first use (any of ACCOUNTS)."""
+
+    def __init__(self, rt):
+        super().__init__()
+        self.rt = rt
+
+    def __missing__(self, name: str) -> dict[str, str]:
+        self[name] = {"Authorization": "Bearer " + users.create_token(self.rt, name, "tests", by="test")}
+        return self[name]
+
+
 @pytest.fixture
 def client(app):
-    """A test client that is alice unless a request says otherwise. ``client.auth`` holds
-    the Authorization headers of alice and of quentin (a second QA person)."""
+    """A test client that is alice unless a request says otherwise. ``client.auth[name]``
+    is the Authorization header of any test account (alice; quentin, qa, qa2: QA people;
+    op: operator; sv: supervisor), made on first use."""
     rt = app.extensions["batchline"]
     c = app.test_client()
-    c.auth = {
-        name: {"Authorization": "Bearer " + users.create_token(rt, name, "tests", by="test")}
-        for name in ("alice", "quentin")
-    }
+    c.auth = _Tokens(rt)
     c.environ_base["HTTP_AUTHORIZATION"] = c.auth["alice"]["Authorization"]
     return c
 

@@ -137,6 +137,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     api.register_blueprint(batch_reports.blp)
 
+    from .api import exports as exports_api
+
+    api.register_blueprint(exports_api.blp)
+
     from .docs import bp as docs
 
     app.register_blueprint(docs)

@@ -198,6 +198,10 @@ def verify(
         legacy_rows=legacy_rows,
         key=keys.fingerprint,
     )
+    from ..quality import integrity  # exception rows: fingerprint and status against the trail
+
+    result.problems += [p["message"] for p in integrity.problems(session)]
+    result.problems += integrity.rule_set_problems(session) + integrity.disposition_problems(session)
     if check is not None:
         compare(check, w.hashes, w.keyed)
         result.anchors = check.to_dict()

@@ -23,7 +23,7 @@ from ..models import Batch, BatchException, ExceptionDisposition, RecipeVersion,
 from ..runtime import Runtime
 from ..vocabulary import Decision, ExceptionCategory, ExceptionSource, ExceptionStatus, Severity
 from ..workflow_store import canonical, sha256
-from . import rules
+from . import integrity, rules
 
 SYSTEM = "system"
 #: what the system's auto-closure means (it is not a person's signature)
@@ -87,6 +87,8 @@ def raise_in(
             "severity": exc.severity,
             "message": message,
             "rule_set_version": ruleset.version,
+            # what never changes afterwards, sealed in the chain (engine.quality.integrity)
+            "fingerprint": integrity.fingerprint(exc),
         },
     )
     outbox.emit(

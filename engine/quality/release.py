@@ -32,6 +32,7 @@ from ..runtime import Runtime
 from ..users import Person
 from ..vocabulary import BatchState, ExceptionCategory, ExceptionStatus, StepKind
 from ..workflow_store import canonical, sha256
+from . import integrity
 
 MAX_COMMENT = 2000
 RELEASED_MEANING = "Released"
@@ -77,6 +78,7 @@ def blocking_in(s: Session, batch: Batch) -> list[dict[str, Any]]:
     for inc in s.scalars(select(Incident).where(Incident.batch_id == batch.id, Incident.resolved_at.is_(None))):
         out.append({"kind": "incident", "id": inc.id, "message": inc.message[:500]})
     out += _running_processes(s, batch)
+    out += integrity.problems(s, batch)
     return out
 
 

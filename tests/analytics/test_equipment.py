@@ -92,7 +92,11 @@ def test_a_drifting_sensor_raises_one_exception_with_contributions(rt, plant):
     assert set(per_statistic) <= {f"{UP}:T2", f"{UP}:SPE"}
     exc = found[0]
     d = exc["details"]
-    assert exc["severity"] == "alert" and d["t_hours"] >= 40 and d["value"] > d["limit"]
+    assert (
+        (exc["category"], exc["severity"], d["level"]) == ("oot.value", "minor", "alert")
+        and d["t_hours"] >= 40
+        and d["value"] > d["limit"]
+    )
     assert len(d["contributions"]) == 3 and "dissolved_o2" in d["contributions"]
     assert d["statistic"] in ("T2", "SPE") and d["bpmn_id"] == UP
     summary = findings.findings(rt, RECIPE)

@@ -46,7 +46,9 @@ def test_critical_parameter_out_of_trend_asks_for_a_deviation(rt):
     raised = batches.exceptions(rt, "B-HIGH")
     assert len(raised) == 1, raised
     exc = raised[0]
-    assert exc["source"] == "trend" and exc["severity"] == "action" and exc["parameter"] == "mass_g"
+    assert exc["source"] == "trend" and exc["parameter"] == "mass_g"
+    # a rule-1 finding on a critical parameter: level action, critical under the rules
+    assert (exc["category"], exc["severity"], exc["details"]["level"]) == ("oot.value", "critical", "action")
     assert exc["step_seq"] == 1
     d = exc["details"]
     assert d["rule"] == 1 and d["value"] == 104 and d["critical"] is True
@@ -54,7 +56,11 @@ def test_critical_parameter_out_of_trend_asks_for_a_deviation(rt):
     assert d["contributions"]["mass_g"] > 1.0 and "±" in d["expected"]
     assert "out of trend" in exc["message"] and "critical" in exc["message"]
     deviations = _events(rt, "qms.deviation.requested")
-    assert len(deviations) == 1 and deviations[0]["parameter"] == "mass_g" and deviations[0]["batch_id"] == "B-HIGH"
+    assert (
+        len(deviations) == 1
+        and deviations[0]["exception"]["parameter"] == "mass_g"
+        and deviations[0]["batch_id"] == "B-HIGH"
+    )
     # the job is safe to run again: no second exception for the same finding
     score_step(rt, "B-HIGH", None, {"seq": 1})
     assert len(batches.exceptions(rt, "B-HIGH")) == 1
@@ -65,7 +71,8 @@ def test_non_critical_parameter_is_an_alert_without_deviation(rt):
     live_step(rt, "B-WARM", {"mass_g": 100.0, "temp_c": 23.5})
     _score(rt)
     raised = batches.exceptions(rt, "B-WARM")
-    assert [(e["parameter"], e["severity"], e["details"]["rule"]) for e in raised] == [("temp_c", "alert", 1)]
+    assert [(e["parameter"], e["details"]["level"], e["details"]["rule"]) for e in raised] == [("temp_c", "alert", 1)]
+    assert raised[0]["severity"] == "minor"
     assert _events(rt, "qms.deviation.requested") == []
 
 
@@ -76,7 +83,7 @@ def test_duration_twice_as_long_is_flagged(rt):
     raised = batches.exceptions(rt, "B-SLOW")
     assert len(raised) == 1, raised
     exc = raised[0]
-    assert exc["parameter"] is None and exc["severity"] == "alert"
+    assert exc["parameter"] is None and (exc["category"], exc["severity"]) == ("oot.duration", "minor")
     assert exc["details"]["rule"] == "duration" and exc["details"]["direction"] == "too_long"
     assert 60 <= exc["details"]["value"] <= 64 and exc["details"]["upper"] < 60
     assert "took" in exc["message"]
@@ -88,7 +95,7 @@ def test_run_rule_over_recent_batches(rt):
     live_step(rt, "B-RUN", {"mass_g": 100.95, "temp_c": 20.0})
     _score(rt)
     raised = batches.exceptions(rt, "B-RUN")
-    rules = {(e["parameter"], e["details"]["rule"], e["severity"]) for e in raised}
+    rules = {(e["parameter"], e["details"]["rule"], e["details"]["level"]) for e in raised}
     assert ("mass_g", 2, "alert") in rules, raised
     assert _events(rt, "qms.deviation.requested") == []  # a run rule never asks for a deviation
 

@@ -134,7 +134,7 @@ def test_out_of_alert_value_is_recorded_and_the_exception_shown_at_once(page: Pa
     raised = page.locator("#raised")
     expect(raised).to_be_visible()
     expect(raised).to_contain_text("Out of alert limit: Buffer pH 7.30 pH is above the alert limit")
-    expect(raised.locator(".exception[data-severity=alert]")).to_have_count(1)
+    expect(raised.locator(".exception[data-severity=major]")).to_have_count(1)  # critical parameter
     page.screenshot(path=str(artifacts / "step-exception.png"), full_page=True)
 
     # the batch page lists it with its severity

@@ -460,7 +460,9 @@ def test_finding_content(inoculation, submission, lookups):
         "message": (
             "Temperature 37.6 °C is above the action limit (actionHigh) of 37.5 °C — critical process parameter."
         ),
+        "limits": finding.limits,
     }
+    assert finding.limits["actionHigh"] == "37.5" and finding.limits["alertLow"] == "36.0"
 
 
 def test_non_critical_finding(inoculation, submission, lookups):

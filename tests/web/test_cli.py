@@ -412,14 +412,14 @@ def test_complete_says_each_exception_and_batch_exceptions_lists_them(run):
     done = run("batch", "complete", "S-1", task, "--data", '{"mass_g": 125}', "--user", "op", "--json")
     assert done.exit_code == 0, done.output
     warnings = [line for line in done.stderr.splitlines() if line.startswith("exception [")]
-    assert len(warnings) == 1 and warnings[0].startswith("exception [action] mass_g: "), done.stderr
+    assert len(warnings) == 1 and warnings[0].startswith("exception [limit.action critical] mass_g: "), done.stderr
     raised = json.loads(done.stdout)["exceptions"]
-    assert [(e["severity"], e["parameter"]) for e in raised] == [("action", "mass_g")]
+    assert [(e["category"], e["severity"], e["parameter"]) for e in raised] == [("limit.action", "critical", "mass_g")]
 
     listed = json.loads(run("batch", "exceptions", "S-1", "--json").stdout)
-    assert [(e["severity"], e["parameter"], e["step_seq"]) for e in listed] == [("action", "mass_g", 1)]
+    assert [(e["category"], e["parameter"], e["step_seq"]) for e in listed] == [("limit.action", "mass_g", 1)]
     table = run("batch", "exceptions", "S-1").stdout
-    assert table.startswith("ID") and "mass_g" in table and "action" in table
+    assert table.startswith("ID") and "mass_g" in table and "limit.action" in table
     missing = run("batch", "exceptions", "NOPE")
     assert missing.exit_code == 2 and missing.stderr.startswith("error [batch_not_found]")
 

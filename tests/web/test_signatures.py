@@ -94,8 +94,10 @@ def test_hard_limit_refused_alert_and_action_raise_exceptions(signed):
     r = complete(signed, {"mass_g": 115})  # outside the alert limits, inside action
     assert r.status_code == 200
     (exc,) = r.json["exceptions"]
-    assert exc["severity"] == "alert" and exc["parameter"] == "mass_g"
-    assert signed.get("/api/batches/S-1/exceptions").json == [exc]
+    # an alert breach of a critical parameter: major under the built-in rules, and open
+    assert (exc["category"], exc["severity"], exc["parameter"]) == ("limit.alert", "major", "mass_g")
+    (listed,) = signed.get("/api/batches/S-1/exceptions").json
+    assert {k: listed[k] for k in exc} == exc and listed["dispositions"] == [] and listed["status"] == "open"
 
 
 def test_witness_rules(signed):

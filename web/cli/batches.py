@@ -2,7 +2,7 @@
 exceptions), complete tasks, hold, resume and abort.
 
 Completing a task says at once when a value was recorded outside its alert or action
-limits (one ``exception [severity] parameter: message`` line each on stderr, and in
+limits (one ``exception [category severity] parameter: message`` line each on stderr, and in
 the JSON answer): the step is stored, and the exception waits for review.
 """
 
@@ -81,9 +81,9 @@ def parse_value(text: str) -> Any:
 
 
 def exception_line(exc: dict[str, Any]) -> str:
-    """``exception [action] ph: Buffer pH 8.40 pH is above the action limit ...``"""
+    """``exception [limit.action major] ph: Buffer pH 8.40 pH is above the action limit ...``"""
     parameter = f" {exc['parameter']}" if exc.get("parameter") else ""
-    return f"exception [{exc['severity']}]{parameter}: {exc['message']}"
+    return f"exception [{exc['category']} {exc['severity']}]{parameter}: {exc['message']}"
 
 
 @main.group()
@@ -277,3 +277,49 @@ def _state_command(action: str, help_text: str):
 _state_command("hold", "Hold running batch BATCH_ID: no step is accepted, timers and service tasks wait.")
 _state_command("resume", "Resume held batch BATCH_ID.")
 _state_command("abort", "Abort batch BATCH_ID for good; its pending jobs are cancelled.")
+
+
+@batch.command("export")
+@click.argument("batch_id")
+@click.option("--format", "fmt", type=click.Choice(["pdf", "xml", "json"]), required=True, help="PDF, BatchML or JSON.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="The file to write ('-' for standard output).",
+)
+@user_option
+@json_option
+def batch_export(batch_id, fmt, output, user):
+    """Export the batch record of BATCH_ID (at any time: a running batch's PDF says IN
+    PROGRESS). The XML is BatchML validated against the schema; the export is audited."""
+    from engine import exports
+
+    person = acting(user, "batch.read")
+    rt = runtime()
+    record = exports.build(rt, exports.export_batch_id(rt, batch_id))
+    if fmt == "pdf":
+        from ..exports import pdf
+
+        body = pdf.render(record, printed_by=person.username)
+    elif fmt == "xml":
+        from engine.exports import batchml
+
+        body = batchml.build(record)
+    else:
+        body = json.dumps(record, ensure_ascii=False, sort_keys=True, indent=2).encode("utf-8")
+    exports.audit_export(rt, record, fmt, person.username)
+    with click.open_file(output, "wb") as out:
+        out.write(body)
+    if output != "-":
+        show(
+            {
+                "file": output,
+                "format": fmt,
+                "batch_id": record["batch"]["batch_id"],
+                "bytes": len(body),
+                "content_hash": record["content_hash"],
+            }
+        )

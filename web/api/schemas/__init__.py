@@ -56,7 +56,7 @@ from .quality import (  # noqa: F401, E402
     RuleSetIn,
     RuleSetOut,
 )
-from .quality import ExceptionOut as QualityExceptionOut  # noqa: F401, E402
+from .quality import ReviewedException as QualityExceptionOut  # noqa: F401, E402
 from .recipes import (  # noqa: F401
     Problem,
     Reason,

@@ -55,6 +55,9 @@ class Batch(ma.Schema):
     )
     recipe = fields.Dict()
     incidents = fields.List(fields.Dict())
+    release = fields.Dict(
+        allow_none=True, metadata={"description": "QA's e-signed release or rejection: decision, who, meaning, when"}
+    )
 
 
 class Task(ma.Schema):

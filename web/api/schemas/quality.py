@@ -39,7 +39,9 @@ class DispositionOut(ma.Schema):
     rule_set_version = fields.Integer(allow_none=True)
 
 
-class ExceptionOut(ma.Schema):
+class ReviewedException(ma.Schema):
+    """An exception with its dispositions and deviation: what QA reviews."""
+
     id = fields.Integer()
     batch_id = fields.String()
     category = fields.String(metadata={"description": ", ".join(c.value for c in ExceptionCategory)})
