@@ -109,14 +109,17 @@ def demo(host, port, no_serve):
     stop = threading.Event()
     start_worker(rt, stop)
     plant.start_equipment_feed(rt, stop)  # simulated bioreactor samples for the demo batch
-    # the demo QMS (``batchline qms-demo``, its own process) starts here once the QMS link
-    # lands: it answers MAB-DEMO-000's deviation requests with DEV-YYYY-NNNN numbers
+    from web import demo_qms  # its own process: answers deviation requests with DEV-YYYY-NNNN
+
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    qms, qms_port = demo_qms.start(rt, f"http://{local}:{port}")
 
     def announce() -> None:
         note(
             f"equipment feed: {plant.DEMO_BATCH} gets a bioreactor sample every 3 s "
             "(a dissolved-O2 sensor drift from 40 h)"
         )
+        note(f"demo QMS: http://127.0.0.1:{qms_port}/deviations (answers deviation requests as DEV-YYYY-NNNN)")
         note(f"Batchline demo: {url}  (API: {url}api/docs)")
         if not as_json():
             _print_try_this(lines)
@@ -125,6 +128,8 @@ def demo(host, port, no_serve):
         run_server(app, host, port, announce)
     finally:
         stop.set()
+        qms.terminate()
+        qms.wait(timeout=10)
 
 
 def _print_plant(info: dict[str, Any], people: dict[str, Any]) -> None:
