@@ -7,22 +7,76 @@ refused, and the release by the other. Screenshots (1024x768) in test-artifacts/
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+import requests
 from playwright.sync_api import Page, expect
 
-from engine import batches, users
-from engine.quality import dispositions
+from engine import batches, jobs, users
+from engine.qms import subscribers
 from engine.quality import exceptions as qx
 
 from .conftest import PEOPLE, password
 from .test_operator_ui import log_in
 
+ROOT = Path(__file__).resolve().parents[2]
+
 pytestmark = pytest.mark.browser
 
 SECOND_QA = "qa.erik"
 PEOPLE.setdefault(SECOND_QA, ("Erik Nilsson", ["qa"], "Erik-secret-2025"))
+
+
+@pytest.fixture(scope="module")
+def demo_qms(runtime, base_url, tmp_path_factory):
+    """``batchline qms-demo`` in its own process, subscribed to deviation requests and
+    answering the browser test's server; answers its port."""
+    from web import demo_qms as plant_qms
+
+    port = plant_qms.free_port()
+    out, _ = subscribers.add(
+        runtime,
+        name="browser-qms",
+        url=f"http://127.0.0.1:{port}/events",
+        event_types=["qms.deviation.requested"],
+        kind="qms",
+        secret=None,
+        by="test",
+    )
+    state = tmp_path_factory.mktemp("qms") / "qms.sqlite"
+    env = {**os.environ, "BATCHLINE_QMS_SECRET": out["secret"], "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "web.cli", "qms-demo", "--port", str(port), "--batchline", base_url]
+    qms = subprocess.Popen([*command, "--state", str(state)], env=env, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/deviations", timeout=2)
+            break
+        except requests.ConnectionError:
+            assert qms.poll() is None and time.monotonic() < deadline, "the demo QMS did not start"
+            time.sleep(0.2)
+    yield port
+    qms.terminate()
+    qms.wait(timeout=10)
+
+
+def _deviation(runtime, batch_id: str, exception_id: int, *, status: str | None = None) -> dict:
+    """Run the job worker (it delivers the request to the demo QMS) until the QMS's answer
+    is on the exception."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        jobs.run_due(runtime)
+        (exc,) = [e for e in batches.exceptions(runtime, batch_id) if e["id"] == exception_id]
+        if exc["deviation"] and (status is None or exc["status"] == status):
+            return exc
+        time.sleep(0.2)
+    raise AssertionError(f"the demo QMS did not answer for exception {exception_id}")
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +153,9 @@ def decide(page: Page, username: str, *, user_id: bool, comment: str = "") -> No
     page.click("#decide-submit")
 
 
-def test_qa_reviews_by_exception_and_releases(page: Page, browser, base_url, runtime, new_batch, second_qa, artifacts):
+def test_qa_reviews_by_exception_and_releases(
+    page: Page, browser, base_url, runtime, new_batch, second_qa, demo_qms, artifacts
+):
     batch_id, ids = reviewable_batch(runtime, new_batch)
 
     # Erik (QA, did nothing in the batch) finds it in the review list with its open exceptions
@@ -160,8 +216,13 @@ def test_qa_reviews_by_exception_and_releases(page: Page, browser, base_url, run
     dispose(page, ids["event"], "escalate", "Agitation loss: impact assessment needed.", second_qa, user_id=False)
     event = page.locator(f"#exc-{ids['event']}")
     expect(event).to_have_attribute("data-status", "escalated")
-    # TODO(qms): when the QMS link lands on main, assert the demo QMS's deviation number here
     expect(event.locator(".deviation")).to_contain_text("waiting for the QMS")
+    # the demo QMS (its own process) opens the deviation and its number appears on the exception
+    number = _deviation(runtime, batch_id, ids["event"])["deviation"]["number"]
+    assert re.fullmatch(r"DEV-\d{4}-\d{4}", number), number
+    page.reload()
+    expect(page.locator(f"#exc-{ids['event']} .deviation-number")).to_have_text(number)
+    page.screenshot(path=str(artifacts / "review-deviation-number.png"))
 
     # Dora (QA, witnessed the transfer) signs the second signature in her own session ...
     dora = browser.new_context(base_url=base_url, viewport={"width": 1024, "height": 768}, timezone_id="UTC")
@@ -172,9 +233,10 @@ def test_qa_reviews_by_exception_and_releases(page: Page, browser, base_url, run
     dispose(other, ids["action"], "accept", "Agree: re-adjusted, QC release on file.", "qa.dora", user_id=True)
     expect(other.locator(".flash-success")).to_contain_text(f"Exception {ids['action']} accepted")
     # ... but is refused the release: she performed (witnessed) a step
-    with runtime.transaction() as s:
-        exc = s.get(qx.BatchException, ids["event"])
-        dispositions.close_by_qms(s, runtime, exc, "CAPA-000042")  # the QMS closed the deviation
+    # the QMS closes the deviation (with its CAPA): the exception closes with it
+    assert requests.post(f"http://127.0.0.1:{demo_qms}/deviations/{number}/close", timeout=10).status_code == 200
+    closed = _deviation(runtime, batch_id, ids["event"], status="closed")
+    assert closed["deviation"]["capa"].startswith("CAPA-")
     other.reload()
     expect(other.locator("#release-ready")).to_be_visible()
     decide(other, "qa.dora", user_id=False)

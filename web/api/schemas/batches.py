@@ -75,6 +75,10 @@ class Task(ma.Schema):
 
 class MyTask(Task):
     batch_id = fields.String()
+    batch_kind = fields.String(metadata={"description": "production, or quality (a QA flow about a subject)"})
+    subject = fields.Dict(
+        allow_none=True, metadata={"description": "what a quality process is about: {type: batch|exception, id}"}
+    )
 
 
 class SignatureOut(ma.Schema):
