@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from .. import audit
 from ..errors import Conflict, InvalidInput, NotFound
+from ..idempotency import Outcome, remember, replay
 from ..models import QualityRuleSet, utcnow
 from ..permissions import Forbidden
 from ..runtime import Runtime
@@ -163,13 +164,20 @@ def describe(row: QualityRuleSet) -> dict[str, Any]:
     }
 
 
-def import_rules(rt: Runtime, content: Any, *, user: str) -> dict[str, Any]:
-    """Store a rule file as a new draft version (audited)."""
+def import_rules(rt: Runtime, content: Any, *, user: str, idempotency_key: str | None = None) -> dict[str, Any]:
+    """Store a rule file as a new draft version (audited). With ``idempotency_key`` a
+    repeated request answers with the version the first one made."""
     categories = check(content)
     comment = content.get("comment", "")
     if not isinstance(comment, str) or len(comment) > 2000:
         raise InvalidInput("comment is a text of at most 2000 characters", code="rules_invalid")
+    request = {"categories": categories, "comment": comment}
+    scope = f"rules|user:{user}"
     with rt.transaction() as s:
+        if idempotency_key:
+            stored = replay(s, scope, idempotency_key, request)
+            if stored is not None:
+                return stored.body
         version = (s.scalar(select(func.max(QualityRuleSet.version))) or 0) + 1
         row = QualityRuleSet(
             version=version,
@@ -189,7 +197,11 @@ def import_rules(rt: Runtime, content: Any, *, user: str) -> dict[str, Any]:
             object_id=str(version),
             new={"status": "draft", "content_hash": row.content_hash},
         )
-        return describe(row)
+        s.flush()
+        answer = describe(row)
+        if idempotency_key:
+            remember(s, scope, idempotency_key, request, Outcome(201, answer))
+        return answer
 
 
 def approve(rt: Runtime, version: int, *, signer: Person, meaning: str = "Approved") -> dict[str, Any]:

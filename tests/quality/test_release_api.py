@@ -261,3 +261,21 @@ def test_an_exception_waved_through_in_the_database_blocks_release_and_fails_ver
     with runtime.transaction() as s:
         result = audit.verify(s, settings=runtime.settings)
     assert not result.ok and any("changed since it was raised" in p for p in result.problems)
+
+
+def test_importing_rules_replays_with_its_idempotency_key_and_refuses_bad_rules(client, runtime):
+    headers = {**client.auth["quentin"], "Idempotency-Key": "rules-1"}
+    first = client.post("/api/rules", json=rules.default_content(), headers=headers)
+    again = client.post("/api/rules", json=rules.default_content(), headers=headers)
+    assert first.status_code == again.status_code == 201 and first.json == again.json
+    assert [r["version"] for r in client.get("/api/rules", headers=client.auth["quentin"]).json] == [1]
+    bad = rules.default_content()
+    bad["categories"]["limit.alert"] = {**bad["categories"]["limit.alert"], "signatures": 3}
+    r = client.post("/api/rules", json=bad, headers=client.auth["quentin"])
+    assert r.status_code == 422 and "limit.alert" in str(r.json["details"])
+    other = client.post("/api/rules", json={"categories": {"made.up": {}}}, headers=client.auth["quentin"])
+    assert other.status_code == 422
+    own = client.post("/api/rules/1/approve", json={"signature": sig("quentin")}, headers=client.auth["quentin"])
+    assert own.status_code == 403 and own.json["code"] == "author_cannot_approve"
+    op = client.post("/api/rules", json=rules.default_content(), headers=client.auth["op"])
+    assert op.status_code == 403

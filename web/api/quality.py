@@ -122,10 +122,11 @@ def list_rules():
 @blp.route("/rules", methods=["POST"])
 @requires("rules.manage")
 @blp.arguments(RuleSetIn)
+@blp.arguments(IdempotencyKey, location="headers")
 @blp.response(201, RuleSetOut)
-def import_rules(body):
+def import_rules(body, headers):
     """Import a rule set as a new draft version (another QA person approves it)."""
-    return rules.import_rules(runtime(), body, user=current_user())
+    return rules.import_rules(runtime(), body, user=current_user(), idempotency_key=headers.get("idempotency_key"))
 
 
 @blp.route("/rules/<id:version>/approve", methods=["POST"])
