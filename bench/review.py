@@ -35,9 +35,7 @@ sys.path.insert(0, str(ROOT))
 from analytics import nominal  # noqa: E402
 from engine import batches  # noqa: E402
 from engine.config import load_settings  # noqa: E402
-from engine.quality import rules  # noqa: E402
 from engine.runtime import Runtime  # noqa: E402
-from engine.users import Person  # noqa: E402
 from engine.vocabulary import Decision  # noqa: E402
 
 RECIPE = "mab_upstream"
@@ -76,35 +74,6 @@ class PlantClock:
         self.offset += timedelta(minutes=minutes)
 
 
-def demo_crew() -> nominal.Crew:
-    from web import demo
-
-    def person(username: str) -> Person:
-        name, roles, _ = demo.PEOPLE[username]
-        return Person(username, name, tuple(roles))
-
-    return nominal.Crew(
-        operator=person("op.anna"),
-        operator_witness=person("op.ben"),
-        supervisor=person("sup.carl"),
-        qa=person("qa.quinn"),
-        qa_witness=person("qa.rita"),
-        lot_for=demo.lot_for,
-        equipment_for=demo.equipment_for,
-    )
-
-
-def approve_default_rules(rt: Runtime) -> int:
-    """The packaged rules, imported by Quinn and approved by Rita (or the one in force)."""
-    current = rules.list_rule_sets(rt)
-    approved = [r for r in current if r["status"] == "approved"]
-    if approved:
-        return approved[0]["version"]
-    draft = rules.import_rules(rt, rules.default_content(), user="qa.quinn")
-    rules.approve(rt, draft["version"], signer=Person("qa.rita", "Rita QA", ("qa",)))
-    return draft["version"]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=20)
@@ -112,7 +81,7 @@ def main() -> None:
     parser.add_argument("--wall-clock", action="store_true", help="stamp steps with the real clock (seconds apart)")
     args = parser.parse_args()
 
-    from web import demo
+    from web import demo, demo_review
 
     folder = tempfile.mkdtemp(prefix="batchline-review-bench-")
     settings = load_settings(database_url=f"sqlite:///{folder}/bench.db", webhook_urls=())
@@ -120,9 +89,9 @@ def main() -> None:
     rt.create_schema()
     t0 = time.monotonic()
     demo.setup(rt)  # people, lots, equipment, library, history + trained trend models
-    version = approve_default_rules(rt)
+    version = demo_review.approve_default_rules(rt, demo.PEOPLE)
     setup_s = time.monotonic() - t0
-    crew, systems = demo_crew(), nominal.Systems()
+    crew, systems = demo_review.crew(demo.PEOPLE, demo.lot_for, demo.equipment_for), nominal.Systems()
     systems.connect(rt)
     drawn = nominal.history_values(rt, RECIPE, args.batches, args.seed)
     minutes = nominal.history_minutes(rt, RECIPE, args.batches, args.seed)

@@ -78,6 +78,31 @@ class ExceptionCategory(StrEnum):
         """Categories about the record itself: never closed by the system."""
         return self in (ExceptionCategory.CORRECTION_AFTER_SIGNING, ExceptionCategory.DATA_INTEGRITY)
 
+    @property
+    def title(self) -> str:
+        """The category in a reviewer's words (record, review page, PDF)."""
+        return CATEGORY_TITLES[self.value]
+
+
+#: what each exception category is called where people read it
+CATEGORY_TITLES = {
+    "limit.alert": "Out of alert limit",
+    "limit.action": "Out of action limit",
+    "oot.value": "Out of trend",
+    "oot.duration": "Unusual step duration",
+    "step.late": "Late step",
+    "event.documentation": "Documentation event",
+    "event.process": "Process event",
+    "event.equipment": "Equipment event",
+    "event.material": "Material event",
+    "event.safety": "Safety event",
+    "override": "Supervisor override",
+    "correction.after_signing": "Correction after signing",
+    "incident": "Incident",
+    "equipment.alarm": "Equipment alarm",
+    "data_integrity": "Data integrity",
+}
+
 
 class LimitLevel(StrEnum):
     """Alert limits warn; action limits call for action (ISA / GMP usage)."""

@@ -39,7 +39,9 @@ def approve_default_rules(rt: Runtime, people: dict[str, Any]) -> int:
     return rules.approve(rt, draft["version"], signer=Person("qa.rita", name, tuple(roles)))["version"]
 
 
-def _crew(people: dict[str, Any], lot_for, equipment_for) -> nominal.Crew:
+def crew(people: dict[str, Any], lot_for, equipment_for) -> nominal.Crew:
+    """The demo people who run a batch: operators, a supervisor, QA (signers by role)."""
+
     def person(username: str) -> Person:
         name, roles, _ = people[username]
         return Person(username, name, tuple(roles))
@@ -106,7 +108,7 @@ def create_review_batch(rt: Runtime, people: dict[str, Any], lot_for, equipment_
             rt,
             RECIPE,
             REVIEW_BATCH,
-            _crew(people, lot_for, equipment_for),
+            crew(people, lot_for, equipment_for),
             systems,
             drawn=drawn,
             overrides=overrides,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..models import Batch, BatchException, RecipeVersion, Signature, Step
+from ..vocabulary import ExceptionCategory
 
 
 def describe(batch: Batch, rv: RecipeVersion | None = None) -> dict[str, Any]:
@@ -63,6 +64,7 @@ def describe_exception(exc: BatchException) -> dict[str, Any]:
         "id": exc.id,
         "step_seq": exc.step_seq,
         "category": exc.category,
+        "title": ExceptionCategory(exc.category).title,
         "source": exc.source,
         "severity": exc.severity,
         "parameter": exc.parameter,

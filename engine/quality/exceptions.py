@@ -269,6 +269,7 @@ def describe(
         "id": exc.id,
         "batch_id": batch_id,
         "category": exc.category,
+        "title": ExceptionCategory(exc.category).title,
         "source": exc.source,
         "severity": exc.severity,
         "status": exc.status,

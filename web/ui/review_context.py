@@ -10,6 +10,8 @@ from typing import Any
 
 from flask import url_for
 
+from engine.vocabulary import CATEGORY_TITLES
+
 from ..runtime import runtime
 
 log = logging.getLogger("batchline.ui.review")
@@ -105,20 +107,4 @@ def trend_charts(batch: dict[str, Any], exceptions: list[dict[str, Any]]) -> dic
 
 
 #: exception categories in a reviewer's words
-CATEGORY_NAMES = {
-    "limit.alert": "Alert limit",
-    "limit.action": "Action limit",
-    "oot.value": "Out of trend",
-    "oot.duration": "Unusual step duration",
-    "step.late": "Late step",
-    "event.documentation": "Documentation event",
-    "event.process": "Process event",
-    "event.equipment": "Equipment event",
-    "event.material": "Material event",
-    "event.safety": "Safety event",
-    "override": "Supervisor override",
-    "correction.after_signing": "Correction after signing",
-    "incident": "Incident",
-    "equipment.alarm": "Equipment alarm",
-    "data_integrity": "Data integrity",
-}
+CATEGORY_NAMES = CATEGORY_TITLES  # one wording of the categories: engine.vocabulary
