@@ -12,6 +12,7 @@ from engine.vocabulary import BatchState
 
 from ..runtime import runtime
 from .diagram import diagram_view
+from .event_form import KINDS, blank_event
 from .pages import bp
 from .record_rows import add_rows, form_fields, may_correct_step
 
@@ -37,6 +38,12 @@ def batch_list():
 
 @bp.route("/batches/<batch_id>")
 def batch_page(batch_id: str):
+    return render_batch(batch_id)
+
+
+def render_batch(batch_id: str, *, event: dict[str, Any] | None = None, status: int = 200):
+    """The batch record page; ``event`` is the "Record an event" form as typed when it was
+    refused (shown open with the reason)."""
     batch = batches.get_batch(runtime(), batch_id)
     forms_by_id = form_fields(batch)
     steps = batches.steps(runtime(), batch_id)
@@ -66,7 +73,9 @@ def batch_page(batch_id: str):
         tasks=tasks,
         people=people,
         reviewed_at=reviewed_at,
-    )
+        event=event or blank_event(),
+        event_kinds=KINDS,
+    ), status
 
 
 def readable_exceptions(batch_id: str) -> list[dict[str, Any]]:

@@ -21,11 +21,13 @@ from ..runtime import runtime
 from . import entry
 from . import session as login
 from .attachments import attachment_values
+from .event_form import KINDS, blank_event
 from .pages import bp, sentence
 from .signature import SIGNING_CODES, signer
 
 
-def _find_task(batch_id: str, task_id: str) -> dict[str, Any] | None:
+def waiting_task(batch_id: str, task_id: str) -> dict[str, Any] | None:
+    """The task when it still waits on the batch, else None."""
     for task in batches.ready_tasks(runtime(), batch_id):
         if task["id"] == task_id:
             return task
@@ -45,7 +47,7 @@ def _task_form(task: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, An
     }
 
 
-def _render_task(
+def render_task(
     batch_id: str,
     task: dict[str, Any],
     *,
@@ -54,6 +56,7 @@ def _render_task(
     error=None,
     sign_error=None,
     idempotency_key=None,
+    event=None,
     status=200,
 ):
     items, signing = _task_form(task)
@@ -74,6 +77,8 @@ def _render_task(
         timeout_minutes=runtime().settings.session_timeout_minutes,
         has_files=bool(entry.attachment_fields(items)),
         max_request_bytes=runtime().settings.max_request_bytes,
+        event=event or blank_event(),
+        event_kinds=KINDS,
     ), status
 
 
@@ -91,18 +96,18 @@ def _not_mine(task: dict[str, Any], meaning: str | None) -> str | None:
 
 @bp.route("/batches/<batch_id>/tasks/<task_id>", methods=["GET"])
 def task_page(batch_id: str, task_id: str):
-    task = _find_task(batch_id, task_id)
+    task = waiting_task(batch_id, task_id)
     if task is None:
         flash("This task is not waiting any more: it was completed, or the batch moved on.", "warning")
         return redirect(url_for("ui.batch_page", batch_id=batch_id))
-    return _render_task(batch_id, task)
+    return render_task(batch_id, task)
 
 
 @bp.route("/batches/<batch_id>/tasks/<task_id>", methods=["POST"])
 def submit_task(batch_id: str, task_id: str):
     key = (request.form.get("idempotency_key") or "").strip()[:100]
     done = login.done_submissions()
-    task = _find_task(batch_id, task_id)
+    task = waiting_task(batch_id, task_id)
     if task is None:
         if key and key in done:  # a repeated submission (reload, back + resend): show the first result
             return redirect(done[key])
@@ -115,7 +120,7 @@ def submit_task(batch_id: str, task_id: str):
     values = entry.values_from_post(items, request.form)
 
     def again(**kwargs):
-        return _render_task(batch_id, task, typed=typed, idempotency_key=key, **kwargs)
+        return render_task(batch_id, task, typed=typed, idempotency_key=key, **kwargs)
 
     person = g.person
     # the task waits and this person may complete it: checked before any password (a
