@@ -79,7 +79,7 @@ class ExceptionCategory(StrEnum):
         return self in (ExceptionCategory.CORRECTION_AFTER_SIGNING, ExceptionCategory.DATA_INTEGRITY)
 
     @property
-    def title(self) -> str:
+    def label(self) -> str:
         """The category in a reviewer's words (record, review page, PDF)."""
         return CATEGORY_TITLES[self.value]
 

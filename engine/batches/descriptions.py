@@ -64,7 +64,7 @@ def describe_exception(exc: BatchException) -> dict[str, Any]:
         "id": exc.id,
         "step_seq": exc.step_seq,
         "category": exc.category,
-        "title": ExceptionCategory(exc.category).title,
+        "title": ExceptionCategory(exc.category).label,
         "source": exc.source,
         "severity": exc.severity,
         "parameter": exc.parameter,

@@ -269,7 +269,7 @@ def describe(
         "id": exc.id,
         "batch_id": batch_id,
         "category": exc.category,
-        "title": ExceptionCategory(exc.category).title,
+        "title": ExceptionCategory(exc.category).label,
         "source": exc.source,
         "severity": exc.severity,
         "status": exc.status,
