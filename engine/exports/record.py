@@ -38,6 +38,7 @@ _ATTEMPTS = 5
 EXCEPTION_KEYS = (
     "id",
     "category",
+    "title",
     "source",
     "severity",
     "status",
