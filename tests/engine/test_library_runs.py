@@ -144,6 +144,7 @@ def _calls(entry):
     return [Call(el) for el in root.iter("{http://www.omg.org/spec/BPMN/20100524/MODEL}callActivity")]
 
 
+@pytest.mark.slow  # ~35 batches on two databases: over a minute in all
 @pytest.mark.parametrize("key", RUNNABLE)
 def test_entry_runs_start_to_end_with_nominal_values(rt, key):
     entry = imported(rt, key)
