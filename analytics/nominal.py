@@ -31,6 +31,15 @@ MAB_LOOPS: dict[str, Callable[[int], dict[str, Any]]] = {
     "st_passage": lambda i: {"ready_for_n2": i >= 1},
     "pr_daily_ipc": lambda i: {"culture_day": (3, 7, 14, 14)[min(i, 3)], "harvest_criteria_met": i >= 2},
 }
+#: what the loops of the library's operation templates need to end (a nominal run goes
+#: round a few times, as a real batch would): seed passages, daily bioreactor samples,
+#: CAR-T expansion counts — and the mAb loops, so one map drives every library entry
+LIBRARY_LOOPS: dict[str, Callable[[int], dict[str, Any]]] = {
+    **MAB_LOOPS,
+    "tpl_sps_passage": lambda i: {"sps_passage_no": i + 1, "sps_ready": i >= 1},
+    "tpl_bds_sample": lambda i: {"bds_culture_day": (3, 7, 14)[min(i, 2)], "bds_harvest_ready": i >= 2},
+    "tpl_tex_count": lambda i: {"tex_day": (3, 5, 7)[min(i, 2)], "tex_harvest_ready": i >= 2},
+}
 PATTERN_SAMPLES = {
     "[0-9]{10}": "4500012345",
     "[0-9]{6}": "000123",

@@ -21,7 +21,7 @@ from forms import EquipmentCheck, FormRejected, LotCheck, ValidatedStep, compile
 
 from .errors import InvalidInput
 from .finite import check_finite
-from .models import Attachment, Equipment, MaterialLot, utcnow
+from .models import Attachment, Batch, Equipment, MaterialLot, utcnow
 
 
 class RegistryLookups:
@@ -57,6 +57,14 @@ class RegistryLookups:
         return EquipmentCheck(True)
 
 
+def batch_parameters(session: Session, batch_id: str) -> dict[str, Any]:
+    """The batch's start parameters, as recorded when it was started: what a form field with
+    ``matchesParameter`` (the patient's chain-of-identity id) is compared with. Read from the
+    batch row, not from Spiff data, which a script could have changed."""
+    batch = session.query(Batch).filter(Batch.batch_id == batch_id).one_or_none()
+    return dict(batch.parameters or {}) if batch is not None else {}
+
+
 @dataclass
 class CheckedValues:
     """What the step path records: the values and what Spiff may see of them."""
@@ -77,7 +85,9 @@ def check_values(
         return CheckedValues(values=data, units={}, form_hash=None, spiff_data=_scalars(data))
     compiled = compile_form(form_definition)
     try:
-        step = compiled.validate(data, lookups=RegistryLookups(session), batch_id=batch_id)
+        step = compiled.validate(
+            data, lookups=RegistryLookups(session), batch_id=batch_id, parameters=batch_parameters(session, batch_id)
+        )
     except FormRejected as exc:
         raise InvalidInput(
             "the values were refused; nothing was stored", code="form_invalid", details={"fields": exc.field_errors}

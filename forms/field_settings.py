@@ -26,6 +26,7 @@ from forms.vocabulary import (
     DEFAULT_ATTACHMENT_MAX_SIZE,
     FIELD_KINDS,
     IDENTIFIER_MAX_LENGTH,
+    KEY_PATTERN,
     KIND_PROPERTIES,
     LIMIT_NAMES,
     MAX_DECIMALS,
@@ -165,6 +166,8 @@ class FieldSettingsReader:
     ) -> None:
         ctype = component["type"]
         cap = TEXTAREA_MAX_LENGTH if ctype == "textarea" else TEXTFIELD_MAX_LENGTH
+        if "matchesParameter" in properties:
+            self._matches_parameter(properties.pop("matchesParameter"), ctype, properties, where, settings)
         kind = properties.pop("fieldKind", None)
         if kind is not None:
             if ctype != "textfield" or kind not in FIELD_KINDS:
@@ -198,6 +201,18 @@ class FieldSettingsReader:
                     settings["pattern"] = pattern
                 except PatternError as exc:
                     self.problem(f"{where}: validate.pattern cannot be used ({exc})")
+
+    def _matches_parameter(
+        self, name: Any, ctype: str, properties: dict[str, Any], where: str, settings: Settings
+    ) -> None:
+        """A typed or scanned id that must equal a batch parameter: the patient's chain-of-identity
+        id at every hand-off of an autologous therapy, checked on the server at each step."""
+        if ctype != "textfield" or properties.get("fieldKind") == "attachment":
+            self.problem(f"{where}: 'matchesParameter' applies to a textfield (typed or scanned id) only")
+        elif not isinstance(name, str) or not KEY_PATTERN.fullmatch(name.strip()):
+            self.problem(f"{where}: 'matchesParameter' must name a batch parameter (such as coi_id), not {name!r}")
+        else:
+            settings["matches_parameter"] = name.strip()
 
     def _kind(self, kind: str, properties: dict[str, Any], where: str, settings: Settings) -> None:
         own = KIND_PROPERTIES[kind]

@@ -72,6 +72,7 @@ class FieldDefinition:
     equipment_class: str | None = None
     max_size: int | None = None
     content_types: tuple[str, ...] = ()
+    matches_parameter: str | None = None  # batch parameter the value must equal (chain of identity)
 
     @property
     def is_calculated(self) -> bool:

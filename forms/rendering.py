@@ -72,6 +72,7 @@ def _field_data(spec: FieldDefinition) -> dict[str, Any]:
         "subtype": spec.subtype,
         "material": spec.material,
         "equipment_class": spec.equipment_class,
+        "matches_parameter": spec.matches_parameter,
         "content_types": list(spec.content_types),
         "max_size": spec.max_size,
         # Attributes for the HTML input; the server re-checks everything anyway.

@@ -79,6 +79,32 @@ __all__ = [
 COMPILED_CACHE_SIZE = 256
 
 
+def parameter_mismatches(
+    specs: Mapping[str, FieldDefinition], loaded: Mapping[str, Any], parameters: Mapping[str, Any]
+) -> dict[str, str]:
+    """Field key -> message for each entered value that differs from the batch parameter its
+    field names (``matchesParameter``). The expected value is not shown: an operator must scan
+    the label in hand, not copy the id from the screen."""
+    problems: dict[str, str] = {}
+    for key, spec in specs.items():
+        name = spec.matches_parameter
+        value = loaded.get(key)
+        if not name or value is None:
+            continue
+        expected = parameters.get(name)
+        if expected is None or str(expected).strip() == "":
+            problems[key] = (
+                f"{spec.label}: this batch has no parameter '{name}' to check against; "
+                "the step cannot be recorded (start the batch with it)."
+            )
+        elif str(value).strip() != str(expected).strip():
+            problems[key] = (
+                f"{spec.label} {short_repr(value)} does not match this batch's '{name}': "
+                "wrong identity, do not proceed. Nothing was recorded; quarantine the material and call QA."
+            )
+    return problems
+
+
 def _is_empty(spec: FieldDefinition, value: Any) -> bool:
     # form-js sends null / "" / [] for fields the operator left empty.
     if value is None:
@@ -96,6 +122,7 @@ class CompiledForm:
         self.schema_class = build_schema(definition)
         self._specs = {spec.key: spec for spec in definition.fields}
         self._needs_lookups = any(spec.needs_lookup for spec in definition.fields)
+        self._needs_parameters = any(spec.matches_parameter for spec in definition.fields)
 
     def __repr__(self) -> str:
         return f"<CompiledForm {self.definition.id} {self.definition.definition_hash[:12]}>"
@@ -106,15 +133,19 @@ class CompiledForm:
         *,
         lookups: Lookups | None = None,
         batch_id: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
     ) -> ValidatedStep:
         """Check one submission; return the ValidatedStep or raise FormRejected.
 
-        Raises TypeError if the form scans lots or equipment and no `lookups` is given:
-        a form must never pass such a check by accident.
+        Raises TypeError if the form scans lots or equipment and no `lookups` is given,
+        or compares a field with a batch parameter and no `parameters` (the batch's start
+        parameters) are given: a form must never pass such a check by accident.
         """
         definition = self.definition
         if self._needs_lookups and lookups is None:
             raise TypeError(f"form '{definition.id}' checks material lots or equipment: pass lookups=")
+        if self._needs_parameters and parameters is None:
+            raise TypeError(f"form '{definition.id}' compares fields with batch parameters: pass parameters=")
         if not isinstance(data, Mapping):
             raise FormRejected({"_form": ["The submission must be a JSON object of field values."]}, definition.id)
 
@@ -192,10 +223,15 @@ class CompiledForm:
             for key, messages in scan_problems(self._specs, loaded, lookups, batch_id).items():
                 errors.setdefault(key, []).extend(messages)
 
+        # 4. ids that must equal a batch parameter (chain of identity), checked server-side
+        if self._needs_parameters and parameters is not None:
+            for key, message in parameter_mismatches(self._specs, loaded, parameters).items():
+                errors.setdefault(key, []).append(message)
+
         if errors:
             raise FormRejected(errors, definition.id)
 
-        # 4. alert / action findings (accepted values, raised as exceptions by the engine)
+        # 5. alert / action findings (accepted values, raised as exceptions by the engine)
         findings = [f for key, number in numbers.items() if (f := limit_finding(self._specs[key], number))]
         values: dict[str, Any] = {}
         display: dict[str, str] = {}

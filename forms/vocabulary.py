@@ -41,11 +41,14 @@ KIND_PROPERTIES = {
     "equipment": {"equipmentClass"},
     "attachment": {"maxSize", "contentTypes"},
 }
+#: a text field whose value must equal a batch parameter (chain of identity: `coi_id`)
+TEXT_PROPERTIES = {"matchesParameter"}
 FORM_PROPERTIES = ("signatureMeaning", "witnessRequired", "witnessRole")
 COMMON_PROPERTIES = {"critical", *FORM_PROPERTIES}
 KNOWN_PROPERTIES = (
     NUMBER_PROPERTIES
     | COMMON_PROPERTIES
     | {"fieldKind"}
+    | TEXT_PROPERTIES
     | {name for names in KIND_PROPERTIES.values() for name in names}
 )

@@ -15,6 +15,12 @@ an installed wheel as well as from a source tree. Layout, as declared in setup.c
 An entry's key is its parent process id (the executable process no other process calls),
 so ``recipes.import_recipe(rt, entry.files, forms=entry.forms, ...)`` stores it under the
 same key.
+
+A master recipe is composed from operation templates: a call activity whose
+``calledElement`` is a template's process id (``tpl_protein_a_capture``) brings that
+template's file and forms into the recipe entry, so the recipe is one self-contained set
+of files to import (the engine parses exactly the files it is given) while the template
+stays the single source to edit.
 """
 
 from __future__ import annotations
@@ -52,13 +58,20 @@ def library() -> list[LibraryRecipe]:
     """Every library entry: recipes first, then templates, then QA flows; each sorted by key."""
     root = resources.files(__name__)
     entries: list[LibraryRecipe] = []
+    templates = root / "templates"
+    template_files = _bpmn_files(templates) if templates.is_dir() else {}
+    template_forms = _forms(templates / "forms") if templates.is_dir() else {}
     recipes_dir = root / "recipes"
     if recipes_dir.is_dir():
         for folder in sorted(recipes_dir.iterdir(), key=lambda t: t.name):
             if folder.is_dir() and not folder.name.startswith(("_", ".")):
                 files = _bpmn_files(folder)
                 if files:
-                    entries.append(_entry(files, _forms(folder / "forms"), "recipe", limit_forms=False))
+                    forms = _forms(folder / "forms")
+                    for name, data in _called_templates(files, template_files).items():
+                        files[name] = data
+                        forms.update({k: template_forms[k] for k in _form_keys(data) if k in template_forms})
+                    entries.append(_entry(files, forms, "recipe", limit_forms=False))
     for kind, folder_name in (("template", "templates"), ("qa", "qa")):
         folder = root / folder_name
         if not folder.is_dir():
@@ -75,6 +88,44 @@ def get(key: str) -> LibraryRecipe:
         if entry.key == key:
             return entry
     raise KeyError(f"no library entry {key!r}; there are: {', '.join(e.key for e in library())}")
+
+
+def _process_ids(data: bytes) -> tuple[set[str], set[str]]:
+    """(process ids defined, process ids called) in one BPMN file."""
+    root = DefusedET.fromstring(data)
+    defined = {p.get("id") for p in root.iter(f"{_BPMN}process")}
+    called = {c.get("calledElement") for c in root.iter(f"{_BPMN}callActivity") if c.get("calledElement")}
+    return defined, called
+
+
+def _form_keys(data: bytes) -> list[str]:
+    root = DefusedET.fromstring(data)
+    return [p.get("value") for p in root.iter(f"{_SPIFF}property") if p.get("name") == "formKey" and p.get("value")]
+
+
+def _called_templates(files: dict[str, bytes], template_files: dict[str, bytes]) -> dict[str, bytes]:
+    """Template files (name -> bytes) that the recipe's call activities reach, transitively,
+    for processes the recipe's own files do not define."""
+    by_process = {pid: (name, data) for name, data in template_files.items() for pid in _process_ids(data)[0]}
+    defined: set[str] = set()
+    wanted: list[str] = []
+    for data in files.values():
+        own, called = _process_ids(data)
+        defined |= own
+        wanted.extend(sorted(called))
+    found: dict[str, bytes] = {}
+    while wanted:
+        pid = wanted.pop()
+        if pid in defined or pid not in by_process:
+            continue  # the recipe's own process, or missing (validation names it)
+        name, data = by_process[pid]
+        if name in files:
+            raise ValueError(f"recipe file {name} has the name of the template it calls; rename it")
+        found[name] = data
+        own, called = _process_ids(data)
+        defined |= own
+        wanted.extend(sorted(called))
+    return found
 
 
 def _bpmn_files(folder: Traversable) -> dict[str, bytes]:

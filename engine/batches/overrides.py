@@ -29,7 +29,7 @@ from ..models import Batch, Step, utcnow
 from ..permissions import Forbidden
 from ..quality import exceptions as qx
 from ..runtime import Runtime
-from ..step_values import CheckedValues, RegistryLookups, finish
+from ..step_values import CheckedValues, RegistryLookups, batch_parameters, finish
 from ..users import Person
 from ..vocabulary import ExceptionCategory
 from ..workflow_store import canonical, sha256
@@ -113,7 +113,7 @@ def check_values_overriding(
     errors: dict[str, list[str]] = {}
     step = None
     try:
-        step = compiled.validate(data, lookups=lookups, batch_id=batch_id)
+        step = compiled.validate(data, lookups=lookups, batch_id=batch_id, parameters=batch_parameters(s, batch_id))
     except FormRejected as exc:
         errors = {k: list(v) for k, v in exc.field_errors.items()}
     found: dict[str, str] = {}

@@ -173,6 +173,7 @@ PATTERN_SAMPLES = {
     "CC-[0-9]{6}": "CC-000123",
     "CAPA-[0-9]{6}": "CAPA-000007",
     "[0-9]{1,4}": "17",
+    "COI-[0-9]{6}": "COI-000123",  # a patient's chain-of-identity id: the batch parameter coi_id below
 }
 
 
@@ -454,6 +455,7 @@ def test_template_and_qa_entries_run_to_complete(rt, key):
         "process_order": "1000456789",
         "subject_batch": "MAB-0001",  # what a quality process is started with
         "exception_id": 1,
+        "coi_id": "COI-000123",  # cell-therapy entries check it at every hand-off
     }
     done = run_to_end(rt, entry, batch_id, systems, parameters=params, overrides=ENTRY_OVERRIDES.get(key))
     assert batches.get_batch(rt, batch_id)["state"] == "complete"
