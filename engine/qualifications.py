@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .bpmn.properties import QUAL_NAME
+from .db import row_locks
 from .errors import Conflict, InvalidInput, NotFound
 from .idempotency import Outcome, remember, replay
 from .models import Qualification, User, utcnow
@@ -112,10 +113,15 @@ def held(s: Session, username: str) -> dict[str, Held]:
     return out
 
 
-def _person_account(s: Session, username: Any) -> User:
+def _person_account(s: Session, username: Any, *, lock: bool = False) -> User:
+    """The account, locked with ``lock`` (PostgreSQL; SQLite's writer is alone already):
+    two grants for one person, a replay among them, are answered one after the other."""
     if not isinstance(username, str) or not 0 < len(username) <= 100:
         raise NotFound("user not found", code="user_not_found")
-    account = s.scalars(select(User).where(User.username == username)).first()
+    stmt = select(User).where(User.username == username)
+    if lock and row_locks(s):
+        stmt = stmt.with_for_update()
+    account = s.scalars(stmt).first()
     if account is None:
         raise NotFound(f"user {username!r} not found", code="user_not_found")
     return account
@@ -261,11 +267,11 @@ def _write(
 ) -> Outcome:
     scope = f"qualification:{username}|user:{signer.username}"
     with rt.transaction() as s:
+        account = _person_account(s, username, lock=True)
         if key:
             stored = replay(s, scope, key, request)
             if stored is not None:
                 return stored
-        account = _person_account(s, username)
         if account.kind != "person":
             raise Conflict("a service account holds no qualifications", code="not_a_person")
         now = utcnow()
