@@ -12,13 +12,21 @@ task's role AND may give the meaning. So a supervisor stands in for an operator 
 for QA, and a person holding both operator and qa does not sign "Released" on an operator
 task. The step path, corrections, reassignment and the screens all call these functions;
 nothing else decides it.
+
+A task may also need qualifications (its ``qual`` property, ``engine.qualifications``): a
+person without a current one neither performs nor witnesses it, whatever their roles.
+That is checked by date at every step, before anyone's password (``check_qualified``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Protocol
 
+from sqlalchemy.orm import Session
+
+from . import qualifications
 from .permissions import MEANING_ROLES, TASK_COMPLETERS, TASK_WITNESSES, Forbidden
 
 #: the role a witness needs when the form names none
@@ -141,4 +149,67 @@ def check_correct(person: HasRoles, task_role: str, signed_meanings: Iterable[st
             f" needs the role {_listed(allowed)}",
             code="correction_role",
             details={"role": task_role, "meanings": meanings, "roles": sorted(allowed)},
+        )
+
+
+# --- qualifications (training, 21 CFR 11.10(i)) -----------------------------------------
+
+
+def missing_qualifications(
+    held: Mapping[str, qualifications.Held], needed: Iterable[str], on: date
+) -> list[dict[str, str | None]]:
+    """Each qualification of ``needed`` not current on ``on``: its name, why (``missing``,
+    ``expired``, ``revoked``) and the date it expired."""
+    out: list[dict[str, str | None]] = []
+    for name in needed:
+        state = held.get(name)
+        if state is not None and state.current_on(on):
+            continue
+        status = "missing" if state is None else ("revoked" if state.revoked else "expired")
+        until = state.valid_until.isoformat() if state is not None and state.valid_until else None
+        out.append({"qualification": name, "status": status, "valid_until": until})
+    return out
+
+
+def describe_missing(item: Mapping[str, str | None]) -> str:
+    if item["status"] == "expired":
+        return f"needs {item['qualification']} (expired {item['valid_until']})"
+    if item["status"] == "revoked":
+        return f"needs {item['qualification']} (revoked)"
+    return f"needs {item['qualification']} (not held)"
+
+
+def why_unqualified(s: Session, username: str, needed: Iterable[str], on: date | None = None) -> str | None:
+    """Why ``username`` lacks a qualification the task needs, in words (``needs
+    aseptic-gowning (expired 2026-11-30)``); None when they hold every one today."""
+    needed = tuple(needed)
+    if not needed:
+        return None
+    missing = missing_qualifications(qualifications.held(s, username), needed, on or qualifications.today())
+    return "; ".join(describe_missing(m) for m in missing) or None
+
+
+def check_qualified(
+    s: Session, username: str, needed: Iterable[str], *, as_witness: bool = False, on: date | None = None
+) -> None:
+    """403 ``qualification_missing`` unless ``username`` holds every qualification in
+    ``needed`` on ``on`` (today): asked at every step, before any password is."""
+    needed = tuple(needed)
+    if not needed:
+        return
+    missing = missing_qualifications(qualifications.held(s, username), needed, on or qualifications.today())
+    if missing:
+        first = missing[0]
+        what = "witness" if as_witness else "perform"
+        raise Forbidden(
+            f"{username} may not {what} this task: it {'; '.join(describe_missing(m) for m in missing)}",
+            code="qualification_missing",
+            details={
+                "username": username,
+                "as": "witness" if as_witness else "performer",
+                "qualification": first["qualification"],
+                "status": first["status"],
+                "valid_until": first["valid_until"],
+                "missing": missing,
+            },
         )

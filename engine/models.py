@@ -10,13 +10,14 @@ whole-workflow blob (the blob is quadratic over a long batch: see docs/architect
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -632,3 +633,23 @@ class QmsInboundEvent(Base):
     type: Mapped[str] = mapped_column(String(100))
     body: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Qualification(Base):
+    """One e-signed entry of a person's training record (21 CFR 11.10(i)): a grant of a
+    qualification valid until a date, or its revocation (``revoked_at`` set, no
+    ``valid_until``). Append-only: a renewal or a revocation is a new row and the person's
+    current state is the newest row per qualification (``engine.qualifications``)."""
+
+    __tablename__ = "qualification"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), index=True)
+    qualification: Mapped[str] = mapped_column(String(64), index=True)
+    valid_until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    granted_by: Mapped[str] = mapped_column(String(100))
+    printed_name: Mapped[str] = mapped_column(String(200))
+    meaning: Mapped[str] = mapped_column(String(50))
+    signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    content_hash: Mapped[str] = mapped_column(String(64))

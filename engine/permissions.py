@@ -4,7 +4,8 @@ duties where two people are needed (performer ≠ witness, author ≠ approver).
 
 Roles: operator (executes steps), supervisor (runs the floor: starts, holds, reassigns),
 qa (designs and approves recipes, reviews and releases), admin (users, system; signs
-nothing of the batch record), service (other systems: ERP, LIMS, QMS, equipment).
+nothing of the batch record), service (other systems: ERP, LIMS, QMS, equipment),
+trainer (records people's qualifications; performs, signs and witnesses no task).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ MATRIX: dict[str, frozenset[str]] = {
     "subscriber.manage": frozenset({"admin"}),
     # an operator's "record an event" from a task page (review by exception)
     "event.record": frozenset({"operator", "supervisor", "qa"}),
+    # people's training records (engine.qualifications): read by those who work with
+    # them, recorded (e-signed) by QA or a trainer
+    "qualification.read": frozenset({"operator", "supervisor", "qa", "admin", "trainer"}),
+    "qualification.record": frozenset({"qa", "trainer"}),
 }
 
 #: A user task's role (its ``role`` property or lane) -> the roles that may complete it and

@@ -10,10 +10,10 @@ entry without its row. ``verify`` checks every row against its entry.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from ..models import BatchDisposition, Correction, ExceptionDisposition, Signature, Step
+from ..models import BatchDisposition, Correction, ExceptionDisposition, Qualification, Signature, Step
 from ..workflow_store import canonical, sha256
 
 #: the record tables bound into the chain, and each one's own content-hash column
@@ -23,6 +23,7 @@ BOUND_TABLES: dict[str, tuple[Any, str | None]] = {
     "correction": (Correction, None),
     "exception_disposition": (ExceptionDisposition, "content_hash"),
     "batch_disposition": (BatchDisposition, "content_hash"),
+    "qualification": (Qualification, "content_hash"),
 }
 
 
@@ -33,7 +34,9 @@ def utc_text(value: datetime) -> str:
 
 
 def _plain(value: Any) -> Any:
-    return utc_text(value) if isinstance(value, datetime) else value
+    if isinstance(value, datetime):
+        return utc_text(value)
+    return value.isoformat() if isinstance(value, date) else value  # a qualification's valid_until
 
 
 def row_hash(row: Any) -> str:

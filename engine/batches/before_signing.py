@@ -1,5 +1,6 @@
 """What is checked before anyone's password is: the batch exists and runs, the task
-waits for completion, the caller may complete it, and the signature claims only what
+waits for completion, the caller may complete it (role, and today the qualifications the
+task needs), and the signature claims only what
 the caller may claim (their own id as performer, another person with the witness role
 as witness, and a witness only where the form asks for one).
 
@@ -42,6 +43,8 @@ class SigningPlan:
     task: dict[str, Any]
     witness_required: bool
     witness_roles: tuple[str, ...]
+    #: the qualifications the task needs of its performer and witness (``qual``)
+    quals: tuple[str, ...] = ()
 
 
 def may_complete(rt: Runtime, batch_id: str, task_id: str, person: Person) -> SigningPlan:
@@ -59,14 +62,16 @@ def may_complete(rt: Runtime, batch_id: str, task_id: str, person: Person) -> Si
             check_assignment(s, batch, entry, task, person.username)
             needed = task_role(task)
             described = describe_task(task, rv)
-    # the one rule the step path applies again under the lock (engine.duties)
-    duties.check_complete(person, needed, username=person.username)
+        # the rules the step path applies again under the lock (engine.duties)
+        duties.check_complete(person, needed, username=person.username)
+        quals = tuple(described.get("qual") or ())
+        duties.check_qualified(s, person.username, quals)
     definition = described.get("form_definition")
     if not definition:
-        return SigningPlan(described, False, ())
+        return SigningPlan(described, False, (), quals)
     form = load_form(definition)
     witnesses = tuple(sorted(duties.witness_roles(form.witness_role, needed)))
-    return SigningPlan(described, bool(form.witness_required), witnesses)
+    return SigningPlan(described, bool(form.witness_required), witnesses, quals)
 
 
 def check_own_signature(claimed: Any, person: Person) -> None:
@@ -79,7 +84,8 @@ def check_own_signature(claimed: Any, person: Person) -> None:
 def witness_wanted(rt: Runtime, plan: SigningPlan, claimed: Any, performer: Person) -> bool:
     """Whether a witness named ``claimed`` is to be authenticated: not when the form asks
     for none (the witness is ignored, their password never checked); refused before any
-    password when it is the performer or an account without the witness role."""
+    password when it is the performer, an account without the witness role, or one
+    without a qualification the task needs."""
     if not plan.witness_required:
         return False
     if claimed == performer.username:
@@ -93,6 +99,9 @@ def witness_wanted(rt: Runtime, plan: SigningPlan, claimed: Any, performer: Pers
                 code="witness_role",
                 details={"roles": list(plan.witness_roles)},
             )
+        if roles is not None and plan.quals:
+            with rt.transaction() as s:
+                duties.check_qualified(s, claimed, plan.quals, as_witness=True)
     return True
 
 

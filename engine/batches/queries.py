@@ -10,7 +10,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import duties, runner
+from .. import duties, qualifications, runner
 from ..models import Batch, Incident, Job, RecipeVersion, Signature, Step, WorkflowState
 from ..quality.release import disposition_of
 from ..record import as_corrected, corrected_value, corrections_by_step, replaced_value
@@ -114,9 +114,13 @@ def exceptions(
 
 def my_tasks(rt: Runtime, person: Person) -> list[dict[str, Any]]:
     """Ready operator tasks across running batches that this person may do — quality
-    processes' tasks among them (``batch_kind`` quality, with the ``subject`` they are about)."""
+    processes' tasks among them (``batch_kind`` quality, with the ``subject`` they are about).
+    A task whose qualification the person lacks today is listed with ``blocked`` saying
+    why (``needs aseptic-gowning (expired 2026-11-30)``), not hidden."""
     out = []
+    on = qualifications.today()
     with rt.transaction() as s:
+        held = qualifications.held(s, person.username)
         running = list(
             s.execute(
                 select(Batch.batch_id, Batch.kind, Batch.subject_type, Batch.subject_id)
@@ -132,7 +136,9 @@ def my_tasks(rt: Runtime, person: Person) -> list[dict[str, Any]]:
             else:
                 mine = duties.may_complete(person, t["role"])
             if mine:
-                out.append({**t, "batch_id": batch_id, "batch_kind": kind, "subject": subject})
+                missing = duties.missing_qualifications(held, t.get("qual") or (), on)
+                blocked = "; ".join(duties.describe_missing(m) for m in missing) or None
+                out.append({**t, "batch_id": batch_id, "batch_kind": kind, "subject": subject, "blocked": blocked})
     return out
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from .. import audit, outbox, runner
+from .. import audit, duties, outbox, runner
+from ..bpmn.properties import spec_quals
 from ..errors import Conflict, EngineFault, InvalidInput
 from ..models import Batch, Job, Step, utcnow
 from ..quality import exceptions as quality_exceptions
@@ -179,6 +180,10 @@ def complete_task(
         else:
             checked = check_values(s, batch.batch_id, form, data)
         check_signers(task, checked, performer, signer, witness)
+        quals = spec_quals(task.task_spec)  # today's training, at every step (engine.duties)
+        duties.check_qualified(s, performer.username, quals)
+        if witness is not None and checked.validated is not None and checked.validated.witness_required:
+            duties.check_qualified(s, witness.username, quals, as_witness=True)
         task.data.update(checked.spiff_data)
         task.run()
         runner.run_engine_steps(wf, rt.settings.engine_step_budget, rt.settings.engine_step_seconds)

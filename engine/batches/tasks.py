@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import duties, runner
+from ..bpmn.properties import spec_quals
 from ..errors import Conflict, NotFound
 from ..models import Batch, RecipeVersion, TaskAssignment, User
 from ..permissions import Forbidden
@@ -64,6 +65,7 @@ def describe_task(task: Task, rv: RecipeContent) -> dict[str, Any]:
         "instructions": meta.get("instructions"),
         "iteration": task.internal_data.get("iteration"),
         "role": task_role(task),
+        "qual": list(spec_quals(task.task_spec)),
     }
 
 

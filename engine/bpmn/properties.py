@@ -1,7 +1,8 @@
 """Batchline's own task properties (``spiffworkflow:property``), read and checked in one
 place: ``due`` (an ISO-8601 duration a user task may wait before it is late, see
-``engine.batches.lateness``) and ``critical`` (the task's exceptions weigh more). A bad
-``due`` is a problem named at recipe import, never a surprise on the floor."""
+``engine.batches.lateness``), ``critical`` (the task's exceptions weigh more) and ``qual``
+(the qualifications a person needs to perform or witness it, ``engine.qualifications``).
+A bad ``due`` or ``qual`` is a problem named at recipe import, never a surprise on the floor."""
 
 from __future__ import annotations
 
@@ -19,6 +20,25 @@ _DURATION = re.compile(
 )
 #: longer than a year is no due time for a step
 MAX_DUE = timedelta(days=366)
+#: a qualification's name: lower-case words joined by - . or _ (``aseptic-gowning``)
+QUAL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def parse_names(value: Any) -> tuple[str, ...]:
+    """A task's ``qual`` property: one qualification name or several separated by commas
+    (``engine.qualifications``); ValueError saying what is wrong otherwise."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ()
+    if not isinstance(value, str):
+        raise ValueError("qual must be a qualification name such as aseptic-gowning")
+    names = []
+    for part in value.split(","):
+        if not QUAL_NAME.match(part.strip()):
+            raise ValueError(
+                f"qual {part.strip()[:40]!r} is not a qualification name (lower-case letters, digits, - . _)"
+            )
+        names.append(part.strip())
+    return tuple(dict.fromkeys(names))
 
 
 def parse_due(text: Any) -> timedelta:
@@ -56,10 +76,24 @@ def spec_critical(task_spec: Any) -> bool:
     return str(_properties(task_spec).get("critical") or "").strip().lower() in ("true", "1", "yes")
 
 
+def spec_quals(task_spec: Any) -> tuple[str, ...]:
+    """The qualifications a task needs (its ``qual`` property: one name, or several
+    separated by commas); a malformed one is refused at import, so here it is none."""
+    try:
+        return parse_names(_properties(task_spec).get("qual"))
+    except ValueError:
+        return ()
+
+
 def property_problems(spec: Any, subprocess_specs: dict[str, Any]) -> list[Problem]:
-    """One problem for every task whose ``due`` is not a usable duration."""
+    """One problem for every task whose ``due`` is not a usable duration or whose
+    ``qual`` is not a list of qualification names."""
     out = []
     for process, ts in all_specs(spec, subprocess_specs):
+        try:
+            parse_names(_properties(ts).get("qual"))
+        except ValueError as exc:
+            out.append(Problem("qual_invalid", str(exc), getattr(ts, "bpmn_id", None) or ts.name, process.file))
         due = spec_due(ts)
         if due is None:
             continue

@@ -18,7 +18,7 @@ from tests.support import read_recipe
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 #: the roles a person may hold, and the combinations that matter
-SINGLE_ROLES = ("operator", "supervisor", "qa", "admin", "service")
+SINGLE_ROLES = ("operator", "supervisor", "qa", "admin", "service", "trainer")  # a trainer signs no task
 COMBINATIONS = (
     ("operator", "supervisor"),
     ("operator", "qa"),

@@ -75,6 +75,7 @@ def test_a_trail_from_before_the_key_is_sealed_and_kept(empty_url):
                 "batch_disposition": 0,
                 "correction": 0,
                 "exception_disposition": 0,
+                "qualification": 0,
                 "signature": 0,
                 "step": 0,
             },
@@ -128,6 +129,7 @@ def test_the_application_role_cannot_change_the_record_and_the_owner_is_stopped_
             "correction",
             "exception_disposition",
             "batch_disposition",
+            "qualification",
         ],
     }
     with rt.db.begin() as conn:

@@ -18,7 +18,7 @@ from tests.support import PASSWORD
 
 #: /api/qms/events is authenticated by the QMS's signature, not by a user (tests/qms)
 PUBLIC = {"/api/health", "/api/openapi.json", "/api/docs", "/api/docs/", "/api/qms/events"}
-ROLES = ["operator", "supervisor", "qa", "admin", "service"]
+ROLES = ["operator", "supervisor", "qa", "admin", "service", "trainer"]
 EVERYONE = {"operator", "supervisor", "qa", "admin", "service"}
 
 #: action -> the roles that may call its endpoints. ``task.complete`` and ``step.correct``
@@ -52,6 +52,8 @@ INTENDED = {
     "equipment.write": {"service", "supervisor"},
     "subscriber.manage": {"admin"},
     "event.record": {"operator", "supervisor", "qa"},
+    "qualification.read": {"operator", "supervisor", "qa", "admin", "trainer"},
+    "qualification.record": {"qa", "trainer"},
 }
 
 #: task role -> who completes it; signature meaning -> who gives it (engine.duties reads these)

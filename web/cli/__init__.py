@@ -11,7 +11,7 @@ rest.
 One module per command group: ``root`` (the command, its errors, plug-ins),
 ``context`` (what an invocation shares), ``output`` (tables, JSON, errors), ``acting``
 (who acts and their password), then ``db``, ``recipes``, ``batches``, ``incidents``,
-``audit``, ``users``, ``serve`` (worker and web server) and ``demo``.
+``audit``, ``users``, ``qualifications`` (``qual``), ``serve`` (worker and web server) and ``demo``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from . import (  # noqa: F401  (registers the commands)
     demo,
     incidents,
     qms,
+    qualifications,
     quality,
     recipes,
     serve,

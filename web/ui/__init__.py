@@ -10,10 +10,21 @@ One blueprint, one module per family of pages, each adding its routes to ``bp``:
 ``batch_pages`` (my tasks, batches, the batch record, a step), ``supervision`` (hold,
 resume, abort, reassign), ``task_form`` (a task, its attachments and signature) and
 ``corrections``; ``record_event`` (an operator's event from a task or the batch page,
-for review); ``review`` (QA's review by exception, disposition and release).
+for review); ``review`` (QA's review by exception, disposition and release);
+``qualifications`` (people's training records, granted and revoked by QA or a trainer).
 """
 
-from . import batch_pages, corrections, login, record_event, review, supervision, task_form
+from . import batch_pages, corrections, login, qualifications, record_event, review, supervision, task_form
 from .pages import bp
 
-__all__ = ["bp", "batch_pages", "corrections", "login", "record_event", "review", "supervision", "task_form"]
+__all__ = [
+    "bp",
+    "batch_pages",
+    "corrections",
+    "login",
+    "qualifications",
+    "record_event",
+    "review",
+    "supervision",
+    "task_form",
+]

@@ -91,6 +91,11 @@ def _not_mine(task: dict[str, Any], meaning: str | None) -> str | None:
     why = duties.why_not_complete(person, task.get("role") or "operator", meaning)
     if why is None and task.get("assigned_to") and task["assigned_to"] != person.username:
         return f"This task is assigned to {task['assigned_to']}; only they can complete it."
+    if why is None and task.get("qual"):
+        with runtime().transaction() as s:
+            missing = duties.why_unqualified(s, person.username, task["qual"])
+        if missing:
+            return f"You cannot perform this task yet: it {missing}. QA or a trainer records qualifications."
     return why
 
 

@@ -71,6 +71,7 @@ class Task(ma.Schema):
     iteration = fields.Integer(allow_none=True)
     role = fields.String(metadata={"description": "the role the task needs"})
     assigned_to = fields.String(allow_none=True, metadata={"description": "set when a supervisor reassigned it"})
+    qual = fields.List(fields.String(), metadata={"description": "qualifications its performer and witness need"})
 
 
 class MyTask(Task):
@@ -78,6 +79,10 @@ class MyTask(Task):
     batch_kind = fields.String(metadata={"description": "production, or quality (a QA flow about a subject)"})
     subject = fields.Dict(
         allow_none=True, metadata={"description": "what a quality process is about: {type: batch|exception, id}"}
+    )
+    blocked = fields.String(
+        allow_none=True,
+        metadata={"description": "why you cannot do it yet: `needs aseptic-gowning (expired 2026-11-30)`"},
     )
 
 
