@@ -43,6 +43,8 @@ import base64
 import binascii
 import hashlib
 import json
+import math
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,7 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 SPIFF = "{http://spiffworkflow.org/bpmn/schema/1.0/core}"
 _Q = f"{{{NS}}}"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 _schema: etree.XMLSchema | None = None
 _lock = threading.Lock()
@@ -291,6 +294,45 @@ def _text(node: etree._Element | None) -> str | None:
     return None if node is None or node.text is None else node.text
 
 
+def _utf8(ident: str, raw: bytes) -> bytes:
+    try:
+        _storable(ident, raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BatchmlInvalid(f"{ident}: the file is not UTF-8 text", details={"element": ident}) from None
+    return raw
+
+
+def _refuse_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a finite number")
+
+
+def _form(ident: str, raw: bytes) -> Any:
+    try:
+        form = json.loads(raw.decode("ascii"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BatchmlInvalid(f"{ident}: not a JSON form ({exc})", details={"element": ident}) from None
+    if not isinstance(form, dict):
+        raise BatchmlInvalid(f"{ident}: a form is one JSON object", details={"element": ident})
+    _storable(ident, form)
+    return form
+
+
+def _storable(ident: str, value: Any) -> None:
+    """Text every database stores: no NUL, no lone surrogate (PostgreSQL refuses both)."""
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value):
+            raise BatchmlInvalid(f"{ident}: holds a NUL or a lone surrogate", details={"element": ident})
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _storable(ident, k)
+            _storable(ident, v)
+    elif isinstance(value, list):
+        for v in value:
+            _storable(ident, v)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise BatchmlInvalid(f"{ident}: holds a number that is not finite", details={"element": ident})
+
+
 def read(data: bytes, filename: str = "recipe.xml") -> RecipeDocument:
     """The recipe in an uploaded BatchML document: refused (XmlRefused) if it is hostile or
     too large, BatchmlInvalid (with the schema's reasons) if it does not validate or does
@@ -326,12 +368,9 @@ def read(data: bytes, filename: str = "recipe.xml") -> RecipeDocument:
             except (binascii.Error, ValueError):
                 raise BatchmlInvalid(f"{ident}: the value is not base64", details={"element": ident}) from None
             if ident.startswith(BPMN_PREFIX):
-                files[ident[len(BPMN_PREFIX) :]] = raw
+                files[ident[len(BPMN_PREFIX) :]] = _utf8(ident, raw)
             else:
-                try:
-                    forms[ident[len(FORM_PREFIX) :]] = json.loads(raw.decode("ascii"))
-                except (UnicodeDecodeError, ValueError):
-                    raise BatchmlInvalid(f"{ident}: not a JSON form", details={"element": ident}) from None
+                forms[ident[len(FORM_PREFIX) :]] = _form(ident, raw)
         elif ident.startswith("batchline."):
             facts[ident] = text
     if not files:

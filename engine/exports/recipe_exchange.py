@@ -72,7 +72,7 @@ def import_document(
         with rt.transaction() as s:
             stored = replay(s, scope, idempotency_key, request)
         if stored is not None:
-            return stored.body, False
+            return stored.body, stored.status == 201  # the first answer, as it was
     with rt.transaction() as s:
         before = s.scalar(
             select(RecipeVersion.id).where(RecipeVersion.recipe == key, RecipeVersion.content_hash == digest)
