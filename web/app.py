@@ -148,6 +148,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     api.register_blueprint(qualifications_api.blp)
 
+    from .api import recipe_exchange
+
+    api.register_blueprint(recipe_exchange.blp)
+
     from .docs import bp as docs
 
     app.register_blueprint(docs)

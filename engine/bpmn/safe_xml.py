@@ -14,16 +14,17 @@ MAX_BPMN_BYTES = 5 * 1024 * 1024
 BPMN_NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL"}
 
 
-def parse_xml(filename: str, data: bytes | str) -> etree._Element:
-    """Plain XML only: no DOCTYPE (so no external entities, no entity bombs), no network, size-capped."""
+def parse_xml(filename: str, data: bytes | str, *, max_bytes: int = MAX_BPMN_BYTES) -> etree._Element:
+    """Plain XML only: no DOCTYPE (so no external entities, no entity bombs), no network, size-capped
+    (``max_bytes``: a BatchML export embedding several BPMN files may be larger than one file)."""
     if isinstance(data, str):
         data = data.encode("utf-8")
 
     def refused(code: str, message: str) -> XmlRefused:
         return XmlRefused([Problem(code, message, file=filename)])
 
-    if len(data) > MAX_BPMN_BYTES:
-        raise refused("xml_too_large", f"file is larger than {MAX_BPMN_BYTES // (1024 * 1024)} MB")
+    if len(data) > max_bytes:
+        raise refused("xml_too_large", f"file is larger than {max_bytes // (1024 * 1024)} MB")
     try:  # expat via defusedxml stops at the DOCTYPE, before any entity is expanded
         DefusedET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DTDForbidden:

@@ -25,6 +25,7 @@ from . import (  # noqa: F401  (registers the commands)
     qms,
     qualifications,
     quality,
+    recipe_exchange,
     recipes,
     serve,
     users,
