@@ -9,10 +9,11 @@ One blueprint, one module per family of pages, each adding its routes to ``bp``:
 ``pages`` (the blueprint, every request's checks, filters, error pages), ``login``,
 ``batch_pages`` (my tasks, batches, the batch record, a step), ``supervision`` (hold,
 resume, abort, reassign), ``task_form`` (a task, its attachments and signature) and
-``corrections``; ``review`` (QA's review by exception, disposition and release).
+``corrections``; ``review`` (QA's review by exception, disposition and release);
+``recipe_pages`` (the recipe list, a recipe, and QA's recipe editor).
 """
 
-from . import batch_pages, corrections, login, review, supervision, task_form
+from . import batch_pages, corrections, login, recipe_pages, review, supervision, task_form
 from .pages import bp
 
-__all__ = ["bp", "batch_pages", "corrections", "login", "review", "supervision", "task_form"]
+__all__ = ["bp", "batch_pages", "corrections", "login", "recipe_pages", "review", "supervision", "task_form"]
