@@ -30,6 +30,18 @@ def add_form_field(page: Page, kind: str) -> None:
     )
 
 
+def drag(page: Page, source: str, target: str) -> None:
+    page.locator(source).scroll_into_view_if_needed()
+    a, b = page.locator(source).bounding_box(), page.locator(target).bounding_box()
+    page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(
+            a["x"] + (b["x"] + b["width"] / 2 - a["x"]) * step / 10, a["y"] + (b["y"] + b["height"] / 2 - a["y"]) * step / 10
+        )
+    page.mouse.up()
+
+
 def form_entry(page: Page, name: str):
     return page.locator(f"#form-editor #bio-properties-panel-batchline-form-{name}")
 
@@ -56,6 +68,7 @@ def test_qa_designs_a_recipe_in_the_browser(page: Page, runtime, artifacts):
     label.fill("pH")
     key = page.locator("#form-editor #bio-properties-panel-key")
     key.fill("ph")
+    page.wait_for_timeout(500)  # the form editor applies label and key after a short debounce
     open_group(page, "#form-editor", "batchline")
     form_entry(page, "unit").fill("pH")
     form_entry(page, "decimals").fill("2")
@@ -74,14 +87,14 @@ def test_qa_designs_a_recipe_in_the_browser(page: Page, runtime, artifacts):
     assert field["key"] == "ph"
     assert field["properties"] == {"unit": "pH", "decimals": "2", "hardMin": "6.5", "alertHigh": "7.4", "hardMax": "7.8"}
 
-    # a second user task, appended from the first, has no form: refused and marked
-    page.locator("#bpmn-canvas [data-element-id='first_step']").click()
-    page.click(".djs-context-pad [data-action='append.append-task']")
+    # a second step dropped from the palette onto the flow to the end: a user task without a form
+    drag(page, ".djs-palette [data-action='create.task']", "#bpmn-canvas [data-element-id='Flow_end']")
     page.click(".djs-context-pad [data-action='replace']")
     page.click(".djs-popup [data-id='replace-with-user-task']")
     new_id = page.evaluate("window.batchlineEditor.modeler.get('selection').get()[0].id")
     page.click("#save-recipe")
     expect(page.locator("#editor-message")).to_contain_text("Not saved")
+    shot(page, artifacts, "04-problem-marked")
     problem = page.locator(f"#editor-problems li[data-element='{new_id}']")
     expect(problem).to_contain_text("has no form")
     expect(page.locator(f"#bpmn-canvas .djs-element.bl-problem[data-element-id='{new_id}']")).to_be_attached()
@@ -112,7 +125,7 @@ def test_qa_designs_a_recipe_in_the_browser(page: Page, runtime, artifacts):
     shot(page, artifacts, "06-submit")
 
     page.goto(f"/recipes/{versions[1].id}")
-    expect(page.locator("#diagram-canvas svg")).to_be_attached()
+    expect(page.locator("#diagram-canvas[data-loaded]")).to_be_attached()
     expect(page.locator("#forms")).to_contain_text("pH")
     expect(page.locator("#history")).to_contain_text("recipe.imported")
     shot(page, artifacts, "07-view")

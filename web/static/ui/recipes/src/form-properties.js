@@ -13,12 +13,15 @@ import {
 
 const NUMBER = /^-?\d+(\.\d+)?$/;
 const noDebounce = (fn) => fn;
+let registry = null;
 
 function props(field) {
   return field.properties || {};
 }
 
+// the field as it is now: two quick edits must not start from the same old properties
 function update(editField, field, name, value) {
+  field = (registry && registry.get(field.id)) || field;
   const next = { ...props(field) };
   if (value === undefined || value === null || value === "" || value === false) delete next[name];
   else next[name] = String(value);
@@ -124,7 +127,8 @@ function entriesFor(field) {
   return [];
 }
 
-export default function BatchlineFormProperties(propertiesPanel) {
+export default function BatchlineFormProperties(propertiesPanel, formFieldRegistry) {
+  registry = formFieldRegistry;
   this.getGroups = (field, editField) => (groups) => {
     if (!field) return groups;
     const entries = entriesFor(field).map((e) => ({ ...e, field, editField }));
@@ -136,4 +140,4 @@ export default function BatchlineFormProperties(propertiesPanel) {
   };
   propertiesPanel.registerProvider(this, 400);
 }
-BatchlineFormProperties.$inject = ["propertiesPanel"];
+BatchlineFormProperties.$inject = ["propertiesPanel", "formFieldRegistry"];
