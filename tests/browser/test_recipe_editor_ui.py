@@ -37,7 +37,8 @@ def drag(page: Page, source: str, target: str) -> None:
     page.mouse.down()
     for step in range(1, 11):
         page.mouse.move(
-            a["x"] + (b["x"] + b["width"] / 2 - a["x"]) * step / 10, a["y"] + (b["y"] + b["height"] / 2 - a["y"]) * step / 10
+            a["x"] + (b["x"] + b["width"] / 2 - a["x"]) * step / 10,
+            a["y"] + (b["y"] + b["height"] / 2 - a["y"]) * step / 10,
         )
     page.mouse.up()
 
@@ -85,7 +86,13 @@ def test_qa_designs_a_recipe_in_the_browser(page: Page, runtime, artifacts):
     assert v1.status == "draft" and v1.name == "Buffer QA check" and v1.created_by == "qa.dora"
     (field,) = v1.forms["first_step_form"]["components"]
     assert field["key"] == "ph"
-    assert field["properties"] == {"unit": "pH", "decimals": "2", "hardMin": "6.5", "alertHigh": "7.4", "hardMax": "7.8"}
+    assert field["properties"] == {
+        "unit": "pH",
+        "decimals": "2",
+        "hardMin": "6.5",
+        "alertHigh": "7.4",
+        "hardMax": "7.8",
+    }
 
     # a second step dropped from the palette onto the flow to the end: a user task without a form
     drag(page, ".djs-palette [data-action='create.task']", "#bpmn-canvas [data-element-id='Flow_end']")

@@ -104,7 +104,5 @@ def _form_problems(forms: dict[str, Any], users_of: dict[str, list[str]], file_o
             load_form(forms[form_id])
         except Exception as exc:  # the forms package says what is wrong, located in the form
             for element_id in element_ids:
-                out.append(
-                    Problem("form_invalid", f"form {form_id!r}: {exc}", element_id, file_of.get(element_id))
-                )
+                out.append(Problem("form_invalid", f"form {form_id!r}: {exc}", element_id, file_of.get(element_id)))
     return out

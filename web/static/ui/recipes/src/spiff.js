@@ -131,8 +131,10 @@ export function setOperator(injector, element, changes) {
   let operator = getOperator(bo);
   if (!operator) {
     const ext = ensureExtensions(injector, element, bo, cmds);
+    // SpiffWorkflow's schema wants the parameters element, even when empty
     operator = moddle.create("spiffworkflow:ServiceTaskOperator", {});
     operator.$parent = ext;
+    if (!("parameters" in changes)) changes = { ...changes, parameters: [] };
     cmds.push({ cmd: "element.updateModdleProperties", context: { element, moddleElement: ext, properties: { values: [...ext.get("values"), operator] } } });
   }
   const props = {};
@@ -146,7 +148,7 @@ export function setOperator(injector, element, changes) {
       param.$parent = list;
       return param;
     });
-    props.parameterList = changes.parameters.length ? list : undefined;
+    props.parameterList = list;
   }
   cmds.push({ cmd: "element.updateModdleProperties", context: { element, moddleElement: operator, properties: props } });
   run(injector, cmds);
