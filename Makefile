@@ -19,8 +19,10 @@ $(STAMP): setup.cfg pyproject.toml
 # Front-end packages (bpmn-js, form-js, Swagger UI) come from npm, never from the repo.
 web-assets: $(WEBSTAMP)
 
-$(WEBSTAMP): web/package.json
+# npm ci copies the viewer files and bundles the recipe editor (web/build-editor.js, esbuild)
+$(WEBSTAMP): web/package.json web/package-lock.json web/build-editor.js $(wildcard web/static/ui/recipes/src/*)
 	cd web && npm ci --no-audit --no-fund
+	cd web && npm run --silent build
 	touch $@
 
 # Debian's chromium for the browser tests (Playwright cannot download a browser here).

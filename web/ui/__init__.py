@@ -11,10 +11,21 @@ One blueprint, one module per family of pages, each adding its routes to ``bp``:
 resume, abort, reassign), ``task_form`` (a task, its attachments and signature) and
 ``corrections``; ``record_event`` (an operator's event from a task or the batch page,
 for review); ``review`` (QA's review by exception, disposition and release);
-``qualifications`` (people's training records, granted and revoked by QA or a trainer).
+``qualifications`` (people's training records, granted and revoked by QA or a trainer);
+``recipe_pages`` (the recipe list, a recipe, and QA's recipe editor).
 """
 
-from . import batch_pages, corrections, login, qualifications, record_event, review, supervision, task_form
+from . import (
+    batch_pages,
+    corrections,
+    login,
+    qualifications,
+    recipe_pages,
+    record_event,
+    review,
+    supervision,
+    task_form,
+)
 from .pages import bp
 
 __all__ = [
@@ -23,6 +34,7 @@ __all__ = [
     "corrections",
     "login",
     "qualifications",
+    "recipe_pages",
     "record_event",
     "review",
     "supervision",
