@@ -24,7 +24,15 @@ from sqlalchemy.engine import Engine
 from .errors import BatchlineError
 
 #: tables whose rows are never changed or deleted once written
-APPEND_ONLY = ("audit_event", "step", "signature", "correction", "exception_disposition", "batch_disposition")
+APPEND_ONLY = (
+    "audit_event",
+    "step",
+    "signature",
+    "correction",
+    "exception_disposition",
+    "batch_disposition",
+    "batch_migration_signature",
+)
 #: the migrations' own bookkeeping: the application reads it (health), never writes it
 SCHEMA_TABLES = ("alembic_version",)
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -44,6 +44,11 @@ MATRIX: dict[str, frozenset[str]] = {
     "subscriber.manage": frozenset({"admin"}),
     # an operator's "record an event" from a task page (review by exception)
     "event.record": frozenset({"operator", "supervisor", "qa"}),
+    # moving a running batch to a newer recipe version: a supervisor asks, QA approves (e-signed)
+    "batch.migrate": frozenset({"supervisor"}),
+    "batch.migration.approve": frozenset({"qa"}),
+    # another template version into the recipes that call it (as new drafts)
+    "template.replace": frozenset({"qa"}),
 }
 
 #: A user task's role (its ``role`` property or lane) -> the roles that may complete it and
