@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from .. import audit, outbox
 from ..batches.inputs import check_batch_id
-from ..batches.unit_of_work import Idempotency, find_batch, live_workflow, mutate
+from ..batches.unit_of_work import Idempotency, find_batch, live_workflow, lock_for_writing, mutate
 from ..errors import Conflict, InvalidInput, NotFound
 from ..idempotency import Outcome, remember, replay
 from ..models import Batch, BatchMigration, BatchMigrationSignature, RecipeVersion, utcnow
@@ -192,6 +192,27 @@ def request_migration(
         return outcome
 
 
+def check_approver(rt: Runtime, batch_id: str, migration_id: Any, person: Person) -> None:
+    """What is checked before the approver's password is asked: the migration exists, is
+    waiting, and the approver is QA and not the person who requested it."""
+    batch_id = check_batch_id(batch_id)
+    migration_id = _positive(migration_id, "migration")
+    if "qa" not in person.roles:
+        raise Forbidden("only QA approves a batch migration", code="forbidden", details={"roles": ["qa"]})
+    with rt.transaction() as s:
+        batch = find_batch(s, batch_id)
+        m = s.get(BatchMigration, migration_id)
+        if m is None or m.batch_id != batch.id:
+            raise NotFound(f"batch {batch_id} has no migration {migration_id}", code="migration_not_found")
+        if m.status != "requested":
+            raise Conflict(f"migration {m.id} is {m.status} already", code=f"migration_{m.status}")
+        if m.requested_by == person.username:
+            raise Forbidden(
+                f"{person.username} requested this migration: someone else must approve it",
+                code="segregation_of_duties",
+            )
+
+
 def _signed_content(m: BatchMigration, batch: Batch, current: RecipeVersion, target: RecipeVersion) -> str:
     return sha256(
         canonical(
@@ -248,6 +269,7 @@ def approve_migration(
         if not mapping.ok:
             refusal["problems"] = mapping.problems
             raise _refused(mapping.problems, target)
+        lock_for_writing(s, batch)  # before the first write: the batch must not have changed since read
         entry.spec_hash = target.spec_hash
         batch.recipe_version_id, batch.recipe_hash = target.id, target.content_hash
         m.status, m.decided_by, m.decided_at = "approved", signer.username, utcnow()

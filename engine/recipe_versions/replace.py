@@ -27,6 +27,7 @@ from ..bpmn import parse_recipe
 from ..errors import Conflict, InvalidInput, NotFound
 from ..idempotency import Outcome, remember, replay
 from ..models import RecipeVersion
+from ..permissions import Forbidden
 from ..recipes import content_hash, import_recipe
 from ..runtime import Runtime
 from ..users import Person
@@ -95,7 +96,7 @@ def replace_template(
         )
     keys = _keys(recipes)
     if "qa" not in actor.roles:
-        raise InvalidInput("only QA replaces templates in recipes", code="forbidden")
+        raise Forbidden("only QA replaces templates in recipes", code="forbidden", details={"roles": ["qa"]})
     request = {"template": name, "with_version": with_version, "recipes": keys}
     scope = f"template:{name}|user:{actor.username}"
     if idempotency_key:

@@ -52,6 +52,9 @@ INTENDED = {
     "equipment.write": {"service", "supervisor"},
     "subscriber.manage": {"admin"},
     "event.record": {"operator", "supervisor", "qa"},
+    "batch.migrate": {"supervisor"},
+    "batch.migration.approve": {"qa"},
+    "template.replace": {"qa"},
 }
 
 #: task role -> who completes it; signature meaning -> who gives it (engine.duties reads these)

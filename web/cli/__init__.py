@@ -24,6 +24,7 @@ from . import (  # noqa: F401  (registers the commands)
     incidents,
     qms,
     quality,
+    recipe_versions,
     recipes,
     serve,
     users,

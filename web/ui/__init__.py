@@ -12,7 +12,7 @@ resume, abort, reassign), ``task_form`` (a task, its attachments and signature) 
 ``corrections``; ``review`` (QA's review by exception, disposition and release).
 """
 
-from . import batch_pages, corrections, login, review, supervision, task_form
+from . import batch_pages, corrections, login, recipe_diff, review, supervision, task_form
 from .pages import bp
 
-__all__ = ["bp", "batch_pages", "corrections", "login", "review", "supervision", "task_form"]
+__all__ = ["bp", "batch_pages", "corrections", "login", "recipe_diff", "review", "supervision", "task_form"]
