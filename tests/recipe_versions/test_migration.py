@@ -173,3 +173,16 @@ def test_two_qa_people_approving_at_once_move_the_batch_once(rt):
     rt.cache.clear()
     complete(rt, "MIG-1", "thaw_vial")
     assert set(ready(rt, "MIG-1")) == {"check_viability"}
+
+
+def test_the_approving_signature_is_never_changed(rt):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    _waiting_inside_seed_expansion(rt)
+    asked = recipe_versions.request_migration(rt, "MIG-1", to_version=2, reason="r", requester=SUP)
+    recipe_versions.approve_migration(rt, "MIG-1", asked.body["id"], signer=QA)
+    for sql in ("UPDATE batch_migration_signature SET username = 'x'", "DELETE FROM batch_migration_signature"):
+        with pytest.raises(DBAPIError, match="append_only"):
+            with rt.db.begin() as conn:
+                conn.execute(text(sql))

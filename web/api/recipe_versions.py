@@ -34,7 +34,9 @@ def _answer(outcome):
 
 
 class DiffQuery(ma.Schema):
-    against = BoundedInt(minimum=1, required=True, metadata={"description": "the recipe version id to compare with"})
+    against = BoundedInt(
+        minimum=1, strict=False, required=True, metadata={"description": "the recipe version id to compare with"}
+    )
 
 
 class DiffOut(ma.Schema):
