@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from .. import audit, outbox
 from ..batches.inputs import check_batch_id
@@ -365,14 +365,3 @@ def list_migrations(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
             else {}
         )
         return [describe(r, batch, versions, sigs.get(r.id)) for r in rows]
-
-
-def count_open(s, batch_pk: int) -> int:
-    return (
-        s.scalar(
-            select(func.count())
-            .select_from(BatchMigration)
-            .where(BatchMigration.batch_id == batch_pk, BatchMigration.status == "requested")
-        )
-        or 0
-    )
