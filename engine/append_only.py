@@ -32,6 +32,7 @@ APPEND_ONLY = (
     "exception_disposition",
     "batch_disposition",
     "qualification",
+    "batch_migration_signature",
 )
 #: the migrations' own bookkeeping: the application reads it (health), never writes it
 SCHEMA_TABLES = ("alembic_version",)

@@ -649,6 +649,40 @@ class Qualification(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     granted_by: Mapped[str] = mapped_column(String(100))
+
+
+# --- running-batch migrations (engine.recipe_versions.migration) ---------------------
+
+
+class BatchMigration(Base):
+    """A supervisor's request to move a running batch to a newer version of its recipe,
+    and what became of it: ``requested`` -> ``approved`` (QA's e-signature, the batch
+    moved) or ``refused`` (its position no longer mapped when QA approved). Status
+    changes are audited; the signature is its own append-only row."""
+
+    __tablename__ = "batch_migration"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
+    from_version_id: Mapped[int] = mapped_column(ForeignKey("recipe_version.id"))
+    to_version_id: Mapped[int] = mapped_column(ForeignKey("recipe_version.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="requested")
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: the position when it was checked: mapped elements, or the problems that refused it
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class BatchMigrationSignature(Base):
+    """QA's e-signature approving a migration (*Approved*), bound to the SHA-256 of what
+    was approved. Append-only."""
+
+    __tablename__ = "batch_migration_signature"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    migration_id: Mapped[int] = mapped_column(ForeignKey("batch_migration.id"), index=True)
+    username: Mapped[str] = mapped_column(String(100))
     printed_name: Mapped[str] = mapped_column(String(200))
     meaning: Mapped[str] = mapped_column(String(50))
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -49,6 +49,11 @@ MATRIX: dict[str, frozenset[str]] = {
     # them, recorded (e-signed) by QA or a trainer
     "qualification.read": frozenset({"operator", "supervisor", "qa", "admin", "trainer"}),
     "qualification.record": frozenset({"qa", "trainer"}),
+    # moving a running batch to a newer recipe version: a supervisor asks, QA approves (e-signed)
+    "batch.migrate": frozenset({"supervisor"}),
+    "batch.migration.approve": frozenset({"qa"}),
+    # another template version into the recipes that call it (as new drafts)
+    "template.replace": frozenset({"qa"}),
 }
 
 #: A user task's role (its ``role`` property or lane) -> the roles that may complete it and

@@ -152,6 +152,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     api.register_blueprint(recipe_exchange.blp)
 
+    from .api import recipe_versions as recipe_versions_api
+
+    api.register_blueprint(recipe_versions_api.blp)
+
     from .docs import bp as docs
 
     app.register_blueprint(docs)

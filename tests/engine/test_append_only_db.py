@@ -130,6 +130,7 @@ def test_the_application_role_cannot_change_the_record_and_the_owner_is_stopped_
             "exception_disposition",
             "batch_disposition",
             "qualification",
+            "batch_migration_signature",
         ],
     }
     with rt.db.begin() as conn:

@@ -54,6 +54,9 @@ INTENDED = {
     "event.record": {"operator", "supervisor", "qa"},
     "qualification.read": {"operator", "supervisor", "qa", "admin", "trainer"},
     "qualification.record": {"qa", "trainer"},
+    "batch.migrate": {"supervisor"},
+    "batch.migration.approve": {"qa"},
+    "template.replace": {"qa"},
 }
 
 #: task role -> who completes it; signature meaning -> who gives it (engine.duties reads these)

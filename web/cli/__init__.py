@@ -26,6 +26,7 @@ from . import (  # noqa: F401  (registers the commands)
     qualifications,
     quality,
     recipe_exchange,
+    recipe_versions,
     recipes,
     serve,
     users,

@@ -12,7 +12,7 @@ resume, abort, reassign), ``task_form`` (a task, its attachments and signature) 
 ``corrections``; ``record_event`` (an operator's event from a task or the batch page,
 for review); ``review`` (QA's review by exception, disposition and release);
 ``qualifications`` (people's training records, granted and revoked by QA or a trainer);
-``recipe_pages`` (the recipe list, a recipe, and QA's recipe editor).
+``recipe_pages`` (the recipe list, a recipe, and QA's recipe editor); ``recipe_diff`` (two versions compared).
 """
 
 from . import (
@@ -20,6 +20,7 @@ from . import (
     corrections,
     login,
     qualifications,
+    recipe_diff,
     recipe_pages,
     record_event,
     review,
@@ -34,6 +35,7 @@ __all__ = [
     "corrections",
     "login",
     "qualifications",
+    "recipe_diff",
     "recipe_pages",
     "record_event",
     "review",
