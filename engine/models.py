@@ -649,6 +649,10 @@ class Qualification(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     granted_by: Mapped[str] = mapped_column(String(100))
+    printed_name: Mapped[str] = mapped_column(String(200))
+    meaning: Mapped[str] = mapped_column(String(50))
+    signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    content_hash: Mapped[str] = mapped_column(String(64))
 
 
 # --- running-batch migrations (engine.recipe_versions.migration) ---------------------
