@@ -106,18 +106,15 @@ def submit(
             )
         flow = effective_version(s, APPROVAL_FLOW)
         process_id = None
+        job: dict[str, Any] = {}
         if flow is not None:
             process_id = process_id_for(s, rv)
+            job = {"flow": "recipe_approval", "recipe_version": rv.id, "version": flow.version, "process": process_id}
             s.add(
                 Job(
                     kind=JobKind.START_QUALITY_PROCESS,
                     batch_id=None,
-                    payload={
-                        "flow": "recipe_approval",
-                        "recipe_version": rv.id,
-                        "version": flow.version,
-                        "process": process_id,
-                    },
+                    payload=job,
                     max_attempts=rt.settings.job_max_attempts,
                 )
             )
@@ -140,7 +137,21 @@ def submit(
         answer = {**describe(rv), "approval_process": process_id}
         if idempotency_key:
             remember(s, scope, idempotency_key, request, Outcome(200, answer))
-        return answer
+    if job:
+        _start_now(rt, job)
+    return answer
+
+
+def _start_now(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Start the approval process at once, so its tasks are there when the answer comes;
+    the job scheduled with the submission starts it later if this fails (it does nothing
+    when the process exists)."""
+    from .quality.processes import start_scheduled
+
+    try:
+        start_scheduled(rt, None, None, payload)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - the job retries, and ends as an incident with the reason
+        return
 
 
 def approval_parameters(rv: RecipeVersion) -> dict[str, Any]:
@@ -219,6 +230,8 @@ def record_approval(
     rv.effective_from = _effective_from(effective_from, now)
     rv.approved_by = [p.username for p in signers]
     rv.approved_at = now
+    if rv.effective_from <= now:  # effective at approval: one audit entry says both
+        rv.status = RecipeStatus.EFFECTIVE
     audit.record(
         s,
         user=signers[-1].username,
@@ -228,7 +241,7 @@ def record_approval(
         field="status",
         old=RecipeStatus.IN_REVIEW if via else RecipeStatus.DRAFT,
         new={
-            "status": RecipeStatus.APPROVED,
+            "status": rv.status,
             "content_hash": rv.content_hash,
             "effective_from": rv.effective_from.isoformat(),
             "signatures": [

@@ -270,7 +270,7 @@ def test_a_rechain_downgraded_to_unkeyed_entries_is_detected(rt):
         "signature 4 (batch SG-1, step 2): recorded by no audit entry (inserted outside Batchline)",
         "correction 1 (batch SG-1, step 1): recorded by no audit entry (inserted outside Batchline)",
         "correction 2 (batch SG-1, step 1): recorded by no audit entry (inserted outside Batchline)",
-        "anchor line 1: entry 2 has another hash than when it was anchored (re-chained)",
+        "anchor line 1: entry 1 has another hash than when it was anchored (re-chained)",
         *SIGNATURES_OF_STEP_2,
     ]
 
