@@ -32,6 +32,8 @@ PEOPLE = {
     "sup.carl": ("Carl Supervisor", ["supervisor"], "carl-demo-2026"),
     "qa.quinn": ("Quinn QA", ["qa"], "quinn-demo-2026"),
     "qa.rita": ("Rita QA", ["qa"], "rita-demo-2026"),
+    #: a third QA person: author ≠ reviewer ≠ approver in QA's recipe approval flow
+    "qa.sofia": ("Sofia QA", ["qa"], "sofia-demo-2026"),
     "admin": ("Plant Administrator", ["admin"], "plant-demo-2026"),
 }
 DEMO_BATCH = "MAB-DEMO-001"
