@@ -40,9 +40,12 @@ def test_recipe_import_json_then_list_show_approve_retire(client):
     approved = client.post(
         f"/api/recipes/{rv['id']}/approve", json=approval("quentin", "reviewed"), headers=client.auth["quentin"]
     )
-    assert approved.status_code == 200 and approved.json["status"] == "approved"
+    assert approved.status_code == 200 and approved.json["status"] == "effective"
+    assert approved.json["approved_by"] == ["quentin"] and approved.json["effective_from"]
+    unsigned = client.post(f"/api/recipes/{rv['id']}/retire", json={"reason": "x"}, headers=client.auth["alice"])
+    assert unsigned.status_code == 422
     retired = client.post(
-        f"/api/recipes/{rv['id']}/retire", json={"reason": "superseded"}, headers=client.auth["alice"]
+        f"/api/recipes/{rv['id']}/retire", json=approval("alice", "superseded"), headers=client.auth["alice"]
     )
     assert retired.status_code == 200 and retired.json["status"] == "retired"
 

@@ -324,8 +324,8 @@ def test_only_a_draft_can_be_approved(client):
     again = client.post(
         f"/api/recipes/{rv['id']}/approve", json=approval("quentin", "again"), headers=client.auth["quentin"]
     )
-    assert "approved already" in error(again, 409, "recipe_not_draft")["message"]
-    client.post(f"/api/recipes/{rv['id']}/retire", json={"reason": "old"}, headers=client.auth["alice"])
+    assert "already effective" in error(again, 409, "recipe_not_draft")["message"]
+    client.post(f"/api/recipes/{rv['id']}/retire", json=approval("alice", "old"), headers=client.auth["alice"])
     back = client.post(
         f"/api/recipes/{rv['id']}/approve", json=approval("quentin", "back"), headers=client.auth["quentin"]
     )
