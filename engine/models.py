@@ -95,6 +95,11 @@ class RecipeVersion(Base):
     tasks: Mapped[list[Any]] = mapped_column(JSON)  # user/service task summary
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
+    #: from when an approved version is the one new batches take (default: its approval)
+    effective_from: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: the user ids who signed the approval (reviewer first, then the approvers)
+    approved_by: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 # --- people ------------------------------------------------------------------------

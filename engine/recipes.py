@@ -2,28 +2,32 @@
 
 A recipe version is never edited: a changed file is a new version. Importing the same
 content twice returns the existing version (same content hash), so imports can be
-repeated safely. Only ``approved`` versions start batches (21 CFR 11.10(k)).
+repeated safely. Only approved and effective versions start batches (21 CFR 11.10(k));
+new batches take the *effective* one (``effective_version``). How a version gets there —
+submit, QA's approval flow, e-signed approval, retirement — is ``engine.recipe_lifecycle``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from . import audit
 from .bpmn import parse_recipe
-from .errors import Conflict, InvalidInput, NotFound
-from .models import RecipeVersion
-from .permissions import Forbidden
+from .errors import InvalidInput, NotFound
+from .models import RecipeVersion, utcnow
 from .runtime import Runtime
 from .vocabulary import RecipeStatus
 from .workflow_store import canonical, sha256
 
 STATUSES = tuple(RecipeStatus)
+#: the statuses a batch may start on (an explicit version: approved ahead of its date too)
+RUNNABLE = (RecipeStatus.APPROVED, RecipeStatus.EFFECTIVE)
 MAX_FILE_BYTES = 5_000_000
 #: the largest recipe version id (an INTEGER column, 32-bit on PostgreSQL): larger names nothing
 MAX_ROW_ID = 2**31 - 1
@@ -104,7 +108,8 @@ def import_recipe(
             object_id=f"{key}:{version}",
             new={"content_hash": digest},
         )
-        if approve:  # the vendor-qualified library and tests; the API and CLI never do this
+        if approve:  # installation of the vendor-qualified library; the API and CLI never do this
+            now = utcnow()
             audit.record(
                 s,
                 user=user,
@@ -116,7 +121,9 @@ def import_recipe(
                 new=RecipeStatus.APPROVED,
                 reason="approved at import",
             )
-            rv.status = RecipeStatus.APPROVED
+            rv.status, rv.approved_by, rv.approved_at, rv.effective_from = RecipeStatus.APPROVED, [user], now, now
+            s.flush()
+            promote(s, key, now)
     return rv
 
 
@@ -151,44 +158,81 @@ def _check_forms(forms: dict[str, Any]) -> None:
             raise InvalidInput(f"form {form_id}: {exc}", code="form_invalid") from exc
 
 
-def set_status(rt: Runtime, recipe_version_id: int, status: str, user: str, reason: str) -> RecipeVersion:
-    if status not in STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", code="status_invalid")
-    with rt.transaction() as s:
-        rv = s.get(RecipeVersion, recipe_version_id) if 0 < recipe_version_id <= MAX_ROW_ID else None
-        if rv is None:
-            raise NotFound(f"recipe version {recipe_version_id} not found", code="recipe_not_found")
-        _set_status(s, rv, status, user, reason)
-    return rv
+def effective_version(s: Session, key: str, now: datetime | None = None) -> RecipeVersion | None:
+    """The version of recipe ``key`` new batches take: the newest approved or effective
+    version whose effective date has come. Reading it makes the statuses say so
+    (``promote``): approved → effective, the one before → superseded, audited."""
+    promote(s, key, now)
+    return s.scalars(
+        select(RecipeVersion)
+        .where(RecipeVersion.recipe == key, RecipeVersion.status == RecipeStatus.EFFECTIVE)
+        .order_by(RecipeVersion.version.desc())
+    ).first()
 
 
-def _set_status(s: Session, rv: RecipeVersion, status: str, user: str, reason: str) -> None:
-    if status == RecipeStatus.APPROVED and rv.status != RecipeStatus.DRAFT:
-        # an approval that changes nothing must not look like one to the person giving it
-        already = " already" if rv.status == RecipeStatus.APPROVED else ""
-        raise Conflict(
-            f"version {rv.version} of {rv.recipe} is {rv.status}{already}; only a draft can be approved",
-            code="recipe_not_draft",
-            details={"status": rv.status},
+def promote(s: Session, key: str, now: datetime | None = None) -> None:
+    """Bring recipe ``key``'s statuses up to date with the clock. Conditional updates: two
+    readers promoting at once change (and audit) each version once."""
+    now = now or utcnow()
+    due = s.scalars(
+        select(RecipeVersion)
+        .where(
+            RecipeVersion.recipe == key,
+            RecipeVersion.status.in_([str(x) for x in RUNNABLE]),
+            RecipeVersion.effective_from.is_not(None),
+            RecipeVersion.effective_from <= now,
         )
-    if rv.status == status:
+        .order_by(RecipeVersion.version.desc())
+    ).first()
+    if due is None:
         return
-    if status == RecipeStatus.APPROVED and user == rv.created_by:
-        raise Forbidden("the author of a recipe version cannot approve it", code="author_cannot_approve")
-    if rv.status == RecipeStatus.RETIRED:
-        raise Conflict("a retired recipe version cannot change status", code="recipe_retired")
+    if due.status == RecipeStatus.APPROVED:
+        _change(s, due, RecipeStatus.APPROVED, RecipeStatus.EFFECTIVE, "its effective date has come")
+    older = s.scalars(
+        select(RecipeVersion).where(
+            RecipeVersion.recipe == key,
+            RecipeVersion.version < due.version,
+            RecipeVersion.status.in_([str(x) for x in RUNNABLE]),
+        )
+    )
+    for rv in list(older):
+        _change(s, rv, rv.status, RecipeStatus.SUPERSEDED, f"version {due.version} is effective")
+
+
+def promote_all(s: Session, now: datetime | None = None) -> None:
+    """``promote`` every recipe with an approved version whose date has come."""
+    now = now or utcnow()
+    keys = s.scalars(
+        select(RecipeVersion.recipe)
+        .where(RecipeVersion.status == RecipeStatus.APPROVED, RecipeVersion.effective_from <= now)
+        .distinct()
+    )
+    for key in list(keys):
+        promote(s, key, now)
+
+
+def _change(s: Session, rv: RecipeVersion, old: str, new: str, reason: str) -> None:
+    done = s.execute(
+        update(RecipeVersion)
+        .where(RecipeVersion.id == rv.id, RecipeVersion.status == old)
+        .values(status=new)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(done, "rowcount", 0) != 1:
+        s.refresh(rv)
+        return
+    s.refresh(rv)
     audit.record(
         s,
-        user=user,
+        user="system",
         action="recipe.status",
         object_type="recipe_version",
         object_id=f"{rv.recipe}:{rv.version}",
         field="status",
-        old=rv.status,
-        new=status,
+        old=old,
+        new=new,
         reason=reason,
     )
-    rv.status = status
 
 
 def find_version(s: Session, recipe: str | int, version: int | None = None, *, approved: bool = False) -> RecipeVersion:
@@ -201,10 +245,13 @@ def find_version(s: Session, recipe: str | int, version: int | None = None, *, a
     if version is not None:
         stmt = stmt.where(RecipeVersion.version == version)
     elif approved:
-        stmt = stmt.where(RecipeVersion.status == RecipeStatus.APPROVED)
+        effective = effective_version(s, str(recipe))
+        if effective is not None:
+            return effective
+        stmt = stmt.where(RecipeVersion.id.is_(None))
     rv = s.scalars(stmt.order_by(RecipeVersion.version.desc())).first()
     if rv is None:
-        what = "approved version of " if approved and version is None else ""
+        what = "effective version of " if approved and version is None else ""
         raise NotFound(
             f"no {what}recipe {recipe!r}" + (f" version {version}" if version else ""), code="recipe_not_found"
         )
@@ -213,6 +260,7 @@ def find_version(s: Session, recipe: str | int, version: int | None = None, *, a
 
 def get_version(rt: Runtime, recipe_version_id: int) -> RecipeVersion:
     with rt.transaction() as s:
+        promote_all(s)
         rv = s.get(RecipeVersion, recipe_version_id) if 0 < recipe_version_id <= MAX_ROW_ID else None
         if rv is None:
             raise NotFound(f"recipe version {recipe_version_id} not found", code="recipe_not_found")
@@ -221,6 +269,7 @@ def get_version(rt: Runtime, recipe_version_id: int) -> RecipeVersion:
 
 def list_versions(rt: Runtime) -> list[RecipeVersion]:
     with rt.transaction() as s:
+        promote_all(s)
         return list(s.scalars(select(RecipeVersion).order_by(RecipeVersion.recipe, RecipeVersion.version)))
 
 
@@ -235,12 +284,19 @@ def describe(rv: RecipeVersion, *, full: bool = False) -> dict[str, Any]:
         "content_hash": rv.content_hash,
         "created_at": rv.created_at.isoformat(),
         "created_by": rv.created_by,
+        "effective_from": _iso(rv.effective_from),
+        "approved_by": list(rv.approved_by or []),
+        "approved_at": _iso(rv.approved_at),
         "tasks": rv.tasks,
     }
     if full:
         out["bpmn"] = rv.bpmn
         out["forms"] = rv.forms
     return out
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def load_forms_dir(path) -> dict[str, Any]:

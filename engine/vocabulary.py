@@ -143,11 +143,16 @@ class Decision(StrEnum):
 
 
 class RecipeStatus(StrEnum):
-    """A recipe version's lifecycle; only approved versions run."""
+    """A recipe version's lifecycle: draft → in_review → approved → effective (from its
+    effective date) → superseded (a newer version became effective) / retired. Approved
+    and effective versions run; new batches take the effective one."""
 
     DRAFT = "draft"
     APPROVED = "approved"
     RETIRED = "retired"
+    IN_REVIEW = "in_review"
+    EFFECTIVE = "effective"
+    SUPERSEDED = "superseded"
 
 
 class JobKind(StrEnum):

@@ -108,3 +108,25 @@ def idle_sessions(rt, username: str, seconds: float) -> None:
                 .where(LoginSession.id == row.id)
                 .values(last_seen_at=row.last_seen_at - timedelta(seconds=seconds))
             )
+
+
+def approved_recipe(
+    rt, files: dict[str, bytes], *, forms=None, user: str = "qa.lead", approver: str = "qa.approver", **kw
+):
+    """Import a recipe version and approve it as a fresh installation does: e-signed by a
+    QA person other than its author (``engine.recipe_lifecycle.approve``); it is effective
+    at once. The same content again is the same (already approved) version."""
+    from engine import recipe_lifecycle, recipes, users
+
+    rv = recipes.import_recipe(rt, files, forms=forms, user=user, **kw)
+    if rv.status in ("draft", "in_review"):
+        # engine tests name people by prefix (qa.x); web tests by their account (quentin)
+        signer = person(approver) if "." in approver else users.person(rt, approver)
+        rv = recipe_lifecycle.approve(rt, rv.id, signer=signer, reason="reviewed (test)")
+    return rv
+
+
+def approval(who: str, reason: str = "reviewed") -> dict:
+    """The body of ``POST /api/recipes/{id}/approve``: ``who``'s e-signature (both
+    components, meaning Approved) and the reason."""
+    return {"signature": {"username": who, "password": PASSWORD, "meaning": "Approved"}, "reason": reason}

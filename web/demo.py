@@ -19,9 +19,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from engine import batches, recipes, users
+from engine import batches, recipe_lifecycle, recipes, users
 from engine.models import Batch, Equipment, MaterialLot, RecipeVersion, User
 from engine.runtime import Runtime
+from engine.users import Person
 from engine.vocabulary import BatchState, RecipeStatus
 
 #: demo people: user id -> (printed name, roles, password). Demo only.
@@ -31,6 +32,8 @@ PEOPLE = {
     "sup.carl": ("Carl Supervisor", ["supervisor"], "carl-demo-2026"),
     "qa.quinn": ("Quinn QA", ["qa"], "quinn-demo-2026"),
     "qa.rita": ("Rita QA", ["qa"], "rita-demo-2026"),
+    #: a third QA person: author ≠ reviewer ≠ approver in QA's recipe approval flow
+    "qa.sofia": ("Sofia QA", ["qa"], "sofia-demo-2026"),
     "admin": ("Plant Administrator", ["admin"], "plant-demo-2026"),
 }
 DEMO_BATCH = "MAB-DEMO-001"
@@ -78,11 +81,16 @@ def setup(rt: Runtime) -> dict[str, Any]:
     library = workflows.library()
     materials, classes = stock(rt, [d for entry in library for d in entry.forms.values()])
 
+    # a fresh installation: no approval flow is effective yet, so Rita approves each library
+    # entry directly with her e-signature (Quinn imported them) — QA's own approval flow
+    # last: from then on every new version goes through it
     imported = []
-    for entry in library:
+    name, roles, _ = PEOPLE["qa.rita"]
+    rita = Person("qa.rita", name, tuple(roles))
+    for entry in sorted(library, key=lambda e: e.key == recipe_lifecycle.APPROVAL_FLOW):
         rv = recipes.import_recipe(rt, entry.files, forms=entry.forms, user="qa.quinn", recipe=entry.key)
-        if rv.status == RecipeStatus.DRAFT:
-            recipes.set_status(rt, rv.id, RecipeStatus.APPROVED, "qa.rita", "demo library: reviewed")
+        if rv.status in (RecipeStatus.DRAFT, RecipeStatus.IN_REVIEW):
+            recipe_lifecycle.approve(rt, rv.id, signer=rita, reason="demo library: reviewed")
         imported.append(entry.key)
 
     # earlier, reviewed mAb batches (demo data, audited as such) and the out-of-trend
@@ -108,7 +116,7 @@ def setup(rt: Runtime) -> dict[str, Any]:
         )
     with rt.transaction() as s:
         approved = s.scalar(
-            select(func.count()).select_from(RecipeVersion).where(RecipeVersion.status == RecipeStatus.APPROVED)
+            select(func.count()).select_from(RecipeVersion).where(RecipeVersion.status == RecipeStatus.EFFECTIVE)
         )
     return {
         "recipes": imported,

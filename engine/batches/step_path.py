@@ -17,11 +17,11 @@ from ..bpmn.properties import spec_quals
 from ..errors import Conflict, EngineFault, InvalidInput
 from ..models import Batch, Job, Step, utcnow
 from ..quality import exceptions as quality_exceptions
-from ..recipes import find_version
+from ..recipes import RUNNABLE, find_version
 from ..runtime import Runtime
 from ..step_values import CheckedValues, check_values
 from ..users import Person
-from ..vocabulary import BatchState, ExceptionCategory, ExceptionSource, JobKind, LimitLevel, RecipeStatus, StepKind
+from ..vocabulary import BatchState, ExceptionCategory, ExceptionSource, JobKind, LimitLevel, StepKind
 from ..workflow_store import BatchWorkflow, LiveWorkflow, canonical, sha256
 from . import overrides
 from .descriptions import describe, describe_exception, describe_step
@@ -83,9 +83,9 @@ def _start_once(
             if s.scalars(select(Batch.id).where(Batch.batch_id == batch_id)).first() is not None:
                 raise Conflict(f"batch {batch_id!r} exists already", code="batch_exists")
             rv = find_version(s, recipe, version, approved=True)
-            if rv.status != RecipeStatus.APPROVED:
+            if rv.status not in RUNNABLE:
                 raise Conflict(
-                    f"recipe {rv.recipe} version {rv.version} is {rv.status}; only approved versions run",
+                    f"recipe {rv.recipe} version {rv.version} is {rv.status}; only approved and effective versions run",
                     code="recipe_not_approved",
                 )
             spec, subprocess_specs = rt.store.specs(s, rv.spec_hash)

@@ -1,5 +1,6 @@
 """The built-in service operations a quality process's BPMN uses to act on its subject:
-``batch.release``, ``batch.reject``, ``exception.disposition``, ``qms.open_deviation``.
+``batch.release``, ``batch.reject``, ``exception.disposition``, ``qms.open_deviation``,
+``recipe.approve``, ``recipe.reject``.
 
 They are connectors the engine registers itself (``register``, called by the runtime
 after the installed connectors, so no plug-in can take their names), run by the job
@@ -214,11 +215,97 @@ def open_deviation(rt: Runtime, call: ServiceCall) -> Completed:
         return Completed({"deviation_requested": True})
 
 
+def _people(s: Session, process: Batch, meaning: str, refusal: str) -> list[Person]:
+    """Everyone who signed one of the flow's user tasks as ``meaning``, in signing order
+    (one person signing twice is listed twice: the rules below refuse it)."""
+    out = []
+    for sig in s.scalars(
+        select(Signature)
+        .where(Signature.batch_id == process.id, Signature.role == "performer", Signature.meaning == meaning)
+        .order_by(Signature.id)
+    ):
+        account = s.scalars(select(User).where(User.username == sig.username)).first()
+        if account is None or not account.active:
+            raise Refused(f"{sig.username}, who signed as {meaning}, is no longer an active user", refusal)
+        out.append(Person(account.username, account.printed_name, tuple(account.roles or ()), account.kind))
+    return out
+
+
+def _count(value: Any, refusal: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
+        raise Refused(f"approvers must be a whole number of people, not {value!r}", refusal)
+    n = int(str(value))
+    if not 1 <= n <= 10:
+        raise Refused(f"approvers must be between 1 and 10, not {n}", refusal)
+    return n
+
+
+def recipe_approve(rt: Runtime, call: ServiceCall) -> Completed:
+    """``recipe.approve``: approve the subject recipe version with the flow's signatures —
+    the *Reviewed* signer(s) and at least ``approvers`` (parameter, default 1) *Approved*
+    signers; the engine refuses unless author ≠ reviewer ≠ approvers, all QA, each person
+    once (``recipe_approval_refused``). Parameter ``effective_from``: an ISO date (default:
+    now)."""
+    from .. import recipe_lifecycle as lifecycle
+
+    refusal = "recipe_approval_refused"
+    with rt.transaction() as s:
+        process = _subject(s, call, "recipe_version", refusal)
+        rv = lifecycle.version_of_process(s, process)
+        wanted = _count(call.params.get("approvers", 1), refusal)
+        reviewers = _people(s, process, "Reviewed", refusal)
+        approvers = _people(s, process, lifecycle.APPROVED_MEANING, refusal)
+        try:
+            if not reviewers:
+                raise Refused(f"{process.batch_id}: nobody signed the review (Reviewed)", refusal)
+            if len({p.username for p in approvers}) < wanted:
+                raise Refused(
+                    f"{process.batch_id}: {wanted} approver(s) must sign (Approved); "
+                    f"{len({p.username for p in approvers})} different people did",
+                    refusal,
+                )
+            signers = reviewers + approvers
+            lifecycle.record_approval(
+                s,
+                rv,
+                signers=signers,
+                meanings=["Reviewed"] * len(reviewers) + [lifecycle.APPROVED_MEANING] * len(approvers),
+                reason=_text(call.params.get("comment")) or f"approved through quality process {process.batch_id}",
+                effective_from=call.params.get("effective_from"),
+                via=process.batch_id,
+            )
+        except BatchlineError as exc:
+            raise Refused(_reason(exc), refusal) from exc
+        return Completed(
+            {"recipe_status": rv.status, "approved_by": list(rv.approved_by or []), "content_hash": rv.content_hash}
+        )
+
+
+def recipe_reject(rt: Runtime, call: ServiceCall) -> Completed:
+    """``recipe.reject`` (parameter ``comment``: what must change): the subject recipe
+    version goes back to draft, in the name of the flow's *Rejected* signer."""
+    from .. import recipe_lifecycle as lifecycle
+
+    refusal = "recipe_reject_refused"
+    with rt.transaction() as s:
+        process = _subject(s, call, "recipe_version", refusal)
+        rv = lifecycle.version_of_process(s, process)
+        signer = _signer(s, process, ("Rejected",), refusal)
+        comment = _text(call.params.get("comment")) or "rejected"
+        try:
+            lifecycle.reject(s, rv, signer=signer, reason=comment, via=process.batch_id)
+        except BatchlineError as exc:
+            raise Refused(_reason(exc), refusal) from exc
+        return Completed({"recipe_status": rv.status, "decided_by": signer.username})
+
+
 OPERATIONS: dict[str, Callable[[Runtime, ServiceCall], Completed]] = {
     "batch.release": release,
     "batch.reject": reject,
     "exception.disposition": disposition,
     "qms.open_deviation": open_deviation,
+    "recipe.approve": recipe_approve,
+    "recipe.reject": recipe_reject,
 }
 
 

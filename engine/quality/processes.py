@@ -11,8 +11,10 @@ approved version of a flow never changes a process already running. Production l
 The flows start off the transaction that calls for them, through the job executor: a
 batch completing schedules its release flow (``qa_batch_release``, in ``persist``); an
 exception escalated schedules its deviation flow (``qa_deviation``, in
-``dispositions``). The job starts the newest *approved* version of the flow; without one
-no process starts (audited), and QA releases through the API as before.
+``dispositions``); a recipe version submitted for review schedules its approval flow
+(``qa_recipe_approval``, in ``engine.recipe_lifecycle``). The job starts the *effective*
+version of the flow (for a recipe approval: the one effective at submission); without
+one no process starts (audited), and QA decides through the API as before.
 
 What a flow may do to its subject goes through the engine's own operations
 (``engine.quality.operations``), which apply the release rules whatever the BPMN says.
@@ -31,14 +33,16 @@ from sqlalchemy.orm import Session
 from .. import audit, outbox
 from ..errors import Conflict, NotFound
 from ..models import Batch, BatchException, Job, MessageSubscription, RecipeVersion, utcnow
+from ..recipes import effective_version
 from ..runtime import Runtime
 from ..vocabulary import BatchState, JobKind, JobState
 
 QUALITY = "quality"
 RELEASE_FLOW = "qa_batch_release"
 DEVIATION_FLOW = "qa_deviation"
+RECIPE_APPROVAL_FLOW = "qa_recipe_approval"
 #: the flow each scheduled start names (the job payload's ``flow``)
-FLOWS = {"release": RELEASE_FLOW, "deviation": DEVIATION_FLOW}
+FLOWS = {"release": RELEASE_FLOW, "deviation": DEVIATION_FLOW, "recipe_approval": RECIPE_APPROVAL_FLOW}
 #: states in which a quality process still has work to do
 RUNNING = (BatchState.IDLE, BatchState.RUNNING, BatchState.HELD)
 MAX_ID_LEN = 100
@@ -89,6 +93,8 @@ def start_scheduled(rt: Runtime, batch_id: str, _task_id: Any, payload: dict[str
     key = FLOWS.get(str(flow))
     if key is None:
         raise Conflict(f"no quality flow named {flow!r}", code="quality_flow_unknown")
+    if flow == "recipe_approval":
+        return _start_recipe_approval(rt, payload)
     with rt.transaction() as s:
         batch = find_batch(s, batch_id)
         if flow == "deviation":
@@ -102,11 +108,7 @@ def start_scheduled(rt: Runtime, batch_id: str, _task_id: Any, payload: dict[str
             parameters = {"subject_batch": batch.batch_id}
         if s.scalars(select(Batch.id).where(Batch.batch_id == pid)).first() is not None:
             return  # started already (the job ran before and its completion was lost)
-        rv = s.scalars(
-            select(RecipeVersion)
-            .where(RecipeVersion.recipe == key, RecipeVersion.status == "approved")
-            .order_by(RecipeVersion.version.desc())
-        ).first()
+        rv = effective_version(s, key)
         if rv is None:
             audit.record(
                 s,
@@ -116,12 +118,42 @@ def start_scheduled(rt: Runtime, batch_id: str, _task_id: Any, payload: dict[str
                 object_id=batch.batch_id,
                 field=key,
                 new={"flow": key, "subject": list(subject)},
-                reason=f"no approved version of {key}: no quality process runs; QA decides through the API",
+                reason=f"no effective version of {key}: no quality process runs; QA decides through the API",
             )
             return
         version = rv.version
     try:
         start_batch(rt, key, pid, user="system", parameters=parameters, version=version, subject=subject)
+    except Conflict as exc:
+        if exc.code != "batch_exists":
+            raise
+
+
+def _start_recipe_approval(rt: Runtime, payload: dict[str, Any]) -> None:
+    """A recipe version was submitted: start the approval flow version that was effective
+    then (the job payload names it), about the recipe version."""
+    from ..batches import start_batch
+    from ..recipe_lifecycle import approval_parameters
+
+    pid = str(payload["process"])
+    with rt.transaction() as s:
+        if s.scalars(select(Batch.id).where(Batch.batch_id == pid)).first() is not None:
+            return  # started already
+        rv = s.get(RecipeVersion, int(payload["recipe_version"]))
+        if rv is None:
+            raise NotFound(f"recipe version {payload['recipe_version']} not found", code="recipe_not_found")
+        parameters = approval_parameters(rv)
+        subject = ("recipe_version", str(rv.id))
+    try:
+        start_batch(
+            rt,
+            RECIPE_APPROVAL_FLOW,
+            pid,
+            user="system",
+            parameters=parameters,
+            version=int(payload["version"]),
+            subject=subject,
+        )
     except Conflict as exc:
         if exc.code != "batch_exists":
             raise

@@ -12,8 +12,9 @@ from sqlalchemy import update
 from analytics.history import HistoryStep, write_history
 from analytics.jobs import install
 from analytics.training import train
-from engine import batches, recipes, users
+from engine import batches, users
 from engine.models import Batch, utcnow
+from tests.support import approved_recipe
 
 RECIPE = "trend_weigh"
 BPMN = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -73,9 +74,7 @@ OPERATOR = "op.trend"
 
 
 def import_trend_recipe(rt, user: str = "qa.lead"):
-    return recipes.import_recipe(
-        rt, {"trend_weigh.bpmn": BPMN}, forms={"weigh_trend": FORM}, user=user, recipe=RECIPE, approve=True
-    )
+    return approved_recipe(rt, {"trend_weigh.bpmn": BPMN}, forms={"weigh_trend": FORM}, user=user, recipe=RECIPE)
 
 
 def history(n: int = 20, seed: int = 3, *, last_above: int = 0, reviewed_prefix: str = "H-"):

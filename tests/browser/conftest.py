@@ -20,7 +20,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from engine import batches, recipes, users
-from tests.support import make_runtime
+from tests.support import approved_recipe, make_runtime
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
@@ -62,7 +62,7 @@ def runtime(tmp_path_factory, sqlite_template):
     for username, (printed, roles, secret) in PEOPLE.items():
         users.create_user(rt, username, printed, roles, by="test", password=secret)
     files = {p.name: p.read_bytes() for p in FIXTURES.glob("*.bpmn")}
-    recipes.import_recipe(rt, files, forms=recipes.load_forms_dir(FIXTURES), user="qa.dora", approve=True)
+    approved_recipe(rt, files, forms=recipes.load_forms_dir(FIXTURES), user="qa.dora")
     yield rt
     rt.close()
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import itertools
 
-from engine import batches, recipes
+from engine import batches
 from tests.engine.duty_tables import recipe_files
+from tests.support import approved_recipe
 
 from .conftest import password
 from .test_ui_pages import app, client, log_in, token  # noqa: F401 - fixtures
@@ -17,7 +18,7 @@ _counter = itertools.count(1)
 
 def duties_batch(runtime) -> tuple[str, dict[str, str]]:
     files, forms = recipe_files()
-    recipes.import_recipe(runtime, files, forms=forms, user="qa.author", approve=True)  # once: same content
+    approved_recipe(runtime, files, forms=forms, user="qa.author")  # once: same content
     batch_id = f"DUI-{next(_counter):04d}"
     batches.start_batch(runtime, "duties", batch_id, user="sup.carl")
     return batch_id, {t["bpmn_id"]: t["id"] for t in batches.ready_tasks(runtime, batch_id)}

@@ -5,11 +5,15 @@ from __future__ import annotations
 import time
 
 from engine import batches, jobs, recipes
-from tests.support import person, read_recipe
+from tests.support import approved_recipe, person, read_recipe
 
 
 def load(rt, *files: str, approve: bool = True, **kw):
-    return recipes.import_recipe(rt, read_recipe(*files), user="qa.lead", approve=approve, **kw)
+    """A recipe from tests/recipes, imported by qa.lead and (unless ``approve=False``)
+    approved by another QA person with an e-signature: effective at once."""
+    if approve:
+        return approved_recipe(rt, read_recipe(*files), user="qa.lead", **kw)
+    return recipes.import_recipe(rt, read_recipe(*files), user="qa.lead", **kw)
 
 
 def ready(rt, batch_id: str) -> dict[str, dict]:

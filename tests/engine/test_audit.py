@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from engine import audit, batches, recipes
+from engine import audit, batches
 from engine.audit.keys import AuditKeys
 from engine.models import AuditEvent, AuditHead, Correction, Signature, Step
 from engine.users import Person
 from engine.workflow_store import canonical, sha256
-from tests.support import RECIPES
+from tests.support import RECIPES, approved_recipe
 
 from .engine_helpers import complete, load
 from .tamper import as_owner
@@ -44,9 +44,7 @@ def signed_trail(rt) -> None:
     signatures, 12 batch complete. Rows: steps 1-2, signatures 1-4
     (2 is the corrector's), corrections 1 (mass_g) and 2 (mass_kg)."""
     forms = {p.stem: json.loads(p.read_text()) for p in (RECIPES / "signed_forms").glob("*.json")}
-    recipes.import_recipe(
-        rt, {"signed.bpmn": (RECIPES / "signed.bpmn").read_bytes()}, forms=forms, user="qa.lead", approve=True
-    )
+    approved_recipe(rt, {"signed.bpmn": (RECIPES / "signed.bpmn").read_bytes()}, forms=forms, user="qa.lead")
     batches.start_batch(rt, "signed_steps", "SG-1", user="op.anna")
     alice = Person("alice", "Alice", ("operator", "supervisor", "qa"))
     sv = Person("sv", "Sam", ("supervisor",))
@@ -272,7 +270,7 @@ def test_a_rechain_downgraded_to_unkeyed_entries_is_detected(rt):
         "signature 4 (batch SG-1, step 2): recorded by no audit entry (inserted outside Batchline)",
         "correction 1 (batch SG-1, step 1): recorded by no audit entry (inserted outside Batchline)",
         "correction 2 (batch SG-1, step 1): recorded by no audit entry (inserted outside Batchline)",
-        "anchor line 1: entry 2 has another hash than when it was anchored (re-chained)",
+        "anchor line 1: entry 1 has another hash than when it was anchored (re-chained)",
         *SIGNATURES_OF_STEP_2,
     ]
 

@@ -88,9 +88,9 @@ def test_heads_are_anchored_to_the_file_and_the_sink(db_url, tmp_path):
         )
         try:
             signed_trail(rt)
-            # first keyed entry (2: the import's transaction), then each time 4 entries were crossed
+            # first keyed entry (1: the import's transaction), then each time 4 entries were crossed
             lines = [json.loads(x) for x in (tmp_path / "anchors").read_text().splitlines()]
-            assert [x["id"] for x in lines] == [2, 5, 8, 12]
+            assert [x["id"] for x in lines] == [1, 5, 8, 12]
             posted = [json.loads(r["body"]) for r in sink.requests]
             assert [(p["id"], p["hash"], p["mac"]) for p in posted] == [(x["id"], x["hash"], x["mac"]) for x in lines]
             assert {r["path"] for r in sink.requests} == {"/a"} and posted[0]["type"] == "batchline.audit.anchor"
@@ -146,6 +146,6 @@ def test_a_sink_that_fails_never_fails_a_step_but_fails_an_anchor_on_demand(db_u
                 audit.anchor(rt)
             assert failed.value.code == "audit_anchor_failed" and "500" in failed.value.message
             # the file got both lines all the same
-            assert [json.loads(x)["id"] for x in (tmp_path / "anchors").read_text().splitlines()] == [2, 12]
+            assert [json.loads(x)["id"] for x in (tmp_path / "anchors").read_text().splitlines()] == [1, 12]
         finally:
             rt.close()

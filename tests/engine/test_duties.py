@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from engine import batches, recipes, users
+from engine import batches, users
 from engine.models import Signature, Step
 from engine.permissions import Forbidden
-from tests.support import PASSWORD, person
+from tests.support import PASSWORD, approved_recipe, person
 
 from .duty_tables import COMPLETE, COMPLETERS, EVERY_HOLDING, WITNESS, holder, may, recipe_files, values_for
 
@@ -19,7 +19,7 @@ from .duty_tables import COMPLETE, COMPLETERS, EVERY_HOLDING, WITNESS, holder, m
 def start(rt, batch_id: str) -> dict[str, str]:
     """The duties recipe imported and approved, a batch started: task id by BPMN id."""
     files, forms = recipe_files()
-    recipes.import_recipe(rt, files, forms=forms, user="qa.author", approve=True)
+    approved_recipe(rt, files, forms=forms, user="qa.author")
     batches.start_batch(rt, "duties", batch_id, user="sup.start")
     return {t["bpmn_id"]: t["id"] for t in batches.ready_tasks(rt, batch_id)}
 

@@ -10,18 +10,18 @@ import itertools
 import pytest
 from sqlalchemy import func, select
 
-from engine import batches, recipes, users
+from engine import batches, users
 from engine.errors import InvalidInput
 from engine.models import Correction, Signature
 from engine.permissions import Forbidden
-from tests.support import PASSWORD
+from tests.support import PASSWORD, approved_recipe
 
 from .duty_tables import COMPLETE, COMPLETERS, CORRECT, EVERY_HOLDING, WITNESS, holder, may, recipe_files
 
 
 def start(rt, batch_id: str) -> dict[str, str]:
     files, forms = recipe_files()
-    recipes.import_recipe(rt, files, forms=forms, user="qa.author", approve=True)
+    approved_recipe(rt, files, forms=forms, user="qa.author")
     batches.start_batch(rt, "duties", batch_id, user="sup.start")
     return {t["bpmn_id"]: t["id"] for t in batches.ready_tasks(rt, batch_id)}
 

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from engine import batches, recipes
+from engine import batches
 from engine.errors import BatchlineError, EngineFault, ScriptRefused
 from engine.scripting import RestrictedEnvironment, ScriptLimitExceeded, ScriptLimits, ScriptResultRefused
-from tests.support import make_runtime, person, read_recipe
+from tests.support import approved_recipe, make_runtime, person, read_recipe
 
 LIMITS = ScriptLimits(cpu_seconds=1, memory_mb=256, wall_seconds=4.0)
 TEST_LIMITS = dict(script_cpu_seconds=1, script_wall_seconds=4.0, engine_step_seconds=1.0)
@@ -163,9 +163,7 @@ def _second_writer(db_url: str, batch_id: str, results: dict) -> threading.Threa
 
 
 def _import(rt, pid: str, script: str) -> None:
-    recipes.import_recipe(
-        rt, {f"{pid}.bpmn": XML.format(pid=pid, script=script).encode()}, user="qa.lead", approve=True
-    )
+    approved_recipe(rt, {f"{pid}.bpmn": XML.format(pid=pid, script=script).encode()}, user="qa.lead")
 
 
 @pytest.mark.parametrize("case", HOSTILE, ids=HOSTILE.keys())
@@ -219,7 +217,7 @@ def test_hostile_script_is_refused_and_another_batch_is_not_blocked(db_url, case
 def test_runaway_gateway_loop_answers_within_a_second_and_another_batch_is_not_blocked(db_url):
     rt = make_runtime(db_url, **TEST_LIMITS)
     try:
-        recipes.import_recipe(rt, read_recipe("gateway_loop.bpmn"), user="qa.lead", approve=True)
+        approved_recipe(rt, read_recipe("gateway_loop.bpmn"), user="qa.lead")
         _import(rt, "calm", "y = 1")
         batches.start_batch(rt, "calm", "C-2", user="op.anna")
         other: dict = {}

@@ -12,9 +12,10 @@ import json
 import pytest
 from sqlalchemy import select
 
-from engine import batches, recipes
+from engine import batches
 from engine.batches import signed_content
 from engine.models import Batch, Signature, Step
+from tests.support import approved_recipe
 
 from .duty_tables import holder, recipe_files
 
@@ -78,7 +79,7 @@ def test_stored_signatures_recompute_from_the_record(rt):
     """A real signed and witnessed step: each stored content hash is the SHA-256 of the
     stored row's fields, computed here without ``signed_content``."""
     files, forms = recipe_files()
-    recipes.import_recipe(rt, files, forms=forms, user="qa.author", approve=True)
+    approved_recipe(rt, files, forms=forms, user="qa.author")
     batches.start_batch(rt, "duties", "SIG-1", user="sup.start")
     tasks = {t["bpmn_id"]: t["id"] for t in batches.ready_tasks(rt, "SIG-1")}
     qa, op, sup = holder(("qa",)), holder(("operator",)), holder(("supervisor",))

@@ -15,7 +15,7 @@ import defusedxml.ElementTree as DefusedET
 import pytest
 
 import workflows
-from engine import batches, jobs, recipes, runner
+from engine import batches, jobs, runner
 from engine.bpmn import parse_recipe, validate_recipe
 from engine.connectors import Completed
 from engine.errors import NotFound
@@ -23,6 +23,7 @@ from engine.models import Batch, Job, utcnow
 from engine.quality.operations import OPERATIONS
 from engine.users import Person
 from forms import load_form
+from tests.support import approved_recipe
 from web import demo
 
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
@@ -358,7 +359,7 @@ def test_mab_upstream_runs_start_to_complete(rt):
     entry = BY_KEY["mab_upstream"]
     register_lots_and_equipment(rt, entry.forms)
     systems = Systems(rt)
-    recipes.import_recipe(rt, entry.files, forms=entry.forms, user="qa.lead", approve=True)
+    approved_recipe(rt, entry.files, forms=entry.forms, user="qa.lead")
     done = run_to_end(
         rt,
         entry,
@@ -402,7 +403,7 @@ def test_mab_low_n1_viability_goes_to_the_supervisor(rt):
     entry = BY_KEY["mab_upstream"]
     register_lots_and_equipment(rt, entry.forms)
     systems = Systems(rt)
-    recipes.import_recipe(rt, entry.files, forms=entry.forms, user="qa.lead", approve=True)
+    approved_recipe(rt, entry.files, forms=entry.forms, user="qa.lead")
     overrides = {**MAB_OVERRIDES, "st_n1_count": lambda i: {"n1_viability": "88.0"}}
     run_to_end(
         rt,
@@ -445,7 +446,7 @@ def test_template_and_qa_entries_run_to_complete(rt, key):
     entry = BY_KEY[key]
     register_lots_and_equipment(rt, entry.forms)
     systems = Systems(rt)
-    recipes.import_recipe(rt, entry.files, forms=entry.forms, user="qa.lead", approve=True)
+    approved_recipe(rt, entry.files, forms=entry.forms, user="qa.lead")
     batch_id = f"{key[:20]}-1"
     params = {
         "batch_id": batch_id,
@@ -479,7 +480,7 @@ def test_hold_time_defaults_to_two_minutes(rt):
     """Without a hold_time batch parameter the recipe's default script sets PT2M."""
     entry = BY_KEY["tpl_hold_time"]
     register_lots_and_equipment(rt, entry.forms)
-    recipes.import_recipe(rt, entry.files, forms=entry.forms, user="qa.lead", approve=True)
+    approved_recipe(rt, entry.files, forms=entry.forms, user="qa.lead")
     batches.start_batch(rt, entry.key, "HOLD-1", user="op.anna")
     (task,) = batches.ready_tasks(rt, "HOLD-1")
     signer, witness = signers(task)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import PASSWORD
+from tests.support import PASSWORD, approval
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 ME = {"username": "alice", "password": PASSWORD}
@@ -37,7 +37,9 @@ def running_batch(client):
         "/api/recipes", json={"bpmn": {"signed.bpmn": (RECIPES / "signed.bpmn").read_text()}, "forms": forms}
     )
     assert r.status_code == 201, r.json
-    r = client.post(f"/api/recipes/{r.json['id']}/approve", json={"reason": "ok"}, headers=client.auth["quentin"])
+    r = client.post(
+        f"/api/recipes/{r.json['id']}/approve", json=approval("quentin", "ok"), headers=client.auth["quentin"]
+    )
     assert r.status_code == 200
     r = client.post("/api/batches", json={"recipe": "signed_steps", "batch_id": BATCH, "parameters": {"lot": "L-7"}})
     assert r.status_code == 201, r.json

@@ -6,20 +6,18 @@ import json
 import time
 import uuid
 
-from engine import batches, recipes
+from engine import batches
 from engine.jobs import sign_webhook
 from engine.models import BatchException
 from engine.qms import subscribers
-from engine.vocabulary import RecipeStatus
-from tests.support import read_recipe
+from tests.support import approved_recipe, read_recipe
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 random bytes, written for these tests only
 
 
 def batch_with_exceptions(rt, n: int, batch_id: str = "B-QMS") -> list[int]:
     """A running batch and ``n`` action-limit exceptions on it; answers their ids."""
-    rv = recipes.import_recipe(rt, read_recipe("loop.bpmn"), user="qa.author")
-    recipes.set_status(rt, rv.id, RecipeStatus.APPROVED, "qa.approver", "reviewed")
+    approved_recipe(rt, read_recipe("loop.bpmn"), user="qa.author")
     batches.start_batch(rt, "sampling_loop", batch_id, user="sup.x", parameters={})
     ids = []
     for i in range(n):

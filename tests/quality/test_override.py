@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from engine import batches, recipes
+from engine import batches
 from engine.errors import InvalidInput
 from engine.models import Equipment, MaterialLot
 from engine.permissions import Forbidden
 from engine.users import Person
 from tests.engine.engine_helpers import complete, ready
 from tests.quality.recipes import CHARGE_FORM, due_bpmn
+from tests.support import approved_recipe
 
 ANNA = Person("op.anna", "Anna Operator", ("operator",))
 SAM = Person("sup.sam", "Sam Supervisor", ("supervisor",))
@@ -25,9 +26,7 @@ def charging(rt):
         s.add(MaterialLot(lot_id="LOT-OK", material="MED-1", status="released"))
         s.add(Equipment(equipment_id="V-1", equipment_class="Vessel", status="clean"))
         s.add(Equipment(equipment_id="V-DIRTY", equipment_class="Vessel", status="dirty"))
-    recipes.import_recipe(
-        rt, {"late.bpmn": due_bpmn()}, forms={"charge_form": CHARGE_FORM}, user="qa.lead", approve=True
-    )
+    approved_recipe(rt, {"late.bpmn": due_bpmn()}, forms={"charge_form": CHARGE_FORM}, user="qa.lead")
     batches.start_batch(rt, "late_steps", "OV-1", user="sup.sam")
     complete(rt, "OV-1", "weigh", {})
     return rt

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select
 
 import workflows
-from engine import audit, batches, jobs, recipes, users
+from engine import audit, batches, jobs, users
 from engine.models import AuditEvent, Batch, RecipeVersion
 from engine.quality import release
-from tests.support import PASSWORD
+from tests.support import PASSWORD, approved_recipe
 
 FORMS = Path(__file__).resolve().parents[1] / "recipes" / "signed_forms"
 
@@ -55,7 +55,7 @@ def import_flow(rt, key: str, *, documentation: str | None = None) -> RecipeVers
     if documentation:  # a changed flow: a new version
         name = next(iter(files))
         files[name] = files[name].replace(b"<bpmn:documentation>", f"<bpmn:documentation>{documentation} ".encode(), 1)
-    return recipes.import_recipe(rt, files, forms=entry.forms, user="qa.lead", approve=True)
+    return approved_recipe(rt, files, forms=entry.forms, user="qa.lead")
 
 
 @pytest.fixture
@@ -63,9 +63,7 @@ def qa_api(client, runtime):
     """The QA flows and a one-step production recipe approved; tokens for op, qa, qa2, alice."""
     import_flow(runtime, "qa_batch_release")
     import_flow(runtime, "qa_deviation")
-    recipes.import_recipe(
-        runtime, {"weigh_only.bpmn": WEIGH_BPMN}, forms={"weigh_form": weigh_form()}, user="qa.lead", approve=True
-    )
+    approved_recipe(runtime, {"weigh_only.bpmn": WEIGH_BPMN}, forms={"weigh_form": weigh_form()}, user="qa.lead")
     client.tokens = {
         name: {"Authorization": "Bearer " + users.create_token(runtime, name, "processes", by="test")}
         for name in ("op", "qa", "qa2", "alice", "quentin")
@@ -342,9 +340,7 @@ def test_a_running_process_keeps_its_version_and_a_new_one_starts_on_the_newest(
 
 
 def test_without_an_approved_release_flow_no_process_starts_and_the_api_releases(client, runtime):
-    recipes.import_recipe(
-        runtime, {"weigh_only.bpmn": WEIGH_BPMN}, forms={"weigh_form": weigh_form()}, user="qa.lead", approve=True
-    )
+    approved_recipe(runtime, {"weigh_only.bpmn": WEIGH_BPMN}, forms={"weigh_form": weigh_form()}, user="qa.lead")
     client.tokens = {
         n: {"Authorization": "Bearer " + users.create_token(runtime, n, "t", by="test")} for n in ("op", "quentin")
     }

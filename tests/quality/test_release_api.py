@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from engine import audit
 from engine.models import BatchDisposition, ExceptionDisposition, OutboxEvent
 from engine.quality import rules
-from tests.support import PASSWORD
+from tests.support import PASSWORD, approval
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -44,7 +44,9 @@ def batch(client, approved_rules):
         "/api/recipes", json={"bpmn": {"signed.bpmn": (RECIPES / "signed.bpmn").read_text()}, "forms": forms}
     )
     assert r.status_code == 201, r.json
-    ok = client.post(f"/api/recipes/{r.json['id']}/approve", json={"reason": "ok"}, headers=client.auth["quentin"])
+    ok = client.post(
+        f"/api/recipes/{r.json['id']}/approve", json=approval("quentin", "ok"), headers=client.auth["quentin"]
+    )
     assert ok.status_code == 200
     assert client.post("/api/batches", json={"recipe": "signed_steps", "batch_id": "S-1"}).status_code == 201
 

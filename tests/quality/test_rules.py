@@ -18,7 +18,7 @@ from engine.models import AuditEvent
 from engine.permissions import Forbidden
 from engine.quality import dispositions, rules
 from engine.quality import exceptions as qx
-from tests.support import person, read_recipe
+from tests.support import approved_recipe, person, read_recipe
 
 
 def _approved(rt, author="qa.author", approver="qa.approver", content=None):
@@ -28,10 +28,9 @@ def _approved(rt, author="qa.author", approver="qa.approver", content=None):
 
 @pytest.fixture
 def batch(rt):
-    from engine import batches, recipes
+    from engine import batches
 
-    rv = recipes.import_recipe(rt, read_recipe("loop.bpmn"), user="qa.author")
-    recipes.set_status(rt, rv.id, "approved", "qa.approver", "ok")
+    rv = approved_recipe(rt, read_recipe("loop.bpmn"), user="qa.author")
     batches.start_batch(rt, rv.recipe, "R-1", user="sup.x")
     return "R-1"
 

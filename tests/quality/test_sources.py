@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import batches, jobs, recipes
+from engine import batches, jobs
 from engine.batches import events
 from engine.errors import InvalidInput, RecipeInvalid
 from engine.models import Job, utcnow
@@ -17,12 +17,11 @@ from engine.users import Person
 from engine.vocabulary import JobKind, JobState
 from tests.engine.engine_helpers import complete, ready, run_jobs_until
 from tests.quality.recipes import CHARGE_FORM, critical_service_bpmn, due_bpmn
+from tests.support import approved_recipe
 
 
 def _load_due(rt, due: str = "PT2H"):
-    return recipes.import_recipe(
-        rt, {"late.bpmn": due_bpmn(due)}, forms={"charge_form": CHARGE_FORM}, user="qa.lead", approve=True
-    )
+    return approved_recipe(rt, {"late.bpmn": due_bpmn(due)}, forms={"charge_form": CHARGE_FORM}, user="qa.lead")
 
 
 def _step_due_jobs(rt):
@@ -178,7 +177,7 @@ def test_a_job_out_of_retries_raises_an_incident_exception_critical_when_its_tas
         raise RuntimeError("connection refused by erp.example:443")
 
     rt.connectors.register("erp", erp)
-    recipes.import_recipe(rt, {"inc.bpmn": critical_service_bpmn(critical)}, user="qa.lead", approve=True)
+    approved_recipe(rt, {"inc.bpmn": critical_service_bpmn(critical)}, user="qa.lead")
     batches.start_batch(rt, "erp_post", "IN-1", user="sup.sam")
     run_jobs_until(rt, lambda: bool(jobs.incidents(rt)))
     (incident,) = jobs.incidents(rt)

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import requests
 
-from engine import batches, recipes, users
-from engine.vocabulary import RecipeStatus
-from tests.support import ACCOUNTS, PASSWORD, TEST_SETTINGS, make_runtime, read_recipe
+from engine import batches, users
+from tests.support import ACCOUNTS, PASSWORD, TEST_SETTINGS, approved_recipe, make_runtime, read_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,8 +50,7 @@ def prepare(db_url: str) -> dict[str, str]:
             users.create_user(rt, name, name.title(), roles, by="test", password=PASSWORD)
         admin = f"admin-{secrets.token_hex(8)}"
         users.create_user(rt, admin, "Fuzzing Admin", ["admin"], by="test", password=PASSWORD)
-        rv = recipes.import_recipe(rt, read_recipe("loop.bpmn"), user="alice")
-        recipes.set_status(rt, rv.id, RecipeStatus.APPROVED, "quentin", "reviewed")
+        approved_recipe(rt, read_recipe("loop.bpmn"), user="alice", approver="quentin")
         batches.start_batch(rt, "sampling_loop", "B-001", user="alice", parameters={})
         return {
             "admin": users.create_token(rt, admin, "fuzz", by="test"),

@@ -7,7 +7,7 @@ import json
 
 from engine import jobs
 from engine.connectors import Pending
-from tests.support import make_runtime
+from tests.support import approval, make_runtime
 from tests.web.through_api import EXCHANGE_BPMN, LOOP_BPMN, import_recipe, start_batch
 
 
@@ -33,14 +33,19 @@ def test_recipe_import_json_then_list_show_approve_retire(client):
     assert shown.json["bpmn"] == {"loop.bpmn": LOOP_BPMN}
     assert shown.json["forms"] == {}
 
-    own = client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "reviewed"}, headers=client.auth["alice"])
+    own = client.post(
+        f"/api/recipes/{rv['id']}/approve", json=approval("alice", "reviewed"), headers=client.auth["alice"]
+    )
     assert own.status_code == 403 and own.json["code"] == "author_cannot_approve"
     approved = client.post(
-        f"/api/recipes/{rv['id']}/approve", json={"reason": "reviewed"}, headers=client.auth["quentin"]
+        f"/api/recipes/{rv['id']}/approve", json=approval("quentin", "reviewed"), headers=client.auth["quentin"]
     )
-    assert approved.status_code == 200 and approved.json["status"] == "approved"
+    assert approved.status_code == 200 and approved.json["status"] == "effective"
+    assert approved.json["approved_by"] == ["quentin"] and approved.json["effective_from"]
+    unsigned = client.post(f"/api/recipes/{rv['id']}/retire", json={"reason": "x"}, headers=client.auth["alice"])
+    assert unsigned.status_code == 422
     retired = client.post(
-        f"/api/recipes/{rv['id']}/retire", json={"reason": "superseded"}, headers=client.auth["alice"]
+        f"/api/recipes/{rv['id']}/retire", json=approval("alice", "superseded"), headers=client.auth["alice"]
     )
     assert retired.status_code == 200 and retired.json["status"] == "retired"
 

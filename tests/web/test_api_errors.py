@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import approval
 from tests.web.through_api import LOOP_BPMN, first_task, import_recipe, start_batch
 
 TESTS_BPMN = Path(__file__).resolve().parent.parent / "bpmn"
@@ -208,7 +209,7 @@ def test_unknown_things_are_404(client, batch):
         )
     error(client.get("/api/recipes/999"), 404, "recipe_not_found")
     error(
-        client.post("/api/recipes/999/approve", json={"reason": "x"}, headers=client.auth["alice"]),
+        client.post("/api/recipes/999/approve", json=approval("alice", "x"), headers=client.auth["alice"]),
         404,
         "recipe_not_found",
     )
@@ -241,7 +242,7 @@ def test_batch_start_conflicts(client):
         409,
         "recipe_not_approved",
     )
-    client.post("/api/recipes/1/approve", json={"reason": "ok"}, headers=client.auth["quentin"])
+    client.post("/api/recipes/1/approve", json=approval("quentin", "ok"), headers=client.auth["quentin"])
     start_batch(client, batch_id="B-1")
     error(
         client.post("/api/batches", json={"recipe": "sampling_loop", "batch_id": "B-1"}, headers=client.auth["alice"]),
@@ -320,10 +321,14 @@ def test_held_batch_refuses_steps_until_resumed(client, batch):
 
 def test_only_a_draft_can_be_approved(client):
     rv = import_recipe(client)  # approved by quentin
-    again = client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "again"}, headers=client.auth["quentin"])
-    assert "approved already" in error(again, 409, "recipe_not_draft")["message"]
-    client.post(f"/api/recipes/{rv['id']}/retire", json={"reason": "old"}, headers=client.auth["alice"])
-    back = client.post(f"/api/recipes/{rv['id']}/approve", json={"reason": "back"}, headers=client.auth["quentin"])
+    again = client.post(
+        f"/api/recipes/{rv['id']}/approve", json=approval("quentin", "again"), headers=client.auth["quentin"]
+    )
+    assert "already effective" in error(again, 409, "recipe_not_draft")["message"]
+    client.post(f"/api/recipes/{rv['id']}/retire", json=approval("alice", "old"), headers=client.auth["alice"])
+    back = client.post(
+        f"/api/recipes/{rv['id']}/approve", json=approval("quentin", "back"), headers=client.auth["quentin"]
+    )
     assert "is retired" in error(back, 409, "recipe_not_draft")["message"]
 
 

@@ -34,7 +34,7 @@ def test_verify_with_anchors_and_signatures_then_a_forged_step(run, rt):
     assert lines[0].startswith("ok: 12 audit entries, chain intact (key ") and lines[0].endswith(
         "; 8 record rows match the trail"
     )
-    assert lines[1].startswith("anchors: 1 in ") and lines[1].endswith(", newest entry 2")
+    assert lines[1].startswith("anchors: 1 in ") and lines[1].endswith(", newest entry 1")
     assert lines[2] == "signatures: 4 checked, 0 mismatches"
     anchored = run("audit", "anchor")
     assert anchored.exit_code == 0 and anchored.stdout.startswith("anchored entry 12 (")

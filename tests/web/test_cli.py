@@ -440,16 +440,16 @@ def test_approve_and_retire_by_recipe_key_or_key_at_version(run, tmp_path):
     run("recipe", "import", LOOP, "--user", "qa")
     approved = run("recipe", "approve", "sampling_loop", "--reason", "ok", "--user", "qa2")
     assert approved.exit_code == 0, approved.output
-    assert approved.stdout.startswith("approved: recipe sampling_loop v1 (version id 1)\n")
+    assert approved.stdout.startswith("approved: recipe sampling_loop v1 (version id 1), now effective\n")
     second = tmp_path / "loop.bpmn"
     second.write_text(Path(LOOP).read_text().replace('name="', 'name="v2 ', 1))
     assert json.loads(run("recipe", "import", str(second), "--user", "qa", "--json").stdout)["version"] == 2
     by_version = run("recipe", "approve", "sampling_loop@2", "--reason", "ok", "--user", "qa2", "--json")
     assert by_version.exit_code == 0, by_version.output
-    assert {k: json.loads(by_version.stdout)[k] for k in ("version", "status")} == {"version": 2, "status": "approved"}
+    assert {k: json.loads(by_version.stdout)[k] for k in ("version", "status")} == {"version": 2, "status": "effective"}
     nothing = run("recipe", "approve", "sampling_loop", "--reason", "ok", "--user", "qa2")
     assert nothing.exit_code == 2 and nothing.stderr.startswith("error [recipe_not_found]: ")
-    assert "v1 approved, v2 approved" in nothing.stderr and "sampling_loop@VERSION" in nothing.stderr
+    assert "v1 superseded, v2 effective" in nothing.stderr and "sampling_loop@VERSION" in nothing.stderr
 
     newest = run("recipe", "retire", "sampling_loop", "--reason", "old", "--user", "qa")
     assert newest.exit_code == 0 and newest.stdout.startswith("retired: recipe sampling_loop v2 (version id ")

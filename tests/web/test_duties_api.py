@@ -9,7 +9,7 @@ import pytest
 
 from engine import users
 from tests.engine.duty_tables import recipe_files
-from tests.support import PASSWORD
+from tests.support import PASSWORD, approval
 
 
 @pytest.fixture
@@ -17,7 +17,9 @@ def duties(client, runtime):
     files, forms = recipe_files()
     r = client.post("/api/recipes", json={"bpmn": {k: v.decode() for k, v in files.items()}, "forms": forms})
     assert r.status_code == 201, r.json
-    approve = client.post(f"/api/recipes/{r.json['id']}/approve", json={"reason": "ok"}, headers=client.auth["quentin"])
+    approve = client.post(
+        f"/api/recipes/{r.json['id']}/approve", json=approval("quentin", "ok"), headers=client.auth["quentin"]
+    )
     assert approve.status_code == 200, approve.json
     assert client.post("/api/batches", json={"recipe": "duties", "batch_id": "DA-1"}).status_code == 201
     users.create_user(runtime, "adm", "Adm", ["admin"], by="test", password=PASSWORD)

@@ -15,11 +15,11 @@ import sqlite3
 
 import pytest
 
-from engine import batches, users
+from engine import batches, recipe_lifecycle, users
 from engine.batches.inputs import check_batch_id, check_parameters
 from engine.errors import InvalidInput, NotFound
 from engine.finite import check_finite
-from tests.support import ACCOUNTS, PASSWORD, make_runtime
+from tests.support import ACCOUNTS, PASSWORD, approval, make_runtime
 from tests.web.through_api import LOOP_BPMN, first_task, import_recipe
 
 BIG = 2**63  # one beyond the largest SQLite INTEGER / PostgreSQL BIGINT
@@ -123,7 +123,7 @@ def test_the_engine_bounds_ids_for_every_caller(runtime):
     with pytest.raises(NotFound):
         recipes.get_version(runtime, OVER_ID)
     with pytest.raises(NotFound):
-        recipes.set_status(runtime, BIG, "approved", "quentin", "ok")
+        recipe_lifecycle.approve(runtime, BIG, signer=users.person(runtime, "quentin"), reason="ok")
     with pytest.raises(NotFound):
         batches.start_batch(runtime, str(OVER_ID), "B-1", user="alice")  # digits as a key: no such recipe
 
@@ -278,12 +278,9 @@ def test_the_engine_refuses_non_finite_values_from_any_caller(runtime):
         check_parameters({"s": "a\x00b"})
     assert nul.value.code == "parameters_invalid"
 
-    from engine import recipes
-    from engine.vocabulary import RecipeStatus
-    from tests.support import read_recipe
+    from tests.support import approved_recipe, read_recipe
 
-    rv = recipes.import_recipe(runtime, read_recipe("loop.bpmn"), user="alice")
-    recipes.set_status(runtime, rv.id, RecipeStatus.APPROVED, "quentin", "ok")
+    approved_recipe(runtime, read_recipe("loop.bpmn"), user="alice", approver="quentin")
     with pytest.raises(InvalidInput) as started:
         batches.start_batch(runtime, "sampling_loop", "B-1", user="alice", parameters={"x": float("inf")})
     assert started.value.code == "number_not_finite"
@@ -451,7 +448,10 @@ def test_database_locked_is_503_with_retry_after(busy_app):
     client.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + users.create_token(rt, "alice", "t", by="test")
     quentin = {"Authorization": "Bearer " + users.create_token(rt, "quentin", "t", by="test")}
     recipe = client.post("/api/recipes", json={"bpmn": {"loop.bpmn": LOOP_BPMN}}).json["id"]
-    assert client.post(f"/api/recipes/{recipe}/approve", json={"reason": "ok"}, headers=quentin).status_code == 200
+    assert (
+        client.post(f"/api/recipes/{recipe}/approve", json=approval("quentin", "ok"), headers=quentin).status_code
+        == 200
+    )
 
     other_writer = sqlite3.connect(path, isolation_level=None, timeout=0)
     other_writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
@@ -480,7 +480,7 @@ def test_405_carries_allow(client):
 
 def test_import_recipe_helper_is_unaffected(client):
     """The ordinary path still works end to end after the guards (a control)."""
-    assert import_recipe(client)["status"] == "approved"
+    assert import_recipe(client)["status"] == "effective"
 
 
 # --- two requests racing for the same unique key --------------------------------------------

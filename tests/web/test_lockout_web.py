@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 
 from engine import users
 from engine.models import AuditEvent, User, utcnow
-from tests.support import ACCOUNTS, PASSWORD, make_runtime
+from tests.support import ACCOUNTS, PASSWORD, approval, make_runtime
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -55,7 +55,9 @@ def signed(client):
         "/api/recipes", json={"bpmn": {"signed.bpmn": (RECIPES / "signed.bpmn").read_text()}, "forms": forms}
     )
     assert r.status_code == 201, r.json
-    r = client.post(f"/api/recipes/{r.json['id']}/approve", json={"reason": "ok"}, headers=client.auth["quentin"])
+    r = client.post(
+        f"/api/recipes/{r.json['id']}/approve", json=approval("quentin", "ok"), headers=client.auth["quentin"]
+    )
     assert r.status_code == 200, r.json
     assert client.post("/api/batches", json={"recipe": "signed_steps", "batch_id": "S-1"}).status_code == 201
     return client

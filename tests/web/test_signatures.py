@@ -14,7 +14,7 @@ from sqlalchemy import text
 from engine import users
 from engine.batches import signed_content
 from engine.models import Step
-from tests.support import PASSWORD
+from tests.support import PASSWORD, approval
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 ME = {"username": "alice", "password": PASSWORD}
@@ -31,7 +31,7 @@ def signed(client):
     assert r.status_code == 201, r.json
     assert (
         client.post(
-            f"/api/recipes/{r.json['id']}/approve", json={"reason": "ok"}, headers=client.auth["quentin"]
+            f"/api/recipes/{r.json['id']}/approve", json=approval("quentin", "ok"), headers=client.auth["quentin"]
         ).status_code
         == 200
     )

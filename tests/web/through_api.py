@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.support import approval
+
 TESTS = Path(__file__).resolve().parent.parent
 LOOP_BPMN = (TESTS / "recipes" / "loop.bpmn").read_text(encoding="utf-8")
 EXCHANGE_BPMN = (TESTS / "web" / "exchange.bpmn").read_text(encoding="utf-8")
@@ -14,7 +16,7 @@ def import_recipe(client, xml: str = LOOP_BPMN, *, name: str = "loop.bpmn", appr
     assert r.status_code == 201, r.json
     if approve:  # by another QA person: the author never approves
         a = client.post(
-            f"/api/recipes/{r.json['id']}/approve", json={"reason": "reviewed"}, headers=client.auth["quentin"]
+            f"/api/recipes/{r.json['id']}/approve", json=approval("quentin", "reviewed"), headers=client.auth["quentin"]
         )
         assert a.status_code == 200, a.json
         return a.json

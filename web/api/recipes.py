@@ -1,4 +1,5 @@
-"""Recipes over HTTP: import BPMN (+ forms) as versions, check them, approve, retire.
+"""Recipes over HTTP: import BPMN (+ forms) as versions, check them, submit them for
+QA's approval flow, approve (e-signed, while no approval flow is effective), retire.
 
 A recipe upload comes either as multipart (files straight from a designer's disk) or
 as JSON (from scripts and the browser modeler), so this blueprint reads its body itself
@@ -13,16 +14,16 @@ from typing import Any
 from flask import request
 from flask_smorest import Blueprint
 
-from engine import recipes
+from engine import recipe_lifecycle, recipes
 from engine.bpmn import validate_recipe
-from engine.vocabulary import RecipeStatus
+from engine.errors import InvalidInput
 
-from ..auth import current_user, requires
+from ..auth import current_user, own_signature, requires
 from ..errors import ApiError
 from ..input_limits import strict_json_loads
 from . import runtime
 from .schemas import (
-    Reason,
+    IdempotencyKey,
     Recipe,
     RecipeCheck,
     RecipeCheckResult,
@@ -32,6 +33,7 @@ from .schemas import (
     RecipeUploadCheck,
     RecipeUploadOptions,
 )
+from .schemas.recipes import RecipeApprove, RecipeSignedDecision, RecipeSubmit, RecipeSubmitted
 
 blp = Blueprint("recipes", __name__, url_prefix="/api", description="Recipe versions: BPMN and forms")
 
@@ -130,8 +132,9 @@ def import_recipe():
     """Import BPMN files (and forms) as a new draft version.
 
     Importing identical content again returns the existing version: imports can be
-    repeated safely. Approval is a separate step by another person
-    (`POST /api/recipes/{id}/approve`): the author never approves their own version.
+    repeated safely. Approval is a separate step by other people
+    (`POST /api/recipes/{id}/submit` starts QA's approval flow): the author never approves
+    their own version.
     """
     files, forms, options = _recipe_upload()
     rv = recipes.import_recipe(
@@ -171,23 +174,53 @@ def show_recipe(recipe_id: int):
     return recipes.describe(recipes.get_version(runtime(), recipe_id), full=True)
 
 
+@blp.route("/recipes/<id:recipe_id>/submit", methods=["POST"])
+@requires("recipe.import")
+@blp.arguments(RecipeSubmit)
+@blp.arguments(IdempotencyKey, location="headers")
+@blp.response(200, RecipeSubmitted)
+def submit_recipe(body, headers, recipe_id: int):
+    """Submit a draft for review: it becomes `in_review` and QA's effective approval flow
+    (`qa_recipe_approval`) starts about it as a quality process (`approval_process`; its
+    tasks appear in QA's task list). `approval_process` is null when no approval flow is
+    effective: then a QA person approves it with `POST /api/recipes/{id}/approve`."""
+    return recipe_lifecycle.submit(
+        runtime(),
+        recipe_id,
+        user=current_user(),
+        comment=body["comment"],
+        idempotency_key=headers.get("idempotency_key"),
+    )
+
+
+def _signer(body, meaning: str):
+    signature = body["signature"]
+    if signature.get("meaning", meaning) != meaning:
+        raise InvalidInput(f"this signature means {meaning!r}", code="meaning_invalid")
+    return own_signature(signature)
+
+
 @blp.route("/recipes/<id:recipe_id>/approve", methods=["POST"])
 @requires("recipe.approve")
-@blp.arguments(Reason)
+@blp.arguments(RecipeApprove)
 @blp.response(200, Recipe)
 def approve_recipe(body, recipe_id: int):
-    """Approve a version: only approved versions start batches."""
-    return recipes.describe(
-        recipes.set_status(runtime(), recipe_id, RecipeStatus.APPROVED, current_user(), body["reason"])
+    """Approve a version with an e-signature (*Approved*, re-authenticated; not by its
+    author): the bootstrap path while no approval flow is effective (409
+    `approval_flow_required` otherwise). It is effective from `effective_from` (default
+    now); the version effective until then becomes superseded."""
+    signer = _signer(body, recipe_lifecycle.APPROVED_MEANING)
+    rv = recipe_lifecycle.approve(
+        runtime(), recipe_id, signer=signer, reason=body["reason"], effective_from=body.get("effective_from")
     )
+    return recipes.describe(rv)
 
 
 @blp.route("/recipes/<id:recipe_id>/retire", methods=["POST"])
 @requires("recipe.approve")
-@blp.arguments(Reason)
+@blp.arguments(RecipeSignedDecision)
 @blp.response(200, Recipe)
 def retire_recipe(body, recipe_id: int):
-    """Retire a version: no new batch starts on it; running batches go on."""
-    return recipes.describe(
-        recipes.set_status(runtime(), recipe_id, RecipeStatus.RETIRED, current_user(), body["reason"])
-    )
+    """Retire a version with an e-signature: no new batch starts on it; running batches go on."""
+    signer = _signer(body, recipe_lifecycle.RETIRED_MEANING)
+    return recipes.describe(recipe_lifecycle.retire(runtime(), recipe_id, signer=signer, reason=body["reason"]))

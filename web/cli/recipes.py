@@ -1,6 +1,7 @@
 """``batchline recipe``: import BPMN files (and forms) as recipe versions, check them,
-list them, approve and retire them. A version is named by its id, by ``RECIPE_KEY``
-(approve: its newest draft; retire: its newest approved version) or by
+list them, submit them for review, approve (e-signed, a fresh installation) and retire
+them. A version is named by its id, by ``RECIPE_KEY`` (submit: its newest draft; approve:
+its newest version in review or draft; retire: its effective version) or by
 ``RECIPE_KEY@VERSION``; the answer says which version was acted on."""
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def read_files(paths: Iterable[str]) -> dict[str, bytes]:
 
 @main.group()
 def recipe():
-    """Recipe versions: import, check, list, approve, retire."""
+    """Recipe versions: import, check, list, submit, approve, retire."""
 
 
 @recipe.command("import")
@@ -86,9 +87,18 @@ def recipe_list():
     )
 
 
-def find_version(ref: str, status: RecipeStatus):
-    """The version ``ref`` names for a change to ``status``: a version id, ``KEY@VERSION``,
-    or ``KEY`` — its newest draft to approve, its newest approved version to retire."""
+#: what a bare RECIPE_KEY names for each action: its newest version in one of these statuses
+WANTED = {
+    "submit": (RecipeStatus.DRAFT,),
+    "approve": (RecipeStatus.IN_REVIEW, RecipeStatus.DRAFT),
+    "retire": (RecipeStatus.EFFECTIVE, RecipeStatus.APPROVED),
+}
+
+
+def find_version(ref: str, action: str):
+    """The version ``ref`` names for ``action``: a version id, ``KEY@VERSION``, or ``KEY``
+    — its newest draft to submit, its newest version in review (or draft) to approve, its
+    effective (or approved) version to retire."""
     from engine import recipes
 
     if re.fullmatch(r"[0-9]{1,10}", ref):
@@ -106,38 +116,67 @@ def find_version(ref: str, status: RecipeStatus):
             if rv.version == int(number):
                 return rv
         raise NotFound(f"no recipe {key!r} version {number}", code="recipe_not_found")
-    wanted = RecipeStatus.DRAFT if status == RecipeStatus.APPROVED else RecipeStatus.APPROVED
-    candidates = [rv for rv in versions if rv.status == wanted]
-    if not candidates:
-        have = ", ".join(f"v{rv.version} {rv.status}" for rv in versions)
-        raise NotFound(
-            f"recipe {key!r} has no {wanted} version to {'approve' if wanted == RecipeStatus.DRAFT else 'retire'} "
-            f"({have}); name one as {key}@VERSION",
-            code="recipe_not_found",
-        )
-    return max(candidates, key=lambda rv: rv.version)
+    for wanted in WANTED[action]:
+        candidates = [rv for rv in versions if rv.status == wanted]
+        if candidates:
+            return max(candidates, key=lambda rv: rv.version)
+    have = ", ".join(f"v{rv.version} {rv.status}" for rv in versions)
+    raise NotFound(
+        f"recipe {key!r} has no {' or '.join(WANTED[action])} version to {action} ({have}); name one as {key}@VERSION",
+        code="recipe_not_found",
+    )
 
 
-def _set_status(ref: str, status: RecipeStatus, user: str, reason: str) -> None:
+def _said(rv, what: str) -> None:
     from engine import recipes
 
-    version_id = find_version(ref, status).id  # a typo needs no password
-    person = acting(user, "recipe.approve")
-    rv = recipes.set_status(runtime(), version_id, status, person.username, reason)
     if not as_json():
-        click.echo(f"{status}: recipe {rv.recipe} v{rv.version} (version id {rv.id})")
-    show(recipes.describe(rv), ["id", "recipe", "version", "status"])
+        click.echo(f"{what}: recipe {rv.recipe} v{rv.version} (version id {rv.id}), now {rv.status}")
+    show(recipes.describe(rv), ["id", "recipe", "version", "status", "effective_from"])
+
+
+@recipe.command("submit")
+@click.argument("version_ref", metavar="VERSION")
+@click.option("--comment", default="", help="What changed and why (change control reference).")
+@user_option
+@json_option
+def recipe_submit(version_ref, comment, user):
+    """Submit recipe VERSION (a version id, RECIPE_KEY for its newest draft, or
+    RECIPE_KEY@VERSION) for review: QA's effective approval flow starts about it."""
+    from engine import recipe_lifecycle
+
+    version_id = find_version(version_ref, "submit").id  # a typo needs no password
+    person = acting(user, "recipe.import")
+    answer = recipe_lifecycle.submit(runtime(), version_id, user=person.username, comment=comment)
+    if not as_json():
+        process = answer["approval_process"]
+        click.echo(
+            f"in review: recipe {answer['recipe']} v{answer['version']} (version id {answer['id']}); "
+            + (
+                f"approval process {process}: QA's tasks are in their task list"
+                if process
+                else "no approval flow is effective: a QA person approves it with `batchline recipe approve`"
+            )
+        )
+    show(answer, ["id", "recipe", "version", "status", "approval_process"])
 
 
 @recipe.command("approve")
 @click.argument("version_ref", metavar="VERSION")
+@click.option("--effective-from", help="ISO date (UTC) from when new batches take it; default: now.")
 @user_option
 @reason_option
 @json_option
-def recipe_approve(version_ref, user, reason):
-    """Approve recipe VERSION (a version id, RECIPE_KEY for its newest draft, or
-    RECIPE_KEY@VERSION): only approved versions start batches."""
-    _set_status(version_ref, RecipeStatus.APPROVED, user, reason)
+def recipe_approve(version_ref, effective_from, user, reason):
+    """Approve recipe VERSION with your e-signature (Approved; a version id, RECIPE_KEY for
+    its newest version in review or draft, or RECIPE_KEY@VERSION). Only while no approval
+    flow is effective (a fresh installation); then QA approves in the flow."""
+    from engine import recipe_lifecycle
+
+    version_id = find_version(version_ref, "approve").id
+    person = acting(user, "recipe.approve")
+    rv = recipe_lifecycle.approve(runtime(), version_id, signer=person, reason=reason, effective_from=effective_from)
+    _said(rv, "approved")
 
 
 @recipe.command("retire")
@@ -146,6 +185,10 @@ def recipe_approve(version_ref, user, reason):
 @reason_option
 @json_option
 def recipe_retire(version_ref, user, reason):
-    """Retire recipe VERSION (a version id, RECIPE_KEY for its newest approved version,
-    or RECIPE_KEY@VERSION): no new batch starts on it."""
-    _set_status(version_ref, RecipeStatus.RETIRED, user, reason)
+    """Retire recipe VERSION with your e-signature (a version id, RECIPE_KEY for its
+    effective version, or RECIPE_KEY@VERSION): no new batch starts on it."""
+    from engine import recipe_lifecycle
+
+    version_id = find_version(version_ref, "retire").id
+    person = acting(user, "recipe.approve")
+    _said(recipe_lifecycle.retire(runtime(), version_id, signer=person, reason=reason), "retired")

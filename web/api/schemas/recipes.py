@@ -5,6 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from .quality import SignedCredentials
+
 
 class RecipeImport(ma.Schema):
     bpmn = fields.Dict(
@@ -84,10 +86,15 @@ class Recipe(ma.Schema):
     version = fields.Integer()
     name = fields.String()
     process_id = fields.String()
-    status = fields.String(metadata={"description": "draft, approved or retired"})
+    status = fields.String(metadata={"description": "draft, in_review, approved, effective, superseded or retired"})
     content_hash = fields.String()
     created_at = fields.String()
     created_by = fields.String()
+    effective_from = fields.String(
+        allow_none=True, metadata={"description": "from when new batches take this version (UTC)"}
+    )
+    approved_by = fields.List(fields.String(), metadata={"description": "who signed the approval, reviewer first"})
+    approved_at = fields.String(allow_none=True)
     tasks = fields.List(fields.Dict())
 
 
@@ -103,4 +110,37 @@ class Reason(ma.Schema):
         required=True,
         validate=validate.Length(min=1, max=2000),
         metadata={"description": "why; recorded in the audit trail"},
+    )
+
+
+class RecipeSubmit(ma.Schema):
+    comment = fields.String(
+        load_default="",
+        validate=validate.Length(max=2000),
+        metadata={"description": "what changed and why (change control reference)"},
+    )
+
+
+class RecipeSubmitted(Recipe):
+    approval_process = fields.String(
+        allow_none=True,
+        metadata={"description": "the quality process approving it (QP-RA-...); null: no approval flow is effective"},
+    )
+
+
+class RecipeSignedDecision(ma.Schema):
+    """An e-signed approval or retirement: both components, the meaning, a reason."""
+
+    signature = fields.Nested(SignedCredentials, required=True)
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=2000),
+        metadata={"description": "why; recorded in the audit trail"},
+    )
+
+
+class RecipeApprove(RecipeSignedDecision):
+    effective_from = fields.String(
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": "ISO 8601 date or date-time (UTC) from when it is effective; default: now"},
     )
