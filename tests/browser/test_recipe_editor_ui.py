@@ -126,10 +126,12 @@ def test_qa_designs_a_recipe_in_the_browser(page: Page, runtime, artifacts):
     assert [v.version for v in versions] == [1, 2] and versions[0].content_hash != versions[1].content_hash
     assert {t["form"] for t in versions[1].tasks if t["kind"] == "user"} == {"first_step_form", f"{new_id}_form"}
 
-    # submit goes to the lifecycle's endpoint; the answer (or why not) is shown
+    # submit: the draft goes to review (QA's approval flow, where one is effective)
     page.click("#submit-recipe")
-    expect(page.locator("#editor-message")).to_contain_text("ubmit")
+    expect(page.locator("#editor-message")).to_contain_text("Submitted for review")
+    expect(page.locator("#recipe-status")).to_have_text("in review")
     shot(page, artifacts, "06-submit")
+    assert recipes.get_version(runtime, versions[1].id).status == "in_review"
 
     page.goto(f"/recipes/{versions[1].id}")
     expect(page.locator("#diagram-canvas[data-loaded]")).to_be_attached()

@@ -165,10 +165,15 @@ def test_hostile_recipes_are_refused_with_the_reason(client):
     assert not [k for k in ("pages_xxe", "pages_huge", "pages_base") if versions_of(client, k)]
 
 
-def test_submit_without_the_lifecycle_says_so(client):
-    log_in(client, "qa.dora")
+def test_an_operator_cannot_submit_from_the_page(client):
     rv = versions_of(client, "buffer_prep")[0]
+    log_in(client, "op.anna")
+    assert client.post(f"/recipes/{rv.id}/submit", data={"csrf_token": csrf(client)}).status_code == 403
+
+
+def test_only_a_draft_is_submitted_from_the_page_and_only_with_the_csrf_token(client):
+    rv = versions_of(client, "buffer_prep")[0]  # the fixture's recipe: approved, not a draft
+    log_in(client, "qa.dora")
     r = client.post(f"/recipes/{rv.id}/submit", data={"csrf_token": csrf(client)})
-    if client.application.url_map.bind("").test(f"/api/recipes/{rv.id}/submit", method="POST"):
-        pytest.skip("the lifecycle's submit endpoint is installed: its own tests cover it")
-    assert r.status_code == 501 and r.json["code"] == "submit_unavailable"
+    assert r.status_code == 409 and r.json["code"]
+    assert client.post(f"/recipes/{rv.id}/submit", data={}).status_code == 400  # no CSRF token

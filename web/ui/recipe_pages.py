@@ -14,9 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import current_app, g, jsonify, render_template, request, url_for
+from flask import g, jsonify, render_template, request, url_for
 from sqlalchemy import select
-from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from engine import recipes
 from engine.errors import BatchlineError, Problem
@@ -215,22 +214,15 @@ def recipe_save():
 
 @bp.route("/recipes/<id:recipe_id>/submit", methods=["POST"])
 def recipe_submit(recipe_id: int):
-    """Submit for review through the API's endpoint, as the logged-in person: the browser
-    proves intent with the CSRF token (checked before this runs), the API does the rest."""
+    """Submit a draft for review as the logged-in person (the CSRF token was checked
+    before this runs): it goes to ``in_review`` and QA's approval flow starts about it
+    (``engine.recipe_lifecycle.submit``, the same call as ``POST /api/recipes/{id}/submit``)."""
+    from engine import recipe_lifecycle
+
     require("recipe.import")
     comment = (request.form.get("comment") or "").strip()[:2000]
-    api_path = f"/api/recipes/{recipe_id}/submit"
     try:
-        endpoint, args = current_app.url_map.bind_to_environ(request.environ).match(api_path, method="POST")
-    except (NotFound, MethodNotAllowed):
-        return _json_error(
-            501,
-            "submit_unavailable",
-            f"submitting for review is not available on this server yet (POST {api_path} is missing); "
-            "the draft is saved and can be submitted later",
-        )
-    body = {"comment": comment} if comment else {}
-    with current_app.test_request_context(api_path, method="POST", json=body):
-        # same app context: the API's permission check sees g.person, the logged-in person
-        response = current_app.full_dispatch_request()
-    return response
+        answer = recipe_lifecycle.submit(runtime(), recipe_id, user=g.person.username, comment=comment)
+    except BatchlineError as exc:
+        return _json_error(exc.status, exc.code, exc.message)
+    return jsonify(answer)
