@@ -28,6 +28,7 @@ from .. import duties
 from ..errors import Conflict, NotFound
 from ..models import Step, User
 from ..permissions import Forbidden
+from ..quality.participants import check_participant
 from ..runtime import Runtime
 from ..users import Person
 from ..vocabulary import BatchState, StepKind
@@ -64,6 +65,7 @@ def may_complete(rt: Runtime, batch_id: str, task_id: str, person: Person) -> Si
             described = describe_task(task, rv)
         # the rules the step path applies again under the lock (engine.duties)
         duties.check_complete(person, needed, username=person.username)
+        check_participant(s, batch, person, needed)  # a quality process: author / executor take no part
         quals = tuple(described.get("qual") or ())
         duties.check_qualified(s, person.username, quals)
     definition = described.get("form_definition")

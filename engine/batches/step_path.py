@@ -17,6 +17,7 @@ from ..bpmn.properties import spec_quals
 from ..errors import Conflict, EngineFault, InvalidInput
 from ..models import Batch, Job, Step, utcnow
 from ..quality import exceptions as quality_exceptions
+from ..quality.participants import check_participant
 from ..recipes import RUNNABLE, find_version
 from ..runtime import Runtime
 from ..step_values import CheckedValues, check_values
@@ -27,7 +28,15 @@ from . import overrides
 from .descriptions import describe, describe_exception, describe_step
 from .inputs import check_batch_id, check_identifier, check_parameters, check_reference, task_uuid
 from .signatures import check_performer, check_signers, sign
-from .tasks import acting_person, check_assignment, describe_task, ready_user_task, recipe_content, task_form_key
+from .tasks import (
+    acting_person,
+    check_assignment,
+    describe_task,
+    ready_user_task,
+    recipe_content,
+    task_form_key,
+    task_role,
+)
 from .unit_of_work import (
     ATTEMPTS,
     Idempotency,
@@ -171,6 +180,7 @@ def complete_task(
         check_assignment(s, batch, entry, task, user)
         performer = acting_person(s, user, actor, signer)
         check_performer(task, performer)
+        check_participant(s, batch, performer, task_role(task))
         form_key = task_form_key(rv, task)
         form = rv.forms.get(form_key) if form_key else None
         overridden: list[overrides.Overridden] = []

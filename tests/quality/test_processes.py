@@ -202,17 +202,24 @@ def test_the_flow_cannot_release_what_the_rules_block(qa_api):
 
 
 def test_the_flow_cannot_release_through_someone_who_performed_a_step(qa_api):
-    """alice holds operator and QA: she weighed, so her Released signature on the flow is
-    refused by the engine (executor is not releaser), whatever the BPMN says."""
+    """alice holds operator and QA: she weighed, so QA's tasks about the batch are not hers
+    — refused at the task, before any password, whatever the BPMN says; the engine
+    operation batch.release checks the releaser again (tests/quality/test_release_api.py)."""
+    from engine.models import AuthFailure
+
     rt = qa_api.rt
     make_batch(qa_api, "B-4", "100.0", performer="alice")
     work(rt)
-    review_and_release(qa_api, "alice", "QP-REL-B-4")
-    work(rt)
+    r = complete(qa_api, "alice", "QP-REL-B-4", "br_exception_review", {"disposition": "release", "lims_conform": True})
+    assert r.status_code == 403 and r.json["code"] == "segregation_of_duties", r.json
+    assert "B-4" in r.json["message"]
+    with rt.transaction() as s:
+        assert s.query(AuthFailure).count() == 0  # refused before the password was read
     assert batches.get_batch(rt, "B-4")["state"] == "complete"
-    step = last_step(qa_api, "QP-REL-B-4")
-    assert step["values"]["error_code"] == "release_blocked"
-    assert "segregation_of_duties" in step["values"]["error"]
+    assert batches.steps(rt, "QP-REL-B-4") == []
+    review_and_release(qa_api, "qa", "QP-REL-B-4")  # another QA person may
+    work(rt)
+    assert batches.get_batch(rt, "B-4")["state"] == "released"
 
 
 def test_the_reject_path_rejects_with_the_rejected_signer(qa_api):

@@ -113,14 +113,17 @@ def test_a_recipe_goes_through_qa_flow_and_a_two_approver_flow_is_approved_under
     (task,) = [t for t in batches.my_tasks(rt, users.person(rt, "qa")) if t["batch_id"] == pid]
     assert task["subject"] == {"type": "recipe_version", "id": str(v1["id"])} and task["bpmn_id"] == "ra_review"
 
-    # self-approval: alice (QA too) reviews her own version; the engine refuses
-    assert review(qa, "alice", pid).status_code == 200
+    # self-approval: alice (QA too) cannot even review her own version (refused at the task)
+    own = review(qa, "alice", pid)
+    assert own.status_code == 403 and own.json["code"] == "author_cannot_approve", own.json
+    # one person as reviewer and approver: the engine operation refuses at the end
+    assert review(qa, "qa", pid).status_code == 200
     assert approve_task(qa, "qa", pid).status_code == 200
     work(rt)
     refused = [t for t in qa.get(f"/api/batches/{pid}/tasks").json if t["bpmn_id"] == "ra_refused"]
     assert refused, qa.get(f"/api/batches/{pid}/tasks").json
     assert status(qa, v1["id"]) == "in_review"
-    r = complete(qa, "qa2", pid, "ra_refused", {"rejection_reason": "the author reviewed it"})
+    r = complete(qa, "qa2", pid, "ra_refused", {"rejection_reason": "one person reviewed and approved"})
     assert r.status_code == 200, r.json
     work(rt)
     assert status(qa, v1["id"]) == "draft"

@@ -40,17 +40,28 @@ def import_signed(rt, *, approve: bool = True):
     return v1, v2
 
 
-def call_activity_versions(rt):
+def call_activity_versions(rt, *, start: tuple[str, str] | None = None, upto: int = 2):
     """mab_mini v1 (tests/recipes), v2 (a task added inside seed expansion and harvest),
-    v3 (thaw_vial renamed: a batch waiting there does not map)."""
+    v3 (thaw_vial renamed: a batch waiting there does not map). ``start`` (batch id,
+    supervisor): a batch started on v1 while it is the effective version — once v2 is
+    approved, v1 is superseded and starts nothing new. ``upto``: the newest version made
+    (the newest is the effective one: a batch moves only to an approved or effective one)."""
     v1 = recipes.import_recipe(rt, read_recipe("call_activities.bpmn"), user="qa.lead", approve=True)
+    if start is not None:
+        from engine import batches
+
+        batches.start_batch(rt, "mab_mini", start[0], user=start[1], version=1)
     v2 = recipes.import_recipe(
         rt, {"call_activities.bpmn": (HERE / "ca_v2.bpmn").read_bytes()}, user="qa.lead", approve=True
     )
-    v3 = recipes.import_recipe(
+    return v1, v2, (import_v3(rt) if upto >= 3 else None)
+
+
+def import_v3(rt):
+    """mab_mini v3 (thaw_vial renamed), approved: the effective version from now on."""
+    return recipes.import_recipe(
         rt, {"call_activities.bpmn": (HERE / "ca_v3.bpmn").read_bytes()}, user="qa.lead", approve=True
     )
-    return v1, v2, v3
 
 
 def template_library(rt):

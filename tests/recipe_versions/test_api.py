@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from engine import batches
 from tests.engine.engine_helpers import complete, ready
-from tests.recipe_versions.helpers import call_activity_versions, import_signed, template_library
+from tests.recipe_versions.helpers import call_activity_versions, import_signed, import_v3, template_library
 from tests.support import PASSWORD, browser_login
 
 
@@ -19,9 +18,8 @@ def _sig(user: str, password: str = PASSWORD, **extra) -> dict:
 
 @pytest.fixture
 def waiting(runtime):
-    """mab_mini v1..v3 and batch MIG-9 on v1, waiting at thaw_vial inside the call activity."""
-    versions = call_activity_versions(runtime)
-    batches.start_batch(runtime, "mab_mini", "MIG-9", user="sv", version=1)
+    """mab_mini v1 and v2 and batch MIG-9 on v1, waiting at thaw_vial inside the call activity."""
+    versions = call_activity_versions(runtime, start=("MIG-9", "sv"))
     complete(runtime, "MIG-9", "line_clearance")
     return versions
 
@@ -89,8 +87,6 @@ def test_migration_request_and_e_signed_approval(client, runtime, waiting):
     for who in ("op", "qa"):
         r = client.post(url, json=body, headers=client.auth[who])
         assert r.status_code == 403 and r.get_json()["code"] == "forbidden"
-    refused = client.post(url, json={"to_version": 3, "reason": "new SOP"}, headers=client.auth["sv"])
-    assert refused.status_code == 409 and refused.get_json()["details"]["unmapped"] == ["thaw_vial"]
     headers = {**client.auth["sv"], "Idempotency-Key": "mig-1"}
     asked = client.post(url, json=body, headers=headers)
     assert asked.status_code == 201, asked.get_json()
@@ -121,6 +117,9 @@ def test_migration_request_and_e_signed_approval(client, runtime, waiting):
     assert [m["status"] for m in listed] == ["approved"]
     assert client.get("/api/batches/MIG-9").get_json()["recipe_version_id"] == v2.id
     assert "thaw_vial" in ready(runtime, "MIG-9")
+    import_v3(runtime)  # thaw_vial renamed: the batch waiting there cannot move to it
+    refused = client.post(url, json={"to_version": 3, "reason": "new SOP"}, headers=client.auth["sv"])
+    assert refused.status_code == 409 and refused.get_json()["details"]["unmapped"] == ["thaw_vial"]
 
 
 def test_requester_never_approves_and_is_refused_before_the_password(client, runtime, waiting):
@@ -192,8 +191,6 @@ def test_cli_diff_migrate_and_approve(runtime, waiting):
     assert "+ userTask check_viability" in out.output and "+ userTask harvest_sample" in out.output
     out = run("recipe", "diff", str(v1.id), str(v2.id), "--json")
     assert out.exit_code == 0 and '"check_viability"' in out.output
-    out = run("batch", "migrate", "MIG-9", "--to-version", "3", "--reason", "r", "--user", "sv", user="sv")
-    assert out.exit_code == 2 and "migration_unmapped" in out.output and "thaw_vial" in out.output
     out = run("batch", "migrate", "MIG-9", "--to-version", "2", "--reason", "CC-42", "--user", "sv", user="sv")
     assert out.exit_code == 0, out.output
     out = run("batch", "migration-approve", "MIG-9", "1", "--user", "sv", user="sv")
@@ -202,3 +199,6 @@ def test_cli_diff_migrate_and_approve(runtime, waiting):
     assert out.exit_code == 0, out.output and "approved" in out.output
     out = run("batch", "migrations", "MIG-9", "--json")
     assert '"approved"' in out.output
+    import_v3(runtime)
+    out = run("batch", "migrate", "MIG-9", "--to-version", "3", "--reason", "r", "--user", "sv", user="sv")
+    assert out.exit_code == 2 and "migration_unmapped" in out.output and "thaw_vial" in out.output

@@ -21,9 +21,8 @@ from tests.support import person
 SUP, QA = person("sup.sam"), person("qa.quinn")
 
 
-def _waiting_inside_seed_expansion(rt, batch_id="MIG-1"):
-    versions = call_activity_versions(rt)
-    batches.start_batch(rt, "mab_mini", batch_id, user="sup.sam", version=1)
+def _waiting_inside_seed_expansion(rt, batch_id="MIG-1", upto=2):
+    versions = call_activity_versions(rt, start=(batch_id, "sup.sam"), upto=upto)
     complete(rt, batch_id, "line_clearance")
     assert set(ready(rt, batch_id)) == {"thaw_vial"}  # inside the call activity up_seed
     return versions
@@ -81,7 +80,7 @@ def test_batch_waiting_inside_a_unit_procedure_moves_to_the_new_version(rt):
 
 
 def test_refused_at_the_request_naming_the_element_that_does_not_map(rt):
-    _waiting_inside_seed_expansion(rt)
+    _waiting_inside_seed_expansion(rt, upto=3)
     with pytest.raises(Conflict) as err:
         recipe_versions.request_migration(rt, "MIG-1", to_version=3, reason="new thaw SOP", requester=SUP)
     assert err.value.code == "migration_unmapped"
@@ -93,8 +92,7 @@ def test_refused_at_the_request_naming_the_element_that_does_not_map(rt):
 
 
 def test_refused_at_approval_when_the_batch_moved_on_to_an_unmapped_element(rt):
-    call_activity_versions(rt)
-    batches.start_batch(rt, "mab_mini", "MIG-2", user="sup.sam", version=1)
+    call_activity_versions(rt, start=("MIG-2", "sup.sam"), upto=3)
     asked = recipe_versions.request_migration(rt, "MIG-2", to_version=3, reason="new thaw SOP", requester=SUP)
     complete(rt, "MIG-2", "line_clearance")  # now at thaw_vial, which version 3 has not
     with pytest.raises(Conflict) as err:

@@ -95,6 +95,8 @@ def test_db_upgrade_grants_the_application_role(run, rt):
                 "correction",
                 "exception_disposition",
                 "batch_disposition",
+                "qualification",
+                "batch_migration_signature",
             ],
         }
         with runtime.transaction() as s:
