@@ -182,7 +182,7 @@ def compose(
         if p.get("name") == "formKey" and p.get("value")
     }
     out_forms = {k: v for k, v in forms.items() if k in own_form_keys or k not in copy_form_keys}
-    for pid, rv in picked.items():
+    for rv in picked.values():
         for fname, xml in (rv.bpmn or {}).items():
             if fname in out_files and out_files[fname] != xml.encode("utf-8"):
                 problems.append(
