@@ -26,6 +26,7 @@ from ..runtime import runtime
 from .diagram import diagram_view
 from .pages import bp, require, sentence
 from .recipe_checks import recipe_problems, shape_problems
+from .recipe_templates import compose, defined_processes, template_choices
 
 NEW_FILE = "recipe.bpmn"
 _CALLED = re.compile(r"""calledElement=["']([^"']+)["']""")
@@ -119,6 +120,7 @@ def recipe_diagram(recipe_id: int):
 
 def _editor(rv) -> Any:
     connectors = sorted(runtime().connectors.names())
+    versions = recipes.list_versions(runtime())
     files = dict(rv.bpmn) if rv is not None else {}
     main = next((n for n, xml in files.items() if f'id="{rv.process_id}"' in xml), None) if rv else None
     data = {
@@ -130,7 +132,9 @@ def _editor(rv) -> Any:
         "main_file": main or (sorted(files)[0] if files else NEW_FILE),
         "forms": dict(rv.forms or {}) if rv is not None else {},
         "connectors": connectors,
+        "templates": template_choices(versions, _where_used(versions)),
         "save_url": url_for("ui.recipe_save"),
+        "suggestions_url": url_for("ui.recipe_suggestions"),
         "submit_url": url_for("ui.recipe_submit", recipe_id=2_000_000_000).replace("2000000000", "{id}"),
         "view_url": url_for("ui.recipe_page", recipe_id=2_000_000_000).replace("2000000000", "{id}"),
         "edit_url": url_for("ui.recipe_edit", recipe_id=2_000_000_000).replace("2000000000", "{id}"),
@@ -171,6 +175,10 @@ def recipe_save():
         if not isinstance(base, int) or isinstance(base, bool):
             return _json_error(422, "validation_error", "base_id must be a recipe version id")
         base_rv = _version(base)
+    versions = recipes.list_versions(runtime())
+    files, forms, used, problems = compose(files, forms, versions, template_choices(versions, _where_used(versions)))
+    if problems:
+        return _json_error(422, problems[0].code, sentence(problems[0].message), problems)
     problems = recipe_problems(files, forms, sorted(runtime().connectors.names()))
     if problems:
         n = len(problems)
@@ -183,7 +191,7 @@ def recipe_save():
     key = base_rv.recipe if base_rv is not None else None
     if base_rv is None:
         process_id = recipes.parse_recipe(files).process_id
-        if any(rv.recipe == process_id for rv in recipes.list_versions(runtime())):
+        if any(rv.recipe == process_id for rv in versions):
             return _json_error(
                 409,
                 "recipe_exists",
@@ -191,7 +199,7 @@ def recipe_save():
                 "version, or give this process another id",
                 [Problem("recipe_exists", f"the process id {process_id!r} is taken", process_id)],
             )
-    before = {rv.id for rv in recipes.list_versions(runtime())}
+    before = {rv.id for rv in versions}
     try:
         rv = recipes.import_recipe(runtime(), files, forms=forms, user=g.person.username, recipe=key)
     except BatchlineError as exc:
@@ -206,6 +214,7 @@ def recipe_save():
             "version": rv.version,
             "status": rv.status,
             "created": rv.id not in before,
+            "templates": used,
             "view_url": url_for("ui.recipe_page", recipe_id=rv.id),
             "edit_url": url_for("ui.recipe_edit", recipe_id=rv.id),
         }
@@ -226,3 +235,51 @@ def recipe_submit(recipe_id: int):
     except BatchlineError as exc:
         return _json_error(exc.status, exc.code, exc.message)
     return jsonify(answer)
+
+
+#: most suggestions the editor's panel lists
+SUGGESTIONS_SHOWN = 5
+
+
+@bp.route("/recipes/suggestions", methods=["POST"])
+def recipe_suggestions():
+    """Library templates similar to the draft open in the editor (``analytics.suggestions``,
+    as ``POST /api/recipes/suggestions``), each with the effective version QA can call
+    here (``installed``) — so the panel offers "insert as a call activity" only where the
+    saved recipe can carry it. Form field ``draft``: ``{"bpmn": {name: xml}, "forms": {...}}``."""
+    from analytics import suggestions as similar
+
+    require("recipe.import")
+    try:
+        body = strict_json_loads(request.form.get("draft", "").encode("utf-8"), where="the draft")
+    except BatchlineError as exc:
+        return _json_error(400, exc.code, exc.message)
+    except Exception as exc:  # ApiError from the input limits
+        return _json_error(400, getattr(exc, "code", "json_invalid"), getattr(exc, "message", str(exc)))
+    files, forms, problems = shape_problems(
+        {"files": body.get("bpmn"), "forms": body.get("forms", {})} if isinstance(body, dict) else body
+    )
+    if problems:
+        return _json_error(422, problems[0].code, problems[0].message, problems)
+    try:
+        found = similar.suggest(files, forms, limit=SUGGESTIONS_SHOWN + 1)
+        own = defined_processes(files)
+    except BatchlineError as exc:
+        found_problems = list(getattr(exc, "problems", []) or [])
+        return _json_error(422, exc.code, exc.message, found_problems)
+    versions = recipes.list_versions(runtime())
+    installed = {c["process_id"]: c for c in template_choices(versions, _where_used(versions))}
+    out = []
+    for s in found:
+        if s.key in own:
+            continue  # QA is editing that template itself
+        choice = installed.get(s.key)
+        out.append(
+            {
+                **s.to_dict(),
+                "installed": None
+                if choice is None
+                else {"recipe": choice["recipe"], "version": choice["version"], "id": choice["id"]},
+            }
+        )
+    return jsonify({"threshold": similar.THRESHOLD, "suggestions": out[:SUGGESTIONS_SHOWN]})

@@ -1,7 +1,7 @@
 // The "Batchline" group of the BPMN properties panel: what the engine reads from a task.
-// User task: form, instructions, role, due, critical, qualification.
+// User task: form, instructions, role, equipment class, due, critical, qualification.
 // Service task: connector (operation), result variable, parameters.
-// Call activity: the process (unit procedure / operation template) it runs.
+// Call activity: the operation template (and its version, pinned) or the unit procedure it runs.
 import { h } from "preact";
 import {
   CheckboxEntry, SelectEntry, TextAreaEntry, TextFieldEntry,
@@ -79,6 +79,10 @@ function userTaskEntries(config) {
         });
       },
     },
+    propertyEntry("equipment", "equipmentClass", "Equipment class", {
+      description: "The class of equipment the step runs on, e.g. bioreactor or chromatography-skid (kept with the step).",
+      validate: (v) => (v && !/^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$/.test(v.trim()) ? "Letters, digits, spaces, _ . and -" : null),
+    }),
     propertyEntry("due", "due", "Due within", {
       description: "ISO-8601 duration after the step becomes ready, e.g. PT2H or P1DT4H.",
       validate: (v) => (v && !DURATION.test(v.trim()) ? "An ISO-8601 duration such as PT30M, PT2H, P1D" : null),
@@ -177,8 +181,66 @@ function serviceTaskEntries(config) {
   ];
 }
 
-function callActivityEntries() {
+function templateOf(config, bo) {
+  return (config.templates || []).find((t) => t.process_id === bo.calledElement);
+}
+
+function callActivityEntries(config) {
+  const templates = config.templates || [];
   return [
+    {
+      id: "batchline-template",
+      isEdited: isSelectEntryEdited,
+      component: (props) => {
+        const injector = useService("injector");
+        const modeling = useService("modeling");
+        return h(SelectEntry, {
+          element: props.element,
+          id: "batchline-template",
+          label: "Operation template",
+          description: templates.length
+            ? "An effective library template; saving brings its files and forms into the recipe."
+            : "No effective operation templates here yet.",
+          getOptions: () => [
+            { value: "", label: "— none (a process of this recipe) —" },
+            ...templates.map((t) => ({ value: t.process_id, label: t.name + " (v" + t.version + ")" })),
+          ],
+          getValue: (el) => (templateOf(config, el.businessObject) ? el.businessObject.calledElement : ""),
+          setValue: (value) => {
+            const chosen = templates.find((t) => t.process_id === value);
+            // an unnamed step takes the template's name, so the diagram says what runs there
+            if (chosen) modeling.updateProperties(props.element, { calledElement: chosen.process_id, name: props.element.businessObject.name || chosen.name });
+            setProperty(injector, props.element, "templateVersion", chosen ? String(chosen.version) : "");
+          },
+        });
+      },
+    },
+    {
+      id: "batchline-template-version",
+      isEdited: isSelectEntryEdited,
+      component: (props) => {
+        const injector = useService("injector");
+        const bo = props.element.businessObject;
+        const chosen = templateOf(config, bo);
+        if (!chosen) return null;
+        const pinned = getProperty(bo, "templateVersion") || "";
+        const note = pinned && pinned !== String(chosen.version)
+          ? "Pinned to v" + pinned + "; v" + chosen.version + " is effective now."
+          : "The recipe runs this version until QA pins another.";
+        return h(SelectEntry, {
+          element: props.element,
+          id: "batchline-template-version",
+          label: "Template version pinned",
+          description: note,
+          getOptions: () => [
+            ...(pinned ? [] : [{ value: "", label: "effective (v" + chosen.version + ") at save" }]),
+            ...chosen.versions.map((v) => ({ value: String(v.version), label: "v" + v.version + " (" + v.status + ")" })),
+          ],
+          getValue: (el) => getProperty(el.businessObject, "templateVersion") || "",
+          setValue: (value) => setProperty(injector, props.element, "templateVersion", value),
+        });
+      },
+    },
     {
       id: "batchline-called",
       isEdited: isTextFieldEntryEdited,
@@ -189,7 +251,7 @@ function callActivityEntries() {
           element: props.element,
           id: "batchline-called",
           label: "Process it runs (calledElement)",
-          description: "The id of a unit procedure or operation template process in this recipe's files.",
+          description: "The process id: a template above, or a unit procedure in this recipe's files.",
           debounce,
           getValue: (el) => el.businessObject.calledElement || "",
           setValue: (value) => modeling.updateProperties(props.element, { calledElement: (value || "").trim() || undefined }),

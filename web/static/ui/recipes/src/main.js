@@ -64,7 +64,7 @@ const modeler = new BpmnModeler({
     { __init__: ["batchlineProperties"], batchlineProperties: ["type", BatchlinePropertiesProvider] },
   ],
   moddleExtensions: { spiffworkflow: spiffModdle },
-  batchline: { connectors: data.connectors || [] },
+  batchline: { connectors: data.connectors || [], templates: data.templates || [] },
 });
 const canvas = modeler.get("canvas");
 const registry = modeler.get("elementRegistry");
@@ -240,11 +240,23 @@ async function answer(response) {
   return { code: String(response.status), message: "The server answered " + response.status + " " + response.statusText + "." };
 }
 
+// a call activity naming a template without a version: pin the effective one now, so the
+// diagram QA sees is the diagram saved (the server would write the same)
+function pinTemplates() {
+  registry.forEach((el) => {
+    const bo = el.businessObject;
+    if (!bo || !bo.$instanceOf || !bo.$instanceOf("bpmn:CallActivity") || getProperty(bo, "templateVersion")) return;
+    const t = (data.templates || []).find((c) => c.process_id === bo.calledElement);
+    if (t) setProperty(modeler.get("injector"), el, "templateVersion", String(t.version));
+  });
+}
+
 async function save() {
   const button = $("save-recipe");
   button.disabled = true;
   say("Saving…");
   try {
+    pinTemplates();
     const { xml } = await modeler.saveXML({ format: true });
     const files = { ...(data.files || {}) };
     files[data.main_file] = xml;
@@ -265,7 +277,10 @@ async function save() {
     $("recipe-status").className = "rstatus rstatus-" + result.status;
     $("recipe-id").readOnly = true;
     $("submit-recipe").disabled = result.status !== "draft";
-    say((result.created ? "Saved as draft version " : "Nothing changed since version ") + result.version + " of " + result.recipe + ".", "success");
+    const used = (result.templates || []).map((t) => t.recipe + " v" + t.version);
+    say((result.created ? "Saved as draft version " : "Nothing changed since version ") + result.version + " of " + result.recipe + "." +
+      (used.length ? " Templates carried: " + used.join(", ") + "." : ""), "success");
+    refreshSuggestions(0);
     history.replaceState(null, "", data.edit_url.replace("{id}", result.id));
   } catch (err) {
     say("Not saved: " + (err.message || err), "error");
@@ -301,6 +316,120 @@ async function submit() {
 $("save-recipe").addEventListener("click", save);
 $("submit-recipe").addEventListener("click", submit);
 
+// --- suggestions: similar library components ----------------------------------------
+let suggestTimer = null;
+let suggestSeq = 0;
+
+function ownDraft(xml) {
+  // the recipe's own diagram and forms: the templates it calls would make it look like them
+  const keys = new Set();
+  registry.forEach((el) => {
+    const bo = el.businessObject;
+    if (bo && bo.$instanceOf && bo.$instanceOf("bpmn:UserTask") && getProperty(bo, "formKey")) keys.add(getProperty(bo, "formKey"));
+  });
+  const own = {};
+  keys.forEach((k) => { if (forms[k]) own[k] = forms[k]; });
+  return { bpmn: { [data.main_file]: xml }, forms: own };
+}
+
+function refreshSuggestions(delay) {
+  clearTimeout(suggestTimer);
+  suggestTimer = setTimeout(loadSuggestions, delay === undefined ? 4000 : delay);
+}
+
+async function loadSuggestions() {
+  const seq = ++suggestSeq;
+  const list = $("suggestions");
+  const state = $("suggestions-state");
+  try {
+    const { xml } = await modeler.saveXML();
+    const body = new FormData();
+    body.append("csrf_token", csrf);
+    body.append("draft", JSON.stringify(ownDraft(xml)));
+    const response = await fetch(data.suggestions_url, { method: "POST", body, credentials: "same-origin" });
+    const result = await answer(response);
+    if (seq !== suggestSeq) return; // a newer request is on its way
+    list.textContent = "";
+    if (!response.ok) {
+      state.hidden = false;
+      state.textContent = "No suggestions: " + (result.message || response.status);
+      return;
+    }
+    const found = result.suggestions || [];
+    state.textContent = found.length ? "" : "No library template is similar to this draft.";
+    state.hidden = !!found.length;
+    found.forEach((s) => list.appendChild(suggestionItem(s)));
+    root.setAttribute("data-suggested", String(seq));
+  } catch (err) {
+    if (seq === suggestSeq) { state.hidden = false; state.textContent = "No suggestions: " + (err.message || err); }
+  }
+}
+
+function suggestionItem(s) {
+  const li = document.createElement("li");
+  li.setAttribute("data-template", s.template);
+  const head = document.createElement("div");
+  head.className = "suggestion-head";
+  const title = document.createElement("strong");
+  title.textContent = s.title;
+  const score = document.createElement("span");
+  score.className = "suggestion-score";
+  score.textContent = Math.round(s.score * 100) + "%";
+  score.title = "Similarity of structure, step names and form fields (cosine, 0–100%)";
+  head.append(title, score);
+  const key = document.createElement("div");
+  key.className = "muted small";
+  key.textContent = s.template + (s.installed ? " · v" + s.installed.version + " effective" : " · not installed here");
+  li.append(head, key);
+  if (s.installed) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "button secondary small insert-template";
+    b.textContent = "Insert as call activity";
+    b.onclick = () => insertTemplate(s);
+    li.appendChild(b);
+  }
+  return li;
+}
+
+// a call activity running the template: after the selected step (taking over its outgoing
+// flow, so the template runs in sequence), or below the diagram when nothing is selected
+function insertTemplate(s) {
+  const modeling = modeler.get("modeling");
+  const [selected] = modeler.get("selection").get();
+  const shape = modeler.get("elementFactory").createShape({ type: "bpmn:CallActivity" });
+  let placed;
+  const bo = selected && selected.businessObject;
+  const flowNode = selected && !selected.waypoints && selected.type !== "label" && bo.$instanceOf("bpmn:FlowNode") && !bo.$instanceOf("bpmn:EndEvent");
+  if (flowNode) {
+    const outgoing = (selected.outgoing || []).filter((c) => c.type === "bpmn:SequenceFlow");
+    placed = modeler.get("autoPlace").append(selected, shape);
+    if (outgoing.length === 1) {
+      const [flow] = outgoing;
+      modeling.reconnectStart(flow, placed, { x: placed.x + placed.width, y: placed.y + placed.height / 2 });
+      const target = flow.target;
+      if (target.x < placed.x + placed.width + 40) modeling.moveElements([target], { x: placed.x + placed.width + 80 - target.x, y: 0 });
+    }
+  } else {
+    let bottom = 0;
+    let left = Infinity;
+    registry.forEach((el) => {
+      if (el.waypoints || el.type === "label" || el === canvas.getRootElement()) return;
+      bottom = Math.max(bottom, el.y + el.height);
+      left = Math.min(left, el.x);
+    });
+    placed = modeling.createShape(shape, { x: (isFinite(left) ? left : 150) + 150, y: bottom + 80 }, canvas.getRootElement());
+  }
+  canvas.scrollToElement(placed);
+  modeling.updateProperties(placed, { calledElement: s.template, name: s.title });
+  setProperty(modeler.get("injector"), placed, "templateVersion", String(s.installed.version));
+  modeler.get("selection").select(placed);
+  say("Inserted " + s.title + " (v" + s.installed.version + ") as a call activity; saving brings its files and forms.", "info");
+}
+
+modeler.on("commandStack.changed", () => refreshSuggestions());
+formEditor.on("changed", () => { if (!importing) refreshSuggestions(); });
+
 // The properties panel subscribes to selection changes in an effect, after its first paint:
 // select only then, or the panel keeps showing the process.
 async function panelListening() {
@@ -329,5 +458,6 @@ async function panelListening() {
   if (first) modeler.get("selection").select(first);
   else showForm(null);
   root.setAttribute("data-ready", "true");
+  refreshSuggestions(0);
   window.batchlineEditor = { modeler, formEditor, forms };
 })();
