@@ -7,8 +7,8 @@ reviews and a third approves, both with e-signatures from their task list; the j
 worker runs; the recipe is effective; a supervisor starts a batch and an operator sees
 the new field with its limits. Screenshots: test-artifacts/browser/authoring-*.png.
 
-What the UI cannot do today is done through the API here: there is no page to start a
-batch, so the supervisor uses ``POST /api/batches``.
+Everything goes through the pages; the test's process runs the job worker (which
+``batchline serve --with-worker`` runs in production).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import requests
 from playwright.sync_api import Page, expect
 from werkzeug.serving import make_server
 
-from engine import jobs, recipe_lifecycle, recipes, users
+from engine import batches, jobs, recipe_lifecycle, recipes, users
 from engine.users import Person
 from tests.support import make_runtime
 
@@ -253,8 +253,6 @@ def test_qa_authors_a_recipe_from_templates_and_it_runs_after_e_signed_approval(
     sign_task(page, "qa.dora", meaning="Reviewed")
     expect(page.locator("main")).to_contain_text("the author takes no part in its review or approval")
     shot(page, artifacts, "08-self-review-refused")
-    from engine import batches
-
     assert batches.steps(runtime, process) == []  # nothing recorded
     assert recipes.get_version(runtime, v2.id).status == "in_review"
     log_out(page)
@@ -288,11 +286,17 @@ def test_qa_authors_a_recipe_from_templates_and_it_runs_after_e_signed_approval(
     shot(page, artifacts, "13-recipe-page")
     log_out(page)
 
-    # --- 4. a supervisor starts a batch (no page for it: the API); the operator sees the field
-    carl = api(runtime, base_url, "sup.carl")
-    r = carl.post(f"{base_url}/api/batches", json={"recipe": RECIPE, "batch_id": "E2E-001", "parameters": {}})
-    assert r.status_code == 201, r.text
-    assert r.json()["recipe_version_id"] == v2.id
+    # --- 4. a supervisor starts a batch of it; the operator sees the new field -------------
+    log_in(page, "sup.carl", secret("sup.carl"))
+    page.goto("/batches")
+    page.click("#start-batch")
+    page.select_option("#recipe", RECIPE)
+    page.fill("#batch_id", "E2E-001")
+    shot(page, artifacts, "14-supervisor-starts")
+    page.click("#start-submit")
+    expect(page.locator(".flash-success")).to_contain_text("Batch E2E-001 started")
+    assert batches.get_batch(runtime, "E2E-001")["recipe_version_id"] == v2.id
+    log_out(page)
     log_in(page, "op.anna")
     open_my_task(page, "E2E-001", "First step")
     field = page.locator("#f-conductivity")
@@ -303,7 +307,7 @@ def test_qa_authors_a_recipe_from_templates_and_it_runs_after_e_signed_approval(
     expect(limits).to_contain_text("Allowed")
     field.fill("17")
     expect(page.locator("#f-conductivity-hint")).to_contain_text("Alert")
-    shot(page, artifacts, "14-operator-sees-field")
+    shot(page, artifacts, "15-operator-sees-field")
     expect(limits).to_contain_text("at most 16 mS/cm")
     expect(limits).to_contain_text("10 to 18 mS/cm")
     assert not [e for e in page.js_errors if not e.startswith("Failed to load resource")], page.js_errors

@@ -12,7 +12,8 @@ resume, abort, reassign), ``task_form`` (a task, its attachments and signature) 
 ``corrections``; ``record_event`` (an operator's event from a task or the batch page,
 for review); ``review`` (QA's review by exception, disposition and release);
 ``qualifications`` (people's training records, granted and revoked by QA or a trainer);
-``recipe_pages`` (the recipe list, a recipe, and QA's recipe editor); ``recipe_diff`` (two versions compared).
+``recipe_pages`` (the recipe list, a recipe, and QA's recipe editor); ``recipe_diff`` (two
+versions compared); ``start_batch`` (a supervisor starts a batch).
 """
 
 from . import (
@@ -24,6 +25,7 @@ from . import (
     recipe_pages,
     record_event,
     review,
+    start_batch,
     supervision,
     task_form,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "recipe_pages",
     "record_event",
     "review",
+    "start_batch",
     "supervision",
     "task_form",
 ]

@@ -32,7 +32,11 @@ def batch_list():
     if state not in (None, *STATES):
         state = None
     return render_template(
-        "ui/batches.html", batches=batches.list_batches(runtime(), state=state), state=state, states=STATES
+        "ui/batches.html",
+        batches=batches.list_batches(runtime(), state=state),
+        state=state,
+        states=STATES,
+        may_start=permissions.allowed(g.person.roles, "batch.start"),
     )
 
 
