@@ -33,6 +33,7 @@ APPEND_ONLY = (
     "batch_disposition",
     "qualification",
     "batch_migration_signature",
+    "equipment_log_entry",
 )
 #: the migrations' own bookkeeping: the application reads it (health), never writes it
 SCHEMA_TABLES = ("alembic_version",)

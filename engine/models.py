@@ -696,3 +696,23 @@ class BatchMigrationSignature(Base):
     meaning: Mapped[str] = mapped_column(String(50))
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)
     content_hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- equipment logbook (engine.equipment_logbook) ------------------------------------
+
+
+class EquipmentLogEntry(Base):
+    """One entry of an equipment's logbook, written on the step path by a user task with
+    a ``logbook`` property (a calibration, a daily check, CIP, SIP, line clearance, a use):
+    the scanned equipment, the batch and step that did it and the step's values.
+    Append-only, bound into the audit chain."""
+
+    __tablename__ = "equipment_log_entry"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    equipment_id: Mapped[str] = mapped_column(String(100), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # an engine.equipment_logbook.KINDS entry
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
+    step_seq: Mapped[int] = mapped_column(Integer)
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -156,6 +156,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     api.register_blueprint(recipe_versions_api.blp)
 
+    from .api import equipment_logbook as equipment_logbook_api
+
+    api.register_blueprint(equipment_logbook_api.blp)
+
     from .docs import bp as docs
 
     app.register_blueprint(docs)

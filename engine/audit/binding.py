@@ -13,7 +13,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from ..models import BatchDisposition, Correction, ExceptionDisposition, Qualification, Signature, Step
+from ..models import (
+    BatchDisposition,
+    Correction,
+    EquipmentLogEntry,
+    ExceptionDisposition,
+    Qualification,
+    Signature,
+    Step,
+)
 from ..workflow_store import canonical, sha256
 
 #: the record tables bound into the chain, and each one's own content-hash column
@@ -24,6 +32,7 @@ BOUND_TABLES: dict[str, tuple[Any, str | None]] = {
     "exception_disposition": (ExceptionDisposition, "content_hash"),
     "batch_disposition": (BatchDisposition, "content_hash"),
     "qualification": (Qualification, "content_hash"),
+    "equipment_log_entry": (EquipmentLogEntry, None),
 }
 
 

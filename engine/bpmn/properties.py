@@ -1,8 +1,10 @@
 """Batchline's own task properties (``spiffworkflow:property``), read and checked in one
 place: ``due`` (an ISO-8601 duration a user task may wait before it is late, see
 ``engine.batches.lateness``), ``critical`` (the task's exceptions weigh more) and ``qual``
-(the qualifications a person needs to perform or witness it, ``engine.qualifications``).
-A bad ``due`` or ``qual`` is a problem named at recipe import, never a surprise on the floor."""
+(the qualifications a person needs to perform or witness it, ``engine.qualifications``) and
+``logbook`` (the kind of equipment logbook entry the task writes for each scanned
+equipment, ``engine.equipment_logbook``). A bad ``due``, ``qual`` or ``logbook`` is a
+problem named at recipe import, never a surprise on the floor."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ _DURATION = re.compile(
 MAX_DUE = timedelta(days=366)
 #: a qualification's name: lower-case words joined by - . or _ (``aseptic-gowning``)
 QUAL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+#: what an equipment logbook entry records (a task's ``logbook`` property)
+LOGBOOK_KINDS = ("calibration", "daily_check", "cip", "sip", "line_clearance", "use")
 
 
 def parse_names(value: Any) -> tuple[str, ...]:
@@ -85,11 +89,28 @@ def spec_quals(task_spec: Any) -> tuple[str, ...]:
         return ()
 
 
+def spec_logbook(task_spec: Any) -> str | None:
+    """The kind of logbook entry a task writes (its ``logbook`` property), or None; an
+    unknown kind is refused at import, so here it is none."""
+    value = str(_properties(task_spec).get("logbook") or "").strip()
+    return value if value in LOGBOOK_KINDS else None
+
+
+def _logbook_problem(task_spec: Any) -> str | None:
+    value = _properties(task_spec).get("logbook")
+    if value in (None, "") or str(value).strip() in LOGBOOK_KINDS:
+        return None
+    return f"logbook {str(value)[:40]!r} is not a logbook entry kind ({', '.join(LOGBOOK_KINDS)})"
+
+
 def property_problems(spec: Any, subprocess_specs: dict[str, Any]) -> list[Problem]:
-    """One problem for every task whose ``due`` is not a usable duration or whose
-    ``qual`` is not a list of qualification names."""
+    """One problem for every task whose ``due`` is not a usable duration, whose ``qual``
+    is not a list of qualification names or whose ``logbook`` is not a logbook entry kind."""
     out = []
     for process, ts in all_specs(spec, subprocess_specs):
+        logbook = _logbook_problem(ts)
+        if logbook is not None:
+            out.append(Problem("logbook_invalid", logbook, getattr(ts, "bpmn_id", None) or ts.name, process.file))
         try:
             parse_names(_properties(ts).get("qual"))
         except ValueError as exc:

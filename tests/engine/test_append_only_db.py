@@ -74,6 +74,7 @@ def test_a_trail_from_before_the_key_is_sealed_and_kept(empty_url):
             "legacy_rows": {
                 "batch_disposition": 0,
                 "correction": 0,
+                "equipment_log_entry": 0,
                 "exception_disposition": 0,
                 "qualification": 0,
                 "signature": 0,
@@ -131,6 +132,7 @@ def test_the_application_role_cannot_change_the_record_and_the_owner_is_stopped_
             "batch_disposition",
             "qualification",
             "batch_migration_signature",
+            "equipment_log_entry",
         ],
     }
     with rt.db.begin() as conn:

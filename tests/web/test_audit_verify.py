@@ -97,6 +97,7 @@ def test_db_upgrade_grants_the_application_role(run, rt):
                 "batch_disposition",
                 "qualification",
                 "batch_migration_signature",
+                "equipment_log_entry",
             ],
         }
         with runtime.transaction() as s:
