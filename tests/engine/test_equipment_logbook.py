@@ -20,13 +20,13 @@ from web import demo
 METER = demo.equipment_for("ph_meter")
 
 
-def calibrate(rt, batch_id: str = "CAL-1") -> None:
-    imported(rt, "tpl_ph_meter_calibration")
+def calibrate(rt, batch_id: str = "CAL-1", key: str = "tpl_ph_meter_calibration") -> None:
+    imported(rt, key)
     systems = Systems()
     systems.connect(rt)
     run_batch(
         rt,
-        "tpl_ph_meter_calibration",
+        key,
         batch_id,
         CREW,
         systems,
@@ -59,6 +59,21 @@ def test_a_calibration_writes_one_logbook_entry_for_the_scanned_meter(rt):
         result = audit.verify(s)
     assert [tuple(a) for a in actions] == [("equipment", METER, "calibration")]
     assert result.ok, result.problems
+
+
+@pytest.mark.parametrize(
+    ("key", "kind", "classes"),
+    [
+        ("tpl_balance_daily_check", "daily_check", ["balance"]),
+        ("tpl_cip", "cip", ["mixing_vessel", "cip_skid"]),
+        ("tpl_sip", "sip", ["bioreactor"]),
+        ("tpl_line_clearance", "line_clearance", ["suite"]),
+    ],
+)
+def test_every_equipment_sop_writes_the_logbook_of_what_it_scanned(rt, key, kind, classes):
+    calibrate(rt, "SOP-1", key)
+    written = [(e.equipment_id, e.kind) for e in entries(rt)]
+    assert written == [(demo.equipment_for(c), kind) for c in classes]
 
 
 @pytest.mark.parametrize(
