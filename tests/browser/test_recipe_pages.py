@@ -100,6 +100,11 @@ def test_qa_saves_a_new_draft_and_never_changes_an_existing_version(client):
     # a new recipe cannot take an existing recipe's id
     taken = save(client, body, csrf(client))
     assert taken.status_code == 409 and taken.json["code"] == "recipe_exists"
+    # the page of version 2 compares it with version 1: the changed limit is named
+    page = client.get(f"/recipes/{second.id}").text
+    assert 'id="compare-form"' in page and f'value="{first.id}"' in page
+    diff = client.get(f"/recipes/{second.id}/diff?against={first.id}")
+    assert diff.status_code == 200 and "hardMax" in diff.text
 
 
 def test_saves_and_submits_need_the_csrf_token(client):

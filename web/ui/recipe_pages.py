@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from engine import recipes
 from engine.errors import BatchlineError, Problem
-from engine.models import AuditEvent
+from engine.models import AuditEvent, RecipeVersion
 
 from ..input_limits import strict_json_loads
 from ..runtime import runtime
@@ -95,6 +95,13 @@ def recipe_page(recipe_id: int):
             items, problem = [], str(exc)
         forms_view.append({"task": task, "items": items, "problem": problem})
     with runtime().transaction() as s:
+        others = list(
+            s.execute(
+                select(RecipeVersion.id, RecipeVersion.version, RecipeVersion.status)
+                .where(RecipeVersion.recipe == rv.recipe, RecipeVersion.id != rv.id)
+                .order_by(RecipeVersion.version.desc())
+            )
+        )
         history = list(
             s.scalars(
                 select(AuditEvent)
@@ -109,6 +116,7 @@ def recipe_page(recipe_id: int):
         services=[t for t in rv.tasks or [] if t.get("kind") == "service"],
         history=history,
         effective_from=getattr(rv, "effective_from", None),
+        others=[{"id": i, "version": v, "status": st} for i, v, st in others],
     )
 
 
