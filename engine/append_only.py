@@ -83,3 +83,25 @@ def grant_app_role(engine: Engine, role: str) -> dict[str, object]:
     except Exception as exc:  # noqa: BLE001 - missing CREATEROLE, a role owned elsewhere, ...
         raise RoleSetupFailed(f"could not set up the application role {role!r}: {exc}") from exc
     return {"role": role, "created": created, "append_only": list(APPEND_ONLY)}
+
+
+def trigger_statements(table: str, dialect: str) -> list[str]:
+    """The SQL that makes ``table`` append-only, as migration ``0004_audit_integrity`` did
+    for the first four tables: on PostgreSQL a row trigger refusing UPDATE and DELETE and a
+    statement trigger refusing TRUNCATE (the function ``batchline_append_only`` comes from
+    0004), and no such rights for PUBLIC; on SQLite one trigger per refused statement.
+    Every later migration adding a record table calls this, so they all refuse alike."""
+    if dialect == "postgresql":
+        return [
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION batchline_append_only()",
+            f"CREATE TRIGGER {table}_append_only_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION batchline_append_only()",
+            f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM PUBLIC",
+        ]
+    return [
+        f"CREATE TRIGGER {table}_append_only_{what.lower()} BEFORE {what} ON {table} BEGIN "
+        f"SELECT RAISE(ABORT, 'append_only: {what} on {table} is refused: "
+        "the record and the audit trail are never changed'); END"
+        for what in ("UPDATE", "DELETE")
+    ]

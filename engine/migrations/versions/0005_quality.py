@@ -15,6 +15,8 @@ Revises: 0004_audit_integrity
 import sqlalchemy as sa
 from alembic import op
 
+from engine.append_only import trigger_statements
+
 revision = "0005_quality"
 down_revision = "0004_audit_integrity"
 branch_labels = None
@@ -87,25 +89,10 @@ def upgrade() -> None:
         sa.Column("approved_by", sa.String(100), nullable=True),
         sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True),
     )
-    if op.get_bind().dialect.name == "postgresql":
-        for table in APPEND_ONLY:  # the function comes from 0004_audit_integrity
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION batchline_append_only()"
-            )
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only_truncate BEFORE TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION batchline_append_only()"
-            )
-            op.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM PUBLIC")
-    else:
-        for table in APPEND_ONLY:
-            for what in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_append_only_{what.lower()} BEFORE {what} ON {table} BEGIN "
-                    f"SELECT RAISE(ABORT, 'append_only: {what} on {table} is refused: "
-                    "the record and the audit trail are never changed'); END"
-                )
+    dialect = op.get_bind().dialect.name
+    for table in APPEND_ONLY:
+        for statement in trigger_statements(table, dialect):
+            op.execute(statement)
 
 
 def downgrade() -> None:

@@ -12,6 +12,8 @@ Revises: 0010_recipe_lifecycle
 import sqlalchemy as sa
 from alembic import op
 
+from engine.append_only import trigger_statements
+
 revision = "0011_equipment_logbook"
 down_revision = "0010_recipe_lifecycle"
 branch_labels = None
@@ -32,23 +34,10 @@ def upgrade() -> None:
         sa.Column("recorded_by", sa.String(100), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     )
-    if op.get_bind().dialect.name == "postgresql":  # the function comes from 0004_audit_integrity
-        op.execute(
-            f"CREATE TRIGGER {TABLE}_append_only BEFORE UPDATE OR DELETE ON {TABLE} "
-            "FOR EACH ROW EXECUTE FUNCTION batchline_append_only()"
-        )
-        op.execute(
-            f"CREATE TRIGGER {TABLE}_append_only_truncate BEFORE TRUNCATE ON {TABLE} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION batchline_append_only()"
-        )
-        op.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON {TABLE} FROM PUBLIC")
-    else:
-        for what in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {TABLE}_append_only_{what.lower()} BEFORE {what} ON {TABLE} BEGIN "
-                f"SELECT RAISE(ABORT, 'append_only: {what} on {TABLE} is refused: "
-                "the record and the audit trail are never changed'); END"
-            )
+    dialect = op.get_bind().dialect.name
+    for table in (TABLE,):
+        for statement in trigger_statements(table, dialect):
+            op.execute(statement)
 
 
 def downgrade() -> None:
