@@ -1,28 +1,39 @@
 """Trend pages for review by exception: a control chart per step parameter across
-batches (centre line, limits, the current batch highlighted, points that broke a rule
-marked), a control chart of step durations, and a dashboard of out-of-trend findings
-per recipe.
+batches (usual range and centre from the model, the recipe's alert and action limits,
+the current batch highlighted, points out of trend marked apart from limit breaches), a
+control chart of step durations, the equipment time series of one batch's unit
+procedure (T² and SPE over hours against their limits, the variables behind each flagged
+point), and a dashboard of out-of-trend findings per recipe with what no model watches
+yet and why.
 
-Charts are drawn on the server as SVG by a Jinja template (every text autoescaped; no
-CDN, no chart library, no script). The pages need a logged-in person holding
-``analytics.read``; the data comes from ``analytics.charts``, ``analytics.findings`` and
+The pages use the application's layout and main navigation (``ui/base.html``). Charts
+are drawn on the server as SVG by Jinja templates (every text autoescaped; no CDN, no
+chart library); the only script turns UTC times into the reader's local time. The pages
+need a logged-in person holding ``analytics.read``; the data comes from
+``analytics.charts``, ``analytics.equipment_chart``, ``analytics.findings`` and
 ``analytics.catalogue`` as for the JSON API.
 """
 
 from __future__ import annotations
 
-import math
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, abort, redirect, render_template, request
+from flask import Blueprint, abort, g, redirect, render_template, request
+from markupsafe import Markup, escape
 
 from analytics import catalogue, charts, findings
+from analytics.equipment_chart import equipment_chart as equipment_data
 from engine import permissions
 from engine.errors import NotFound
 
 from ..auth import session_person
 from ..runtime import runtime
+from ..ui.pages import _context as page_context
+from .geometry import chart_geometry, rule_words, ts_geometry
+
+__all__ = ["bp", "chart_geometry", "ts_geometry"]
 
 bp = Blueprint(
     "trends",
@@ -32,9 +43,8 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/static",
 )
-
-WIDTH, HEIGHT = 880, 340
-MARGIN = {"left": 70, "right": 20, "top": 16, "bottom": 62}
+# the layout's navigation, name, roles and log-out button need what every UI page gets
+bp.context_processor(page_context)
 
 
 @bp.before_request
@@ -43,6 +53,7 @@ def _logged_in():
     if person is None:
         target = request.full_path.rstrip("?")
         return redirect("/login?next=" + quote(target, safe="/"))
+    g.person = person
     if not permissions.allowed(person.roles, "analytics.read"):
         abort(403)
     request.trends_person = person
@@ -63,94 +74,25 @@ def _forbidden(_exc):
     ), 403
 
 
-def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return [lo]
-    raw = (hi - lo) / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(lo / step) * step
-    ticks, value = [], first
-    while value <= hi + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
+@bp.app_template_filter("local_time")
+def local_time(value: Any) -> Markup:
+    """An ISO time as ``<time>``: readable UTC on the server ("2026-12-01 14:03 UTC"),
+    turned into the reader's local time by ``local-time.js``."""
+    if not value:
+        return Markup("—")
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        return Markup(escape(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return Markup('<time class="local-time" datetime="{}">{}</time>').format(
+        moment.isoformat(timespec="seconds"), moment.strftime("%Y-%m-%d %H:%M UTC")
+    )
 
 
-def _label(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def chart_geometry(data: dict[str, Any]) -> dict[str, Any]:
-    """Coordinates for the SVG chart template: points, centre and limit lines, ticks."""
-    points = data["points"]
-    limits = (data.get("model") or {}).get("limits") or {}
-    centre, lower, upper = limits.get("centre"), limits.get("lower"), limits.get("upper")
-    values = [p["value"] for p in points] + [v for v in (centre, lower, upper) if v is not None]
-    plot_w = WIDTH - MARGIN["left"] - MARGIN["right"]
-    plot_h = HEIGHT - MARGIN["top"] - MARGIN["bottom"]
-    if not values:
-        return {"width": WIDTH, "height": HEIGHT, "empty": True}
-    lo, hi = min(values), max(values)
-    pad = (hi - lo) * 0.08 or (abs(hi) * 0.05 or 1.0)
-    lo, hi = lo - pad, hi + pad
-
-    def y(v: float) -> float:
-        return round(MARGIN["top"] + plot_h * (hi - v) / (hi - lo), 2)
-
-    n = len(points)
-
-    def x(i: int) -> float:
-        return round(MARGIN["left"] + (plot_w * (i + 0.5) / n if n else 0), 2)
-
-    marks = []
-    for i, p in enumerate(points):
-        flagged = bool(p["rules"])
-        marks.append(
-            {
-                "x": x(i),
-                "y": y(p["value"]),
-                "current": p["current"],
-                "flagged": flagged,
-                "training": p["training"],
-                "title": f"{p['batch_id']} (step {p['seq']}): {_label(p['value'])}"
-                + (f" {data.get('unit')}" if data.get("unit") else "")
-                + (f" - broke: {', '.join(_rule_name(r) for r in p['rules'])}" if flagged else "")
-                + (" - current batch" if p["current"] else "")
-                + (" - in training set" if p["training"] else ""),
-            }
-        )
-    lines = [
-        {"name": name, "y": y(v), "value": _label(v)}
-        for name, v in (("upper", upper), ("centre", centre), ("lower", lower))
-        if v is not None
-    ]
-    every = max(1, math.ceil(n / 10))
-    xlabels = [
-        {"x": m["x"], "text": points[i]["batch_id"]}
-        for i, m in enumerate(marks)
-        if i % every == 0 or points[i]["current"]
-    ]
-    return {
-        "width": WIDTH,
-        "height": HEIGHT,
-        "empty": False,
-        "left": MARGIN["left"],
-        "top": MARGIN["top"],
-        "right": WIDTH - MARGIN["right"],
-        "bottom": HEIGHT - MARGIN["bottom"],
-        "path": " ".join(f"{'M' if i == 0 else 'L'}{m['x']},{m['y']}" for i, m in enumerate(marks)),
-        "marks": marks,
-        "lines": lines,
-        "xlabels": xlabels,
-        "yticks": [{"y": y(t), "text": _label(t)} for t in _nice_ticks(lo, hi) if lo <= t <= hi],
-    }
-
-
-def _rule_name(rule: Any) -> str:
-    if isinstance(rule, int):
-        return f"rule {rule}"
-    return str(rule).replace("_", " ")
+bp.add_app_template_filter(rule_words, "rule_words")
 
 
 def _query() -> tuple[str | None, int]:
@@ -162,22 +104,107 @@ def _query() -> tuple[str | None, int]:
     return batch, limit
 
 
+class _Words:
+    """Step and field names per recipe, read once per page."""
+
+    def __init__(self) -> None:
+        self._steps: dict[str, dict[str, str]] = {}
+        self._fields: dict[tuple[str, str, str], str] = {}
+
+    def step(self, recipe: str, bpmn_id: str | None) -> str:
+        if not bpmn_id:
+            return ""
+        if recipe not in self._steps:
+            with runtime().transaction() as s:
+                self._steps[recipe] = charts.step_names(s, recipe)
+        return self._steps[recipe].get(bpmn_id, bpmn_id)
+
+    def field(self, recipe: str, bpmn_id: str | None, parameter: str | None) -> str:
+        if not parameter:
+            return "Duration"
+        if ":" in parameter:  # equipment: "<unit procedure>:T2"
+            return "Equipment " + parameter.split(":", 1)[1].replace("T2", "T²")
+        key = (recipe, bpmn_id or "", parameter)
+        if key not in self._fields:
+            with runtime().transaction() as s:
+                spec = charts.field_of(s, recipe, bpmn_id or "", parameter)
+            self._fields[key] = spec["label"] if spec else parameter
+        return self._fields[key]
+
+
+def _finding_links(f: dict[str, Any], words: _Words) -> dict[str, Any]:
+    """A finding with its names in words and where it links: its chart, its batch, and
+    the exception on QA's review page."""
+    details = f.get("details") or {}
+    up = details.get("unit_procedure")
+    if up:
+        chart = ("trends.equipment_chart", {"batch_id": f["batch_id"], "unit_procedure": up})
+    elif f.get("bpmn_id") and f.get("parameter"):
+        chart = (
+            "trends.parameter_chart",
+            {"recipe": f["recipe"], "bpmn_id": f["bpmn_id"], "parameter": f["parameter"], "batch": f["batch_id"]},
+        )
+    elif f.get("bpmn_id"):
+        chart = ("trends.duration_chart", {"recipe": f["recipe"], "bpmn_id": f["bpmn_id"], "batch": f["batch_id"]})
+    else:
+        chart = None
+    return {
+        **f,
+        "step_name": words.step(f["recipe"], f.get("bpmn_id")),
+        "what": words.field(f["recipe"], f.get("bpmn_id"), f.get("parameter")),
+        "chart": chart,
+    }
+
+
 @bp.route("/")
 def dashboard():
     recipe = request.args.get("recipe") or None
     data = findings.findings(runtime(), recipe, limit=100)
     models = catalogue.list_models(runtime(), recipe)
+    words = _Words()
     by_recipe: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for m in models:
         by_recipe.setdefault(m["recipe"], {}).setdefault(m["bpmn_id"], []).append(m)
+    recipes = sorted({r["recipe"] for r in data["recipes"]} | set(by_recipe) | ({recipe} if recipe else set()))
+    unwatched = {}
+    for rec in recipes:
+        try:
+            unwatched[rec] = [c for c in charts.coverage(runtime(), rec) if not c["watched"]]
+        except NotFound:
+            unwatched[rec] = []
+    summary = [
+        {
+            **r,
+            "frequent": [
+                (words.step(r["recipe"], key.split(" / ")[0]) + " / " + _frequent_field(words, r["recipe"], key), n)
+                for key, n in sorted(r["by_step"].items(), key=lambda kv: -kv[1])[:3]
+            ],
+        }
+        for r in data["recipes"]
+    ]
     return render_template(
         "trends/dashboard.html",
         recipe=recipe,
-        summary=data["recipes"],
-        findings=data["findings"],
+        summary=summary,
+        findings=[_finding_links(f, words) for f in data["findings"]],
         models=by_recipe,
-        person=request.trends_person,
+        unwatched=unwatched,
+        words=words,
     )
+
+
+def _frequent_field(words: _Words, recipe: str, key: str) -> str:
+    step, _, parameter = key.partition(" / ")
+    return words.field(recipe, step, None if parameter == "duration" else parameter)
+
+
+def _coverage_of(recipe: str, bpmn_id: str, parameter: str | None) -> dict[str, Any] | None:
+    """Why a chart has no model (not enough history, repeated step), when it has none."""
+    try:
+        rows = charts.coverage(runtime(), recipe)
+    except NotFound:
+        return None
+    return next((c for c in rows if c["bpmn_id"] == bpmn_id and c["parameter"] == parameter), None)
 
 
 @bp.route("/<recipe>/steps/<bpmn_id>/<parameter>")
@@ -189,8 +216,8 @@ def parameter_chart(recipe: str, bpmn_id: str, parameter: str):
         data=data,
         chart=chart_geometry(data),
         batch=batch,
-        title=f"{parameter} at {bpmn_id}",
-        person=request.trends_person,
+        title=f"{data['label']} at {data['step_name']}",
+        coverage=None if data["model"] else _coverage_of(recipe, bpmn_id, parameter),
     )
 
 
@@ -203,6 +230,22 @@ def duration_chart(recipe: str, bpmn_id: str):
         data=data,
         chart=chart_geometry(data),
         batch=batch,
-        title=f"Duration of {bpmn_id}",
-        person=request.trends_person,
+        title=f"Duration of {data['step_name']}",
+        coverage=None if data["model"] else _coverage_of(recipe, bpmn_id, None),
+    )
+
+
+@bp.route("/batches/<batch_id>/equipment/<unit_procedure>")
+def equipment_chart(batch_id: str, unit_procedure: str):
+    data = equipment_data(runtime(), batch_id, unit_procedure)
+    limits = data["limits"] or {}
+    panels = [
+        ts_geometry(data["scores"], "t2", limits.get("t2"), "T²", data["findings"]),
+        ts_geometry(data["scores"], "spe", limits.get("spe"), "SPE", data["findings"]),
+    ]
+    return render_template(
+        "trends/equipment.html",
+        data=data,
+        panels=panels,
+        title=f"Equipment of {data['name']} in {batch_id}",
     )

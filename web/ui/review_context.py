@@ -83,7 +83,11 @@ def trend_charts(batch: dict[str, Any], exceptions: list[dict[str, Any]]) -> dic
         return out
     for exc in wanted:
         bpmn_id = exc["step_bpmn_id"]
+        up = (exc.get("details") or {}).get("unit_procedure")
         try:
+            if up:  # an equipment T²/SPE finding: its time series in this batch, not a chart across batches
+                out[exc["id"]] = _equipment_chart(batch["batch_id"], up, exc)
+                continue
             if exc["category"] == "oot.duration" or not exc.get("parameter"):
                 data = charts.durations(runtime(), recipe, bpmn_id, batch=batch["batch_id"], limit=40)
                 title = f"Duration of {exc.get('step_name') or bpmn_id}"
@@ -104,6 +108,25 @@ def trend_charts(batch: dict[str, Any], exceptions: list[dict[str, Any]]) -> dic
             continue
         out[exc["id"]] = {"chart": chart_geometry(data), "title": title, "url": url, "model": data.get("model")}
     return out
+
+
+def _equipment_chart(batch_id: str, unit_procedure: str, exc: dict[str, Any]) -> dict[str, Any]:
+    """The statistic of an equipment finding (T² or SPE) over the hours of its unit
+    procedure in this batch, linked to the full equipment page."""
+    from analytics.equipment_chart import equipment_chart
+
+    from ..trends import ts_geometry
+
+    data = equipment_chart(runtime(), batch_id, unit_procedure)
+    key, label = ("spe", "SPE") if (exc.get("details") or {}).get("statistic") == "SPE" else ("t2", "T²")
+    panel = ts_geometry(data["scores"], key, (data["limits"] or {}).get(key), label, data["findings"])
+    return {
+        "chart": panel,
+        "kind": "equipment",
+        "title": f"{label} of {data['name']} over time",
+        "url": url_for("trends.equipment_chart", batch_id=batch_id, unit_procedure=unit_procedure),
+        "model": data["model"],
+    }
 
 
 #: exception categories in a reviewer's words
