@@ -23,7 +23,7 @@ from urllib.parse import quote
 from flask import Blueprint, abort, g, redirect, render_template, request
 from markupsafe import Markup, escape
 
-from analytics import catalogue, charts, findings
+from analytics import catalogue, charts, equipment, findings
 from analytics.equipment_chart import equipment_chart as equipment_data
 from engine import permissions
 from engine.errors import NotFound
@@ -237,6 +237,8 @@ def duration_chart(recipe: str, bpmn_id: str):
 
 @bp.route("/batches/<batch_id>/equipment/<unit_procedure>")
 def equipment_chart(batch_id: str, unit_procedure: str):
+    if not equipment.UNIT_PROCEDURE.match(unit_procedure):  # not a BPMN id: no such unit procedure
+        raise NotFound("no unit procedure of that name", code="unit_procedure_not_found")
     data = equipment_data(runtime(), batch_id, unit_procedure)
     limits = data["limits"] or {}
     panels = [
