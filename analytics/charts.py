@@ -181,6 +181,26 @@ def field_of(s: Session, recipe: str, bpmn_id: str, parameter: str) -> dict[str,
     return None
 
 
+def field_labels(s: Session, recipe: str) -> dict[tuple[str, str], str]:
+    """(BPMN id, field key) -> the field's label, for every number field of every step of
+    the recipe (newest version first): one pass for a page that names many fields."""
+    from forms import load_form
+
+    labels: dict[tuple[str, str], str] = {}
+    for rv in sorted(recipe_versions(s, recipe).values(), key=lambda rv: -rv.version):
+        for task in rv.tasks or []:
+            form = (rv.forms or {}).get(task.get("form") or "")
+            if not task.get("bpmn_id") or not form:
+                continue
+            try:
+                definition = load_form(form)
+            except Exception:  # a broken form names nothing
+                continue
+            for f in definition.fields:
+                labels.setdefault((task["bpmn_id"], f.key), f.label or f.key)
+    return labels
+
+
 def recipe_level(value: float, limits: dict[str, float]) -> str | None:
     """The outermost recipe limit a value lies beyond ("hard", "action", "alert"), or None
     when it is inside all of them (limits themselves pass, as in ``forms.limits``)."""

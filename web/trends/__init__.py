@@ -109,7 +109,7 @@ class _Words:
 
     def __init__(self) -> None:
         self._steps: dict[str, dict[str, str]] = {}
-        self._fields: dict[tuple[str, str, str], str] = {}
+        self._fields: dict[str, dict[tuple[str, str], str]] = {}
 
     def step(self, recipe: str, bpmn_id: str | None) -> str:
         if not bpmn_id:
@@ -124,12 +124,10 @@ class _Words:
             return "Duration"
         if ":" in parameter:  # equipment: "<unit procedure>:T2"
             return "Equipment " + parameter.split(":", 1)[1].replace("T2", "T²")
-        key = (recipe, bpmn_id or "", parameter)
-        if key not in self._fields:
+        if recipe not in self._fields:
             with runtime().transaction() as s:
-                spec = charts.field_of(s, recipe, bpmn_id or "", parameter)
-            self._fields[key] = spec["label"] if spec else parameter
-        return self._fields[key]
+                self._fields[recipe] = charts.field_labels(s, recipe)
+        return self._fields[recipe].get((bpmn_id or "", parameter), parameter)
 
 
 def _finding_links(f: dict[str, Any], words: _Words) -> dict[str, Any]:
