@@ -236,7 +236,8 @@ def coverage(rt: Runtime, recipe: str) -> list[dict[str, Any]]:
             pts = by_step.get(bpmn_id, [])
             watched = {m.parameter for m in active_models(s, recipe, bpmn_id)}
             released = {p.batch_id for p in pts if p.released}
-            repeated = len(pts) > len({(p.batch_id) for p in pts})
+            trained_on = [p for p in pts if p.released]  # what training reads (released batches)
+            repeated = len(trained_on) > len(released)
             fields: list[tuple[str, str, str | None]] = [("", "Duration", "min")]
             if task.get("form") in (newest.forms or {}):
                 try:
@@ -262,10 +263,10 @@ def coverage(rt: Runtime, recipe: str) -> list[dict[str, Any]]:
                     "reason": None,
                 }
                 if not entry["watched"]:
-                    if key and repeated:
-                        entry["reason"] = "repeats within a batch: its values follow the culture age, not the batch"
-                    elif have < MIN_BATCHES:
+                    if len(released) < MIN_BATCHES or (key and not repeated and have < MIN_BATCHES):
                         entry["reason"] = f"not enough history: {have} released batches, {MIN_BATCHES} needed"
+                    elif key and repeated:
+                        entry["reason"] = "repeats within a batch: its values follow the culture age, not the batch"
                     else:
                         entry["reason"] = "no model trained yet: QA retrains the recipe's models"
                 out.append(entry)
