@@ -72,21 +72,24 @@ class Bioreactor:
             do_probe=self.s.DO + p.DO_cal,
         )
 
-    def step(self, t: float, dt: float, T_sp: np.ndarray, feed: np.ndarray, glucose: np.ndarray, f: SimpleNamespace):
+    def step(
+        self, t: float, dt: float, T_sp: np.ndarray, feed: np.ndarray, glucose: np.ndarray, f: SimpleNamespace, err
+    ):
         """Advance every batch by ``dt`` hours; ``feed``/``glucose`` are pump rates in L/h.
 
-        ``f`` holds the faults as arrays over batches, already switched on only after onset.
+        ``f`` holds the faults as arrays over batches, already switched on only after onset;
+        ``err`` the temperature, pH and DO probes' errors (the loops act on them, as real loops do).
         """
         s, p, o = self.s, self.p, self.out
 
         # --- temperature loop (probe may carry a fault offset) ---
-        temp_probe = s.T + p.T_cal + f.temp_offset
+        temp_probe = s.T + p.T_cal + f.temp_offset + err[0]
         e = T_sp - temp_probe
         self.i_temp = np.clip(self.i_temp + 1.5 * e * dt, -15.0, 15.0)
         jacket = np.clip(T_sp + 4.0 * e + self.i_temp, 4.0, 48.0)
 
         # --- dissolved-oxygen cascade: agitation, then O2 ---
-        do_probe = s.DO + p.DO_cal + f.do_bias
+        do_probe = s.DO + p.DO_cal + f.do_bias + err[2]
         e = DO_SETPOINT - do_probe
         self.u_do = np.clip(self.u_do + 0.012 * e * dt, 0.0, 2.0)
         u = np.clip(self.u_do + 0.0015 * e, 0.0, 2.0)
@@ -98,7 +101,7 @@ class Bioreactor:
 
         # --- pH: split range with deadband, CO2 up / base down ---
         ph_true = ph(s)
-        ph_probe = ph_true + p.pH_cal + f.ph_drift
+        ph_probe = ph_true + p.pH_cal + f.ph_drift + err[1]
         e = ph_probe - PH_SETPOINT
         e = np.sign(e) * np.maximum(np.abs(e) - PH_DEADBAND, 0.0)
         self.u_ph = np.clip(self.u_ph + 0.8 * e * dt, -1.0, 1.0)
