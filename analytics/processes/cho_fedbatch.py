@@ -86,7 +86,7 @@ def draw_batches(rng: np.random.Generator, n: int) -> SimpleNamespace:
     osm0 = lognormal(rng, n, 300.0, 0.015)
     p.S0 = osm0 - (5.55 * p.G0 + 11.1 * p.L0 + p.HCO3_0 + p.A0 + p.aa0)
     p.kd0 = lognormal(rng, n, 0.0012, 0.10)
-    p.kd_age = lognormal(rng, n, 0.0004, 0.20)
+    p.kd_age = lognormal(rng, n, 0.0003, 0.20)
     p.t_age = 200.0 + 12.0 * rng.standard_normal(n)
     p.Yxg = lognormal(rng, n, 3.7, 0.05)
     p.m_glc = lognormal(rng, n, 0.0065, 0.06)

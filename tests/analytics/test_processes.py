@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from analytics.processes import PROCESSES, ChoFedBatch, ContinuousPerfusion, ProcessRun
+from analytics.processes.cho_bioreactor import PH_DEADBAND, PH_SETPOINT
 from analytics.processes.cho_faults import DURATION_FAULTS, PROCESS_FAULTS
 
 
@@ -103,8 +104,9 @@ def test_cho_controllers_hold_their_setpoints(cho, cho_normal):
     assert np.all(np.abs(temp[:, (t > 12) & (t < 110)] - 36.8) < 0.25)
     assert np.all(np.abs(temp[:, t > 135] - 33.0) < 0.25)
     ph = X[:, t > 60, col(cho, "ph")]
-    # deadband 0.04 plus noise; short excursions when the temperature shift changes the metabolism
-    assert np.percentile(np.abs(ph - 7.0), 99) < 0.1 and np.all(np.abs(ph - 7.0) < 0.2)
+    # the deadband plus noise; short excursions when the temperature shift changes the metabolism
+    assert np.percentile(np.abs(ph - PH_SETPOINT), 95) < PH_DEADBAND + 0.02
+    assert np.all(np.abs(ph - PH_SETPOINT) < PH_DEADBAND + 0.15)
     do = X[:, t > 96, col(cho, "dissolved_oxygen")]
     assert abs(np.median(do) - 40.0) < 2.0 and np.percentile(np.abs(do - 40.0), 99) < 8.0
     # the cascade: agitation first, O2 only once agitation is near its maximum
@@ -201,9 +203,9 @@ def test_cho_duration_faults_change_one_step_only(cho, cho_pairs, fault):
 
 def test_hundred_cho_runs_in_a_few_seconds(cho):
     faults = [None if i % 2 else cho.fault_types[i % len(cho.fault_types)] for i in range(100)]
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time of this process: other jobs on the machine do not count
     runs = cho.simulate(100, 1, faults)
-    assert time.perf_counter() - start < 15.0  # ~2-3 s on one free core; shared CI runners are slower
+    assert time.process_time() - start < 8.0  # ~2 s measured
     assert len(runs) == 100
 
 
@@ -299,7 +301,7 @@ def test_a_faulty_window_equals_the_normal_one_until_onset(cont):
 
 
 def test_sixty_continuous_windows_in_seconds(cont):
-    start = time.perf_counter()
+    start = time.process_time()
     runs = cont.simulate(60, 1)
-    assert time.perf_counter() - start < 15.0
+    assert time.process_time() - start < 5.0  # ~0.4 s measured
     assert len(runs) == 60 and runs[-1].times[-1] == pytest.approx(60 * 24.0)
