@@ -130,6 +130,17 @@ class ChoFedBatch:
         self.dt = sample_hours / self.substeps
         self.times = np.arange(int(round(days * 24.0 / sample_hours)) + 1) * sample_hours
 
+    def fault_info(self) -> dict[str, dict]:
+        """The fault table for reports: what each fault does, its magnitude range and onset range (hours)."""
+        info = {
+            name: {"what": f.what, "magnitude": f.magnitude, "unit": f.unit, "signed": f.signed, "onset_hours": f.onset}
+            for name, f in PROCESS_FAULTS.items()
+        }
+        for name, factor in DURATION_FAULTS.items():
+            info[name] = {"what": f"one manual step event takes x{factor}", "magnitude": (factor, factor), "unit": "x"}
+            info[name] |= {"signed": False, "onset_hours": (0.0, float(self.times[-1]))}
+        return info
+
     def simulate(self, n_runs: int, seed: int, faults: list[str | None] | None = None) -> list[ProcessRun]:
         faults = check_faults(faults, n_runs, self.fault_types)
         if n_runs == 0:

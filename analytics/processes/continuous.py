@@ -42,7 +42,7 @@ VARIABLES = (
     ("harvest_titre", "g/L", 0.01, 0.01, 0.8),
 )  # name, unit, white sd, AR(1) sd, AR(1) phi per sample
 PROBES = ("temperature", "ph", "dissolved_oxygen", "vcd_capacitance", "weight")  # read by a control loop
-TITRE_EVERY = 8  # at-line titre every 2 h, held between results
+TITRE_HOURS = 2.0  # at-line titre every 2 h, held between results
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,19 @@ class ContinuousPerfusion:
         self.substeps = max(1, int(round(self.sample_hours / dt)))
         self.burn_in = int(round(72.0 / self.sample_hours))
 
+    def fault_info(self) -> dict[str, dict]:
+        """The fault table for reports; onsets are hours after the window's start."""
+        return {
+            name: {
+                "what": f.what,
+                "magnitude": f.magnitude,
+                "unit": f.unit,
+                "signed": f.signed,
+                "onset_hours": ONSET_WINDOW,
+            }
+            for name, f in FAULTS.items()
+        }
+
     def simulate(self, n_runs: int, seed: int, faults: list[str | None] | None = None) -> list[ProcessRun]:
         faults = check_faults(faults, n_runs, self.fault_types)
         if n_runs == 0:
@@ -120,7 +133,8 @@ class ContinuousPerfusion:
         X[:, others] += noise[:, others]  # the probes' errors are in X already, through their loops
         X[:, 4:11] = np.maximum(X[:, 4:11], 0.0)  # flows
         titre = X[:, 15].copy()
-        held = (np.arange(total) // TITRE_EVERY) * TITRE_EVERY
+        every = max(1, int(round(TITRE_HOURS / self.sample_hours)))
+        held = (np.arange(total) // every) * every
         X[:, 15] = titre[held]
         X = X[self.burn_in :]
         truth = truth[self.burn_in :]

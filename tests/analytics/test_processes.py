@@ -56,6 +56,7 @@ def test_every_process_follows_the_protocol(name):
     assert process.name == name and process.kind in ("batch", "continuous")
     assert len(process.variables) == len(process.units) == len(set(process.variables))
     assert len(process.fault_types) >= 6
+    assert set(process.fault_info()) == set(process.fault_types)
     runs = process.simulate(3, 0, [None, process.fault_types[0], None])
     assert [r.fault_type for r in runs] == [None, process.fault_types[0], None]
     assert runs[0].onset_hours is None and runs[1].onset_hours is not None
