@@ -45,7 +45,7 @@ PROCESS_FAULTS: dict[str, FaultSpec] = {
         (0, 0), (0.15, 0.30), "fraction", False, "bad media lot: maximum growth rate lower by this fraction"
     ),
     "co2_stripping_failure": FaultSpec(
-        (72, 240), (0.4, 0.7), "fraction", False, "CO2 stripping coefficient lower by this fraction (sparger)"
+        (72, 240), (0.3, 0.6), "fraction", False, "sparger fouls: CO2 stripping falls by this fraction over 24 h"
     ),
     "agitation_slip": FaultSpec(
         (48, 264), (0.10, 0.25), "fraction", False, "magnetic drive slips: impeller turns this fraction slower"
@@ -84,6 +84,6 @@ def active(f: SimpleNamespace, t: float) -> SimpleNamespace:
         do_bias=np.where(on, f.do_sensor_bias, 0.0),
         temp_offset=np.where(on, f.temperature_offset, 0.0),
         feed_loss=np.where(on, f.feed_underdelivery, 0.0),
-        strip_loss=np.where(on, f.co2_stripping_failure, 0.0),
+        strip_loss=f.co2_stripping_failure * np.minimum(elapsed / 24.0, 1.0),
         slip=np.where(on, f.agitation_slip, 0.0),
     )
