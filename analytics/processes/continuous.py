@@ -145,6 +145,8 @@ class ContinuousPerfusion:
             onset = None if fault is None else w * self.window_hours + draws[w]["onset"]
             details = {
                 "window": w,
+                # the window after a faulty one starts while the process is still recovering
+                "previous_fault": faults[w - 1] if w > 0 else None,
                 "magnitude": None if fault is None else draws[w]["magnitude"],
                 "unit": None if fault is None else FAULTS[fault].unit,
                 "true_vcd": truth[sl, 0].copy(),
