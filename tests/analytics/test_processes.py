@@ -306,3 +306,21 @@ def test_sixty_continuous_windows_in_seconds(cont):
     runs = cont.simulate(60, 1)
     assert time.process_time() - start < 5.0  # ~0.4 s measured
     assert len(runs) == 60 and runs[-1].times[-1] == pytest.approx(60 * 24.0)
+
+
+def test_processes_stand_alone():
+    """numpy and the standard library only: nothing from the MES, nothing from the monitors they test."""
+    import ast
+    from pathlib import Path
+
+    allowed = {"numpy", "math", "dataclasses", "types", "typing", "collections", "__future__"}
+    for path in (Path(__file__).resolve().parents[2] / "analytics" / "processes").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
