@@ -76,9 +76,12 @@ def test_bad_arguments_fail_loudly(name):
         process.simulate(2, 1, [None, "ph_probe_drfit"])
     with pytest.raises(ValueError, match="entries"):
         process.simulate(2, 1, [None])
-    for bad in (-1, 2.5, True, "3"):
+    with pytest.raises(ValueError, match="unknown fault"):
+        process.simulate(2, 1, [None, float("nan")])
+    for bad in (-1, 2.5, True, "3", None):
         with pytest.raises(ValueError):
             process.simulate(bad, 1)
+    assert len(process.simulate(np.int64(2), np.int64(1))) == 2  # numpy integers are integers
 
 
 def test_bad_constructor_arguments():
