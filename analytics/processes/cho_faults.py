@@ -55,8 +55,11 @@ DURATION_FAULTS = {"slow_step": 2.0, "rushed_step": 0.5}
 FAULT_TYPES: tuple[str, ...] = tuple(PROCESS_FAULTS) + tuple(DURATION_FAULTS)
 
 
-def draw_faults(rng: np.random.Generator, faults: list[str | None]) -> SimpleNamespace:
-    """Per-batch onset and magnitude arrays; zero magnitude (and onset inf) where a batch lacks the fault."""
+def draw_faults(rng: np.random.Generator, faults: list[str | None], time_scale: float = 1.0) -> SimpleNamespace:
+    """Per-batch onset and magnitude arrays; zero magnitude (and onset inf) where a batch lacks the fault.
+
+    Onset ranges are for a 14-day batch; ``time_scale`` (days / 14) stretches them to the batch's length.
+    """
     n, names = len(faults), list(PROCESS_FAULTS)
     u_onset, u_mag = rng.random((n, len(names))), rng.random((n, len(names)))
     sign = np.where(rng.random((n, len(names))) < 0.5, -1.0, 1.0)
@@ -67,7 +70,7 @@ def draw_faults(rng: np.random.Generator, faults: list[str | None]) -> SimpleNam
         if fault not in PROCESS_FAULTS:
             continue
         j, spec = names.index(fault), PROCESS_FAULTS[fault]
-        onset = spec.onset[0] + u_onset[i, j] * (spec.onset[1] - spec.onset[0])
+        onset = time_scale * (spec.onset[0] + u_onset[i, j] * (spec.onset[1] - spec.onset[0]))
         mag = spec.magnitude[0] + u_mag[i, j] * (spec.magnitude[1] - spec.magnitude[0])
         mag = mag * sign[i, j] if spec.signed else mag
         out.onset[i], out.magnitude[i] = onset, mag

@@ -316,7 +316,7 @@ def test_processes_stand_alone():
     import ast
     from pathlib import Path
 
-    allowed = {"numpy", "math", "dataclasses", "types", "typing", "collections", "__future__"}
+    allowed = {"numpy", "math", "numbers", "dataclasses", "types", "typing", "collections", "__future__"}
     for path in (Path(__file__).resolve().parents[2] / "analytics" / "processes").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
@@ -327,3 +327,16 @@ def test_processes_stand_alone():
                 continue
             for name in names:
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+
+
+@pytest.mark.parametrize("days", [5.0, 21.0])
+def test_cho_other_lengths_keep_faults_inside_the_batch(days):
+    process = ChoFedBatch(days=days, sample_hours=2.0)
+    faults = [f for f in PROCESS_FAULTS for _ in range(2)]
+    runs = process.simulate(len(faults), 4, faults)
+    assert all(r.X.shape == (int(days * 12) + 1, len(process.variables)) for r in runs)
+    assert all(r.onset_hours < process.times[-1] for r in runs)
+    info = process.fault_info()
+    assert all(
+        info[r.fault_type]["onset_hours"][0] <= r.onset_hours <= info[r.fault_type]["onset_hours"][1] for r in runs
+    )
