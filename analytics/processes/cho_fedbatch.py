@@ -13,6 +13,7 @@ harvest) have log-normal durations with a batch-wide crew factor.
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Literal
 
 import numpy as np
 
@@ -116,7 +117,7 @@ class ChoFedBatch:
     """The CHO fed-batch process (``Process`` protocol): 14 days, one historian sample per ``sample_hours``."""
 
     name = "cho_fedbatch"
-    kind = "batch"
+    kind: Literal["batch", "continuous"] = "batch"
     fault_types = FAULT_TYPES
     duration_fault_types = tuple(DURATION_FAULTS)
     variables = tuple(v for v, _ in ONLINE + OFFLINE)
@@ -295,7 +296,7 @@ class ChoFedBatch:
         sigma = np.array([STEP_MEDIANS[k][1] for k in kinds])
         crew = np.exp(0.1 * rng.standard_normal((n, 1)))
         d = median * crew * np.exp(sigma * rng.standard_normal((n, len(names))))
-        which = rng.integers(0, len(names), n)
+        which: list[int] = np.asarray(rng.integers(0, len(names), size=n)).tolist()
         step_faults: list[tuple[str | None, float | None]] = []
         for i, fault in enumerate(faults):
             if fault in DURATION_FAULTS:
