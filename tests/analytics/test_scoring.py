@@ -47,8 +47,12 @@ def test_critical_parameter_out_of_trend_asks_for_a_deviation(rt):
     assert len(raised) == 1, raised
     exc = raised[0]
     assert exc["source"] == "trend" and exc["parameter"] == "mass_g"
-    # a rule-1 finding on a critical parameter: level action, critical under the rules
-    assert (exc["category"], exc["severity"], exc["details"]["level"]) == ("oot.value", "critical", "action")
+    # a rule-1 finding on a critical parameter: level action, major under the rules - out of
+    # trend, not out of limit (104 g is inside every limit), so never critical by itself
+    assert (exc["category"], exc["severity"], exc["details"]["level"]) == ("oot.value", "major", "action")
+    assert exc["title"] == "Out of trend: beyond the usual range (rule 1) · model v1, 20 batches"
+    assert "limit" not in exc["title"].lower()
+    assert exc["details"]["model_version"] == 1 and exc["details"]["training_batches"] == 20
     assert exc["step_seq"] == 1
     d = exc["details"]
     assert d["rule"] == 1 and d["value"] == 104 and d["critical"] is True
