@@ -232,7 +232,7 @@ def _ordered_tasks(rv: RecipeVersion) -> list[dict[str, Any]]:
 
 
 #: minutes at a record-only task: to read it, enter each field and sign (log-normal, σ below)
-ENTRY_BASE, ENTRY_PER_FIELD, ENTRY_SIGMA = 0.6, 0.25, 0.35
+ENTRY_BASE, ENTRY_PER_FIELD, ENTRY_SIGMA = 0.5, 0.2, 0.45
 
 
 def _step_times(bpmn_id: str, form, durations: dict[str, float], rng, entry_rng) -> tuple[float, float]:

@@ -165,6 +165,17 @@ def current_run(
     return runs[-1] if runs else None
 
 
+def running_since(rt: Runtime, batch_id: str, unit_procedure: str) -> str | None:
+    """When the unit procedure's current run started (ISO 8601), None while it is not
+    running: what equipment (and the demo's simulated bioreactor) waits for."""
+    with rt.transaction() as s:
+        batch = s.scalars(select(Batch).where(Batch.batch_id == batch_id)).first()
+        if batch is None:
+            return None
+        run = current_run(rt, s, batch, s.get(RecipeVersion, batch.recipe_version_id), unit_procedure)
+        return run.started_at.isoformat() if run is not None and run.ended_at is None else None
+
+
 def in_run(rows: list, run: UnitProcedureRun) -> list:
     """The sample rows received while ``run`` ran (from its start to its end)."""
     return [
