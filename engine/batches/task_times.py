@@ -39,10 +39,13 @@ READY, OPENED, STARTED, ENDED = "ready", "opened", "started", "ended"
 KEY = ["batch_id", "task_id", "kind"]
 
 
-def _candidates(wf: BpmnWorkflow) -> dict[tuple[str, str], str]:
-    """(task id, kind) -> BPMN id of what the committed state says happened."""
+def _candidates(wf: BpmnWorkflow, known: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(task id, kind) -> BPMN id of what the committed state says happened (unit
+    procedures already known to have ended are not looked at again)."""
     out = {(str(t.id), READY): t.task_spec.bpmn_id or t.task_spec.name for t in runner.ready_user_tasks(wf)}
     for parent_id, sp in list(wf.subprocesses.items()):
+        if (str(parent_id), ENDED) in known:
+            continue
         parent = find_task(wf, parent_id)
         if parent is None:
             continue
@@ -55,10 +58,10 @@ def _candidates(wf: BpmnWorkflow) -> dict[tuple[str, str], str]:
 def record(s: Session, batch: Batch, entry: LiveWorkflow) -> None:
     """Record what became ready, started or ended in the state about to be committed
     (called by ``persist``, with the batch locked)."""
-    wanted = _candidates(entry.workflow)
     known = entry.timed
     if known is None:
         known = entry.timed = set()
+    wanted = _candidates(entry.workflow, known)
     todo = {k: v for k, v in wanted.items() if k not in known}
     if not todo:
         return
