@@ -6,11 +6,16 @@ Values are read *as corrected* through ``engine.record`` (the one home of that r
 a corrected value replaces the original in training and in scoring, while the original
 stays visible in the record.
 
-Duration: the batch record has no "task became ready" time, so the start of a step is
-approximated by the previous step record of the batch (any kind: operator, timer,
-message, service task), or the batch start for the first step. That is exact for a
-sequential recipe; for parallel branches it over-estimates (the other branch's step may
-have been recorded in between).
+Duration (``StepPoint.minutes``, what the duration models learn and score): the time
+the operator spent at the task - from when it was first opened (its page or the task's
+API GET) to its completion. A task completed without being opened (straight over the
+API) is measured from when it became ready; both times come from ``task_time``
+(``engine.batches.task_times``), recorded for the step's own task, so parallel branches
+do not borrow each other's time. Steps recorded before task times existed fall back to
+the old approximation - since the previous step record of the batch (or the batch start)
+- and say so (``basis``). Opened rather than ready: ready -> completed includes the wait
+until someone gets to the task (a shift change, a walk to the suite), which says little
+about the step; opened -> completed is what the operator actually spends on it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.batches.task_times import TaskTimes, times_of
 from engine.models import Batch, RecipeVersion, Step
 from engine.record import as_corrected, corrections_by_step
 from engine.vocabulary import BatchState, StepKind
@@ -78,8 +84,38 @@ class StepPoint:
     form_id: str | None
     recipe_version_id: int
     recorded_at: datetime
-    minutes: float  # since the previous step record (or the batch start)
+    minutes: float  # the duration the models use (see ``basis`` and the module note)
     values: dict[str, Any] = field(default_factory=dict)
+    ready_at: datetime | None = None
+    opened_at: datetime | None = None
+    #: what ``minutes`` is measured from: "opened", "ready" or "previous_record" (approximation)
+    basis: str = "previous_record"
+
+    @property
+    def ready_minutes(self) -> float | None:
+        """Ready -> completed (includes the wait until someone opened the task)."""
+        return None if self.ready_at is None else _minutes(self.ready_at, self.recorded_at)
+
+
+#: what each ``StepPoint.basis`` means, for model details and findings
+DURATION_BASIS = {
+    "opened": "first opened -> completed",
+    "ready": "ready -> completed (never opened before completion)",
+    "previous_record": "since the previous step record of the batch (approximation: recorded before task times)",
+}
+
+
+def _minutes(start: datetime, end: datetime) -> float:
+    return max((end - start).total_seconds() / 60.0, 0.0)
+
+
+def duration(ready_at: datetime | None, opened_at: datetime | None, previous: datetime, completed: datetime):
+    """(minutes, basis) of one step (see the module note)."""
+    if opened_at is not None:
+        return _minutes(opened_at, completed), "opened"
+    if ready_at is not None:
+        return _minutes(ready_at, completed), "ready"
+    return _minutes(previous, completed), "previous_record"
 
 
 def recipe_versions(s: Session, recipe: str) -> dict[int, RecipeVersion]:
@@ -114,6 +150,7 @@ def step_points(
                 Step.batch_id,
                 Step.seq,
                 Step.kind,
+                Step.task_id,
                 Step.bpmn_id,
                 Step.form_id,
                 Step.recipe_version_id,
@@ -125,15 +162,17 @@ def step_points(
         )
     )
     corrections = corrections_by_step(s, batch_rows)
+    times = times_of(s, list(batch_rows))
     out = []
     previous: dict[int, datetime] = {}
-    for batch_pk, seq, kind, step_bpmn, form_id, rv_id, recorded_at, values in rows:
+    for batch_pk, seq, kind, task_id, step_bpmn, form_id, rv_id, recorded_at, values in rows:
         batch = batch_rows[batch_pk]
         start = previous.get(batch_pk, batch.created_at)
         previous[batch_pk] = recorded_at
         if kind != StepKind.USER_TASK or (bpmn_id is not None and step_bpmn != bpmn_id):
             continue
-        minutes = max((recorded_at - start).total_seconds() / 60.0, 0.0)
+        at = times.get((batch_pk, task_id)) or TaskTimes()
+        minutes, basis = duration(at.ready_at, at.opened_at, start, recorded_at)
         out.append(
             StepPoint(
                 batch_pk,
@@ -147,6 +186,9 @@ def step_points(
                 recorded_at,
                 minutes,
                 as_corrected(values, corrections.get((batch_pk, seq), [])),
+                at.ready_at,
+                at.opened_at,
+                basis,
             )
         )
     out.sort(key=lambda p: (p.recorded_at, p.batch_pk, p.seq))

@@ -29,8 +29,9 @@ import numpy as np
 from sqlalchemy import select
 
 from engine import audit
+from engine.batches.task_times import OPENED, READY
 from engine.errors import Conflict
-from engine.models import Batch, RecipeVersion, Step, utcnow
+from engine.models import Batch, RecipeVersion, Step, TaskTime, utcnow
 from engine.quality.release import record_imported_release
 from engine.recipes import find_version
 from engine.runtime import Runtime
@@ -45,10 +46,15 @@ from .training import train
 
 @dataclass
 class HistoryStep:
+    """One step of a history batch: after the previous step (or the batch start) its task
+    is ready, someone opens it ``waited`` minutes later and completes it ``minutes`` after
+    opening (the duration the models use, ``analytics.batch_record``)."""
+
     bpmn_id: str
     values: dict[str, Any]
-    minutes: float  # since the previous step (or the batch start)
+    minutes: float  # first opened -> completed
     user: str = "op.anna"
+    waited: float = 0.0  # ready -> first opened
 
 
 def write_history(
@@ -81,22 +87,32 @@ def write_history(
             s.add(batch)
             s.flush()
             rows: list[Step] = []
+            times: list[TaskTime] = []
             for step in spec["steps"]:
                 task = tasks.get(step.bpmn_id)
                 if task is None:
                     raise Conflict(f"recipe {recipe_key} has no user task {step.bpmn_id}", code="task_unknown")
-                at = at + timedelta(minutes=step.minutes)
+                ready = at
+                opened = ready + timedelta(minutes=step.waited)
+                at = opened + timedelta(minutes=step.minutes)
                 form = rv.forms.get(task.get("form")) if task.get("form") else None
                 units = {}
                 if form:
                     units = {f.key: f.unit for f in load_form(form).fields if f.unit and f.key in step.values}
                 batch.step_count += 1
+                task_id = str(uuid.uuid4())
+                times += [
+                    TaskTime(batch_id=batch.id, task_id=task_id, kind=READY, bpmn_id=step.bpmn_id, at=ready),
+                    TaskTime(
+                        batch_id=batch.id, task_id=task_id, kind=OPENED, bpmn_id=step.bpmn_id, at=opened, by=step.user
+                    ),
+                ]
                 rows.append(
                     Step(
                         batch_id=batch.id,
                         seq=batch.step_count,
                         kind=StepKind.USER_TASK,
-                        task_id=str(uuid.uuid4()),
+                        task_id=task_id,
                         bpmn_id=step.bpmn_id,
                         task_name=task.get("name") or step.bpmn_id,
                         form_id=task.get("form"),
@@ -110,6 +126,7 @@ def write_history(
                     )
                 )
             s.add_all(rows)
+            s.add_all(times)
             batch.completed_at = at
             audit.record(
                 s,
@@ -214,6 +231,30 @@ def _ordered_tasks(rv: RecipeVersion) -> list[dict[str, Any]]:
     return top[:1] + inner + top[1:]
 
 
+#: minutes at a record-only task: to read it, enter each field and sign (log-normal, σ below)
+ENTRY_BASE, ENTRY_PER_FIELD, ENTRY_SIGMA = 0.5, 0.2, 0.45
+
+
+def _step_times(bpmn_id: str, form, durations: dict[str, float], rng, entry_rng) -> tuple[float, float]:
+    """(minutes at the task, minutes waited before opening it) of one history step.
+
+    The four steps the simulator times (charge media, inoculate, sample, harvest) are
+    done with the task open - the operator follows its instructions on the screen - so
+    their simulated duration is time at the task, after a short wait. Every other step
+    records what was done: tens of minutes pass between ready and opened (preparing,
+    walking to the suite), and the time at the task is reading and entering its fields
+    and signing - which is what a quick click-through of the demo batch is compared with.
+    """
+    at_task = durations.get(bpmn_id)
+    median = 30.0 + (zlib.crc32(bpmn_id.encode()) % 40)
+    elapsed = float(median * math.exp(0.12 * rng.standard_normal())) if at_task is None else 0.0
+    if at_task is not None:
+        return at_task, float(3.0 * math.exp(0.5 * entry_rng.standard_normal()))
+    fields = sum(1 for f in form.fields if not f.is_calculated) if form is not None else 0
+    entry = (ENTRY_BASE + ENTRY_PER_FIELD * fields) * math.exp(ENTRY_SIGMA * entry_rng.standard_normal())
+    return float(entry), max(elapsed - entry, 0.0)
+
+
 def demo_batches(
     rt: Runtime,
     recipe_key: str = "mab_upstream",
@@ -236,6 +277,7 @@ def demo_batches(
     params = np.array([[b["parameters"][p]["value"] for p in PARAMETER_NAMES] for b in simulated])
     z_sim = (params - params.mean(axis=0)) / np.where(params.std(axis=0) > 0, params.std(axis=0), 1.0)
     rng = np.random.default_rng(seed)
+    entry_rng = np.random.default_rng([seed, 1])  # time at the task: its own stream, the values stay as they were
     end = end or utcnow()
     out = []
     for i, sim in enumerate(simulated):
@@ -268,11 +310,8 @@ def demo_batches(
                             values[f.key] = _number_text(float(evaluate(f.calculation, decimals)), f)
                         except Exception:  # a calculation over fields the demo leaves out
                             pass
-            minutes = durations.get(task["bpmn_id"])
-            if minutes is None:
-                median = 30.0 + (zlib.crc32(task["bpmn_id"].encode()) % 40)
-                minutes = float(median * math.exp(0.12 * rng.standard_normal()))
-            steps.append(HistoryStep(task["bpmn_id"], values, round(minutes, 2)))
+            minutes, waited = _step_times(task["bpmn_id"], form, durations, rng, entry_rng)
+            steps.append(HistoryStep(task["bpmn_id"], values, round(minutes, 2), waited=round(waited, 2)))
         out.append({"batch_id": f"{prefix}{i + 1:03d}", "started_at": started, "steps": steps})
     return out
 

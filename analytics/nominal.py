@@ -191,6 +191,9 @@ def run_batch(
                 values.update(loops[bpmn_id](done.get(bpmn_id, 0)))
             values.update((overrides or {}).get(bpmn_id, {}))
             signer, witness = crew.signers(task, form)
+            # the operator opens the task, then works (the plant clock moves on there):
+            # the step's duration runs from the opening (analytics.batch_record)
+            batches.open_task(rt, batch_id, task["id"], user=signer.username)
             if before_task is not None:
                 before_task(bpmn_id)
             batches.complete_task(

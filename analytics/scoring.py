@@ -2,6 +2,13 @@
 against the active value models of its recipe step (rule 1 on the value, run rules over
 the recent history of the step in other batches), its duration against the duration
 model; each finding becomes an exception for review by exception.
+
+Exactly once: each finding carries a key (batch, recipe step, parameter, rule, model) that
+the database holds unique (``batch_exception.finding_key``), so two workers scoring the
+same step at the same moment raise it once; the read of what was raised already below
+only saves work. Titles and severities say what a finding is - out of trend, by which
+rule, against which model and history (``engine.vocabulary.exception_title``) - never a
+limit breach: the value may well be inside its alert and action limits.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from engine.models import Batch, BatchException, RecipeVersion, Step, TrendModel
 from engine.runtime import Runtime
 from engine.vocabulary import ExceptionSource, LimitLevel, StepKind
 
-from .batch_record import NumberField, StepPoint, as_number, number_fields, recent_values, step_points
+from .batch_record import DURATION_BASIS, NumberField, StepPoint, as_number, number_fields, recent_values, step_points
 from .catalogue import DURATION_KIND, UNIVARIATE, active_models, scalar_limits
 from .store import ModelCard
 from .univariate import RULES
@@ -47,6 +54,7 @@ def score_step(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, Any]
         models = active_models(s, recipe, step.bpmn_id)
         if not models:
             return []
+        batch_pk = batch.id
         # one finding per parameter and rule for a step in a batch: the instances of a
         # multi-instance or repeated step are scored each, but a reviewer decides once
         raised = {
@@ -81,8 +89,27 @@ def score_step(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, Any]
     for finding in findings:
         if (finding["parameter"], finding["details"]["rule"]) in raised:
             continue
-        out.append(batches.raise_exception(rt, batch_id, source=ExceptionSource.TREND, step_seq=seq, **finding))
+        d = finding["details"]
+        # one finding per batch, recipe step, parameter, rule and model (the instances of a
+        # multi-instance step are decided once, as above), enforced by the database
+        key = f"oot|{batch_pk}|{d['bpmn_id']}|{finding['parameter'] or 'duration'}|{d['rule']}|model {d['model_id']}"
+        out.append(
+            batches.raise_exception(
+                rt, batch_id, source=ExceptionSource.TREND, step_seq=seq, finding_key=key, **finding
+            )
+        )
     return out
+
+
+def _history(m: TrendModel) -> dict[str, Any]:
+    """Which model raised a finding and what it learned from (shown in its title)."""
+    card = m.card or {}
+    return {
+        "model_id": m.id,
+        "model_version": m.version,
+        "training_batches": len(card.get("training_batch_ids") or []),
+        "trained_at": card.get("trained_at"),
+    }
 
 
 def _univariate_findings(
@@ -109,6 +136,7 @@ def _univariate_findings(
             f"expected {_fmt(lim['lower'])} to {_fmt(lim['upper'])}{unit}, centre {_fmt(lim['centre'])}"
             + (f", {where} the centre" if not rule1 else "")
             + (" - critical process parameter" if critical else "")
+            + f" (model v{m.version}, {len((m.card or {}).get('training_batch_ids') or [])} batches)"
         )
         details = {
             "value": x,
@@ -125,8 +153,7 @@ def _univariate_findings(
             "contributions": {m.parameter: contribution},
             "critical": critical,
             "bpmn_id": m.bpmn_id,
-            "model_id": m.id,
-            "model_version": m.version,
+            **_history(m),
             "points_in_sequence": len(X),
         }
         out.append(
@@ -150,11 +177,13 @@ def _duration_findings(m: TrendModel, this: StepPoint) -> list[dict[str, Any]]:
     long = bool(monitor.too_long(X)[0, 0])
     z = float(monitor.explain(X)[0, 0])
     message = (
-        f"step {m.bpmn_id} took {this.minutes:.0f} min, {'longer' if long else 'shorter'} than usual "
-        f"({_fmt(lim['lower'])} to {_fmt(lim['upper'])} min, median {_fmt(lim['centre'])} min)"
+        f"step {m.bpmn_id} took {this.minutes:.1f} min ({DURATION_BASIS[this.basis]}), "
+        f"{'longer' if long else 'shorter'} than usual "
+        f"({_fmt(lim['lower'])} to {_fmt(lim['upper'])} min, median {_fmt(lim['centre'])} min; "
+        f"model v{m.version})"
     )
     details = {
-        "value": this.minutes,
+        "value": round(this.minutes, 3),
         "unit": "min",
         "centre": lim["centre"],
         "lower": lim["lower"],
@@ -166,9 +195,12 @@ def _duration_findings(m: TrendModel, this: StepPoint) -> list[dict[str, Any]]:
         "direction": "too_long" if long else "too_short",
         "contributions": {"duration": z},
         "bpmn_id": m.bpmn_id,
-        "model_id": m.id,
-        "model_version": m.version,
-        "approximation": "time since the previous step record of the batch",
+        **_history(m),
+        "duration_basis": this.basis,
+        "duration_measured": DURATION_BASIS[this.basis],
+        "ready_at": this.ready_at.isoformat() if this.ready_at else None,
+        "opened_at": this.opened_at.isoformat() if this.opened_at else None,
+        "completed_at": this.recorded_at.isoformat(),
     }
     return [
         {"severity": LimitLevel.ALERT, "message": message, "parameter": None, "details": details, "deviation": False}

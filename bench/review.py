@@ -9,11 +9,13 @@ every step signed, limits checked, out-of-trend scoring run). It prints, per bat
 overall, the reviewer items (exceptions a person must decide: not closed by rule) ÷ the
 record entries (steps). The goal is ≤ 5 %.
 
-Step durations: the engine stamps each step with the clock, and the bench completes a batch
-in seconds where the plant's steps take tens of minutes. So the bench runs on a simulated
-plant clock (``PlantClock``: ``engine.models.utcnow`` reads it): before each task the clock
-moves on by that step's duration drawn like the demo history, and the duration monitors see
-plant-like durations. ``--wall-clock`` runs without it, to show what that changes.
+Step durations: a step's duration is the time at the task (first opened -> completed,
+``analytics.batch_record``), and the bench completes a batch in seconds where the plant's
+operators spend minutes to tens of minutes at a task. So the bench runs on a simulated plant
+clock (``PlantClock``: ``engine.models.utcnow`` reads it): each task is opened
+(``analytics.nominal.run_batch``), then the clock moves on by that step's time at the task
+drawn like the demo history, then the task is completed. ``--wall-clock`` runs without it,
+to show what that changes.
 
 Usage: python bench/review.py [--batches 20] [--seed 11]
 """

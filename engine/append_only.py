@@ -34,6 +34,7 @@ APPEND_ONLY = (
     "qualification",
     "batch_migration_signature",
     "equipment_log_entry",
+    "task_time",
 )
 #: the migrations' own bookkeeping: the application reads it (health), never writes it
 SCHEMA_TABLES = ("alembic_version",)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -73,3 +74,19 @@ def row_locks(session: Session) -> bool:
     """True when the database takes ``SELECT … FOR UPDATE`` row locks (PostgreSQL); on
     SQLite the transaction's ``BEGIN IMMEDIATE`` already serialises writers."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+def insert_once(session: Session, model: Any, values: dict[str, Any], key: list[str]) -> int | None:
+    """Insert one row unless a row with the same ``key`` (a unique index) exists: the new
+    row's id, or None when the database already held it. ``INSERT … ON CONFLICT DO
+    NOTHING`` on both databases, so two transactions racing to write the same fact never
+    fail or write it twice: the database, not a read before the write, decides."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    stmt: Any
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = postgresql.insert(model).values(**values).on_conflict_do_nothing(index_elements=key)
+    else:
+        stmt = sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=key)
+    stmt = stmt.returning(model.id)
+    return session.execute(stmt).scalar_one_or_none()

@@ -315,6 +315,10 @@ class BatchException(Base):
     opens_deviation: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: what makes an out-of-trend finding the same finding (SHA-256 of batch, step or unit
+    #: procedure, parameter, rule, model): unique, so two scoring jobs of one batch raise it
+    #: once whatever their timing. None for every other exception.
+    finding_key: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True, index=True)
 
 
 class ExceptionDisposition(Base):
@@ -716,3 +720,25 @@ class EquipmentLogEntry(Base):
     values: Mapped[dict[str, Any]] = mapped_column(JSON)
     recorded_by: Mapped[str] = mapped_column(String(100))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- task times (engine.batches.task_times) ------------------------------------------
+
+
+class TaskTime(Base):
+    """When something happened to a task of a batch, once: ``ready`` (the task started
+    waiting for an operator, recorded in the transaction that committed that workflow
+    state), ``opened`` (someone first opened it), ``started`` / ``ended`` (a unit
+    procedure's call activity began / finished; ``bpmn_id`` is the called process). The
+    batch record has only completion times; a step's duration needs its start, and in
+    parallel branches the previous record is not it. Append-only, one row per task and kind."""
+
+    __tablename__ = "task_time"
+    __table_args__ = (UniqueConstraint("batch_id", "task_id", "kind", name="uq_task_time"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
+    task_id: Mapped[str] = mapped_column(String(64))  # the Spiff task id (Step.task_id)
+    kind: Mapped[str] = mapped_column(String(10))  # ready | opened | started | ended
+    bpmn_id: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    by: Mapped[str | None] = mapped_column(String(100), nullable=True)  # who opened it

@@ -10,6 +10,7 @@ a silent "no match".
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class BatchState(StrEnum):
@@ -102,6 +103,34 @@ CATEGORY_TITLES = {
     "equipment.alarm": "Equipment alarm",
     "data_integrity": "Data integrity",
 }
+
+
+def exception_title(category: str, details: dict[str, Any] | None = None) -> str:
+    """An exception's title as a reviewer reads it. A limit breach keeps its category
+    title; an out-of-trend finding says it is out of trend, by which rule, against which
+    history (the model version and how many batches it learned from) - never "out of
+    limit": a value can be out of trend well inside its alert and action limits."""
+    title = CATEGORY_TITLES.get(category, category)
+    if not category.startswith("oot.") or not details:
+        return title
+    rule = details.get("rule")
+    if category == "oot.duration":
+        what = "step took " + ("longer" if details.get("direction") == "too_long" else "shorter") + " than usual"
+    elif rule in ("T2", "SPE"):
+        what = f"equipment {'T²' if rule == 'T2' else 'SPE'} beyond its limit"
+        if details.get("unit_procedure"):
+            what += f" ({details['unit_procedure']})"
+    elif rule == 1:
+        what = "beyond the usual range (rule 1)"
+    elif isinstance(rule, int):
+        what = f"run rule {rule}" + (f": {details['rule_description']}" if details.get("rule_description") else "")
+    else:
+        what = "unusual"
+    history = ""
+    if details.get("model_version") is not None:
+        n = details.get("training_batches")
+        history = f" · model v{details['model_version']}" + (f", {n} batches" if n else "")
+    return f"Out of trend: {what}{history}"
 
 
 class LimitLevel(StrEnum):

@@ -133,11 +133,12 @@ def setup(rt: Runtime) -> dict[str, Any]:
 def start_equipment_feed(
     rt: Runtime, stop: threading.Event, *, every: float = 3.0, drift_onset: float = 40.0
 ) -> threading.Thread:
-    """A background thread that sends the demo batch's production bioreactor a simulated
-    sample (one hour of maturity) every ``every`` seconds, as equipment would over the
-    API; from ``drift_onset`` hours the dissolved-O2 sensor drifts slowly (+0.5 % of its
-    mean reading per hour), so a trend exception appears a few minutes in. Resumes where
-    an earlier run stopped; waits while the batch is held, ends when it is not running."""
+    """A background thread that, once the demo batch's production unit procedure runs,
+    sends its bioreactor a simulated sample (one hour of maturity since that start) every
+    ``every`` seconds, as equipment would over the API; from ``drift_onset`` hours the
+    dissolved-O2 sensor drifts slowly (+0.5 % of its mean reading per hour), so a trend
+    exception appears a few minutes into production. Resumes where an earlier run
+    stopped; waits while the batch is held, ends when it is not running."""
     thread = threading.Thread(
         target=_feed, args=(rt, stop, every, drift_onset), name="batchline-equipment-feed", daemon=True
     )
@@ -155,6 +156,12 @@ def _feed(rt: Runtime, stop: threading.Event, every: float, drift_onset: float) 
     (samples,), _ = equipment.simulated_samples(
         1, 2026, reference=reference, faults=[Fault("sensor_drift", drift_onset, 0.005, "dissolved_o2")]
     )
+    # the production bioreactor's run starts with the production unit procedure: nothing is
+    # sent while the batch is still in seed train or media prep (samples are scored only
+    # while their unit procedure runs, ``analytics.equipment.scoring``)
+    while equipment.running_since(rt, DEMO_BATCH, EQUIPMENT_UP) is None:
+        if stop.wait(every) or batches.get_batch(rt, DEMO_BATCH)["state"] in (BatchState.COMPLETE, BatchState.ABORTED):
+            return
     i = equipment.sample_count(rt, DEMO_BATCH, EQUIPMENT_UP)
     while i < len(samples) and not stop.wait(every):
         try:

@@ -24,7 +24,7 @@ from .samples import (
     samples_of,
     series_of,
 )
-from .scoring import STATISTICS, equipment_samples, score, score_samples
+from .scoring import STATISTICS, equipment_samples, running_since, score, score_samples
 from .simulated import simulated_samples, write_simulated_history
 from .training import BATCH_ALPHA, KIND, PARAMETER, train_in_session
 
@@ -41,6 +41,7 @@ __all__ = [
     "check_samples",
     "equipment_samples",
     "record_samples",
+    "running_since",
     "sample_count",
     "samples_of",
     "score",

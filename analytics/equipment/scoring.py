@@ -1,6 +1,20 @@
 """Scoring a running batch's equipment time series: the ``score_samples`` job puts the
 samples received so far on the active model's grid and raises a trend exception when T²
-or SPE goes beyond its limit; the same scores, per grid point, for the batch's chart."""
+or SPE goes beyond its limit; the same scores, per grid point, for the batch's chart.
+
+Only while the unit procedure runs, from its own start: a unit procedure's model learned
+its own equipment's trajectory from that unit procedure's start (``t_hours``). Samples
+labelled with a unit procedure that has not started yet - a bioreactor sending
+"production" data while the batch is still in media prep - or received before its start
+or after its end are kept but not scored: against that model they would only be noise
+(the defect seen in the demo: a production T² finding during media prep). When the unit
+procedure runs is the engine's record (``task_time``: its call activity's start and end;
+the recipe's top process runs from the batch start).
+
+Exactly once: a finding's key is the batch, unit procedure, statistic, how many findings
+of that statistic came before and the model; the database holds it unique, so two workers
+scoring the same samples raise one finding.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import batches
+from engine.batches.task_times import UnitProcedureRun, unit_procedure_runs
 from engine.errors import NotFound
 from engine.models import Batch, BatchException, RecipeVersion, TrendModel
 from engine.runtime import Runtime
@@ -76,12 +91,17 @@ def score_samples(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, A
         batch = s.scalars(select(Batch).where(Batch.batch_id == batch_id)).first()
         if batch is None:
             return []
-        recipe = s.get(RecipeVersion, batch.recipe_version_id).recipe
-        row = _active_model(s, recipe, up)
+        rv = s.get(RecipeVersion, batch.recipe_version_id)
+        row = _active_model(s, rv.recipe, up)
         if row is None:
             return []
+        run = current_run(rt, s, batch, rv, up)
+        if run is None:
+            return []  # not running: not scored against its model (see the module note)
         model, grid = _model_of(row)
-        times, X = series_of([(r.t_hours, r.values) for r in samples_of(s, [batch.id], up)], model.variables)
+        times, X = series_of(
+            [(r.t_hours, r.values) for r in in_run(samples_of(s, [batch.id], up), run)], model.variables
+        )
         result = score(model, grid, times, X)
         if result is None:
             return []
@@ -111,7 +131,7 @@ def score_samples(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, A
             value = float(result[key][i])
             message = (
                 f"equipment time series of {up} out of trend at {t:.4g} h: {label} {value:.4g} beyond its "
-                f"limit {limit:.4g}; most from {', '.join(top)}"
+                f"limit {limit:.4g}; most from {', '.join(top)} (model v{row.version})"
             )
             details = {
                 "t_hours": t,
@@ -123,13 +143,43 @@ def score_samples(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, A
                 "bpmn_id": up,
                 "unit_procedure": up,
                 "samples": int(len(times)),
+                "unit_procedure_started_at": run.started_at.isoformat(),
                 "model_id": row.id,
                 "model_version": row.version,
+                "training_batches": len(row.card.get("training_batch_ids") or []),
             }
-            findings.append({"parameter": parameter, "message": message, "details": details})
+            key = f"oot|{batch.id}|{up}|{name}|finding {len(mine) + 1}|model {row.id}"
+            findings.append({"parameter": parameter, "message": message, "details": details, "finding_key": key})
     return [
         batches.raise_exception(rt, batch_id, source=ExceptionSource.TREND, severity=LimitLevel.ALERT, **f)
         for f in findings
+    ]
+
+
+def current_run(
+    rt: Runtime, s: Session, batch: Batch, rv: RecipeVersion, unit_procedure: str
+) -> UnitProcedureRun | None:
+    """The unit procedure's latest run in the batch, None when it never started."""
+    top, _ = rt.store.specs(s, rv.spec_hash)
+    runs = unit_procedure_runs(s, batch, unit_procedure, top_process=top.name)
+    return runs[-1] if runs else None
+
+
+def running_since(rt: Runtime, batch_id: str, unit_procedure: str) -> str | None:
+    """When the unit procedure's current run started (ISO 8601), None while it is not
+    running: what equipment (and the demo's simulated bioreactor) waits for."""
+    with rt.transaction() as s:
+        batch = s.scalars(select(Batch).where(Batch.batch_id == batch_id)).first()
+        if batch is None:
+            return None
+        run = current_run(rt, s, batch, s.get(RecipeVersion, batch.recipe_version_id), unit_procedure)
+        return run.started_at.isoformat() if run is not None and run.ended_at is None else None
+
+
+def in_run(rows: list, run: UnitProcedureRun) -> list:
+    """The sample rows received while ``run`` ran (from its start to its end)."""
+    return [
+        r for r in rows if r.recorded_at >= run.started_at and (run.ended_at is None or r.recorded_at <= run.ended_at)
     ]
 
 
@@ -140,7 +190,8 @@ def equipment_samples(rt: Runtime, batch_id: str, unit_procedure: str | None = N
         batch = s.scalars(select(Batch).where(Batch.batch_id == batch_id)).first()
         if batch is None:
             raise NotFound(f"batch {batch_id!r} not found", code="batch_not_found")
-        recipe = s.get(RecipeVersion, batch.recipe_version_id).recipe
+        rv = s.get(RecipeVersion, batch.recipe_version_id)
+        recipe = rv.recipe
         by_up: dict[str, list] = defaultdict(list)
         for r in samples_of(s, [batch.id], unit_procedure):
             by_up[r.unit_procedure].append(r)
@@ -162,9 +213,12 @@ def equipment_samples(rt: Runtime, batch_id: str, unit_procedure: str | None = N
                 ],
                 "scores": [],
             }
-            if row is not None:
+            run = current_run(rt, s, batch, rv, up)
+            entry["running_since"] = run.started_at.isoformat() if run else None
+            if row is not None and run is not None:
                 model, grid = _model_of(row)
-                result = score(model, grid, *series_of([(r.t_hours, r.values) for r in rows], model.variables))
+                scored = [(r.t_hours, r.values) for r in in_run(rows, run)]
+                result = score(model, grid, *series_of(scored, model.variables))
                 if result is not None:
                     t2_lim, spe_lim = result["t2_limit"], result["spe_limit"]
                     entry["limits"] = {"t2": float(t2_lim), "spe": None if spe_lim is None else float(spe_lim)}

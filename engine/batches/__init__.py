@@ -32,6 +32,7 @@ from .queries import diagram, exceptions, get_batch, list_batches, my_tasks, rea
 from .signatures import signed_content
 from .step_path import append_step, complete_task, raise_exception, start_batch
 from .supervision import STATES, TRANSITIONS, change_state, reassign
+from .task_times import open_task
 from .tasks import RecipeContent, task_role
 from .unit_of_work import Outcome, answered
 from .waits import complete_service_task, deliver_message, fire_timer, service_task_call
@@ -64,6 +65,7 @@ __all__ = [
     "may_complete",
     "may_correct",
     "my_tasks",
+    "open_task",
     "raise_exception",
     "ready_tasks",
     "reassign",

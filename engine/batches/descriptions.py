@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..models import Batch, BatchException, RecipeVersion, Signature, Step
-from ..vocabulary import ExceptionCategory
+from ..vocabulary import exception_title
 
 
 def describe(batch: Batch, rv: RecipeVersion | None = None) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def describe_exception(exc: BatchException) -> dict[str, Any]:
         "id": exc.id,
         "step_seq": exc.step_seq,
         "category": exc.category,
-        "title": ExceptionCategory(exc.category).label,
+        "title": exception_title(exc.category, exc.details),
         "source": exc.source,
         "severity": exc.severity,
         "parameter": exc.parameter,

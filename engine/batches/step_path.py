@@ -328,11 +328,13 @@ def raise_exception(
     step_seq: int | None = None,
     details: dict[str, Any] | None = None,
     deviation: bool = False,
+    finding_key: str | None = None,
 ) -> dict[str, Any]:
     """Raise an out-of-trend finding or incident from outside the step path (scored after
     commit). ``severity`` is the finding's level (alert / action); the category and the
     rule set decide the exception's severity. ``deviation`` marks the finding critical
-    (a critical out-of-trend finding asks the QMS for a deviation under the default rules)."""
+    (a critical out-of-trend finding asks the QMS for a deviation under the default rules).
+    ``finding_key`` makes the finding raised once (``engine.quality.exceptions.raise_in``)."""
     if severity not in tuple(LimitLevel):
         raise InvalidInput("severity is alert or action", code="severity_invalid")
     details = details or {}
@@ -356,4 +358,5 @@ def raise_exception(
         limits=limits,
         details={**details, "level": severity},
         critical=bool(deviation or (severity == LimitLevel.ACTION and details.get("critical"))),
+        finding_key=finding_key,
     )

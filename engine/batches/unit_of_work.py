@@ -38,7 +38,7 @@ from ..models import Batch, IdempotentRequest, Job, MessageSubscription, utcnow
 from ..runtime import Runtime
 from ..vocabulary import BatchState, JobKind, JobState
 from ..workflow_store import LiveWorkflow, canonical, prune
-from . import lateness
+from . import lateness, task_times
 
 
 def find_batch(s: Session, batch_id: str, *, lock: bool = False) -> Batch:
@@ -221,6 +221,7 @@ def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
     """Everything that follows an advance of the workflow, in the same transaction."""
     lock_for_writing(s, batch)
     wf = entry.workflow
+    task_times.record(s, batch, entry)  # before pruning: a loop's finished unit procedure still ends
     prune(wf)
     _schedule(rt, s, batch, entry)
     if batch.state == BatchState.RUNNING and runner.is_finished(wf):

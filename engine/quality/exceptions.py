@@ -18,10 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import audit, outbox
+from ..db import insert_once
 from ..errors import InvalidInput
 from ..models import Batch, BatchException, ExceptionDisposition, RecipeVersion, Step, utcnow
 from ..runtime import Runtime
-from ..vocabulary import Decision, ExceptionCategory, ExceptionSource, ExceptionStatus, Severity
+from ..vocabulary import Decision, ExceptionCategory, ExceptionSource, ExceptionStatus, Severity, exception_title
 from ..workflow_store import canonical, sha256
 from . import integrity, rules
 
@@ -45,35 +46,51 @@ def raise_in(
     limits: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
     critical: bool = False,
+    finding_key: str | None = None,
 ) -> BatchException:
-    """Raise one exception in the caller's transaction, under the rule set in force."""
+    """Raise one exception in the caller's transaction, under the rule set in force.
+
+    With ``finding_key`` (out-of-trend findings: what makes a finding the same one) the
+    database decides whether it is new: ``INSERT … ON CONFLICT DO NOTHING`` on the unique
+    key, so a second scoring job, even one running at the same moment in another worker,
+    raises nothing - it gets the exception already raised back, with no new trail."""
     try:
         cat = ExceptionCategory(category)
     except ValueError:
         raise InvalidInput(f"unknown exception category {str(category)[:60]!r}", code="category_invalid") from None
     ruleset = rules.in_force(s)
     outcome = ruleset.rule(cat).outcome(critical)
-    exc = BatchException(
-        batch_id=batch.id,
-        step_seq=step_seq,
-        source=source or _source_of(cat),
-        category=cat.value,
-        severity=outcome["severity"],
-        parameter=parameter,
-        message=message,
-        details={**(details or {}), "critical": bool(critical)},
-        value=value,
-        limits=limits,
-        raised_by=raised_by,
-        status=ExceptionStatus.OPEN,
-        rule_set_version=ruleset.version,
-        signatures_required=outcome["signatures_required"],
-        blocks_release=outcome["blocks_release"],
-        opens_deviation=outcome["opens_deviation"],
-        created_at=utcnow(),
-    )
-    s.add(exc)
-    s.flush()
+    fields = {
+        "batch_id": batch.id,
+        "step_seq": step_seq,
+        "source": source or _source_of(cat),
+        "category": cat.value,
+        "severity": outcome["severity"],
+        "parameter": parameter,
+        "message": message,
+        "details": {**(details or {}), "critical": bool(critical)},
+        "value": value,
+        "limits": limits,
+        "raised_by": raised_by,
+        "status": ExceptionStatus.OPEN,
+        "rule_set_version": ruleset.version,
+        "signatures_required": outcome["signatures_required"],
+        "blocks_release": outcome["blocks_release"],
+        "opens_deviation": outcome["opens_deviation"],
+        "created_at": utcnow(),
+    }
+    if finding_key is not None:
+        fields["details"]["finding_key"] = finding_key
+        key = sha256(finding_key)
+        new_id = insert_once(s, BatchException, {**fields, "finding_key": key}, ["finding_key"])
+        if new_id is None:  # raised already: a no-op
+            return s.scalars(select(BatchException).where(BatchException.finding_key == key)).one()
+        exc = s.get(BatchException, new_id)
+        assert exc is not None
+    else:
+        exc = BatchException(**fields)
+        s.add(exc)
+        s.flush()
     audit.record(
         s,
         user=raised_by,
@@ -269,7 +286,7 @@ def describe(
         "id": exc.id,
         "batch_id": batch_id,
         "category": exc.category,
-        "title": ExceptionCategory(exc.category).label,
+        "title": exception_title(exc.category, exc.details),
         "source": exc.source,
         "severity": exc.severity,
         "status": exc.status,

@@ -29,6 +29,8 @@ class LiveWorkflow:
     subscriptions: set[tuple[str, str, str]] | None = None
     #: task id -> assignee (supervisor reassignments); None until read from the database
     assignments: dict[str, str] | None = None
+    #: (task id, kind) whose time is recorded (``engine.batches.task_times``); None until used
+    timed: set[tuple[str, str]] | None = None
 
 
 class WorkflowCache:

@@ -19,7 +19,7 @@ from engine.models import AuditEvent, EquipmentSample, Job
 
 from .trend_recipe import RECIPE, history, import_trend_recipe
 
-UP = "up_production"
+UP = RECIPE  # the top process: it runs from the batch start (samples are scored only while their unit procedure runs)
 SEED = 7
 N = 20
 

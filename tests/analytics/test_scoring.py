@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from analytics.scoring import score_step
-from engine import batches, jobs
+from engine import batches, jobs, users
 from engine.models import Job, OutboxEvent
 
 from .trend_recipe import live_step, trained_plant
@@ -47,8 +47,12 @@ def test_critical_parameter_out_of_trend_asks_for_a_deviation(rt):
     assert len(raised) == 1, raised
     exc = raised[0]
     assert exc["source"] == "trend" and exc["parameter"] == "mass_g"
-    # a rule-1 finding on a critical parameter: level action, critical under the rules
-    assert (exc["category"], exc["severity"], exc["details"]["level"]) == ("oot.value", "critical", "action")
+    # a rule-1 finding on a critical parameter: level action, major under the rules - out of
+    # trend, not out of limit (104 g is inside every limit), so never critical by itself
+    assert (exc["category"], exc["severity"], exc["details"]["level"]) == ("oot.value", "major", "action")
+    assert exc["title"] == "Out of trend: beyond the usual range (rule 1) · model v1, 20 batches"
+    assert "limit" not in exc["title"].lower()
+    assert exc["details"]["model_version"] == 1 and exc["details"]["training_batches"] == 20
     assert exc["step_seq"] == 1
     d = exc["details"]
     assert d["rule"] == 1 and d["value"] == 104 and d["critical"] is True
@@ -86,6 +90,9 @@ def test_duration_twice_as_long_is_flagged(rt):
     assert exc["parameter"] is None and (exc["category"], exc["severity"]) == ("oot.duration", "minor")
     assert exc["details"]["rule"] == "duration" and exc["details"]["direction"] == "too_long"
     assert 60 <= exc["details"]["value"] <= 64 and exc["details"]["upper"] < 60
+    # never opened (completed over the API): measured from when the task became ready
+    assert exc["details"]["duration_basis"] == "ready" and exc["details"]["ready_at"]
+    assert exc["title"] == "Out of trend: step took longer than usual · model v1, 20 batches"
     assert "took" in exc["message"]
 
 
@@ -97,6 +104,9 @@ def test_run_rule_over_recent_batches(rt):
     raised = batches.exceptions(rt, "B-RUN")
     rules = {(e["parameter"], e["details"]["rule"], e["details"]["level"]) for e in raised}
     assert ("mass_g", 2, "alert") in rules, raised
+    (run,) = [e for e in raised if e["details"]["rule"] == 2]
+    assert run["title"].startswith("Out of trend: run rule 2: ") and run["title"].endswith("· model v1, 30 batches")
+    assert run["severity"] == "minor"
     assert _events(rt, "qms.deviation.requested") == []  # a run rule never asks for a deviation
 
 
@@ -106,3 +116,19 @@ def test_no_job_without_the_handler(rt):
     live_step(rt, "B-NOJOB", {"mass_g": 104, "temp_c": 20.0})
     with rt.transaction() as s:
         assert s.scalars(select(Job).where(Job.kind == "score_step")).first() is None
+
+
+def test_duration_runs_from_the_opening(rt):
+    # ready 62 min ago, opened 30 min ago: 30 min at the task is usual, nothing raised
+    trained_plant(rt)
+    from .trend_recipe import clock_moved
+
+    with clock_moved(-62):
+        batches.start_batch(rt, "trend_weigh", "B-OPEN", user="sup", parameters={})
+    task = batches.ready_tasks(rt, "B-OPEN")[0]
+    with clock_moved(-30):
+        batches.open_task(rt, "B-OPEN", task["id"], user="op.trend")
+    signer = users.person(rt, "op.trend")
+    batches.complete_task(rt, "B-OPEN", task["id"], {"mass_g": 100.0, "temp_c": 20.0}, user="op.trend", signer=signer)
+    _score(rt)
+    assert batches.exceptions(rt, "B-OPEN") == []

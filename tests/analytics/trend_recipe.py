@@ -4,16 +4,17 @@ a live batch whose step is completed through the real step path."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from contextlib import contextmanager
+from datetime import UTC, timedelta
 
 import numpy as np
-from sqlalchemy import update
 
+import engine.models as models
 from analytics.history import HistoryStep, write_history
 from analytics.jobs import install
 from analytics.training import train
 from engine import batches, users
-from engine.models import Batch, utcnow
+from engine.models import utcnow
 from tests.support import approved_recipe
 
 RECIPE = "trend_weigh"
@@ -109,13 +110,32 @@ def trained_plant(rt, n: int = 20, *, last_above: int = 0):
     return result
 
 
-def live_step(rt, batch_id: str, values: dict, *, minutes: float = 30.0):
-    """Start a batch that began ``minutes`` ago and record its weighing step now."""
-    batches.start_batch(rt, RECIPE, batch_id, user="sup", parameters={})
-    with rt.transaction() as s:
-        s.execute(
-            update(Batch).where(Batch.batch_id == batch_id).values(created_at=utcnow() - timedelta(minutes=minutes))
-        )
-    task = batches.ready_tasks(rt, batch_id)[0]
+@contextmanager
+def clock_moved(minutes: float):
+    """The engine's clock (``engine.models.utcnow``: record and task times) ``minutes``
+    off the real one, as ``bench/review.py``'s plant clock does."""
+    real = models.datetime
+
+    class Moved(real):  # type: ignore[misc, valid-type]
+        @classmethod
+        def now(cls, tz=None):
+            at = real.now(UTC) + timedelta(minutes=minutes)
+            return at if tz is not None else at.replace(tzinfo=None)
+
+    models.datetime = Moved
+    try:
+        yield
+    finally:
+        models.datetime = real
+
+
+def live_step(rt, batch_id: str, values: dict, *, minutes: float = 30.0, opened: bool = False):
+    """Start a batch ``minutes`` ago (its task became ready then) and record its weighing
+    step now; ``opened``: the task was opened when it became ready."""
+    with clock_moved(-minutes):
+        batches.start_batch(rt, RECIPE, batch_id, user="sup", parameters={})
+        task = batches.ready_tasks(rt, batch_id)[0]
+        if opened:
+            batches.open_task(rt, batch_id, task["id"], user=OPERATOR)
     signer = users.person(rt, OPERATOR)
     return batches.complete_task(rt, batch_id, task["id"], values, user=OPERATOR, signer=signer)

@@ -133,6 +133,7 @@ def test_the_application_role_cannot_change_the_record_and_the_owner_is_stopped_
             "qualification",
             "batch_migration_signature",
             "equipment_log_entry",
+            "task_time",
         ],
     }
     with rt.db.begin() as conn:
@@ -151,6 +152,7 @@ def test_the_application_role_cannot_change_the_record_and_the_owner_is_stopped_
             "DELETE FROM audit_event",
             "TRUNCATE signature",
             "UPDATE correction SET reason = 'x'",
+            "DELETE FROM task_time",
             "DROP TRIGGER step_append_only ON step",
         ):
             with pytest.raises(DBAPIError) as refused:

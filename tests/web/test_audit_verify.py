@@ -98,6 +98,7 @@ def test_db_upgrade_grants_the_application_role(run, rt):
                 "qualification",
                 "batch_migration_signature",
                 "equipment_log_entry",
+                "task_time",
             ],
         }
         with runtime.transaction() as s:

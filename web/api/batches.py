@@ -12,7 +12,7 @@ from uuid import UUID
 
 from flask_smorest import Blueprint
 
-from engine import batches
+from engine import batches, permissions
 from engine.errors import InvalidInput, NotFound
 
 from ..auth import current_person, current_user, own_signature, requires, signer_from
@@ -26,6 +26,7 @@ from .schemas import (
     Diagram,
     IdempotencyKey,
     MyTask,
+    OpenedTask,
     Reason,
     Reassign,
     Reassigned,
@@ -86,6 +87,19 @@ def show_batch(batch_id: str):
 def batch_tasks(batch_id: str):
     """The operator tasks the batch waits for, with their forms and instructions."""
     return batches.ready_tasks(runtime(), batch_id)
+
+
+@blp.route("/batches/<batch_id>/tasks/<task_id>", methods=["GET"])
+@requires("batch.read")
+@blp.response(200, OpenedTask)
+@blp.alt_response(404, description="no such batch or task")
+@blp.alt_response(409, description="the task is not waiting for completion")
+def open_task(batch_id: str, task_id: str):
+    """One waiting task. Opened by someone who may complete tasks, its first opening is
+    recorded (``opened_at``): a step's duration runs from it to completion."""
+    person = current_person()
+    user = person.username if permissions.allowed(person.roles, "task.complete") else None
+    return batches.open_task(runtime(), batch_id, task_id, user=user)
 
 
 @blp.route("/batches/<batch_id>/steps", methods=["GET"])

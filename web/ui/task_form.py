@@ -13,7 +13,7 @@ from typing import Any
 from flask import flash, g, redirect, render_template, request, url_for
 
 from engine import batches, duties, permissions, users
-from engine.errors import BatchlineError
+from engine.errors import BatchlineError, Conflict, NotFound
 from forms import load_form, render_data
 
 from ..auth import client_address
@@ -105,6 +105,13 @@ def task_page(batch_id: str, task_id: str):
     if task is None:
         flash("This task is not waiting any more: it was completed, or the batch moved on.", "warning")
         return redirect(url_for("ui.batch_page", batch_id=batch_id))
+    if permissions.allowed(g.person.roles, "task.complete"):
+        # the step's duration runs from here (engine.batches.task_times); a race with a
+        # completion in another tab is harmless: the task then simply is not waiting
+        try:
+            batches.open_task(runtime(), batch_id, task_id, user=g.person.username)
+        except (Conflict, NotFound):
+            pass
     return render_task(batch_id, task)
 
 

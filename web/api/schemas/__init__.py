@@ -18,6 +18,7 @@ from .batches import (  # noqa: F401
     ExceptionOut,
     IdempotencyKey,
     MyTask,
+    OpenedTask,
     Reassign,
     Reassigned,
     ServiceResult,

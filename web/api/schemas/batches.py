@@ -74,6 +74,12 @@ class Task(ma.Schema):
     qual = fields.List(fields.String(), metadata={"description": "qualifications its performer and witness need"})
 
 
+class OpenedTask(Task):
+    opened_at = fields.String(allow_none=True, metadata={"description": "when it was first opened (UTC, ISO 8601)"})
+    opened_by = fields.String(allow_none=True, metadata={"description": "who opened it first"})
+    first_open = fields.Boolean(metadata={"description": "this request recorded the first opening"})
+
+
 class MyTask(Task):
     batch_id = fields.String()
     batch_kind = fields.String(metadata={"description": "production, or quality (a QA flow about a subject)"})
