@@ -34,6 +34,8 @@ APPEND_ONLY = (
     "qualification",
     "batch_migration_signature",
     "equipment_log_entry",
+    "trend_training",
+    "trend_training_decision",
 )
 #: the migrations' own bookkeeping: the application reads it (health), never writes it
 SCHEMA_TABLES = ("alembic_version",)
