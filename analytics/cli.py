@@ -254,3 +254,7 @@ def main():  # pragma: no cover - for `python -m analytics.cli`
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# QA's e-signed decision on a training run: ``trainings``, ``approve``, ``reject``
+from . import cli_models  # noqa: E402,F401  (registers its commands on ``analytics``)
