@@ -172,6 +172,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app.register_blueprint(trends)
 
+    from .trends.model_reviews import bp as model_reviews
+
+    app.register_blueprint(model_reviews)
+
     # out-of-trend scoring of each operator step after commit (the score_step job)
     from analytics import jobs as analytics_jobs
 
