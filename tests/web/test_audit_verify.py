@@ -98,6 +98,8 @@ def test_db_upgrade_grants_the_application_role(run, rt):
                 "qualification",
                 "batch_migration_signature",
                 "equipment_log_entry",
+                "trend_training",
+                "trend_training_decision",
             ],
         }
         with runtime.transaction() as s:
