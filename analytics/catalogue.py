@@ -146,17 +146,3 @@ def activate(s: Session, training_id: int) -> list[TrendModel]:
             old.active = False
         row.active = True
     return made
-
-
-def get_model(rt: Runtime, model_id: int) -> dict[str, Any]:
-    """One model version with its card and the training run behind it (who trained it on
-    what, who approved it): what a finding's ``model_id`` / ``model_version`` lead to."""
-    from engine.errors import NotFound
-
-    from .model_review import model_training
-
-    with rt.transaction() as s:
-        m = s.get(TrendModel, model_id)
-        if m is None:
-            raise NotFound(f"model {model_id} not found", code="model_not_found")
-        return {**describe_model(m, with_card=True), "training": model_training(s, model_id)}

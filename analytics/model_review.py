@@ -28,7 +28,7 @@ from engine.permissions import Forbidden
 from engine.runtime import Runtime
 from engine.users import Person
 
-from .catalogue import APPROVED, activate
+from .catalogue import APPROVED, activate, describe_model
 
 REJECTED = "rejected"
 PENDING = "pending"
@@ -130,6 +130,16 @@ def model_training(s: Session, model_id: int) -> dict[str, Any] | None:
         return None
     run = s.get(TrendTraining, model.training_id)
     return describe(run, _decision(s, run.id)) if run is not None else None
+
+
+def get_model(rt: Runtime, model_id: int) -> dict[str, Any]:
+    """One model version with its card and the training run behind it (who trained it on
+    what, who approved it): what a finding's ``model_id`` / ``model_version`` lead to."""
+    with rt.transaction() as s:
+        m = s.get(TrendModel, model_id)
+        if m is None:
+            raise NotFound(f"model {model_id} not found", code="model_not_found")
+        return {**describe_model(m, with_card=True), "training": model_training(s, model_id)}
 
 
 def _check(signer: Person, reason: Any, what: str) -> str:

@@ -191,7 +191,7 @@ def test_a_finding_leads_to_its_model_and_approval(rt):
     live_step(rt, "B-HIGH", {"mass_g": 104, "temp_c": 20.0})
     jobs.run_due(rt)
     finding = findings(rt, RECIPE)["findings"][0]
-    model = catalogue.get_model(rt, finding["details"]["model_id"])
+    model = model_review.get_model(rt, finding["details"]["model_id"])
     assert model["version"] == finding["details"]["model_version"]
     assert model["training"]["status"] == "approved" and model["training"]["decision"]["username"] == "qa.approver"
 

@@ -177,7 +177,7 @@ class TrendModelDetail(TrendModelOut):
 def get_model(model_id: int):
     """One model version (a finding's `details.model_id`): its card, limits, and the
     training run with QA's e-signed approval that put it in force."""
-    return catalogue.get_model(runtime(), model_id)
+    return model_review.get_model(runtime(), model_id)
 
 
 @blp.route("/train", methods=["POST"])
@@ -185,8 +185,11 @@ def get_model(model_id: int):
 @blp.arguments(TrainIn)
 @blp.response(200, TrainOut)
 def train(body):
-    """Retrain a recipe's models from its earlier batches: a new version per step and
-    parameter, the previous one deactivated; audited as ``analytics.train``."""
+    """Retrain a recipe's models from its earlier batches: a new *pending* version per
+    step and parameter and one training run (`training_id`) with its evaluation report;
+    the new versions score once QA approves the run
+    (`POST /api/analytics/trainings/{id}/approve`), the versions in force until then.
+    Audited as ``analytics.train``."""
     return training.train(runtime(), body["recipe"], user=current_user(), released_only=body["released_only"])
 
 
