@@ -220,3 +220,48 @@ def test_runs_and_decisions_are_append_only(rt):
             with rt.transaction() as s:
                 s.execute(text(statement))
     assert model_review.get_training(rt, run)["status"] == "approved"
+
+
+class _NotEnoughHistory(ValueError):
+    """Stands in for the monitors' ``NotEnoughHistory`` (analytics.base, when present)."""
+
+
+def test_a_monitor_that_cannot_hold_its_rate_is_reported_not_trained(rt, monkeypatch):
+    from analytics import model_report
+    from analytics.univariate import UnivariateMonitor
+
+    def refuse(self, X, y=None, groups=None):
+        raise _NotEnoughHistory(f"{len(X)} batches cannot hold a 0.27 % false-alarm rate; 370 are needed")
+
+    monkeypatch.setattr(model_report, "NOT_ENOUGH", (_NotEnoughHistory,))
+    monkeypatch.setattr(UnivariateMonitor, "fit", refuse)
+    _plant(rt)
+    result = training.train(rt, RECIPE, user="qa.lead")
+    report = model_review.get_training(rt, result["training_id"])["report"]
+    assert [m["kind"] for m in report["models"]] == ["DurationMonitor"]
+    assert {(s["parameter"], s["reason"].split(";")[0]) for s in report["not_enough_history"]} == {
+        ("mass_g", "20 batches cannot hold a 0.27 % false-alarm rate"),
+        ("temp_c", "20 batches cannot hold a 0.27 % false-alarm rate"),
+    }
+
+
+def test_the_monitors_own_held_out_statistics_are_used_when_kept(rt, monkeypatch):
+    import numpy as np
+
+    from analytics.duration import DurationMonitor
+
+    fit = DurationMonitor.fit
+
+    def fit_with_cv(self, X, y=None, groups=None):
+        fit(self, X)
+        self.cv_statistic_ = np.r_[np.full(len(X) - 2, 0.5), 5.0, 5.0]  # two held-out rows beyond the limit
+        return self
+
+    monkeypatch.setattr(DurationMonitor, "fit", fit_with_cv)
+    _plant(rt)
+    result = training.train(rt, RECIPE, user="qa.lead")
+    report = model_review.get_training(rt, result["training_id"])["report"]
+    duration = next(m for m in report["models"] if m["kind"] == "DurationMonitor")
+    cv = duration["evaluation"]["cross_validated"]
+    assert cv["method"].startswith("the monitor's held-out statistics") and cv["false_alarms"] == 2
+    assert cv["false_alarm_rate"] == 0.1
