@@ -1,6 +1,11 @@
 """The catalogue of trained out-of-trend models: the ``trend_model`` rows (one per
 recipe step and parameter, or per unit procedure, each a versioned model card), which
 of them are active, and how a model and its limits are described to a person or the API.
+
+A model is a GMP record: training adds *pending* versions (``add_version``) that score
+nothing; QA's e-signed approval of their training run (``analytics.model_review``)
+makes them active and retires the versions they replace. Only active versions of an
+approved run score (``active_models``).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.models import TrendModel
+from engine.models import TrendModel, TrendTrainingDecision
 from engine.runtime import Runtime
 
 from .store import ModelCard
@@ -18,6 +23,10 @@ from .store import ModelCard
 #: ``TrendModel.kind`` of a per-parameter value model and of a step-duration model
 UNIVARIATE, DURATION_KIND = "UnivariateMonitor", "DurationMonitor"
 DURATION = ""  # ``TrendModel.parameter`` of a step-duration model
+#: ``Session.info`` key of the models added in this transaction (their training run is
+#: recorded once they are all trained: ``analytics.training``)
+ADDED = "analytics.added_models"
+APPROVED = "approved"
 
 
 def describe_model(m: TrendModel, *, with_card: bool = False) -> dict[str, Any]:
@@ -36,6 +45,7 @@ def describe_model(m: TrendModel, *, with_card: bool = False) -> dict[str, Any]:
         "active": m.active,
         "trained_at": m.trained_at.isoformat(),
         "trained_by": m.trained_by,
+        "training_id": m.training_id,
         "training_batches": len(m.card.get("training_batch_ids", [])),
         "limits": scalar_limits(m.kind, limits),
     }
@@ -86,12 +96,20 @@ def model_cards(rt: Runtime, recipe: str | None = None) -> list[ModelCard]:
         return [ModelCard.from_dict(m.card) for m in s.scalars(stmt)]
 
 
+def _approved():
+    """Models whose training run QA approved (e-signed decision ``approved``)."""
+    return TrendModel.training_id.in_(
+        select(TrendTrainingDecision.training_id).where(TrendTrainingDecision.decision == APPROVED)
+    )
+
+
 def active_models(
     s: Session, recipe: str, bpmn_id: str, parameter: str | None = None, kind: str | None = None
 ) -> list[TrendModel]:
-    """The active models of a recipe step (optionally of one parameter and kind)."""
+    """The models of a recipe step (optionally of one parameter and kind) that score:
+    active versions of an approved training run - never a pending or rejected one."""
     stmt = select(TrendModel).where(
-        TrendModel.recipe == recipe, TrendModel.bpmn_id == bpmn_id, TrendModel.active.is_(True)
+        TrendModel.recipe == recipe, TrendModel.bpmn_id == bpmn_id, TrendModel.active.is_(True), _approved()
     )
     if parameter is not None:
         stmt = stmt.where(TrendModel.parameter == parameter)
@@ -101,17 +119,30 @@ def active_models(
 
 
 def add_version(s: Session, row: TrendModel) -> None:
-    """Add a newly trained model as the active one: the model it replaces (same recipe,
-    step or unit procedure, parameter and kind) stays in the catalogue, inactive."""
-    for old in s.scalars(
-        select(TrendModel).where(
-            TrendModel.recipe == row.recipe,
-            TrendModel.bpmn_id == row.bpmn_id,
-            TrendModel.parameter == row.parameter,
-            TrendModel.kind == row.kind,
-            TrendModel.active.is_(True),
-        )
-    ):
-        old.active = False
-    row.active = True
+    """Add a newly trained model as a *pending* version of the training run in progress
+    (kept in ``s.info[ADDED]`` until the run is recorded): inactive, so it scores nothing
+    until QA approves the run; the version in force (same recipe, step or unit
+    procedure, parameter and kind) keeps scoring until then (``activate``)."""
+    row.active = False
     s.add(row)
+    s.info.setdefault(ADDED, []).append(row)
+
+
+def activate(s: Session, training_id: int) -> list[TrendModel]:
+    """Put an approved run's models in force: each replaces the active version of the
+    same recipe, step, parameter and kind, which stays in the catalogue, inactive."""
+    made = list(s.scalars(select(TrendModel).where(TrendModel.training_id == training_id)))
+    for row in made:
+        for old in s.scalars(
+            select(TrendModel).where(
+                TrendModel.recipe == row.recipe,
+                TrendModel.bpmn_id == row.bpmn_id,
+                TrendModel.parameter == row.parameter,
+                TrendModel.kind == row.kind,
+                TrendModel.active.is_(True),
+                TrendModel.id != row.id,
+            )
+        ):
+            old.active = False
+        row.active = True
+    return made

@@ -1,6 +1,7 @@
 """Command line for the analytics module, mounted under the batchline CLI through the
 ``batchline.cli`` entry point: `train` (re)trains a recipe's out-of-trend models from its
-batch history, `report` lists the active models and their limits, and `evaluate`
+batch history (a training run QA approves: `trainings`, `approve`, `reject` in
+``analytics.cli_models``), `report` lists the active models and their limits, and `evaluate`
 measures every out-of-trend method on simulated batches — printed, and written into
 the results section of a Markdown file (docs/analytics.md) only with ``--output``.
 
@@ -101,7 +102,9 @@ def _acting_user(user):
 @json_option
 def train_command(recipe, user, all_complete):
     """(Re)train the out-of-trend models of RECIPE from its earlier batches: a new
-    version per step and parameter, the previous one deactivated, audited."""
+    pending version per step and parameter and a training run with its evaluation
+    report, audited; they score once another QA person approves the run
+    (`batchline analytics approve ID`)."""
     from .training import train
 
     rt = _runtime()
@@ -120,6 +123,11 @@ def train_command(recipe, user, all_complete):
         f"{len(result['models'])} model(s) trained for {recipe} v{result['recipe_version']} "
         f"on {result['batches']} batch(es)"
     )
+    if result.get("training_id") is not None:
+        click.echo(
+            f"training run {result['training_id']} is pending: read its report (`batchline analytics trainings "
+            f"{result['training_id']}`); it scores once another QA person approves it"
+        )
     for item in result["skipped"]:
         click.echo(
             f"  skipped {item['bpmn_id']}{' / ' + item['parameter'] if item['parameter'] else ''}: {item['reason']}"
@@ -254,3 +262,16 @@ def main():  # pragma: no cover - for `python -m analytics.cli`
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# QA's e-signed decision on a training run: ``trainings``, ``approve``, ``reject``
+from . import cli_models  # noqa: E402
+
+cli_models.install(
+    analytics,
+    runtime=_runtime,
+    as_json=_as_json,
+    print_json=_print_json,
+    json_option=json_option,
+    batchline=_batchline,
+)

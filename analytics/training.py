@@ -7,6 +7,11 @@ batch record of its earlier batches, stored in the model catalogue (``analytics.
   is approximated: ``analytics.batch_record``);
 * per unit procedure with equipment samples: a time-series model (``analytics.equipment``).
 
+Each run is a GMP record (``analytics.model_review``): its models are new *pending*
+versions with an evaluation report (``analytics.model_report``: features, limits,
+training batches, false alarms on held-out released batches, what had not enough
+history); they score only once QA approves the run with an e-signature.
+
 Steps repeated within one batch (a loop such as a daily in-process control) get a
 duration model but no value models: their values follow the culture age, not the
 batch sequence (that is the maturity-aligned time-series path, ``analytics.timeseries``).
@@ -25,12 +30,14 @@ from sqlalchemy import select
 
 from engine import audit
 from engine.errors import InvalidInput, NotFound
-from engine.models import RecipeVersion, TrendModel, utcnow
+from engine.models import RecipeVersion, TrendModel, TrendTraining, utcnow
 from engine.runtime import Runtime
 from engine.vocabulary import BatchState, RecipeStatus
+from engine.workflow_store import canonical, sha256
 
+from . import model_report
 from .batch_record import NumberField, StepPoint, as_number, number_fields, recipe_versions, step_points
-from .catalogue import DURATION, DURATION_KIND, UNIVARIATE, add_version
+from .catalogue import ADDED, DURATION, DURATION_KIND, UNIVARIATE, add_version
 from .duration import DurationMonitor
 from .equipment.training import train_in_session
 from .store import ModelCard
@@ -49,6 +56,7 @@ class TrainResult:
     batches: int
     models: list[dict[str, Any]]
     skipped: list[dict[str, Any]]
+    training_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +65,8 @@ class TrainResult:
             "batches": self.batches,
             "models": self.models,
             "skipped": self.skipped,
+            "training_id": self.training_id,
+            "status": "pending" if self.training_id is not None else None,
         }
 
 
@@ -79,9 +89,11 @@ def train(
 
     ``released_only``: train on batches QA released (state ``released``, an e-signed
     release, ``engine.quality.release``); pass False to train on every completed or
-    released batch (demo, tests). Each model gets the next
-    version number and the previous version is deactivated; the training is one
-    transaction with one audit entry (``analytics.train``).
+    released batch (demo, tests). Each model gets the next version number, *pending*:
+    the versions in force keep scoring until QA approves this run
+    (``analytics.model_review.approve``). The run and its evaluation report are one
+    ``trend_training`` row (``training_id``; none when nothing could be trained); the
+    training is one transaction with one audit entry (``analytics.train``).
     ``progress(done, total)`` is called per step trained (the CLI's progress bar)."""
     if not isinstance(recipe_key, str) or not recipe_key:
         raise InvalidInput("recipe is required", code="recipe_invalid")
@@ -115,11 +127,18 @@ def train(
         made: list[dict[str, Any]] = []
         skipped: list[dict[str, Any]] = []
         steps = sorted(by_step)
+        evaluated: list[tuple[TrendModel, dict[str, Any]]] = []
         for done, bpmn_id in enumerate(steps, 1):
             for c in _candidates(bpmn_id, by_step[bpmn_id], fields_of, min_batches, skipped):
                 prior = latest.get((bpmn_id, c.parameter, c.kind))
                 version = (prior.version + 1) if prior else 1
-                add_version(s, _fit(c, recipe_key, target, bpmn_id, alpha, version, user, now))
+                try:
+                    row = _fit(c, recipe_key, target, bpmn_id, alpha, version, user, now)
+                except model_report.NOT_ENOUGH as exc:  # the monitor cannot hold its rate on so few
+                    skipped.append({"bpmn_id": bpmn_id, "parameter": c.parameter or None, "reason": str(exc)})
+                    continue
+                add_version(s, row)
+                evaluated.append((row, model_report.held_out(_maker(c, alpha), c.X, c.batch_ids)))
                 made.append(
                     {
                         "bpmn_id": bpmn_id,
@@ -138,6 +157,18 @@ def train(
         made += ts_made
         skipped += ts_skipped
         trained_batches = sorted({p.batch_id for p in points} | set(ts_batches))
+        training_id = _record_run(
+            s,
+            recipe_key,
+            target,
+            user=user,
+            now=now,
+            released_only=released_only,
+            alpha=alpha,
+            batches=trained_batches,
+            evaluated=evaluated,
+            skipped=skipped,
+        )
         audit.record(
             s,
             user=user,
@@ -149,12 +180,70 @@ def train(
                 "models": len(made),
                 "released_only": released_only,
                 "alpha": alpha,
+                "training_id": training_id,
                 "batches": trained_batches,
                 "versions": sorted({(m["bpmn_id"], m["parameter"], m["kind"], m["version"]) for m in made}),
             },
             reason="retraining of out-of-trend models",
         )
-        return TrainResult(recipe_key, target.version, len(trained_batches), made, skipped).to_dict()
+        return TrainResult(recipe_key, target.version, len(trained_batches), made, skipped, training_id).to_dict()
+
+
+def _record_run(
+    s: Any,
+    recipe_key: str,
+    target: RecipeVersion,
+    *,
+    user: str,
+    now: datetime,
+    released_only: bool,
+    alpha: float,
+    batches: list[str],
+    evaluated: list[tuple[TrendModel, dict[str, Any]]],
+    skipped: list[dict[str, Any]],
+) -> int | None:
+    """The run's ``trend_training`` row with its evaluation report, and its id on every
+    model this transaction added (value, duration and equipment models alike)."""
+    rows = s.info.pop(ADDED, [])
+    if not rows:
+        return None
+    s.flush()
+    by_id = {row.id: ev for row, ev in evaluated}
+    equipment = {"method": "cross-conformal over the training batches (analytics.equipment.training)"}
+    models = [
+        model_report.model_entry(
+            row,
+            by_id.get(row.id) or {**equipment, "target_batch_false_alarm_rate": row.card["params"].get("batch_alpha")},
+            alpha if row.id in by_id else row.card["params"].get("batch_alpha"),
+        )
+        for row in sorted(rows, key=lambda r: (r.bpmn_id, r.kind, r.parameter))
+    ]
+    report = {
+        "recipe": recipe_key,
+        "recipe_version": target.version,
+        "trained_by": user,
+        "trained_at": now.isoformat(),
+        "released_only": released_only,
+        "alpha": alpha,
+        "batches": batches,
+        "models": models,
+        "not_enough_history": model_report.not_enough_history(skipped),
+        "summary": model_report.summary(models),
+    }
+    run = TrendTraining(
+        recipe=recipe_key,
+        recipe_version_id=target.id,
+        trained_by=user,
+        trained_at=now,
+        released_only=released_only,
+        report=report,
+        report_hash=sha256(canonical(report)),
+    )
+    s.add(run)
+    s.flush()
+    for row in rows:
+        row.training_id = run.id
+    return run.id
 
 
 @dataclass
@@ -205,6 +294,13 @@ def _candidates(
     return out
 
 
+def _maker(c: _Candidate, alpha: float) -> Callable[[], Any]:
+    """A fresh, unfitted monitor of the candidate's kind (for the held-out evaluation)."""
+    if c.kind == DURATION_KIND:
+        return lambda: DurationMonitor(alpha=alpha)
+    return lambda: UnivariateMonitor(alpha=alpha, rules=(1, 2, 3, 4))
+
+
 def _fit(
     c: _Candidate,
     recipe_key: str,
@@ -216,10 +312,7 @@ def _fit(
     now: datetime,
 ) -> TrendModel:
     """Fit the candidate's monitor and make its catalogue row (model card inside)."""
-    monitor = (
-        DurationMonitor(alpha=alpha) if c.kind == DURATION_KIND else UnivariateMonitor(alpha=alpha, rules=(1, 2, 3, 4))
-    )
-    monitor.fit(c.X)
+    monitor = model_report.fit(_maker(c, alpha)(), c.X, c.batch_ids)
     card = ModelCard.for_monitor(
         monitor,
         recipe_id=recipe_key,

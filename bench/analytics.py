@@ -4,12 +4,27 @@ history of one recipe step and scoring new data (samples per second).
 Size: 50 batches x 301 hourly samples x 8 variables for the time-series monitors
 (15,050 rows, what the evaluation fits on); 500 batches x 8 parameters for the
 end-of-batch monitors; 500 batches x 4 steps for the duration monitor.
-Run: python bench/analytics.py
+
+Then the cost in the MES (``mes_cost``), on a fresh SQLite database in the same run:
+
+* a durable step as ``bench/engine.py`` measures it (p50 of the steps around step 30 of
+  a long batch, ``batchline_long``) and the ``score_step`` job of one operator step
+  (approved models of a one-step recipe: a duration and two value models trained on 20
+  released batches; the job's claim, scoring and commit), p50 over ``--live`` batches:
+  scoring cost per step / durable step cost (goal <= 0.05);
+* scoring throughput: 1, 10 and 100 batches whose steps wait for scoring at once,
+  drained by ``--workers`` worker threads (``engine.jobs.run_due``, as ``batchline
+  worker`` does); samples/s = values and durations scored per second.
+
+Run: python bench/analytics.py [--live 30] [--workers 4] [--mes-only]
 """
 
 from __future__ import annotations
 
+import argparse
+import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +45,7 @@ def best_of(fn, repeat=3):
     return min(times)
 
 
-def main():
+def monitors():
     rng = np.random.default_rng(0)
     series = rng.standard_normal((50 * 301, 8)) @ rng.standard_normal((8, 8))
     parameters = rng.standard_normal((500, 8)) * [1, 2, 3, 4, 5, 6, 7, 8] + 50
@@ -51,6 +66,180 @@ def main():
     start = time.perf_counter()
     simulate_batches(100, 0)
     print(f"\nsimulator: 100 batches x 300 h in {time.perf_counter() - start:.2f} s")
+
+
+def _trend_plant():
+    """A SQLite runtime with the one-step trend recipe, 20 released batches of history and
+    its approved models (trained by one QA person, approved by another)."""
+    from analytics import model_review
+    from analytics.history import write_history
+    from analytics.jobs import install
+    from analytics.training import train
+    from bench.engine import Database
+    from engine import users
+    from tests.analytics.trend_recipe import OPERATOR, RECIPE, history, import_trend_recipe
+
+    db = Database("sqlite")
+    rt = db.runtime()
+    import_trend_recipe(rt)
+    write_history(rt, RECIPE, history(20), user="bench")
+    run = train(rt, RECIPE, user="qa.bench")["training_id"]
+    model_review.approve(rt, run, signer=users.Person("qa.approver", "QA Approver", ("qa",)), reason="bench")
+    install(rt)
+    users.create_user(rt, OPERATOR, "Trend Operator", ["operator"], by="bench", password="trend-operator-pw-1")
+    return db, rt
+
+
+def _start(rt, batch_id: str) -> None:
+    """Start a batch as if 30 minutes ago: its step then takes a usual time (the history's
+    steps take ~30 min), so scoring takes the common path - nothing out of trend."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from engine import batches
+    from engine.models import Batch, utcnow
+    from tests.analytics.trend_recipe import RECIPE
+
+    batches.start_batch(rt, RECIPE, batch_id, user="sup", parameters={})
+    with rt.transaction() as s:
+        s.execute(update(Batch).where(Batch.batch_id == batch_id).values(created_at=utcnow() - timedelta(minutes=30)))
+
+
+def _step(rt, batch_id: str, mass: float, *, start: bool = True) -> float:
+    """Start a batch (unless ``start`` is False) and record its one operator step
+    (durable, scoring job scheduled); returns the step's seconds."""
+    from engine import batches, users
+    from tests.analytics.trend_recipe import OPERATOR
+
+    if start:
+        _start(rt, batch_id)
+        _drain(rt, 1)  # the batch start's own jobs: only the step's scoring job is left
+    task = batches.ready_tasks(rt, batch_id)[0]
+    signer = users.person(rt, OPERATOR)
+    t0 = time.perf_counter()
+    batches.complete_task(rt, batch_id, task["id"], {"mass_g": mass, "temp_c": 20.0}, user=OPERATOR, signer=signer)
+    return time.perf_counter() - t0
+
+
+def _drain(rt, workers: int) -> int:
+    """Run every due job with ``workers`` threads; returns how many ran."""
+    from engine import jobs
+
+    ran = [0] * workers
+
+    def work(i):
+        name = f"bench-{i}"
+        while True:
+            n = jobs.run_due(rt, worker=name, limit=5)
+            if not n:
+                return
+            ran[i] += n
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return sum(ran)
+
+
+def _compute_only(rt, repeat: int = 200) -> float:
+    """Seconds to rebuild the step's approved monitors from their cards and score one
+    step's values and duration: the analytics alone, without the database."""
+    from analytics import catalogue
+    from analytics.store import ModelCard
+    from tests.analytics.trend_recipe import RECIPE
+
+    with rt.transaction() as s:
+        cards = [m.card for m in catalogue.active_models(s, RECIPE, "weigh")]
+    X = np.array([[100.4]])
+
+    def once():
+        for data in cards:
+            ModelCard.from_dict(data).monitor().predict(X)
+
+    return best_of(lambda: [once() for _ in range(repeat)]) / repeat
+
+
+def mes_cost(live: int, workers: int) -> None:
+    from bench.engine import batchline_long
+    from engine import jobs
+    from engine.vocabulary import JobKind
+
+    db, rt = _trend_plant()
+    handler_times: list[float] = []
+    score_step = rt.job_handlers[JobKind.SCORE_STEP]
+
+    def timed(*args):
+        t0 = time.perf_counter()
+        try:
+            return score_step(*args)
+        finally:
+            handler_times.append(time.perf_counter() - t0)
+
+    try:
+        durable = batchline_long(rt, 60)[30] / 1000.0  # bench/engine.py: p50 near step 30, seconds
+        _drain(rt, 1)  # the long batch's own scoring jobs (no models for that recipe)
+        rt.job_handlers[JobKind.SCORE_STEP] = timed
+        handler_times.clear()
+        steps, scores = [], []
+        for i in range(live):
+            steps.append(_step(rt, f"LIVE-{i:04d}", 100.0 + (i % 5) * 0.3))
+            # the step left its scoring job and (the batch ends with it) the batch's own
+            # completion job: claim both, count the claim and the scoring job's run
+            t0 = time.perf_counter()
+            claimed = jobs.acquire(rt, "bench-live", 10)
+            claim = time.perf_counter() - t0
+            for job_id in claimed:
+                before = len(handler_times)
+                t0 = time.perf_counter()
+                jobs.run_job(rt, job_id, "bench-live")
+                if len(handler_times) > before:
+                    scores.append(claim + time.perf_counter() - t0)
+            assert len(scores) == i + 1, "the step's score_step job did not run"
+        score, handler = statistics.median(scores), statistics.median(handler_times)
+        compute = _compute_only(rt)
+        print(f"\nscoring in the MES (SQLite, one-step recipe, 3 approved models; p50 of {live} steps)")
+        print(f"{'durable step (bench/engine.py, p50 near step 30)':56s} {durable * 1000:8.2f} ms")
+        print(f"{'durable step of the trended recipe (complete_task)':56s} {statistics.median(steps) * 1000:8.2f} ms")
+        print(f"{'score_step job of one step (claim + run + done)':56s} {score * 1000:8.2f} ms")
+        print(f"{'  of which the handler (analytics.scoring.score_step)':56s} {handler * 1000:8.2f} ms")
+        print(f"{'  of which loading the 3 model cards and scoring':56s} {compute * 1000:8.3f} ms")
+        print(f"{'scoring cost per step / durable step cost (job)':56s} {score / durable:8.3f}   (goal <= 0.05)")
+        print(f"{'  handler only / durable step':56s} {handler / durable:8.3f}")
+        print(f"{'  model compute only / durable step':56s} {compute / durable:8.4f}")
+
+        print(f"\nscoring throughput, {workers} worker threads (3 samples per step: 2 values + duration;")
+        print("the drain also runs each batch's completion job, as a worker would)")
+        print(f"{'batches waiting':>16s} {'scored':>7s} {'seconds':>9s} {'samples/s':>10s} {'steps/s':>9s}")
+        for n in (1, 10, 100):
+            names = [f"PAR-{n:03d}-{i:04d}" for i in range(n)]
+            for name in names:
+                _start(rt, name)
+            _drain(rt, workers)  # the starts' own jobs
+            for i, name in enumerate(names):
+                _step(rt, name, 100.0 + (i % 7) * 0.25, start=False)
+            before = len(handler_times)
+            t0 = time.perf_counter()
+            _drain(rt, workers)
+            took = time.perf_counter() - t0
+            ran = len(handler_times) - before
+            print(f"{n:16d} {ran:7d} {took:9.3f} {3 * ran / took:10,.0f} {ran / took:9,.1f}")
+    finally:
+        rt.close()
+        db.drop()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--live", type=int, default=30, help="steps timed for the per-step scoring cost")
+    ap.add_argument("--workers", type=int, default=4, help="worker threads draining the scoring jobs")
+    ap.add_argument("--mes-only", action="store_true", help="skip the monitor throughput table")
+    args = ap.parse_args()
+    if not args.mes_only:
+        monitors()
+    mes_cost(args.live, args.workers)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ APPEND_ONLY = (
     "batch_migration_signature",
     "equipment_log_entry",
     "task_time",
+    "trend_training",
+    "trend_training_decision",
 )
 #: the migrations' own bookkeeping: the application reads it (health), never writes it
 SCHEMA_TABLES = ("alembic_version",)

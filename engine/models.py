@@ -409,6 +409,9 @@ class TrendModel(Base):
     trained_at: Mapped[datetime] = mapped_column(default=utcnow)
     trained_by: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: the training run that made this version (``TrendTraining``): its evaluation report and
+    #: QA's e-signed approval; a version scores only once that run is approved (``active``)
+    training_id: Mapped[int | None] = mapped_column(ForeignKey("trend_training.id"), nullable=True, index=True)
 
 
 class EquipmentSample(Base):
@@ -742,3 +745,39 @@ class TaskTime(Base):
     bpmn_id: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     by: Mapped[str | None] = mapped_column(String(100), nullable=True)  # who opened it
+# --- out-of-trend models as GMP records (analytics.model_review) ---------------------
+
+
+class TrendTraining(Base):
+    """One training run of a recipe's out-of-trend models: who trained, on what, and the
+    evaluation report QA approves (features, limits, training batches, false alarms on
+    held-out released batches, what had not enough history). Append-only: the report is
+    what the approval signs (``report_hash``); the run's state is its decision row."""
+
+    __tablename__ = "trend_training"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipe: Mapped[str] = mapped_column(String(200), index=True)
+    recipe_version_id: Mapped[int] = mapped_column(ForeignKey("recipe_version.id"))
+    trained_by: Mapped[str] = mapped_column(String(200))
+    trained_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_only: Mapped[bool] = mapped_column(Boolean, default=True)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    report_hash: Mapped[str] = mapped_column(String(64))
+
+
+class TrendTrainingDecision(Base):
+    """QA's e-signed decision on a training run (approved: its models score from now on;
+    rejected: they never do). One per run (unique), never changed: a second approval of
+    the same run, replayed or concurrent, is refused by the database too. Append-only."""
+
+    __tablename__ = "trend_training_decision"
+    __table_args__ = (UniqueConstraint("training_id", name="uq_trend_training_decision"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    training_id: Mapped[int] = mapped_column(ForeignKey("trend_training.id"))
+    decision: Mapped[str] = mapped_column(String(20))  # approved | rejected
+    username: Mapped[str] = mapped_column(String(100))
+    printed_name: Mapped[str] = mapped_column(String(200))
+    meaning: Mapped[str] = mapped_column(String(50))
+    reason: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    report_hash: Mapped[str] = mapped_column(String(64))

@@ -133,6 +133,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api.register_blueprint(analytics_api.blp)
     api.register_blueprint(analytics_api.equipment_blp)
 
+    from .api import model_reviews as model_reviews_api
+
+    api.register_blueprint(model_reviews_api.blp)
+
     from .api import exports as exports_api
     from .api import qms as qms_api
 
@@ -171,6 +175,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from .trends import bp as trends
 
     app.register_blueprint(trends)
+
+    from .trends.model_reviews import bp as model_reviews
+
+    app.register_blueprint(model_reviews)
 
     # out-of-trend scoring of each operator step after commit (the score_step job)
     from analytics import jobs as analytics_jobs

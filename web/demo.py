@@ -4,7 +4,8 @@ Creates the demo people (their passwords are printed: demo only), registers rele
 material lots and clean equipment for everything the library's forms scan, imports the
 workflow library (imported by one QA person, approved by another), writes 30 earlier
 reviewed mAb batches as demo history (with simulated bioreactor time series) and
-trains the out-of-trend models on them (``analytics.history``), connects the simulated
+trains the out-of-trend models on them (``analytics.history``; Quinn trains, Rita approves
+the training run with her e-signature, so the models score), connects the simulated
 ERP and LIMS, puts the default exception rules in force (imported and approved by two QA
 people) with a completed batch awaiting QA's review (``web.demo_review``), and starts a
 mAb batch so there is something to do at once; when serving,
@@ -100,6 +101,7 @@ def setup(rt: Runtime) -> dict[str, Any]:
 
     install(rt)
     history = seed_demo_history(rt, "mab_upstream", n_batches=HISTORY_BATCHES)
+    approve_demo_models(rt, "mab_upstream")
 
     # QA's review by exception: the default exception rules in force (Quinn imports, Rita
     # approves) and a completed batch waiting for review with its exceptions
@@ -128,6 +130,25 @@ def setup(rt: Runtime) -> dict[str, Any]:
         "lots": {m: lot_for(m) for m in sorted(materials)},
         "equipment": {c: equipment_for(c) for c in sorted(classes)},
     }
+
+
+def approve_demo_models(rt: Runtime, recipe: str) -> int | None:
+    """Models score only once QA approved their training run: Quinn trained them on the
+    demo history, so Rita approves the newest pending run with her e-signature through
+    the same function as the API, audited (``analytics.model_review``)."""
+    from analytics import model_review
+
+    pending = model_review.newest_pending(rt, recipe)
+    if pending is None:
+        return None
+    name, roles, _ = PEOPLE["qa.rita"]
+    model_review.approve(
+        rt,
+        pending,
+        signer=Person("qa.rita", name, tuple(roles)),
+        reason="demo: evaluation report reviewed (held-out false alarms, limits, training batches)",
+    )
+    return pending
 
 
 def start_equipment_feed(

@@ -32,7 +32,7 @@ from engine.models import Batch, BatchException, RecipeVersion, TrendModel
 from engine.runtime import Runtime
 from engine.vocabulary import ExceptionSource, ExceptionStatus, LimitLevel
 
-from ..catalogue import describe_model
+from ..catalogue import active_models, describe_model
 from ..timeseries import TimeSeriesModel, align
 from .samples import samples_of, series_of
 from .training import KIND, PARAMETER
@@ -67,17 +67,10 @@ def score(model: TimeSeriesModel, grid: np.ndarray, times: np.ndarray, X: np.nda
 
 
 def _active_model(s: Session, recipe: str, unit_procedure: str) -> TrendModel | None:
-    return s.scalars(
-        select(TrendModel)
-        .where(
-            TrendModel.recipe == recipe,
-            TrendModel.bpmn_id == unit_procedure,
-            TrendModel.kind == KIND,
-            TrendModel.parameter == PARAMETER,
-            TrendModel.active.is_(True),
-        )
-        .order_by(TrendModel.version.desc())
-    ).first()
+    """The unit procedure's time-series model in force: an active version of an
+    approved training run (``catalogue.active_models``), never a pending one."""
+    rows = active_models(s, recipe, unit_procedure, parameter=PARAMETER, kind=KIND)
+    return max(rows, key=lambda m: m.version) if rows else None
 
 
 def score_samples(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, Any]) -> list[dict[str, Any]]:

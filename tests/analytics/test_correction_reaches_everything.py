@@ -27,7 +27,7 @@ from engine import batches, jobs, users
 from engine.models import TrendModel, utcnow
 from web.app import create_app
 
-from .trend_recipe import OPERATOR, RECIPE, import_trend_recipe, live_step
+from .trend_recipe import OPERATOR, RECIPE, import_trend_recipe, live_step, train_and_approve
 
 LOW = [99.0, 99.4, 99.2, 99.6, 99.1, 99.5, 99.3, 99.7]
 HIGH = [100.6, 100.9, 100.7, 85.0, 101.0, 100.65, 100.85, 100.75]
@@ -93,7 +93,7 @@ def test_one_correction_reaches_record_api_training_and_scoring(rt):
     corrected = [RIGHT if m == float(WRONG) else m for m in LOW + HIGH]
     recorded = LOW + HIGH
     assert _fitted(corrected)["centre"] != pytest.approx(_fitted(recorded)["centre"])  # the test can tell
-    training.train(rt, RECIPE, user="qa.lead", released_only=False)
+    train_and_approve(rt, RECIPE, user="qa.lead", released_only=False)
     model = {m["parameter"]: m for m in catalogue.list_models(rt, RECIPE)}["mass_g"]
     assert model["training_batches"] == 16
     assert model["limits"]["centre"] == pytest.approx(float(np.median(corrected)))  # 100.15, not 99.65

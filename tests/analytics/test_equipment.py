@@ -17,7 +17,7 @@ from engine import batches, jobs
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.models import AuditEvent, EquipmentSample, Job
 
-from .trend_recipe import RECIPE, history, import_trend_recipe
+from .trend_recipe import RECIPE, history, import_trend_recipe, train_and_approve
 
 UP = RECIPE  # the top process: it runs from the batch start (samples are scored only while their unit procedure runs)
 SEED = 7
@@ -32,7 +32,7 @@ def plant(rt):
     write_history(rt, RECIPE, specs, user="demo")
     rows = equipment.write_simulated_history(rt, [b["batch_id"] for b in specs], seed=SEED, unit_procedure=UP)
     assert rows == N * 301
-    result = training.train(rt, RECIPE, user="qa.lead")
+    result = train_and_approve(rt, RECIPE, user="qa.lead")
     install(rt)
     _, reference = equipment.simulated_samples(N, SEED)
     return result, reference
@@ -60,7 +60,7 @@ def test_training_from_stored_history(rt, plant):
     with rt.transaction() as s:
         entry = s.scalars(select(AuditEvent).where(AuditEvent.action == "analytics.train")).all()[-1]
     assert "TimeSeriesModel" in json.dumps(entry.new)
-    again = training.train(rt, RECIPE, user="qa.lead")  # retraining: next version, the old one retired
+    again = train_and_approve(rt, RECIPE, user="qa.lead")  # retraining: next version, the old one retired
     assert [m["version"] for m in again["models"] if m["kind"] == equipment.KIND] == [2]
     versions = [
         (m["version"], m["active"])

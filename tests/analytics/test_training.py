@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from analytics import UnivariateMonitor, catalogue, dumps, loads, training
+from analytics import UnivariateMonitor, catalogue, dumps, loads, model_review, training
 from analytics.history import write_history
 from analytics.store import ModelCard
 from engine import audit
 from engine.errors import NotFound
 from engine.models import AuditEvent, TrendModel
+from tests.support import person
 
 from .trend_recipe import RECIPE, history, import_trend_recipe, trained_plant
 
@@ -59,6 +60,17 @@ def test_retraining_is_versioned_and_audited(rt):
     trained_plant(rt)
     second = training.train(rt, RECIPE, user="qa.other")
     assert {m["version"] for m in second["models"]} == {2}
+    # pending: version 1 (approved) keeps scoring until QA approves the new run
+    pending = catalogue.list_models(rt, RECIPE, active_only=False)
+    assert sorted((m["parameter"] or "", m["version"], m["active"]) for m in pending) == [
+        ("", 1, True),
+        ("", 2, False),
+        ("mass_g", 1, True),
+        ("mass_g", 2, False),
+        ("temp_c", 1, True),
+        ("temp_c", 2, False),
+    ]
+    model_review.approve(rt, second["training_id"], signer=person("qa.lead"), reason="report reviewed")
     every = catalogue.list_models(rt, RECIPE, active_only=False)
     assert sorted((m["parameter"] or "", m["version"], m["active"]) for m in every) == [
         ("", 1, False),

@@ -10,12 +10,13 @@ from datetime import UTC, timedelta
 import numpy as np
 
 import engine.models as models
+from analytics import model_review
 from analytics.history import HistoryStep, write_history
 from analytics.jobs import install
 from analytics.training import train
 from engine import batches, users
-from engine.models import utcnow
-from tests.support import approved_recipe
+from engine.models import Batch, utcnow
+from tests.support import approved_recipe, person
 
 RECIPE = "trend_weigh"
 BPMN = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -100,11 +101,21 @@ def history(n: int = 20, seed: int = 3, *, last_above: int = 0, reviewed_prefix:
     return out
 
 
+def train_and_approve(rt, recipe: str = RECIPE, *, user: str = "qa.lead", approver: str = "qa.approver", **options):
+    """Train a recipe's models and approve the run as a second QA person (e-signed
+    through ``analytics.model_review.approve``, as QA does): only approved models score.
+    Returns the training result (``training_id`` set when something was trained)."""
+    result = train(rt, recipe, user=user, **options)
+    if result["training_id"] is not None:
+        model_review.approve(rt, result["training_id"], signer=person(approver), reason="evaluation report reviewed")
+    return result
+
+
 def trained_plant(rt, n: int = 20, *, last_above: int = 0):
-    """Recipe, history and models; the scoring job handler installed; an operator."""
+    """Recipe, history and approved models; the scoring job handler installed; an operator."""
     import_trend_recipe(rt)
     write_history(rt, RECIPE, history(n, last_above=last_above), user="demo")
-    result = train(rt, RECIPE, user="qa.lead")
+    result = train_and_approve(rt, RECIPE, user="qa.lead")
     install(rt)
     users.create_user(rt, OPERATOR, "Trend Operator", ["operator"], by="test", password="trend-operator-pw-1")
     return result

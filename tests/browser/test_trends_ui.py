@@ -25,7 +25,16 @@ from analytics.jobs import install
 from analytics.simulator import Fault
 from analytics.training import MIN_BATCHES, train
 from engine import batches, jobs, users
-from tests.analytics.trend_recipe import BPMN, FORM, OPERATOR, RECIPE, history, import_trend_recipe, live_step
+from tests.analytics.trend_recipe import (
+    BPMN,
+    FORM,
+    OPERATOR,
+    RECIPE,
+    history,
+    import_trend_recipe,
+    live_step,
+    train_and_approve,
+)
 from tests.support import approved_recipe, make_runtime
 
 from .conftest import PEOPLE, password
@@ -48,8 +57,8 @@ def train_and_score(rt) -> None:
 
     Training and scoring stay in this one function on purpose: when models must be
     approved before they score, the approval step goes here, between the two."""
-    train(rt, RECIPE, user="qa.dora")
-    train(rt, FEW, user="qa.dora")
+    train_and_approve(rt, RECIPE, user="qa.dora")
+    train_and_approve(rt, FEW, user="qa.dora")
     install(rt)
     live_step(rt, "TR-OOT", {"mass_g": 104, "temp_c": 20.0})  # out of trend, inside the recipe's limits
     live_step(rt, "TR-ALERT", {"mass_g": 112, "temp_c": 20.0})  # beyond the alert limit (110 g)

@@ -134,6 +134,8 @@ def test_the_application_role_cannot_change_the_record_and_the_owner_is_stopped_
             "batch_migration_signature",
             "equipment_log_entry",
             "task_time",
+            "trend_training",
+            "trend_training_decision",
         ],
     }
     with rt.db.begin() as conn:

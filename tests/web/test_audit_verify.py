@@ -99,6 +99,8 @@ def test_db_upgrade_grants_the_application_role(run, rt):
                 "batch_migration_signature",
                 "equipment_log_entry",
                 "task_time",
+                "trend_training",
+                "trend_training_decision",
             ],
         }
         with runtime.transaction() as s:

@@ -69,6 +69,14 @@ def test_demo_plant(tmp_path):
 
         models = catalogue.list_models(rt, "mab_upstream")  # out-of-trend models trained on it
         assert any(m["kind"] == "TimeSeriesModel" and m["bpmn_id"] == "up_production" for m in models)
+        from analytics import model_review  # they score: Quinn trained them, Rita approved (e-signed)
+
+        run = model_review.list_trainings(rt, "mab_upstream")[0]
+        assert (run["status"], run["trained_by"], run["decision"]["username"]) == ("approved", "qa.quinn", "qa.rita")
+        assert {m["training_id"] for m in models} == {run["id"]}
+        with rt.transaction() as s:
+            signed = s.scalars(select(AuditEvent).where(AuditEvent.action == "analytics.training.approved")).one()
+            assert signed.user == "qa.rita" and signed.object_id == str(run["id"])
         # when serving, a simulated bioreactor feeds the demo batch (here: briefly, fast)
         import threading
         import time

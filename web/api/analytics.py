@@ -1,7 +1,9 @@
 """Out-of-trend analytics over HTTP: the trained models and their limits, retraining
 (QA), a parameter's values across batches with centre line, limits and the rules each
 point broke, step durations, and the findings per recipe - a thin layer over
-``analytics`` (``catalogue``, ``training``, ``charts``, ``findings``, ``equipment``)."""
+``analytics`` (``catalogue``, ``training``, ``charts``, ``findings``, ``equipment``).
+The training runs, their evaluation reports and QA's e-signed decision on them (only
+approved models score) are in ``web.api.model_reviews``."""
 
 from __future__ import annotations
 
@@ -59,6 +61,9 @@ class TrendModelOut(ma.Schema):
     active = ma.fields.Boolean()
     trained_at = ma.fields.String()
     trained_by = ma.fields.String()
+    training_id = ma.fields.Integer(
+        allow_none=True, metadata={"description": "the training run (report, approval): /api/analytics/trainings/{id}"}
+    )
     training_batches = ma.fields.Integer()
     limits = ma.fields.Nested(Limits)
 
@@ -77,6 +82,10 @@ class TrainOut(ma.Schema):
     batches = ma.fields.Integer()
     models = ma.fields.List(ma.fields.Dict())
     skipped = ma.fields.List(ma.fields.Dict())
+    training_id = ma.fields.Integer(
+        allow_none=True, metadata={"description": "the training run QA approves (null: nothing was trained)"}
+    )
+    status = ma.fields.String(allow_none=True, metadata={"description": "pending: the new models score once approved"})
 
 
 class ChartQuery(ma.Schema):
@@ -158,8 +167,11 @@ def list_models(query):
 @blp.arguments(TrainIn)
 @blp.response(200, TrainOut)
 def train(body):
-    """Retrain a recipe's models from its earlier batches: a new version per step and
-    parameter, the previous one deactivated; audited as ``analytics.train``."""
+    """Retrain a recipe's models from its earlier batches: a new *pending* version per
+    step and parameter and one training run (`training_id`) with its evaluation report;
+    the new versions score once QA approves the run
+    (`POST /api/analytics/trainings/{id}/approve`), the versions in force until then.
+    Audited as ``analytics.train``."""
     return training.train(runtime(), body["recipe"], user=current_user(), released_only=body["released_only"])
 
 
