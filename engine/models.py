@@ -745,6 +745,8 @@ class TaskTime(Base):
     bpmn_id: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     by: Mapped[str | None] = mapped_column(String(100), nullable=True)  # who opened it
+
+
 # --- out-of-trend models as GMP records (analytics.model_review) ---------------------
 
 

@@ -9,7 +9,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from analytics import catalogue, equipment, findings, training
+from analytics import catalogue, equipment, findings
 from analytics.history import write_history
 from analytics.jobs import install
 from analytics.simulator import Fault

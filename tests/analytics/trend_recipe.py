@@ -15,7 +15,7 @@ from analytics.history import HistoryStep, write_history
 from analytics.jobs import install
 from analytics.training import train
 from engine import batches, users
-from engine.models import Batch, utcnow
+from engine.models import utcnow
 from tests.support import approved_recipe, person
 
 RECIPE = "trend_weigh"

@@ -23,7 +23,7 @@ from analytics import equipment
 from analytics.history import write_history
 from analytics.jobs import install
 from analytics.simulator import Fault
-from analytics.training import MIN_BATCHES, train
+from analytics.training import MIN_BATCHES
 from engine import batches, jobs, users
 from tests.analytics.trend_recipe import (
     BPMN,
