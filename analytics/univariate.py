@@ -19,7 +19,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from .base import CalibrationWarning, Monitor, conformal_threshold
+from .base import CalibrationWarning, Monitor, NotEnoughHistory, conformal_threshold
 from .limits import column_limits
 
 #: Nelson (1984) rules as numbered by Nelson; 1-4 are the Western Electric-like
@@ -123,6 +123,7 @@ class UnivariateMonitor(Monitor):
         "limit_": None,
         "inflation_": np.float64,
         "method_": None,
+        "monitored_": np.bool_,
     }
 
     def __init__(self, alpha=0.01, rules=(1,), scale="mad"):
@@ -137,17 +138,23 @@ class UnivariateMonitor(Monitor):
         if self.scale not in ("mad", "qn", "sd"):
             raise ValueError(f"scale must be 'mad', 'qn' or 'sd'; got {self.scale!r}")
         fitted = column_limits(X, self.alpha, self.scale, groups)
-        self.method_, self.centre_, self.scale_, self.inflation_, self.limit_, self.cv_statistic_ = fitted
+        self.method_, self.centre_, self.scale_, self.inflation_, self.limit_, self.cv_statistic_, monitored = fitted
+        if not monitored.any():
+            raise NotEnoughHistory(f"the history of {X.shape[0]} rows never varied: no spread to set a limit from")
+        self.monitored_ = monitored
 
     def _state_default(self, name, state):
         if name == "inflation_":  # format 1: textbook limits, no held-out inflation
             return np.ones(len(state["centre_"]))
         if name == "method_":
             return self.scale
+        if name == "monitored_":  # before unvarying columns were left out
+            return np.ones(len(state["centre_"]), dtype=bool)
         return super()._state_default(name, state)
 
     def _z(self, X):
-        return (X - self.centre_) / (self.scale_ * self.inflation_)
+        # a column that never varied in the history is not monitored (limits.unvarying_columns)
+        return np.where(self.monitored_, (X - self.centre_) / (self.scale_ * self.inflation_), 0.0)
 
     def _pattern_and_level(self, X):
         """(largest |z| / L per row, whether a rule other than 1 fired on the row)."""

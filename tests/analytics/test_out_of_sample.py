@@ -20,6 +20,7 @@ import pytest
 from scipy.signal import lfilter
 
 from analytics import DurationMonitor, IsolationForestMonitor, NotEnoughHistory, PCAMonitor, UnivariateMonitor
+from analytics.limits import FAMILY_MIN_ROWS
 
 # -- data --------------------------------------------------------------------------
 
@@ -166,8 +167,52 @@ def test_univariate_and_durations_with_little_history(n, alpha):
     }
     for label, (make, draw) in cases.items():
         rates = little_history_rates(make, draw, n, reps=200)
-        assert rates is not None, f"{label} refused {n} rows: the t prediction limit needs only 2"
+        if label.endswith("1 parameter"):
+            assert rates is not None, f"{label} refused {n} rows: the t prediction limit needs only 2"
+        elif n < FAMILY_MIN_ROWS:
+            # several parameters charted together need held-out rows to check their tails
+            assert rates is None, f"{label} charted {n} rows; below {FAMILY_MIN_ROWS} it must refuse"
+            with pytest.raises(NotEnoughHistory, match=r"at least \d+ are needed"):
+                make().fit(draw(n, np.random.default_rng(0)))
+            continue
         assert_rate(rates, alpha, 1000, f"{label}, {n} rows, alpha={alpha}")
+
+
+def zero_inflated(m, rng, p=40):
+    """A third of the columns are zero in most rows and positive in a few (an O2 flow
+    that only opens when the agitation is at its maximum), the rest normal."""
+    X = rng.standard_normal((m, p))
+    k = p // 3
+    X[:, :k] = np.where(rng.random((m, k)) < 0.85, 0.0, rng.exponential(1.0, (m, k)))
+    return X
+
+
+@pytest.mark.parametrize("n", [20, 60])
+def test_a_family_with_zero_inflated_columns_does_not_flood(n):
+    """Per-column limits assume roughly normal columns; zero-inflated ones made every
+    new row a false alarm (100 % on an independent fed-batch simulator, unfolded).
+    The held-out row maxima widen the family's limit."""
+    rates = little_history_rates(lambda: UnivariateMonitor(alpha=0.01), zero_inflated, n, reps=40)
+    assert rates is not None
+    assert_rate(rates, 0.01, 1000, f"zero-inflated family, {n} rows")
+
+
+def test_a_column_that_never_varied_is_not_charted():
+    """A spread of zero cannot set a limit: such a column is left out (monitored_),
+    one chart alone refuses, and the other columns are charted as before."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 3))
+    X[:, 1] = 0.0
+    m = UnivariateMonitor(alpha=0.01).fit(X)
+    assert m.monitored_.tolist() == [True, False, True]
+    new = rng.standard_normal((200, 3))
+    new[:, 1] = 0.5  # a usual change in a column that happened to be 0 in the history
+    assert (m.predict(new) == -1).mean() < 0.05
+    shifted = new.copy()
+    shifted[:, 0] += 8
+    assert (m.predict(shifted) == -1).all()
+    with pytest.raises(NotEnoughHistory, match="never varied"):
+        UnivariateMonitor().fit(np.zeros((10, 1)))
 
 
 @pytest.mark.parametrize("alpha", [0.05, 0.01])
