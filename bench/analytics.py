@@ -51,7 +51,7 @@ def monitors():
     parameters = rng.standard_normal((500, 8)) * [1, 2, 3, 4, 5, 6, 7, 8] + 50
     durations = rng.lognormal(3.0, 0.15, (500, 4))
     cases = [
-        ("UnivariateMonitor rules 1-4", UnivariateMonitor(), parameters),
+        ("UnivariateMonitor rules 1-4", UnivariateMonitor(rules=(1, 2, 3, 4)), parameters),
         ("UnivariateMonitor rule 1", UnivariateMonitor(rules=(1,)), series),
         ("PCAMonitor", PCAMonitor(), series),
         ("DurationMonitor", DurationMonitor(), durations),

@@ -26,7 +26,7 @@ def _token(rt, username, roles, kind="person"):
 
 def test_models_trends_durations_findings(runtime, client):
     trained_plant(runtime)
-    live_step(runtime, "B-HIGH", {"mass_g": 104, "temp_c": 20.0})
+    live_step(runtime, "B-HIGH", {"mass_g": 106, "temp_c": 20.0})
     jobs.run_due(runtime)
 
     r = client.get(f"/api/analytics/models?recipe={RECIPE}")
@@ -87,7 +87,7 @@ def _login(client, username):
 
 def test_trend_pages_render(runtime, app):
     trained_plant(runtime)
-    live_step(runtime, "B-HIGH", {"mass_g": 104, "temp_c": 20.0})
+    live_step(runtime, "B-HIGH", {"mass_g": 106, "temp_c": 20.0})
     live_step(runtime, "B-HTML", {"mass_g": 100, "temp_c": 20.0})
     # batch ids are a safe alphabet now; a row written before that rule (or by someone
     # with database access) must still be shown escaped

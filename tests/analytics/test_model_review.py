@@ -188,7 +188,7 @@ def test_retraining_keeps_the_approved_models_scoring_until_the_new_run_is_appro
 
 def test_a_finding_leads_to_its_model_and_approval(rt):
     trained_plant(rt)
-    live_step(rt, "B-HIGH", {"mass_g": 104, "temp_c": 20.0})
+    live_step(rt, "B-HIGH", {"mass_g": 106, "temp_c": 20.0})
     jobs.run_due(rt)
     finding = findings(rt, RECIPE)["findings"][0]
     model = model_review.get_model(rt, finding["details"]["model_id"])
@@ -203,7 +203,7 @@ def test_pending_models_do_not_score(rt):
     from engine import users
 
     users.create_user(rt, "op.trend", "Trend Operator", ["operator"], by="test", password="trend-operator-pw-1")
-    live_step(rt, "B-HIGH", {"mass_g": 104, "temp_c": 20.0})
+    live_step(rt, "B-HIGH", {"mass_g": 106, "temp_c": 20.0})
     jobs.run_due(rt)
     assert findings(rt, RECIPE)["findings"] == []
 

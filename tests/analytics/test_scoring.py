@@ -39,8 +39,8 @@ def test_normal_step_raises_nothing(rt):
 
 def test_critical_parameter_out_of_trend_asks_for_a_deviation(rt):
     trained_plant(rt)
-    # 104 g is inside the alert limits (90..110): only the trend sees it
-    out = live_step(rt, "B-HIGH", {"mass_g": 104, "temp_c": 20.0})
+    # 106 g is inside the alert limits (90..110): only the trend sees it
+    out = live_step(rt, "B-HIGH", {"mass_g": 106, "temp_c": 20.0})
     assert out.body["exceptions"] == []
     _score(rt)
     raised = batches.exceptions(rt, "B-HIGH")
@@ -48,15 +48,15 @@ def test_critical_parameter_out_of_trend_asks_for_a_deviation(rt):
     exc = raised[0]
     assert exc["source"] == "trend" and exc["parameter"] == "mass_g"
     # a rule-1 finding on a critical parameter: level action, major under the rules - out of
-    # trend, not out of limit (104 g is inside every limit), so never critical by itself
+    # trend, not out of limit (106 g is inside every limit), so never critical by itself
     assert (exc["category"], exc["severity"], exc["details"]["level"]) == ("oot.value", "major", "action")
     assert exc["title"] == "Out of trend: beyond the usual range (rule 1) · model v1, 20 batches"
     assert "limit" not in exc["title"].lower()
     assert exc["details"]["model_version"] == 1 and exc["details"]["training_batches"] == 20
     assert exc["step_seq"] == 1
     d = exc["details"]
-    assert d["rule"] == 1 and d["value"] == 104 and d["critical"] is True
-    assert d["lower"] < d["centre"] < d["upper"] < 104
+    assert d["rule"] == 1 and d["value"] == 106 and d["critical"] is True
+    assert d["lower"] < d["centre"] < d["upper"] < 106
     assert d["contributions"]["mass_g"] > 1.0 and "±" in d["expected"]
     assert "out of trend" in exc["message"] and "critical" in exc["message"]
     deviations = _events(rt, "qms.deviation.requested")
@@ -113,7 +113,7 @@ def test_run_rule_over_recent_batches(rt):
 def test_no_job_without_the_handler(rt):
     trained_plant(rt)
     rt.job_handlers.pop("score_step")
-    live_step(rt, "B-NOJOB", {"mass_g": 104, "temp_c": 20.0})
+    live_step(rt, "B-NOJOB", {"mass_g": 106, "temp_c": 20.0})
     with rt.transaction() as s:
         assert s.scalars(select(Job).where(Job.kind == "score_step")).first() is None
 

@@ -218,7 +218,7 @@ def test_equipment_samples_are_scored_only_while_their_unit_procedure_runs(rt):
 
 def test_a_finding_is_raised_once_by_the_database(rt):
     trained_plant(rt)
-    live_step(rt, "B-ONCE", {"mass_g": 104, "temp_c": 20.0})
+    live_step(rt, "B-ONCE", {"mass_g": 106, "temp_c": 20.0})
     fields = {"source": "trend", "severity": "alert", "message": "x", "parameter": "mass_g", "step_seq": 1}
     first = batches.raise_exception(rt, "B-ONCE", details={"rule": 1}, finding_key="k-1", **fields)
     second = batches.raise_exception(rt, "B-ONCE", details={"rule": 1}, finding_key="k-1", **fields)
@@ -231,7 +231,7 @@ def test_a_finding_is_raised_once_by_the_database(rt):
 def test_two_workers_scoring_the_same_batch_raise_each_finding_once(rt, db_url, monkeypatch):
     trained_plant(rt)
     # 104 g: a rule-1 finding; 62 min: a duration finding
-    live_step(rt, "B-TWICE", {"mass_g": 104, "temp_c": 20.0}, minutes=62)
+    live_step(rt, "B-TWICE", {"mass_g": 106, "temp_c": 20.0}, minutes=62)
     with rt.transaction() as s:  # the same step scored by several jobs (a retry, a second scheduler)
         batch_pk = s.scalars(select(Job.batch_id).where(Job.kind == "score_step")).first()
         s.add_all([Job(kind="score_step", batch_id=batch_pk, payload={"seq": 1}, max_attempts=1) for _ in range(5)])

@@ -103,7 +103,7 @@ def test_model_round_trip(rt):
     assert card.kind == "UnivariateMonitor" and card.recipe_id == RECIPE and card.step_id == "weigh"
     assert card.parameter_names == ["mass_g"] and len(card.training_batch_ids) == 20
     again = loads(dumps(card))
-    X = np.array([[95.0], [100.0], [104.0]])
+    X = np.array([[93.0], [100.0], [106.0]])
     assert (card.monitor().predict(X) == again.monitor().predict(X)).all()
     assert list(card.monitor().predict(X)) == [-1, 1, -1]
     values = [float(b["steps"][0].values["mass_g"]) for b in history(20)]

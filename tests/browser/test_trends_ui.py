@@ -60,7 +60,7 @@ def train_and_score(rt) -> None:
     train_and_approve(rt, RECIPE, user="qa.dora")
     train_and_approve(rt, FEW, user="qa.dora")
     install(rt)
-    live_step(rt, "TR-OOT", {"mass_g": 104, "temp_c": 20.0})  # out of trend, inside the recipe's limits
+    live_step(rt, "TR-OOT", {"mass_g": 106, "temp_c": 20.0})  # out of trend, inside the recipe's limits
     live_step(rt, "TR-ALERT", {"mass_g": 112, "temp_c": 20.0})  # beyond the alert limit (110 g)
     _, reference = equipment.simulated_samples(20, 7)
     drift = Fault("sensor_drift", 30.0, 0.01, "dissolved_o2")
