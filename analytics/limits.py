@@ -236,12 +236,14 @@ def column_limits(X, alpha, scale, groups=None):
     floor = conformal_quantile(heldout, alpha)
     if floor is not None:  # enough held-out rows: their rank quantile, no extrapolation
         widen = max(1.0, floor)
-    else:
-        widen = max(1.0, maximum_tail_quantile(heldout, alpha, several=int(monitored.sum()) > 1))
+    elif int(monitored.sum()) > 1:  # a family: its maxima's tail, fitted
+        widen = max(1.0, maximum_tail_quantile(heldout, alpha))
+    else:  # one chart: the t prediction limit and the held-out inflation already hold it
+        widen = 1.0
     return method, centre, spread, inflation, limit * widen, heldout / widen, monitored
 
 
-def maximum_tail_quantile(values, alpha, several=True):
+def maximum_tail_quantile(values, alpha):
     """1 - alpha prediction limit of a held-out row maximum (in limit units).
 
     Per-column limits assume each column is roughly normal; a column that is not
@@ -252,14 +254,10 @@ def maximum_tail_quantile(values, alpha, several=True):
     mean estimated from n values) and the upper half of their logarithms by a
     normal (a heavier, log-normal tail), and the larger quantile is used - for well-behaved
     columns the maxima are tightly spread and this stays below 1 (no widening); a
-    heavy-tailed family widens.  For a single column only the chi-square fit is
-    used (its z^2 is chi2(1) for normal data; the log-normal tail would be
-    needlessly wide).  Used only when there are too few held-out rows for the
-    conformal rank quantile."""
+    heavy-tailed family widens.  Used for families of two or more columns only, and
+    only when there are too few held-out rows for the conformal rank quantile."""
     values = np.asarray(values, dtype=float)
     chi2_fit = float(np.sqrt(scaled_chi2_quantile(values**2, alpha)))
-    if not several:  # one column: z^2 of a normal is chi2(1), the fitted family itself
-        return chi2_fit
     logs = np.sort(np.log(values[values > 0]))
     n = logs.size
     if n < 8:

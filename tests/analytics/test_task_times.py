@@ -10,7 +10,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from analytics import equipment, training
+from analytics import equipment
 from analytics.batch_record import step_points
 from analytics.history import HistoryStep, write_history
 from analytics.jobs import install
@@ -20,7 +20,7 @@ from engine.errors import Conflict, NotFound
 from engine.models import BatchException, Job, TaskTime, utcnow
 from tests.support import approved_recipe, make_runtime
 
-from .trend_recipe import OPERATOR, clock_moved, live_step, trained_plant
+from .trend_recipe import OPERATOR, clock_moved, live_step, train_and_approve, trained_plant
 
 PARALLEL = b"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -174,7 +174,7 @@ def _units_plant(rt, n=12, seed=7):
     ]
     write_history(rt, "two_units", specs)
     equipment.write_simulated_history(rt, [b["batch_id"] for b in specs], seed=seed, unit_procedure="up_prod")
-    result = training.train(rt, "two_units", user="qa.lead")
+    result = train_and_approve(rt, "two_units", user="qa.lead")
     assert any(m["kind"] == equipment.KIND and m["bpmn_id"] == "up_prod" for m in result["models"]), result
     install(rt)
     _, reference = equipment.simulated_samples(n, seed)

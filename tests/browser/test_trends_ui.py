@@ -41,7 +41,7 @@ from .conftest import PEOPLE, password
 
 pytestmark = pytest.mark.browser
 
-UP = "up_production"
+UP = RECIPE  # the top process: it runs from the batch start (samples are scored only while their unit procedure runs)
 FEW = "trend_few"  # the same recipe under another key, with too little history
 SHOTS = Path("/tmp")
 WIDTHS = (1024, 768)

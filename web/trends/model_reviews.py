@@ -23,9 +23,12 @@ from engine.errors import BatchlineError, NotFound
 
 from ..runtime import runtime
 from ..ui import session as login
+from ..ui.pages import _context as page_context
 from ..ui.signature import signer
 
 bp = Blueprint("model_reviews", __name__, url_prefix="/trends/trainings", template_folder="templates")
+# the layout's navigation, name, roles and log-out button (``ui/base.html``) need what every UI page gets
+bp.context_processor(page_context)
 
 DECISIONS = {"approve": model_review.approve, "reject": model_review.reject}
 
@@ -68,7 +71,6 @@ def _render(training_id: int, *, form: dict[str, Any] | None = None, status: int
         may_decide=may_decide,
         is_trainer=run["trained_by"] == g.person.username,
         needs_user_id=login.signing_needs_user_id(),
-        csrf_token=login.csrf_token(),
         messages=get_flashed_messages(with_categories=True),
     ), status
 
