@@ -131,7 +131,7 @@ def score_split(methods, split, alpha, results, fault_types):
         yield method.name
 
 
-SIZES = {"full": (50, 50, 50, 20), "quick": (25, 40, 10, 3)}
+SIZES = {"full": (50, 100, 100, 20), "quick": (25, 40, 10, 3)}
 
 
 def evaluate(processes=None, seeds=3, alpha=0.05, quick=False, first_seed=0, progress=None, sizes=None):
