@@ -13,7 +13,7 @@ Wired to the batch record (these import ``engine``, never the reverse):
 handlers), ``history`` (demo history).
 """
 
-from .base import CalibrationWarning, Monitor
+from .base import CalibrationWarning, Monitor, NotEnoughHistory
 from .duration import DurationMonitor
 from .forest import IsolationForestMonitor
 from .pca import PCAMonitor
@@ -26,6 +26,7 @@ __all__ = [
     "IsolationForestMonitor",
     "ModelCard",
     "Monitor",
+    "NotEnoughHistory",
     "PCAMonitor",
     "RULES",
     "UnivariateMonitor",

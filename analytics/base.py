@@ -23,11 +23,19 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 #: Version of the JSON layout written by ``to_dict``; bump when it changes.
-STATE_FORMAT = 1
+#: 2: limits from held-out statistics (new fitted attributes); format 1 still loads.
+STATE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 
 
 class CalibrationWarning(UserWarning):
     """The requested false-alarm rate cannot be reached with the data given."""
+
+
+class NotEnoughHistory(ValueError):  # noqa: N818 - the name says what QA sees
+    """The monitor cannot hold its false-alarm rate with the rows given; the
+    message says how many are needed.  A ValueError, so callers that already
+    catch bad input keep working."""
 
 
 def conformal_threshold(unit_statistics, alpha):
@@ -104,25 +112,40 @@ class Monitor(OutlierMixin, BaseEstimator):
     _min_samples = 2
 
     # -- fitting -------------------------------------------------------------
+    def _rows_needed(self):
+        """Fewest rows with which the monitor still holds its false-alarm rate."""
+        return self._min_samples
+
     def _check_alpha(self):
         if not isinstance(self.alpha, Real) or not 0.0 < self.alpha < 0.5:
             raise ValueError(f"alpha is the target false-alarm rate and must be in (0, 0.5); got {self.alpha!r}")
 
     def _validate_fit_input(self, X):
         X = validate_data(self, X, reset=True, dtype=np.float64)
-        if X.shape[0] < self._min_samples:
-            raise ValueError(
-                f"{type(self).__name__} needs at least {self._min_samples} samples "
-                f"of history to estimate limits; got {X.shape[0]} sample(s)"
+        needed = self._rows_needed()
+        if X.shape[0] < needed:
+            raise NotEnoughHistory(
+                f"{type(self).__name__} needs at least {needed} samples "
+                f"of history to hold its false-alarm rate; got {X.shape[0]} sample(s)"
             )
         return X
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, groups=None):
         """Learn centre, spread and control limits from normal history X
-        (n_samples, n_features).  y is ignored."""
+        (n_samples, n_features), rows in time order.  y is ignored.
+
+        The limits come from held-out statistics (see ``analytics.limits``): the
+        rows are split into contiguous folds - or, with ``groups`` (one label per
+        row, e.g. the batch), into folds of whole groups - and each fold is scored
+        by a model fitted on the others.  ``cv_statistic_`` keeps those held-out
+        statistics (in units of the final limit) for evaluation reports."""
         self._check_alpha()
         X = self._validate_fit_input(X)
-        self._fit(X)
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.ndim != 1 or groups.shape[0] != X.shape[0]:
+                raise ValueError(f"groups must have one label per row of X ({X.shape[0]}); got shape {groups.shape}")
+        self._fit(X, groups)
         self.offset_ = -1.0
         return self
 
@@ -202,7 +225,7 @@ class Monitor(OutlierMixin, BaseEstimator):
         """Rebuild a fitted monitor from ``to_dict`` output."""
         if data.get("kind") != cls.__name__:
             raise ValueError(f"this is a {data.get('kind')!r} model, not a {cls.__name__}")
-        if data.get("format") != STATE_FORMAT:
+        if data.get("format") not in READABLE_FORMATS:
             raise ValueError(f"unknown model format {data.get('format')!r}")
         monitor = cls(**data["params"])
         state = dict(data["state"])
@@ -211,13 +234,17 @@ class Monitor(OutlierMixin, BaseEstimator):
         if "feature_names_in_" in state:
             monitor.feature_names_in_ = np.asarray(state.pop("feature_names_in_"), dtype=object)
         for name, dtype in cls._state_attributes.items():
-            value = state[name]
+            value = state[name] if name in state else monitor._state_default(name, state)
             setattr(monitor, name, value if dtype is None else np.asarray(value, dtype=dtype))
         monitor._restore(state)
         return monitor
 
     def _restore(self, state):
         """Hook for monitors whose state is not plain arrays."""
+
+    def _state_default(self, name, state):
+        """Value of an attribute that an older state format did not store."""
+        raise ValueError(f"stored model lacks {name!r}")
 
 
 def robust_scale(X, method="mad"):

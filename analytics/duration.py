@@ -9,27 +9,34 @@ step "x0.5" are the same distance from normal on the log scale.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
 
-from .base import Monitor, robust_scale
+from .base import Monitor
+from .limits import column_limits
 
 
 class DurationMonitor(Monitor):
-    """Robust log-normal limits per step (one column per step).
+    """Log-normal prediction limits per step (one column per step).
 
     Parameters
     ----------
     alpha : float, default 0.01
-        Two-sided false-alarm rate per step: flagged when
-        |log d - median| > z_{1-alpha/2} * robust scale of log d.
-    scale : {"mad", "qn"}, default "mad"
-        Robust spread of the log durations.
+        Two-sided false-alarm rate per row, all steps together (family-wise): the
+        same limits as ``UnivariateMonitor`` on log durations.
+    scale : {"mad", "qn", "sd"}, default "mad"
+        Spread of the log durations; with fewer than 20 rows "sd" (exact normal
+        prediction limit, t_{n-1} * sd * sqrt(1 + 1/n)) is always used.
     min_duration : float, default 1e-6
         A recorded duration of zero (a step closed at once) is treated as this
         value - extremely short, so it is flagged - instead of log(0).
     """
 
-    _state_attributes = {"centre_": np.float64, "scale_": np.float64, "limit_": None}
+    _state_attributes = {
+        "centre_": np.float64,
+        "scale_": np.float64,
+        "limit_": None,
+        "inflation_": np.float64,
+        "method_": None,
+    }
 
     def __init__(self, alpha=0.01, scale="mad", min_duration=1e-6):
         self.alpha = alpha
@@ -43,16 +50,23 @@ class DurationMonitor(Monitor):
             )
         return np.log(np.maximum(X, self.min_duration))
 
-    def _fit(self, X):
+    def _fit(self, X, groups=None):
         if not self.min_duration > 0:
             raise ValueError(f"min_duration must be > 0; got {self.min_duration!r}")
-        logs = self._log(X)
-        self.centre_ = np.median(logs, axis=0)
-        self.scale_ = robust_scale(logs, self.scale)
-        self.limit_ = float(norm.ppf(1 - self.alpha / 2))
+        if self.scale not in ("mad", "qn", "sd"):
+            raise ValueError(f"scale must be 'mad', 'qn' or 'sd'; got {self.scale!r}")
+        fitted = column_limits(self._log(X), self.alpha, self.scale, groups)
+        self.method_, self.centre_, self.scale_, self.inflation_, self.limit_, self.cv_statistic_ = fitted
+
+    def _state_default(self, name, state):
+        if name == "inflation_":  # format 1: textbook limits, no held-out inflation
+            return np.ones(len(state["centre_"]))
+        if name == "method_":
+            return self.scale
+        return super()._state_default(name, state)
 
     def _z(self, X):
-        return (self._log(X) - self.centre_) / self.scale_
+        return (self._log(X) - self.centre_) / (self.scale_ * self.inflation_)
 
     def _statistic(self, X):
         return np.max(np.abs(self._z(X)), axis=1) / self.limit_
@@ -71,7 +85,7 @@ class DurationMonitor(Monitor):
         return self.explain(X) < -self.threshold_
 
     def limits(self):
-        width = self.limit_ * self.threshold_ * self.scale_
+        width = self.limit_ * self.threshold_ * self.scale_ * self.inflation_
         return {
             "median": np.exp(self.centre_).tolist(),
             "lower": np.exp(self.centre_ - width).tolist(),

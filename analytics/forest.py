@@ -9,12 +9,11 @@ kept as plain arrays and scored here; scikit-learn is only needed to train.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from .base import CalibrationWarning, Monitor, conformal_threshold
+from .base import Monitor
+from .limits import cv_folds, heldout_limit
 
 
 def average_path_length(n):
@@ -32,9 +31,12 @@ def average_path_length(n):
 class IsolationForestMonitor(Monitor):
     """Isolation forest with an alpha-based threshold.
 
-    ``fit`` sets the threshold at the (1 - alpha) conformal quantile of the
-    training anomaly scores (optimistic: trees have seen those samples);
-    ``calibrate`` on separate normal data is the honest way to set it.
+    ``fit`` sets the threshold on held-out anomaly scores: the rows are split
+    into 5 contiguous folds (or folds of whole ``groups``), a forest fitted on
+    the other folds scores each, and the limit is the quantile of a g chi2(h)
+    fitted to those scores, never below their conformal rank quantile.  Training
+    scores would be optimistic - the trees have seen those rows - and would not
+    show how far an autocorrelated process wanders.
 
     The statistic is the isolation-forest anomaly score 2^(-E[h]/c(psi)) divided by
     the threshold score.
@@ -49,13 +51,23 @@ class IsolationForestMonitor(Monitor):
         self.max_features = max_features
         self.random_state = random_state
 
-    def _fit(self, X):
-        forest = IsolationForest(
+    _min_samples = 20
+    _folds = 5
+
+    def _forest(self, X):
+        return IsolationForest(
             n_estimators=self.n_estimators,
             max_samples=self.max_samples,
             max_features=self.max_features,
             random_state=self.random_state,
         ).fit(X)
+
+    def _fit(self, X, groups=None):
+        heldout = np.empty(X.shape[0])
+        for test in cv_folds(X.shape[0], groups, n_splits=self._folds):
+            train = np.setdiff1d(np.arange(X.shape[0]), test)
+            heldout[test] = -self._forest(X[train]).score_samples(X[test])
+        forest = self._forest(X)
         subset = forest._max_features != X.shape[1]
         self.trees_ = []
         for estimator, features in zip(forest.estimators_, forest.estimators_features_):
@@ -75,10 +87,8 @@ class IsolationForestMonitor(Monitor):
             )
         self.max_samples_ = int(forest.max_samples_)
         self._prepare()
-        self.score_limit_ = 1.0
-        with warnings.catch_warnings():  # provisional; calibrate() sets the real one
-            warnings.simplefilter("ignore", CalibrationWarning)
-            self.score_limit_ = conformal_threshold(self._anomaly_score(X), self.alpha)
+        self.score_limit_ = heldout_limit(heldout, self.alpha)
+        self.cv_statistic_ = heldout / self.score_limit_
 
     def _prepare(self):
         """Stack all trees into one node table so that every tree is walked at
@@ -146,8 +156,8 @@ class IsolationForestMonitor(Monitor):
             out[:, j] = base - self._statistic(replaced)
         return out
 
-    def fit(self, X, y=None):
-        super().fit(X, y)
+    def fit(self, X, y=None, groups=None):
+        super().fit(X, y, groups)
         self.median_ = np.median(self._check_X(X), axis=0)
         return self
 

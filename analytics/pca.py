@@ -5,6 +5,11 @@ Why two statistics: T² catches a batch that moves unusually far *along* the
 correlations seen in history (everything high together); SPE catches a batch that
 *breaks* those correlations (one sensor drifting away from the others), which
 univariate charts and T² both miss.
+
+Why the limits come from cross-validation (``analytics.limits``): with unfolded
+batches (thousands of columns, a few dozen batches) the training residuals are far
+smaller than a new batch's, and autocorrelated rows make the training spread too
+small for the future; textbook limits then flag every new batch.
 """
 
 from __future__ import annotations
@@ -12,57 +17,114 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.stats import chi2, norm
-from scipy.stats import f as f_dist
 
 from .base import Monitor
+from .limits import (
+    cv_folds,
+    heldout_limit,
+    jackson_mudholkar_quantile,
+    ledoit_wolf_shrinkage,
+    scaled_chi2_quantile,
+)
+
+#: most components the cross-validation tries
+MAX_COMPONENTS = 20
+#: column groups left out in turn when choosing the number of components
+COLUMN_GROUPS = 10
+#: a component must lower the held-out prediction error by this fraction to be kept
+MIN_GAIN = 0.005
 
 
-def t2_limit(n_samples, n_components, alpha):
-    """Hotelling T² limit for a *new* observation when mean and covariance were
-    estimated from n samples: a (n-1)(n+1) / (n (n-a)) * F(a, n-a; 1-alpha)."""
-    n, a = n_samples, n_components
-    return float(a * (n - 1) * (n + 1) / (n * (n - a)) * f_dist.ppf(1 - alpha, a, n - a))
+def lagged(X, lags, groups=None):
+    """Rows [x_t, x_{t-1}, ..., x_{t-lags}] (dynamic PCA, Ku et al. 1995).  Before
+    the first row (of each group) the first row is repeated, so every row gets a
+    verdict; lags never cross from one group (batch) into the next."""
+    if lags == 0:
+        return X
+    starts = np.zeros(X.shape[0], dtype=bool)
+    if X.shape[0]:
+        starts[0] = True
+    if groups is not None:
+        starts[1:] |= groups[1:] != groups[:-1]
+    index = np.arange(X.shape[0])
+    start_of_row = np.maximum.accumulate(np.where(starts, index, 0))
+    parts = [X[np.maximum(index - k, start_of_row)] for k in range(lags + 1)]
+    return np.hstack(parts)
 
 
-def spe_limit(residual_eigenvalues, alpha, method="jackson-mudholkar"):
-    """Upper limit of SPE = sum of squared residuals off the PCA model.
+class _Fit:
+    """Mean, scale, loadings and eigenvalues of the standardised rows X."""
 
-    Jackson & Mudholkar (1979): with theta_i = sum_j lambda_j^i over the discarded
-    eigenvalues and h0 = 1 - 2 theta1 theta3 / (3 theta2^2),
-        Q = theta1 [c sqrt(2 theta2 h0^2)/theta1 + 1 + theta2 h0 (h0-1)/theta1^2]^(1/h0).
-    Box (1954): SPE ~ g chi2(h) with g = theta2/theta1, h = theta1^2/theta2.
-    Returns 0.0 when nothing is left outside the model (all variance explained).
-    """
-    lam = np.asarray(residual_eigenvalues, dtype=float)
-    lam = lam[lam > 0]
-    if lam.size == 0:
-        return 0.0
-    theta1, theta2, theta3 = (np.sum(lam**i) for i in (1, 2, 3))
-    h0 = 1 - 2 * theta1 * theta3 / (3 * theta2**2)
-    if method == "box" or h0 <= 0:
-        g, h = theta2 / theta1, theta1**2 / theta2
-        return float(g * chi2.ppf(1 - alpha, h))
-    if method != "jackson-mudholkar":
-        raise ValueError(f"spe_method must be 'jackson-mudholkar' or 'box'; got {method!r}")
-    c = norm.ppf(1 - alpha)
-    inner = c * np.sqrt(2 * theta2 * h0**2) / theta1 + 1 + theta2 * h0 * (h0 - 1) / theta1**2
-    return float(theta1 * inner ** (1 / h0))
+    def __init__(self, X, n_keep):
+        n, p = X.shape
+        self.mean = X.mean(axis=0)
+        sd = X.std(axis=0, ddof=1) if n > 1 else np.zeros(p)
+        # a variable that never varied carries no correlation; leave it unscaled so
+        # any change in it shows up in SPE
+        self.scale = np.where(sd > 0, sd, 1.0)
+        Z = (X - self.mean) / self.scale
+        _, s, vt = np.linalg.svd(Z, full_matrices=False)  # cost ~ min(n, p)^2 max(n, p)
+        self.loadings = vt[:n_keep].T
+        self.eigenvalues = s**2 / max(n - 1, 1)
+        self.rho, self.mu = ledoit_wolf_shrinkage(Z)
+
+    def shrunk(self, a):
+        """Eigenvalues used in T²: shrunk towards their mean (Ledoit-Wolf), so a
+        tiny, noisy eigen-direction cannot dominate T² when p >> n."""
+        return np.maximum((1 - self.rho) * self.eigenvalues[:a] + self.rho * self.mu, 1e-12)
+
+    def t2_spe(self, X, a):
+        Z = (X - self.mean) / self.scale
+        T = Z @ self.loadings[:, :a]
+        spe = np.maximum(np.sum(Z**2, axis=1) - np.sum(T**2, axis=1), 0.0)
+        return np.sum(T**2 / self.shrunk(a), axis=1), spe
+
+
+def heldout_press(X, folds, a_max):
+    """Element-wise k-fold cross-validation (Bro et al. 2008): for each held-out row
+    and each group of columns, the scores are estimated from the *other* columns
+    and used to predict the group.  Unlike the plain held-out reconstruction error
+    this does not keep falling as components are added, so it has a minimum.
+    Returns the prediction error for 1..a_max components."""
+    p = X.shape[1]
+    column_groups = np.array_split(np.random.default_rng(0).permutation(p), min(COLUMN_GROUPS, p))
+    press = np.zeros(a_max)
+    for test in folds:
+        train = np.setdiff1d(np.arange(X.shape[0]), test)
+        fit = _Fit(X[train], a_max)
+        Z = (X[test] - fit.mean) / fit.scale
+        P = fit.loadings
+        T = Z @ P
+        for g in column_groups:
+            Pg, Zg = P[g], Z[:, g]
+            M = Pg.T @ Pg  # P_-g' P_-g = I - Pg' Pg (P has orthonormal columns)
+            B = T - Zg @ Pg  # P_-g' z_-g
+            for a in range(1, a_max + 1):
+                scores = np.linalg.lstsq(np.eye(a) - M[:a, :a], B[:, :a].T, rcond=None)[0]
+                press[a - 1] += np.sum((Zg - (Pg[:, :a] @ scores).T) ** 2)
+    return press
 
 
 class PCAMonitor(Monitor):
-    """PCA on standardised variables with Hotelling T² and SPE limits.
+    """PCA on standardised variables with Hotelling T² and SPE limits set on
+    held-out (cross-validated) statistics.
 
     Parameters
     ----------
     alpha : float, default 0.01
-        Target false-alarm rate of the monitor.  T² and SPE each get alpha/2
-        (Bonferroni), so a sample breaking either limit has rate <= alpha.
-    n_components : int or float, default 0.9
-        Number of principal components, or (float in (0, 1)) the smallest number
+        Target false-alarm rate per row.  T² and SPE each get alpha/2 (Bonferroni);
+        the combined held-out statistic is then checked against the conformal
+        rank quantile at alpha when there are enough rows.
+    n_components : "cv", int or float, default "cv"
+        "cv": the number (at most 20) minimising the element-wise cross-validated
+        prediction error; an int; or (float in (0, 1)) the smallest number
         explaining at least that fraction of the variance.
-    spe_method : {"jackson-mudholkar", "box"}, default "jackson-mudholkar"
-        Approximation for the SPE limit.
+    lags : int, default 0
+        Dynamic PCA: each row is augmented with the ``lags`` previous rows, so the
+        model sees the process dynamics (autocorrelation, delays).
+    spe_method : {"box", "jackson-mudholkar"}, default "box"
+        Distribution fitted to the held-out SPE values: g chi2(h) by two moments
+        (Box), or Jackson-Mudholkar with three moments.
     """
 
     _state_attributes = {
@@ -74,53 +136,93 @@ class PCAMonitor(Monitor):
         "n_samples_fit_": None,
         "t2_limit_": None,
         "spe_limit_": None,
+        "explained_": None,
     }
 
-    def __init__(self, alpha=0.01, n_components=0.9, spe_method="jackson-mudholkar"):
+    def _rows_needed(self):
+        """A 1 - alpha/2 quantile extrapolated from n held-out values holds its rate
+        on average over histories only from about 0.3/alpha rows (measured in
+        tests/analytics/test_out_of_sample.py): 30 rows at 1 %, 20 at 5 %."""
+        return max(20, int(np.ceil(0.3 / self.alpha)))
+
+    def __init__(self, alpha=0.01, n_components="cv", lags=0, spe_method="box"):
         self.alpha = alpha
         self.n_components = n_components
+        self.lags = lags
         self.spe_method = spe_method
 
-    def _fit(self, X):
-        n, p = X.shape
-        self.mean_ = X.mean(axis=0)
-        scale = X.std(axis=0, ddof=1)
-        # a variable that never varied carries no correlation; leave it unscaled so
-        # any change in it shows up in SPE
-        self.scale_ = np.where(scale > 0, scale, 1.0)
-        Z = (X - self.mean_) / self.scale_
-        _, s, vt = np.linalg.svd(Z, full_matrices=False)
-        eigenvalues = s**2 / (n - 1)
-        max_components = max(1, min(n - 1, p))
-        if isinstance(self.n_components, Integral) and not isinstance(self.n_components, bool):
-            if not 1 <= self.n_components <= max_components:
-                raise ValueError(
-                    f"n_components={self.n_components} must be between 1 and {max_components} "
-                    f"for {n} samples of {p} variables"
-                )
-            a = int(self.n_components)
-        elif isinstance(self.n_components, Real) and 0 < self.n_components < 1:
-            total = eigenvalues.sum()
-            explained = np.cumsum(eigenvalues) / total if total > 0 else np.ones_like(eigenvalues)
-            a = int(np.searchsorted(explained, self.n_components - 1e-12) + 1)
-            a = min(max(a, 1), max_components)
-        else:
-            raise ValueError(f"n_components must be an int >= 1 or a fraction in (0, 1); got {self.n_components!r}")
+    def _check_params(self):
         if self.spe_method not in ("jackson-mudholkar", "box"):
             raise ValueError(f"spe_method must be 'jackson-mudholkar' or 'box'; got {self.spe_method!r}")
-        self.components_ = vt[:a].T  # loadings, (n_features, a)
-        self.eigenvalues_ = np.maximum(eigenvalues[:a], 1e-12)
-        self.residual_eigenvalues_ = eigenvalues[a:]
+        if isinstance(self.lags, bool) or not isinstance(self.lags, Integral) or not 0 <= self.lags <= 50:
+            raise ValueError(f"lags must be an int between 0 and 50; got {self.lags!r}")
+
+    def _choose_components(self, X, folds, fit):
+        n, p = X.shape
+        fold_rows = n - max(len(f) for f in folds)
+        limit = max(1, min(fold_rows - 2, p - int(np.ceil(p / min(COLUMN_GROUPS, p))), MAX_COMPONENTS))
+        nc = self.n_components
+        if isinstance(nc, str) and nc == "cv":
+            if p == 1:
+                return 1
+            press = heldout_press(X, folds, limit)
+            return int(np.flatnonzero(press <= press.min() * (1 + MIN_GAIN))[0] + 1)
+        max_components = max(1, min(fold_rows - 1, p))
+        if isinstance(nc, Integral) and not isinstance(nc, bool):
+            if not 1 <= nc <= max_components:
+                raise ValueError(
+                    f"n_components={nc} must be between 1 and {max_components} for {n} samples of {p} "
+                    "variables (each cross-validation fold is fitted on fewer rows)"
+                )
+            return int(nc)
+        if isinstance(nc, Real) and not isinstance(nc, bool) and 0 < nc < 1:
+            total = fit.eigenvalues.sum()
+            explained = np.cumsum(fit.eigenvalues) / total if total > 0 else np.ones_like(fit.eigenvalues)
+            return int(min(max(np.searchsorted(explained, nc - 1e-12) + 1, 1), max_components))
+        raise ValueError(f"n_components must be 'cv', an int >= 1 or a fraction in (0, 1); got {nc!r}")
+
+    def _fit(self, X, groups=None):
+        self._check_params()
+        X = lagged(X, self.lags, groups)
+        n = X.shape[0]
+        folds = cv_folds(n, groups)
+        fit = _Fit(X, min(n, X.shape[1]))
+        a = self._choose_components(X, folds, fit)
+        t2, spe = np.empty(n), np.empty(n)
+        for test in folds:
+            fold = _Fit(X[np.setdiff1d(np.arange(n), test)], a)
+            t2[test], spe[test] = fold.t2_spe(X[test], a)
+        spe_fit = scaled_chi2_quantile if self.spe_method == "box" else jackson_mudholkar_quantile
+        t2_limit = heldout_limit(t2, self.alpha / 2)
+        spe_limit = heldout_limit(spe, self.alpha / 2, spe_fit)
+        t2_limit = t2_limit if t2_limit > 0 else 1.0
+        ratio = np.maximum(t2 / t2_limit, spe / spe_limit if spe_limit > 0 else 0.0)
+        # the two limits at alpha/2 each; widen both if the held-out rows say that
+        # "either beyond its limit" happens more often than alpha
+        widen = max(1.0, heldout_limit(ratio, self.alpha, fit=lambda v, q: 0.0))
+        self.mean_, self.scale_ = fit.mean, fit.scale
+        self.components_ = fit.loadings[:, :a]
+        self.eigenvalues_ = fit.shrunk(a)
+        self.residual_eigenvalues_ = fit.eigenvalues[a:]
         self.n_samples_fit_ = int(n)
-        self.t2_limit_ = t2_limit(n, a, self.alpha / 2)
-        self.spe_limit_ = spe_limit(self.residual_eigenvalues_, self.alpha / 2, self.spe_method)
+        total = fit.eigenvalues.sum()
+        self.explained_ = float(fit.eigenvalues[:a].sum() / total) if total > 0 else 1.0
+        self.t2_limit_ = float(t2_limit * widen)
+        self.spe_limit_ = float(spe_limit * widen)
+        self.cv_statistic_ = ratio / widen
+
+    def _state_default(self, name, state):
+        if name == "explained_":  # format 1: eigenvalues were not shrunk
+            kept, rest = np.sum(state["eigenvalues_"]), np.sum(state["residual_eigenvalues_"])
+            return float(kept / (kept + rest)) if kept + rest > 0 else 1.0
+        return super()._state_default(name, state)
 
     @property
     def n_components_(self):
         return self.components_.shape[1]
 
     def _parts(self, X):
-        Z = (X - self.mean_) / self.scale_
+        Z = (lagged(X, self.lags) - self.mean_) / self.scale_
         scores = Z @ self.components_
         residual = Z - scores @ self.components_.T
         return Z, scores, residual
@@ -149,22 +251,30 @@ class PCAMonitor(Monitor):
     def _statistic(self, X):
         return np.maximum(*self._ratios(X))
 
+    def _per_variable(self, contribution):
+        """Contributions of the lagged copies summed onto their variable."""
+        if self.lags == 0:
+            return contribution
+        n = contribution.shape[0]
+        return contribution.reshape(n, self.lags + 1, -1).sum(axis=1)
+
     def explain(self, X, statistic="auto"):
         """Per-variable contributions.
 
         ``statistic="t2"``: c_j = z_j * sum_a p_ja t_a / lambda_a (rows sum to T²;
         a contribution can be negative).  ``"spe"``: e_j^2 (rows sum to SPE).
         ``"auto"``: per sample, the statistic that is further beyond its limit,
-        divided by that limit, so each row sums to the monitor statistic.
+        divided by that limit, so each row sums to the monitor statistic.  With
+        ``lags`` the lagged copies of a variable are added onto it.
         """
         X = self._check_X(X)
         Z, scores, residual = self._parts(X)
         t2_contribution = Z * ((scores / self.eigenvalues_) @ self.components_.T)
         spe_contribution = residual**2
         if statistic == "t2":
-            return t2_contribution
+            return self._per_variable(t2_contribution)
         if statistic == "spe":
-            return spe_contribution
+            return self._per_variable(spe_contribution)
         if statistic != "auto":
             raise ValueError(f"statistic must be 't2', 'spe' or 'auto'; got {statistic!r}")
         t2_ratio, spe_ratio = self._ratios(X)
@@ -172,14 +282,13 @@ class PCAMonitor(Monitor):
         out = t2_contribution / self.t2_limit_
         if self.spe_limit_ > 0:
             out[use_spe] = spe_contribution[use_spe] / self.spe_limit_
-        return out
+        return self._per_variable(out)
 
     def limits(self):
         return {
             "t2": self.t2_limit_ * self.threshold_,
             "spe": self.spe_limit_ * self.threshold_,
             "n_components": self.n_components_,
-            "explained_variance": float(
-                self.eigenvalues_.sum() / (self.eigenvalues_.sum() + self.residual_eigenvalues_.sum())
-            ),
+            "lags": self.lags,
+            "explained_variance": self.explained_,
         }

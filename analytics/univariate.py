@@ -1,9 +1,15 @@
-"""Univariate out-of-trend monitor: one control chart per parameter with robust
-limits and the Western Electric / Nelson run rules, evaluated over the sequence of
-batches (rows in batch order).
+"""Univariate out-of-trend monitor: one control chart per parameter, prediction
+limits that hold for a *new* row, and - on request - the Western Electric / Nelson
+run rules over the sequence of batches (rows in batch order).
 
 Why robust: the history a plant trains on always contains a few odd batches;
-median and MAD (or Qn) ignore them, the mean and standard deviation do not.
+median and MAD (or Qn) ignore them, the mean and standard deviation do not.  Below
+20 rows a robust spread is too noisy to hold the rate, and the exact normal
+prediction limit (mean, sd, t_{n-1}) is used instead.
+
+Why run rules only on request: they assume independent rows.  On a parameter's
+batch-to-batch values they catch small sustained shifts; on raw autocorrelated
+samples they fire on nearly every row.
 """
 
 from __future__ import annotations
@@ -12,9 +18,9 @@ import warnings
 from collections import namedtuple
 
 import numpy as np
-from scipy.stats import norm
 
-from .base import CalibrationWarning, Monitor, conformal_threshold, robust_scale
+from .base import CalibrationWarning, Monitor, conformal_threshold
+from .limits import column_limits
 
 #: Nelson (1984) rules as numbered by Nelson; 1-4 are the Western Electric-like
 #: defaults.  Zones are fractions of the rule-1 limit L (with the classic L = 3
@@ -93,37 +99,55 @@ def nelson_rules(z, limit, rules=(1, 2, 3, 4)):
 
 
 class UnivariateMonitor(Monitor):
-    """One robust control chart per parameter (column), with run rules.
+    """One control chart per parameter (column); optionally run rules.
 
     Parameters
     ----------
     alpha : float, default 0.01
-        Target false-alarm rate of rule 1 per parameter and sample (two-sided):
-        the limit is centre +/- z_{1-alpha/2} * scale.
-    rules : tuple of int, default (1, 2, 3, 4)
-        Nelson rules to apply (5 and 6 are optional; see ``RULES``).  Rules 2-6
-        look at previous rows, so rows must be in batch order.
-    scale : {"mad", "qn"}, default "mad"
-        Robust spread: MAD * 1.4826 or Rousseeuw-Croux Qn.
+        Target false-alarm rate of rule 1 per *row*, all parameters together
+        (two-sided, family-wise over the columns; see ``analytics.limits``).
+    rules : tuple of int, default (1,)
+        Nelson rules to apply (see ``RULES``).  Rules 2-6 look at previous rows,
+        so rows must be in batch order and independent: use them on a
+        parameter's batch-to-batch values, not on raw time series.  Their own
+        false-alarm rate comes on top of alpha (``calibrate`` accounts for it).
+    scale : {"mad", "qn", "sd"}, default "mad"
+        Spread: MAD * 1.4826, Rousseeuw-Croux Qn (both around the median), or the
+        standard deviation (around the mean).  With fewer than 20 rows "sd" is
+        always used: it gives the exact prediction limit for normal data.
     """
 
-    _state_attributes = {"centre_": np.float64, "scale_": np.float64, "limit_": None}
+    _state_attributes = {
+        "centre_": np.float64,
+        "scale_": np.float64,
+        "limit_": None,
+        "inflation_": np.float64,
+        "method_": None,
+    }
 
-    def __init__(self, alpha=0.01, rules=(1, 2, 3, 4), scale="mad"):
+    def __init__(self, alpha=0.01, rules=(1,), scale="mad"):
         self.alpha = alpha
         self.rules = rules
         self.scale = scale
 
-    def _fit(self, X):
+    def _fit(self, X, groups=None):
         unknown = set(self.rules) - set(RULES)
         if unknown or not len(self.rules):
             raise ValueError(f"rules must be a non-empty subset of {sorted(RULES)}; got {self.rules!r}")
-        self.centre_ = np.median(X, axis=0)
-        self.scale_ = robust_scale(X, self.scale)
-        self.limit_ = float(norm.ppf(1 - self.alpha / 2))
+        if self.scale not in ("mad", "qn", "sd"):
+            raise ValueError(f"scale must be 'mad', 'qn' or 'sd'; got {self.scale!r}")
+        fitted = column_limits(X, self.alpha, self.scale, groups)
+        self.method_, self.centre_, self.scale_, self.inflation_, self.limit_, self.cv_statistic_ = fitted
+
+    def _state_default(self, name, state):
+        if name == "inflation_":  # format 1: textbook limits, no held-out inflation
+            return np.ones(len(state["centre_"]))
+        if name == "method_":
+            return self.scale
+        return super()._state_default(name, state)
 
     def _z(self, X):
-        return (X - self.centre_) / self.scale_
+        return (X - self.centre_) / (self.scale_ * self.inflation_)
 
     def _pattern_and_level(self, X):
         """(largest |z| / L per row, whether a rule other than 1 fired on the row)."""
@@ -197,11 +221,13 @@ class UnivariateMonitor(Monitor):
 
     def limits(self):
         limit = self.limit_ * self.threshold_
+        width = limit * self.scale_ * self.inflation_
         return {
             "centre": self.centre_.tolist(),
             "scale": self.scale_.tolist(),
-            "lower": (self.centre_ - limit * self.scale_).tolist(),
-            "upper": (self.centre_ + limit * self.scale_).tolist(),
+            "lower": (self.centre_ - width).tolist(),
+            "upper": (self.centre_ + width).tolist(),
+            "method": self.method_,
             "rule1_z": limit,
             "rules": list(self.rules),
         }

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
 
-from analytics import CalibrationWarning, DurationMonitor, IsolationForestMonitor, PCAMonitor, UnivariateMonitor
+from analytics import (
+    CalibrationWarning,
+    DurationMonitor,
+    IsolationForestMonitor,
+    NotEnoughHistory,
+    PCAMonitor,
+    UnivariateMonitor,
+)
 from analytics.base import conformal_threshold
 from analytics.univariate import nelson_rules
 
@@ -36,7 +43,8 @@ def test_univariate_robust_to_outliers_in_history():
 
 def test_univariate_detects_shifted_mean():
     monitor = UnivariateMonitor(alpha=0.01, rules=(1,)).fit(normal(1000, seed=5))
-    assert (monitor.predict(normal(1000, seed=6) + 4.0) == -1).mean() > 0.9
+    # the limit is about 2.6 sd (held-out inflation never narrows it): ~92 % of a 4 sd shift
+    assert (monitor.predict(normal(1000, seed=6) + 4.0) == -1).mean() > 0.85
 
 
 def test_run_rule_detects_small_sustained_shift_that_rule_1_misses():
@@ -146,14 +154,16 @@ def durations(n, seed, factor=1.0):
 def test_duration_monitor_flags_slow_and_rushed_steps():
     monitor = DurationMonitor(alpha=0.01).fit(durations(500, 1))
     normal_rate = (monitor.predict(durations(5000, 2)) == -1).mean()
-    assert 0.01 < normal_rate < 0.03  # two steps at 1 % each
+    assert 0.005 < normal_rate < 0.015  # 1 % for the two steps together (family-wise)
     slow, rushed = durations(1000, 3), durations(1000, 4)
     slow[:, 1] *= 2.0
     rushed[:, 0] *= 0.5
-    assert (monitor.predict(slow) == -1).mean() > 0.95
-    assert (monitor.predict(rushed) == -1).mean() > 0.95
-    assert monitor.too_long(slow)[:, 1].mean() > 0.95 and not monitor.too_short(slow)[:, 1].any()
-    assert monitor.too_short(rushed)[:, 0].mean() > 0.95 and not monitor.too_long(rushed)[:, 0].any()
+    # limits are family-wise over both steps and never narrower than the held-out
+    # spread: a doubled or halved step is still flagged in the large majority of rows
+    assert (monitor.predict(slow) == -1).mean() > 0.85
+    assert (monitor.predict(rushed) == -1).mean() > 0.85
+    assert monitor.too_long(slow)[:, 1].mean() > 0.85 and not monitor.too_short(slow)[:, 1].any()
+    assert monitor.too_short(rushed)[:, 0].mean() > 0.85 and not monitor.too_long(rushed)[:, 0].any()
 
 
 def test_duration_monitor_refuses_negative_durations():
@@ -226,7 +236,9 @@ def test_bad_input_gives_clear_value_errors(cls):
         monitor.predict(X[:, :5])
     with pytest.raises(ValueError, match="2D array"):
         monitor.predict(X[0])
-    with pytest.raises(ValueError, match="at least 2 samples"):
+    with pytest.raises(NotEnoughHistory, match=r"at least \d+ samples .* got 1 sample"):
         cls().fit(X[:1])
+    with pytest.raises(ValueError, match="groups must have one label per row"):
+        cls().fit(X, groups=np.arange(5))
     with pytest.raises(ValueError, match="alpha"):
         cls(alpha=1.5).fit(X)
