@@ -4,8 +4,6 @@ other process of the same kind."""
 
 from __future__ import annotations
 
-import inspect
-
 from ..forest import IsolationForestMonitor
 from ..pca import PCAMonitor
 from ..univariate import UnivariateMonitor
@@ -23,10 +21,9 @@ MPCA_SMOOTHING = 0.1
 
 
 def _pca_monitor(lags=0):
-    """The project's PCA monitor with its default settings; dynamic (lagged) where the
-    monitor supports lags itself, else the lags are given as extra columns."""
-    if lags and "lags" in inspect.signature(PCAMonitor.__init__).parameters:
-        return PCAMonitor(lags=lags), 0
+    """The project's PCA monitor with its default settings; for a dynamic model the
+    lagged columns are built by the features (the monitor is fitted on a thinned set
+    of rows, where its own ``lags`` would pair rows hours apart)."""
     return PCAMonitor(), lags
 
 
