@@ -12,8 +12,9 @@ numpy only.
 from collections.abc import Callable
 
 from .cho_fedbatch import ChoFedBatch
+from .continuous import ContinuousPerfusion
 from .runs import Process, ProcessRun
 
-PROCESSES: dict[str, Callable[[], Process]] = {"cho_fedbatch": ChoFedBatch}
+PROCESSES: dict[str, Callable[[], Process]] = {"cho_fedbatch": ChoFedBatch, "continuous": ContinuousPerfusion}
 
-__all__ = ["PROCESSES", "ChoFedBatch", "Process", "ProcessRun"]
+__all__ = ["PROCESSES", "ChoFedBatch", "ContinuousPerfusion", "Process", "ProcessRun"]

@@ -22,10 +22,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .cho_culture import LACTATE_MM_PER_G, ph, rates
+from .cho_culture import LACTATE_MM_PER_G, _clip, ph, rates
 
 DO_SETPOINT = 40.0  # % air saturation
-PH_SETPOINT, PH_DEADBAND = 7.0, 0.04
+PH_SETPOINT, PH_DEADBAND = 7.0, 0.07
 N_MIN, N_MAX = 80.0, 170.0  # rpm
 O2_MAX = 8.0  # slpm pure O2
 CO2_MAX = 3.0  # slpm CO2
@@ -72,37 +72,40 @@ class Bioreactor:
             do_probe=self.s.DO + p.DO_cal,
         )
 
-    def step(self, t: float, dt: float, T_sp: np.ndarray, feed: np.ndarray, glucose: np.ndarray, f: SimpleNamespace):
+    def step(
+        self, t: float, dt: float, T_sp: np.ndarray, feed: np.ndarray, glucose: np.ndarray, f: SimpleNamespace, err
+    ):
         """Advance every batch by ``dt`` hours; ``feed``/``glucose`` are pump rates in L/h.
 
-        ``f`` holds the faults as arrays over batches, already switched on only after onset.
+        ``f`` holds the faults as arrays over batches, already switched on only after onset;
+        ``err`` the temperature, pH and DO probes' errors (the loops act on them, as real loops do).
         """
         s, p, o = self.s, self.p, self.out
 
         # --- temperature loop (probe may carry a fault offset) ---
-        temp_probe = s.T + p.T_cal + f.temp_offset
+        temp_probe = s.T + p.T_cal + f.temp_offset + err[0]
         e = T_sp - temp_probe
-        self.i_temp = np.clip(self.i_temp + 1.5 * e * dt, -15.0, 15.0)
-        jacket = np.clip(T_sp + 4.0 * e + self.i_temp, 4.0, 48.0)
+        self.i_temp = _clip(self.i_temp + 1.5 * e * dt, -15.0, 15.0)
+        jacket = _clip(T_sp + 4.0 * e + self.i_temp, 4.0, 48.0)
 
         # --- dissolved-oxygen cascade: agitation, then O2 ---
-        do_probe = s.DO + p.DO_cal + f.do_bias
+        do_probe = s.DO + p.DO_cal + f.do_bias + err[2]
         e = DO_SETPOINT - do_probe
-        self.u_do = np.clip(self.u_do + 0.012 * e * dt, 0.0, 2.0)
-        u = np.clip(self.u_do + 0.0015 * e, 0.0, 2.0)
+        self.u_do = _clip(self.u_do + 0.012 * e * dt, 0.0, 2.0)
+        u = _clip(self.u_do + 0.0015 * e, 0.0, 2.0)
         agitation = N_MIN + (N_MAX - N_MIN) * np.minimum(u, 1.0)
-        o2 = O2_MAX * np.clip(u - 1.0, 0.0, 1.0)
+        o2 = O2_MAX * _clip(u - 1.0, 0.0, 1.0)
         impeller = agitation * (1.0 - f.slip) / 100.0
         kla_air = p.kla0 + p.kla1 * impeller**2
         kla_o2 = p.kla_o2 * o2 * impeller**0.7
 
         # --- pH: split range with deadband, CO2 up / base down ---
         ph_true = ph(s)
-        ph_probe = ph_true + p.pH_cal + f.ph_drift
+        ph_probe = ph_true + p.pH_cal + f.ph_drift + err[1]
         e = ph_probe - PH_SETPOINT
         e = np.sign(e) * np.maximum(np.abs(e) - PH_DEADBAND, 0.0)
-        self.u_ph = np.clip(self.u_ph + 0.8 * e * dt, -1.0, 1.0)
-        u = np.clip(self.u_ph + 2.0 * e, -1.0, 1.0)
+        self.u_ph = _clip(self.u_ph + 0.8 * e * dt, -1.0, 1.0)
+        u = _clip(self.u_ph + 2.0 * e, -1.0, 1.0)
         co2 = CO2_MAX * np.maximum(u, 0.0)
         base_rate = BASE_MAX * np.maximum(-u, 0.0)
 

@@ -86,7 +86,7 @@ def draw_batches(rng: np.random.Generator, n: int) -> SimpleNamespace:
     osm0 = lognormal(rng, n, 300.0, 0.015)
     p.S0 = osm0 - (5.55 * p.G0 + 11.1 * p.L0 + p.HCO3_0 + p.A0 + p.aa0)
     p.kd0 = lognormal(rng, n, 0.0012, 0.10)
-    p.kd_age = lognormal(rng, n, 0.0004, 0.20)
+    p.kd_age = lognormal(rng, n, 0.0003, 0.20)
     p.t_age = 200.0 + 12.0 * rng.standard_normal(n)
     p.Yxg = lognormal(rng, n, 3.7, 0.05)
     p.m_glc = lognormal(rng, n, 0.0065, 0.06)
@@ -129,6 +129,17 @@ class ChoFedBatch:
         self.substeps = max(1, int(round(sample_hours / dt)))
         self.dt = sample_hours / self.substeps
         self.times = np.arange(int(round(days * 24.0 / sample_hours)) + 1) * sample_hours
+
+    def fault_info(self) -> dict[str, dict]:
+        """The fault table for reports: what each fault does, its magnitude range and onset range (hours)."""
+        info = {
+            name: {"what": f.what, "magnitude": f.magnitude, "unit": f.unit, "signed": f.signed, "onset_hours": f.onset}
+            for name, f in PROCESS_FAULTS.items()
+        }
+        for name, factor in DURATION_FAULTS.items():
+            info[name] = {"what": f"one manual step event takes x{factor}", "magnitude": (factor, factor), "unit": "x"}
+            info[name] |= {"signed": False, "onset_hours": (0.0, float(self.times[-1]))}
+        return info
 
     def simulate(self, n_runs: int, seed: int, faults: list[str | None] | None = None) -> list[ProcessRun]:
         faults = check_faults(faults, n_runs, self.fault_types)
@@ -179,7 +190,7 @@ class ChoFedBatch:
         days = int(self.days)
         K = days + 1
         sample_times = np.concatenate(
-            [np.full((n, 1), 0.5), 24.0 * np.arange(1, K) + rng.uniform(-1.5, 1.5, (n, K - 1))], axis=1
+            [np.zeros((n, 1)), 24.0 * np.arange(1, K) + rng.uniform(-1.5, 1.5, (n, K - 1))], axis=1
         )
         sample_times[:, -1] = np.minimum(sample_times[:, -1], self.times[-1] - 0.5)
         z_online = [sensor_error(rng, n, T, w, c, phi) for w, c, phi in ONLINE_NOISE]
@@ -193,10 +204,14 @@ class ChoFedBatch:
         offline = np.zeros((n, K, len(OFFLINE)))
         online = np.zeros((n, T, len(ONLINE)))
         online[:, 0] = self._online(br, br.out)
+        for i in range(n):  # the inoculation sample, taken as the culture starts
+            offline[i, 0] = self._sample(s, i, z_off[i, 0])
         contaminated = np.zeros(n, dtype=bool)
+        added = {"feed": np.zeros(n), "glucose": np.zeros(n), "samples": np.zeros(n)}
         acc = np.zeros((n, 7))
         for k in range(1, T):
             acc[:] = 0.0
+            probe_error = (z_online[0][:, k], z_online[2][:, k], z_online[3][:, k])
             for j in range(self.substeps):
                 t = self.times[k - 1] + j * dt
                 start = (~contaminated) & (t >= f.onset) & (p.mu_contaminant > 0)
@@ -206,7 +221,10 @@ class ChoFedBatch:
                 T_sp = np.where(t >= p.t_shift, SHIFT_TO, SHIFT_FROM)
                 feeding = ((t >= feed_start) & (t < feed_start + 1.0)) * feed_rate
                 glc = ((t >= glc_start) & (t < glc_start + 0.25)) * glc_rate
-                br.step(t, dt, T_sp, feeding.sum(axis=1) * (1.0 - fa.feed_loss), glc.sum(axis=1), fa)
+                feeding, glc = feeding.sum(axis=1) * (1.0 - fa.feed_loss), glc.sum(axis=1)
+                br.step(t, dt, T_sp, feeding, glc, fa, probe_error)
+                added["feed"] += feeding * dt
+                added["glucose"] += glc * dt
                 hit = (sample_times > t) & (sample_times <= t + dt)
                 if hit.any():
                     for i, kk in zip(*np.nonzero(hit)):
@@ -216,15 +234,20 @@ class ChoFedBatch:
                             glc_start[i, kk] = sample_times[i, kk] + 0.75
                             glc_rate[i, kk] = 4.0 * (GLUCOSE_TARGET - glucose) * volume / (400.0 - GLUCOSE_TARGET)
                         s.V[i] -= 0.03  # sample volume
+                        added["samples"][i] += 0.03
                 o = br.out
                 acc += np.stack([o.temp_probe, o.jacket, o.ph_probe, o.do_probe, o.agitation, o.o2, o.co2], axis=1)
             online[:, k, :7] = acc / self.substeps
             online[:, k, 7] = s.base
             online[:, k, 8] = s.V
         for v, z in enumerate(z_online):
-            online[:, :, v] += z
+            if v not in (0, 2, 3):  # the loops' probes carry their errors already
+                online[:, :, v] += z
+        online[:, 0, [0, 2, 3]] += np.stack([z_online[0][:, 0], z_online[2][:, 0], z_online[3][:, 0]], axis=1)
         online[:, :, 4:8] = np.maximum(online[:, :, 4:8], 0.0)
         true = {"viable_cell_density": s.Xv.copy(), "titre": s.P.copy(), "volume": s.V.copy(), "lactate": s.L.copy()}
+        true |= {"base_L": s.base.copy(), "feed_L": added["feed"], "glucose_L": added["glucose"]}
+        true |= {"samples_L": added["samples"], "initial_volume_L": p.V0.copy()}
         return online, offline, sample_times, true
 
     @staticmethod
