@@ -27,43 +27,54 @@ def _pca_monitor(lags=0):
     return PCAMonitor(), lags
 
 
-def default_methods(kind, has_durations=False, seed=0):
+def default_methods(kind, has_durations=False, seed=0, landmark=None, known_at=None):
     """The methods compared on a process of ``kind`` ("batch" or "continuous"); the
     duration monitor and the combinations with it only when the runs have manual-step
-    durations. Baselines first."""
+    durations. Baselines first. ``landmark`` / ``known_at``: the process's optional
+    hooks (see ``PenSimProcess``): batch maturity landmark, when step durations are known."""
     lags = LAGS if kind == "continuous" else 0
     pca, pca_lags = _pca_monitor(lags)
     methods = [
-        PlainPCA("spe", kind, SMOOTHING, lags),
-        PlainPCA("t2", kind, SMOOTHING, lags),
-        PlainPCA("spe", kind, SMOOTHING, lags, calibrated=False),
-        PlainPCA("t2", kind, SMOOTHING, lags, calibrated=False),
-        MonitorMethod("Univariate rule 1 (EWMA features)", UnivariateMonitor(rules=(1,)), kind, SMOOTHING),
-        MonitorMethod("PCAMonitor T²/SPE (EWMA features)", pca, kind, SMOOTHING, pca_lags),
+        PlainPCA("spe", kind, SMOOTHING, lags, landmark=landmark),
+        PlainPCA("t2", kind, SMOOTHING, lags, landmark=landmark),
+        PlainPCA("spe", kind, SMOOTHING, lags, calibrated=False, landmark=landmark),
+        PlainPCA("t2", kind, SMOOTHING, lags, calibrated=False, landmark=landmark),
         MonitorMethod(
-            "IsolationForest (EWMA features)", IsolationForestMonitor(random_state=seed), kind, SMOOTHING, lags
+            "Univariate rule 1 (EWMA features)", UnivariateMonitor(rules=(1,)), kind, SMOOTHING, landmark=landmark
+        ),
+        MonitorMethod("PCAMonitor T²/SPE (EWMA features)", pca, kind, SMOOTHING, pca_lags, landmark=landmark),
+        MonitorMethod(
+            "IsolationForest (EWMA features)",
+            IsolationForestMonitor(random_state=seed),
+            kind,
+            SMOOTHING,
+            lags,
+            landmark=landmark,
         ),
     ]
     if kind == "batch":
-        best = OnlineMPCA(n_components=MPCA_COMPONENTS, smoothing=MPCA_SMOOTHING)
+        best = OnlineMPCA(n_components=MPCA_COMPONENTS, smoothing=MPCA_SMOOTHING, landmark=landmark)
     else:
         best = DynamicResiduals(order=LAGS, smoothing=SMOOTHING)
     methods.append(best)
     if has_durations:
         pca2, pca2_lags = _pca_monitor(lags)
         methods += [
-            DurationMethod(),
+            DurationMethod(known_at=known_at),
             CombinedMethod(
                 "Combined: PCAMonitor + duration",
-                [MonitorMethod("PCA", pca2, kind, SMOOTHING, pca2_lags), DurationMethod()],
+                [
+                    MonitorMethod("PCA", pca2, kind, SMOOTHING, pca2_lags, landmark=landmark),
+                    DurationMethod(known_at=known_at),
+                ],
             ),
             CombinedMethod(
                 f"Combined: {best.name} + duration",
                 [
-                    OnlineMPCA(n_components=MPCA_COMPONENTS, smoothing=MPCA_SMOOTHING)
+                    OnlineMPCA(n_components=MPCA_COMPONENTS, smoothing=MPCA_SMOOTHING, landmark=landmark)
                     if kind == "batch"
                     else DynamicResiduals(order=LAGS, smoothing=SMOOTHING),
-                    DurationMethod(),
+                    DurationMethod(known_at=known_at),
                 ],
             ),
         ]

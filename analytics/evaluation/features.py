@@ -39,8 +39,8 @@ def with_lags(z, lags):
 class TrajectoryReference:
     """Mean and spread per batch maturity and variable over the fit batches.
 
-    Maturity: with a landmark (``run.details["landmark_hours"]``, an event seen in
-    real time such as the feed start) a sample's maturity is, before the landmark,
+    Maturity: with a landmark (``landmark(run)``: the hour of an event read from the
+    run's own measurements as it happens, such as the feed start) a sample's maturity is, before the landmark,
     its age capped just below the fit batches' median landmark and, after it, the
     median landmark plus the time since the landmark - a batch whose feed starts a
     few hours late is compared with the others at the same stage, using only what is
@@ -50,10 +50,11 @@ class TrajectoryReference:
     The spread is averaged over ``smooth`` neighbouring maturities (50 batches give
     noisy spreads) and floored where normal batches never vary (a pump that is off)."""
 
-    def __init__(self, runs, smooth=5):
+    def __init__(self, runs, smooth=5, landmark=None):
+        self.landmark_of = landmark
         self.grid = len(runs[0].times)
         self.step = float(np.median(np.diff(runs[0].times)))
-        landmarks = [r.details.get("landmark_hours") for r in runs]
+        landmarks = [landmark(r) for r in runs] if landmark else [None]
         self.landmark = None
         if all(v is not None for v in landmarks):
             self.landmark = int(round(float(np.median(landmarks)) / self.step))
@@ -71,7 +72,7 @@ class TrajectoryReference:
         """Grid index of each sample's maturity (from what is known at its time)."""
         n = len(run.times)
         index = np.arange(n)
-        own = run.details.get("landmark_hours")
+        own = self.landmark_of(run) if self.landmark_of else None
         if self.landmark is None or own is None:
             return np.minimum(index, self.grid - 1)
         seen = int(round(float(own) / self.step))
@@ -110,18 +111,18 @@ class LevelReference:
         return (np.asarray(run.X, float) - self.mean) / self.std, np.asarray(run.times, float)
 
 
-def reference_for(kind, runs):
-    return TrajectoryReference(runs) if kind == "batch" else LevelReference(runs)
+def reference_for(kind, runs, landmark=None):
+    return TrajectoryReference(runs, landmark=landmark) if kind == "batch" else LevelReference(runs)
 
 
 class OnlineFeatures:
     """Standardised deviations -> EWMA -> lags: the rows a sample-wise monitor scores."""
 
-    def __init__(self, kind, smoothing=0.2, lags=0):
-        self.kind, self.smoothing, self.lags = kind, smoothing, lags
+    def __init__(self, kind, smoothing=0.2, lags=0, landmark=None):
+        self.kind, self.smoothing, self.lags, self.landmark = kind, smoothing, lags, landmark
 
     def fit(self, runs):
-        self.reference = reference_for(self.kind, runs)
+        self.reference = reference_for(self.kind, runs, self.landmark)
         return self
 
     def rows(self, run):

@@ -54,9 +54,9 @@ class MonitorMethod(Method):
     monitors' held-out limits work through an n x n Gram matrix, which for the
     15,000 rows of 50 hourly batches took minutes and gigabytes."""
 
-    def __init__(self, name, monitor, kind, smoothing=0.2, lags=0, max_rows=2000):
+    def __init__(self, name, monitor, kind, smoothing=0.2, lags=0, max_rows=2000, landmark=None):
         self.name, self.monitor, self.max_rows = name, monitor, max_rows
-        self.features = OnlineFeatures(kind, smoothing, lags)
+        self.features = OnlineFeatures(kind, smoothing, lags, landmark)
 
     def fit(self, runs):
         self.features.fit(runs)
@@ -79,11 +79,13 @@ class PlainPCA(Method):
     row shows what it promises versus what it gives); otherwise the threshold is
     calibrated like every other method's."""
 
-    def __init__(self, statistic, kind, smoothing=0.2, lags=0, calibrated=True, variance=0.9, sample_alpha=0.01):
+    def __init__(
+        self, statistic, kind, smoothing=0.2, lags=0, calibrated=True, variance=0.9, sample_alpha=0.01, landmark=None
+    ):
         self.which, self.calibrated, self.variance, self.sample_alpha = statistic, calibrated, variance, sample_alpha
         label = "SPE" if statistic == "spe" else "T²"
         self.name = f"Baseline: plain PCA-{label}" + ("" if calibrated else " (textbook 1 % limit, not calibrated)")
-        self.features = OnlineFeatures(kind, smoothing, lags)
+        self.features = OnlineFeatures(kind, smoothing, lags, landmark)
 
     def fit(self, runs):
         self.features.fit(runs)
@@ -120,13 +122,15 @@ class PlainPCA(Method):
 
 class DurationMethod(Method):
     """The duration monitor on manual-step durations, online: a step's duration
-    counts from the hour it is known (``details["duration_hours"]``, else the end of
-    the run); before that the step is taken as typical."""
+    counts from the hour it is known (``known_at(run)``: the hour each step ends, from
+    the schedule the MES knows; else the end of the run); before that the step is
+    taken as typical."""
 
     name = "Duration monitor (step durations)"
 
-    def __init__(self, monitor=None):
+    def __init__(self, monitor=None, known_at=None):
         self.monitor = monitor or DurationMonitor()
+        self.known_at = known_at
 
     def fit(self, runs):
         self.monitor.fit(np.stack([r.durations for r in runs]))
@@ -135,7 +139,7 @@ class DurationMethod(Method):
 
     def statistic(self, run):
         times = np.asarray(run.times, float)
-        known_at = np.asarray(run.details.get("duration_hours") or [times[-1]] * len(run.durations), float)
+        known_at = np.asarray(self.known_at(run) if self.known_at else [times[-1]] * len(run.durations), float)
         rows = np.where(known_at[None, :] <= times[:, None], run.durations[None, :], self.typical[None, :])
         return np.asarray(self.monitor.statistic(rows), float)
 

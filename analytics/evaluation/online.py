@@ -45,7 +45,9 @@ def _folds(n, k):
 
 
 class OnlineMPCA(Method):
-    def __init__(self, name="Online MPCA (partial trajectory)", n_components=5, smoothing=0.2, folds=5, smooth=9):
+    def __init__(
+        self, name="Online MPCA (partial trajectory)", n_components=0.8, smoothing=0.1, folds=5, smooth=9, landmark=None
+    ):
         self.name, self.n_components, self.smoothing, self.folds, self.smooth = (
             name,
             n_components,
@@ -53,6 +55,7 @@ class OnlineMPCA(Method):
             folds,
             smooth,
         )
+        self.landmark = landmark
 
     def _model(self, Z):
         B, T, V = Z.shape
@@ -88,7 +91,7 @@ class OnlineMPCA(Method):
         return np.stack([t2, spe], axis=-1)
 
     def fit(self, runs):
-        self.reference = TrajectoryReference(runs)
+        self.reference = TrajectoryReference(runs, landmark=self.landmark)
         Z = np.stack([self.reference.standardise(r)[0] for r in runs])
         held_out = []
         for fold in _folds(len(Z), self.folds):

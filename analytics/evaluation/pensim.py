@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..simulator import FAULT_TYPES, STEPS, VARIABLES, draw_fault, feed_start, simulate_batches
+from ..simulator import FAULT_TYPES, STEPS, VARIABLES, draw_fault, simulate_batches
 
 try:  # the shared interface (analytics/processes, helper branch p11-processes)
     from ..processes import ProcessRun  # type: ignore[attr-defined]
@@ -40,8 +40,20 @@ class PenSimProcess:
 
     For step-duration faults the onset is the hour the step happens (the end of the
     batch for the harvest): that is when the step's duration becomes known.
-    ``details["duration_hours"]`` says when each step's duration is known, so an
-    online duration monitor flags at the right time."""
+
+    Two optional hooks of a process that the evaluation uses when present, both
+    from what the MES knows while the batch runs (never from the ground truth in
+    ``details``): ``landmark_hours(run)`` - the feed start, read from the measured
+    feed rate (batch maturity is aligned on it), and ``duration_known_hours(run)`` -
+    the hour each manual step ends, from the schedule."""
+
+    def landmark_hours(self, run):
+        """First sample with the feed pump on (known in real time once it happens)."""
+        feeding = np.asarray(run.X)[:, self.variables.index("feed_rate")] > 0
+        return float(run.times[np.argmax(feeding)]) if feeding.any() else float(run.times[-1])
+
+    def duration_known_hours(self, run):
+        return [float(self.hours if h is None else h) for _, _, _, h in STEPS]
 
     name = "pensim"
     kind = "batch"
@@ -57,7 +69,6 @@ class PenSimProcess:
         rng = np.random.default_rng([int(seed), 7])
         drawn = [None if f is None else draw_fault(rng, f, self.hours) for f in faults]
         batches = simulate_batches(n_runs, int(seed), hours=self.hours, faults=drawn)
-        step_hours = tuple(float(self.hours if h is None else h) for _, _, _, h in STEPS)
         return [
             ProcessRun(
                 run_id=b.batch_id,
@@ -69,12 +80,7 @@ class PenSimProcess:
                 onset_hours=None if b.fault is None else float(b.fault.onset),
                 durations=b.step_durations,
                 duration_names=tuple(s[0] for s in STEPS),
-                details={
-                    "fault": None if b.fault is None else b.fault.to_dict(),
-                    "duration_hours": step_hours,
-                    # the feed start, seen in real time: batch maturity is aligned on it
-                    "landmark_hours": feed_start(b),
-                },
+                details={"fault": None if b.fault is None else b.fault.to_dict()},
             )
             for b in batches
         ]

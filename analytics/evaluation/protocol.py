@@ -152,7 +152,13 @@ def evaluate(processes=None, seeds=3, alpha=0.05, quick=False, first_seed=0, pro
             if progress:
                 progress(f"{name} seed {seed}: simulated")
             has_durations = split.fit[0].durations is not None and len(split.fit[0].durations) > 0
-            methods = default_methods(process.kind, has_durations, seed)
+            methods = default_methods(
+                process.kind,
+                has_durations,
+                seed,
+                landmark=getattr(process, "landmark_hours", None),
+                known_at=getattr(process, "duration_known_hours", None),
+            )
             for label in score_split(methods, split, alpha, results, process.fault_types):
                 if progress:
                     progress(f"{name} seed {seed}: {label}")

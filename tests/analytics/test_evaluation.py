@@ -53,10 +53,20 @@ class ToyContinuous:
         return runs
 
 
+def _methods(process, split):
+    return default_methods(
+        process.kind,
+        split.fit[0].durations is not None,
+        seed=3,
+        landmark=getattr(process, "landmark_hours", None),
+        known_at=getattr(process, "duration_known_hours", None),
+    )
+
+
 def _cheap_methods(process, split):
     """One method of each class (the costly monitors share MonitorMethod with the
     univariate chart): what the leak and causality tests run."""
-    methods = default_methods(process.kind, split.fit[0].durations is not None, seed=3)
+    methods = _methods(process, split)
     return [m for m in methods if not m.name.startswith(("PCAMonitor", "IsolationForest", "Combined: PCAMonitor"))]
 
 
@@ -76,7 +86,7 @@ def split(process):
 
 def test_protocol_runs_online_on_every_process(process, split):
     results = {}
-    methods = default_methods(process.kind, split.fit[0].durations is not None, seed=3)
+    methods = _methods(process, split)
     names = list(score_split(methods, split, 0.05, results, process.fault_types))
     assert names[:2] == ["Baseline: plain PCA-SPE", "Baseline: plain PCA-T²"]
     n_test, n_faulty = SIZES["quick"][2], SIZES["quick"][3]
@@ -146,6 +156,10 @@ def test_pensim_process_follows_the_interface():
     assert runs[0].fault_type is None and runs[0].onset_hours is None
     assert runs[1].fault_type == "sensor_bias" and 60 <= runs[1].onset_hours <= 200
     assert runs[0].X.shape == (len(runs[0].times), len(process.variables)) and len(runs[0].durations) == 4
+    # the maturity landmark is read from the measured feed rate, not from the ground truth
+    feeding = runs[0].X[:, process.variables.index("feed_rate")] > 0
+    assert process.landmark_hours(runs[0]) == runs[0].times[np.argmax(feeding)] > 0
+    assert set(runs[0].details) == {"fault"}
     with pytest.raises(ValueError):
         process.simulate(2, 5, [None])
     with pytest.raises(ValueError):
