@@ -79,7 +79,8 @@ def plot_results(all_results, directory):
         for i, (method, r) in enumerate(results.items()):
             rates = [r.detection_rate(f) for f in faults]
             ax.bar(x + i * width, rates, width, label=f"{method} (FAR {r.run_false_alarm_rate:.0%})")
-        ax.set_xticks(x + width * (len(results) - 1) / 2, [label(f) for f in faults], fontsize=8)
+        names = [label(f) for f in faults]
+        ax.set_xticks(x + width * (len(results) - 1) / 2, names, fontsize=8, rotation=20, ha="right")
         ax.axhline(0.9, color="grey", linestyle="--", linewidth=1)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("faulty runs detected online")
