@@ -23,7 +23,7 @@ class DurationMonitor(Monitor):
         Two-sided false-alarm rate per row, all steps together (family-wise): the
         same limits as ``UnivariateMonitor`` on log durations.
     scale : {"mad", "qn", "sd"}, default "mad"
-        Spread of the log durations; with fewer than 20 rows "sd" (exact normal
+        Spread of the log durations; with fewer than 30 rows "sd" (exact normal
         prediction limit, t_{n-1} * sd * sqrt(1 + 1/n)) is always used.
     min_duration : float, default 1e-6
         A recorded duration of zero (a step closed at once) is treated as this

@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from .base import Monitor
-from .limits import cv_folds, heldout_limit
+from .limits import cv_folds, heldout_limit, log_normal_quantile
 
 
 def average_path_length(n):
@@ -33,8 +33,8 @@ class IsolationForestMonitor(Monitor):
 
     ``fit`` sets the threshold on held-out anomaly scores: the rows are split
     into 5 contiguous folds (or folds of whole ``groups``), a forest fitted on
-    the other folds scores each, and the limit is the quantile of a g chi2(h)
-    fitted to those scores, never below their conformal rank quantile.  Training
+    the other folds scores each, and the limit is the normal prediction limit of
+    the log scores, never below their conformal rank quantile.  Training
     scores would be optimistic - the trees have seen those rows - and would not
     show how far an autocorrelated process wanders.
 
@@ -87,7 +87,7 @@ class IsolationForestMonitor(Monitor):
             )
         self.max_samples_ = int(forest.max_samples_)
         self._prepare()
-        self.score_limit_ = heldout_limit(heldout, self.alpha)
+        self.score_limit_ = heldout_limit(heldout, self.alpha, fit=log_normal_quantile)
         self.cv_statistic_ = heldout / self.score_limit_
 
     def _prepare(self):

@@ -4,7 +4,7 @@ run rules over the sequence of batches (rows in batch order).
 
 Why robust: the history a plant trains on always contains a few odd batches;
 median and MAD (or Qn) ignore them, the mean and standard deviation do not.  Below
-20 rows a robust spread is too noisy to hold the rate, and the exact normal
+30 rows a robust spread is too noisy to hold the rate, and the exact normal
 prediction limit (mean, sd, t_{n-1}) is used instead.
 
 Why run rules only on request: they assume independent rows.  On a parameter's
@@ -113,7 +113,7 @@ class UnivariateMonitor(Monitor):
         false-alarm rate comes on top of alpha (``calibrate`` accounts for it).
     scale : {"mad", "qn", "sd"}, default "mad"
         Spread: MAD * 1.4826, Rousseeuw-Croux Qn (both around the median), or the
-        standard deviation (around the mean).  With fewer than 20 rows "sd" is
+        standard deviation (around the mean).  With fewer than 30 rows "sd" is
         always used: it gives the exact prediction limit for normal data.
     """
 

@@ -242,3 +242,50 @@ def test_bad_input_gives_clear_value_errors(cls):
         cls().fit(X, groups=np.arange(5))
     with pytest.raises(ValueError, match="alpha"):
         cls(alpha=1.5).fit(X)
+
+
+# -- stored models of the previous format -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "monitor, new_attributes",
+    [
+        (UnivariateMonitor(), ("inflation_", "method_")),
+        (DurationMonitor(), ("inflation_", "method_")),
+        (PCAMonitor(n_components=2), ("explained_",)),
+    ],
+    ids=lambda v: type(v).__name__ if not isinstance(v, tuple) else "",
+)
+def test_format_1_models_still_load(monitor, new_attributes):
+    X = np.abs(latent_data(200, 17)) + 1
+    data = monitor.fit(X).to_dict()
+    data["format"] = 1
+    data["params"].pop("lags", None)  # format 1 had no dynamic PCA
+    for name in new_attributes:
+        del data["state"][name]
+    old = type(monitor).from_dict(data)
+    assert old.predict(X).shape == (200,)
+    if isinstance(monitor, PCAMonitor):
+        assert 0 < old.limits()["explained_variance"] <= 1
+    else:
+        np.testing.assert_array_equal(old.inflation_, np.ones(8))
+    data["format"] = 99
+    with pytest.raises(ValueError, match="unknown model format"):
+        type(monitor).from_dict(data)
+
+
+def test_dynamic_pca_explains_per_variable_and_round_trips():
+    X = latent_data(300, 18)
+    monitor = PCAMonitor(alpha=0.05, lags=2).fit(X)
+    new = latent_data(50, 19)
+    new[:, 2] += 6.0
+    contributions = monitor.explain(new)
+    assert contributions.shape == (50, 8)  # lagged copies are added onto their variable
+    np.testing.assert_allclose(contributions.sum(axis=1), monitor.statistic(new))
+    assert (np.abs(monitor.explain(new, statistic="spe")).argmax(axis=1) == 2).mean() > 0.8
+    again = PCAMonitor.from_dict(monitor.to_dict())
+    np.testing.assert_array_equal(again.predict(new), monitor.predict(new))
+    with pytest.raises(ValueError, match="lags"):
+        PCAMonitor(lags=-1).fit(X)
+    with pytest.raises(ValueError, match="n_components"):
+        PCAMonitor(n_components="many").fit(X)
