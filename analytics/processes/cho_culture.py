@@ -36,7 +36,7 @@ def ph(s: SimpleNamespace) -> np.ndarray:
 def rates(s: SimpleNamespace, p: SimpleNamespace, t: float, ph_true: np.ndarray) -> SimpleNamespace:
     """Volumetric rates per hour for the current state (cells in 1e6/mL, glucose/lactate/titre g/L, mM)."""
     dT = s.T - 36.8
-    f_temp = np.exp(0.35 * dT) * np.exp(-0.5 * (np.maximum(s.T - 37.4, 0.0) / 0.6) ** 2)
+    f_temp = np.exp(0.45 * dT) * np.exp(-0.5 * (np.maximum(s.T - 37.4, 0.0) / 0.6) ** 2)
     f_ph = np.exp(-0.5 * ((ph_true - 7.0) / 0.22) ** 2)
     f_do = 1.05 * s.DO / (2.0 + s.DO)
     f_co2 = 1.0 / (1.0 + np.maximum(s.pCO2 - 110.0, 0.0) / 150.0)

@@ -45,7 +45,7 @@ PROCESS_FAULTS: dict[str, FaultSpec] = {
         (0, 0), (0.15, 0.30), "fraction", False, "bad media lot: maximum growth rate lower by this fraction"
     ),
     "co2_stripping_failure": FaultSpec(
-        (72, 240), (0.4, 0.7), "fraction", False, "CO2 stripping coefficient lower by this fraction (sparger)"
+        (72, 240), (0.3, 0.6), "fraction", False, "sparger fouls: CO2 stripping falls by this fraction over 24 h"
     ),
     "agitation_slip": FaultSpec(
         (48, 264), (0.10, 0.25), "fraction", False, "magnetic drive slips: impeller turns this fraction slower"
@@ -55,8 +55,11 @@ DURATION_FAULTS = {"slow_step": 2.0, "rushed_step": 0.5}
 FAULT_TYPES: tuple[str, ...] = tuple(PROCESS_FAULTS) + tuple(DURATION_FAULTS)
 
 
-def draw_faults(rng: np.random.Generator, faults: list[str | None]) -> SimpleNamespace:
-    """Per-batch onset and magnitude arrays; zero magnitude (and onset inf) where a batch lacks the fault."""
+def draw_faults(rng: np.random.Generator, faults: list[str | None], time_scale: float = 1.0) -> SimpleNamespace:
+    """Per-batch onset and magnitude arrays; zero magnitude (and onset inf) where a batch lacks the fault.
+
+    Onset ranges are for a 14-day batch; ``time_scale`` (days / 14) stretches them to the batch's length.
+    """
     n, names = len(faults), list(PROCESS_FAULTS)
     u_onset, u_mag = rng.random((n, len(names))), rng.random((n, len(names)))
     sign = np.where(rng.random((n, len(names))) < 0.5, -1.0, 1.0)
@@ -67,7 +70,7 @@ def draw_faults(rng: np.random.Generator, faults: list[str | None]) -> SimpleNam
         if fault not in PROCESS_FAULTS:
             continue
         j, spec = names.index(fault), PROCESS_FAULTS[fault]
-        onset = spec.onset[0] + u_onset[i, j] * (spec.onset[1] - spec.onset[0])
+        onset = time_scale * (spec.onset[0] + u_onset[i, j] * (spec.onset[1] - spec.onset[0]))
         mag = spec.magnitude[0] + u_mag[i, j] * (spec.magnitude[1] - spec.magnitude[0])
         mag = mag * sign[i, j] if spec.signed else mag
         out.onset[i], out.magnitude[i] = onset, mag
@@ -84,6 +87,6 @@ def active(f: SimpleNamespace, t: float) -> SimpleNamespace:
         do_bias=np.where(on, f.do_sensor_bias, 0.0),
         temp_offset=np.where(on, f.temperature_offset, 0.0),
         feed_loss=np.where(on, f.feed_underdelivery, 0.0),
-        strip_loss=np.where(on, f.co2_stripping_failure, 0.0),
+        strip_loss=f.co2_stripping_failure * np.minimum(elapsed / 24.0, 1.0),
         slip=np.where(on, f.agitation_slip, 0.0),
     )

@@ -13,6 +13,7 @@ harvest) have log-normal durations with a batch-wide crew factor.
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Literal
 
 import numpy as np
 
@@ -107,7 +108,7 @@ def draw_batches(rng: np.random.Generator, n: int) -> SimpleNamespace:
     p.pH_cal = 0.01 * rng.standard_normal(n)
     p.DO_cal = 1.0 * rng.standard_normal(n)
     p.t_shift = 120.0 + rng.uniform(-3.0, 3.0, n)
-    p.feed_volume = FEED_FRACTION * 140.0 * (1.0 + 0.02 * rng.standard_normal((n, 15)))
+    p.feed_volume = FEED_FRACTION * 140.0 * (1.0 + 0.02 * rng.standard_normal((n, 22)))  # up to 21 days
     p.mu_contaminant = np.zeros(n)
     return p
 
@@ -116,7 +117,7 @@ class ChoFedBatch:
     """The CHO fed-batch process (``Process`` protocol): 14 days, one historian sample per ``sample_hours``."""
 
     name = "cho_fedbatch"
-    kind = "batch"
+    kind: Literal["batch", "continuous"] = "batch"
     fault_types = FAULT_TYPES
     duration_fault_types = tuple(DURATION_FAULTS)
     variables = tuple(v for v, _ in ONLINE + OFFLINE)
@@ -133,7 +134,13 @@ class ChoFedBatch:
     def fault_info(self) -> dict[str, dict]:
         """The fault table for reports: what each fault does, its magnitude range and onset range (hours)."""
         info = {
-            name: {"what": f.what, "magnitude": f.magnitude, "unit": f.unit, "signed": f.signed, "onset_hours": f.onset}
+            name: {
+                "what": f.what,
+                "magnitude": f.magnitude,
+                "unit": f.unit,
+                "signed": f.signed,
+                "onset_hours": (f.onset[0] * self.days / 14.0, f.onset[1] * self.days / 14.0),
+            }
             for name, f in PROCESS_FAULTS.items()
         }
         for name, factor in DURATION_FAULTS.items():
@@ -149,7 +156,7 @@ class ChoFedBatch:
             np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
         )
         p = draw_batches(batch_rng, n_runs)
-        f = draw_faults(fault_rng, faults)
+        f = draw_faults(fault_rng, faults, self.days / 14.0)
         p.mu_max = p.mu_max * (1.0 - f.low_growth)
         p.mu_contaminant = f.contamination
         online, offline, sample_times, true = self._run(p, f, noise_rng)
@@ -289,7 +296,7 @@ class ChoFedBatch:
         sigma = np.array([STEP_MEDIANS[k][1] for k in kinds])
         crew = np.exp(0.1 * rng.standard_normal((n, 1)))
         d = median * crew * np.exp(sigma * rng.standard_normal((n, len(names))))
-        which = rng.integers(0, len(names), n)
+        which: list[int] = np.asarray(rng.integers(0, len(names), size=n)).tolist()
         step_faults: list[tuple[str | None, float | None]] = []
         for i, fault in enumerate(faults):
             if fault in DURATION_FAULTS:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -69,7 +70,7 @@ class ContinuousPerfusion:
     """The continuous process (``Process`` protocol): ``n_runs`` consecutive windows of one trajectory."""
 
     name = "continuous"
-    kind = "continuous"
+    kind: Literal["batch", "continuous"] = "continuous"
     fault_types = tuple(FAULTS)
     variables = tuple(v[0] for v in VARIABLES)
     units = tuple(v[1] for v in VARIABLES)
@@ -145,6 +146,8 @@ class ContinuousPerfusion:
             onset = None if fault is None else w * self.window_hours + draws[w]["onset"]
             details = {
                 "window": w,
+                # the window after a faulty one starts while the process is still recovering
+                "previous_fault": faults[w - 1] if w > 0 else None,
                 "magnitude": None if fault is None else draws[w]["magnitude"],
                 "unit": None if fault is None else FAULTS[fault].unit,
                 "true_vcd": truth[sl, 0].copy(),
@@ -189,7 +192,7 @@ class ContinuousPerfusion:
     def _draw_faults(self, rng: np.random.Generator, faults: list[str | None]) -> list[dict]:
         """Onset and magnitude per window for every fault type (same draws whatever ``faults`` says)."""
         names = list(FAULTS)
-        out = []
+        out: list[dict] = []
         for fault in faults:
             u = rng.random((3, len(names)))  # onset, magnitude, sign of every type, window after window
             if fault is None:
@@ -219,10 +222,11 @@ class ContinuousPerfusion:
             d = {key: float(dist[key][k]) for key in keys}
             probe_error = {v: float(noise[k, self.variables.index(v)]) for v in PROBES}
             acc = np.zeros(len(names))
+            fault = faults[w] if w >= 0 else None
             for j in range(self.substeps):
                 t = (k - self.burn_in) * h + j * dt
-                if w >= 0 and faults[w] is not None and not active and t - w * self.window_hours >= draws[w]["onset"]:
-                    active = self._fault_effect(faults[w], draws[w], plant)
+                if fault is not None and not active and t - w * self.window_hours >= draws[w]["onset"]:
+                    active = self._fault_effect(fault, draws[w], plant)
                 f = dict(active)
                 if "cap_rate" in f:
                     f["cap_drift"] = f["cap_rate"] * (t - w * self.window_hours - draws[w]["onset"]) / 100.0

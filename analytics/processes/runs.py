@@ -7,6 +7,7 @@ evaluation reading its physics.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -53,14 +54,14 @@ class Process(Protocol):
 
 def check_faults(faults: list[str | None] | None, n_runs: int, known: tuple[str, ...]) -> list[str | None]:
     """The fault list filled in and checked, so a typo fails loudly instead of giving normal runs."""
-    if isinstance(n_runs, bool) or not isinstance(n_runs, int) or n_runs < 0:
+    if isinstance(n_runs, bool) or not isinstance(n_runs, numbers.Integral) or n_runs < 0:
         raise ValueError(f"n_runs must be a non-negative integer, got {n_runs!r}")
     if faults is None:
         return [None] * n_runs
     faults = list(faults)
     if len(faults) != n_runs:
         raise ValueError(f"faults has {len(faults)} entries for {n_runs} runs")
-    unknown = sorted({f for f in faults if f is not None and f not in known})
+    unknown = sorted({repr(f) for f in faults if f is not None and (not isinstance(f, str) or f not in known)})
     if unknown:
         raise ValueError(f"unknown fault types {unknown}; known: {list(known)}")
-    return faults
+    return [None if f is None else str(f) for f in faults]

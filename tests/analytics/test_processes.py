@@ -76,9 +76,12 @@ def test_bad_arguments_fail_loudly(name):
         process.simulate(2, 1, [None, "ph_probe_drfit"])
     with pytest.raises(ValueError, match="entries"):
         process.simulate(2, 1, [None])
-    for bad in (-1, 2.5, True, "3"):
+    with pytest.raises(ValueError, match="unknown fault"):
+        process.simulate(2, 1, [None, float("nan")])
+    for bad in (-1, 2.5, True, "3", None):
         with pytest.raises(ValueError):
             process.simulate(bad, 1)
+    assert len(process.simulate(np.int64(2), np.int64(1))) == 2  # numpy integers are integers
 
 
 def test_bad_constructor_arguments():
@@ -306,3 +309,34 @@ def test_sixty_continuous_windows_in_seconds(cont):
     runs = cont.simulate(60, 1)
     assert time.process_time() - start < 5.0  # ~0.4 s measured
     assert len(runs) == 60 and runs[-1].times[-1] == pytest.approx(60 * 24.0)
+
+
+def test_processes_stand_alone():
+    """numpy and the standard library only: nothing from the MES, nothing from the monitors they test."""
+    import ast
+    from pathlib import Path
+
+    allowed = {"numpy", "math", "numbers", "dataclasses", "types", "typing", "collections", "__future__"}
+    for path in (Path(__file__).resolve().parents[2] / "analytics" / "processes").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+
+
+@pytest.mark.parametrize("days", [5.0, 21.0])
+def test_cho_other_lengths_keep_faults_inside_the_batch(days):
+    process = ChoFedBatch(days=days, sample_hours=2.0)
+    faults = [f for f in PROCESS_FAULTS for _ in range(2)]
+    runs = process.simulate(len(faults), 4, faults)
+    assert all(r.X.shape == (int(days * 12) + 1, len(process.variables)) for r in runs)
+    assert all(r.onset_hours < process.times[-1] for r in runs)
+    info = process.fault_info()
+    assert all(
+        info[r.fault_type]["onset_hours"][0] <= r.onset_hours <= info[r.fault_type]["onset_hours"][1] for r in runs
+    )
