@@ -26,10 +26,6 @@ from .pca import PCAMonitor
 from .store import monitor_from_dict
 
 FORMAT = "batchline.analytics.timeseries-model/1"
-#: rows the PCA monitor is fitted on at most (every k-th maturity of each batch, the
-#: batch as the group of its held-out limits): the monitor's held-out limits cost
-#: O(rows²); 40 hourly batches (12,000 rows) took close to a minute and a gigabyte
-MAX_FIT_ROWS = 2000
 
 
 def align(
@@ -127,10 +123,7 @@ def fit_timeseries(
     model = TimeSeriesModel(
         list(variables), mean, np.maximum(spread, floor), smoothing, PCAMonitor(alpha=alpha, n_components=n_components)
     )
-    rows = [model.residuals(b) for b in stack]
-    every = max(1, int(np.ceil(sum(len(r) for r in rows) / MAX_FIT_ROWS)))
-    rows = [r[::every] for r in rows]  # consecutive EWMA rows carry nearly the same information
-    model.monitor.fit(np.vstack(rows), groups=np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)]))
+    model.monitor.fit(np.vstack([model.residuals(b) for b in stack]))
     if calibration is not None:
         rows = [model.residuals(np.asarray(b, float)) for b in calibration]
         groups = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)])

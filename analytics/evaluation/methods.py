@@ -47,21 +47,21 @@ class Method:
 
 class MonitorMethod(Method):
     """A project monitor (``analytics`` public API: fit with batch groups, statistic)
-    on the online features, one row per sample time.
+    on the online features, one row per sample time. With the batch of each row as
+    its group, the monitor's held-out limits leave whole runs out.
 
-    The monitor is fitted on at most ``max_rows`` rows (every k-th sample time of
-    each fit run; consecutive EWMA rows carry nearly the same information): the
-    monitors' held-out limits work through an n x n Gram matrix, which for the
-    15,000 rows of 50 hourly batches took minutes and gigabytes."""
+    ``max_rows`` (default: all) fits on every k-th sample time of each run instead -
+    consecutive EWMA rows carry nearly the same information - where fitting on all
+    rows would be too slow."""
 
-    def __init__(self, name, monitor, kind, smoothing=0.2, lags=0, max_rows=2000, landmark=None):
+    def __init__(self, name, monitor, kind, smoothing=0.2, lags=0, max_rows=None, landmark=None):
         self.name, self.monitor, self.max_rows = name, monitor, max_rows
         self.features = OnlineFeatures(kind, smoothing, lags, landmark)
 
     def fit(self, runs):
         self.features.fit(runs)
         rows = [self.features.rows(r)[0] for r in runs]
-        every = max(1, int(np.ceil(sum(len(r) for r in rows) / self.max_rows)))
+        every = max(1, int(np.ceil(sum(len(r) for r in rows) / self.max_rows))) if self.max_rows else 1
         rows = [r[::every] for r in rows]
         groups = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)])
         self.monitor.fit(np.vstack(rows), groups=groups)
