@@ -6,7 +6,8 @@ its own control limit (1.0 = on the limit).  ``score_samples`` is minus that
 statistic (higher = more normal, the scikit-learn convention), and ``offset_`` is
 the threshold on that scale: ``decision_function = score_samples - offset_`` is
 negative exactly when a sample is out of trend.  Right after ``fit`` the threshold
-is the theoretical limit for the false-alarm rate ``alpha`` (``offset_ == -1``);
+is the limit set on held-out data for the false-alarm rate ``alpha`` on *new*
+rows (``offset_ == -1``; see ``analytics.limits``);
 ``calibrate`` moves it so that the false-alarm rate measured on separate normal
 data is at most ``alpha`` - that is how methods are compared at equal false-alarm
 rate.
@@ -101,7 +102,8 @@ def _json_value(value):
 class Monitor(OutlierMixin, BaseEstimator):
     """Base class of the out-of-trend monitors.
 
-    Subclasses implement ``_fit(X)`` (X validated, float64) and ``_statistic(X)``
+    Subclasses implement ``_fit(X, groups)`` (X validated, float64; groups None or
+    one label per row) and ``_statistic(X)``
     (per-sample statistic in units of the control limit) and list the fitted
     attributes to store in ``_state_attributes``.
     """
@@ -155,7 +157,7 @@ class Monitor(OutlierMixin, BaseEstimator):
 
     # -- scoring -------------------------------------------------------------
     def statistic(self, X):
-        """Per-sample monitoring statistic in units of the theoretical limit."""
+        """Per-sample monitoring statistic in units of the fitted limit."""
         return self._statistic(self._check_X(X))
 
     def score_samples(self, X):

@@ -41,8 +41,11 @@ def cv_folds(n_rows, groups=None, n_splits=N_SPLITS):
         groups = np.asarray(groups)
         if groups.ndim != 1 or groups.shape[0] != n_rows:
             raise ValueError(f"groups must have one label per row ({n_rows}); got shape {groups.shape}")
-        _, first, labels = np.unique(groups, return_index=True, return_inverse=True)
-        labels = np.argsort(np.argsort(first))[labels]  # 0, 1, ... in order of appearance
+        order: dict = {}
+        try:  # 0, 1, ... in order of first appearance; any hashable labels (ids, names)
+            labels = np.array([order.setdefault(g, len(order)) for g in groups.tolist()], dtype=np.int64)
+        except TypeError as error:
+            raise ValueError(f"groups must be one hashable label per row (e.g. batch ids): {error}") from None
     n_units = int(labels.max()) + 1 if n_rows else 0
     k = min(n_splits, n_units)
     if k < 2:

@@ -240,3 +240,23 @@ def test_groups_keep_a_batch_in_one_fold():
     honest = UnivariateMonitor(alpha=0.01).fit(X, groups=groups)
     new = (rng.standard_normal((400, 1, 4)) * 2 + 0.3 * rng.standard_normal((400, 25, 4))).reshape(-1, 4)
     assert flagged(honest, new) <= 0.015 + 2 * np.sqrt(0.015 * 0.985 / 400)
+
+
+@pytest.mark.parametrize("groups", [np.arange(5), np.zeros((60, 2))], ids=["too short", "2-D"])
+def test_bad_groups_are_refused_clearly(groups):
+    X = latent(60, np.random.default_rng(61))
+    for cls in (UnivariateMonitor, PCAMonitor, IsolationForestMonitor):
+        with pytest.raises(ValueError, match="one label per row"):
+            cls(alpha=0.05).fit(X, groups=groups)
+
+
+def test_any_hashable_group_labels_work():
+    X = latent(60, np.random.default_rng(61))
+    UnivariateMonitor().fit(X, groups=["a", 1] * 30)  # mixed types
+    PCAMonitor(alpha=0.05).fit(X, groups=[f"B-{i // 3}" for i in range(60)])
+
+
+def test_one_group_cannot_be_cross_validated():
+    X = latent(60, np.random.default_rng(62))
+    with pytest.raises(ValueError, match="at least two"):
+        PCAMonitor(alpha=0.05).fit(X, groups=np.zeros(60))
