@@ -1,13 +1,11 @@
-"""The evaluation's results as a reader sees them: markdown tables of false alarms,
-detection rates and delays per method (for docs/analytics.md), and the plots."""
+"""The evaluation's results as a reader sees them: per process, markdown tables of
+false alarms, detection and delays per method (for docs/analytics.md), and a plot."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..simulator import FAULT_TYPES
-
-FAULT_LABELS = {
+LABELS = {
     "sensor_bias": "sensor bias",
     "sensor_drift": "sensor drift",
     "feed_fault": "feed fault",
@@ -17,65 +15,53 @@ FAULT_LABELS = {
 }
 
 
+def label(fault_type):
+    return LABELS.get(fault_type, fault_type.replace("_", " "))
+
+
+def _pct(value, digits=0):
+    return f"{100 * value:.{digits}f}%"
+
+
 def results_table(results):
-    """Markdown tables: false alarms and detection per method, then delays."""
-    head = ["Method", "batch FAR", "sample FAR"] + [FAULT_LABELS[f] for f in FAULT_TYPES] + ["all faults"]
+    """Markdown tables for one process: false alarms and detection, then delays."""
+    first = next(iter(results.values()))
+    faults = first.fault_types
+    head = ["Method", "run FAR (per seed)", "sample FAR"] + [label(f) for f in faults]
+    head += ["all faults", "flag before onset"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results.values():
-        per_seed = ", ".join(f"{v:.0%}" for v in r.batch_far_per_seed)
-        cells = [
-            r.name,
-            f"{r.batch_false_alarm_rate:.1%} ({per_seed})",
-            f"{r.sample_false_alarm_rate:.2%}" if r.level == "series" else "(per batch)",
-        ]
-        cells += [f"{r.detection_rate(f):.0%}" for f in FAULT_TYPES]
-        cells.append(f"{r.detection_rate():.0%}")
+        per_seed = ", ".join(_pct(v) for v in r.far_per_seed)
+        cells = [r.name, f"{_pct(r.run_false_alarm_rate, 1)} ({per_seed})", _pct(r.sample_false_alarm_rate, 2)]
+        cells += [_pct(r.detection_rate(f)) for f in faults]
+        cells += [f"**{_pct(r.detection_rate())}**", _pct(r.pre_onset_rate())]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Median detection delay from fault onset (hours; time series methods only - "
-        "batch-level methods decide at the end of the batch, the duration monitor when the "
-        "step closes):",
-        "",
-    ]
-    head = ["Method"] + [FAULT_LABELS[f] for f in FAULT_TYPES if f not in ("slow_step", "rushed_step")]
+    lines += ["", "Median detection delay after the fault onset (hours; detected runs only):", ""]
+    head = ["Method"] + [label(f) for f in faults] + ["all faults"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results.values():
-        if r.level != "series":
-            continue
         cells = [r.name]
-        for f in FAULT_TYPES:
-            if f in ("slow_step", "rushed_step"):
-                continue
+        for f in (*faults, None):
             d = r.median_delay(f)
-            cells.append("–" if d is None else f"{d:.0f} h")
+            cells.append("–" if d is None else f"{d:.1f} h")
         lines.append("| " + " | ".join(cells) + " |")
-    pca_methods = [
-        n for n in ("PCA T²/SPE (time series, EWMA)", "PCA T²/SPE (unfolded time series, end of batch)") if n in results
-    ]
-    if pca_methods:
-        first = results[pca_methods[0]]
-        sensors = sorted({t for (f, t) in first.by_target if f in ("sensor_bias", "sensor_drift")})
-        lines += [
-            "",
-            "Sensor faults by sensor (detected / faulty batches):",
-            "",
-            "| method | fault | " + " | ".join(sensors) + " |",
-            "|---|---|" + "---|" * len(sensors),
-        ]
-        for name in pca_methods:
-            for f in ("sensor_bias", "sensor_drift"):
-                cells = []
-                for t in sensors:
-                    n, d = results[name].by_target.get((f, t), (0, 0))
-                    cells.append(f"{d}/{n}" if n else "–")
-                lines.append(f"| {name} | {FAULT_LABELS[f]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot_results(results, examples, directory):
-    """Detection-rate bars and example control charts as PNG files; returns their
-    paths relative to ``directory``'s parent (for markdown links)."""
+def results_tables(all_results, describe=None):
+    """One section per process (``describe(name)`` may add a line under its title)."""
+    parts = []
+    for name, results in all_results.items():
+        parts += [f"### Process `{name}`", ""]
+        if describe:
+            parts += [describe(name), ""]
+        parts += [results_table(results), ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def plot_results(all_results, directory):
+    """Detection per fault type and method, one panel per process, as a PNG; returns
+    the paths written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,44 +71,23 @@ def plot_results(results, examples, directory):
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-
-    fig, ax = plt.subplots(figsize=(10, 6.5))
-    names = list(results)
-    width = 0.8 / len(names)
-    x = np.arange(len(FAULT_TYPES))
-    for i, name in enumerate(names):
-        rates = [results[name].detection_rate(f) for f in FAULT_TYPES]
-        ax.bar(x + i * width, rates, width, label=f"{name} (FAR {results[name].batch_false_alarm_rate:.0%})")
-    ax.set_xticks(x + width * (len(names) - 1) / 2, [FAULT_LABELS[f] for f in FAULT_TYPES])
-    ax.axhline(0.9, color="grey", linestyle="--", linewidth=1)
-    ax.set_ylabel("faulty batches detected")
-    ax.set_ylim(0, 1.05)
-    ax.set_title("Detection rate per fault type at equal batch false-alarm rate")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
+    fig, axes = plt.subplots(len(all_results), 1, figsize=(11, 4.8 * len(all_results)), squeeze=False)
+    for ax, (name, results) in zip(axes[:, 0], all_results.items()):
+        faults = next(iter(results.values())).fault_types
+        width = 0.8 / len(results)
+        x = np.arange(len(faults))
+        for i, (method, r) in enumerate(results.items()):
+            rates = [r.detection_rate(f) for f in faults]
+            ax.bar(x + i * width, rates, width, label=f"{method} (FAR {r.run_false_alarm_rate:.0%})")
+        names = [label(f) for f in faults]
+        ax.set_xticks(x + width * (len(results) - 1) / 2, names, fontsize=8, rotation=20, ha="right")
+        ax.axhline(0.9, color="grey", linestyle="--", linewidth=1)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("faulty runs detected online")
+        ax.set_title(f"{name}: detection per fault type at the calibrated run false-alarm rate", fontsize=10)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path = directory / "analytics-detection.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    paths.append(path)
-
-    if examples:
-        fig, axes = plt.subplots(len(examples), 1, figsize=(9, 2.2 * len(examples)), sharex=True)
-        for ax, (label, (batch, times, statistic)) in zip(np.atleast_1d(axes), examples.items()):
-            ax.semilogy(times, np.maximum(statistic, 1e-3), linewidth=1)
-            ax.axhline(1.0, color="red", linewidth=1)
-            if batch.fault is not None:
-                ax.axvline(batch.fault.onset, color="black", linestyle=":")
-                title = f"{FAULT_LABELS[label]} ({batch.fault.target}, magnitude {batch.fault.magnitude:.3g})"
-            else:
-                title = "normal batch"
-            ax.set_title(title, fontsize=9)
-            ax.set_ylabel("stat / limit")
-        np.atleast_1d(axes)[-1].set_xlabel("batch time (h); dotted: fault onset, red: limit")
-        fig.suptitle("PCA time-series monitor: max(T², SPE) relative to the calibrated limit", fontsize=10)
-        fig.tight_layout()
-        path = directory / "analytics-charts.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+    return [path]
