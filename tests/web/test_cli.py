@@ -384,18 +384,18 @@ def test_json_where_it_was_refused(run):
 
 def test_analytics_evaluate_prints_and_writes_only_when_asked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    printed = CliRunner().invoke(cli.main, ["analytics", "evaluate", "--seeds", "1", "--faulty", "10"])
+    quick = ["analytics", "evaluate", "--process", "pensim", "--seeds", "1", "--quick"]
+    printed = CliRunner().invoke(cli.main, quick)
     assert printed.exit_code == 0, printed.output
     assert "| Duration monitor" in printed.stdout and "wrote" not in printed.stdout
+    assert "Baseline: plain PCA-SPE" in printed.stdout
     assert list(tmp_path.iterdir()) == []  # nothing written
     out = tmp_path / "docs" / "analytics.md"
-    written = CliRunner().invoke(
-        cli.main, ["analytics", "evaluate", "--seeds", "1", "--faulty", "10", "--output", str(out), "--json"]
-    )
+    written = CliRunner().invoke(cli.main, [*quick, "--output", str(out), "--json"])
     assert written.exit_code == 0, written.output
     answer = json.loads(written.stdout)
     assert str(out) in answer["wrote"] and out.exists()
-    assert "Duration monitor (step durations)" in {m["method"] for m in answer["methods"]}
+    assert "Duration monitor (step durations)" in {m["method"] for m in answer["processes"]["pensim"]}
 
 
 # --- exceptions are said, and listed -----------------------------------------------------
