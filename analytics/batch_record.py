@@ -236,13 +236,16 @@ def step_point(s: Session, batch: Batch, step: Step) -> StepPoint | None:
     )
 
 
-def recent_values(s: Session, recipe: str, bpmn_id: str, n: int, *, before: StepPoint) -> list[dict[str, Any]]:
+def recent_values(
+    s: Session, recipe: str, bpmn_id: str, n: int, *, before: StepPoint, versions: list[int] | None = None
+) -> list[dict[str, Any]]:
     """Values (as corrected) of a step in the last ``n`` other batches of the recipe
     (aborted ones left out) recorded before ``before``, oldest first: one point per batch
     (its last record of the step). Run rules read a batch-to-batch sequence; the instances
     of a multi-instance or repeated step within one batch are alike, and counted as
-    separate points they make runs that no process change caused."""
-    versions = version_ids(s, recipe)
+    separate points they make runs that no process change caused. ``versions``: the
+    recipe's version ids where the caller read them already."""
+    versions = version_ids(s, recipe) if versions is None else versions
     rows = list(
         s.execute(
             select(Step.batch_id, Step.seq, Step.values)

@@ -23,7 +23,16 @@ from engine.models import Batch, BatchException, RecipeVersion, Step
 from engine.runtime import Runtime
 from engine.vocabulary import ExceptionSource, LimitLevel, StepKind
 
-from .batch_record import DURATION_BASIS, NumberField, StepPoint, as_number, number_fields, recent_values, step_point
+from .batch_record import (
+    DURATION_BASIS,
+    NumberField,
+    StepPoint,
+    as_number,
+    number_fields,
+    recent_values,
+    step_point,
+    version_ids,
+)
 from .catalogue import DURATION_KIND, UNIVARIATE
 from .step_models import StepModel, duration_check, rule_hits, step_models
 from .univariate import RULES
@@ -56,15 +65,20 @@ def score_step(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, Any]
     return out
 
 
-def score_in(s: Session, batch: Batch, seq: int) -> list[dict[str, Any]]:
+def score_in(s: Session, batch: Batch, seq: int, memo: dict[Any, Any] | None = None) -> list[dict[str, Any]]:
     """The findings of step ``seq`` of ``batch`` (nothing raised yet), reading only that
     step, its corrections and task times, and the last ``RUN_WINDOW`` batches' values of
-    the same recipe step - not the whole record of the batch or the recipe."""
+    the same recipe step - not the whole record of the batch or the recipe. ``memo``:
+    what one transaction scoring many steps reads once (the models in force and the
+    recipe's versions cannot change under it)."""
+    memo = {} if memo is None else memo
     step = s.scalars(select(Step).where(Step.batch_id == batch.id, Step.seq == seq)).first()
     if step is None or step.kind != StepKind.USER_TASK:
         return []
     recipe = _recipe_of(s, step.recipe_version_id)
-    models = step_models(s, recipe, step.bpmn_id)
+    if ("models", recipe, step.bpmn_id) not in memo:
+        memo["models", recipe, step.bpmn_id] = step_models(s, recipe, step.bpmn_id)
+    models = memo["models", recipe, step.bpmn_id]
     if not models:
         return []
     this = step_point(s, batch, step)
@@ -72,7 +86,13 @@ def score_in(s: Session, batch: Batch, seq: int) -> list[dict[str, Any]]:
         return []
     findings: list[dict[str, Any]] = []
     univariate = [m for m in models if m.kind == UNIVARIATE and m.parameter in this.values]
-    history = recent_values(s, recipe, step.bpmn_id, RUN_WINDOW, before=this) if univariate else []
+    if univariate and ("versions", recipe) not in memo:
+        memo["versions", recipe] = version_ids(s, recipe)
+    history = (
+        recent_values(s, recipe, step.bpmn_id, RUN_WINDOW, before=this, versions=memo["versions", recipe])
+        if univariate
+        else []
+    )
     fields: dict[str, NumberField] | None = None
     for m in univariate:
         x = as_number(this.values.get(m.parameter))

@@ -66,12 +66,13 @@ def claim_waiting(rt: Runtime, s: Session, limit: int = BATCH_LIMIT) -> Claimed:
     if not waiting:
         return claimed
     batch_rows = {b.id: b for b in s.scalars(select(Batch).where(Batch.id.in_({j.batch_id for j in waiting})))}
+    memo: dict[Any, Any] = {}
     for job in waiting:
         batch = batch_rows.get(job.batch_id) if job.batch_id is not None else None
         if batch is None or "seq" not in (job.payload or {}):
             continue  # not a step of a batch: its own job runs it (and records why it fails)
         try:
-            findings = score_in(s, batch, int(job.payload["seq"]))
+            findings = score_in(s, batch, int(job.payload["seq"]), memo)
         except Exception:  # left to its own job: attempts, backoff and incident
             log.exception("scoring step %s of batch %s along with another job", job.payload, batch.batch_id)
             continue
