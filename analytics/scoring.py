@@ -34,6 +34,7 @@ from .batch_record import (
     version_ids,
 )
 from .catalogue import DURATION_KIND, UNIVARIATE
+from .scoring_queue import claim_waiting, finish_claimed
 from .step_models import StepModel, duration_check, rule_hits, step_models
 from .univariate import RULES
 
@@ -51,17 +52,15 @@ def score_step(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, Any]
     are waiting (``analytics.scoring_queue``), so a busy plant pays the job overhead once
     for many steps. Safe to run twice: a finding already raised for this step,
     parameter and rule is not raised again. Returns this step's exceptions."""
-    from .scoring_queue import claim_waiting, finish_claimed
-
     seq = int(payload["seq"])
     with rt.transaction() as s:
         batch = s.scalars(select(Batch).where(Batch.batch_id == batch_id)).first()
         if batch is None:
             return []
         findings = score_in(s, batch, seq)
-        claimed = claim_waiting(rt, s)
+        claimed = claim_waiting(rt, s, score_in)
     out = raise_findings(rt, batch_id, seq, findings)
-    finish_claimed(rt, claimed)
+    finish_claimed(rt, claimed, raise_findings)
     return out
 
 

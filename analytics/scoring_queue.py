@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,10 @@ from engine.vocabulary import JobKind, JobState
 
 log = logging.getLogger("batchline.analytics")
 
+Finding = dict[str, Any]
+ScoreIn = Callable[[Session, Batch, int, dict[Any, Any]], list[Finding]]
+RaiseFindings = Callable[[Runtime, str, int, list[Finding]], list[Finding]]
+
 #: at most this many waiting steps are scored along with one job (bounded transaction)
 BATCH_LIMIT = 200
 
@@ -42,11 +47,10 @@ class Claimed:
     steps: list[tuple[int, str, int, list[dict[str, Any]]]] = field(default_factory=list)
 
 
-def claim_waiting(rt: Runtime, s: Session, limit: int = BATCH_LIMIT) -> Claimed:
+def claim_waiting(rt: Runtime, s: Session, score_in: ScoreIn, limit: int = BATCH_LIMIT) -> Claimed:
     """Lock the ``score_step`` jobs due now that no worker holds, and score their steps
-    in this transaction (``analytics.scoring.score_in``)."""
-    from .scoring import score_in
-
+    in this transaction with ``score_in`` (``analytics.scoring.score_in``, passed in: the
+    scoring module uses this one, not the reverse)."""
     now = utcnow()
     claimed = Claimed(owner=f"score_step-batch:{uuid.uuid4().hex[:12]}")
     stmt = (
@@ -82,11 +86,9 @@ def claim_waiting(rt: Runtime, s: Session, limit: int = BATCH_LIMIT) -> Claimed:
     return claimed
 
 
-def finish_claimed(rt: Runtime, claimed: Claimed) -> int:
-    """Raise the claimed steps' findings, then mark their jobs done (still held by this
-    claim); returns how many steps were scored."""
-    from .scoring import raise_findings
-
+def finish_claimed(rt: Runtime, claimed: Claimed, raise_findings: RaiseFindings) -> int:
+    """Raise the claimed steps' findings (``analytics.scoring.raise_findings``), then mark
+    their jobs done (still held by this claim); returns how many steps were scored."""
     done, free = [], []
     for job_id, batch_id, seq, findings in claimed.steps:
         try:
