@@ -74,7 +74,7 @@ def score_in(s: Session, batch: Batch, seq: int, memo: dict[Any, Any] | None = N
     step = s.scalars(select(Step).where(Step.batch_id == batch.id, Step.seq == seq)).first()
     if step is None or step.kind != StepKind.USER_TASK:
         return []
-    recipe = _recipe_of(s, step.recipe_version_id)
+    recipe = _recipe_of(s, step.recipe_version_id, memo)
     if ("models", recipe, step.bpmn_id) not in memo:
         memo["models", recipe, step.bpmn_id] = step_models(s, recipe, step.bpmn_id)
     models = memo["models", recipe, step.bpmn_id]
@@ -140,16 +140,14 @@ def raise_findings(rt: Runtime, batch_id: str, seq: int, findings: list[dict[str
     ]
 
 
-_recipes: dict[int, str] = {}
-
-
-def _recipe_of(s: Session, recipe_version_id: int) -> str:
-    """The recipe of a recipe version (a version never moves to another recipe)."""
-    if recipe_version_id not in _recipes:
-        _recipes[recipe_version_id] = s.scalars(
+def _recipe_of(s: Session, recipe_version_id: int, memo: dict[Any, Any]) -> str:
+    """The recipe of a recipe version (read once per transaction: a version never moves
+    to another recipe; not kept per process, where ids of other databases could meet)."""
+    if ("recipe", recipe_version_id) not in memo:
+        memo["recipe", recipe_version_id] = s.scalars(
             select(RecipeVersion.recipe).where(RecipeVersion.id == recipe_version_id)
         ).one()
-    return _recipes[recipe_version_id]
+    return memo["recipe", recipe_version_id]
 
 
 def _history(m: StepModel) -> dict[str, Any]:
