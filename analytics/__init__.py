@@ -8,7 +8,8 @@ batches, explain what drove a flag. They are what this module exports.
 
 Wired to the batch record (these import ``engine``, never the reverse):
 ``batch_record`` (what the models read), ``training``, ``catalogue`` (the trained models),
-``scoring`` (the ``score_step`` job), ``charts`` and ``findings`` (what QA looks at),
+``scoring`` (the ``score_step`` job; ``step_models`` keeps the models parsed,
+``scoring_queue`` scores the waiting steps together), ``charts`` and ``findings`` (what QA looks at),
 ``equipment`` (equipment time series), ``jobs`` (``install(rt)`` registers the job
 handlers), ``history`` (demo history).
 """

@@ -29,9 +29,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.batches.task_times import TaskTimes, times_of
+from engine.batches.task_times import TaskTimes, times_of, times_of_task
 from engine.models import Batch, RecipeVersion, Step
-from engine.record import as_corrected, corrections_by_step
+from engine.record import as_corrected, corrections_by_step, current_values
 from engine.vocabulary import BatchState, StepKind
 
 
@@ -123,6 +123,11 @@ def recipe_versions(s: Session, recipe: str) -> dict[int, RecipeVersion]:
     return {rv.id: rv for rv in rows}
 
 
+def version_ids(s: Session, recipe: str) -> list[int]:
+    """The ids of the recipe's versions (without their forms and diagrams)."""
+    return list(s.scalars(select(RecipeVersion.id).where(RecipeVersion.recipe == recipe)))
+
+
 def step_points(
     s: Session,
     recipe: str,
@@ -133,10 +138,10 @@ def step_points(
 ) -> list[StepPoint]:
     """Operator steps of the recipe's batches in the order they were recorded, with
     the values as corrected and the step duration (see the module note)."""
-    versions = recipe_versions(s, recipe)
+    versions = version_ids(s, recipe)
     if not versions:
         return []
-    stmt = select(Batch).where(Batch.recipe_version_id.in_(list(versions)))
+    stmt = select(Batch).where(Batch.recipe_version_id.in_(versions))
     if exclude_aborted:
         stmt = stmt.where(Batch.state != BatchState.ABORTED)
     if batch_pks is not None:
@@ -195,13 +200,52 @@ def step_points(
     return out
 
 
-def recent_values(s: Session, recipe: str, bpmn_id: str, n: int, *, before: StepPoint) -> list[dict[str, Any]]:
+def step_point(s: Session, batch: Batch, step: Step) -> StepPoint | None:
+    """The point of one operator step, as ``step_points`` gives it, reading only that
+    step: its values as corrected, its task's times and (for steps recorded before task
+    times) the previous record of its batch. None where ``step_points`` has none (not an
+    operator step, or an aborted batch)."""
+    if step.kind != StepKind.USER_TASK or batch.state == BatchState.ABORTED:
+        return None
+    at = times_of_task(s, batch.id, step.task_id)
+    previous = batch.created_at
+    if at.opened_at is None and at.ready_at is None:
+        before = s.scalars(
+            select(Step.recorded_at)
+            .where(Step.batch_id == batch.id, Step.seq < step.seq)
+            .order_by(Step.seq.desc())
+            .limit(1)
+        ).first()
+        previous = before if before is not None else batch.created_at
+    minutes, basis = duration(at.ready_at, at.opened_at, previous, step.recorded_at)
+    return StepPoint(
+        batch.id,
+        batch.batch_id,
+        batch.state,
+        batch.state == BatchState.RELEASED,
+        step.seq,
+        step.bpmn_id,
+        step.form_id,
+        step.recipe_version_id,
+        step.recorded_at,
+        minutes,
+        current_values(s, step),
+        at.ready_at,
+        at.opened_at,
+        basis,
+    )
+
+
+def recent_values(
+    s: Session, recipe: str, bpmn_id: str, n: int, *, before: StepPoint, versions: list[int] | None = None
+) -> list[dict[str, Any]]:
     """Values (as corrected) of a step in the last ``n`` other batches of the recipe
     (aborted ones left out) recorded before ``before``, oldest first: one point per batch
     (its last record of the step). Run rules read a batch-to-batch sequence; the instances
     of a multi-instance or repeated step within one batch are alike, and counted as
-    separate points they make runs that no process change caused."""
-    versions = list(recipe_versions(s, recipe))
+    separate points they make runs that no process change caused. ``versions``: the
+    recipe's version ids where the caller read them already."""
+    versions = version_ids(s, recipe) if versions is None else versions
     rows = list(
         s.execute(
             select(Step.batch_id, Step.seq, Step.values)

@@ -108,14 +108,27 @@ def active_models(
 ) -> list[TrendModel]:
     """The models of a recipe step (optionally of one parameter and kind) that score:
     active versions of an approved training run - never a pending or rejected one."""
-    stmt = select(TrendModel).where(
-        TrendModel.recipe == recipe, TrendModel.bpmn_id == bpmn_id, TrendModel.active.is_(True), _approved()
-    )
+    stmt = select(TrendModel).where(*_scoring(recipe, bpmn_id))
     if parameter is not None:
         stmt = stmt.where(TrendModel.parameter == parameter)
     if kind is not None:
         stmt = stmt.where(TrendModel.kind == kind)
     return list(s.scalars(stmt.order_by(TrendModel.kind, TrendModel.parameter)))
+
+
+def _scoring(recipe: str, bpmn_id: str) -> tuple[Any, ...]:
+    """The condition of "scores now": active and of an approved training run."""
+    return (TrendModel.recipe == recipe, TrendModel.bpmn_id == bpmn_id, TrendModel.active.is_(True), _approved())
+
+
+def active_model_keys(s: Session, recipe: str, bpmn_id: str) -> list[tuple[Any, ...]]:
+    """(id, training run, trained at, kind, parameter) of each of ``active_models``,
+    without reading their cards: enough to know a model parsed before is this very row
+    (``analytics.step_models`` keeps them parsed)."""
+    stmt = select(
+        TrendModel.id, TrendModel.training_id, TrendModel.trained_at, TrendModel.kind, TrendModel.parameter
+    ).where(*_scoring(recipe, bpmn_id))
+    return [tuple(row) for row in s.execute(stmt.order_by(TrendModel.id))]
 
 
 def add_version(s: Session, row: TrendModel) -> None:

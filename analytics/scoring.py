@@ -15,17 +15,27 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine import batches
-from engine.models import Batch, BatchException, RecipeVersion, Step, TrendModel
+from engine.models import Batch, BatchException, RecipeVersion, Step
 from engine.runtime import Runtime
 from engine.vocabulary import ExceptionSource, LimitLevel, StepKind
 
-from .batch_record import DURATION_BASIS, NumberField, StepPoint, as_number, number_fields, recent_values, step_points
-from .catalogue import DURATION_KIND, UNIVARIATE, active_models, scalar_limits
-from .store import ModelCard
+from .batch_record import (
+    DURATION_BASIS,
+    NumberField,
+    StepPoint,
+    as_number,
+    number_fields,
+    recent_values,
+    step_point,
+    version_ids,
+)
+from .catalogue import DURATION_KIND, UNIVARIATE
+from .scoring_queue import claim_waiting, finish_claimed
+from .step_models import StepModel, duration_check, rule_hits, step_models
 from .univariate import RULES
 
 #: how many earlier points of the same step and parameter the run rules look at
@@ -38,23 +48,67 @@ def _fmt(x: float | None) -> str:
 
 def score_step(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, Any]) -> list[dict[str, Any]]:
     """Score one committed operator step against the active models of its recipe step
-    and raise an exception per finding. Safe to run twice: a finding already raised
-    for this step, parameter and rule is not raised again."""
+    and raise an exception per finding; then score the other steps whose scoring jobs
+    are waiting (``analytics.scoring_queue``), so a busy plant pays the job overhead once
+    for many steps. Safe to run twice: a finding already raised for this step,
+    parameter and rule is not raised again. Returns this step's exceptions."""
     seq = int(payload["seq"])
-    findings: list[dict[str, Any]] = []
     with rt.transaction() as s:
         batch = s.scalars(select(Batch).where(Batch.batch_id == batch_id)).first()
         if batch is None:
             return []
-        step = s.scalars(select(Step).where(Step.batch_id == batch.id, Step.seq == seq)).first()
-        if step is None or step.kind != StepKind.USER_TASK:
-            return []
-        rv = s.get(RecipeVersion, step.recipe_version_id)
-        recipe = rv.recipe
-        models = active_models(s, recipe, step.bpmn_id)
-        if not models:
-            return []
-        batch_pk = batch.id
+        findings = score_in(s, batch, seq)
+        claimed = claim_waiting(rt, s, score_in)
+    out = raise_findings(rt, batch_id, seq, findings)
+    finish_claimed(rt, claimed, raise_findings)
+    return out
+
+
+def score_in(s: Session, batch: Batch, seq: int, memo: dict[Any, Any] | None = None) -> list[dict[str, Any]]:
+    """The findings of step ``seq`` of ``batch`` (nothing raised yet), reading only that
+    step, its corrections and task times, and the last ``RUN_WINDOW`` batches' values of
+    the same recipe step - not the whole record of the batch or the recipe. ``memo``:
+    what one transaction scoring many steps reads once (the models in force and the
+    recipe's versions cannot change under it)."""
+    memo = {} if memo is None else memo
+    step = s.scalars(select(Step).where(Step.batch_id == batch.id, Step.seq == seq)).first()
+    if step is None or step.kind != StepKind.USER_TASK:
+        return []
+    recipe = _recipe_of(s, step.recipe_version_id, memo)
+    if ("models", recipe, step.bpmn_id) not in memo:
+        memo["models", recipe, step.bpmn_id] = step_models(s, recipe, step.bpmn_id)
+    models = memo["models", recipe, step.bpmn_id]
+    if not models:
+        return []
+    this = step_point(s, batch, step)
+    if this is None:
+        return []
+    findings: list[dict[str, Any]] = []
+    univariate = [m for m in models if m.kind == UNIVARIATE and m.parameter in this.values]
+    if univariate and ("versions", recipe) not in memo:
+        memo["versions", recipe] = version_ids(s, recipe)
+    history = (
+        recent_values(s, recipe, step.bpmn_id, RUN_WINDOW, before=this, versions=memo["versions", recipe])
+        if univariate
+        else []
+    )
+    fields: dict[str, NumberField] | None = None
+    for m in univariate:
+        x = as_number(this.values.get(m.parameter))
+        recorded_unit = (step.units or {}).get(m.parameter)
+        if x is None or (recorded_unit and m.unit and recorded_unit != m.unit):
+            continue  # nothing to compare, or the form changed the unit since training
+        seq_values = [v for v in (as_number(values.get(m.parameter)) for values in history) if v is not None]
+        hits, contribution = rule_hits(m, seq_values + [x])
+        if hits:
+            if fields is None:  # the form is read only for a finding's label
+                rv = s.get(RecipeVersion, step.recipe_version_id)
+                fields = number_fields(rv.forms.get(step.form_id) if step.form_id else None)
+            findings += _univariate_findings(m, x, hits, contribution, len(seq_values) + 1, fields.get(m.parameter))
+    for m in models:
+        if m.kind == DURATION_KIND:
+            findings += _duration_findings(m, this)
+    if findings:
         # one finding per parameter and rule for a step in a batch: the instances of a
         # multi-instance or repeated step are scored each, but a reviewer decides once
         raised = {
@@ -67,41 +121,36 @@ def score_step(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, Any]
             )
             if e.step_seq == seq or (e.details or {}).get("bpmn_id") == step.bpmn_id
         }
-        fields = number_fields(rv.forms.get(step.form_id) if step.form_id else None)
-        this = next(
-            (p for p in step_points(s, recipe, bpmn_id=step.bpmn_id, batch_pks=[batch.id]) if p.seq == seq), None
-        )
-        if this is None:
-            return []
-        univariate = [m for m in models if m.kind == UNIVARIATE and m.parameter in this.values]
-        history = recent_values(s, recipe, step.bpmn_id, RUN_WINDOW, before=this) if univariate else []
-        for m in univariate:
-            x = as_number(this.values.get(m.parameter))
-            recorded_unit = (step.units or {}).get(m.parameter)
-            if x is None or (recorded_unit and m.unit and recorded_unit != m.unit):
-                continue  # nothing to compare, or the form changed the unit since training
-            f = fields.get(m.parameter)
-            findings += _univariate_findings(m, x, history, f)
-        for m in models:
-            if m.kind == DURATION_KIND:
-                findings += _duration_findings(m, this)
-    out = []
-    for finding in findings:
-        if (finding["parameter"], finding["details"]["rule"]) in raised:
-            continue
-        d = finding["details"]
+        findings = [f for f in findings if (f["parameter"], f["details"]["rule"]) not in raised]
+    for f in findings:
+        d = f["details"]
         # one finding per batch, recipe step, parameter, rule and model (the instances of a
         # multi-instance step are decided once, as above), enforced by the database
-        key = f"oot|{batch_pk}|{d['bpmn_id']}|{finding['parameter'] or 'duration'}|{d['rule']}|model {d['model_id']}"
-        out.append(
-            batches.raise_exception(
-                rt, batch_id, source=ExceptionSource.TREND, step_seq=seq, finding_key=key, **finding
-            )
+        f["finding_key"] = (
+            f"oot|{batch.id}|{d['bpmn_id']}|{f['parameter'] or 'duration'}|{d['rule']}|model {d['model_id']}"
         )
-    return out
+    return findings
 
 
-def _history(m: TrendModel) -> dict[str, Any]:
+def raise_findings(rt: Runtime, batch_id: str, seq: int, findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Raise each finding as a trend exception of step ``seq`` (once: ``finding_key``)."""
+    return [
+        batches.raise_exception(rt, batch_id, source=ExceptionSource.TREND, step_seq=seq, **finding)
+        for finding in findings
+    ]
+
+
+def _recipe_of(s: Session, recipe_version_id: int, memo: dict[Any, Any]) -> str:
+    """The recipe of a recipe version (read once per transaction: a version never moves
+    to another recipe; not kept per process, where ids of other databases could meet)."""
+    if ("recipe", recipe_version_id) not in memo:
+        memo["recipe", recipe_version_id] = s.scalars(
+            select(RecipeVersion.recipe).where(RecipeVersion.id == recipe_version_id)
+        ).one()
+    return memo["recipe", recipe_version_id]
+
+
+def _history(m: StepModel) -> dict[str, Any]:
     """Which model raised a finding and what it learned from (shown in its title)."""
     card = m.card or {}
     return {
@@ -113,26 +162,18 @@ def _history(m: TrendModel) -> dict[str, Any]:
 
 
 def _univariate_findings(
-    m: TrendModel, x: float, history: list[dict[str, Any]], f: NumberField | None
+    m: StepModel, x: float, hits: list[int], contribution: float, points: int, f: NumberField | None
 ) -> list[dict[str, Any]]:
-    monitor = ModelCard.from_dict(m.card).monitor()
-    seq_values = [v for v in (as_number(values.get(m.parameter)) for values in history) if v is not None]
-    X = np.array([[v] for v in seq_values + [x]])
-    last = len(X) - 1
-    hits = [v for v in monitor.rule_violations(X) if v.row == last]
-    if not hits:
-        return []
-    lim = scalar_limits(m.kind, m.card["limits"])
+    lim = m.limits
     label = f.label if f else m.parameter
     unit = f" {m.unit}" if m.unit else ""
     critical = bool(f.critical if f else m.critical)
-    contribution = float(monitor.explain(X[last:])[0, 0])
     out = []
-    for hit in hits:
-        rule1 = hit.rule == 1
+    for rule in hits:
+        rule1 = rule == 1
         where = "above" if x > lim["centre"] else "below"
         message = (
-            f"{label} {_fmt(x)}{unit} is out of trend (rule {hit.rule}: {RULES[hit.rule]}); "
+            f"{label} {_fmt(x)}{unit} is out of trend (rule {rule}: {RULES[rule]}); "
             f"expected {_fmt(lim['lower'])} to {_fmt(lim['upper'])}{unit}, centre {_fmt(lim['centre'])}"
             + (f", {where} the centre" if not rule1 else "")
             + (" - critical process parameter" if critical else "")
@@ -146,15 +187,15 @@ def _univariate_findings(
             "upper": lim["upper"],
             "limit": (lim["upper"] - lim["centre"]),
             "expected": f"{_fmt(lim['centre'])} ± {_fmt(lim['upper'] - lim['centre'])}",
-            "rule": hit.rule,
-            "rule_description": RULES[hit.rule],
+            "rule": rule,
+            "rule_description": RULES[rule],
             "statistic": "z / rule-1 limit",
             "z_over_limit": contribution,
             "contributions": {m.parameter: contribution},
             "critical": critical,
             "bpmn_id": m.bpmn_id,
             **_history(m),
-            "points_in_sequence": len(X),
+            "points_in_sequence": points,
         }
         out.append(
             {
@@ -168,14 +209,11 @@ def _univariate_findings(
     return out
 
 
-def _duration_findings(m: TrendModel, this: StepPoint) -> list[dict[str, Any]]:
-    monitor = ModelCard.from_dict(m.card).monitor()
-    X = np.array([[this.minutes]])
-    if monitor.predict(X)[0] == 1:
+def _duration_findings(m: StepModel, this: StepPoint) -> list[dict[str, Any]]:
+    out_of_trend, long, z = duration_check(m, this.minutes)
+    if not out_of_trend:
         return []
-    lim = scalar_limits(m.kind, m.card["limits"])
-    long = bool(monitor.too_long(X)[0, 0])
-    z = float(monitor.explain(X)[0, 0])
+    lim = m.limits
     message = (
         f"step {m.bpmn_id} took {this.minutes:.1f} min ({DURATION_BASIS[this.basis]}), "
         f"{'longer' if long else 'shorter'} than usual "

@@ -90,23 +90,49 @@ def _trend_plant():
     return db, rt
 
 
-def _start(rt, batch_id: str) -> None:
-    """Start a batch as if 30 minutes ago: its step then takes a usual time (the history's
-    steps take ~30 min), so scoring takes the common path - nothing out of trend."""
-    from datetime import timedelta
+#: offsets of the step's mass from the history's centre (100 g): no six in a row rising
+#: or falling, no long run on one side, no alternation - the common path, nothing found
+#: (a cycle like 100.0, 100.3, ... 101.2 is a real rising trend and raises rule 3)
+OFFSETS = (0.3, 0.1, -0.2, 0.2, -0.1, -0.3, 0.0)
 
-    from sqlalchemy import update
 
-    from engine import batches
-    from engine.models import Batch, utcnow
-    from tests.analytics.trend_recipe import RECIPE
+def _mass(i: int) -> float:
+    return 100.0 + OFFSETS[i % len(OFFSETS)]
 
-    batches.start_batch(rt, RECIPE, batch_id, user="sup", parameters={})
+
+def _temp(i: int) -> float:
+    """The room temperature (history ~20 °C), varied the same way (a constant 20.0 sits
+    on one side of the centre: nine in a row raise rule 2)."""
+    return 20.0 + OFFSETS[(i + 3) % len(OFFSETS)]
+
+
+def _findings(rt) -> int:
+    """Trend exceptions raised so far (the bench's steps should raise none)."""
+    from sqlalchemy import func, select
+
+    from engine.models import BatchException
+    from engine.vocabulary import ExceptionSource
+
     with rt.transaction() as s:
-        s.execute(update(Batch).where(Batch.batch_id == batch_id).values(created_at=utcnow() - timedelta(minutes=30)))
+        return s.scalar(
+            select(func.count()).select_from(BatchException).where(BatchException.source == ExceptionSource.TREND)
+        )
 
 
-def _step(rt, batch_id: str, mass: float, *, start: bool = True) -> float:
+def _start(rt, batch_id: str) -> None:
+    """Start a batch as if 30 minutes ago (the engine's clock moved back, as the tests'
+    ``live_step`` does): its task became ready then, so the step takes a usual time (the
+    history's steps take ~30 min) and scoring takes the common path - nothing out of
+    trend. (Moving only ``batch.created_at`` no longer does: durations are measured
+    from the task's own ready / opened times.)"""
+    from engine import batches
+    from tests.analytics.trend_recipe import RECIPE, clock_moved
+
+    with clock_moved(-30):
+        batches.start_batch(rt, RECIPE, batch_id, user="sup", parameters={})
+
+
+def _step(rt, batch_id: str, mass: float, *, start: bool = True, temp: float = 20.0) -> float:
     """Start a batch (unless ``start`` is False) and record its one operator step
     (durable, scoring job scheduled); returns the step's seconds."""
     from engine import batches, users
@@ -118,7 +144,7 @@ def _step(rt, batch_id: str, mass: float, *, start: bool = True) -> float:
     task = batches.ready_tasks(rt, batch_id)[0]
     signer = users.person(rt, OPERATOR)
     t0 = time.perf_counter()
-    batches.complete_task(rt, batch_id, task["id"], {"mass_g": mass, "temp_c": 20.0}, user=OPERATOR, signer=signer)
+    batches.complete_task(rt, batch_id, task["id"], {"mass_g": mass, "temp_c": temp}, user=OPERATOR, signer=signer)
     return time.perf_counter() - t0
 
 
@@ -144,6 +170,69 @@ def _drain(rt, workers: int) -> int:
     return sum(ran)
 
 
+def _scored(rt) -> int:
+    """How many ``score_step`` jobs are done (each is one step scored, by its own job or
+    along with another one: ``analytics.scoring_queue``)."""
+    from sqlalchemy import func, select
+
+    from engine.models import Job
+    from engine.vocabulary import JobKind, JobState
+
+    with rt.transaction() as s:
+        return s.scalar(
+            select(func.count()).select_from(Job).where(Job.kind == JobKind.SCORE_STEP, Job.state == JobState.DONE)
+        )
+
+
+def _hold_other_jobs(rt, hold: bool) -> None:
+    """Put the jobs other than scoring out of reach (``hold``) or back: the amortised
+    cost counts the scoring jobs alone, not the batch completion jobs due with them."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from engine.models import Job, utcnow
+    from engine.vocabulary import JobKind, JobState
+
+    with rt.transaction() as s:
+        due = utcnow() + timedelta(days=1) if hold else utcnow()
+        when = Job.due_at <= utcnow() if hold else Job.due_at > utcnow() + timedelta(hours=12)
+        s.execute(
+            update(Job).where(Job.kind != JobKind.SCORE_STEP, Job.state == JobState.PENDING, when).values(due_at=due)
+        )
+
+
+def amortised(rt, durable: float, handler_times: list[float]) -> None:
+    """Cost per step when 1, 10, 100 batches' steps wait for scoring at once, drained by
+    one worker (elapsed time = cost): claim + run + done of the scoring jobs / steps."""
+    print("\namortised scoring cost, 1 worker (scoring jobs only: claim + run + done, all commits)")
+    print(
+        f"{'steps waiting':>14s} {'scored':>7s} {'jobs run':>9s} {'ms/step':>8s} {'handler ms/step':>16s}"
+        f" {'ratio':>7s} {'samples/s':>10s}"
+    )
+    for n in (1, 10, 100):
+        names = [f"AM-{n:03d}-{i:04d}" for i in range(n)]
+        for name in names:
+            _start(rt, name)
+        _drain(rt, 1)  # the starts' own jobs
+        for i, name in enumerate(names):
+            _step(rt, name, _mass(i), start=False, temp=_temp(i))
+        _hold_other_jobs(rt, True)
+        before, calls = _scored(rt), len(handler_times)
+        t0 = time.perf_counter()
+        ran = _drain(rt, 1)
+        took = time.perf_counter() - t0
+        scored = _scored(rt) - before
+        handler = sum(handler_times[calls:])
+        _hold_other_jobs(rt, False)
+        _drain(rt, 1)
+        per = took / scored
+        print(
+            f"{n:14d} {scored:7d} {ran:9d} {per * 1000:8.3f} {handler / scored * 1000:16.3f}"
+            f" {per / durable:7.3f} {3 * scored / took:10,.0f}"
+        )
+
+
 def _compute_only(rt, repeat: int = 200) -> float:
     """Seconds to rebuild the step's approved monitors from their cards and score one
     step's values and duration: the analytics alone, without the database."""
@@ -158,6 +247,26 @@ def _compute_only(rt, repeat: int = 200) -> float:
     def once():
         for data in cards:
             ModelCard.from_dict(data).monitor().predict(X)
+
+    return best_of(lambda: [once() for _ in range(repeat)]) / repeat
+
+
+def _compute_fast(rt, repeat: int = 200) -> float:
+    """Seconds to score one step's values (with a 20-point history) and duration with the
+    parsed, cached models and the fast path (``analytics.step_models``)."""
+    from analytics import step_models
+    from tests.analytics.trend_recipe import RECIPE
+
+    with rt.transaction() as s:
+        models = step_models.step_models(s, RECIPE, "weigh")
+    history = [_mass(i) for i in range(20)]
+
+    def once():
+        for m in models:
+            if m.kind == "DurationMonitor":
+                step_models.duration_check(m, 30.0)
+            else:
+                step_models.rule_hits(m, [*history, 100.4])
 
     return best_of(lambda: [once() for _ in range(repeat)]) / repeat
 
@@ -185,7 +294,7 @@ def mes_cost(live: int, workers: int) -> None:
         handler_times.clear()
         steps, scores = [], []
         for i in range(live):
-            steps.append(_step(rt, f"LIVE-{i:04d}", 100.0 + (i % 5) * 0.3))
+            steps.append(_step(rt, f"LIVE-{i:04d}", _mass(i), temp=_temp(i)))
             # the step left its scoring job and (the batch ends with it) the batch's own
             # completion job: claim both, count the claim and the scoring job's run
             t0 = time.perf_counter()
@@ -199,16 +308,20 @@ def mes_cost(live: int, workers: int) -> None:
                     scores.append(claim + time.perf_counter() - t0)
             assert len(scores) == i + 1, "the step's score_step job did not run"
         score, handler = statistics.median(scores), statistics.median(handler_times)
-        compute = _compute_only(rt)
+        compute, fast = _compute_only(rt), _compute_fast(rt)
         print(f"\nscoring in the MES (SQLite, one-step recipe, 3 approved models; p50 of {live} steps)")
         print(f"{'durable step (bench/engine.py, p50 near step 30)':56s} {durable * 1000:8.2f} ms")
         print(f"{'durable step of the trended recipe (complete_task)':56s} {statistics.median(steps) * 1000:8.2f} ms")
         print(f"{'score_step job of one step (claim + run + done)':56s} {score * 1000:8.2f} ms")
         print(f"{'  of which the handler (analytics.scoring.score_step)':56s} {handler * 1000:8.2f} ms")
-        print(f"{'  of which loading the 3 model cards and scoring':56s} {compute * 1000:8.3f} ms")
+        print(f"{'  loading the 3 model cards and scoring (old path)':56s} {compute * 1000:8.3f} ms")
+        print(f"{'  the same with cached models and the fast path (used)':56s} {fast * 1000:8.3f} ms")
         print(f"{'scoring cost per step / durable step cost (job)':56s} {score / durable:8.3f}   (goal <= 0.05)")
         print(f"{'  handler only / durable step':56s} {handler / durable:8.3f}")
-        print(f"{'  model compute only / durable step':56s} {compute / durable:8.4f}")
+        print(f"{'  model compute only / durable step (fast path)':56s} {fast / durable:8.4f}")
+        print(f"{'trend findings raised by these steps (common path: 0)':56s} {_findings(rt):8d}")
+
+        amortised(rt, durable, handler_times)
 
         print(f"\nscoring throughput, {workers} worker threads (3 samples per step: 2 values + duration;")
         print("the drain also runs each batch's completion job, as a worker would)")
@@ -219,13 +332,14 @@ def mes_cost(live: int, workers: int) -> None:
                 _start(rt, name)
             _drain(rt, workers)  # the starts' own jobs
             for i, name in enumerate(names):
-                _step(rt, name, 100.0 + (i % 7) * 0.25, start=False)
-            before = len(handler_times)
+                _step(rt, name, _mass(i), start=False, temp=_temp(i))
+            before = _scored(rt)
             t0 = time.perf_counter()
             _drain(rt, workers)
             took = time.perf_counter() - t0
-            ran = len(handler_times) - before
+            ran = _scored(rt) - before
             print(f"{n:16d} {ran:7d} {took:9.3f} {3 * ran / took:10,.0f} {ran / took:9,.1f}")
+        print(f"trend findings raised in the whole run (common path: 0): {_findings(rt)}")
     finally:
         rt.close()
         db.drop()

@@ -142,6 +142,24 @@ def times_of(s: Session, batch_pks: list[int]) -> dict[tuple[int, str], TaskTime
     return out
 
 
+def times_of_task(s: Session, batch_pk: int, task_id: str | None) -> TaskTimes:
+    """One task's ready and first-opened times (``times_of`` for a single step)."""
+    t = TaskTimes()
+    if task_id is None:
+        return t
+    rows = s.execute(
+        select(TaskTime.kind, TaskTime.at, TaskTime.by).where(
+            TaskTime.batch_id == batch_pk, TaskTime.task_id == task_id, TaskTime.kind.in_((READY, OPENED))
+        )
+    )
+    for kind, at, by in rows:
+        if kind == READY:
+            t.ready_at = at
+        else:
+            t.opened_at, t.opened_by = at, by
+    return t
+
+
 @dataclass
 class UnitProcedureRun:
     """One run of a unit procedure (a call activity) in a batch: ``ended_at`` None while it runs."""
