@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Monitor, NotEnoughHistory
-from .limits import column_limits
+from .column_charts import ColumnChartMonitor
 
 
-class DurationMonitor(Monitor):
+class DurationMonitor(ColumnChartMonitor):
     """Log-normal prediction limits per step (one column per step).
 
     Parameters
@@ -29,15 +28,6 @@ class DurationMonitor(Monitor):
         A recorded duration of zero (a step closed at once) is treated as this
         value - extremely short, so it is flagged - instead of log(0).
     """
-
-    _state_attributes = {
-        "centre_": np.float64,
-        "scale_": np.float64,
-        "limit_": None,
-        "inflation_": np.float64,
-        "method_": None,
-        "monitored_": np.bool_,
-    }
 
     def __init__(self, alpha=0.01, scale="mad", min_duration=1e-6):
         self.alpha = alpha
@@ -54,26 +44,11 @@ class DurationMonitor(Monitor):
     def _fit(self, X, groups=None):
         if not self.min_duration > 0:
             raise ValueError(f"min_duration must be > 0; got {self.min_duration!r}")
-        if self.scale not in ("mad", "qn", "sd"):
-            raise ValueError(f"scale must be 'mad', 'qn' or 'sd'; got {self.scale!r}")
-        fitted = column_limits(self._log(X), self.alpha, self.scale, groups)
-        self.method_, self.centre_, self.scale_, self.inflation_, self.limit_, self.cv_statistic_, monitored = fitted
-        if not monitored.any():
-            raise NotEnoughHistory(f"the history of {X.shape[0]} rows never varied: no spread to set a limit from")
-        self.monitored_ = monitored
-
-    def _state_default(self, name, state):
-        if name == "inflation_":  # format 1: textbook limits, no held-out inflation
-            return np.ones(len(state["centre_"]))
-        if name == "method_":
-            return self.scale
-        if name == "monitored_":  # before unvarying columns were left out
-            return np.ones(len(state["centre_"]), dtype=bool)
-        return super()._state_default(name, state)
+        self._fit_columns(self._log(X), groups)
 
     def _z(self, X):
         # a step whose duration never varied in the history is not monitored
-        return np.where(self.monitored_, (self._log(X) - self.centre_) / (self.scale_ * self.inflation_), 0.0)
+        return self._standardised(self._log(X))
 
     def _statistic(self, X):
         return np.max(np.abs(self._z(X)), axis=1) / self.limit_

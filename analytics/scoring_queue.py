@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.db import row_locks
+from engine import jobs
 from engine.models import Batch, Job, utcnow
 from engine.runtime import Runtime
 from engine.vocabulary import JobKind, JobState
@@ -53,20 +53,7 @@ def claim_waiting(rt: Runtime, s: Session, score_in: ScoreIn, limit: int = BATCH
     scoring module uses this one, not the reverse)."""
     now = utcnow()
     claimed = Claimed(owner=f"score_step-batch:{uuid.uuid4().hex[:12]}")
-    stmt = (
-        select(Job)
-        .where(
-            Job.kind == JobKind.SCORE_STEP,
-            Job.state == JobState.PENDING,
-            Job.due_at <= now,
-            or_(Job.locked_until.is_(None), Job.locked_until < now),
-        )
-        .order_by(Job.due_at, Job.id)
-        .limit(limit)
-    )
-    if row_locks(s):
-        stmt = stmt.with_for_update(skip_locked=True)
-    waiting = list(s.scalars(stmt))
+    waiting = jobs.due_unlocked(s, now, limit, kind=JobKind.SCORE_STEP)
     if not waiting:
         return claimed
     batch_rows = {b.id: b for b in s.scalars(select(Batch).where(Batch.id.in_({j.batch_id for j in waiting})))}

@@ -19,8 +19,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from .base import CalibrationWarning, Monitor, NotEnoughHistory, conformal_threshold
-from .limits import column_limits
+from .base import CalibrationWarning, conformal_threshold
+from .column_charts import ColumnChartMonitor
 
 #: Nelson (1984) rules as numbered by Nelson; 1-4 are the Western Electric-like
 #: defaults.  Zones are fractions of the rule-1 limit L (with the classic L = 3
@@ -98,7 +98,7 @@ def nelson_rules(z, limit, rules=(1, 2, 3, 4)):
     return fired
 
 
-class UnivariateMonitor(Monitor):
+class UnivariateMonitor(ColumnChartMonitor):
     """One control chart per parameter (column); optionally run rules.
 
     Parameters
@@ -117,15 +117,6 @@ class UnivariateMonitor(Monitor):
         always used: it gives the exact prediction limit for normal data.
     """
 
-    _state_attributes = {
-        "centre_": np.float64,
-        "scale_": np.float64,
-        "limit_": None,
-        "inflation_": np.float64,
-        "method_": None,
-        "monitored_": np.bool_,
-    }
-
     def __init__(self, alpha=0.01, rules=(1,), scale="mad"):
         self.alpha = alpha
         self.rules = rules
@@ -135,26 +126,11 @@ class UnivariateMonitor(Monitor):
         unknown = set(self.rules) - set(RULES)
         if unknown or not len(self.rules):
             raise ValueError(f"rules must be a non-empty subset of {sorted(RULES)}; got {self.rules!r}")
-        if self.scale not in ("mad", "qn", "sd"):
-            raise ValueError(f"scale must be 'mad', 'qn' or 'sd'; got {self.scale!r}")
-        fitted = column_limits(X, self.alpha, self.scale, groups)
-        self.method_, self.centre_, self.scale_, self.inflation_, self.limit_, self.cv_statistic_, monitored = fitted
-        if not monitored.any():
-            raise NotEnoughHistory(f"the history of {X.shape[0]} rows never varied: no spread to set a limit from")
-        self.monitored_ = monitored
-
-    def _state_default(self, name, state):
-        if name == "inflation_":  # format 1: textbook limits, no held-out inflation
-            return np.ones(len(state["centre_"]))
-        if name == "method_":
-            return self.scale
-        if name == "monitored_":  # before unvarying columns were left out
-            return np.ones(len(state["centre_"]), dtype=bool)
-        return super()._state_default(name, state)
+        self._fit_columns(X, groups)
 
     def _z(self, X):
         # a column that never varied in the history is not monitored (limits.unvarying_columns)
-        return np.where(self.monitored_, (X - self.centre_) / (self.scale_ * self.inflation_), 0.0)
+        return self._standardised(X)
 
     def _pattern_and_level(self, X):
         """(largest |z| / L per row, whether a rule other than 1 fired on the row)."""

@@ -22,10 +22,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from . import audit, batches, outbox
 from .batches import lateness
@@ -52,22 +53,28 @@ class RetryLater(Exception):
         self.delay = delay
 
 
+def due_unlocked(s: Session, now: datetime, limit: int, kind: str | None = None) -> list[Job]:
+    """Pending jobs due by ``now`` that no worker holds (or whose lock expired), oldest
+    first, locked for this transaction where the database locks rows (``SKIP LOCKED``:
+    two workers never wait on, or take, the same job). The one claim query, used by the
+    executor and by the scoring of waiting steps (``analytics.scoring_queue``)."""
+    stmt = select(Job).where(
+        Job.state == JobState.PENDING,
+        Job.due_at <= now,
+        or_(Job.locked_until.is_(None), Job.locked_until < now),
+    )
+    if kind is not None:
+        stmt = stmt.where(Job.kind == kind)
+    stmt = stmt.order_by(Job.due_at, Job.id).limit(limit)
+    if row_locks(s):
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(s.scalars(stmt))
+
+
 def acquire(rt: Runtime, worker: str, limit: int = 10) -> list[int]:
     now = utcnow()
     with rt.transaction() as s:
-        stmt = (
-            select(Job)
-            .where(
-                Job.state == JobState.PENDING,
-                Job.due_at <= now,
-                or_(Job.locked_until.is_(None), Job.locked_until < now),
-            )
-            .order_by(Job.due_at, Job.id)
-            .limit(limit)
-        )
-        if row_locks(s):
-            stmt = stmt.with_for_update(skip_locked=True)
-        jobs = list(s.scalars(stmt))
+        jobs = due_unlocked(s, now, limit)
         for job in jobs:
             job.locked_by = worker
             job.locked_until = now + timedelta(seconds=rt.settings.job_lock_seconds)
