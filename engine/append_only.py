@@ -37,6 +37,7 @@ APPEND_ONLY = (
     "task_time",
     "trend_training",
     "trend_training_decision",
+    "lot_movement",
 )
 #: the migrations' own bookkeeping: the application reads it (health), never writes it
 SCHEMA_TABLES = ("alembic_version",)

@@ -436,17 +436,31 @@ class MaterialLot(Base):
     __tablename__ = "material_lot"
     lot_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     material: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20), default="released")  # released | quarantine | rejected
+    status: Mapped[str] = mapped_column(String(20), default="released")  # quarantine | released | rejected | expired
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: quantity on hand, in ``unit`` (the material's unit); None for lots known only by id
+    quantity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    #: the batch that produced the lot (None for received lots)
+    produced_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime | None] = mapped_column(nullable=True, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(nullable=True, default=utcnow)
 
 
 class Equipment(Base):
     __tablename__ = "equipment"
     equipment_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     equipment_class: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20), default="clean")  # clean | dirty | out_of_service
+    status: Mapped[str] = mapped_column(
+        String(20), default="clean"
+    )  # clean | dirty | in_use | maintenance | out_of_service
     calibrated_until: Mapped[datetime | None] = mapped_column(nullable=True)
     in_use_by: Mapped[str | None] = mapped_column(String(100), nullable=True)  # batch_id
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    location: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: the OPC UA connector instance that reaches this equipment, if any
+    connector: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(nullable=True, default=utcnow)
 
 
 # --- workflow state (per Spiff task row) --------------------------------------------
@@ -783,3 +797,83 @@ class TrendTrainingDecision(Base):
     reason: Mapped[str] = mapped_column(Text)
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)
     report_hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- plant master data and integration (issue 12) -------------------------------------
+
+
+class Material(Base):
+    """A material the plant consumes or produces, by its code (the ERP's material number),
+    with the unit its lots are counted in. Changes are audited; a material is never
+    deleted (``active`` false retires it), because lots and batch records name it."""
+
+    __tablename__ = "material"
+    material_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str] = mapped_column(String(20))  # L, mL, kg, g, vial, unit...
+    #: raw_material | media | buffer | cell_bank | intermediate | drug_substance | consumable
+    kind: Mapped[str] = mapped_column(String(30), default="raw_material")
+    description: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LotMovement(Base):
+    """Genealogy: a lot consumed by a batch (at a step, with its quantity) or a lot a
+    batch produced. Tracing backward from a lot follows ``produced`` to its batch and that
+    batch's ``consumed`` lots, recursively; forward the other way. Append-only (a wrong
+    movement is corrected by a reversing one, never edited)."""
+
+    __tablename__ = "lot_movement"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # consumed | produced
+    lot_id: Mapped[str] = mapped_column(String(100), index=True)
+    material: Mapped[str] = mapped_column(String(100))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), index=True)
+    step_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    quantity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConnectorInstance(Base):
+    """A configured connection to another system (an ERP, a LIMS, an OPC UA server): the
+    name a service task uses, its type (an entry point of ``batchline.connector_types``),
+    where it is and how to sign in. The secret is stored Fernet-encrypted under a key the
+    database does not hold, or referenced (``env:NAME``, ``file:/path``); it is never
+    returned or logged. Rows are never deleted (``enabled`` false), changes audited."""
+
+    __tablename__ = "connector_instance"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    type: Mapped[str] = mapped_column(String(50))
+    endpoint: Mapped[str] = mapped_column(String(500), default="")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    secret_ref: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    timeout_seconds: Mapped[float] = mapped_column(Float, default=10.0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100), default="")
+
+
+class ProcessOrder(Base):
+    """A process order received from the ERP (a B2MML ``OperationsRequest``): its id is the
+    batch id, so a resent order finds its batch instead of making a second one. The
+    document's hash tells a resend (same hash) from a changed order under the same id."""
+
+    __tablename__ = "process_order"
+    order_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), unique=True)
+    recipe: Mapped[str] = mapped_column(String(200))
+    recipe_version_id: Mapped[int] = mapped_column(ForeignKey("recipe_version.id"))
+    material: Mapped[str] = mapped_column(String(100))
+    quantity: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(20))
+    planned_lots: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    document_hash: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_by: Mapped[str] = mapped_column(String(100))

@@ -136,6 +136,7 @@ def test_the_application_role_cannot_change_the_record_and_the_owner_is_stopped_
             "task_time",
             "trend_training",
             "trend_training_decision",
+            "lot_movement",
         ],
     }
     with rt.db.begin() as conn:

@@ -101,6 +101,7 @@ def test_db_upgrade_grants_the_application_role(run, rt):
                 "task_time",
                 "trend_training",
                 "trend_training_decision",
+                "lot_movement",
             ],
         }
         with runtime.transaction() as s:
