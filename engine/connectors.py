@@ -27,6 +27,31 @@ class ServiceCall:
     #: a token an asynchronous system echoes back to complete the task later
     callback_token: str
 
+    @property
+    def operation(self) -> str:
+        """What the task asks of the connector: the operator after its first dot
+        (``"BR-101.run_phase"`` -> ``"run_phase"``; ``""`` when there is no dot)."""
+        return self.operator.split(".", 1)[1] if "." in self.operator else ""
+
+    @property
+    def idempotency_key(self) -> str:
+        """The same for every retry of the same task: the other system's duplicate check."""
+        return f"{self.batch_id}:{self.task_id}"
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    """A configured connector instance as a connector type's factory receives it:
+    ``factory(config, runtime) -> Connector``. ``secret`` is decrypted in memory only;
+    never log it or put it in an error message."""
+
+    name: str
+    type: str
+    endpoint: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    secret: str | None = field(default=None, repr=False)
+    timeout_seconds: float = 10.0
+
 
 @dataclass
 class Completed:
