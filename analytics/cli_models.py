@@ -3,7 +3,7 @@
 
 The decision is an e-signature: ``--user`` signs in with their password as for every
 batchline signature (``$BATCHLINE_PASSWORD`` only for ``$BATCHLINE_USER``, else asked on
-the terminal) and must hold analytics.train; the engine refuses the person who trained
+the terminal) and must hold analytics.approve; the engine refuses the person who trained
 the run (``analytics.model_review``). ``analytics.cli`` hands this module its group and
 helpers (``install``): no import back, so no cycle."""
 
@@ -31,7 +31,7 @@ def install(group: click.Group, **helpers) -> None:
         outer = h.batchline()
         if outer is None or not hasattr(outer, "acting"):
             raise click.UsageError("signing needs the batchline command: run `batchline analytics approve ...`")
-        return outer.acting(user, "analytics.train")
+        return outer.acting(user, "analytics.approve")
 
     @group.command("trainings")
     @click.argument("training_id", type=ID, required=False)

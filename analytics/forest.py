@@ -40,11 +40,15 @@ class IsolationForestMonitor(Monitor):
 
     The statistic is the isolation-forest anomaly score 2^(-E[h]/c(psi)) divided by
     the threshold score.
+
+    ``random_state`` defaults to 0, not None: a GMP model must be reproducible — the
+    same history trained twice gives the same trees, limits and findings, so a QA
+    reviewer can re-create what an approved model version did.
     """
 
     _state_attributes = {"max_samples_": None, "score_limit_": None}
 
-    def __init__(self, alpha=0.01, n_estimators=100, max_samples="auto", max_features=1.0, random_state=None):
+    def __init__(self, alpha=0.01, n_estimators=100, max_samples="auto", max_features=1.0, random_state=0):
         self.alpha = alpha
         self.n_estimators = n_estimators
         self.max_samples = max_samples

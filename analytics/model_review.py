@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from engine import audit
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.models import TrendModel, TrendTraining, TrendTrainingDecision, utcnow
-from engine.permissions import Forbidden
+from engine.permissions import Forbidden, allowed
 from engine.runtime import Runtime
 from engine.users import Person
 
@@ -143,7 +143,7 @@ def get_model(rt: Runtime, model_id: int) -> dict[str, Any]:
 
 
 def _check(signer: Person, reason: Any, what: str) -> str:
-    if not isinstance(signer, Person) or "qa" not in signer.roles:
+    if not isinstance(signer, Person) or not allowed(signer.roles, "analytics.approve"):
         raise Forbidden(f"only QA {what} a training run of out-of-trend models", code="forbidden")
     if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
         raise InvalidInput(f"a decision needs a reason (at most {MAX_REASON} characters)", code="reason_invalid")

@@ -41,6 +41,8 @@ MATRIX: dict[str, frozenset[str]] = {
     "user.manage": frozenset({"admin"}),
     "analytics.read": frozenset({"operator", "supervisor", "qa"}),
     "analytics.train": frozenset({"qa"}),
+    # QA's e-signed decision on a training run (never by who trained it: analytics.model_review)
+    "analytics.approve": frozenset({"qa"}),
     "equipment.write": frozenset({"service", "supervisor"}),
     "subscriber.manage": frozenset({"admin"}),
     # an operator's "record an event" from a task page (review by exception)

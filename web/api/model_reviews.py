@@ -127,7 +127,7 @@ def get_training(training_id: int):
 
 
 @blp.route("/trainings/<id:training_id>/approve", methods=["POST"])
-@requires("analytics.train")
+@requires("analytics.approve")
 @blp.arguments(TrainingDecisionIn)
 @blp.response(200, TrainingOut)
 def approve_training(body, training_id: int):
@@ -140,7 +140,7 @@ def approve_training(body, training_id: int):
 
 
 @blp.route("/trainings/<id:training_id>/reject", methods=["POST"])
-@requires("analytics.train")
+@requires("analytics.approve")
 @blp.arguments(TrainingDecisionIn)
 @blp.response(200, TrainingOut)
 def reject_training(body, training_id: int):

@@ -61,7 +61,7 @@ def trainings():
 
 def _render(training_id: int, *, form: dict[str, Any] | None = None, status: int = 200):
     run = model_review.get_training(runtime(), training_id)
-    may_decide = permissions.allowed(g.person.roles, "analytics.train")
+    may_decide = permissions.allowed(g.person.roles, "analytics.approve")
     return render_template(
         "trends/training.html",
         run=run,
@@ -83,7 +83,7 @@ def training(training_id: int):
 @bp.route("/<id:training_id>/decide", methods=["POST"])
 def decide(training_id: int):
     """QA's e-signed approval or rejection of the run."""
-    if not permissions.allowed(g.person.roles, "analytics.train"):
+    if not permissions.allowed(g.person.roles, "analytics.approve"):
         abort(403)
     key = (request.form.get("idempotency_key") or "").strip()[:100]
     done = login.done_submissions().get(key) if key else None
