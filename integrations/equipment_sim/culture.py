@@ -24,8 +24,8 @@ TEMPERATURE_SP, PH_SP, DO_SP, AGITATION_SP = 36.8, 7.0, 40.0, 80.0
 AGITATION_MAX = 170.0  # rpm, the impeller's limit in the cascade
 VOLUME_START, VCD_START = 140.0, 0.45  # L, 1e6 cells/mL
 VCD_MAX = 22.0  # logistic capacity, 1e6 cells/mL
-MU_MAX = 0.035  # 1/h at 36.8 °C (doubling in about 20 h)
-FEED_RATE = 0.2  # L/h while running: 3.5 % of the start volume a day
+MU_MAX = 0.03  # 1/h at 36.8 °C (doubling in about 23 h)
+FEED_RATE = 0.16  # L/h while running: the demo process feeds about 54 L over 14 days
 FAULT_HOURS = 3.0  # how long an injected fault disturbs the process
 
 TAU = {"temperature": 0.25, "ph": 0.3, "do": 0.08, "agitation": 0.05}  # hours

@@ -24,7 +24,7 @@ from asyncua import Server, ua
 from . import address_space as aspace
 from .address_space import BALANCE, BIOREACTOR, SETPOINTS
 from .alarms import AlarmMonitor
-from .culture import FAULTS, Culture
+from .culture import FAULTS, Culture, Setpoints
 from .phases import NUMERIC, PhaseLogic, Refused, report
 
 log = logging.getLogger("batchline.equipment_sim")
@@ -188,6 +188,25 @@ class Equipment:
             }
         await self._write_text("PhaseReport", report(run, BIOREACTOR, values))
         await self._publish_state()
+
+    async def reset_all(self) -> None:
+        """Back to Idle, no fault, default setpoints, no active alarm, an empty balance
+        (between tests or demo runs; the culture itself is kept)."""
+        async with self.lock:
+            if self.phases.state in ("Running", "Held"):
+                self.phases.abort()
+            self.phases.reset()
+            self.culture.inject("clear")
+            defaults = Setpoints()
+            for name, (attr, _pv) in SETPOINTS.items():
+                await self._write(f"{BIOREACTOR}.{name}", float(getattr(defaults, attr)), ua.VariantType.Double)
+            self._apply_written_setpoints()
+            self.alarms.active.clear()
+            self.alarms.since_change_h.clear()
+            self.tare = 0.0
+            await self._write(f"{BALANCE}.Load", 0.0, ua.VariantType.Double)
+            await self._write_text("LastError", "")
+            await self._publish_state()
 
     # ---- BR-101 methods ---------------------------------------------------------
     async def _refused(self, exc: Refused, n_inputs: int) -> ua.CallMethodResult:

@@ -63,6 +63,8 @@ def parse_parameters(text: str) -> dict:
         data = json.loads(text, parse_constant=lambda c: None)  # NaN/Infinity refused below
     except ValueError as exc:
         raise Refused("BadInvalidArgument", f"parameters are not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Refused("BadInvalidArgument", "parameters are nested too deeply") from None
     if not isinstance(data, dict):
         raise Refused("BadInvalidArgument", 'parameters must be a JSON object, e.g. {"duration_h": 2}')
     for key, value in data.items():

@@ -26,6 +26,8 @@ from pathlib import Path
 from asyncua import ua
 from asyncua.common.utils import ServiceError
 from asyncua.crypto import cert_gen
+from asyncua.crypto.permission_rules import PermissionRuleset
+from asyncua.crypto.security_policies import SecurityPolicyNone
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from cryptography import x509
@@ -62,7 +64,7 @@ class Pki:
             self.key,
             self.cert,
             application_uri,
-            socket.gethostname() if host in ("0.0.0.0", "::", "") else host,
+            socket.gethostname(),
             [ExtendedKeyUsageOID.SERVER_AUTH],
             {**SUBJECT, "commonName": "Batchline equipment simulator"},
         )
@@ -92,12 +94,29 @@ def _name(cert: x509.Certificate) -> str:
     return f"{label}-{hashlib.sha1(cert.public_bytes(Encoding.DER)).hexdigest()[:12]}"  # noqa: S324 (a file name)
 
 
+class FolderTrustStore(TrustStore):
+    """asyncua's TrustStore, tolerant of an empty folder (trust nobody) and of a file that
+    is not a certificate (skipped with a warning) instead of failing the start."""
+
+    async def load_trust(self) -> None:
+        certs = []
+        for location in self.trust_locations:
+            for path in sorted(Path(location).glob("*")):
+                if not path.is_file() or path.suffix.lower() not in (".der", ".pem", ".crt", ".cer"):
+                    continue
+                try:
+                    certs.append(_load(path.read_bytes()))
+                except ValueError:
+                    log.warning("%s is not a certificate; ignored", path)
+        self._trust_store = x509.verification.Store(certs) if certs else None
+
+
 class TrustList:
     """The ``trusted/`` folder as a trust store, re-read when the folder changes."""
 
     def __init__(self, pki: Pki):
         self.pki = pki
-        self.store = TrustStore([pki.trusted], [])
+        self.store = FolderTrustStore([pki.trusted], [])
         self._seen: tuple | None = None
 
     def _signature(self) -> tuple:
@@ -131,6 +150,23 @@ class TrustList:
         log.warning("refused an untrusted client certificate; to trust it move %s to %s", path, self.pki.trusted)
 
 
+class ChannelRefused(ua.uaerrors.BadSecurityChecksFailed, ua.uaerrors.BadRequestTooLarge):
+    """Refuses a secure channel with a TCP Error message ``BadSecurityChecksFailed`` (what
+    OPC UA Part 6 asks for an untrusted certificate) and closes the connection. asyncua's
+    processor answers an OpenSecureChannel with such a message only for this error class,
+    hence the odd base; any other exception leaves the client waiting for its timeout."""
+
+    code = ua.StatusCodes.BadSecurityChecksFailed
+
+    def __str__(self) -> str:
+        return "the client certificate is not trusted by this server (see its pki rejected/ folder)"
+
+
+# defining the class registered it as *the* class of its status code (asyncua builds client
+# errors from that table): give the code back to asyncua's own class
+ua.uaerrors.UaStatusCodeError._subclasses[ua.StatusCodes.BadSecurityChecksFailed] = ua.uaerrors.BadSecurityChecksFailed
+
+
 class TrustedChannels:
     """Wraps an asyncua SecurityPolicyFactory: a secure channel opens only for a client
     certificate in the trust list (checked before any session exists)."""
@@ -147,8 +183,32 @@ class TrustedChannels:
             if not peer_certificate or not self.trust.trusted(peer_certificate):
                 if peer_certificate:
                     self.trust.reject(peer_certificate)
-                raise ServiceError(ua.StatusCodes.BadCertificateUntrusted)
+                raise ChannelRefused()
         return self.factory.create(peer_certificate)
+
+
+class DiscoveryOnly(PermissionRuleset):
+    """No service at all (GetEndpoints and FindServers are not checked by asyncua)."""
+
+    def check_validity(self, user, action_type_id, body):
+        return False
+
+
+class NoUnsecuredChannels:
+    """An unsecured channel for discovery only, on a server meant to be SignAndEncrypt
+    only. Without it asyncua falls back to an unsecured channel when no endpoint matches,
+    and a client that skips the endpoint check could read, write and call methods; with
+    it every such request is answered BadUserAccessDenied."""
+
+    mode = ua.MessageSecurityMode.None_
+
+    def matches(self, uri, mode=None):
+        return uri == SecurityPolicyNone.URI or not uri
+
+    def create(self, peer_certificate):
+        return SecurityPolicyNone(
+            peer_certificate, None, None, ua.MessageSecurityMode.None_, permission_ruleset=DiscoveryOnly()
+        )
 
 
 def session_validator(trust: TrustList) -> CertificateValidator:
@@ -165,8 +225,11 @@ def session_validator(trust: TrustList) -> CertificateValidator:
             await trust.refresh()
             try:
                 await super().validate(cert, app_description)
-            except ServiceError:
-                trust.reject(cert.public_bytes(Encoding.DER))
+            except ServiceError as exc:
+                if exc.code == ua.StatusCodes.BadCertificateUntrusted:
+                    trust.reject(cert.public_bytes(Encoding.DER))
+                else:
+                    log.warning("refused a client certificate: %s", ua.StatusCode(exc.code).name)
                 raise
 
     return Validator(options, trust.store)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -21,7 +22,7 @@ from asyncua import Server, ua
 
 from .address_space import APPLICATION_URI, NAMESPACE_URI
 from .equipment import Equipment
-from .security import MODES, POLICIES, Pki, TrustedChannels, TrustList, session_validator
+from .security import MODES, POLICIES, NoUnsecuredChannels, Pki, TrustedChannels, TrustList, session_validator
 
 log = logging.getLogger("batchline.equipment_sim")
 TICK_SECONDS = 0.1
@@ -32,9 +33,24 @@ class SimulatorError(RuntimeError):
     """The simulator could not start (port in use, bad security settings...)."""
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail at once (not after the seconds of Server.init()) when the port is taken."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise SimulatorError(f"cannot listen on {host}:{port}: {exc}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's server does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise SimulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 class _Server(Server):
-    """asyncua's Server, with two things it lacks for this use: trust checked when a secure
-    channel opens, and endpoints not duplicated when the server is started again."""
+    """asyncua's Server, with what it lacks for this use: trust checked when a secure
+    channel opens, no unsecured channel when only secure endpoints are offered, and
+    endpoints not duplicated when the server is started again."""
 
     trust: TrustList | None = None
 
@@ -44,6 +60,8 @@ class _Server(Server):
         await super()._setup_server_nodes()
         if self.trust is not None:
             self._policies = [TrustedChannels(p, self.trust) for p in self._policies]
+            if not any(p.mode == ua.MessageSecurityMode.None_ for p in self._policies):
+                self._policies.append(NoUnsecuredChannels())
 
 
 class EquipmentSimulator:
@@ -90,6 +108,8 @@ class EquipmentSimulator:
     def start(self) -> EquipmentSimulator:
         """Listen on host:port; returns when clients can connect. Idempotent."""
         with self._lock:
+            if not self._listening:
+                _check_port(self.host, self.port)
             if self._thread is None:
                 ready: Future = Future()
                 self._thread = threading.Thread(
@@ -126,6 +146,10 @@ class EquipmentSimulator:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def reset(self) -> None:
+        """BR-101 back to Idle with default setpoints and no fault, BAL-01 empty."""
+        self._call(self.equipment.reset_all())
+
     def namespace_index(self) -> int:
         assert self.equipment.space is not None
         return self.equipment.space.idx
@@ -135,10 +159,14 @@ class EquipmentSimulator:
         return f"ns={self.namespace_index()};s={key}"
 
     def trust_client(self, certificate: str | Path | bytes) -> Path:
-        """Add a client certificate to the trust list (takes effect within a second)."""
+        """Add a client certificate to the trust list, effective at once (a certificate
+        copied into ``trusted/`` by hand takes effect within a second)."""
         if self.pki is None:
             raise SimulatorError("this simulator has no PKI folder (security none)")
-        return self.pki.trust(certificate)
+        path = self.pki.trust(certificate)
+        if self._loop is not None and self._server is not None and self._server.trust is not None:
+            self._call(self._server.trust.refresh())
+        return path
 
     @property
     def server_certificate(self) -> Path | None:
