@@ -227,12 +227,12 @@ class EquipmentSimulator:
         log.info("equipment simulator stopped listening on %s", self.endpoint)
 
     async def _shutdown(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            try:
-                await self._ticker
-            except asyncio.CancelledError:
-                pass
+        """Cancel the ticker and whatever asyncua left behind (sessions of clients that
+        vanished keep a timeout task), so the loop closes without pending tasks."""
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     async def _tick_forever(self) -> None:
         ticks = 0
