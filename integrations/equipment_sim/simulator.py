@@ -6,7 +6,7 @@ once the port accepts connections (asyncua's ``Server.init()`` takes seconds her
 callers wait for an explicit ready signal, not a sleep). ``stop()`` closes the port and
 every client connection, but the equipment keeps running in the loop, as a PLC does
 while its OPC UA server restarts; ``start()`` listens again on the same port with the
-same state. ``close()`` ends the thread.
+same state. ``close()`` ends the thread for good.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class EquipmentSimulator:
         self._thread: threading.Thread | None = None
         self._server: _Server | None = None
         self._ticker: asyncio.Task | None = None
-        self._listening = False
+        self._listening = self._closed = False
         self._lock = threading.Lock()
 
     @property
@@ -108,6 +108,8 @@ class EquipmentSimulator:
     def start(self) -> EquipmentSimulator:
         """Listen on host:port; returns when clients can connect. Idempotent."""
         with self._lock:
+            if self._closed:
+                raise SimulatorError("this simulator was closed; make a new EquipmentSimulator")
             if not self._listening:
                 _check_port(self.host, self.port)
             if self._thread is None:
@@ -116,7 +118,12 @@ class EquipmentSimulator:
                     target=self._run_loop, args=(ready,), name=f"equipment-sim-{self.port}", daemon=True
                 )
                 self._thread.start()
-                ready.result(timeout=START_TIMEOUT)
+                try:
+                    ready.result(timeout=START_TIMEOUT)
+                except Exception as exc:  # e.g. an unreadable PKI folder: the next start() tries afresh
+                    self._thread.join(timeout=10)
+                    self._thread, self._loop = None, None
+                    raise SimulatorError(f"the simulator could not start: {type(exc).__name__}: {exc}") from exc
             if not self._listening:
                 try:
                     self._call(self._listen())
@@ -131,9 +138,10 @@ class EquipmentSimulator:
                 self._call(self._unlisten())
 
     def close(self) -> None:
-        """Stop listening and end the simulator's thread."""
+        """Stop listening and end the simulator's thread (for good: start() refuses after)."""
         self.stop()
         with self._lock:
+            self._closed = True
             if self._loop is not None and self._thread is not None:
                 self._call(self._shutdown())
                 self._loop.call_soon_threadsafe(self._loop.stop)

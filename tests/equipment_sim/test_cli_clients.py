@@ -5,6 +5,7 @@ weigh on the balance, and refused input answered with a Bad status."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from .conftest import ua_tool
@@ -19,7 +20,15 @@ def test_browse_shows_the_equipment_and_its_variables(sim):
         assert f"s=BR-101.{name}" in br.stdout, name
 
 
-def test_process_values_are_plausible(sim):
+def test_process_values_are_plausible(idle_sim):
+    sim = idle_sim
+    listing = ua_tool("uals", "-u", sim.endpoint, "-n", sim.node_id("BR-101"), "-l", "1")
+    assert listing.returncode == 0, listing.stderr
+    values = {}
+    for line in listing.stdout.splitlines():  # "... ns=2;s=BR-101.pH   2:pH   , 6.9956"
+        match = re.search(r"s=BR-101\.(\w+)\s.*,\s*(\S+)\s*$", line)
+        if match:
+            values[match.group(1)] = match.group(2)
     limits = {
         "Temperature": (30.0, 40.0),
         "pH": (6.5, 7.5),
@@ -29,9 +38,10 @@ def test_process_values_are_plausible(sim):
         "VCD": (0.1, 30.0),
     }
     for name, (low, high) in limits.items():
-        out = ua_tool("uaread", "-u", sim.endpoint, "-n", sim.node_id(f"BR-101.{name}"))
-        assert out.returncode == 0, out.stderr
-        assert low <= float(out.stdout) <= high, (name, out.stdout)
+        assert low <= float(values[name]) <= high, (name, values.get(name))
+    assert values["TemperatureSetpoint"] == "36.8" and values["pHSetpoint"] == "7.0"
+    read = ua_tool("uaread", "-u", sim.endpoint, "-n", sim.node_id("BR-101.VCD"))
+    assert read.returncode == 0 and 0.1 < float(read.stdout) < 30.0
 
 
 def test_write_a_setpoint_and_the_process_follows(idle_sim):
@@ -122,3 +132,11 @@ def test_balance_tare_and_weigh(idle_sim):
     assert ua_tool("uaread", "-u", sim.endpoint, "-n", sim.node_id("BAL-01.Stable")).stdout.strip() == "True"
     negative = ua_tool("uawrite", "-u", sim.endpoint, "-n", load, "-t", "double", "-1.0")
     assert negative.returncode == 1 and "BadOutOfRange" in negative.stdout + negative.stderr
+
+
+def test_read_only_nodes_cannot_be_written(idle_sim):
+    sim = idle_sim
+    for key, kind, text in (("BR-101.State", "string", "Complete"), ("BR-101.Temperature", "double", "20.0")):
+        out = ua_tool("uawrite", "-u", sim.endpoint, "-n", sim.node_id(key), "-t", kind, text)
+        assert out.returncode == 1 and "BadUserAccessDenied" in out.stdout, key
+    assert ua_tool("uaread", "-u", sim.endpoint, "-n", sim.node_id("BR-101.State")).stdout.strip() == "Idle"

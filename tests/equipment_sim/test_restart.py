@@ -70,6 +70,8 @@ def test_stop_then_start_on_the_same_port_keeps_the_running_phase():
         assert read["State"] == "Complete" and read["RunId"] == run_id and read["again"] == run_id
         assert read["PhaseReport"]["run_id"] == run_id and read["PhaseReport"]["outcome"] == "completed"
     assert not port_open(port)
+    with pytest.raises(SimulatorError, match="was closed"):
+        sim.start()
     with EquipmentSimulator("127.0.0.1", port) as fresh:  # the port is free again
         assert fresh.equipment.phases.state == "Idle" and port_open(port)
 
