@@ -66,14 +66,15 @@ def _totals(rows: list[LotMovement]) -> list[Movement]:
 
 def facts(s: Session, order_id: str) -> Confirmation:
     """What the confirmation says, from the order, the batch and its lot movements."""
-    order = s.get(ProcessOrder, order_id)
-    batch = s.get(Batch, order.batch_id)
-    rv = s.get(RecipeVersion, batch.recipe_version_id)
+    order = s.get_one(ProcessOrder, order_id)
+    batch = s.get_one(Batch, order.batch_id)
+    rv = s.get_one(RecipeVersion, batch.recipe_version_id)
     rows = list(s.scalars(select(LotMovement).where(LotMovement.batch_id == batch.id).order_by(LotMovement.id)))
     produced = _totals([r for r in rows if r.kind == "produced"])
     consumed = _totals([r for r in rows if r.kind == "consumed"])
     of_order = [m for m in produced if m.material == order.material and m.quantity is not None]
-    quantity, unit, note = order.quantity, order.unit, PLANNED_NOTE
+    quantity, unit = order.quantity, order.unit
+    note: str | None = PLANNED_NOTE
     if of_order:
         quantity = sum(m.quantity or 0.0 for m in of_order)
         unit = of_order[0].unit or order.unit
@@ -127,6 +128,11 @@ def send(rt: Runtime, batch_id: str, task_id: Any, payload: dict[str, Any]) -> N
             "reply": {k: v for k, v in reply.items() if isinstance(v, (str, int, float, bool))},
         }
         audit.record(
-            s, user="system", action="process_order.confirmed", object_type="process_order", object_id=order_id, new=sent
+            s,
+            user="system",
+            action="process_order.confirmed",
+            object_type="process_order",
+            object_id=order_id,
+            new=sent,
         )
         outbox.emit(s, rt.settings, "process_order.confirmed", order_id, sent)

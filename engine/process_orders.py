@@ -79,7 +79,9 @@ def receive(rt: Runtime, orders: list[OrderRequest], *, user: str) -> Received:
             if "locked" not in str(exc):
                 raise
             wait_for_writer(rt)
-    raise Conflict("the database kept changing while the orders were taken; repeat the request", code="concurrent_change")
+    raise Conflict(
+        "the database kept changing while the orders were taken; repeat the request", code="concurrent_change"
+    )
 
 
 def _receive_once(rt: Runtime, orders: list[OrderRequest], user: str) -> Received:
@@ -144,8 +146,8 @@ def _known_material(s: Session, material: str, where: str) -> None:
 
 
 def _existing(s: Session, order: ProcessOrder) -> dict[str, Any]:
-    batch = s.get(Batch, order.batch_id)
-    rv = s.get(RecipeVersion, batch.recipe_version_id)
+    batch = s.get_one(Batch, order.batch_id)
+    rv = s.get_one(RecipeVersion, batch.recipe_version_id)
     return {**describe(batch, rv), "process_order": order.order_id, "created": False}
 
 

@@ -69,7 +69,9 @@ class ErpB2mmlConnector:
         try:
             resp = self.session.post(url, headers=headers, timeout=self.config.timeout_seconds, **kwargs)
         except requests.RequestException as exc:
-            raise ConnectorError(self._clean(f"ERP {self.config.name}: POST {url} failed: {type(exc).__name__}: {exc}")) from None
+            raise ConnectorError(
+                self._clean(f"ERP {self.config.name}: POST {url} failed: {type(exc).__name__}: {exc}")
+            ) from None
         if len(resp.content) > MAX_RESPONSE_BYTES:
             raise ConnectorError(f"ERP {self.config.name}: answer larger than {MAX_RESPONSE_BYTES} bytes", retry=False)
         body = _json(resp)

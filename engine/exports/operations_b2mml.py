@@ -127,6 +127,10 @@ def _identifier(value: Any, where: str, *, required: bool = True) -> str | None:
     return value
 
 
+def _required(value: Any, where: str) -> str:
+    return _identifier(value, where) or ""
+
+
 def _number(value: Any, where: str, *, positive: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise OrderInvalid(f"{where}: must be a number", details={"where": where})
@@ -178,8 +182,8 @@ def _request(node: etree._Element, where: str) -> OrderRequest:
     kind = _text(node.find(_Q + "OperationsType"))
     if kind not in (None, "Production"):
         raise OrderInvalid(f"{where}/OperationsType: {kind!r}; only Production orders start batches")
-    order_id = _identifier(_text(node.find(_Q + "ID")), f"{where}/ID")
-    recipe = _identifier(_text(node.find(_Q + "OperationsDefinitionID")), f"{where}/OperationsDefinitionID")
+    order_id = _required(_text(node.find(_Q + "ID")), f"{where}/ID")
+    recipe = _required(_text(node.find(_Q + "OperationsDefinitionID")), f"{where}/OperationsDefinitionID")
     produced: list[tuple[str, etree._Element]] = []
     lots: list[PlannedLot] = []
     lot_where: list[str] = []
@@ -191,7 +195,7 @@ def _request(node: etree._Element, where: str) -> OrderRequest:
                 produced.append((at, req))
             elif use == "Consumed":
                 lots.extend(_consumed(req, at))
-                lot_where.extend([at] * len(req.findall(_Q + "MaterialLotID")))
+                lot_where.extend([f"{at}/MaterialDefinitionID"] * len(req.findall(_Q + "MaterialLotID")))
     if len(produced) != 1:
         raise OrderInvalid(
             f"{where}/SegmentRequirement/MaterialRequirement: needs exactly one with MaterialUse Produced, "
@@ -199,15 +203,27 @@ def _request(node: etree._Element, where: str) -> OrderRequest:
             details={"where": where},
         )
     at, req = produced[0]
-    material = _identifier(_text(req.find(_Q + "MaterialDefinitionID")), f"{at}/MaterialDefinitionID")
+    material = _required(_text(req.find(_Q + "MaterialDefinitionID")), f"{at}/MaterialDefinitionID")
     quantity = req.find(_Q + "Quantity")
-    amount = _number(_text(quantity.find(_Q + "QuantityString")) if quantity is not None else None, f"{at}/Quantity/QuantityString")
-    unit = _identifier(_text(quantity.find(_Q + "UnitOfMeasure")) if quantity is not None else None, f"{at}/Quantity/UnitOfMeasure")
+    amount = _number(
+        _text(quantity.find(_Q + "QuantityString")) if quantity is not None else None, f"{at}/Quantity/QuantityString"
+    )
+    unit = _required(
+        _text(quantity.find(_Q + "UnitOfMeasure")) if quantity is not None else None, f"{at}/Quantity/UnitOfMeasure"
+    )
     if len(lots) > MAX_LOTS:
         raise OrderInvalid(f"{where}: more than {MAX_LOTS} planned lots")
     return OrderRequest(
-        where, order_id, recipe, material, amount, unit, lots,  # type: ignore[arg-type]
-        recipe_where=f"{where}/OperationsDefinitionID", material_where=f"{at}/MaterialDefinitionID", lot_where=lot_where,
+        where,
+        order_id,
+        recipe,
+        material,
+        amount,
+        unit,
+        lots,
+        recipe_where=f"{where}/OperationsDefinitionID",
+        material_where=f"{at}/MaterialDefinitionID",
+        lot_where=lot_where,
     )
 
 
@@ -220,7 +236,9 @@ def _consumed(req: etree._Element, at: str) -> list[PlannedLot]:
         amount = _number(_text(quantity.find(_Q + "QuantityString")), f"{at}/Quantity/QuantityString")
         unit = _identifier(_text(quantity.find(_Q + "UnitOfMeasure")), f"{at}/Quantity/UnitOfMeasure", required=False)
     return [
-        PlannedLot(_identifier(lot, f"{at}/MaterialLotID[{i}]") or "", material, amount if len(ids) == 1 else None, unit)
+        PlannedLot(
+            _identifier(lot, f"{at}/MaterialLotID[{i}]") or "", material, amount if len(ids) == 1 else None, unit
+        )
         for i, lot in enumerate(ids, 1)
     ]
 
@@ -262,7 +280,7 @@ def _json_order(order: Any, where: str) -> OrderRequest:
             raise OrderInvalid(f"{at}: must be an object with lot, material, quantity, unit", details={"where": at})
         lots.append(
             PlannedLot(
-                _identifier(lot.get("lot"), f"{at}.lot") or "",
+                _required(lot.get("lot"), f"{at}.lot"),
                 _identifier(lot.get("material"), f"{at}.material", required=False),
                 _number(lot["quantity"], f"{at}.quantity") if lot.get("quantity") is not None else None,
                 _identifier(lot.get("unit"), f"{at}.unit", required=False),
@@ -270,11 +288,11 @@ def _json_order(order: Any, where: str) -> OrderRequest:
         )
     return OrderRequest(
         where,
-        _identifier(order.get("id"), f"{where}.id") or "",
-        _identifier(order.get("recipe"), f"{where}.recipe") or "",
-        _identifier(order.get("material"), f"{where}.material") or "",
+        _required(order.get("id"), f"{where}.id"),
+        _required(order.get("recipe"), f"{where}.recipe"),
+        _required(order.get("material"), f"{where}.material"),
         _number(order.get("quantity"), f"{where}.quantity"),
-        _identifier(order.get("unit"), f"{where}.unit") or "",
+        _required(order.get("unit"), f"{where}.unit"),
         lots,
         recipe_where=f"{where}.recipe",
         material_where=f"{where}.material",

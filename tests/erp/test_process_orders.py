@@ -154,3 +154,23 @@ def test_identical_posts_at_the_same_moment_make_one_batch(erp, runtime):
         t.join(60)
     assert sorted(answers) == [200, 200, 200, 201], answers
     assert batch_count(runtime) == 1
+
+
+def test_an_unknown_material_of_a_planned_lot_is_named(erp, runtime):
+    body = order_xml().replace(b"<MaterialDefinitionID>MED-CD-CHO<", b"<MaterialDefinitionID>MED-NOPE<")
+    r = post_xml(erp, body)
+    assert r.status_code == 422, r.json
+    assert r.json["message"] == (
+        "OperationsRequest[1]/SegmentRequirement[1]/MaterialRequirement[2]/MaterialDefinitionID: "
+        "unknown material 'MED-NOPE'"
+    )
+    assert batch_count(runtime) == 0
+
+
+def test_a_batch_id_taken_by_another_batch_is_a_conflict(erp, runtime):
+    from tests.web.through_api import start_batch
+
+    start_batch(erp, RECIPE, "PO-1001")
+    r = post_xml(erp, order_xml())
+    assert r.status_code == 409 and r.json["code"] == "batch_exists"
+    assert batch_count(runtime) == 1

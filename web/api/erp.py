@@ -29,8 +29,10 @@ class OrdersReceived(ma.Schema):
     batches = fields.List(
         fields.Dict(),
         required=True,
-        metadata={"description": "one per order, in document order: the batch (as GET /api/batches/{id}), "
-        "its `process_order` and `created` (false: a resend, the batch made before)"},
+        metadata={
+            "description": "one per order, in document order: the batch (as GET /api/batches/{id}), "
+            "its `process_order` and `created` (false: a resend, the batch made before)"
+        },
     )
     created = fields.Integer(required=True, metadata={"description": "how many batches this post started"})
 
