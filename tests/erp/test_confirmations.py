@@ -225,3 +225,33 @@ def test_the_goods_movements_of_service_tasks_reach_the_partner(runtime, partner
     again = runtime.connectors.get(call.operator).call(call)
     assert first.data["document"] == again.data["document"]
     assert [m["movement"]["lot"] for m in partner.goods_movements] == ["F-1"]
+
+
+def test_the_queued_confirmation_survives_a_restart(erp, runtime, partner, db_url):
+    """Completion and confirmation job commit together: another process (a restarted
+    server) finds the job and sends it."""
+    from tests.support import make_runtime
+
+    from .conftest import order_xml
+
+    post_xml(erp, order_xml("PO-2006"))
+    _complete(erp, "PO-2006")
+    restarted = make_runtime(db_url)
+    try:
+        _connect(restarted, partner.url)
+        _run_jobs(restarted)
+    finally:
+        restarted.close()
+    assert [c["order"] for c in partner.confirmations] == ["PO-2006"]
+
+
+def test_an_incident_shows_in_the_batch_record(erp, runtime):
+    _connect(runtime, f"http://127.0.0.1:{_closed_port()}")
+    from .conftest import order_xml
+
+    post_xml(erp, order_xml("PO-2007"))
+    _complete(erp, "PO-2007")
+    _run_jobs(runtime)
+    r = erp.get("/api/batches/PO-2007/exceptions", headers=erp.auth["qa"])
+    assert r.status_code == 200, r.json
+    assert any("erp_confirmation job ran out of retries" in e["message"] for e in r.json), r.json
