@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from . import audit, batches, outbox
+from . import audit, batches, order_confirmations, outbox
 from .batches import lateness
 from .connectors import Completed, ConnectorError, Pending
 from .db import row_locks
@@ -264,6 +264,7 @@ HANDLERS: dict[str, Callable[[Runtime, Any, Any, dict], None]] = {
     JobKind.DELIVER: _deliver,
     JobKind.STEP_DUE: lateness.step_due,
     JobKind.START_QUALITY_PROCESS: quality_processes.start_scheduled,
+    JobKind.ERP_CONFIRMATION: order_confirmations.send,
 }
 
 

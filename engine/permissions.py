@@ -56,6 +56,8 @@ MATRIX: dict[str, frozenset[str]] = {
     "batch.migration.approve": frozenset({"qa"}),
     # another template version into the recipes that call it (as new drafts)
     "template.replace": frozenset({"qa"}),
+    # process orders from the ERP (engine.process_orders): its service account only
+    "erp.orders": frozenset({"service"}),
 }
 
 #: A user task's role (its ``role`` property or lane) -> the roles that may complete it and

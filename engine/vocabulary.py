@@ -198,6 +198,8 @@ class JobKind(StrEnum):
     STEP_DUE = "step_due"
     #: start a quality process (QA's BPMN) about a completed batch or an escalated exception
     START_QUALITY_PROCESS = "start_quality_process"
+    #: send a completed process order's confirmation (OperationsPerformance) to the ERP
+    ERP_CONFIRMATION = "erp_confirmation"
 
 
 class JobState(StrEnum):

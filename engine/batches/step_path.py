@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from .. import audit, duties, equipment_logbook, outbox, runner
 from ..bpmn.properties import spec_quals
 from ..errors import Conflict, EngineFault, InvalidInput
-from ..models import Batch, Job, Step, utcnow
+from ..models import Batch, Job, RecipeVersion, Step, utcnow
 from ..quality import exceptions as quality_exceptions
 from ..quality.participants import check_participant
 from ..recipes import RUNNABLE, find_version
@@ -92,54 +92,70 @@ def _start_once(
             if s.scalars(select(Batch.id).where(Batch.batch_id == batch_id)).first() is not None:
                 raise Conflict(f"batch {batch_id!r} exists already", code="batch_exists")
             rv = find_version(s, recipe, version, approved=True)
-            if rv.status not in RUNNABLE:
-                raise Conflict(
-                    f"recipe {rv.recipe} version {rv.version} is {rv.status}; only approved and effective versions run",
-                    code="recipe_not_approved",
-                )
-            spec, subprocess_specs = rt.store.specs(s, rv.spec_hash)
-            wf = BatchWorkflow(spec, subprocess_specs, script_engine=rt.store.make_script_engine())
-            wf.task_tree.data.update(parameters)
-            wf.task_tree.data.setdefault("batch_id", batch_id)  # recipes may name it (LIMS, ERP)
-            runner.run_engine_steps(wf, rt.settings.engine_step_budget, rt.settings.engine_step_seconds)
-            batch = Batch(
-                batch_id=batch_id,
-                recipe_version_id=rv.id,
-                recipe_hash=rv.content_hash,
-                state=BatchState.RUNNING,
-                parameters=parameters,
-                created_by=user,
-            )
-            if subject is not None:
-                batch.kind, (batch.subject_type, batch.subject_id) = "quality", subject
-            s.add(batch)
-            s.flush()
-            entry = LiveWorkflow(workflow=wf, spec_hash=rv.spec_hash)
-            audit.record(
-                s,
-                user=user,
-                action="batch.start",
-                object_type="batch",
-                object_id=batch_id,
-                field="state",
-                old=None,
-                new=BatchState.RUNNING,
-                reason=None,
-            )
-            outbox.emit(
-                s,
-                rt.settings,
-                "batch.started",
-                batch_id,
-                {"batch_id": batch_id, "recipe": rv.recipe, "version": rv.version},
-            )
-            persist(rt, s, batch, entry)
-            cache_after_commit(rt, s, batch.id, entry)
-            return describe(batch, rv)
+            return start_in(rt, s, rv, batch_id, user, parameters, subject)[1]
     except IntegrityError as exc:
         raise Conflict(f"batch {batch_id!r} exists already", code="batch_exists") from exc
     except WorkflowException as exc:
         raise EngineFault(f"the recipe failed at start: {exc}") from exc
+
+
+def start_in(
+    rt: Runtime,
+    s: Session,
+    rv: RecipeVersion,
+    batch_id: str,
+    user: str,
+    parameters: dict[str, Any],
+    subject: tuple[str, str] | None = None,
+) -> tuple[Batch, dict[str, Any]]:
+    """Start a batch of ``rv`` inside the caller's transaction ``s`` (several batches of
+    one ERP schedule commit or roll back together, ``engine.process_orders``): the batch
+    row and its description. The caller checked ``batch_id`` is free and catches
+    WorkflowException/IntegrityError."""
+    if rv.status not in RUNNABLE:
+        raise Conflict(
+            f"recipe {rv.recipe} version {rv.version} is {rv.status}; only approved and effective versions run",
+            code="recipe_not_approved",
+        )
+    spec, subprocess_specs = rt.store.specs(s, rv.spec_hash)
+    wf = BatchWorkflow(spec, subprocess_specs, script_engine=rt.store.make_script_engine())
+    wf.task_tree.data.update(parameters)
+    wf.task_tree.data.setdefault("batch_id", batch_id)  # recipes may name it (LIMS, ERP)
+    runner.run_engine_steps(wf, rt.settings.engine_step_budget, rt.settings.engine_step_seconds)
+    batch = Batch(
+        batch_id=batch_id,
+        recipe_version_id=rv.id,
+        recipe_hash=rv.content_hash,
+        state=BatchState.RUNNING,
+        parameters=parameters,
+        created_by=user,
+    )
+    if subject is not None:
+        batch.kind, (batch.subject_type, batch.subject_id) = "quality", subject
+    s.add(batch)
+    s.flush()
+    entry = LiveWorkflow(workflow=wf, spec_hash=rv.spec_hash)
+    audit.record(
+        s,
+        user=user,
+        action="batch.start",
+        object_type="batch",
+        object_id=batch_id,
+        field="state",
+        old=None,
+        new=BatchState.RUNNING,
+        reason=None,
+    )
+    outbox.emit(
+        s,
+        rt.settings,
+        "batch.started",
+        batch_id,
+        {"batch_id": batch_id, "recipe": rv.recipe, "version": rv.version},
+    )
+    persist(rt, s, batch, entry)
+    cache_after_commit(rt, s, batch.id, entry)
+    return batch, describe(batch, rv)
 
 
 def complete_task(

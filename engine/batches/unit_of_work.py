@@ -30,7 +30,7 @@ from sqlalchemy import delete, event, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from .. import audit, outbox, runner
+from .. import audit, order_confirmations, outbox, runner
 from ..db import row_locks
 from ..errors import Conflict, EngineFault, NotFound
 from ..idempotency import Outcome, replay, request_hash
@@ -247,6 +247,7 @@ def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
                     max_attempts=rt.settings.job_max_attempts,
                 )
             )
+        order_confirmations.schedule(rt, s, batch)  # the ERP hears of it once committed
     rt.store.save(s, batch.id, entry)
     batch.revision += 1
     entry.revision = batch.revision

@@ -57,6 +57,7 @@ INTENDED = {
     "batch.migrate": {"supervisor"},
     "batch.migration.approve": {"qa"},
     "template.replace": {"qa"},
+    "erp.orders": {"service"},
 }
 
 #: task role -> who completes it; signature meaning -> who gives it (engine.duties reads these)
