@@ -11,10 +11,6 @@ event). A worker that dies leaves its lock to expire; another worker then takes 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import logging
 import os
 import socket
@@ -32,8 +28,9 @@ from . import audit, batches, outbox
 from .batches import lateness
 from .connectors import Completed, ConnectorError, Pending
 from .db import row_locks
+from .delivery import deliver, sign_webhook  # noqa: F401 - sign_webhook: part of this module's interface
 from .errors import BatchlineError
-from .models import Incident, Job, OutboxEvent, utcnow
+from .models import Incident, Job, utcnow
 from .quality import processes as quality_processes
 from .runtime import Runtime
 from .vocabulary import BatchState, ExceptionCategory, JobKind, JobState
@@ -210,58 +207,10 @@ def _service_task(rt: Runtime, batch_id: str, task_id: str, payload: dict) -> No
         raise ConnectorError(f"connector {call.operator!r} returned {type(result).__name__}", retry=False)
 
 
-def sign_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """Standard Webhooks signature: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``."""
-    key = secret.encode("utf-8")
-    if secret.startswith("whsec_"):
-        key = base64.b64decode(secret[len("whsec_") :])
-    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
-
-
-def _deliver(rt: Runtime, batch_id: Any, task_id: Any, payload: dict) -> None:
-    import requests
-
-    from .qms.subscribers import load_for_delivery
-
-    url: str = payload.get("url") or ""
-    secret = rt.settings.webhook_secret
-    with rt.transaction() as s:
-        event = s.get(OutboxEvent, payload["seq"])
-        envelope = outbox.cloudevent(event, rt.settings)
-        if "subscriber" in payload:
-            target = load_for_delivery(s, rt.settings, payload["subscriber"])
-            if target is None:
-                return  # the subscriber was disabled: nothing more is sent to it
-            url, secret = target
-    body = json.dumps(envelope, separators=(",", ":")).encode()
-    ts = int(time.time())
-    headers = {
-        "content-type": "application/cloudevents+json",
-        "webhook-id": envelope["id"],
-        "webhook-timestamp": str(ts),
-    }
-    if secret:
-        headers["webhook-signature"] = sign_webhook(secret, envelope["id"], ts, body)
-    try:
-        resp = requests.post(url, data=body, headers=headers, timeout=10)
-    except requests.RequestException as exc:  # the message names the URL, never the headers
-        raise ConnectorError(f"webhook {url} unreachable: {type(exc).__name__}") from None
-    if resp.status_code >= 300:
-        raise ConnectorError(
-            f"webhook {url} answered HTTP {resp.status_code}",
-            retry=resp.status_code >= 500 or resp.status_code in (408, 429),
-        )
-    with rt.transaction() as s:
-        event = s.get(OutboxEvent, payload["seq"])
-        if event.delivered_at is None:
-            event.delivered_at = utcnow()
-
-
 HANDLERS: dict[str, Callable[[Runtime, Any, Any, dict], None]] = {
     JobKind.TIMER: _timer,
     JobKind.SERVICE_TASK: _service_task,
-    JobKind.DELIVER: _deliver,
+    JobKind.DELIVER: deliver,
     JobKind.STEP_DUE: lateness.step_due,
     JobKind.START_QUALITY_PROCESS: quality_processes.start_scheduled,
 }

@@ -184,6 +184,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from analytics import jobs as analytics_jobs
 
     analytics_jobs.install(runtime)
+    # event subscribers of kind mqtt (serve --with-worker delivers them in this process)
+    from integrations import mqtt
+
+    mqtt.install(runtime)
 
     app.register_error_handler(BatchlineError, batchline_error_response)
     app.register_error_handler(ma.ValidationError, validation_error_response)
