@@ -141,6 +141,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from .api import qms as qms_api
 
     api.register_blueprint(exports_api.blp)
+    from .api import bulk_exports
+
+    api.register_blueprint(bulk_exports.blp)
     api.register_blueprint(qms_api.qms_blp)
     api.register_blueprint(qms_api.blp)
 
