@@ -192,13 +192,15 @@ def page_end(s, q: ExportQuery) -> tuple[int | None, bool]:
 
 
 def _columns(q: ExportQuery) -> list:
+    """Plain columns, not ORM objects: nothing read is kept in a session's identity map."""
+    name = Batch.batch_id.label("batch_name")
     if q.kind == "audit":
-        return [AuditEvent]
+        return list(AuditEvent.__table__.c)
     if q.kind == "batches":
-        return [Batch, RecipeVersion.recipe, RecipeVersion.version]
+        return [*Batch.__table__.c, RecipeVersion.recipe, RecipeVersion.version]
     if q.kind == "exceptions":
-        return [BatchException, Batch.batch_id]
-    return [Step, Batch.batch_id, RecipeVersion.recipe]
+        return [*BatchException.__table__.c, name]
+    return [*Step.__table__.c, name, RecipeVersion.recipe]
 
 
 HEADERS = {
@@ -215,35 +217,19 @@ HEADERS = {
 
 
 def _rows(kind: str, row: Any) -> Iterator[dict[str, Any]]:
+    r = row._mapping
     if kind == "batches":
-        b, recipe, version = row
-        yield {"batch_id": b.batch_id, "recipe": recipe, "recipe_version": version, "kind": b.kind, "state": b.state,
-               "created_at": b.created_at, "created_by": b.created_by, "completed_at": b.completed_at,
-               "reviewed_at": b.reviewed_at, "step_count": b.step_count, "parameters": b.parameters}  # fmt: skip
-    elif kind == "steps":
-        st, batch_id, recipe = row
-        yield {"batch_id": batch_id, "recipe": recipe, "seq": st.seq, "kind": st.kind, "task_id": st.task_id,
-               "bpmn_id": st.bpmn_id, "task_name": st.task_name, "form_id": st.form_id, "user": st.user,
-               "recorded_at": st.recorded_at, "values": st.values, "units": st.units,
-               "values_hash": st.values_hash}  # fmt: skip
+        yield {"recipe_version": r["version"], **{k: r[k] for k in HEADERS[kind] if k != "recipe_version"}}
     elif kind == "parameters":
-        st, batch_id, recipe = row
-        units = st.units or {}
-        for name, value in (st.values or {}).items():
-            yield {"batch_id": batch_id, "recipe": recipe, "step_seq": st.seq, "bpmn_id": st.bpmn_id,
-                   "task_name": st.task_name, "parameter": name, "value": value, "unit": units.get(name),
-                   "user": st.user, "recorded_at": st.recorded_at}  # fmt: skip
-    elif kind == "exceptions":
-        e, batch_id = row
-        yield {"id": e.id, "batch_id": batch_id, "step_seq": e.step_seq, "source": e.source, "category": e.category,
-               "severity": e.severity, "parameter": e.parameter, "message": e.message, "value": e.value,
-               "limits": e.limits, "status": e.status, "raised_by": e.raised_by, "created_at": e.created_at,
-               "closed_at": e.closed_at}  # fmt: skip
+        units = r["units"] or {}
+        for name, value in (r["values"] or {}).items():
+            yield {"batch_id": r["batch_name"], "recipe": r["recipe"], "step_seq": r["seq"], "bpmn_id": r["bpmn_id"],
+                   "task_name": r["task_name"], "parameter": name, "value": value, "unit": units.get(name),
+                   "user": r["user"], "recorded_at": r["recorded_at"]}  # fmt: skip
+    elif kind in ("steps", "exceptions"):
+        yield {k: r["batch_name"] if k == "batch_id" else r[k] for k in HEADERS[kind]}
     else:
-        (a,) = row
-        yield {"id": a.id, "at": a.at, "user": a.user, "action": a.action, "object_type": a.object_type,
-               "object_id": a.object_id, "field": a.field, "old": a.old, "new": a.new, "reason": a.reason,
-               "hash": a.hash}  # fmt: skip
+        yield {k: r[k] for k in HEADERS[kind]}
 
 
 def rows(rt, q: ExportQuery, last: int | None) -> Iterator[dict[str, Any]]:
@@ -257,7 +243,6 @@ def rows(rt, q: ExportQuery, last: int | None) -> Iterator[dict[str, Any]]:
         for row in s.execute(stmt.execution_options(yield_per=CHUNK)):
             for out in _rows(q.kind, row):
                 yield {k: _iso(v) for k, v in out.items()}
-            s.expunge_all()  # nothing read stays in the session's identity map
 
 
 @dataclass(frozen=True)
