@@ -21,9 +21,13 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, Protocol
+
+from sqlalchemy import select
 
 from . import outbox
 from .connectors import ConnectorError
@@ -62,6 +66,20 @@ def sign_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac).decode()
 
 
+_local = threading.local()
+
+
+def _http():
+    """One ``requests.Session`` per worker thread: a receiver that keeps connections
+    alive is not reconnected for every event."""
+    import requests
+
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
+
+
 def post_webhook(url: str, secret: str, envelope: dict[str, Any]) -> None:
     """POST the CloudEvent (structured mode), signed when there is a secret."""
     import requests
@@ -76,7 +94,7 @@ def post_webhook(url: str, secret: str, envelope: dict[str, Any]) -> None:
     if secret:
         headers["webhook-signature"] = sign_webhook(secret, envelope["id"], ts, body)
     try:
-        resp = requests.post(url, data=body, headers=headers, timeout=10)
+        resp = _http().post(url, data=body, headers=headers, timeout=10)
     except requests.RequestException as exc:  # the message names the URL, never the headers
         raise ConnectorError(f"webhook {url} unreachable: {type(exc).__name__}") from None
     if resp.status_code >= 300:
@@ -86,17 +104,7 @@ def post_webhook(url: str, secret: str, envelope: dict[str, Any]) -> None:
         )
 
 
-def deliver(rt: Any, batch_id: Any, task_id: Any, payload: dict) -> None:
-    """The ``deliver`` job: one event to one receiver (``payload``: ``seq`` and either
-    ``subscriber`` (an id) or ``url``)."""
-    target: DeliveryTarget | None = None
-    with rt.transaction() as s:
-        event = s.get(OutboxEvent, payload["seq"])
-        envelope = outbox.cloudevent(event, rt.settings)
-        if "subscriber" in payload:
-            target = load_target(s, rt.settings, payload["subscriber"])
-            if target is None:
-                return  # the subscriber was disabled: nothing more is sent to it
+def _send(rt: Any, payload: dict, envelope: dict[str, Any], target: DeliveryTarget | None) -> None:
     if target is None:
         post_webhook(payload.get("url") or "", rt.settings.webhook_secret, envelope)
     elif target.kind in HTTP_KINDS:
@@ -109,7 +117,86 @@ def deliver(rt: Any, batch_id: Any, task_id: Any, payload: dict) -> None:
                 "(integrations.mqtt for mqtt)"
             )
         publisher.publish(target, envelope)
-    with rt.transaction() as s:
+
+
+def _mark_delivered(s: Any, seq: int) -> None:
+    event = s.get(OutboxEvent, seq)
+    if event.delivered_at is None:
+        event.delivered_at = utcnow()
+
+
+def deliver(rt: Any, batch_id: Any, task_id: Any, payload: dict) -> Callable[[Any], None] | None:
+    """The ``deliver`` job run on its own (``engine.jobs.run_job``; ``payload``: ``seq``
+    and either ``subscriber`` (an id) or ``url``). Answers what to write when the job is
+    done (the event's ``delivered_at``), which ``run_job`` writes in its closing commit."""
+    target: DeliveryTarget | None = None
+    with rt.transaction(deferred=True) as s:  # a read: on SQLite, no wait for the write lock
         event = s.get(OutboxEvent, payload["seq"])
-        if event.delivered_at is None:
-            event.delivered_at = utcnow()
+        envelope = outbox.cloudevent(event, rt.settings)
+        if "subscriber" in payload:
+            target = load_target(s, rt.settings, payload["subscriber"])
+            if target is None:
+                return None  # the subscriber was disabled: nothing more is sent to it
+    _send(rt, payload, envelope, target)
+    seq = payload["seq"]
+    return lambda s: _mark_delivered(s, seq)
+
+
+def deliver_many(rt: Any, job_ids: list[int], worker: str, *, failed: Callable[..., Any]) -> int:
+    """Run a worker's claimed ``deliver`` jobs as one round: one read for the events and
+    their subscribers, each sent in turn (in job order, so per receiver in event order),
+    and one commit for all that were delivered. A failed delivery goes through ``failed``
+    (``engine.jobs``: retried with backoff, an incident when its attempts run out); the
+    receiver's later events in this round are not tried (they would meet the same broken
+    receiver) and count a failed attempt with the same message. Answers how many ran."""
+    from .models import Job
+    from .vocabulary import JobState
+
+    todo: list[tuple[int, dict, dict[str, Any], DeliveryTarget | None, bool]] = []
+    with rt.transaction(deferred=True) as s:
+        targets: dict[int, DeliveryTarget | None] = {}
+        for job in s.scalars(select(Job).where(Job.id.in_(job_ids)).order_by(Job.id)):
+            if job.state != JobState.PENDING or job.locked_by != worker:
+                continue
+            payload = dict(job.payload)
+            envelope = outbox.cloudevent(s.get(OutboxEvent, payload["seq"]), rt.settings)
+            target, dropped = None, False
+            if "subscriber" in payload:
+                sid = payload["subscriber"]
+                if sid not in targets:
+                    targets[sid] = load_target(s, rt.settings, sid)
+                target, dropped = targets[sid], targets[sid] is None
+            todo.append((job.id, payload, envelope, target, dropped))
+    done: list[tuple[int, int | None]] = []
+    broken: dict[str, ConnectorError] = {}
+    for job_id, payload, envelope, target, dropped in todo:
+        if dropped:  # the subscriber was disabled: the job ends, nothing is sent
+            done.append((job_id, None))
+            continue
+        receiver = f"subscriber:{target.id}" if target is not None else f"url:{payload.get('url')}"
+        try:
+            if receiver in broken:
+                raise broken[receiver]
+            _send(rt, payload, envelope, target)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded with its message
+            if isinstance(exc, ConnectorError):
+                broken[receiver] = exc
+                message = str(exc)
+            else:
+                message = f"{type(exc).__name__}: {exc}"
+            failed(rt, job_id, message, retry=getattr(exc, "retry", True), detail="")
+            continue
+        done.append((job_id, payload["seq"]))
+    if done:
+        with rt.transaction() as s:
+            now = utcnow()
+            for job_id, seq in done:
+                job = s.get(Job, job_id)
+                job.state = JobState.DONE
+                job.attempts += 1
+                job.finished_at = now
+                job.locked_by = None
+                job.locked_until = None
+                if seq is not None:
+                    _mark_delivered(s, seq)
+    return len(todo)

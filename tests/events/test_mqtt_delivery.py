@@ -97,7 +97,7 @@ def test_connection_is_kept_and_reconnects_after_the_broker_returns(rt, prefix):
         jobs.run_due(rt)  # the broker is gone: this delivery fails and waits for its retry
         with rt.transaction() as s:
             job = s.scalars(select(Job).where(Job.kind == "deliver").order_by(Job.id.desc())).first()
-            assert job.state == "pending" and job.attempts == 1 and "not connected" in job.last_error
+            assert job.state == "pending" and job.attempts >= 1 and "not connected" in job.last_error
         proc = subprocess.Popen(["mosquitto", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_port(port)
         listener = Listener(prefix, port=port)
