@@ -211,7 +211,9 @@ def _service_task(rt: Runtime, batch_id: str, task_id: str, payload: dict) -> No
         raise ConnectorError(f"connector {call.operator!r} returned {type(result).__name__}", retry=False)
 
 
-HANDLERS: dict[str, Callable[[Runtime, Any, Any, dict], None]] = {
+#: a handler may answer a callable that ``run_job`` calls with the session of its closing
+#: transaction (what to write when the job is done); most answer None
+HANDLERS: dict[str, Callable[[Runtime, Any, Any, dict], Any]] = {
     JobKind.TIMER: _timer,
     JobKind.SERVICE_TASK: _service_task,
     JobKind.DELIVER: deliver,

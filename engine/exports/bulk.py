@@ -155,6 +155,7 @@ def _base(q: ExportQuery) -> tuple[Select, Any]:
         if q.batch:
             stmt = stmt.where(AuditEvent.object_id == q.batch)
     else:
+        model: Any
         model, when = {
             "batches": (Batch, Batch.created_at),
             "steps": (Step, Step.recorded_at),
