@@ -184,3 +184,41 @@ def _wait_port(port: int) -> None:
         except OSError:
             time.sleep(0.05)
     raise AssertionError(f"mosquitto on port {port} did not start")
+
+
+def test_a_round_delivers_to_the_working_receiver_when_another_is_down(db_url, broker, prefix, listener):
+    """One round of deliveries: the webhook (its own secret, checked) and the live MQTT
+    subscriber get every event; the dead broker's events fail, each counting an attempt."""
+    from standardwebhooks import Webhook
+
+    from tests.engine.http_receiver import Receiver
+
+    rt = make_runtime(db_url, job_max_attempts=5, job_backoff_seconds=60)
+    try:
+        install(rt, connect_timeout=0.2, ack_timeout=2)
+        with Receiver() as sink:
+            hook, _ = subscribers.add(rt, name="hook", url=sink.url + "/in", event_types=["batch.*"], by="admin.x")
+            add_mqtt(rt, "live-bus", broker, prefix, ["batch.*"])
+            add_mqtt(rt, "dead-bus", f"mqtt://127.0.0.1:{free_port()}", prefix + "/dead", ["batch.*"])
+            run_batch(rt, "MQ-M")
+            jobs.run_due(rt)
+            time.sleep(0.3)
+            verifier = Webhook(hook["secret"])
+            hooked = [
+                verifier.verify(r["body"], {k.lower(): v for k, v in r["headers"].items()}) for r in sink.requests
+            ]
+            heard = listener.all()
+        dead_id = subscribers.get(rt, "dead-bus")["id"]
+        with rt.transaction() as s:
+            by_subscriber: dict[int, list[Job]] = {}
+            for job in s.scalars(select(Job).where(Job.kind == "deliver")):
+                by_subscriber.setdefault(job.payload["subscriber"], []).append(job)
+            events = len(by_subscriber[dead_id])
+            assert events >= 3  # batch.started and the steps
+            assert all(j.state == "pending" and j.attempts == 1 and "not connected" in j.last_error
+                       for j in by_subscriber[dead_id])  # fmt: skip
+            assert all(j.state == "done" for sid, js in by_subscriber.items() if sid != dead_id for j in js)
+        assert len(hooked) == events and len([t for t, _, _ in heard if "/dead/" not in t]) == events
+        assert {e["id"] for e in hooked} == {e["id"] for _, e, _ in heard}
+    finally:
+        rt.close()
