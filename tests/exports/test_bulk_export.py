@@ -138,7 +138,8 @@ def test_a_cursor_of_another_export_and_audit_filters_are_refused(client, plant)
     assert r.status_code == 400 and "steps" in r.get_json()["message"]
     r = get(client, "/api/exports/audit?recipe=sampling_loop")
     assert r.status_code == 400 and r.get_json()["details"]["parameter"] == "recipe"
-    assert get(client, "/api/exports/recipes").status_code == 404
+    r = get(client, "/api/exports/recipes")
+    assert r.status_code == 400 and r.get_json()["details"]["parameter"] == "kind"
 
 
 def test_qa_and_administrators_only_and_each_export_audited(client, anon, runtime):

@@ -33,6 +33,8 @@ def _param(name: str, description: str, **schema) -> dict:
 
 
 PARAMETERS = [
+    {"name": "kind", "in": "path", "required": True, "description": "what to export",
+     "schema": {"type": "string", "enum": list(bulk.KINDS)}},
     _param("format", "csv (header row; formula-like text cells prefixed with ') or jsonl", type="string",
            enum=list(bulk.FORMATS), default="jsonl"),
     _param("since", "from this time (ISO 8601, inclusive): created, recorded or audited at", type="string",
@@ -62,11 +64,11 @@ RESPONSES = {
             "application/jsonl": {"schema": {"type": "string"}},
         },
     },
-    "400": {"description": "a parameter is wrong; `details.parameter` names it (`export_query_invalid`)"},
+    "400": {"description": "a parameter (or the kind) is wrong; `details.parameter` names it (`export_query_invalid`)"},
 }  # fmt: skip
 
 
-@blp.route("/<any(batches, steps, parameters, exceptions, audit):kind>", methods=["GET"])
+@blp.route("/<kind>", methods=["GET"])
 @requires("records.export")
 @blp.doc(parameters=PARAMETERS, responses=RESPONSES)
 def export(kind: str):
