@@ -62,6 +62,7 @@ class _Connection:
         host, port, tls = broker_address(target.url)
         self.connected = threading.Event()
         self.last_error = "no answer yet"
+        self.refused: str | None = None
         client_id = f"batchline-{target.id}-{os.getpid()}-{secrets.token_hex(3)}"
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311)
         if target.username is not None:
@@ -78,17 +79,20 @@ class _Connection:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            self.last_error = f"the broker refused the connection: {reason_code}"
+            self.refused = f"the broker refused the connection: {reason_code}"
+            self.last_error = self.refused
             self.connected.clear()
         else:
+            self.refused = None
             self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
-        self.last_error = f"disconnected: {reason_code}"
+        # a refusal (a wrong password) says more than the disconnection that follows it
+        self.last_error = self.refused or f"disconnected: {reason_code}"
 
     def _on_connect_fail(self, client, userdata) -> None:
-        self.last_error = "the broker cannot be reached"
+        self.last_error = self.refused or "the broker cannot be reached"
 
     def publish(self, topic: str, body: bytes, connect_timeout: float, ack_timeout: float) -> None:
         if not self.connected.wait(connect_timeout):

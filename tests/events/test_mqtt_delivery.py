@@ -4,6 +4,8 @@ events; a broker that is down is retried and then raises an incident."""
 
 from __future__ import annotations
 
+import os
+import pwd
 import queue
 import shutil
 import subprocess
@@ -222,3 +224,62 @@ def test_a_round_delivers_to_the_working_receiver_when_another_is_down(db_url, b
         assert {e["id"] for e in hooked} == {e["id"] for _, e, _ in heard}
     finally:
         rt.close()
+
+
+def test_broker_account_is_used_and_a_wrong_password_is_named_not_shown(rt, prefix, tmp_path):
+    """A Mosquitto of the test's own that wants an account: the right password delivers,
+    a wrong one fails with the broker's refusal in the job's error, never the password."""
+    if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto and mosquitto_passwd are needed for a broker with accounts")
+    port = free_port()
+    passwords = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "plant", "s3cret-broker-pw"], check=True)
+    passwords.chmod(0o600)
+    config = tmp_path / "mosquitto.conf"
+    me = pwd.getpwuid(os.getuid()).pw_name  # as root, mosquitto would drop to a user that cannot read the file
+    config.write_text(f"user {me}\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\n")
+    proc = subprocess.Popen(["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port)
+        install(rt, connect_timeout=1, ack_timeout=2)
+        url = f"mqtt://127.0.0.1:{port}"
+        add_mqtt(rt, "good-account", url, prefix, ["batch.started"], username="plant", password="s3cret-broker-pw")
+        add_mqtt(rt, "bad-account", url, prefix + "/bad", ["batch.started"], username="plant", password="wrong-pw-42")
+        listener = _AccountListener(prefix, port)
+        load(rt, "loop.bpmn")
+        batches.start_batch(rt, "sampling_loop", "MQ-A", user="sup.x", parameters={"done": False})
+        jobs.run_due(rt)
+        _topic, event, _ = listener.take(5)
+        assert event["subject"] == "MQ-A"
+        listener.close()
+        bad_id = subscribers.get(rt, "bad-account")["id"]
+        with rt.transaction() as s:
+            job = next(
+                j for j in s.scalars(select(Job).where(Job.kind == "deliver")) if j.payload["subscriber"] == bad_id
+            )
+            assert job.state == "pending" and "refused the connection: Not authorized" in job.last_error
+            assert "wrong-pw-42" not in job.last_error and "s3cret" not in job.last_error
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+class _AccountListener(Listener):
+    def __init__(self, prefix: str, port: int):
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.messages = queue.Queue()
+        import threading
+
+        self.ready = threading.Event()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"acct-{prefix[-6:]}")
+        self.client.username_pw_set("plant", "s3cret-broker-pw")
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(prefix + "/#", qos=1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.ready.set()
+        self.client.on_message = lambda c, u, msg: self.messages.put(
+            (msg.topic, __import__("json").loads(msg.payload), msg.qos)
+        )
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self.ready.wait(5)
