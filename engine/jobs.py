@@ -11,10 +11,6 @@ event). A worker that dies leaves its lock to expire; another worker then takes 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import logging
 import os
 import socket
@@ -32,8 +28,9 @@ from . import audit, batches, order_confirmations, outbox
 from .batches import lateness
 from .connectors import Completed, ConnectorError, Pending
 from .db import row_locks
+from .delivery import deliver, deliver_many, sign_webhook  # noqa: F401 - sign_webhook: part of this module's interface
 from .errors import BatchlineError
-from .models import Incident, Job, OutboxEvent, utcnow
+from .models import Incident, Job, utcnow
 from .quality import processes as quality_processes
 from .runtime import Runtime
 from .vocabulary import BatchState, ExceptionCategory, JobKind, JobState
@@ -71,10 +68,10 @@ def due_unlocked(s: Session, now: datetime, limit: int, kind: str | None = None)
     return list(s.scalars(stmt))
 
 
-def acquire(rt: Runtime, worker: str, limit: int = 10) -> list[int]:
+def acquire(rt: Runtime, worker: str, limit: int = 10, kind: str | None = None) -> list[int]:
     now = utcnow()
     with rt.transaction() as s:
-        jobs = due_unlocked(s, now, limit)
+        jobs = due_unlocked(s, now, limit, kind)
         for job in jobs:
             job.locked_by = worker
             job.locked_until = now + timedelta(seconds=rt.settings.job_lock_seconds)
@@ -83,7 +80,7 @@ def acquire(rt: Runtime, worker: str, limit: int = 10) -> list[int]:
 
 def run_job(rt: Runtime, job_id: int, worker: str) -> str:
     """Run one acquired job; returns its new state."""
-    with rt.transaction() as s:
+    with rt.transaction(deferred=True) as s:  # a read: on SQLite, no wait for the write lock
         job = s.get(Job, job_id)
         if job is None or job.state != JobState.PENDING or job.locked_by != worker:
             return "skipped"
@@ -97,7 +94,9 @@ def run_job(rt: Runtime, job_id: int, worker: str) -> str:
         handler = rt.job_handlers.get(kind) or HANDLERS.get(kind)
         if handler is None:
             raise RuntimeError(f"no handler for job kind {kind!r} in this process")
-        handler(rt, batch_id, task_id, payload)
+        # a handler may answer what to write when the job is done: written in the job's
+        # own closing transaction (one commit less per job; ``engine.delivery``)
+        finish = handler(rt, batch_id, task_id, payload)
     except RetryLater as later:
         return _reschedule(rt, job_id, later.delay)
     except Exception as exc:  # every failure is recorded with its real message
@@ -112,6 +111,8 @@ def run_job(rt: Runtime, job_id: int, worker: str) -> str:
         job.finished_at = utcnow()
         job.locked_by = None
         job.locked_until = None
+        if callable(finish):
+            finish(s)
     return JobState.DONE
 
 
@@ -210,58 +211,12 @@ def _service_task(rt: Runtime, batch_id: str, task_id: str, payload: dict) -> No
         raise ConnectorError(f"connector {call.operator!r} returned {type(result).__name__}", retry=False)
 
 
-def sign_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """Standard Webhooks signature: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``."""
-    key = secret.encode("utf-8")
-    if secret.startswith("whsec_"):
-        key = base64.b64decode(secret[len("whsec_") :])
-    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
-
-
-def _deliver(rt: Runtime, batch_id: Any, task_id: Any, payload: dict) -> None:
-    import requests
-
-    from .qms.subscribers import load_for_delivery
-
-    url: str = payload.get("url") or ""
-    secret = rt.settings.webhook_secret
-    with rt.transaction() as s:
-        event = s.get(OutboxEvent, payload["seq"])
-        envelope = outbox.cloudevent(event, rt.settings)
-        if "subscriber" in payload:
-            target = load_for_delivery(s, rt.settings, payload["subscriber"])
-            if target is None:
-                return  # the subscriber was disabled: nothing more is sent to it
-            url, secret = target
-    body = json.dumps(envelope, separators=(",", ":")).encode()
-    ts = int(time.time())
-    headers = {
-        "content-type": "application/cloudevents+json",
-        "webhook-id": envelope["id"],
-        "webhook-timestamp": str(ts),
-    }
-    if secret:
-        headers["webhook-signature"] = sign_webhook(secret, envelope["id"], ts, body)
-    try:
-        resp = requests.post(url, data=body, headers=headers, timeout=10)
-    except requests.RequestException as exc:  # the message names the URL, never the headers
-        raise ConnectorError(f"webhook {url} unreachable: {type(exc).__name__}") from None
-    if resp.status_code >= 300:
-        raise ConnectorError(
-            f"webhook {url} answered HTTP {resp.status_code}",
-            retry=resp.status_code >= 500 or resp.status_code in (408, 429),
-        )
-    with rt.transaction() as s:
-        event = s.get(OutboxEvent, payload["seq"])
-        if event.delivered_at is None:
-            event.delivered_at = utcnow()
-
-
-HANDLERS: dict[str, Callable[[Runtime, Any, Any, dict], None]] = {
+#: a handler may answer a callable that ``run_job`` calls with the session of its closing
+#: transaction (what to write when the job is done); most answer None
+HANDLERS: dict[str, Callable[[Runtime, Any, Any, dict], Any]] = {
     JobKind.TIMER: _timer,
     JobKind.SERVICE_TASK: _service_task,
-    JobKind.DELIVER: _deliver,
+    JobKind.DELIVER: deliver,
     JobKind.STEP_DUE: lateness.step_due,
     JobKind.START_QUALITY_PROCESS: quality_processes.start_scheduled,
     JobKind.ERP_CONFIRMATION: order_confirmations.send,
@@ -271,10 +226,20 @@ HANDLERS: dict[str, Callable[[Runtime, Any, Any, dict], None]] = {
 # --- the worker loop -----------------------------------------------------------------
 
 
+#: event deliveries claimed per round: sent one after the other over kept-open connections,
+#: their completion written in one transaction (``engine.delivery.deliver_many``)
+DELIVERY_BATCH = 100
+
+
 def run_due(rt: Runtime, worker: str | None = None, limit: int = 10) -> int:
-    """Acquire and run the jobs due now; returns how many ran."""
+    """Acquire and run the jobs due now; returns how many ran. Event deliveries first,
+    in one batch (a commit per delivery would cap a worker at a few dozen events a
+    second on SQLite's fsync), then up to ``limit`` other jobs one by one."""
     worker = worker or worker_name()
     ran = 0
+    deliveries = acquire(rt, worker, DELIVERY_BATCH, kind=JobKind.DELIVER)
+    if deliveries:
+        ran += deliver_many(rt, deliveries, worker, failed=_failed)
     for job_id in acquire(rt, worker, limit):
         run_job(rt, job_id, worker)
         ran += 1

@@ -617,9 +617,10 @@ class OutboxEvent(Base):
 
 
 class EventSubscriber(Base):
-    """A receiver of outbox events configured without code (a webhook or a QMS). Its
-    secret is stored encrypted under a key file the database does not hold
-    (engine/qms/secrets.py); rows are disabled, never deleted."""
+    """A receiver of outbox events configured without code (a webhook, a QMS or an MQTT
+    broker). Its secret (and an MQTT broker password) is stored encrypted under a key
+    file the database does not hold (engine/qms/secrets.py); rows are disabled, never
+    deleted."""
 
     __tablename__ = "event_subscriber"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -627,11 +628,17 @@ class EventSubscriber(Base):
     url: Mapped[str] = mapped_column(String(2000))
     secret_encrypted: Mapped[str] = mapped_column(Text)
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
-    kind: Mapped[str] = mapped_column(String(20), default="webhook")  # webhook | qms
+    kind: Mapped[str] = mapped_column(String(20), default="webhook")  # webhook | qms | mqtt
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # --- p12-events: MQTT subscribers (``url`` is then the broker, mqtt:// or mqtts://) ---
+    #: the topic every event goes under: ``<topic_prefix>/<event type, dots as slashes>``
+    topic_prefix: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: the broker account (optional); its password is encrypted like a secret, never shown
+    username: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    password_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class QmsDeviation(Base):

@@ -45,6 +45,9 @@ MATRIX: dict[str, frozenset[str]] = {
     "analytics.approve": frozenset({"qa"}),
     "equipment.write": frozenset({"service", "supervisor"}),
     "subscriber.manage": frozenset({"admin"}),
+    # bulk export of batches, steps, parameters, exceptions and audit (engine.exports.bulk):
+    # those who review or audit records and run the system, not the floor
+    "records.export": frozenset({"qa", "admin"}),
     # an operator's "record an event" from a task page (review by exception)
     "event.record": frozenset({"operator", "supervisor", "qa"}),
     # people's training records (engine.qualifications): read by those who work with

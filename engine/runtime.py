@@ -42,8 +42,14 @@ class Runtime:
         #: handler(runtime, batch_id, task_id, payload). A step schedules a ``score_step``
         #: job in its own transaction when a handler for it is registered here.
         self.job_handlers: dict[str, Callable] = {}
+        #: subscriber kind -> the publisher that delivers its events (engine.delivery): the
+        #: engine delivers webhooks itself; ``integrations.mqtt`` registers ``mqtt``
+        self.publishers: dict[str, Any] = {}
         if load_connectors:
             self.connectors.load_entry_points(self.settings)
+            from .delivery import load_publishers
+
+            load_publishers(self.publishers, self.settings)
         # the engine's own operations for quality processes (batch.release, ...): registered
         # last, so an installed connector can never take their names
         from .quality.operations import register as register_quality_operations
@@ -60,4 +66,6 @@ class Runtime:
         upgrade(self.db)
 
     def close(self) -> None:
+        for publisher in list(self.publishers.values()):
+            publisher.close()  # their broker connections and threads end with the runtime
         self.db.dispose()

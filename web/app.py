@@ -141,6 +141,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from .api import qms as qms_api
 
     api.register_blueprint(exports_api.blp)
+    from .api import bulk_exports
+
+    api.register_blueprint(bulk_exports.blp)
     api.register_blueprint(qms_api.qms_blp)
     api.register_blueprint(qms_api.blp)
 
@@ -188,6 +191,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from analytics import jobs as analytics_jobs
 
     analytics_jobs.install(runtime)
+    # event subscribers of kind mqtt (serve --with-worker delivers them in this process)
+    from integrations import mqtt
+
+    mqtt.install(runtime)
 
     app.register_error_handler(BatchlineError, batchline_error_response)
     app.register_error_handler(ma.ValidationError, validation_error_response)

@@ -1,5 +1,11 @@
 """Event subscribers configured without code: a name, a URL, the event types it wants
-(globs such as ``qms.*``), its kind (``webhook`` or ``qms``) and a secret.
+(globs such as ``qms.*``), its kind (``webhook``, ``qms`` or ``mqtt``) and a secret.
+
+An MQTT subscriber has a broker URL (``mqtt://host:port`` or ``mqtts://``) instead of a
+webhook URL, a topic prefix, and optionally a broker account whose password is encrypted
+like a secret (never returned, logged or audited). The engine only keeps the registry
+and the delivery job; publishing is a *publisher* an installed package registers on the
+runtime by kind (``integrations.mqtt``), as connectors are.
 
 Why a cached list: ``engine.outbox.emit`` runs on every step and asks which enabled
 subscribers want the event. Reading the table each time would add a query per event, so
@@ -16,12 +22,10 @@ is never returned, logged or audited (the audit trail says ``secret set``).
 from __future__ import annotations
 
 import fnmatch
-import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import func, select
@@ -32,13 +36,18 @@ from .. import audit, idempotency
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import EventSubscriber, IdempotentRequest, utcnow
 from . import secrets
+from .subscriber_checks import (  # noqa: F401 - the checks are part of this module's interface
+    KINDS,
+    MAX_EVENT_TYPES,
+    check_event_types,
+    check_kind,
+    check_name,
+    check_target,
+    check_url,
+)
 
-KINDS = ("webhook", "qms")
 CHECK_SECONDS = 1.0
 TYPE_PREFIX = "org.batchline."
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_EVENT_TYPE = re.compile(r"[A-Za-z0-9_.*-]{1,200}")
-MAX_EVENT_TYPES = 50
 
 
 @dataclass(frozen=True)
@@ -101,58 +110,11 @@ def matching(session: Session, type_: str) -> list[int]:
     return [t.id for t in cache.targets if t.wants(type_)]
 
 
-# --- checks ---------------------------------------------------------------------------
-
-
-def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidInput(
-            "the name is 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit",
-            code="subscriber_name_invalid",
-        )
-    return name
-
-
-def check_url(url: Any) -> str:
-    """http(s) with a host, no user or password in it (credentials belong in the secret)."""
-    if not isinstance(url, str) or not 1 <= len(url) <= 2000 or any(c.isspace() or ord(c) < 32 for c in url):
-        raise InvalidInput("the URL is an http or https URL of at most 2000 characters", code="subscriber_url_invalid")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise InvalidInput("the URL cannot be parsed", code="subscriber_url_invalid") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("the URL is an http or https URL with a host", code="subscriber_url_invalid")
-    if parts.username is not None or parts.password is not None:
-        raise InvalidInput(
-            "the URL must not hold a user or password (the secret signs every request)", code="subscriber_url_invalid"
-        )
-    return url
-
-
-def check_event_types(types: Any) -> list[str]:
-    if not isinstance(types, list) or not 1 <= len(types) <= MAX_EVENT_TYPES:
-        raise InvalidInput(f"event_types is a list of 1 to {MAX_EVENT_TYPES} types", code="event_types_invalid")
-    for t in types:
-        if not isinstance(t, str) or not _EVENT_TYPE.fullmatch(t):
-            raise InvalidInput(
-                "an event type is letters, digits, '.', '_', '-' and '*' (e.g. qms.*)", code="event_types_invalid"
-            )
-    return list(dict.fromkeys(types))
-
-
-def check_kind(kind: Any) -> str:
-    if kind not in KINDS:
-        raise InvalidInput("kind is webhook or qms", code="subscriber_kind_invalid")
-    return kind
-
-
 # --- reading and changing -------------------------------------------------------------
 
 
 def describe(row: EventSubscriber) -> dict[str, Any]:
-    """The public view: never the secret, only that one is set."""
+    """The public view: never the secret or the broker password, only that one is set."""
     return {
         "id": row.id,
         "name": row.name,
@@ -161,16 +123,24 @@ def describe(row: EventSubscriber) -> dict[str, Any]:
         "kind": row.kind,
         "enabled": row.enabled,
         "secret_set": bool(row.secret_encrypted),
+        "topic_prefix": row.topic_prefix,
+        "username": row.username,
+        "password_set": bool(row.password_encrypted),
         "created_by": row.created_by,
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }
 
 
-def _audited(row: EventSubscriber, secret_changed: bool = False) -> dict[str, Any]:
-    shown: dict[str, Any] = {k: v for k, v in describe(row).items() if k in ("url", "event_types", "kind", "enabled")}
+AUDITED = ("url", "event_types", "kind", "enabled", "topic_prefix", "username")
+
+
+def _audited(row: EventSubscriber, secret_changed: bool = False, password_changed: bool = False) -> dict[str, Any]:
+    shown: dict[str, Any] = {k: v for k, v in describe(row).items() if k in AUDITED and v is not None}
     if secret_changed:
         shown["secret"] = "secret set"
+    if password_changed:
+        shown["password"] = "password set"
     return shown
 
 
@@ -202,17 +172,25 @@ def add(
     event_types: list[str],
     kind: str = "webhook",
     secret: str | None = None,
+    topic_prefix: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
     by: str,
     idempotency_key: str | None = None,
     request: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Add a subscriber; answers its view with the secret (shown this once) and whether
-    this was a replay of an earlier request with the same key (then without secret)."""
+    this was a replay of an earlier request with the same key (then without secret).
+    An MQTT subscriber has no secret (the broker account authenticates it)."""
     check_name(name)
-    check_url(url)
-    types = check_event_types(event_types)
     check_kind(kind)
-    secret = secrets.check(secret) if secret is not None else secrets.generate()
+    check_target(kind, url, topic_prefix, username, password)
+    types = check_event_types(event_types)
+    if kind == "mqtt":
+        if secret is not None:
+            raise InvalidInput("an MQTT subscriber has no secret: give username and password", code="secret_invalid")
+    else:
+        secret = secrets.check(secret) if secret is not None else secrets.generate()
     box = secrets.SecretBox(rt.settings)
     scope = f"subscribers|user:{by}"
     with rt.transaction() as s:
@@ -226,10 +204,13 @@ def add(
         row = EventSubscriber(
             name=name,
             url=url,
-            secret_encrypted=box.seal(secret),
+            secret_encrypted=box.seal(secret) if secret is not None else "",
             event_types=types,
             kind=kind,
             enabled=True,
+            topic_prefix=topic_prefix,
+            username=username,
+            password_encrypted=box.seal(password) if password is not None else None,
             created_by=by,
             created_at=now,
             updated_at=now,
@@ -237,7 +218,12 @@ def add(
         s.add(row)
         s.flush()
         audit.record(
-            s, user=by, action="subscriber.added", object_type="subscriber", object_id=name, new=_audited(row, True)
+            s,
+            user=by,
+            action="subscriber.added",
+            object_type="subscriber",
+            object_id=name,
+            new=_audited(row, secret is not None, password is not None),
         )
         public = describe(row)
         if idempotency_key is not None:
@@ -251,7 +237,7 @@ def add(
                 )
             )
     invalidate(rt.db)
-    return {**public, "secret": secret}, False
+    return ({**public, "secret": secret} if secret is not None else public), False
 
 
 def change(
@@ -264,22 +250,41 @@ def change(
     enabled: bool | None = None,
     secret: str | None = None,
     new_secret: bool = False,
+    topic_prefix: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
 ) -> dict[str, Any]:
     """Change a subscriber (audited field by field); a new or generated secret is
-    answered this once, as ``secret``."""
-    if url is not None:
-        check_url(url)
+    answered this once, as ``secret``. A new broker password is never answered."""
     if event_types is not None:
         event_types = check_event_types(event_types)
-    if secret is not None:
-        secrets.check(secret)
-    elif new_secret:
-        secret = secrets.generate()
+    box = secrets.SecretBox(rt.settings)
     with rt.transaction() as s:
         row = _find(s, ref)
-        changes = {"url": url, "event_types": event_types, "enabled": enabled}
-        for field, value in changes.items():
-            if value is None or getattr(row, field) == value:
+        # the row's kind decides what its fields may be: the changed ones checked with the rest
+        check_target(
+            row.kind,
+            url if url is not None else row.url,
+            topic_prefix if topic_prefix is not None else row.topic_prefix,
+            username if username is not None else row.username,
+            password,
+        )
+        if row.kind == "mqtt":
+            if secret is not None or new_secret:
+                raise InvalidInput("an MQTT subscriber has no secret: change its password", code="secret_invalid")
+        elif secret is not None:
+            secrets.check(secret)
+        elif new_secret:
+            secret = secrets.generate()
+        changes = {
+            "url": url,
+            "event_types": event_types,
+            "enabled": enabled,
+            "topic_prefix": topic_prefix,
+            "username": username,
+        }
+        for name, value in changes.items():
+            if value is None or getattr(row, name) == value:
                 continue
             audit.record(
                 s,
@@ -287,21 +292,26 @@ def change(
                 action="subscriber.changed",
                 object_type="subscriber",
                 object_id=row.name,
-                field=field,
-                old=getattr(row, field),
+                field=name,
+                old=getattr(row, name),
                 new=value,
             )
-            setattr(row, field, value)
-        if secret is not None:
-            row.secret_encrypted = secrets.SecretBox(rt.settings).seal(secret)
+            setattr(row, name, value)
+        for name, value, column in (
+            ("secret", secret, "secret_encrypted"),
+            ("password", password, "password_encrypted"),
+        ):
+            if value is None:
+                continue
+            setattr(row, column, box.seal(value))
             audit.record(
                 s,
                 user=by,
                 action="subscriber.changed",
                 object_type="subscriber",
                 object_id=row.name,
-                field="secret",
-                new="secret set",
+                field=name,
+                new=f"{name} set",
             )
         row.updated_at = utcnow()
         s.flush()
@@ -315,13 +325,45 @@ def disable(rt, ref: int | str, *, by: str) -> dict[str, Any]:
     return change(rt, ref, by=by, enabled=False)
 
 
-def load_for_delivery(s: Session, settings, subscriber_id: int) -> tuple[str, str] | None:
-    """The URL and decrypted secret of an enabled subscriber, or None when it is disabled
-    or gone (its pending deliveries are then dropped)."""
+@dataclass(frozen=True)
+class DeliveryTarget:
+    """What a delivery job needs of an enabled subscriber, secrets decrypted (kept out of
+    ``repr`` so a log line or a traceback never shows them)."""
+
+    id: int
+    name: str
+    kind: str
+    url: str
+    secret: str = field(default="", repr=False)
+    topic_prefix: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+def load_target(s: Session, settings, subscriber_id: int) -> DeliveryTarget | None:
+    """An enabled subscriber with its secret and broker password decrypted, or None when
+    it is disabled or gone (its pending deliveries are then dropped)."""
     row = s.get(EventSubscriber, subscriber_id)
     if row is None or not row.enabled:
         return None
-    return row.url, secrets.SecretBox(settings).open(row.secret_encrypted)
+    box = secrets.SecretBox(settings)
+    return DeliveryTarget(
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        url=row.url,
+        secret=box.open(row.secret_encrypted) if row.secret_encrypted else "",
+        topic_prefix=row.topic_prefix,
+        username=row.username,
+        password=box.open(row.password_encrypted) if row.password_encrypted else None,
+    )
+
+
+def load_for_delivery(s: Session, settings, subscriber_id: int) -> tuple[str, str] | None:
+    """The URL and decrypted secret of an enabled subscriber, or None when it is disabled
+    or gone (its pending deliveries are then dropped)."""
+    target = load_target(s, settings, subscriber_id)
+    return None if target is None else (target.url, target.secret)
 
 
 def qms_secrets(s: Session, settings) -> list[tuple[EventSubscriber, str]]:

@@ -51,6 +51,7 @@ INTENDED = {
     "analytics.train": {"qa"},
     "equipment.write": {"service", "supervisor"},
     "subscriber.manage": {"admin"},
+    "records.export": {"qa", "admin"},
     "event.record": {"operator", "supervisor", "qa"},
     "qualification.read": {"operator", "supervisor", "qa", "admin", "trainer"},
     "qualification.record": {"qa", "trainer"},

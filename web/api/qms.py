@@ -26,7 +26,7 @@ from .schemas.qms import QmsMessage, QmsOutcome, SubscriberChange, SubscriberIn,
 MAX_QMS_BODY = 64 * 1024
 
 qms_blp = Blueprint("qms", __name__, url_prefix="/api/qms", description="Messages from the QMS (signed)")
-blp = Blueprint("subscribers", __name__, url_prefix="/api", description="Event subscribers (webhooks, QMS)")
+blp = Blueprint("subscribers", __name__, url_prefix="/api", description="Event subscribers (webhooks, QMS, MQTT)")
 
 SIGNED_BODY = {
     "required": True,
@@ -114,9 +114,11 @@ def list_subscribers():
 @blp.response(201, SubscriberOut)
 @blp.alt_response(409, description="a subscriber with this name exists (`subscriber_exists`)")
 def add_subscriber(body, headers):
-    """Add a subscriber: the events it wants (globs such as `qms.*`), its URL and secret.
-    The secret (given, or generated) is in this answer only; a replay with the same
-    `Idempotency-Key` answers the subscriber without it."""
+    """Add a subscriber: the events it wants (globs such as `qms.*`), its URL and secret;
+    for kind `mqtt`, the broker URL, `topic_prefix` and optionally `username` and
+    `password`. The secret (given, or generated) is in this answer only; a replay with the
+    same `Idempotency-Key` answers the subscriber without it. A broker password is never
+    answered."""
     out, replayed = subscribers.add(
         runtime(),
         name=body["name"],
@@ -124,9 +126,13 @@ def add_subscriber(body, headers):
         event_types=body["event_types"],
         kind=body["kind"],
         secret=body.get("secret"),
+        topic_prefix=body.get("topic_prefix"),
+        username=body.get("username"),
+        password=body.get("password"),
         by=current_user(),
         idempotency_key=headers.get("idempotency_key"),
-        request=body,
+        # a broker password is not hashed into the stored request (a fast hash of it is guessable)
+        request={k: v for k, v in body.items() if k != "password"},
     )
     return out, 201, ({REPLAYED: "true"} if replayed else {})
 
@@ -155,6 +161,9 @@ def change_subscriber(body, subscriber_id: int):
         enabled=body.get("enabled"),
         secret=body.get("secret"),
         new_secret=body.get("new_secret", False),
+        topic_prefix=body.get("topic_prefix"),
+        username=body.get("username"),
+        password=body.get("password"),
     )
 
 

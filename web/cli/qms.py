@@ -2,7 +2,9 @@
 code) and ``batchline qms-demo`` (the demo QMS in its own process).
 
 A subscriber's secret is never an argument (arguments show in ``ps``): it is read from
-``$BATCHLINE_SUBSCRIBER_SECRET`` when set, else generated, and printed once."""
+``$BATCHLINE_SUBSCRIBER_SECRET`` when set, else generated, and printed once. An MQTT
+subscriber's broker password likewise comes from ``$BATCHLINE_MQTT_PASSWORD`` only, and
+is never printed."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from .output import json_option, show
 from .root import main
 
 SECRET_ENV = "BATCHLINE_SUBSCRIBER_SECRET"
-FIELDS = ["id", "name", "kind", "enabled", "url", "event_types", "created_by", "created_at"]
+PASSWORD_ENV = "BATCHLINE_MQTT_PASSWORD"
+FIELDS = ["id", "name", "kind", "enabled", "url", "topic_prefix", "event_types", "created_by", "created_at"]
 
 
 def _admin(by: str | None) -> str:
@@ -29,32 +32,71 @@ def _admin(by: str | None) -> str:
 
 @main.group()
 def subscribers():
-    """Event subscribers (webhooks, QMS): URL, secret, event types."""
+    """Event subscribers (webhooks, QMS, MQTT): URL, secret or broker account, event types."""
 
 
 @subscribers.command("add")
 @click.argument("name")
-@click.option("--url", required=True, help="Where events are POSTed (http or https).")
+@click.option("--url", required=True, help="Where events go: http(s) URL, or mqtt://host:port / mqtts://host:port.")
 @click.option("--events", required=True, help="Comma-separated event types, globs allowed (e.g. qms.*).")
-@click.option("--kind", type=click.Choice(["webhook", "qms"]), default="webhook", show_default=True)
+@click.option("--kind", type=click.Choice(["webhook", "qms", "mqtt"]), default="webhook", show_default=True)
+@click.option("--topic-prefix", default=None, help="mqtt: topic levels events go under (e.g. plant1/batchline).")
+@click.option("--username", default=None, help=f"mqtt: broker account (its password: ${PASSWORD_ENV}).")
 @by_option
 @json_option
-def subscribers_add(name, url, events, kind, by):
-    """Add NAME. The secret is $BATCHLINE_SUBSCRIBER_SECRET or generated; printed once."""
+def subscribers_add(name, url, events, kind, topic_prefix, username, by):
+    """Add NAME. A webhook's secret is $BATCHLINE_SUBSCRIBER_SECRET or generated, printed
+    once; an MQTT broker password is read from $BATCHLINE_MQTT_PASSWORD, never printed."""
     from engine.qms import subscribers as subs
 
     actor = _admin(by)
+    mqtt = kind == "mqtt"
     out, _ = subs.add(
         runtime(),
         name=name,
         url=url,
         event_types=[e.strip() for e in events.split(",") if e.strip()],
         kind=kind,
-        secret=os.environ.get(SECRET_ENV) or None,
+        secret=None if mqtt else os.environ.get(SECRET_ENV) or None,
+        topic_prefix=topic_prefix,
+        username=username,
+        password=os.environ.get(PASSWORD_ENV) or None if mqtt else None,
         by=actor,
     )
-    show(out, [*FIELDS, "secret"])
-    click.echo("the secret is shown this once; give it to the receiver now", err=True)
+    if mqtt:
+        show(out, [*FIELDS, "username", "password_set"])
+    else:
+        show(out, [*FIELDS, "secret"])
+        click.echo("the secret is shown this once; give it to the receiver now", err=True)
+
+
+@subscribers.command("change")
+@click.argument("name")
+@click.option("--url", default=None, help="A new URL (same kind: http(s), or mqtt:// / mqtts://).")
+@click.option("--events", default=None, help="New comma-separated event types.")
+@click.option("--topic-prefix", default=None, help="mqtt: a new topic prefix.")
+@click.option("--username", default=None, help=f"mqtt: a new broker account (password: ${PASSWORD_ENV}).")
+@click.option("--enable", "enabled", flag_value=True, default=None, help="Enable it again.")
+@by_option
+@json_option
+def subscribers_change(name, url, events, topic_prefix, username, enabled, by):
+    """Change NAME (each change audited). For mqtt, a set $BATCHLINE_MQTT_PASSWORD
+    becomes the new broker password."""
+    from engine.qms import subscribers as subs
+
+    actor = _admin(by)
+    out = subs.change(
+        runtime(),
+        name,
+        by=actor,
+        url=url,
+        event_types=[e.strip() for e in events.split(",") if e.strip()] if events is not None else None,
+        topic_prefix=topic_prefix,
+        username=username,
+        enabled=enabled,
+        password=os.environ.get(PASSWORD_ENV) or None,
+    )
+    show(out, [*FIELDS, "username", "password_set"])
 
 
 @subscribers.command("list")

@@ -91,6 +91,16 @@ def install_analytics(rt) -> None:
     analytics_jobs.install(rt)
 
 
+def install_publishers(rt) -> None:
+    """Event subscribers of kind mqtt are delivered by whichever process works the jobs
+    (until the ``batchline.publishers`` entry point is installed, registered here too)."""
+    try:
+        from integrations import mqtt
+    except ImportError:  # paho-mqtt left out of this install: mqtt deliveries fail and say why
+        return
+    mqtt.install(rt)
+
+
 def run_server(app, host: str, port: int, announce) -> None:
     """Serve ``app`` (waitress when installed, else Flask's threaded server); ``announce()``
     prints the address once the server is about to listen. Start-up failures are one
@@ -121,6 +131,7 @@ def worker(once):
 
     rt = runtime()
     install_analytics(rt)
+    install_publishers(rt)
     if once:
         ran = jobs.work(rt, idle_exit=True)
         say(f"ran {ran} job(s)", {"jobs": ran})

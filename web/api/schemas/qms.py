@@ -18,16 +18,49 @@ SECRET = fields.String(
 )
 
 
+URL = fields.String(
+    validate=validate.Length(min=1, max=2000),
+    metadata={
+        "description": "webhook, qms: the http(s) URL events are POSTed to; mqtt: the broker, "
+        "mqtt://host:port or mqtts://host:port (no user or password in it)"
+    },
+)
+TOPIC_PREFIX = fields.String(
+    validate=validate.Length(min=1, max=200),
+    metadata={
+        "description": "mqtt only: topic levels events are published under, e.g. plant1/batchline "
+        "(an event step.completed goes to plant1/batchline/step/completed); no + # $ or empty levels"
+    },
+)
+USERNAME = fields.String(
+    validate=validate.Length(min=1, max=200), metadata={"description": "mqtt only: broker account"}
+)
+PASSWORD = fields.String(
+    load_only=True,
+    validate=validate.Length(min=1, max=500),
+    metadata={
+        "description": "mqtt only: the broker account's password (needs username). Stored encrypted, "
+        "never returned, logged or audited."
+    },
+)
+
+
 class SubscriberIn(ma.Schema):
     name = fields.String(required=True, validate=NAME)
-    url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    url = fields.String(required=True, validate=URL.validate, metadata=URL.metadata)
     event_types = fields.List(EVENT_TYPE, required=True, validate=validate.Length(min=1, max=50))
-    kind = fields.String(load_default="webhook", validate=validate.OneOf(["webhook", "qms"]))
+    kind = fields.String(load_default="webhook", validate=validate.OneOf(["webhook", "qms", "mqtt"]))
     secret = SECRET
+    topic_prefix = TOPIC_PREFIX
+    username = USERNAME
+    password = PASSWORD
 
 
 class SubscriberChange(ma.Schema):
-    url = fields.String(validate=validate.Length(min=1, max=2000))
+    url = URL
+    topic_prefix = TOPIC_PREFIX
+    username = USERNAME
+    password = PASSWORD
     event_types = fields.List(EVENT_TYPE, validate=validate.Length(min=1, max=50))
     enabled = fields.Boolean(truthy={True}, falsy={False})
     secret = SECRET
@@ -44,6 +77,9 @@ class SubscriberOut(ma.Schema):
     kind = fields.String()
     enabled = fields.Boolean(truthy={True}, falsy={False})
     secret_set = fields.Boolean()
+    topic_prefix = fields.String(allow_none=True)
+    username = fields.String(allow_none=True)
+    password_set = fields.Boolean(metadata={"description": "mqtt: a broker password is stored (never shown)"})
     secret = fields.String(
         allow_none=True, metadata={"description": "only in the answer that set it (creation, new secret)"}
     )
