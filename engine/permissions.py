@@ -43,6 +43,10 @@ MATRIX: dict[str, frozenset[str]] = {
     "analytics.train": frozenset({"qa"}),
     "equipment.write": frozenset({"service", "supervisor"}),
     "subscriber.manage": frozenset({"admin"}),
+    # connector instances (engine.connector_config): endpoints and credentials of other systems
+    "connector.manage": frozenset({"admin"}),
+    # a LIMS's results (POST /api/lims/results), also signed by the LIMS connector's secret
+    "lims.result": frozenset({"service"}),
     # an operator's "record an event" from a task page (review by exception)
     "event.record": frozenset({"operator", "supervisor", "qa"}),
     # people's training records (engine.qualifications): read by those who work with

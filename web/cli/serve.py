@@ -91,6 +91,20 @@ def install_analytics(rt) -> None:
     analytics_jobs.install(rt)
 
 
+def apply_connectors_file(rt) -> None:
+    """The ``connectors_file`` setting, applied at start (idempotent: engine.connector_file)."""
+    if not rt.settings.connectors_file:
+        return
+    from engine import connector_file
+
+    summary = connector_file.load(rt, rt.settings.connectors_file, by="system")
+    say(
+        f"connectors file {rt.settings.connectors_file}: added {len(summary['added'])}, "
+        f"changed {len(summary['changed'])}",
+        {"connectors_file": summary},
+    )
+
+
 def run_server(app, host: str, port: int, announce) -> None:
     """Serve ``app`` (waitress when installed, else Flask's threaded server); ``announce()``
     prints the address once the server is about to listen. Start-up failures are one
@@ -121,6 +135,7 @@ def worker(once):
 
     rt = runtime()
     install_analytics(rt)
+    apply_connectors_file(rt)
     if once:
         ran = jobs.work(rt, idle_exit=True)
         say(f"ran {ran} job(s)", {"jobs": ran})
@@ -143,6 +158,7 @@ def serve(host, port, with_worker):
     from web.app import create_app
 
     rt = runtime()
+    apply_connectors_file(rt)
     host, port = listen_address(rt, host, port)
     check_port(host, port)
     try:
