@@ -55,6 +55,12 @@ class PartnerLims:
         self.by_key: dict[str, str] = {}
         #: every delivery attempt: (result_id, HTTP status or error text)
         self.deliveries: list[tuple[str, Any]] = []
+        #: echo the specification limits received with the sample in the result
+        self.echo_specifications = True
+        #: answer this many sample registrations only after ``answer_delay`` seconds (a
+        #: LIMS too slow for Batchline's timeout: the sample exists, the answer is lost)
+        self.slow_answers = 0
+        self.answer_delay = 0.0
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -102,6 +108,9 @@ class PartnerLims:
                 except ValueError:
                     return self._answer(400, {"message": "the body is not JSON"})
                 status, answer = lims.register(body, self.headers.get("Idempotency-Key"))
+                if lims.slow_answers > 0:
+                    lims.slow_answers -= 1
+                    time.sleep(lims.answer_delay)
                 return self._answer(status, answer)
 
             def log_message(self, *args):
@@ -155,7 +164,8 @@ class PartnerLims:
             unit = spec.get("unit") or unit
             if unit:
                 entry["unit"] = unit
-            entry.update({k: spec[k] for k in ("low", "high") if k in spec})
+            if self.echo_specifications:
+                entry.update({k: spec[k] for k in ("low", "high") if k in spec})
             results.append(entry)
         return {"result_id": f"R-{sample_id}", "sample_id": sample_id, "status": "complete", "results": results}
 

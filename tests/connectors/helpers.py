@@ -45,7 +45,14 @@ def service_token(rt, name: str = "svc.lims") -> str:
 
 def add_lims(rt, endpoint: str, **fields) -> dict:
     return connector_config.add(
-        rt, name="lims", type="lims-rest", endpoint=endpoint, secret=LIMS_SECRET, by="admin.x", timeout_seconds=2.0, **fields
+        rt,
+        name="lims",
+        type="lims-rest",
+        endpoint=endpoint,
+        secret=LIMS_SECRET,
+        by="admin.x",
+        timeout_seconds=2.0,
+        **fields,
     )
 
 

@@ -176,8 +176,11 @@ def test_the_connectors_file_is_idempotent(rt, tmp_path):
         ('[connectors.erp]\ntype = "http"\nendpoint = "https://e/x"\ncolour = 1\n', "unknown key(s) colour"),
         ('[connectors."a.b"]\ntype = "http"\nendpoint = "https://e/x"\n', "connector 'a.b'"),
         ("[connectors.erp\n", "not valid TOML"),
-        ('[connectors.erp]\ntype = "http"\nendpoint = "https://e/x"\n[connectors.bad]\ntype = "nope"\n'
-         'endpoint = "https://e"\n', "connector 'bad': connector type 'nope' is not installed"),
+        (
+            '[connectors.erp]\ntype = "http"\nendpoint = "https://e/x"\n[connectors.bad]\ntype = "nope"\n'
+            'endpoint = "https://e"\n',
+            "connector 'bad': connector type 'nope' is not installed",
+        ),
     ],
 )
 def test_a_bad_connectors_file_changes_nothing(rt, tmp_path, text, needle):

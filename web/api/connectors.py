@@ -31,7 +31,7 @@ from .schemas.connectors import (
 
 #: a LIMS result message is a few KiB; anything much larger is not one
 MAX_RESULT_BODY = 64 * 1024
-NAME_RULE = "string(length=100)"
+NAME_RULE = "string(maxlength=100)"
 
 blp = Blueprint("connectors", __name__, url_prefix="/api", description="Connector instances and LIMS results")
 
