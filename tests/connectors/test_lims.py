@@ -64,7 +64,8 @@ def test_a_result_outside_specification_raises_an_exception(lrt, partner, echo):
     partner.values["titre"] = 3.1
     partner.echo_specifications = echo
     batches.start_batch(lrt, "lims_spec", "L-2", user="sup.x", parameters={})
-    work_until(lrt, lambda: "review_result" in ready(lrt, "L-2"))
+    # the exception is raised right after the delivery, before the LIMS gets its answer
+    work_until(lrt, lambda: "review_result" in ready(lrt, "L-2") and any(d[1] == 200 for d in partner.deliveries))
     (exc,) = qx.list_for_batch(lrt, "L-2")
     assert exc["message"] == "LIMS result out of specification: titre 3.1 g/L, specification 4.0–6.0"
     assert exc["category"] == "limit.action" and exc["parameter"] == "titre"
@@ -123,3 +124,19 @@ def _waiting(rt, batch_id):
             .join(Batch, Batch.id == MessageSubscription.batch_id)
             .where(Batch.batch_id == batch_id)
         ).first()
+
+
+def test_the_demo_wiring_configures_lims_and_answers_samples(lrt):
+    from web import demo_lims
+
+    recipe(lrt, "lims_spec.bpmn")
+    with batchline_server(lrt) as url:
+        first = demo_lims.start(lrt, url, delay=0.1)
+        first.close()
+        lims = demo_lims.start(lrt, url, delay=0.1)  # a second start re-points the same instance
+        try:
+            batches.start_batch(lrt, "lims_spec", "L-6", user="sup.x", parameters={})
+            work_until(lrt, lambda: "review_result" in ready(lrt, "L-6"))
+        finally:
+            lims.close()
+    assert len(lims.samples) == 1
