@@ -215,7 +215,7 @@ def describe(row: ConnectorInstance) -> dict[str, Any]:
 
 
 def _find(s, name: str) -> ConnectorInstance:
-    row = s.get(ConnectorInstance, name) if isinstance(name, str) else None
+    row = s.get(ConnectorInstance, name) if isinstance(name, str) and len(name) <= 100 else None
     if row is None:
         raise NotFound(f"connector {str(name)[:100]!r} not found", code="connector_not_found")
     return row

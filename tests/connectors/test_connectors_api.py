@@ -15,7 +15,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from engine import batches, users
+from engine import batches, jobs, users
+from engine import lims as engine_lims
 from tests.support import PASSWORD
 
 from .helpers import LIMS_SECRET, add_lims, audit_text, recipe
@@ -183,16 +184,9 @@ def test_an_oversize_result_is_refused(lims_client):
 
 def test_a_delivered_result_is_replayed_not_delivered_twice(lims_client, runtime, caplog):
     caplog.set_level("DEBUG")
-    from tests.connectors.helpers import HERE
-
-    from engine import lims as engine_lims
-    from tests.support import approved_recipe
-
-    approved_recipe(runtime, {"lims.bpmn": (HERE / "lims_spec.bpmn").read_bytes()}, user="qa.lead")
+    recipe(runtime, "lims_spec.bpmn")
     runtime.connectors.register("lims.sample_request", lambda call: {"sample_id": "S-1"})
     batches.start_batch(runtime, "lims_spec", "LA-1", user="sup.x", parameters={})
-    from engine import jobs
-
     jobs.run_due(runtime)
     engine_lims.record_sample(
         runtime, sample_id="S-1", connector="lims", batch_id="LA-1", task_key="x", specs={"titre": {"low": 5.5}}

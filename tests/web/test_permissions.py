@@ -51,6 +51,8 @@ INTENDED = {
     "analytics.train": {"qa"},
     "equipment.write": {"service", "supervisor"},
     "subscriber.manage": {"admin"},
+    "connector.manage": {"admin"},
+    "lims.result": {"service"},
     "event.record": {"operator", "supervisor", "qa"},
     "qualification.read": {"operator", "supervisor", "qa", "admin", "trainer"},
     "qualification.record": {"qa", "trainer"},

@@ -31,7 +31,6 @@ from .schemas.connectors import (
 
 #: a LIMS result message is a few KiB; anything much larger is not one
 MAX_RESULT_BODY = 64 * 1024
-NAME_RULE = "string(maxlength=100)"
 
 blp = Blueprint("connectors", __name__, url_prefix="/api", description="Connector instances and LIMS results")
 
@@ -57,7 +56,7 @@ def add_connector(body):
     return connector_config.add(runtime(), name=body["name"], type=body["type"], by=current_user(), **fields)
 
 
-@blp.route(f"/connectors/<{NAME_RULE}:name>", methods=["GET"])
+@blp.route("/connectors/<name>", methods=["GET"])
 @requires("connector.manage")
 @blp.response(200, ConnectorOut)
 def get_connector(name: str):
@@ -65,7 +64,7 @@ def get_connector(name: str):
     return connector_config.get(runtime(), name)
 
 
-@blp.route(f"/connectors/<{NAME_RULE}:name>", methods=["PATCH"])
+@blp.route("/connectors/<name>", methods=["PATCH"])
 @requires("connector.manage")
 @blp.arguments(ConnectorChange)
 @blp.response(200, ConnectorOut)
@@ -75,7 +74,7 @@ def change_connector(body, name: str):
     return connector_config.update(runtime(), name, by=current_user(), clear_secret=clear, **body)
 
 
-@blp.route(f"/connectors/<{NAME_RULE}:name>/disable", methods=["POST"])
+@blp.route("/connectors/<name>/disable", methods=["POST"])
 @requires("connector.manage")
 @blp.response(200, ConnectorOut)
 def disable_connector(name: str):
@@ -83,7 +82,7 @@ def disable_connector(name: str):
     return connector_config.disable(runtime(), name, by=current_user())
 
 
-@blp.route(f"/connectors/<{NAME_RULE}:name>/enable", methods=["POST"])
+@blp.route("/connectors/<name>/enable", methods=["POST"])
 @requires("connector.manage")
 @blp.response(200, ConnectorOut)
 def enable_connector(name: str):
@@ -91,7 +90,7 @@ def enable_connector(name: str):
     return connector_config.enable(runtime(), name, by=current_user())
 
 
-@blp.route(f"/connectors/<{NAME_RULE}:name>/test", methods=["POST"])
+@blp.route("/connectors/<name>/test", methods=["POST"])
 @requires("connector.manage")
 @blp.response(200, ConnectionCheck)
 def test_connector(name: str):
