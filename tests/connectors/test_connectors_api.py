@@ -245,3 +245,28 @@ def test_cli_add_list_update_disable_load(runtime, tmp_path, monkeypatch):
     users.create_user(runtime, "opx", "Op X", ["operator"], by="test", password=PASSWORD)
     refused = run("connectors", "list", user="opx")
     assert refused.exit_code == 2 and "forbidden" in refused.output
+
+
+def test_the_connectors_file_of_the_settings_is_applied_when_the_worker_starts(db_url, tmp_path):
+    from tests.support import make_runtime
+    from web.cli import CliContext, main
+
+    toml = tmp_path / "connectors.toml"
+    toml.write_text('[connectors.erp]\ntype = "http"\nendpoint = "https://erp.example/api"\nsecret_ref = "env:ERP_T"\n')
+    rt = make_runtime(db_url, connectors_file=str(toml))
+    try:
+        for _ in range(2):
+            run = CliRunner().invoke(main, ["worker", "--once"], obj=CliContext(runtime=rt))
+            assert run.exit_code == 0, run.output
+        assert "added 1" in run.output or "added 0" in run.output
+        (erp,) = connector_config_list(rt)
+        assert erp["secret_ref"] == "env:ERP_T" and erp["updated_by"] == "system"
+        assert audit_text(rt).count("connector.added") == 1
+    finally:
+        rt.close()
+
+
+def connector_config_list(rt):
+    from engine import connector_config
+
+    return connector_config.list_instances(rt)

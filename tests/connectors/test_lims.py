@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from engine import batches, jobs
+from engine import batches, connector_config, jobs
+from engine.models import Job
 from engine.quality import exceptions as qx
 from integrations.partner_lims import start_partner_lims
 from tests.engine.engine_helpers import ready
@@ -74,7 +75,8 @@ def test_a_result_outside_specification_raises_an_exception(lrt, partner, echo):
     assert len(qx.list_for_batch(lrt, "L-2")) == 1
 
 
-def test_a_lims_that_is_down_gives_an_incident_with_the_real_error_then_recovers(lrt, partner):
+def test_a_lims_that_is_down_gives_an_incident_with_the_real_error_then_recovers(lrt, partner, caplog):
+    caplog.set_level("DEBUG")
     partner.stop()
     batches.start_batch(lrt, "lims_spec", "L-3", user="sup.x", parameters={})
     work_until(lrt, lambda: jobs.incidents(lrt))
@@ -88,6 +90,18 @@ def test_a_lims_that_is_down_gives_an_incident_with_the_real_error_then_recovers
     jobs.retry_incident(lrt, incident["id"], user="sup.x")
     work_until(lrt, lambda: "review_result" in ready(lrt, "L-3"))
     assert len(partner.samples) == 1 and jobs.incidents(lrt) == []
+    assert LIMS_SECRET not in caplog.text
+
+
+def test_a_disabled_lims_is_an_incident_naming_it_without_retries(lrt, partner):
+    connector_config.disable(lrt, "lims", by="admin.x")
+    batches.start_batch(lrt, "lims_spec", "L-7", user="sup.x", parameters={})
+    work_until(lrt, lambda: jobs.incidents(lrt))
+    (incident,) = jobs.incidents(lrt)
+    assert incident["message"] == "connector 'lims' is disabled"
+    assert partner.samples == {}
+    with lrt.transaction() as s:
+        assert s.get(Job, incident["job_id"]).attempts == 1  # not retried: trying again cannot help
 
 
 def test_an_answer_lost_to_the_timeout_is_retried_without_a_second_sample(lrt, partner):
