@@ -102,8 +102,8 @@ CHECK_SECONDS = 1.0
 class ConnectorRegistry:
     """Which connector serves a service task's operator.
 
-    ``get("lims.sample_request")``: a code registration of exactly that operator (the
-    engine's own ``batch.release``…), else the configured instance ``lims``
+    ``get("lims.sample_request")``: a code registration of exactly that dotted operator
+    (the engine's own ``batch.release``…), else the configured instance ``lims``
     (``engine.connector_config``) built through its type's factory and cached until its
     row or its referenced secret changes, else a code registration of ``lims``. A
     disabled instance, or one whose type is not installed, raises a non-retried
@@ -234,11 +234,13 @@ class ConnectorRegistry:
     # --- lookup -----------------------------------------------------------------------
 
     def get(self, operator: str) -> Connector:
-        if operator in self._connectors:
+        if "." in operator and operator in self._connectors:  # an exact operation (batch.release)
             return self._connectors[operator]
         prefix = operator.split(".", 1)[0]
         if prefix in self._instances():
             return self._instance(prefix)
+        if operator in self._connectors:
+            return self._connectors[operator]
         # "lims.sample" falls back to a connector registered as "lims"
         if prefix in self._connectors:
             return self._connectors[prefix]
