@@ -82,6 +82,28 @@ def test_bad_connector_bodies_are_refused(client, admin, body, status):
     assert client.get("/api/connectors", headers=admin).json == []
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"enabled": "no"},
+        {"timeout_seconds": []},
+        {"timeout_seconds": 0},
+        {"secret": 5},
+        {"clear_secret": "yes"},
+        {"settings": 3},
+        {"endpoint": "opc.tcp://plc:4840"},
+        {"type": "nope"},
+        {"name": "other"},
+    ],
+)
+def test_bad_changes_are_refused_and_change_nothing(client, admin, change):
+    body = {"name": "erp", "type": "http", "endpoint": "http://127.0.0.1:9/api"}
+    before = client.post("/api/connectors", json=body, headers=admin).json
+    answer = client.patch("/api/connectors/erp", json=change, headers=admin)
+    assert answer.status_code == 422, answer.json
+    assert client.get("/api/connectors/erp", headers=admin).json == before
+
+
 def test_oversize_and_non_json_bodies(client, admin):
     big = {"name": "erp", "type": "http", "endpoint": "https://e/x", "settings": {"k": "v" * 300_000}}
     assert client.post("/api/connectors", json=big, headers=admin).status_code == 413

@@ -154,3 +154,19 @@ def test_the_demo_wiring_configures_lims_and_answers_samples(lrt):
         finally:
             lims.close()
     assert len(lims.samples) == 1
+
+
+def test_the_dry_check_reaches_the_lims_with_its_secret(lrt, partner):
+    assert connector_config.check_connection(lrt, "lims") == {
+        "name": "lims",
+        "ok": True,
+        "message": "LIMS 'lims' is reachable",
+    }
+    connector_config.update(lrt, "lims", by="admin.x", secret="not-the-lims-secret")
+    refused = connector_config.check_connection(lrt, "lims")
+    assert (
+        refused["ok"] is False and "HTTP 401" in refused["message"] and "not-the-lims-secret" not in refused["message"]
+    )
+    partner.stop()
+    down = connector_config.check_connection(lrt, "lims")
+    assert down["ok"] is False and "ConnectionError" in down["message"]
