@@ -58,6 +58,9 @@ class Settings:
     webhook_urls: tuple[str, ...] = field(default_factory=tuple)
     webhook_secret: str = ""
     event_source: str = "urn:batchline"
+    #: a TOML file of connector instances (engine.connector_file) applied when the server
+    #: or the worker starts; empty: none (configure them by API or CLI)
+    connectors_file: str = ""
     #: 21 CFR 11.300: lock an account after this many failed logins or signings in a row
     lockout_attempts: int = 5
     #: a lock ends by itself after this long (0: only an administrator unlocks); each further

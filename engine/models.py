@@ -884,3 +884,35 @@ class ProcessOrder(Base):
     document_hash: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     received_by: Mapped[str] = mapped_column(String(100))
+
+
+# --- p12-connectors: LIMS samples and results (engine.lims) ---------------------------
+
+
+class LimsSample(Base):
+    """A sample Batchline asked a LIMS to test: the LIMS's sample id, the batch and task
+    it belongs to, and the specification limits sent with the request, so a result that
+    comes back without limits is still checked against them."""
+
+    __tablename__ = "lims_sample"
+    sample_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    connector: Mapped[str] = mapped_column(String(100))
+    batch_id: Mapped[str] = mapped_column(String(100), index=True)
+    task_key: Mapped[str] = mapped_column(String(200))
+    specifications: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LimsResultReceipt(Base):
+    """One result message from a LIMS, by the LIMS's result id: the replay check of
+    ``POST /api/lims/results`` (a result id delivered once is answered ``replayed``).
+    ``state`` is ``delivering`` while one request delivers it, ``delivered``, or
+    ``undelivered`` (no batch was waiting yet: the LIMS may send it again)."""
+
+    __tablename__ = "lims_result_receipt"
+    result_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sample_id: Mapped[str] = mapped_column(String(100), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    delivered_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

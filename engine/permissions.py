@@ -48,6 +48,10 @@ MATRIX: dict[str, frozenset[str]] = {
     # bulk export of batches, steps, parameters, exceptions and audit (engine.exports.bulk):
     # those who review or audit records and run the system, not the floor
     "records.export": frozenset({"qa", "admin"}),
+    # connector instances (engine.connector_config): endpoints and credentials of other systems
+    "connector.manage": frozenset({"admin"}),
+    # a LIMS's results (POST /api/lims/results), also signed by the LIMS connector's secret
+    "lims.result": frozenset({"service"}),
     # an operator's "record an event" from a task page (review by exception)
     "event.record": frozenset({"operator", "supervisor", "qa"}),
     # people's training records (engine.qualifications): read by those who work with

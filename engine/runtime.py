@@ -37,7 +37,7 @@ class Runtime:
         self.cache = WorkflowCache(self.settings.workflow_cache_size)
         #: recipe version id -> its immutable forms and task list (engine.batches)
         self.recipe_content: dict[int, RecipeContent] = {}
-        self.connectors = ConnectorRegistry()
+        self.connectors = ConnectorRegistry(self)
         #: background work other packages add (e.g. analytics' ``score_step``): job kind ->
         #: handler(runtime, batch_id, task_id, payload). A step schedules a ``score_step``
         #: job in its own transaction when a handler for it is registered here.

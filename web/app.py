@@ -170,6 +170,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from .api import erp as erp_api
 
     api.register_blueprint(erp_api.blp)
+    from .api import connectors as connectors_api
+
+    api.register_blueprint(connectors_api.blp)
 
     from .docs import bp as docs
 

@@ -19,19 +19,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import re
 import secrets as _random
-import threading
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
-
-from ..audit.keys import key_path
+from .. import secret_store
 from ..config import Settings
 from ..errors import BatchlineError, InvalidInput
-from ..secret_key import create_key_file, read_key_file
 
 KEY_FILE = "subscribers.key"
 PREFIX = "whsec_"
@@ -47,7 +41,7 @@ class SecretUnreadable(BatchlineError):
 
 def key_file(settings: Settings) -> Path:
     """Where the subscriber key lives: beside the audit key (see the module docstring)."""
-    return key_path(settings).parent / KEY_FILE
+    return secret_store.key_file(settings, KEY_FILE)
 
 
 def generate() -> str:
@@ -73,34 +67,16 @@ def raw_key(secret: str) -> bytes:
     return base64.b64decode(secret[len(PREFIX) :])
 
 
-class SecretBox:
-    """Encrypts and decrypts subscriber secrets with the key file of one settings."""
-
-    _lock = threading.Lock()
-    _boxes: dict[Path, Fernet] = {}
+class SecretBox(secret_store.SecretBox):
+    """Encrypts and decrypts subscriber secrets with the key file of one settings
+    (``engine.secret_store`` with the subscribers' own key file and purpose)."""
 
     def __init__(self, settings: Settings):
-        path = key_file(settings).resolve()
-        with self._lock:
-            fernet = self._boxes.get(path)
-            if fernet is None:
-                text = read_key_file(path) if path.exists() or path.is_symlink() else create_key_file(path)
-                digest = hmac.new(text.encode(), b"batchline subscriber secrets v1", hashlib.sha256).digest()
-                fernet = Fernet(base64.urlsafe_b64encode(digest))
-                self._boxes[path] = fernet
-        self._fernet = fernet
-
-    def __repr__(self) -> str:
-        return "SecretBox(***)"
-
-    def seal(self, secret: str) -> str:
-        return self._fernet.encrypt(secret.encode()).decode()
-
-    def open(self, token: str) -> str:
-        try:
-            return self._fernet.decrypt(token.encode()).decode()
-        except InvalidToken:
-            raise SecretUnreadable(
-                "a subscriber secret cannot be decrypted with the key file "
-                "(was subscribers.key replaced?); set a new secret for the subscriber"
-            ) from None
+        super().__init__(
+            settings,
+            file_name=KEY_FILE,
+            purpose=b"batchline subscriber secrets v1",
+            unreadable=SecretUnreadable,
+            unreadable_message="a subscriber secret cannot be decrypted with the key file "
+            "(was subscribers.key replaced?); set a new secret for the subscriber",
+        )

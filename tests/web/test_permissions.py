@@ -52,6 +52,8 @@ INTENDED = {
     "equipment.write": {"service", "supervisor"},
     "subscriber.manage": {"admin"},
     "records.export": {"qa", "admin"},
+    "connector.manage": {"admin"},
+    "lims.result": {"service"},
     "event.record": {"operator", "supervisor", "qa"},
     "qualification.read": {"operator", "supervisor", "qa", "admin", "trainer"},
     "qualification.record": {"qa", "trainer"},

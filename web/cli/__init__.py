@@ -20,6 +20,7 @@ from __future__ import annotations
 from . import (  # noqa: F401  (registers the commands)
     audit,
     batches,
+    connectors,
     db,
     demo,
     equipment_sim,

@@ -99,6 +99,18 @@ def install_publishers(rt) -> None:
     except ImportError:  # paho-mqtt left out of this install: mqtt deliveries fail and say why
         return
     mqtt.install(rt)
+def apply_connectors_file(rt) -> None:
+    """The ``connectors_file`` setting, applied at start (idempotent: engine.connector_file)."""
+    if not rt.settings.connectors_file:
+        return
+    from engine import connector_file
+
+    summary = connector_file.load(rt, rt.settings.connectors_file, by="system")
+    say(
+        f"connectors file {rt.settings.connectors_file}: added {len(summary['added'])}, "
+        f"changed {len(summary['changed'])}",
+        {"connectors_file": summary},
+    )
 
 
 def run_server(app, host: str, port: int, announce) -> None:
@@ -132,6 +144,7 @@ def worker(once):
     rt = runtime()
     install_analytics(rt)
     install_publishers(rt)
+    apply_connectors_file(rt)
     if once:
         ran = jobs.work(rt, idle_exit=True)
         say(f"ran {ran} job(s)", {"jobs": ran})
@@ -154,6 +167,7 @@ def serve(host, port, with_worker):
     from web.app import create_app
 
     rt = runtime()
+    apply_connectors_file(rt)
     host, port = listen_address(rt, host, port)
     check_port(host, port)
     try:
