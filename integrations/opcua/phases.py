@@ -159,14 +159,14 @@ def _outage(rt: Runtime, batch_id: str, task_id: str, connector: OpcUaConnector,
                 return
         elapsed = (now - _parse(payload["unreachable_since"])).total_seconds()
         job.last_error = error[:4000]
+        payload = dict(payload)
         if payload.get("incident") or elapsed < connector.settings.incident_after_seconds:
             return
         message = f"{payload['equipment']} unreachable while phase {payload['phase']} runs: {error}"
         incident = Incident(job_id=job.id, batch_id=batch.id, kind=PHASE_JOB, message=message[:4000])
         s.add(incident)
         s.flush()
-        payload["incident"] = incident.id
-        job.payload = payload
+        job.payload = {**payload, "incident": incident.id}  # a new object: the flush above saw the old one
         audit.record(
             s,
             user="system",
