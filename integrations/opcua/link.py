@@ -34,6 +34,8 @@ from .settings import OpcUaSettings
 log = logging.getLogger("batchline.opcua")
 ALARM_EVENT_TYPE = "EquipmentAlarmEventType"
 MAX_QUEUED_EVENTS = 1000
+CERTIFICATE_REFUSALS = {"BadSecurityChecksFailed", "BadCertificateUntrusted", "BadCertificateInvalid"}
+CERTIFICATE_HINT = " (is the client certificate in the server's trust list, and its URI the application URI?)"
 
 
 class Unreachable(ConnectorError):
@@ -114,12 +116,22 @@ class EquipmentLink:
             if _on_the_wire(exc):
                 self.drop()
                 raise Unreachable(f"{self.settings.endpoint}: session lost ({type(exc).__name__})") from None
-            raise ConnectorError(f"{self.settings.endpoint} refused: {_status(exc)}", retry=False) from None
+            hint = CERTIFICATE_HINT if _status(exc) in CERTIFICATE_REFUSALS else ""
+            raise ConnectorError(f"{self.settings.endpoint} refused: {_status(exc)}{hint}", retry=False) from None
         except (TimeoutError, asyncio.TimeoutError):
             future.cancel()
             self.drop()
             raise Unreachable(f"{self.settings.endpoint} did not answer within {limit:g} s") from None
-        except (OSError, ConnectionError, UaError, asyncio.CancelledError) as exc:
+        except UaError as exc:
+            self.drop()
+            if "No matching endpoints" in str(exc):
+                raise ConnectorError(
+                    f"{self.settings.endpoint} offers no endpoint with security {self.settings.security} "
+                    "(settings.security)",
+                    retry=False,
+                ) from None
+            raise Unreachable(f"{self.settings.endpoint} unreachable: {_describe(exc)}") from None
+        except (OSError, ConnectionError, asyncio.CancelledError) as exc:
             self.drop()
             raise Unreachable(f"{self.settings.endpoint} unreachable: {_describe(exc)}") from None
 
