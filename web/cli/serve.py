@@ -91,6 +91,16 @@ def install_analytics(rt) -> None:
     analytics_jobs.install(rt)
 
 
+def install_integrations(rt) -> None:
+    """Equipment over OPC UA (the phase watcher and monitoring jobs) runs in whichever
+    process works the jobs (optional module)."""
+    try:
+        from integrations import opcua
+    except ImportError:  # OPC UA left out of this install (asyncua not installed)
+        return
+    opcua.install(rt)
+
+
 def run_server(app, host: str, port: int, announce) -> None:
     """Serve ``app`` (waitress when installed, else Flask's threaded server); ``announce()``
     prints the address once the server is about to listen. Start-up failures are one
@@ -121,6 +131,7 @@ def worker(once):
 
     rt = runtime()
     install_analytics(rt)
+    install_integrations(rt)
     if once:
         ran = jobs.work(rt, idle_exit=True)
         say(f"ran {ran} job(s)", {"jobs": ran})
