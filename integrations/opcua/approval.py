@@ -45,7 +45,9 @@ def required_approval(rt, call: ServiceCall, what: str) -> dict[str, Any] | None
             select(Correction.corrected_at).where(Correction.batch_id == batch.id, Correction.step_seq == step.seq)
         ).all()
         for sig in s.scalars(
-            select(Signature).where(Signature.batch_id == batch.id, Signature.step_seq == step.seq).order_by(Signature.id)
+            select(Signature)
+            .where(Signature.batch_id == batch.id, Signature.step_seq == step.seq)
+            .order_by(Signature.id)
         ):
             if sig.meaning != meaning or sig.correction_id is not None:
                 continue

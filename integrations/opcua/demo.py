@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from engine import audit
 from engine.connectors import ConnectorConfig
 from engine.models import ConnectorInstance, Equipment, utcnow

@@ -19,7 +19,6 @@ import collections
 import logging
 import threading
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from typing import Any
 
 from asyncua import Client, Node, ua
@@ -30,6 +29,7 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 from engine.connectors import ConnectorError
 
 from .settings import OpcUaSettings
+from .values import cast, certificate_uri, input_types, iso, plain
 
 log = logging.getLogger("batchline.opcua")
 ALARM_EVENT_TYPE = "EquipmentAlarmEventType"
@@ -43,12 +43,6 @@ class Unreachable(ConnectorError):
 
     def __init__(self, message: str):
         super().__init__(message, retry=True)
-
-
-def iso(stamp: datetime | None) -> str | None:
-    if stamp is None:
-        return None
-    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).isoformat()
 
 
 class _Handler:
@@ -118,7 +112,7 @@ class EquipmentLink:
                 raise Unreachable(f"{self.settings.endpoint}: session lost ({type(exc).__name__})") from None
             hint = CERTIFICATE_HINT if _status(exc) in CERTIFICATE_REFUSALS else ""
             raise ConnectorError(f"{self.settings.endpoint} refused: {_status(exc)}{hint}", retry=False) from None
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             future.cancel()
             self.drop()
             raise Unreachable(f"{self.settings.endpoint} did not answer within {limit:g} s") from None
@@ -168,7 +162,7 @@ class EquipmentLink:
         client = Client(s.endpoint, timeout=self.timeout)
         if s.security == "Basic256Sha256":
             assert s.certificate and s.private_key
-            client.application_uri = s.application_uri or _certificate_uri(s.certificate) or client.application_uri
+            client.application_uri = s.application_uri or certificate_uri(s.certificate) or client.application_uri
             await client.set_security(
                 SecurityPolicyBasic256Sha256,
                 certificate=s.certificate,
@@ -293,7 +287,7 @@ class EquipmentLink:
                         f"cannot read {name} on {self.settings.endpoint}: {dv.StatusCode.name}", retry=False
                     )
                 out[name] = {
-                    "value": _plain(dv.Value.Value),
+                    "value": plain(dv.Value.Value),
                     "node_id": node.nodeid.to_string(),
                     "source_timestamp": iso(dv.SourceTimestamp),
                     "server_timestamp": iso(dv.ServerTimestamp),
@@ -308,7 +302,7 @@ class EquipmentLink:
             assert client is not None
             node = client.get_node(self.node_id(name))
             vtype = await node.read_data_type_as_variant_type()
-            await node.write_value(ua.DataValue(ua.Variant(_cast(name, value, vtype), vtype)))
+            await node.write_value(ua.DataValue(ua.Variant(cast(name, value, vtype), vtype)))
 
         self.run(go)
 
@@ -320,10 +314,10 @@ class EquipmentLink:
             assert client is not None
             parent = client.get_node(self.node_id(method.rsplit(".", 1)[0]))
             node = client.get_node(self.node_id(method))
-            types = await _input_types(node)
+            types = await input_types(node)
             if len(args) != len(types):
                 raise ConnectorError(f"{method} takes {len(types)} argument(s), {len(args)} given", retry=False)
-            variants = [ua.Variant(_cast(method, a, t), t) for a, t in zip(args, types, strict=True)]
+            variants = [ua.Variant(cast(method, a, t), t) for a, t in zip(args, types, strict=True)]
             request = ua.CallMethodRequest(ObjectId=parent.nodeid, MethodId=node.nodeid, InputArguments=variants)
             (result,) = await client.uaclient.call([request])
             if not result.StatusCode.is_good():
@@ -331,68 +325,9 @@ class EquipmentLink:
                 raise ConnectorError(
                     f"{method} refused: {result.StatusCode.name}" + (f": {why[0]}" if why else ""), retry=False
                 )
-            return [_plain(v.Value) for v in result.OutputArguments or []]
+            return [plain(v.Value) for v in result.OutputArguments or []]
 
         return self.run(go)
-
-
-async def _input_types(node: Node) -> list[ua.VariantType]:
-    try:
-        prop = await node.get_child("0:InputArguments")
-    except UaStatusCodeError:
-        return []
-    out = []
-    for arg in await prop.read_value() or []:
-        ident = arg.DataType.Identifier if arg.DataType.NamespaceIndex == 0 else ua.ObjectIds.String
-        out.append(ua.VariantType(ident) if ident in ua.VariantType._value2member_map_ else ua.VariantType.String)
-    return out
-
-
-def _cast(where: str, value: Any, vtype: ua.VariantType) -> Any:
-    """A BPMN value as the node's type: numbers for Double/Float/Int, text for String."""
-    try:
-        if vtype in (ua.VariantType.Double, ua.VariantType.Float):
-            if isinstance(value, bool):
-                raise ValueError("a boolean is not a number")
-            return float(value)
-        if vtype.name.startswith(("Int", "UInt", "Byte", "SByte")):
-            if isinstance(value, bool) or float(value) != int(float(value)):
-                raise ValueError("not a whole number")
-            return int(float(value))
-        if vtype == ua.VariantType.Boolean:
-            if not isinstance(value, bool):
-                raise ValueError("not true or false")
-            return value
-        if vtype == ua.VariantType.String:
-            return value if isinstance(value, str) else __import__("json").dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise ConnectorError(f"{where}: {value!r} is not a {vtype.name}: {exc}", retry=False) from None
-    return value
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return iso(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
-def _certificate_uri(path: str) -> str | None:
-    from cryptography import x509
-
-    data = open(path, "rb").read()  # noqa: SIM115 - small file
-    cert = x509.load_pem_x509_certificate(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_certificate(data)
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-    return uris[0] if uris else None
 
 
 def _status(exc: UaStatusCodeError) -> str:
