@@ -11,7 +11,8 @@ rest.
 One module per command group: ``root`` (the command, its errors, plug-ins),
 ``context`` (what an invocation shares), ``output`` (tables, JSON, errors), ``acting``
 (who acts and their password), then ``db``, ``recipes``, ``batches``, ``incidents``,
-``audit``, ``users``, ``qualifications`` (``qual``), ``serve`` (worker and web server) and ``demo``.
+``audit``, ``users``, ``qualifications`` (``qual``), ``serve`` (worker and web server), ``demo`` and ``equipment-sim``
+(the OPC UA equipment simulator of ``integrations.equipment_sim``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from . import (  # noqa: F401  (registers the commands)
     batches,
     db,
     demo,
+    equipment_sim,
     incidents,
     qms,
     qualifications,
