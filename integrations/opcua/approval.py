@@ -71,3 +71,16 @@ def required_approval(rt, call: ServiceCall, what: str) -> dict[str, Any] | None
         f"(step {step.seq} has none that is valid)",
         retry=False,
     )
+
+
+def approval_fields(approval: dict[str, Any] | None) -> dict[str, Any]:
+    """The approval as flat fields of the record entry (what the batch record page shows)."""
+    if not approval:
+        return {}
+    return {
+        "approved_by": approval["username"],
+        "approved_by_name": approval["printed_name"],
+        "approval_meaning": approval["meaning"],
+        "approval_signed_at": approval["signed_at"],
+        "approval_step": approval["step"],
+    }

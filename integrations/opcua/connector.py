@@ -26,7 +26,7 @@ from engine.connectors import Completed, ConnectorConfig, ConnectorError, Pendin
 from engine.models import Batch, Job
 
 from . import settings as settings_mod
-from .approval import required_approval
+from .approval import approval_fields, required_approval
 from .link import EquipmentLink
 
 OPERATIONS = ("read", "write", "call", "run_phase")
@@ -83,13 +83,11 @@ class OpcUaConnector:
         names = self._names(call)
         got = self.link.read([full for _, full in names])
         data: dict[str, Any] = {"device": self._device(names[0][1]), "endpoint": self.settings.endpoint}
-        nodes = {}
         for given, full in names:
-            reading = got[full]
-            data[key_of(given)] = reading["value"]
-            data[f"{key_of(given)}_source_timestamp"] = reading["source_timestamp"]
-            nodes[full] = reading
-        data["nodes"] = nodes  # the record keeps node ids and timestamps; task data only the scalars
+            reading, key = got[full], key_of(given)
+            data[key] = reading["value"]
+            data[f"{key}_node_id"] = reading["node_id"]
+            data[f"{key}_source_timestamp"] = reading["source_timestamp"]
         return Completed(data)
 
     def _write(self, call: ServiceCall) -> Completed:
@@ -111,9 +109,7 @@ class OpcUaConnector:
             "written_at": datetime.now(UTC).isoformat(),
             "source_timestamp": after["source_timestamp"],
         }
-        if approval:
-            data["approved_by"] = approval["username"]
-            data["approval"] = approval
+        data.update(approval_fields(approval))
         return Completed(data)
 
     def _call(self, call: ServiceCall) -> Completed:
@@ -136,9 +132,7 @@ class OpcUaConnector:
         }
         if len(outputs) > 1:
             data["outputs"] = outputs
-        if approval:
-            data["approved_by"] = approval["username"]
-            data["approval"] = approval
+        data.update(approval_fields(approval))
         return Completed(data)
 
     def _run_phase(self, call: ServiceCall) -> Pending:

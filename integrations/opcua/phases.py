@@ -30,7 +30,8 @@ from engine.quality import exceptions as qx
 from engine.runtime import Runtime
 from engine.vocabulary import BatchState, ExceptionCategory, JobState
 
-from .connector import PHASE_JOB, OpcUaConnector
+from .approval import approval_fields
+from .connector import PHASE_JOB, OpcUaConnector, key_of
 from .link import Unreachable
 
 log = logging.getLogger("batchline.opcua")
@@ -100,8 +101,10 @@ def _report(text: Any) -> dict[str, Any] | None:
 
 
 def _record(rt, batch_id, task_id, payload, report: dict[str, Any], got: dict[str, Any]) -> None:
-    """Complete the task: the full report in the record, its scalars and its JSON text in
-    the task's data."""
+    """Complete the task with the phase report as flat fields the batch record shows (each
+    final value with its unit, node id and source timestamp; the parameters the phase ran
+    with) and the report itself, verbatim, as JSON text (``phase_report``)."""
+    where = got[f"{payload['equipment']}.PhaseReport"]
     result: dict[str, Any] = {
         "run_id": report.get("run_id"),
         "equipment": report.get("equipment") or payload["equipment"],
@@ -109,17 +112,23 @@ def _record(rt, batch_id, task_id, payload, report: dict[str, Any], got: dict[st
         "outcome": report.get("outcome"),
         "started": report.get("started"),
         "ended": report.get("ended"),
-        "report_node_id": got[f"{payload['equipment']}.PhaseReport"]["node_id"],
-        "report_source_timestamp": got[f"{payload['equipment']}.PhaseReport"]["source_timestamp"],
-        "phase_report": json.dumps(report, sort_keys=True),
-        "report": report,
+        "simulated_hours": report.get("simulated_hours"),
     }
+    for name, value in (report.get("parameters") or {}).items():
+        if isinstance(value, str | int | float | bool) and name != "request_id":
+            result[f"parameter_{key_of(name)}"] = value
     for name, value in (report.get("values") or {}).items():
-        if isinstance(value, dict) and isinstance(value.get("value"), int | float):
-            result[f"final_{name}"] = value["value"]
-    if payload.get("approval"):
-        result["approved_by"] = payload["approval"]["username"]
-        result["approval"] = payload["approval"]
+        if isinstance(value, dict):
+            key = key_of(name)
+            result[key] = value.get("value")
+            result[f"{key}_unit"] = value.get("unit")
+            result[f"{key}_node_id"] = value.get("node_id")
+            result[f"{key}_source_timestamp"] = value.get("source_timestamp")
+    result["report_node_id"] = where["node_id"]
+    result["report_source_timestamp"] = where["source_timestamp"]
+    result["phase_report"] = json.dumps(report, sort_keys=True, ensure_ascii=False)
+    result.update(approval_fields(payload.get("approval")))
+    result = {k: v for k, v in result.items() if isinstance(v, str | int | float | bool) or v is None}
     try:
         batches.complete_service_task(rt, batch_id, task_id, result)
     except Conflict:  # recorded already (another worker's run of this job): never twice

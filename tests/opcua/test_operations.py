@@ -31,8 +31,8 @@ def test_read_call_signed_write_and_run_phase_recorded(plant, rt):
     read = record["read_values"]["values"]
     assert isinstance(read["Temperature"], float) and read["State"] == "Idle"
     assert read["device"] == "BR-101"
-    assert read["nodes"]["BR-101.Temperature"]["node_id"].endswith(";s=BR-101.Temperature")
-    assert read["nodes"]["BR-101.pH"]["source_timestamp"].startswith("20")
+    assert read["Temperature_node_id"].endswith(";s=BR-101.Temperature")
+    assert read["pH_source_timestamp"].startswith("20")
     assert record["tare"]["values"]["method"] == "BAL-01.Tare"
     carl = person("sup.carl")
     complete(rt, "OPC-1", "approve_setpoint", {"setpoint": 36.8}, user="sup.carl", signer=carl)
@@ -40,13 +40,15 @@ def test_read_call_signed_write_and_run_phase_recorded(plant, rt):
     record = _record(rt, "OPC-1")
     written = record["write_setpoint"]["values"]
     assert written["value"] == 36.8 and written["node"] == "BR-101.TemperatureSetpoint"
-    assert written["approved_by"] == "sup.carl" and written["approval"]["meaning"] == "Approved"
+    assert written["approved_by"] == "sup.carl" and written["approval_meaning"] == "Approved"
     report = record["run_production"]["values"]
     assert report["outcome"] == "completed" and report["phase"] == "Production"
-    assert report["report"]["parameters"]["request_id"] == f"OPC-1:{record['run_production']['task_id']}"
-    assert report["report"]["values"]["Temperature"]["node_id"].endswith(";s=BR-101.Temperature")
-    assert report["report"]["values"]["VCD"]["source_timestamp"]
-    assert json.loads(report["phase_report"])["run_id"] == report["run_id"]
+    full = json.loads(report["phase_report"])  # the equipment's report, verbatim
+    assert full["run_id"] == report["run_id"] and full["values"]["VCD"]["value"] == report["VCD"]
+    assert full["parameters"]["request_id"] == f"OPC-1:{record['run_production']['task_id']}"
+    assert report["Temperature_node_id"].endswith(";s=BR-101.Temperature") and report["Temperature_unit"] == "°C"
+    assert report["VCD_source_timestamp"] and report["parameter_duration_h"] == 1.5
+    assert all(not isinstance(v, dict | list) for v in report.values())  # the record page shows each
     assert _incidents(rt, "OPC-1") == []
     # the task's data holds the scalars (a later gateway can test them)
     task = ready(rt, "OPC-1")["check_report"]
