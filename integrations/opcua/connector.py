@@ -45,6 +45,7 @@ class OpcUaConnector:
     instance (``EquipmentLink``), reused by every task, watcher and monitor."""
 
     type_name = "opcua"
+    endpoint_schemes = ("opc.tcp",)
 
     def __init__(self, config: ConnectorConfig, runtime: Any = None):
         self.config = config
@@ -196,3 +197,6 @@ class OpcUaConnector:
 def factory(config: ConnectorConfig, runtime: Any = None) -> OpcUaConnector:
     """The ``batchline.connector_types`` entry point ``opcua``."""
     return OpcUaConnector(config, runtime)
+
+
+factory.endpoint_schemes = ("opc.tcp",)  # type: ignore[attr-defined]  # what engine.connector_config checks

@@ -67,6 +67,58 @@ def connect_bioreactor(
     has none), register the connector on ``rt`` and start monitoring. Returns the
     connector (close it when the demo stops)."""
     settings = demo_settings(equipment=equipment_id, unit_procedure=unit_procedure, speed=speed, period=period)
+    install(rt)  # the job handlers, and the type where the registry knows types
+    configured = _configure(rt, name, endpoint, settings, user)
+    with rt.transaction() as s:
+        unit = s.get(Equipment, equipment_id)
+        if unit is None:
+            unit = Equipment(
+                equipment_id=equipment_id, equipment_class="bioreactor", status="clean", name="Bioreactor 200 L"
+            )
+            s.add(unit)
+            audit.record(
+                s, user=user, action="equipment.created", object_type="equipment", object_id=equipment_id,
+                new={"equipment_class": "bioreactor", "status": "clean"},
+            )  # fmt: skip
+        if unit.connector != name:
+            audit.record(
+                s, user=user, action="equipment.updated", object_type="equipment", object_id=equipment_id,
+                field="connector", old=unit.connector, new=name,
+            )  # fmt: skip
+            unit.connector = name
+            unit.updated_at = utcnow()
+    if configured:
+        connector = rt.connectors.get(name)  # built from the instance row by the registry
+    else:
+        connector = OpcUaConnector(
+            ConnectorConfig(name=name, type="opcua", endpoint=endpoint, settings=settings, timeout_seconds=5.0), rt
+        )
+        rt.connectors.register(name, connector)
+    start_monitoring(rt, name)
+    return connector
+
+
+def _configure(rt: Runtime, name: str, endpoint: str, settings: dict[str, Any], user: str) -> bool:
+    """The connector instance row, through ``engine.connector_config`` (checked, audited)
+    where this Batchline has it; else written here, audited. True when the registry
+    resolves configured instances itself."""
+    try:
+        from engine import connector_config  # type: ignore[attr-defined]
+    except ImportError:
+        connector_config = None
+    fields = {"endpoint": endpoint, "settings": settings, "timeout_seconds": 5.0}
+    if connector_config is not None and hasattr(rt.connectors, "register_type"):
+        from engine.errors import NotFound
+
+        try:
+            current = connector_config.get(rt, name)
+        except NotFound:
+            connector_config.add(rt, name=name, type="opcua", by=user, **fields)
+        else:
+            if not current.get("enabled", True):
+                connector_config.enable(rt, name, by=user)
+            connector_config.update(rt, name, by=user, **fields)
+        return True
     with rt.transaction() as s:
         row = s.get(ConnectorInstance, name)
         wanted = {"type": "opcua", "endpoint": endpoint, "settings": settings, "enabled": True}
@@ -90,27 +142,4 @@ def connect_bioreactor(
                 new=wanted,
                 reason="demo: the bioreactor simulator over OPC UA",
             )
-        unit = s.get(Equipment, equipment_id)
-        if unit is None:
-            unit = Equipment(
-                equipment_id=equipment_id, equipment_class="bioreactor", status="clean", name="Bioreactor 200 L"
-            )
-            s.add(unit)
-            audit.record(
-                s, user=user, action="equipment.created", object_type="equipment", object_id=equipment_id,
-                new={"equipment_class": "bioreactor", "status": "clean"},
-            )  # fmt: skip
-        if unit.connector != name:
-            audit.record(
-                s, user=user, action="equipment.updated", object_type="equipment", object_id=equipment_id,
-                field="connector", old=unit.connector, new=name,
-            )  # fmt: skip
-            unit.connector = name
-            unit.updated_at = utcnow()
-    install(rt)
-    connector = OpcUaConnector(
-        ConnectorConfig(name=name, type="opcua", endpoint=endpoint, settings=settings, timeout_seconds=5.0), rt
-    )
-    rt.connectors.register(name, connector)
-    start_monitoring(rt, name)
-    return connector
+    return False
