@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from engine.connectors import Completed, ConnectorConfig, ConnectorError, Pending, ServiceCall
+from engine.db import row_locks
 from engine.models import Batch, Job
 
 from . import settings as settings_mod
@@ -174,8 +175,16 @@ class OpcUaConnector:
             return None if job is None else str(job.payload.get("run_id"))
 
     def _start_watcher(self, call: ServiceCall, equipment: str, phase: str, run_id: str, approval) -> None:
+        """One watcher per task, even when two calls of the same task race (the batch row
+        is locked on PostgreSQL; SQLite's write lock serialises them)."""
         with self.runtime.transaction() as s:
-            batch = s.scalars(select(Batch).where(Batch.batch_id == call.batch_id)).one()
+            stmt = select(Batch).where(Batch.batch_id == call.batch_id)
+            batch = s.scalars(stmt.with_for_update() if row_locks(s) else stmt).one()
+            exists = s.scalar(
+                select(Job.id).where(Job.kind == PHASE_JOB, Job.batch_id == batch.id, Job.task_id == call.task_id)
+            )
+            if exists is not None:
+                return
             s.add(
                 Job(
                     kind=PHASE_JOB,

@@ -136,19 +136,24 @@ class EquipmentLink:
             asyncio.run_coroutine_threadsafe(_quiet_disconnect(client), self._loop)
 
     def close(self) -> None:
+        """End the session and the loop thread (tasks cancelled, nothing left pending)."""
         client, self._client = self._client, None
-        if client is not None and self._loop is not None:
-            try:
-                asyncio.run_coroutine_threadsafe(_quiet_disconnect(client), self._loop).result(timeout=5)
-            except Exception:  # noqa: BLE001 - closing anyway
-                pass
         with self._lock:
-            if self._loop is not None:
-                loop = self._loop
-                loop.call_soon_threadsafe(loop.stop)
-                if self._thread is not None:
-                    self._thread.join(timeout=5)
+            loop, thread = self._loop, self._thread
             self._loop, self._thread = None, None
+        if loop is None:
+            return
+        try:
+            if client is not None:
+                asyncio.run_coroutine_threadsafe(_quiet_disconnect(client), loop).result(timeout=5)
+            asyncio.run_coroutine_threadsafe(_cancel_pending(), loop).result(timeout=5)
+        except Exception:  # noqa: BLE001 - closing anyway
+            pass
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=5)
+        if not loop.is_running():
+            loop.close()
 
     # --- connecting ----------------------------------------------------------------
     async def _connected(self) -> Client:
@@ -353,6 +358,13 @@ def _on_the_wire(exc: UaStatusCodeError) -> bool:
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
+
+
+async def _cancel_pending() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _quiet_disconnect(client: Client) -> None:

@@ -4,6 +4,8 @@ service tasks, against the real equipment simulator (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
@@ -83,13 +85,12 @@ def test_run_phase_is_started_once_for_a_retried_task(plant, rt):
     batches.start_batch(rt, "opcua_bioreactor", "OPC-3", user="sup.carl", parameters={"duration_h": 3})
     run_jobs_until(rt, lambda: "approve_setpoint" in ready(rt, "OPC-3"))
     complete(rt, "OPC-3", "approve_setpoint", {"setpoint": 36.8}, user="sup.carl", signer=person("sup.carl"))
-    with rt.transaction() as s:
-        pass
     run_jobs_until(rt, lambda: _phase_job(rt) is not None)
     job = _phase_job(rt)
     call, _ = batches.service_task_call(rt, "OPC-3", job.task_id)
-    again = plant.call(call)  # the task's connector call again, as a retry would
-    assert again.reference == job.payload["run_id"]
+    with ThreadPoolExecutor(4) as pool:  # the task's call again, four at once, as retries would
+        again = list(pool.map(lambda _: plant.call(call), range(4)))
+    assert {a.reference for a in again} == {job.payload["run_id"]}
     first_run = plant.link.read(["BR-101.RunId"])["BR-101.RunId"]["value"]
     # and the equipment itself refuses a second start of the same request
     sent = json.dumps({"duration_h": 3, "request_id": call.idempotency_key})
@@ -105,3 +106,21 @@ def _phase_job(rt):
         if job is not None:
             s.expunge(job)
         return job
+
+
+def test_concurrent_first_calls_start_one_phase_and_one_watcher(plant, rt):
+    from engine.connectors import ServiceCall
+
+    load_recipe(rt, "opcua_read.bpmn")
+    batches.start_batch(rt, "opcua_read", "OPC-RACE", user="sup.carl", parameters={"nodes": "State"})
+    task_id = str(uuid.uuid4())  # the simulator remembers request ids across tests
+    params = {"phase": "Production", "parameters": {"duration_h": 100}}
+    call = ServiceCall("OPC-RACE", task_id, "run_production", "BR-101.run_phase", params, "cb")
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: plant.call(call), range(4)))
+        assert len({a.reference for a in answers}) == 1
+        with rt.transaction() as s:
+            assert s.scalar(select(func.count()).select_from(Job).where(Job.kind == "opcua_phase")) == 1
+    finally:
+        plant.link.call("BR-101.Abort", [])
