@@ -58,6 +58,11 @@ class OpcUaConnector:
     def close(self) -> None:
         self.link.close()
 
+    def __del__(self) -> None:  # a registry that rebuilds a changed instance drops the old one
+        link = getattr(self, "link", None)
+        if link is not None:
+            link.abandon()
+
     # --- the connector interface ---------------------------------------------------
     def call(self, call: ServiceCall) -> Completed | Pending:
         operation = call.operation or str(call.params.get("operation") or "")

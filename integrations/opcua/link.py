@@ -155,6 +155,25 @@ class EquipmentLink:
         if not loop.is_running():
             loop.close()
 
+    def abandon(self) -> None:
+        """Close without waiting (the connector was dropped, e.g. rebuilt after its
+        configuration changed): the loop disconnects, cancels its tasks and stops."""
+        loop, client = self._loop, self._client
+        self._loop = self._thread = self._client = None
+        if loop is None or loop.is_closed():
+            return
+
+        async def wind_down():
+            if client is not None:
+                await _quiet_disconnect(client)
+            await _cancel_pending()
+            asyncio.get_running_loop().stop()
+
+        try:
+            asyncio.run_coroutine_threadsafe(wind_down(), loop)
+        except RuntimeError:  # the loop is closing already
+            pass
+
     # --- connecting ----------------------------------------------------------------
     async def _connected(self) -> Client:
         client = self._client

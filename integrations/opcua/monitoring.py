@@ -117,9 +117,9 @@ def monitor(rt: Runtime, batch_id: Any, task_id: Any, payload: dict[str, Any]) -
 
     try:
         connector = connector_named(rt, payload["connector"])
-    except ConnectorError as exc:
-        log.warning("monitoring stopped: %s", exc)
-        return
+    except ConnectorError as exc:  # disabled or misconfigured: look again later
+        log.warning("monitoring %s waits: %s", payload.get("connector"), exc)
+        raise RetryLater(60.0) from None
     config = connector.settings.monitoring
     if config is None:
         return
