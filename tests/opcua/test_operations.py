@@ -124,3 +124,19 @@ def test_concurrent_first_calls_start_one_phase_and_one_watcher(plant, rt):
             assert s.scalar(select(func.count()).select_from(Job).where(Job.kind == "opcua_phase")) == 1
     finally:
         plant.link.call("BR-101.Abort", [])
+
+
+def test_a_held_batch_records_the_report_when_resumed(plant, rt):
+    load_recipe(rt, "opcua_equipment.bpmn")
+    batches.start_batch(rt, "opcua_bioreactor", "OPC-HELD", user="sup.carl", parameters={"duration_h": 1})
+    run_jobs_until(rt, lambda: "approve_setpoint" in ready(rt, "OPC-HELD"))
+    complete(rt, "OPC-HELD", "approve_setpoint", {"setpoint": 36.8}, user="sup.carl", signer=person("sup.carl"))
+    run_jobs_until(rt, lambda: _phase_job(rt) is not None)
+    batches.change_state(rt, "OPC-HELD", "hold", user="sup.carl", reason="line check")
+    run_jobs_until(rt, lambda: plant.link.read(["BR-101.State"])["BR-101.State"]["value"] == "Complete", timeout=10)
+    for _ in range(5):
+        jobs.run_due(rt)
+    assert "run_production" not in _record(rt, "OPC-HELD")  # nothing is recorded on a held batch
+    batches.change_state(rt, "OPC-HELD", "resume", user="sup.carl", reason="line check done")
+    run_jobs_until(rt, lambda: "check_report" in ready(rt, "OPC-HELD"), timeout=20)
+    assert _record(rt, "OPC-HELD")["run_production"]["values"]["outcome"] == "completed"
