@@ -128,6 +128,12 @@ class EquipmentLink:
         except (OSError, ConnectionError, asyncio.CancelledError) as exc:
             self.drop()
             raise Unreachable(f"{self.settings.endpoint} unreachable: {_describe(exc)}") from None
+        except Exception as exc:  # a key that does not open, a certificate that does not load...
+            self.drop()
+            text = _describe(exc)
+            if self._secret:
+                text = text.replace(self._secret, "***")
+            raise ConnectorError(f"{self.settings.endpoint}: {text}", retry=False) from None
 
     def drop(self) -> None:
         """Forget the session (the next call connects again)."""

@@ -84,3 +84,48 @@ def test_no_security_is_refused_by_a_sign_and_encrypt_server(secure_sim):
         assert "offers no endpoint with security None" in str(err.value) and err.value.retry is False
     finally:
         connector.close()
+
+
+def _encrypted_key(key_path, password: bytes):
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    sealed = key_path.with_name("sealed.pem")
+    sealed.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password),
+        )
+    )
+    return sealed
+
+
+def test_key_password_is_the_instance_secret_and_never_shown(secure_sim, tmp_path):
+    from dataclasses import replace
+
+    from engine.connectors import ConnectorError
+
+    cert, key = client_certificate(tmp_path / "sealed", CLIENT_URI, name="sealed-client")
+    secure_sim.trust_client(cert)
+    sealed = _encrypted_key(key, b"right-key-password-42")
+    config = config_for(
+        secure_sim,
+        security="Basic256Sha256",
+        certificate=str(cert),
+        private_key=str(sealed),
+        server_certificate=str(secure_sim.server_certificate),
+    )
+    wrong = OpcUaConnector(replace(config, secret="wrong-key-password-17"))
+    try:
+        with pytest.raises(ConnectorError) as err:
+            _read(wrong)
+        assert "wrong-key-password-17" not in str(err.value) and err.value.retry is False
+        assert str(secure_sim.port) in str(err.value)
+    finally:
+        wrong.close()
+    right = OpcUaConnector(replace(config, secret="right-key-password-42"))
+    try:
+        assert isinstance(_read(right)["Temperature"], float)
+    finally:
+        right.close()
