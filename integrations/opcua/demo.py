@@ -57,6 +57,7 @@ def connect_bioreactor(
     *,
     name: str = "BR-101",
     equipment_id: str = "BR-101",
+    server_equipment: str = "BR-101",
     unit_procedure: str = "up_production",
     speed: float = 3600.0,
     period: float = 5.0,
@@ -64,9 +65,10 @@ def connect_bioreactor(
 ) -> OpcUaConnector:
     """Configure the ``name`` connector instance for the simulator at ``endpoint``, set
     equipment ``equipment_id``'s connector to it (creating the bioreactor if the plant
-    has none), register the connector on ``rt`` and start monitoring. Returns the
-    connector (close it when the demo stops)."""
-    settings = demo_settings(equipment=equipment_id, unit_procedure=unit_procedure, speed=speed, period=period)
+    has none; ``server_equipment`` is its name on the OPC UA server), register the
+    connector on ``rt`` and start monitoring. Returns the connector (close it when the
+    demo stops)."""
+    settings = demo_settings(equipment=server_equipment, unit_procedure=unit_procedure, speed=speed, period=period)
     install(rt)  # the job handlers, and the type where the registry knows types
     configured = _configure(rt, name, endpoint, settings, user)
     with rt.transaction() as s:
