@@ -199,6 +199,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     mqtt.install(runtime)
 
+    # equipment over OPC UA: the phase watcher and monitoring jobs (``serve --with-worker``)
+    try:
+        from integrations import opcua
+    except ImportError:  # OPC UA left out of this install
+        pass
+    else:
+        opcua.install(runtime)
+
     app.register_error_handler(BatchlineError, batchline_error_response)
     app.register_error_handler(ma.ValidationError, validation_error_response)
     app.register_error_handler(OperationalError, database_error_response)

@@ -99,6 +99,8 @@ def install_publishers(rt) -> None:
     except ImportError:  # paho-mqtt left out of this install: mqtt deliveries fail and say why
         return
     mqtt.install(rt)
+
+
 def apply_connectors_file(rt) -> None:
     """The ``connectors_file`` setting, applied at start (idempotent: engine.connector_file)."""
     if not rt.settings.connectors_file:
@@ -111,6 +113,16 @@ def apply_connectors_file(rt) -> None:
         f"changed {len(summary['changed'])}",
         {"connectors_file": summary},
     )
+
+
+def install_integrations(rt) -> None:
+    """Equipment over OPC UA (the phase watcher and monitoring jobs) runs in whichever
+    process works the jobs (optional module)."""
+    try:
+        from integrations import opcua
+    except ImportError:  # OPC UA left out of this install (asyncua not installed)
+        return
+    opcua.install(rt)
 
 
 def run_server(app, host: str, port: int, announce) -> None:
@@ -145,6 +157,7 @@ def worker(once):
     install_analytics(rt)
     install_publishers(rt)
     apply_connectors_file(rt)
+    install_integrations(rt)
     if once:
         ran = jobs.work(rt, idle_exit=True)
         say(f"ran {ran} job(s)", {"jobs": ran})
