@@ -14,7 +14,6 @@ with no lock held, then completes the task in a short transaction of its own.
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections.abc import Callable
@@ -87,13 +86,6 @@ class Connector(Protocol):
     def call(self, call: ServiceCall) -> Completed | Pending: ...
 
 
-#: connector types shipped with Batchline, used when the ``batchline.connector_types``
-#: entry points are not installed (a source checkout): type -> "module:factory". A type
-#: whose module is missing is "not installed", as when an install leaves its entry point out.
-BUILTIN_TYPES: dict[str, str] = {
-    "http": "integrations.http:HttpConnector",
-    "lims-rest": "integrations.lims_rest:LimsRestConnector",
-}
 TYPE_GROUP = "batchline.connector_types"
 #: how often a process looks whether another process changed the configured instances
 CHECK_SECONDS = 1.0
@@ -138,7 +130,7 @@ class ConnectorRegistry:
         self._built.clear()
 
     def type_factory(self, type_name: str) -> Callable[..., Any] | None:
-        """The factory of an installed type (registered, an entry point, or built in)."""
+        """The factory of an installed type (registered with ``register_type`` or an entry point)."""
         factory = self._types.get(type_name)
         if factory is not None:
             return factory
@@ -149,21 +141,13 @@ class ConnectorRegistry:
                 except Exception:  # noqa: BLE001 - a broken optional type is "not installed"
                     return None
                 break
-        else:
-            target = BUILTIN_TYPES.get(type_name)
-            if target is None:
-                return None
-            module, _, attr = target.partition(":")
-            try:
-                factory = getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError):
-                return None
+        else:  # the engine never imports integrations: types come by entry point or register_type
+            return None
         self._types[type_name] = factory
         return factory
 
     def type_names(self) -> list[str]:
         names = set(self._types) | {ep.name for ep in entry_points(group=TYPE_GROUP)}
-        names |= {n for n in BUILTIN_TYPES if self.type_factory(n) is not None}
         return sorted(names)
 
     # --- configured instances ---------------------------------------------------------
