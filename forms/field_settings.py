@@ -222,6 +222,12 @@ class FieldSettingsReader:
                 self.problem(f"{where}: a materialLot field needs 'material' (the expected material code)")
             else:
                 settings["material"] = material.strip()
+            if "quantityField" in properties:
+                quantity = properties.pop("quantityField")
+                if not isinstance(quantity, str) or not KEY_PATTERN.fullmatch(quantity.strip()):
+                    self.problem(f"{where}: 'quantityField' must name the number field with the quantity used")
+                else:
+                    settings["quantity_field"] = quantity.strip()
         elif kind == "equipment":
             equipment_class = properties.pop("equipmentClass", None)
             if not isinstance(equipment_class, str) or not equipment_class.strip():

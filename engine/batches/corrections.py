@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import audit, duties, outbox
+from .. import audit, duties, lot_movements, outbox
+from ..bpmn.contents import all_specs
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import Batch, Correction, RecipeVersion, Signature, Step, utcnow
 from ..quality import exceptions as quality_exceptions
@@ -47,6 +48,7 @@ def correct_step(
             raise InvalidInput(f"step {seq} has no field {field!r}", code="field_unknown")
         rv = s.get(RecipeVersion, batch.recipe_version_id)
         form = rv.forms.get(step.form_id) if rv is not None and step.form_id else None
+        _refuse_genealogy_field(rt, s, rv, step, form, field)
         proposed = {k: v for k, v in current.items() if v is not None}
         proposed[field] = value
         # the corrected entry must pass the same form checks; calculated fields are
@@ -186,6 +188,25 @@ def _raise_for_review(
         },
         critical=critical,
     )
+
+
+def _refuse_genealogy_field(
+    rt: Runtime, s: Session, rv: RecipeVersion | None, step: Step, form: dict[str, Any] | None, field: str
+) -> None:
+    """A scanned lot, its quantity or a produced lot's quantity is a lot movement (genealogy
+    and stock): it is not edited in place; the real use is recorded in a new step."""
+    task_spec = None
+    if rv is not None:
+        spec, subprocess_specs = rt.store.specs(s, rv.spec_hash)
+        task_spec = next(
+            (ts for _p, ts in all_specs(spec, subprocess_specs) if getattr(ts, "bpmn_id", None) == step.bpmn_id), None
+        )
+    if field in lot_movements.genealogy_fields(form, task_spec):
+        raise Conflict(
+            f"{field} is a lot movement (genealogy and quantity on hand) and cannot be corrected in place; "
+            "record the real use in a new step and raise a deviation",
+            code="lot_movement_not_correctable",
+        )
 
 
 def check_corrector(rt: Runtime, s: Session, batch: Batch, step: Step, signer: Person) -> None:
