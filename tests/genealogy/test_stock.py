@@ -1,0 +1,149 @@
+"""Consuming a counted lot on the step path: more than on hand is refused with nothing
+stored; two batches taking the last litres at once, one is refused (PostgreSQL and
+SQLite); a movement changed behind Batchline's back is found by ``audit verify``; a
+recorded lot quantity is not corrected in place."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import text
+
+from analytics.nominal import valid_values
+from engine import audit, batches, lot_movements
+from engine.errors import Conflict, InvalidInput
+from forms import load_form
+from tests.engine.tamper import as_owner
+from tests.engine.test_library_runs import CREW, imported
+from tests.genealogy.chain import HCCF, lot, movements, set_quantity
+from web import demo
+
+STOCK_HCCF = demo.lot_for(HCCF)
+
+
+def at_batch_start(rt, batch_id: str) -> dict:
+    batches.start_batch(rt, "mab_downstream", batch_id, user="sup.carl", parameters={"batch_id": batch_id})
+    (task,) = batches.ready_tasks(rt, batch_id)
+    assert task["bpmn_id"] == "ds_batch_start"
+    return task
+
+
+def load_hccf(rt, batch_id: str, task: dict, litres: str):
+    form = load_form(task["form_definition"])
+    values = {**valid_values(form, CREW), "ds_hccf_lot": STOCK_HCCF, "ds_hccf_volume_l": litres}
+    signer, witness = CREW.signers(task, form)
+    return batches.complete_task(rt, batch_id, task["id"], values, user=signer.username, signer=signer, witness=witness)
+
+
+def test_consuming_more_than_on_hand_is_refused_and_nothing_is_stored(rt):
+    imported(rt, "mab_downstream")
+    set_quantity(rt, STOCK_HCCF, 100.0)
+    task = at_batch_start(rt, "DS-1")
+    with pytest.raises(InvalidInput) as err:
+        load_hccf(rt, "DS-1", task, "1800")
+    assert err.value.code == "lot_quantity_insufficient"
+    assert err.value.details["fields"]["ds_hccf_lot"] == [
+        f"lot {STOCK_HCCF} has 100 L on hand; 1800 L cannot be consumed"
+    ]
+    assert batches.steps(rt, "DS-1") == [] and movements(rt) == [] and lot(rt, STOCK_HCCF).quantity == 100.0
+    assert [t["bpmn_id"] for t in batches.ready_tasks(rt, "DS-1")] == ["ds_batch_start"]  # still to do
+    load_hccf(rt, "DS-1", task, "100")  # all that is left: taken
+    assert lot(rt, STOCK_HCCF).quantity == 0.0
+    (moved,) = [m for m in movements(rt) if m.lot_id == STOCK_HCCF]
+    assert (moved.kind, moved.quantity, moved.unit, moved.step_seq) == ("consumed", 100.0, "L", 1)
+
+
+def test_two_batches_taking_the_last_litres_at_once_one_is_refused(rt, monkeypatch):
+    imported(rt, "mab_downstream")
+    set_quantity(rt, STOCK_HCCF, 1800.0)
+    tasks = {b: at_batch_start(rt, b) for b in ("DS-A", "DS-B")}
+    # both steps reach the stock update before either commits (where the database lets
+    # them: SQLite serialises writers, so there the second waits at its first write)
+    gate = threading.Barrier(2)
+    take = lot_movements._take
+
+    def together(s, found, use):
+        try:
+            gate.wait(timeout=3)
+        except threading.BrokenBarrierError:
+            pass
+        return take(s, found, use)
+
+    monkeypatch.setattr(lot_movements, "_take", together)
+    outcomes: dict[str, str] = {}
+
+    def submit(batch_id: str) -> None:
+        try:
+            load_hccf(rt, batch_id, tasks[batch_id], "1800")
+            outcomes[batch_id] = "stored"
+        except InvalidInput as exc:
+            outcomes[batch_id] = exc.code
+
+    threads = [threading.Thread(target=submit, args=(b,)) for b in tasks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes.values()) == ["lot_quantity_insufficient", "stored"], outcomes
+    assert lot(rt, STOCK_HCCF).quantity == 0.0
+    (moved,) = [m for m in movements(rt) if m.lot_id == STOCK_HCCF]
+    assert moved.quantity == 1800.0
+    with rt.transaction() as s:
+        assert audit.verify(s).ok
+
+
+def test_audit_verify_finds_a_movement_changed_behind_batchlines_back(rt):
+    imported(rt, "mab_downstream")
+    load_hccf(rt, "DS-1", at_batch_start(rt, "DS-1"), "500")
+    (moved,) = [m for m in movements(rt) if m.lot_id == STOCK_HCCF]
+    with rt.transaction() as s:
+        assert audit.verify(s).ok
+    with pytest.raises(Exception, match="append_only"):
+        with rt.transaction() as s:
+            s.execute(text("UPDATE lot_movement SET quantity = 5"))
+    with as_owner(rt) as s:
+        s.execute(text("UPDATE lot_movement SET quantity = 5 WHERE id = :i"), {"i": moved.id})
+    with rt.transaction() as s:
+        result = audit.verify(s)
+    assert not result.ok
+    assert any(p.startswith(f"lot_movement {moved.id} (batch DS-1, step 1)") and "edited" in p for p in result.problems)
+
+
+def test_a_movement_inserted_behind_batchlines_back_is_found(rt):
+    imported(rt, "mab_downstream")
+    load_hccf(rt, "DS-1", at_batch_start(rt, "DS-1"), "500")
+    with rt.transaction() as s:
+        s.execute(
+            text(
+                "INSERT INTO lot_movement (kind, lot_id, material, batch_id, step_seq, quantity, unit, recorded_by, "
+                "recorded_at) SELECT 'consumed', 'LOT-X', 'X', batch_id, 1, 1, 'L', 'intruder', recorded_at "
+                "FROM lot_movement LIMIT 1"
+            )
+        )
+    with rt.transaction() as s:
+        result = audit.verify(s)
+    assert any("lot_movement" in p and "inserted outside Batchline" in p for p in result.problems)
+
+
+@pytest.mark.parametrize("field", ["ds_hccf_volume_l", "ds_hccf_lot"])
+def test_a_recorded_lot_or_quantity_is_not_corrected_in_place(rt, field):
+    imported(rt, "mab_downstream")
+    load_hccf(rt, "DS-1", at_batch_start(rt, "DS-1"), "500")
+    (step,) = batches.steps(rt, "DS-1")
+    signer = CREW.operator if step["user"] == CREW.operator.username else CREW.supervisor
+    with pytest.raises(Conflict) as err:
+        batches.correct_step(rt, "DS-1", step["seq"], field, "400", reason="typo", signer=signer)
+    assert err.value.code == "lot_movement_not_correctable"
+    assert lot(rt, STOCK_HCCF).quantity == 4500.0
+
+
+def test_a_quantity_in_another_unit_than_the_lot_is_refused(rt):
+    imported(rt, "mab_downstream")
+    task = at_batch_start(rt, "DS-1")
+    with rt.transaction() as s:
+        s.execute(text("UPDATE material_lot SET unit = 'kg' WHERE lot_id = :l"), {"l": STOCK_HCCF})
+    with pytest.raises(InvalidInput) as err:
+        load_hccf(rt, "DS-1", task, "500")
+    assert err.value.code == "lot_unit_mismatch" and "counted in kg" in err.value.message
+    assert movements(rt) == []
