@@ -55,7 +55,7 @@ def equipment_for(equipment_class: str) -> str:
 
 #: the demo's material master: code -> (name, unit, kind, quantity of its demo lot). The
 #: mAb chain is counted (cell bank vials, media and feeds, HCCF, drug substance); a
-#: material not listed gets a lot counted in units, by its code's kind.
+#: material not listed gets a lot counted in pieces, by its code's kind.
 MATERIALS: dict[str, tuple[str, str, str, float]] = {
     "WCB-CHO-MAB01": ("CHO working cell bank, mAb-01", "vial", "cell_bank", 20),
     "MED-CD-CHO": ("Chemically defined CHO medium powder", "kg", "media", 500),
@@ -89,7 +89,7 @@ def material_master(code: str) -> tuple[str, str, str, float]:
     if code in MATERIALS:
         return MATERIALS[code]
     kind = KIND_BY_PREFIX.get(code.split("-", 1)[0], "consumable")
-    return code, "unit", kind, 1000
+    return code, "pcs", kind, 1000
 
 
 def stock(rt: Runtime, forms) -> tuple[set[str], set[str]]:

@@ -89,9 +89,11 @@ def test_produces_properties_are_parsed():
     "properties",
     [
         '<spiffworkflow:property name="produces" value="MAB-01-HCCF" />',  # no quantity
-        '<spiffworkflow:property name="produces" value="bad code!" /><spiffworkflow:property name="producedQuantity" value="v" />',
+        '<spiffworkflow:property name="produces" value="bad code!" />'
+        '<spiffworkflow:property name="producedQuantity" value="v" />',
         '<spiffworkflow:property name="producedQuantity" value="hccf_volume_l" />',  # no material
-        '<spiffworkflow:property name="produces" value="M" /><spiffworkflow:property name="producedQuantity" value="v" />'
+        '<spiffworkflow:property name="produces" value="M" />'
+        '<spiffworkflow:property name="producedQuantity" value="v" />'
         '<spiffworkflow:property name="producedLot" value="1 lot" />',
     ],
 )
