@@ -133,7 +133,7 @@ def _consume(s: Session, batch: Batch, step: Step, use: Use) -> LotMovement:
                 "lot_unit_mismatch",
             )
         if lot.quantity is not None and use.quantity > 0:
-            _take(s, lot, use)
+            take_from_lot(s, lot, use)
     movement = LotMovement(
         kind="consumed",
         lot_id=use.lot_id,
@@ -160,9 +160,10 @@ def _consume(s: Session, batch: Batch, step: Step, use: Use) -> LotMovement:
     return movement
 
 
-def _take(s: Session, lot: MaterialLot, use: Use) -> None:
-    """Decrement the quantity on hand, or refuse: one conditional UPDATE, so concurrent
-    consumptions of the same last quantity cannot both pass."""
+def take_from_lot(s: Session, lot: MaterialLot, use: Use, refusal: str | None = None) -> None:
+    """Decrement the quantity on hand by ``use.quantity`` (a negative quantity gives back),
+    or refuse: one conditional UPDATE, so concurrent consumptions of the same last quantity
+    cannot both pass. ``refusal`` words the refusal (``{on_hand}``: quantity and unit)."""
     assert use.quantity is not None
     result = s.execute(
         update(MaterialLot)
@@ -172,13 +173,12 @@ def _take(s: Session, lot: MaterialLot, use: Use) -> None:
     )
     s.expire(lot)
     if getattr(result, "rowcount", 0) != 1:
-        on_hand = lot.quantity if lot.quantity is not None else 0.0
         unit = lot.unit or use.unit or ""
-        raise _refuse(
-            use.field,
-            f"lot {use.lot_id} has {on_hand:g} {unit} on hand; {use.quantity:g} {unit} cannot be consumed",
-            "lot_quantity_insufficient",
+        on_hand = f"{lot.quantity if lot.quantity is not None else 0.0:g} {unit}".strip()
+        message = (refusal or "lot {lot} has {on_hand} on hand; {quantity:g} {unit} cannot be consumed").format(
+            lot=use.lot_id, on_hand=on_hand, quantity=use.quantity, unit=unit
         )
+        raise _refuse(use.field, message, "lot_quantity_insufficient")
 
 
 def produced_lot_id(batch_id: str, material: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import audit, duties, lot_movements, outbox
+from .. import audit, duties, lot_corrections, outbox
 from ..bpmn.contents import all_specs
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import Batch, Correction, RecipeVersion, Signature, Step, utcnow
@@ -48,7 +48,7 @@ def correct_step(
             raise InvalidInput(f"step {seq} has no field {field!r}", code="field_unknown")
         rv = s.get(RecipeVersion, batch.recipe_version_id)
         form = rv.forms.get(step.form_id) if rv is not None and step.form_id else None
-        _refuse_genealogy_field(rt, s, rv, step, form, field)
+        movement = lot_corrections.quantity_target(form, _task_spec(rt, s, rv, step), field)
         proposed = {k: v for k, v in current.items() if v is not None}
         proposed[field] = value
         # the corrected entry must pass the same form checks; calculated fields are
@@ -71,6 +71,10 @@ def correct_step(
             corrected_at=utcnow(),
         )
         s.add(corr)
+        if movement is not None:  # a lot quantity: a reversing and a corrected movement, never an edit
+            lot_corrections.correct_quantity(
+                s, batch, step, movement, field, new_value, user=signer.username, at=corr.corrected_at, reason=reason
+            )
         # calculated fields that depend on the corrected value are corrected with it, so
         # the record never holds a stale derived value
         for key in sorted(calculated):
@@ -190,23 +194,14 @@ def _raise_for_review(
     )
 
 
-def _refuse_genealogy_field(
-    rt: Runtime, s: Session, rv: RecipeVersion | None, step: Step, form: dict[str, Any] | None, field: str
-) -> None:
-    """A scanned lot, its quantity or a produced lot's quantity is a lot movement (genealogy
-    and stock): it is not edited in place; the real use is recorded in a new step."""
-    task_spec = None
-    if rv is not None:
-        spec, subprocess_specs = rt.store.specs(s, rv.spec_hash)
-        task_spec = next(
-            (ts for _p, ts in all_specs(spec, subprocess_specs) if getattr(ts, "bpmn_id", None) == step.bpmn_id), None
-        )
-    if field in lot_movements.genealogy_fields(form, task_spec):
-        raise Conflict(
-            f"{field} is a lot movement (genealogy and quantity on hand) and cannot be corrected in place; "
-            "record the real use in a new step and raise a deviation",
-            code="lot_movement_not_correctable",
-        )
+def _task_spec(rt: Runtime, s: Session, rv: RecipeVersion | None, step: Step) -> Any:
+    """The task spec that recorded ``step`` (its ``produces`` property), or None."""
+    if rv is None:
+        return None
+    spec, subprocess_specs = rt.store.specs(s, rv.spec_hash)
+    return next(
+        (ts for _p, ts in all_specs(spec, subprocess_specs) if getattr(ts, "bpmn_id", None) == step.bpmn_id), None
+    )
 
 
 def check_corrector(rt: Runtime, s: Session, batch: Batch, step: Step, signer: Person) -> None:

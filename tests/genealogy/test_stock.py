@@ -16,7 +16,7 @@ from engine.errors import Conflict, InvalidInput
 from forms import load_form
 from tests.engine.tamper import as_owner
 from tests.engine.test_library_runs import CREW, imported
-from tests.genealogy.chain import HCCF, lot, movements, set_quantity
+from tests.genealogy.chain import HCCF, import_chain, lot, movements, set_quantity, upstream
 from web import demo
 
 STOCK_HCCF = demo.lot_for(HCCF)
@@ -61,7 +61,7 @@ def test_two_batches_taking_the_last_litres_at_once_one_is_refused(rt, monkeypat
     # both steps reach the stock update before either commits (where the database lets
     # them: SQLite serialises writers, so there the second waits at its first write)
     gate = threading.Barrier(2)
-    take = lot_movements._take
+    take = lot_movements.take_from_lot
 
     def together(s, found, use):
         try:
@@ -70,7 +70,7 @@ def test_two_batches_taking_the_last_litres_at_once_one_is_refused(rt, monkeypat
             pass
         return take(s, found, use)
 
-    monkeypatch.setattr(lot_movements, "_take", together)
+    monkeypatch.setattr(lot_movements, "take_from_lot", together)
     outcomes: dict[str, str] = {}
 
     def submit(batch_id: str) -> None:
@@ -126,16 +126,53 @@ def test_a_movement_inserted_behind_batchlines_back_is_found(rt):
     assert any("lot_movement" in p and "inserted outside Batchline" in p for p in result.problems)
 
 
-@pytest.mark.parametrize("field", ["ds_hccf_volume_l", "ds_hccf_lot"])
-def test_a_recorded_lot_or_quantity_is_not_corrected_in_place(rt, field):
+def corrector(step: dict):
+    return CREW.operator if step["user"] == CREW.operator.username else CREW.supervisor
+
+
+def test_a_recorded_lot_is_not_corrected_in_place(rt):
     imported(rt, "mab_downstream")
     load_hccf(rt, "DS-1", at_batch_start(rt, "DS-1"), "500")
     (step,) = batches.steps(rt, "DS-1")
-    signer = CREW.operator if step["user"] == CREW.operator.username else CREW.supervisor
     with pytest.raises(Conflict) as err:
-        batches.correct_step(rt, "DS-1", step["seq"], field, "400", reason="typo", signer=signer)
+        batches.correct_step(rt, "DS-1", 1, "ds_hccf_lot", demo.lot_for("X"), reason="typo", signer=corrector(step))
     assert err.value.code == "lot_movement_not_correctable"
-    assert lot(rt, STOCK_HCCF).quantity == 4500.0
+    assert lot(rt, STOCK_HCCF).quantity == 4500.0 and len(movements(rt, STOCK_HCCF)) == 1
+
+
+def test_a_corrected_quantity_reverses_the_movement_and_records_the_new_one(rt):
+    imported(rt, "mab_downstream")
+    load_hccf(rt, "DS-1", at_batch_start(rt, "DS-1"), "500")
+    (step,) = batches.steps(rt, "DS-1")
+    batches.correct_step(rt, "DS-1", 1, "ds_hccf_volume_l", "400", reason="misread the scale", signer=corrector(step))
+    assert [m.quantity for m in movements(rt, STOCK_HCCF)] == [500.0, -500.0, 400.0]
+    assert lot(rt, STOCK_HCCF).quantity == 4600.0
+    batches.correct_step(rt, "DS-1", 1, "ds_hccf_volume_l", "450", reason="second look", signer=corrector(step))
+    assert [m.quantity for m in movements(rt, STOCK_HCCF)] == [500.0, -500.0, 400.0, -400.0, 450.0]
+    assert lot(rt, STOCK_HCCF).quantity == 4550.0
+    set_quantity(rt, STOCK_HCCF, 10.0)  # meanwhile other batches took the rest
+    with pytest.raises(InvalidInput) as err:
+        batches.correct_step(rt, "DS-1", 1, "ds_hccf_volume_l", "500", reason="x", signer=corrector(step))
+    assert err.value.code == "lot_quantity_insufficient" and "needs 50 L more" in err.value.message
+    assert len(movements(rt, STOCK_HCCF)) == 5 and lot(rt, STOCK_HCCF).quantity == 10.0
+    with rt.transaction() as s:
+        assert audit.verify(s).ok
+        actions = s.execute(text("SELECT action FROM audit_event WHERE object_type = 'material_lot'")).scalars().all()
+    assert actions == ["lot.consumed"] + ["lot.consumed.reversed", "lot.consumed.corrected"] * 2
+
+
+def test_a_corrected_produced_quantity_moves_the_produced_lot(rt):
+    import_chain(rt)
+    hccf = upstream(rt, "UP-1")
+    step = next(s for s in batches.steps(rt, "UP-1") if s["bpmn_id"] == "hv_hccf")
+    batches.correct_step(rt, "UP-1", step["seq"], "hccf_volume_l", "1750", reason="tank gauge", signer=corrector(step))
+    assert [m.quantity for m in movements(rt, hccf)] == [1800.0, -1800.0, 1750.0]
+    assert lot(rt, hccf).quantity == 1750.0
+    set_quantity(rt, hccf, 30.0)  # downstream has taken most of it
+    with pytest.raises(InvalidInput) as err:  # the lot cannot give back what it no longer holds
+        batches.correct_step(rt, "UP-1", step["seq"], "hccf_volume_l", "1700", reason="x", signer=corrector(step))
+    assert err.value.code == "lot_quantity_insufficient"
+    assert lot(rt, hccf).quantity == 30.0
 
 
 def test_a_quantity_in_another_unit_than_the_lot_is_refused(rt):
