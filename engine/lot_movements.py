@@ -121,9 +121,9 @@ def _refuse(field: str, message: str, code: str) -> InvalidInput:
 
 def _consume(s: Session, batch: Batch, step: Step, use: Use) -> LotMovement:
     lot = s.get(MaterialLot, use.lot_id)
-    if lot is None:  # the form's lookup found it in this transaction; a scan check was overridden
-        raise _refuse(use.field, f"lot {use.lot_id} is not known", "lot_not_found")
-    if use.quantity is not None:
+    # a lot the registry does not know got here only by a supervisor's signed override of
+    # the scan check: it is recorded as used (genealogy), its quantity cannot be counted
+    if use.quantity is not None and lot is not None:
         if use.quantity < 0:
             raise _refuse(use.field, f"a consumed quantity cannot be negative ({use.quantity:g})", "quantity_negative")
         if lot.unit and use.unit and lot.unit != use.unit:
@@ -137,12 +137,12 @@ def _consume(s: Session, batch: Batch, step: Step, use: Use) -> LotMovement:
     movement = LotMovement(
         kind="consumed",
         lot_id=use.lot_id,
-        material=lot.material,
+        material=lot.material if lot is not None else use.material,
         batch_id=batch.id,
         step_seq=step.seq,
         task_id=step.task_id,
         quantity=use.quantity,
-        unit=use.unit or (lot.unit if use.quantity is not None else None),
+        unit=use.unit or (lot.unit if lot is not None and use.quantity is not None else None),
         recorded_by=step.user,
         recorded_at=step.recorded_at,
     )

@@ -184,3 +184,38 @@ def test_a_quantity_in_another_unit_than_the_lot_is_refused(rt):
         load_hccf(rt, "DS-1", task, "500")
     assert err.value.code == "lot_unit_mismatch" and "counted in kg" in err.value.message
     assert movements(rt) == []
+
+
+def test_a_replayed_step_consumes_once(rt):
+    imported(rt, "mab_downstream")
+    task = at_batch_start(rt, "DS-1")
+    form = load_form(task["form_definition"])
+    values = {**valid_values(form, CREW), "ds_hccf_lot": STOCK_HCCF, "ds_hccf_volume_l": "700"}
+    signer, witness = CREW.signers(task, form)
+    for _ in range(2):  # the tablet lost the answer and sent the same request again
+        batches.complete_task(
+            rt, "DS-1", task["id"], values, user=signer.username, signer=signer, witness=witness, idempotency_key="k-1"
+        )
+    assert [m.quantity for m in movements(rt, STOCK_HCCF)] == [700.0] and lot(rt, STOCK_HCCF).quantity == 4300.0
+
+
+def test_an_overridden_unknown_lot_is_recorded_as_used_but_not_counted(rt):
+    imported(rt, "mab_downstream")
+    task = at_batch_start(rt, "DS-1")
+    form = load_form(task["form_definition"])
+    values = {**valid_values(form, CREW), "ds_hccf_lot": "LOT-NOT-REGISTERED", "ds_hccf_volume_l": "700"}
+    signer, witness = CREW.signers(task, form)
+    batches.complete_task(
+        rt,
+        "DS-1",
+        task["id"],
+        values,
+        user=signer.username,
+        signer=signer,
+        witness=witness,
+        override={"ds_hccf_lot": "ERP lot not yet interfaced; identity confirmed by QC"},
+        override_signer=CREW.supervisor,
+    )
+    (moved,) = movements(rt, "LOT-NOT-REGISTERED")
+    assert (moved.material, moved.quantity, moved.unit) == (HCCF, 700.0, "L")
+    assert lot(rt, STOCK_HCCF).quantity == 5000.0
