@@ -293,3 +293,25 @@ class FieldSettingsReader:
             )
         if component.get("disallowPassedDates"):
             self.problem(f"{where}: disallowPassedDates is not supported (not enforced on the server)")
+
+
+def quantity_field_problems(fields: list[Any]) -> list[str]:
+    """A scanned lot's ``quantityField`` names a number field with a unit, used by one lot."""
+    by_key = {f.key: f for f in fields}
+    claimed: dict[str, str] = {}
+    problems = []
+    for item in fields:
+        ref = item.quantity_field
+        if ref is None:
+            continue
+        where = f"material lot field '{item.key}'"
+        target = by_key.get(ref)
+        if target is None:
+            problems.append(f"{where}: quantityField refers to unknown field '{ref}'")
+        elif target.kind != "number" or not target.unit:
+            problems.append(f"{where}: quantityField '{ref}' must be a number field with a unit")
+        elif ref in claimed:
+            problems.append(f"{where}: quantityField '{ref}' is already the quantity of '{claimed[ref]}'")
+        else:
+            claimed[ref] = item.key
+    return problems

@@ -22,7 +22,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from forms.calculation import FUNCTION_ARITY
-from forms.field_settings import Component, FieldSettingsReader
+from forms.field_settings import Component, FieldSettingsReader, quantity_field_problems
 from forms.form import (
     FieldDefinition,
     FormDefinition,
@@ -104,7 +104,8 @@ class _FormLoader(FieldSettingsReader):
             self.problem("the form has no input fields")
 
         order = self._check_calculations()
-        self._check_quantity_fields()
+        for problem in quantity_field_problems(self.fields):
+            self.problem(problem)
         meaning, witness_required, witness_role = self._resolve_form_settings()
         if self.problems:
             raise FormDefinitionError(self.problems, form_id)
@@ -318,25 +319,6 @@ class _FormLoader(FieldSettingsReader):
         self.items.append(definition)
 
     # -- form-wide checks
-
-    def _check_quantity_fields(self) -> None:
-        """A scanned lot's ``quantityField`` names a number field with a unit, used by one lot."""
-        by_key = {f.key: f for f in self.fields}
-        claimed: dict[str, str] = {}
-        for item in self.fields:
-            ref = item.quantity_field
-            if ref is None:
-                continue
-            where = f"material lot field '{item.key}'"
-            target = by_key.get(ref)
-            if target is None:
-                self.problem(f"{where}: quantityField refers to unknown field '{ref}'")
-            elif target.kind != "number" or not target.unit:
-                self.problem(f"{where}: quantityField '{ref}' must be a number field with a unit")
-            elif ref in claimed:
-                self.problem(f"{where}: quantityField '{ref}' is already the quantity of '{claimed[ref]}'")
-            else:
-                claimed[ref] = item.key
 
     def _check_calculations(self) -> tuple[str, ...]:
         by_key = {f.key: f for f in self.fields}
