@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from .. import audit, duties, equipment_logbook, outbox, runner
+from .. import audit, duties, equipment_logbook, lot_movements, outbox, runner
 from ..bpmn.properties import spec_quals
 from ..errors import Conflict, EngineFault, InvalidInput
 from ..models import Batch, Job, RecipeVersion, Step, utcnow
@@ -226,6 +226,7 @@ def complete_task(
             form_hash=checked.form_hash,
         )
         equipment_logbook.write_entries(s, batch, step, task.task_spec, form)
+        lot_movements.record_movements(s, batch, step, task.task_spec, form)
         raised = _limit_exceptions(rt, s, batch, step, checked)
         if overridden and override_signer is not None:
             raised += overrides.raise_overrides(rt, s, batch, step, overridden, override_signer)
