@@ -101,6 +101,11 @@ class Settings:
     #: an external sink each anchor is also POSTed to (JSON), e.g. a WORM store's intake
     audit_anchor_url: str = ""
     audit_anchor_timeout_seconds: float = 2.0
+    #: how long a calibration SOP's calibration holds when neither its form (a
+    #: ``calibrated_until`` date field) nor the equipment (``calibration_interval_days``)
+    #: says; a daily check holds ``daily_check_hours`` (engine.master_data.equipment_use)
+    calibration_days: int = 30
+    daily_check_hours: int = 24
     #: PostgreSQL: the schema owner's URL for ``batchline db upgrade`` when the application
     #: itself runs as ``database_app_role`` (which may not UPDATE or DELETE the record)
     migration_database_url: str = field(default="", repr=False)
