@@ -164,6 +164,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     api.register_blueprint(equipment_logbook_api.blp)
 
+    from .api import master_data as master_data_api
+
+    api.register_blueprint(master_data_api.blp)
+
     from .docs import bp as docs
 
     app.register_blueprint(docs)

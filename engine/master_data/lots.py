@@ -60,6 +60,7 @@ def expire_due(s: Session, now: datetime | None = None, lot_ids: list[str] | Non
     """Released lots past their expiry become ``expired`` (audited as the system), in the
     caller's transaction. Returns the lots it expired."""
     now = now or utcnow()
+    s.flush()  # a changed expiry date in this transaction counts
     q = select(MaterialLot).where(
         MaterialLot.status == "released", MaterialLot.expires_at.is_not(None), MaterialLot.expires_at <= now
     )
