@@ -106,6 +106,9 @@ class Settings:
     #: says; a daily check holds ``daily_check_hours`` (engine.master_data.equipment_use)
     calibration_days: int = 30
     daily_check_hours: int = 24
+    #: equipment classes a batch's end leaves free but not dirty (instruments that hold
+    #: no product and are not cleaned in place)
+    equipment_not_soiled: tuple[str, ...] = ("balance", "ph_meter", "cell_counter", "integrity_tester")
     #: PostgreSQL: the schema owner's URL for ``batchline db upgrade`` when the application
     #: itself runs as ``database_app_role`` (which may not UPDATE or DELETE the record)
     migration_database_url: str = field(default="", repr=False)

@@ -99,8 +99,10 @@ def check_values(
     compiled = compile_form(form_definition)
     try:
         step = compiled.validate(
-            data, lookups=RegistryLookups(session, purpose, recorded),
-            batch_id=batch_id, parameters=batch_parameters(session, batch_id)
+            data,
+            lookups=RegistryLookups(session, purpose, recorded),
+            batch_id=batch_id,
+            parameters=batch_parameters(session, batch_id),
         )
     except FormRejected as exc:
         raise InvalidInput(

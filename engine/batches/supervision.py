@@ -55,7 +55,7 @@ def change_state(rt: Runtime, batch_id: str, action: str, *, user: str, reason: 
                 job.finished_at = utcnow()
             s.execute(delete(MessageSubscription).where(MessageSubscription.batch_id == batch.id))
             rt.cache.drop(batch.id)
-            equipment_use.release(s, batch, user=user)  # what it held is dirty now
+            equipment_use.release(rt.settings, s, batch, user=user)  # what it held is dirty now
         audit.record(
             s,
             user=user,

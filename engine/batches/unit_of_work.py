@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session
 from .. import audit, outbox, runner
 from ..db import row_locks
 from ..errors import Conflict, EngineFault, NotFound
-from ..master_data import equipment_use
 from ..idempotency import Outcome, replay, request_hash
+from ..master_data import equipment_use
 from ..models import Batch, IdempotentRequest, Job, MessageSubscription, utcnow
 from ..runtime import Runtime
 from ..vocabulary import BatchState, JobKind, JobState
@@ -239,7 +239,7 @@ def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
             new=BatchState.COMPLETE,
         )
         outbox.emit(s, rt.settings, "batch.completed", batch.batch_id, {"batch_id": batch.batch_id})
-        equipment_use.release(s, batch, user="system")  # what it held is dirty now
+        equipment_use.release(rt.settings, s, batch, user="system")  # what it held is dirty now
         if batch.kind != "quality":  # QA's release flow starts off this transaction, by the job executor
             s.add(
                 Job(

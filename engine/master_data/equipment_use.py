@@ -18,7 +18,8 @@ equipment's ``calibration_interval_days``, else ``Settings.calibration_days`` /
 ``daily_check_hours``). A step with an action-level limit breach (a failed cleaning
 acceptance, a slope outside limits) changes no status: the logbook records what happened,
 the equipment stays as it was. When the batch ends (complete or aborted) ``release``
-leaves everything it held ``dirty``. Each change is audited, old → new.
+leaves everything it held ``dirty`` (instruments that hold no product,
+``Settings.equipment_not_soiled``, just free). Each change is audited, old → new.
 
 Equipment is held until the batch ends, not its unit procedure: the library's mAb recipe
 keeps its media hold tank from media preparation into production, so releasing at the
@@ -119,12 +120,15 @@ def after_step(
             _set(s, eq, step.user, status="in_use", in_use_by=batch.batch_id, reason=f"used in {where}")
 
 
-def release(s: Session, batch: Batch, *, user: str) -> list[str]:
-    """The batch ended: what it held is dirty and free (in the ending transaction)."""
+def release(settings: Settings, s: Session, batch: Batch, *, user: str) -> list[str]:
+    """The batch ended: what it held is dirty and free (in the ending transaction);
+    instruments (``Settings.equipment_not_soiled``) are free and clean."""
     released = []
     rows = s.scalars(select(Equipment).where(Equipment.in_use_by == batch.batch_id).order_by(Equipment.equipment_id))
     for eq in rows:
-        status = "dirty" if eq.status == "in_use" else eq.status  # maintenance took it meanwhile: stays
+        status = eq.status  # maintenance took it meanwhile: it stays there
+        if eq.status == "in_use":
+            status = "clean" if eq.equipment_class in settings.equipment_not_soiled else "dirty"
         _set(s, eq, user, status=status, in_use_by=None, reason=f"batch {batch.batch_id} {batch.state}")
         released.append(eq.equipment_id)
     return released

@@ -79,7 +79,9 @@ def create(rt: Runtime, values: dict[str, Any], *, by: str) -> dict[str, Any]:
         return describe(m)
 
 
-def update(rt: Runtime, material_id: str, values: dict[str, Any], *, by: str, reason: str | None = None) -> dict[str, Any]:
+def update(
+    rt: Runtime, material_id: str, values: dict[str, Any], *, by: str, reason: str | None = None
+) -> dict[str, Any]:
     """Change some fields (``version``, if given, must be the one read). The unit of a
     material with lots is still changeable, but audited like any change."""
     if not isinstance(values, dict):

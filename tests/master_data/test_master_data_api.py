@@ -55,7 +55,9 @@ def test_a_material_is_added_changed_retired_and_audited(client, runtime):
     assert changes["name"][0] == "CD CHO medium" and "1x" in changes["name"][1]
     assert changes["active"] == ("true", "false") or changes["active"][1] in ("false", "False")
     # a retired material takes no new lot; its code stays taken
-    r = client.post("/api/lots", json={"lot_id": "L-9", "material": "MED-CD-CHO", "quantity": 1}, headers=client.auth["sv"])
+    r = client.post(
+        "/api/lots", json={"lot_id": "L-9", "material": "MED-CD-CHO", "quantity": 1}, headers=client.auth["sv"]
+    )
     assert r.status_code == 422 and r.json["code"] == "material_unknown"
     assert client.post("/api/materials", json=MATERIAL, headers=client.auth["qa"]).status_code == 409
     assert client.delete("/api/materials/MED-CD-CHO", headers=client.auth["qa"]).status_code == 405
@@ -93,7 +95,8 @@ def test_a_lot_is_received_in_quarantine_and_qa_releases_it_with_a_reason(client
     r = client.post("/api/lots/LOT-A1/status", json={"status": "released"}, headers=client.auth["qa"])
     assert r.status_code == 422
     r = client.post(
-        "/api/lots/LOT-A1/status", json={"status": "released", "reason": "CoA reviewed, ID test passed"},
+        "/api/lots/LOT-A1/status",
+        json={"status": "released", "reason": "CoA reviewed, ID test passed"},
         headers=client.auth["qa"],
     )
     assert r.status_code == 200, r.json
@@ -123,7 +126,10 @@ def test_a_released_lot_past_its_expiry_is_expired_on_read_and_refused_at_releas
     add_material(client)
     add_lot(client, "LOT-OLD", expires_at="2099-01-01")
     qa = client.auth["qa"]
-    assert client.post("/api/lots/LOT-OLD/status", json={"status": "released", "reason": "ok"}, headers=qa).status_code == 200
+    assert (
+        client.post("/api/lots/LOT-OLD/status", json={"status": "released", "reason": "ok"}, headers=qa).status_code
+        == 200
+    )
     r = client.patch(
         "/api/lots/LOT-OLD", json={"expires_at": "2020-01-01", "reason": "supplier shortened shelf life"}, headers=qa
     )
@@ -168,7 +174,12 @@ def test_a_stale_version_is_refused(client):
     add_material(client)
     add_lot(client)
     qa = client.auth["qa"]
-    assert client.patch("/api/lots/LOT-A1", json={"quantity": 150, "version": 0, "reason": "used 50 L"}, headers=qa).status_code == 200
+    assert (
+        client.patch(
+            "/api/lots/LOT-A1", json={"quantity": 150, "version": 0, "reason": "used 50 L"}, headers=qa
+        ).status_code
+        == 200
+    )
     r = client.patch("/api/lots/LOT-A1", json={"quantity": 100, "version": 0, "reason": "used 100 L"}, headers=qa)
     assert r.status_code == 409 and r.json["code"] == "stale_version"
     assert client.get("/api/lots/LOT-A1").json["quantity"] == 150.0
@@ -183,7 +194,9 @@ def test_equipment_is_registered_and_maintenance_takes_it_out_with_a_reason(clie
     assert r.json["status"] == "dirty" and r.json["logbook"] == "/api/equipment/BR-2000-01/logbook"
     mia = client.auth[maint]
     r = client.post(
-        "/api/equipment/BR-2000-01/status", json={"status": "maintenance", "reason": "agitator seal leaking"}, headers=mia
+        "/api/equipment/BR-2000-01/status",
+        json={"status": "maintenance", "reason": "agitator seal leaking"},
+        headers=mia,
     )
     assert r.status_code == 200, r.json
     assert (r.json["status"], r.json["status_reason"]) == ("maintenance", "agitator seal leaking")
@@ -191,7 +204,9 @@ def test_equipment_is_registered_and_maintenance_takes_it_out_with_a_reason(clie
     for status in ("clean", "in_use"):
         r = client.post("/api/equipment/BR-2000-01/status", json={"status": status, "reason": "x"}, headers=mia)
         assert r.status_code == 409 and r.json["code"] == "status_not_by_hand"
-    r = client.post("/api/equipment/BR-2000-01/status", json={"status": "dirty", "reason": "seal replaced"}, headers=mia)
+    r = client.post(
+        "/api/equipment/BR-2000-01/status", json={"status": "dirty", "reason": "seal replaced"}, headers=mia
+    )
     assert r.json["status"] == "dirty"
     rows = [a for a in audit_rows(runtime, "equipment", "BR-2000-01") if a.action == "equipment.status"]
     assert [(a.user, a.reason) for a in rows] == [("mia", "agitator seal leaking"), ("mia", "seal replaced")]
@@ -202,7 +217,11 @@ def test_equipment_is_registered_and_maintenance_takes_it_out_with_a_reason(clie
         headers=client.auth["sv"],
     )
     assert r.status_code == 200 and r.json["location"] == "Suite 4"
-    updates = {a.field: (a.old, a.new) for a in audit_rows(runtime, "equipment", "BR-2000-01") if a.action == "equipment.update"}
+    updates = {
+        a.field: (a.old, a.new)
+        for a in audit_rows(runtime, "equipment", "BR-2000-01")
+        if a.action == "equipment.update"
+    }
     assert updates["location"] == ("Suite 3", "Suite 4")
 
 

@@ -22,6 +22,7 @@ from . import (  # noqa: F401  (registers the commands)
     db,
     demo,
     incidents,
+    master_data,
     qms,
     qualifications,
     quality,

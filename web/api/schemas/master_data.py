@@ -33,7 +33,9 @@ class MaterialChange(ma.Schema):
     unit = fields.String(validate=validate.OneOf(UNITS))
     kind = fields.String(validate=validate.OneOf(materials_md.KINDS))
     description = fields.String(validate=validate.Length(max=2000))
-    active = fields.Boolean(truthy={True}, falsy={False}, metadata={"description": "false retires the material (never deleted)"})
+    active = fields.Boolean(
+        truthy={True}, falsy={False}, metadata={"description": "false retires the material (never deleted)"}
+    )
     version = _VERSION
     reason = _REASON
 
