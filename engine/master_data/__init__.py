@@ -136,3 +136,30 @@ def check_version(row: Any, expected: Any) -> None:
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def history(s: Session, object_type: str, object_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    """What the audit trail says about one material, lot or equipment, newest first (the
+    history its page shows)."""
+    from sqlalchemy import select
+
+    from ..models import AuditEvent
+
+    rows = s.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.object_type == object_type, AuditEvent.object_id == object_id)
+        .order_by(AuditEvent.id.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "at": iso(a.at),
+            "user": a.user,
+            "action": a.action,
+            "field": a.field,
+            "old": a.old,
+            "new": a.new,
+            "reason": a.reason,
+        }
+        for a in rows
+    ]

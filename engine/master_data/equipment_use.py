@@ -51,7 +51,7 @@ def scan_refusal(eq: Equipment, batch_id: str | None, purpose: str | None, now: 
     name = eq.equipment_id
     if eq.status in ("maintenance", "out_of_service"):
         why = f": {eq.status_reason}" if eq.status_reason else ""
-        return f"{name} is {eq.status.replace('_', ' ')}{why}"
+        return f"{name} is {'in maintenance' if eq.status == 'maintenance' else 'out of service'}{why}"
     held = eq.in_use_by if (eq.status == "in_use" or eq.in_use_by) else None
     if held and held != batch_id:
         return f"{name} is in use by batch {held}"
