@@ -123,7 +123,9 @@ def test_maintenance_reason_is_what_the_refused_scan_says(rt):
     imported(rt, "tpl_charge_material")
     equipment_md.change_status(rt, VESSEL, "maintenance", by=MIA, reason="agitator seal leaking")
     fields = first_task_refusal(rt, "tpl_charge_material", "USE-M")
-    assert any(m == f"{VESSEL} is in maintenance: agitator seal leaking" for msgs in fields.values() for m in msgs), fields
+    assert any(m == f"{VESSEL} is in maintenance: agitator seal leaking" for msgs in fields.values() for m in msgs), (
+        fields
+    )
 
 
 def test_an_aborted_batch_leaves_what_it_held_dirty(rt):
