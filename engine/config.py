@@ -108,7 +108,18 @@ class Settings:
     daily_check_hours: int = 24
     #: equipment classes a batch's end leaves free but not dirty (instruments that hold
     #: no product and are not cleaned in place)
-    equipment_not_soiled: tuple[str, ...] = ("balance", "ph_meter", "cell_counter", "integrity_tester")
+    equipment_not_soiled: tuple[str, ...] = (
+        "balance",
+        "ph_meter",
+        "cell_counter",
+        "integrity_tester",
+        "suite",
+        "cleanroom_suite",
+    )
+    #: a step takes the equipment it scans and the batch's end leaves it dirty. Off only
+    #: for simulations that run batch after batch on one set of equipment (``bench/``):
+    #: scans of equipment in maintenance, out of service or in use elsewhere stay refused
+    equipment_status_by_use: bool = True
     #: PostgreSQL: the schema owner's URL for ``batchline db upgrade`` when the application
     #: itself runs as ``database_app_role`` (which may not UPDATE or DELETE the record)
     migration_database_url: str = field(default="", repr=False)

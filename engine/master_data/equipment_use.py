@@ -18,8 +18,8 @@ equipment's ``calibration_interval_days``, else ``Settings.calibration_days`` /
 ``daily_check_hours``). A step with an action-level limit breach (a failed cleaning
 acceptance, a slope outside limits) changes no status: the logbook records what happened,
 the equipment stays as it was. When the batch ends (complete or aborted) ``release``
-leaves everything it held ``dirty`` (instruments that hold no product,
-``Settings.equipment_not_soiled``, just free). Each change is audited, old → new.
+leaves everything it held ``dirty`` (instruments and rooms that hold no product,
+``Settings.equipment_not_soiled``, just free; a room's cleaning is its line clearance). Each change is audited, old → new.
 
 Equipment is held until the batch ends, not its unit procedure: the library's mAb recipe
 keeps its media hold tank from media preparation into production, so releasing at the
@@ -85,7 +85,7 @@ def after_step(
     action_breach: bool,
 ) -> None:
     """Set the status of what the step scanned (see the module docstring)."""
-    scanned = _scanned(step, form)
+    scanned = _scanned(step, form) if settings.equipment_status_by_use else []
     if not scanned:
         return
     kind = spec_logbook(task_spec)
@@ -123,7 +123,9 @@ def after_step(
 def release(settings: Settings, s: Session, batch: Batch, *, user: str) -> list[str]:
     """The batch ended: what it held is dirty and free (in the ending transaction);
     instruments (``Settings.equipment_not_soiled``) are free and clean."""
-    released = []
+    released: list[str] = []
+    if not settings.equipment_status_by_use:
+        return released
     rows = s.scalars(select(Equipment).where(Equipment.in_use_by == batch.batch_id).order_by(Equipment.equipment_id))
     for eq in rows:
         status = eq.status  # maintenance took it meanwhile: it stays there

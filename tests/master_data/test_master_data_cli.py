@@ -7,9 +7,8 @@ import json
 
 from click.testing import CliRunner
 
-from web import cli
-
 from tests.support import PASSWORD
+from web import cli
 
 
 def invoke(runtime, user: str, *args: str):
