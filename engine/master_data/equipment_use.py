@@ -19,7 +19,8 @@ equipment's ``calibration_interval_days``, else ``Settings.calibration_days`` /
 acceptance, a slope outside limits) changes no status: the logbook records what happened,
 the equipment stays as it was. When the batch ends (complete or aborted) ``release``
 leaves everything it held ``dirty`` (instruments and rooms that hold no product,
-``Settings.equipment_not_soiled``, just free; a room's cleaning is its line clearance). Each change is audited, old → new.
+``Settings.equipment_not_soiled``, just free; a room's cleaning is its line
+clearance). Each change is audited, old → new.
 
 Equipment is held until the batch ends, not its unit procedure: the library's mAb recipe
 keeps its media hold tank from media preparation into production, so releasing at the
