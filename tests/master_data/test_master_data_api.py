@@ -265,3 +265,36 @@ def test_only_qa_releases_and_only_maintenance_takes_equipment_out(client):
 def test_anonymous_is_401(anon):
     assert anon.get("/api/lots").status_code == 401
     assert anon.post("/api/materials", json=MATERIAL).status_code == 401
+
+
+def test_a_replayed_request_changes_nothing_twice(client, runtime):
+    add_material(client)
+    add_lot(client)
+    body = {"lot_id": "LOT-A1", "material": MATERIAL["material_id"], "quantity": 200}
+    again = client.post("/api/lots", json=body, headers=client.auth["sv"])
+    assert again.status_code == 409 and again.json["code"] == "lot_exists"
+    decision = {"status": "released", "reason": "CoA ok", "version": 0}
+    first = client.post("/api/lots/LOT-A1/status", json=decision, headers=client.auth["qa"])
+    replay = client.post("/api/lots/LOT-A1/status", json=decision, headers=client.auth["qa"])
+    assert first.status_code == 200 and replay.status_code == 409
+    actions = [a.action for a in audit_rows(runtime, "lot", "LOT-A1")]
+    assert actions == ["lot.create", "lot.status"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "a string",
+        {"status": ["released"], "reason": "r"},
+        {"status": "released", "reason": 5},
+        {"status": "released", "reason": "r", "version": "0"},
+        {"status": "released", "reason": "r", "version": True},
+    ],
+)
+def test_a_wrongly_typed_status_change_is_422(client, body):
+    add_material(client)
+    add_lot(client)
+    r = client.post("/api/lots/LOT-A1/status", json=body, headers=client.auth["qa"])
+    assert r.status_code == 422, r.json
+    assert client.get("/api/lots/LOT-A1").json["status"] == "quarantine"
