@@ -120,6 +120,10 @@ class Settings:
     #: for simulations that run batch after batch on one set of equipment (``bench/``):
     #: scans of equipment in maintenance, out of service or in use elsewhere stay refused
     equipment_status_by_use: bool = True
+    #: when equipment a step took is released dirty: at the end of the ``batch`` (default:
+    #: the library's mAb recipe keeps a media tank from media preparation into production)
+    #: or of the ``unit_procedure`` (the call activity) whose step took it
+    equipment_released_at: str = "batch"
     #: PostgreSQL: the schema owner's URL for ``batchline db upgrade`` when the application
     #: itself runs as ``database_app_role`` (which may not UPDATE or DELETE the record)
     migration_database_url: str = field(default="", repr=False)

@@ -471,6 +471,8 @@ class Equipment(Base):
     status_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     calibration_interval_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     version: Mapped[int | None] = mapped_column(Integer, nullable=True, default=0)
+    #: the unit procedure (call activity task id) that took it; None: the batch itself
+    in_use_scope: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 # --- workflow state (per Spiff task row) --------------------------------------------

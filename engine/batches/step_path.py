@@ -215,7 +215,8 @@ def complete_task(
         breach = checked.validated is not None and any(
             f.severity == LimitLevel.ACTION for f in checked.validated.limit_findings
         )
-        equipment_use.after_step(rt.settings, s, batch, step, task.task_spec, form, breach)
+        scope = equipment_use.unit_procedure(task)
+        equipment_use.after_step(rt.settings, s, batch, step, task.task_spec, form, breach, scope)
         raised = _limit_exceptions(rt, s, batch, step, checked)
         if overridden and override_signer is not None:
             raised += overrides.raise_overrides(rt, s, batch, step, overridden, override_signer)

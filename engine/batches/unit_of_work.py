@@ -223,6 +223,7 @@ def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
     lock_for_writing(s, batch)
     wf = entry.workflow
     task_times.record(s, batch, entry)  # before pruning: a loop's finished unit procedure still ends
+    equipment_use.release_ended(rt.settings, s, batch, wf)  # (before pruning too)
     prune(wf)
     _schedule(rt, s, batch, entry)
     if batch.state == BatchState.RUNNING and runner.is_finished(wf):

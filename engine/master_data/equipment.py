@@ -191,7 +191,7 @@ def change_status(
             new={"status": status, "in_use_by": None},
             reason=why,
         )
-        eq.status, eq.status_reason, eq.in_use_by = status, why, None
+        eq.status, eq.status_reason, eq.in_use_by, eq.in_use_scope = status, why, None, None
         eq.version, eq.updated_at = (eq.version or 0) + 1, utcnow()
         return describe(eq)
 

@@ -22,15 +22,20 @@ leaves everything it held ``dirty`` (instruments and rooms that hold no product,
 ``Settings.equipment_not_soiled``, just free; a room's cleaning is its line
 clearance). Each change is audited, old → new.
 
-Equipment is held until the batch ends, not its unit procedure: the library's mAb recipe
-keeps its media hold tank from media preparation into production, so releasing at the
-end of a unit procedure would refuse the recipe's own next step.
+By default equipment is held until the batch ends, not its unit procedure: the library's
+mAb recipe keeps its media hold tank from media preparation into production, so
+releasing at the end of a unit procedure would refuse the recipe's own next step. With
+``Settings.equipment_released_at = "unit_procedure"`` what a step inside a unit procedure
+(a call activity) took is released dirty when that unit procedure ends
+(``release_ended``, from ``unit_of_work.persist`` in the same transaction); what a step of
+the top process took is held until the batch ends.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -84,8 +89,10 @@ def after_step(
     task_spec: Any,
     form: dict[str, Any] | None,
     action_breach: bool,
+    scope: str | None = None,
 ) -> None:
-    """Set the status of what the step scanned (see the module docstring)."""
+    """Set the status of what the step scanned (see the module docstring). ``scope``: the
+    unit procedure (call activity task id) the step ran in, None for the top process."""
     scanned = _scanned(step, form) if settings.equipment_status_by_use else []
     if not scanned:
         return
@@ -119,6 +126,7 @@ def after_step(
         elif kind != "line_clearance" and eq.status in ("clean", "dirty") and not eq.in_use_by:
             # (an overridden scan of equipment in maintenance or held elsewhere keeps its status)
             _set(s, eq, step.user, status="in_use", in_use_by=batch.batch_id, reason=f"used in {where}")
+            eq.in_use_scope = scope
 
 
 def release(settings: Settings, s: Session, batch: Batch, *, user: str) -> list[str]:
@@ -137,6 +145,43 @@ def release(settings: Settings, s: Session, batch: Batch, *, user: str) -> list[
     return released
 
 
+def unit_procedure(task: Any) -> str | None:
+    """The unit procedure a task runs in: the task id of the outermost call activity (or
+    subprocess) holding it; None for a task of the top process."""
+    wf = task.workflow
+    while getattr(wf, "parent_task_id", None) is not None:
+        parent = wf.parent_workflow
+        if getattr(parent, "parent_task_id", None) is None:
+            return str(wf.parent_task_id)
+        wf = parent
+    return None
+
+
+def release_ended(settings: Settings, s: Session, batch: Batch, workflow: Any) -> list[str]:
+    """With ``equipment_released_at = "unit_procedure"``: what the unit procedures that
+    have ended took is dirty and free (called by ``persist`` on every commit of the batch)."""
+    if not settings.equipment_status_by_use or settings.equipment_released_at != "unit_procedure":
+        return []
+    from SpiffWorkflow.exceptions import TaskNotFoundException
+    from SpiffWorkflow.util.task import TaskState
+
+    released = []
+    held = s.scalars(
+        select(Equipment).where(Equipment.in_use_by == batch.batch_id, Equipment.in_use_scope.is_not(None))
+    )
+    for eq in list(held):
+        try:
+            parent = workflow.get_task_from_id(UUID(eq.in_use_scope))
+        except (ValueError, TaskNotFoundException):
+            parent = None  # gone from the workflow: it ended (pruned) long ago
+        if parent is not None and parent.state != TaskState.COMPLETED:
+            continue
+        status = "clean" if eq.equipment_class in settings.equipment_not_soiled else "dirty"
+        _set(s, eq, "system", status=status, in_use_by=None, reason=f"unit procedure ended in batch {batch.batch_id}")
+        released.append(eq.equipment_id)
+    return released
+
+
 def _set(s: Session, eq: Equipment, user: str, *, status: str, in_use_by: str | None, reason: str) -> None:
     audit.record(
         s,
@@ -150,6 +195,8 @@ def _set(s: Session, eq: Equipment, user: str, *, status: str, in_use_by: str | 
         reason=reason,
     )
     eq.status, eq.in_use_by, eq.status_reason = status, in_use_by, reason
+    if in_use_by is None:
+        eq.in_use_scope = None
     eq.version, eq.updated_at = (eq.version or 0) + 1, utcnow()
 
 

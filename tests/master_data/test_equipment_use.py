@@ -168,3 +168,33 @@ def test_a_daily_check_holds_a_day(rt):
     run(rt, "tpl_balance_daily_check", "BDC-1")
     due = equipment(rt, BALANCE).calibrated_until
     assert timedelta(hours=23) <= due - utcnow() <= timedelta(hours=24)
+
+
+@pytest.fixture
+def rt_by_unit_procedure(db_url):
+    from tests.support import make_runtime
+
+    runtime = make_runtime(db_url, equipment_released_at="unit_procedure")
+    yield runtime
+    runtime.close()
+
+
+def test_released_at_the_end_of_its_unit_procedure_when_so_configured(rt_by_unit_procedure):
+    """mab_downstream: Protein A's column and skid are dirty once Protein A ends (the suite
+    the top process scanned stays held), so AEX, which scans the same (single) skid in the
+    demo plant, is refused: the plant would clean it or use another skid."""
+    rt = rt_by_unit_procedure
+    column, skid, suite = (demo.equipment_for(c) for c in ("chromatography_column", "chromatography_skid", "suite"))
+    seen: dict[str, tuple] = {}
+
+    def look(bpmn_id: str) -> None:
+        seen[bpmn_id] = tuple((equipment(rt, e).status, equipment(rt, e).in_use_by) for e in (column, skid, suite))
+
+    with pytest.raises(InvalidInput) as refused:
+        run(rt, "mab_downstream", "DS-UP-1", before_task=look)
+    fields = refused.value.details["fields"]
+    assert fields == {"aex_skid_id": [f"{skid} is dirty: clean it (CIP/SIP) first"]}
+    during = seen["tpl_pac_load"]  # inside Protein A: column and skid held, the suite too
+    assert during == (("in_use", "DS-UP-1"), ("in_use", "DS-UP-1"), ("in_use", "DS-UP-1"))
+    after = seen["tpl_lvi_acidify"]  # Protein A ended: released dirty; the suite still held
+    assert after == (("dirty", None), ("dirty", None), ("in_use", "DS-UP-1"))

@@ -5,7 +5,8 @@
 * ``material_lot`` and ``equipment`` gain ``status_reason`` (why QA released or rejected
   a lot, why maintenance took equipment out: what a refused scan tells the operator).
 * ``equipment`` gains ``calibration_interval_days`` (how long a calibration or daily
-  check holds when the SOP's form gives no date).
+  check holds when the SOP's form gives no date) and ``in_use_scope`` (the unit
+  procedure that took it, released at its end when so configured).
 
 All nullable: the previous release keeps working against this schema.
 
@@ -32,11 +33,12 @@ def upgrade() -> None:
         b.add_column(sa.Column("status_reason", sa.String(500), nullable=True))
         b.add_column(sa.Column("calibration_interval_days", sa.Integer(), nullable=True))
         b.add_column(sa.Column("version", sa.Integer(), nullable=True))
+        b.add_column(sa.Column("in_use_scope", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("equipment") as b:
-        for column in ("version", "calibration_interval_days", "status_reason"):
+        for column in ("in_use_scope", "version", "calibration_interval_days", "status_reason"):
             b.drop_column(column)
     with op.batch_alter_table("material_lot") as b:
         for column in ("version", "status_reason"):
