@@ -55,7 +55,8 @@ def correct_step(
         # recomputed by the form, never taken from the record
         calculated = _calculated_fields(form) if form is not None else set()
         proposed = {k: v for k, v in proposed.items() if k not in calculated}
-        checked = check_values(s, batch.batch_id, form, proposed).values
+        recorded = frozenset(v for v in current.values() if isinstance(v, str))
+        checked = check_values(s, batch.batch_id, form, proposed, recorded=recorded).values
         new_value = checked.get(field)
         old_value = current.get(field)
         if new_value == old_value:
