@@ -130,7 +130,7 @@ def test_problems_name_the_element(client):
     service = bpmn("pages_service").replace(
         "<bpmn:endEvent id='e'/>",
         '<bpmn:serviceTask id="call_erp" name="Tell ERP"><bpmn:extensionElements>'
-        '<spiffworkflow:serviceTaskOperator id="erp.nowhere"><spiffworkflow:parameters/>'
+        '<spiffworkflow:serviceTaskOperator id="erp_of_another_plant.nowhere"><spiffworkflow:parameters/>'
         "</spiffworkflow:serviceTaskOperator>"
         "</bpmn:extensionElements></bpmn:serviceTask>"
         "<bpmn:endEvent id='e'/>",

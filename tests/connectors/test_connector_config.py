@@ -103,13 +103,14 @@ def test_registry_builds_caches_rebuilds_and_refuses(rt):
 
 
 def test_an_instance_whose_type_is_not_installed_is_a_clear_error(rt):
-    rt.connectors.register_type("opcua", lambda config, runtime: None)
-    connector_config.add(rt, name="BR-101", type="opcua", endpoint="opc.tcp://127.0.0.1:4840", by="admin.x")
-    rt.connectors._types.pop("opcua")  # an install that leaves the opcua type out
+    # a type of a plug-in that a later install of this plant leaves out (no entry point)
+    rt.connectors.register_type("plc-s7", lambda config, runtime: None)
+    connector_config.add(rt, name="PLC-7", type="plc-s7", endpoint="https://plc.example/api", by="admin.x")
+    rt.connectors._types.pop("plc-s7")
     with pytest.raises(ConnectorError) as err:
-        rt.connectors.get("BR-101.run_phase")
+        rt.connectors.get("PLC-7.read")
     assert err.value.retry is False
-    assert str(err.value) == "connector 'BR-101' has type 'opcua', which is not installed in this Batchline"
+    assert str(err.value) == "connector 'PLC-7' has type 'plc-s7', which is not installed in this Batchline"
 
 
 def test_a_secret_reference_is_read_at_call_time_and_a_rotation_rebuilds(rt, monkeypatch, tmp_path):

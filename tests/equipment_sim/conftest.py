@@ -8,6 +8,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,11 @@ def ua_tool(tool: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 20))
+    """Run a client coroutine to its end on a loop of its own, in a thread of its own: the
+    browser tests' Playwright keeps an event loop running in the main thread for the whole
+    session, and ``asyncio.run`` refuses to start beside a running loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, asyncio.wait_for(coro, 20)).result()
 
 
 @pytest.fixture(scope="session")
