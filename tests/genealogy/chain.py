@@ -4,12 +4,14 @@ the nominal values of ``analytics.nominal`` and the demo's counted lots (``web.d
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import select, update
 
 from analytics.nominal import LIBRARY_LOOPS, Systems, run_batch
 from engine import batches
 from engine.lot_movements import produced_lot_id
-from engine.models import LotMovement, MaterialLot
+from engine.models import Equipment, LotMovement, MaterialLot
 from tests.engine.test_library_runs import CREW, PARAMETERS, imported
 from web import demo
 
@@ -17,6 +19,15 @@ HCCF = "MAB-01-HCCF"
 DS = "DS-MAB-01"
 CELL_BANK_LOT = demo.lot_for("WCB-CHO-MAB01")
 MEDIA_LOT = demo.lot_for("MED-CD-CHO")
+
+
+def lots_only(rt) -> None:
+    """These tests are about lots, not equipment: the plant's equipment is clean and
+    free, and batches do not take it (``equipment_status_by_use`` off), so two batches
+    may run on the demo's one unit of each class, at once."""
+    rt.settings = replace(rt.settings, equipment_status_by_use=False)
+    with rt.transaction() as s:
+        s.execute(update(Equipment).values(status="clean", in_use_by=None))
 
 
 def run(rt, recipe: str, batch_id: str, overrides: dict | None = None) -> None:
@@ -79,5 +90,6 @@ def movements(rt, lot_id: str | None = None) -> list[LotMovement]:
 
 
 def import_chain(rt) -> None:
+    lots_only(rt)
     imported(rt, "mab_upstream")
     imported(rt, "mab_downstream")

@@ -16,13 +16,14 @@ from engine.errors import Conflict, InvalidInput
 from forms import load_form
 from tests.engine.tamper import as_owner
 from tests.engine.test_library_runs import CREW, imported
-from tests.genealogy.chain import HCCF, import_chain, lot, movements, set_quantity, upstream
+from tests.genealogy.chain import HCCF, import_chain, lot, lots_only, movements, set_quantity, upstream
 from web import demo
 
 STOCK_HCCF = demo.lot_for(HCCF)
 
 
 def at_batch_start(rt, batch_id: str) -> dict:
+    lots_only(rt)
     batches.start_batch(rt, "mab_downstream", batch_id, user="sup.carl", parameters={"batch_id": batch_id})
     (task,) = batches.ready_tasks(rt, batch_id)
     assert task["bpmn_id"] == "ds_batch_start"
