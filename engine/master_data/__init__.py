@@ -25,8 +25,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from .. import audit
 from ..db import row_locks
 from ..errors import Conflict, InvalidInput, NotFound
+from ..models import utcnow
 
 #: a code a barcode can carry: letters, digits, '.', '_', '-'; starts with a letter or digit
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -136,6 +138,40 @@ def check_version(row: Any, expected: Any) -> None:
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def apply_changes(
+    s: Session,
+    row: Any,
+    changes: dict[str, Any],
+    *,
+    by: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    reason: Any,
+) -> dict[str, Any]:
+    """Set the fields that really change, one audit entry each (old → new, with the
+    reason), and count a new ``version``; the same rule for materials, lots and
+    equipment. Returns what changed."""
+    changed = {k: v for k, v in changes.items() if getattr(row, k) != v}
+    for key, new in changed.items():
+        old = getattr(row, key)
+        audit.record(
+            s,
+            user=by,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            field=key,
+            old=iso(old) if isinstance(old, datetime) else old,
+            new=iso(new) if isinstance(new, datetime) else new,
+            reason=reason,
+        )
+        setattr(row, key, new)
+    if changed:
+        row.version, row.updated_at = (row.version or 0) + 1, utcnow()
+    return changed
 
 
 def history(s: Session, object_type: str, object_id: str, limit: int = 200) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from ..errors import Conflict, InvalidInput
 from ..models import Equipment, utcnow
 from ..runtime import Runtime
 from ..users import Person
-from . import check_id, check_reason, check_text, check_version, check_when, iso, locked
+from . import apply_changes, check_id, check_reason, check_text, check_version, check_when, iso, locked
 
 STATUSES = ("clean", "dirty", "in_use", "maintenance", "out_of_service")
 #: the statuses maintenance sets by hand -> the statuses they may be set from
@@ -136,23 +136,16 @@ def update(rt: Runtime, equipment_id: str, values: dict[str, Any], *, by: str) -
     with rt.transaction() as s:
         eq = locked(s, Equipment, equipment_id, "equipment", "equipment_not_found")
         check_version(eq, values.get("version"))
-        changed = {k: v for k, v in changes.items() if getattr(eq, k) != v}
-        for key, new in changed.items():
-            old = getattr(eq, key)
-            audit.record(
-                s,
-                user=by,
-                action="equipment.update",
-                object_type="equipment",
-                object_id=eq.equipment_id,
-                field=key,
-                old=iso(old) if isinstance(old, datetime) else old,
-                new=iso(new) if isinstance(new, datetime) else new,
-                reason=reason,
-            )
-            setattr(eq, key, new)
-        if changed:
-            eq.version, eq.updated_at = (eq.version or 0) + 1, utcnow()
+        apply_changes(
+            s,
+            eq,
+            changes,
+            by=by,
+            action="equipment.update",
+            object_type="equipment",
+            object_id=eq.equipment_id,
+            reason=reason,
+        )
         return describe(eq)
 
 

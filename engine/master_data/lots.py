@@ -26,7 +26,7 @@ from ..errors import Conflict, InvalidInput
 from ..models import Material, MaterialLot, utcnow
 from ..runtime import Runtime
 from ..users import Person
-from . import check_id, check_quantity, check_reason, check_unit, check_version, check_when, iso, locked
+from . import apply_changes, check_id, check_quantity, check_reason, check_unit, check_version, check_when, iso, locked
 
 STATUSES = ("quarantine", "released", "rejected", "expired")
 #: status -> the statuses a person (QA) may move it to
@@ -156,23 +156,9 @@ def update(rt: Runtime, lot_id: str, values: dict[str, Any], *, by: str) -> dict
         check_version(lot, values.get("version"))
         if lot.status in ("rejected", "expired") and "expires_at" in changes:
             raise Conflict(f"lot {lot_id} is {lot.status}: its expiry date is final", code=f"lot_{lot.status}")
-        changed = {k: v for k, v in changes.items() if getattr(lot, k) != v}
-        for key, new in changed.items():
-            old = getattr(lot, key)
-            audit.record(
-                s,
-                user=by,
-                action="lot.update",
-                object_type="lot",
-                object_id=lot.lot_id,
-                field=key,
-                old=iso(old) if isinstance(old, datetime) else old,
-                new=iso(new) if isinstance(new, datetime) else new,
-                reason=reason,
-            )
-            setattr(lot, key, new)
-        if changed:
-            lot.version, lot.updated_at = (lot.version or 0) + 1, utcnow()
+        apply_changes(
+            s, lot, changes, by=by, action="lot.update", object_type="lot", object_id=lot.lot_id, reason=reason
+        )
         expire_due(s, lot_ids=[lot.lot_id])
         return describe(lot)
 

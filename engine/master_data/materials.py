@@ -16,7 +16,7 @@ from .. import audit
 from ..errors import Conflict, InvalidInput
 from ..models import Material, utcnow
 from ..runtime import Runtime
-from . import check_id, check_text, check_unit, check_version, iso, locked
+from . import apply_changes, check_id, check_text, check_unit, check_version, iso, locked
 
 KINDS = ("raw_material", "media", "buffer", "cell_bank", "intermediate", "drug_substance", "consumable", "standard")
 #: the fields a change may name
@@ -93,23 +93,16 @@ def update(
     with rt.transaction() as s:
         m = locked(s, Material, material_id, "material", "material_not_found")
         check_version(m, values.get("version"))
-        changed = {k: v for k, v in changes.items() if getattr(m, k) != v}
-        for key, new in changed.items():
-            audit.record(
-                s,
-                user=by,
-                action="material.update",
-                object_type="material",
-                object_id=m.material_id,
-                field=key,
-                old=getattr(m, key),
-                new=new,
-                reason=reason or values.get("reason"),
-            )
-            setattr(m, key, new)
-        if changed:
-            m.version = (m.version or 0) + 1
-            m.updated_at = utcnow()
+        apply_changes(
+            s,
+            m,
+            changes,
+            by=by,
+            action="material.update",
+            object_type="material",
+            object_id=m.material_id,
+            reason=reason or values.get("reason"),
+        )
         return describe(m)
 
 
