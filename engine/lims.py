@@ -222,23 +222,12 @@ def hmac_key(secret: str) -> bytes:
 def verify_signature(rt, body: bytes, headers: dict[str, str | None], now: float | None = None) -> str:
     """The name of the enabled ``lims-rest`` instance whose secret signed ``body``
     (Standard Webhooks headers, as the QMS signs); raises ``SignatureInvalid``."""
-    import hashlib
-    import hmac
-    import time
-
     from .connector_config import resolve_secret
     from .connectors import ConnectorError
     from .models import ConnectorInstance
-    from .qms.inbound import MAX_ID, SignatureInvalid, _signatures, _timestamp
+    from .qms.inbound import SignatureInvalid, SignedMessage
 
-    msg_id = headers.get("webhook-id")
-    if not msg_id or len(msg_id) > MAX_ID or not msg_id.isascii() or not msg_id.isprintable():
-        raise SignatureInvalid("webhook-id is missing or not printable ASCII of at most 200 characters")
-    ts = _timestamp(headers.get("webhook-timestamp"), time.time() if now is None else now)
-    given = _signatures(headers.get("webhook-signature"))
-    if not given:
-        raise SignatureInvalid("webhook-signature is missing or holds no v1 signature")
-    signed = f"{msg_id}.{ts}.".encode() + body
+    message = SignedMessage(body, headers, now)
     with rt.transaction() as s:
         rows = s.scalars(
             select(ConnectorInstance).where(ConnectorInstance.type == "lims-rest", ConnectorInstance.enabled.is_(True))
@@ -250,7 +239,6 @@ def verify_signature(rt, body: bytes, headers: dict[str, str | None], now: float
                 continue
             if not secret:
                 continue
-            expected = hmac.new(hmac_key(secret), signed, hashlib.sha256).digest()
-            if any(hmac.compare_digest(expected, sig) for sig in given):
+            if message.signed_with(hmac_key(secret)):
                 return row.name
     raise SignatureInvalid("no signature matches the secret of an enabled LIMS connector")

@@ -68,19 +68,31 @@ def _signatures(header: str | None) -> list[bytes]:
     return found
 
 
+class SignedMessage:
+    """A Standard Webhooks message as received: what was signed (``id.timestamp.body``)
+    and the v1 signatures offered. The id, the timestamp's age and the signature header
+    are checked here, once for every sender (the QMS, the LIMS)."""
+
+    def __init__(self, body: bytes, headers: dict[str, str | None], now: float | None = None):
+        msg_id = headers.get("webhook-id")
+        if not msg_id or len(msg_id) > MAX_ID or not msg_id.isascii() or not msg_id.isprintable():
+            raise SignatureInvalid("webhook-id is missing or not printable ASCII of at most 200 characters")
+        ts = _timestamp(headers.get("webhook-timestamp"), time.time() if now is None else now)
+        self.given = _signatures(headers.get("webhook-signature"))
+        if not self.given:
+            raise SignatureInvalid("webhook-signature is missing or holds no v1 signature")
+        self.signed = f"{msg_id}.{ts}.".encode() + body
+
+    def signed_with(self, key: bytes) -> bool:
+        expected = hmac.new(key, self.signed, hashlib.sha256).digest()
+        return any(hmac.compare_digest(expected, sig) for sig in self.given)
+
+
 def verify(s, settings, body: bytes, headers: dict[str, str | None], now: float | None = None) -> EventSubscriber:
     """The enabled QMS subscriber whose secret signed ``body``; raises ``SignatureInvalid``."""
-    msg_id = headers.get("webhook-id")
-    if not msg_id or len(msg_id) > MAX_ID or not msg_id.isascii() or not msg_id.isprintable():
-        raise SignatureInvalid("webhook-id is missing or not printable ASCII of at most 200 characters")
-    ts = _timestamp(headers.get("webhook-timestamp"), time.time() if now is None else now)
-    given = _signatures(headers.get("webhook-signature"))
-    if not given:
-        raise SignatureInvalid("webhook-signature is missing or holds no v1 signature")
-    signed = f"{msg_id}.{ts}.".encode() + body
+    message = SignedMessage(body, headers, now)
     for row, secret in subscribers.qms_secrets(s, settings):
-        expected = hmac.new(raw_key(secret), signed, hashlib.sha256).digest()
-        if any(hmac.compare_digest(expected, sig) for sig in given):
+        if message.signed_with(raw_key(secret)):
             return row
     raise SignatureInvalid("no signature matches the secret of an enabled QMS subscriber")
 
