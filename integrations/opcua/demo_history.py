@@ -5,9 +5,11 @@ nominal live run on the simulator is not flagged.
 
 Each earlier batch varies as real batches do (seeded per batch, reproducible): inoculum
 density and volume, growth rate, feed rate, and setpoint offsets within the controllers'
-tolerance. Samples are hourly from 1 h (the first hour is the phase's start-up: the
-live run's first sample may still show the vessel before the inoculum), ``t_hours``
-since the production phase started, with the variable names of ``DEMO_TAGS``.
+tolerance. Samples are hourly from 1 h to 2 h before the phase's end (the first hour is
+the phase's start-up: the live run's first sample may still show the vessel before the
+inoculum; at the end the equipment goes idle and its cascade winds down, while the
+operators still finish the unit procedure), ``t_hours`` since the production phase
+started, with the variable names of ``DEMO_TAGS``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .demo import DEMO_TAGS
 
 #: the production phase of the demo recipe (mab_upstream's defaults)
 DURATION_H = 312
+END_MARGIN_H = 2  # hours before the phase's end the history stops
 STEP_H = 0.05  # the simulator integrates in steps of at most 3 simulated minutes
 #: OPC UA node -> sample variable, as monitoring names them
 VARIABLES = {node: tag["variable"] for node, tag in DEMO_TAGS.items()}
@@ -39,7 +42,7 @@ def one_batch(seed: int, duration_h: int = DURATION_H) -> list[dict[str, Any]]:
     growth = rng.uniform(0.95, 1.05)
     samples = []
     steps_per_hour = round(1 / STEP_H)
-    for hour in range(1, duration_h + 1):
+    for hour in range(1, duration_h - END_MARGIN_H + 1):
         for _ in range(steps_per_hour):
             culture.step(STEP_H, growth)
         values = culture.readings()
