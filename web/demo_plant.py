@@ -48,7 +48,29 @@ def setup(rt: Runtime) -> dict[str, Any]:
     from . import demo
 
     with demo_equipment_samples(history_samples):
-        return demo.setup(rt)
+        info = demo.setup(rt)
+    ensure_order_material(rt)
+    return info
+
+
+def ensure_order_material(rt: Runtime, *, user: str = "demo") -> bool:
+    """The material the ERP's process order produces (``MAB-01-HCCF``), where the demo's
+    master data does not have it yet: added once, audited. True when added."""
+    from engine import audit
+    from engine.models import Material
+
+    from .demo_erp import PRODUCT
+
+    with rt.transaction() as s:
+        if s.get(Material, PRODUCT) is not None:
+            return False
+        new = {"name": "Harvested cell culture fluid", "unit": "L", "kind": "intermediate"}
+        s.add(Material(material_id=PRODUCT, **new))
+        audit.record(
+            s, user=user, action="material.created", object_type="material", object_id=PRODUCT, new=new,
+            reason="demo: the material the ERP's process order produces",
+        )  # fmt: skip
+    return True
 
 
 def free_port(host: str = "127.0.0.1", wanted: int = 0) -> int:

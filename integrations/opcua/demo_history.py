@@ -5,7 +5,7 @@ nominal live run on the simulator is not flagged.
 
 Each earlier batch varies as real batches do (seeded per batch, reproducible): inoculum
 density and volume, growth rate, feed rate, and setpoint offsets within the controllers'
-tolerance. Samples are hourly from 1 h to 2 h before the phase's end (the first hour is
+tolerance. Samples are hourly from 1 h to 6 h before the phase's end (the first hour is
 the phase's start-up: the live run's first sample may still show the vessel before the
 inoculum; at the end the equipment goes idle and its cascade winds down, while the
 operators still finish the unit procedure), ``t_hours`` since the production phase
@@ -23,7 +23,7 @@ from .demo import DEMO_TAGS
 
 #: the production phase of the demo recipe (mab_upstream's defaults)
 DURATION_H = 312
-END_MARGIN_H = 2  # hours before the phase's end the history stops
+END_MARGIN_H = 6  # hours before the phase's end the history stops
 STEP_H = 0.05  # the simulator integrates in steps of at most 3 simulated minutes
 #: OPC UA node -> sample variable, as monitoring names them
 VARIABLES = {node: tag["variable"] for node, tag in DEMO_TAGS.items()}
