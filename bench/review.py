@@ -86,7 +86,11 @@ def main() -> None:
     from web import demo, demo_review
 
     folder = tempfile.mkdtemp(prefix="batchline-review-bench-")
-    settings = load_settings(database_url=f"sqlite:///{folder}/bench.db", webhook_urls=())
+    # batch after batch on the demo's one set of equipment, with no cleaning between
+    # them: equipment status by use (engine.master_data.equipment_use) is off here
+    settings = load_settings(
+        database_url=f"sqlite:///{folder}/bench.db", webhook_urls=(), equipment_status_by_use=False
+    )
     rt = Runtime(settings, load_connectors=False)
     rt.create_schema()
     t0 = time.monotonic()

@@ -26,7 +26,7 @@ from .errors import Conflict, InvalidInput, NotFound
 from .models import User, utcnow
 from .runtime import Runtime
 
-ROLES = ("operator", "supervisor", "qa", "admin", "service", "trainer")
+ROLES = ("operator", "supervisor", "qa", "admin", "service", "trainer", "maintenance")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
 

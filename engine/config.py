@@ -104,6 +104,29 @@ class Settings:
     #: an external sink each anchor is also POSTed to (JSON), e.g. a WORM store's intake
     audit_anchor_url: str = ""
     audit_anchor_timeout_seconds: float = 2.0
+    #: how long a calibration SOP's calibration holds when neither its form (a
+    #: ``calibrated_until`` date field) nor the equipment (``calibration_interval_days``)
+    #: says; a daily check holds ``daily_check_hours`` (engine.master_data.equipment_use)
+    calibration_days: int = 30
+    daily_check_hours: int = 24
+    #: equipment classes a batch's end leaves free but not dirty (instruments that hold
+    #: no product and are not cleaned in place)
+    equipment_not_soiled: tuple[str, ...] = (
+        "balance",
+        "ph_meter",
+        "cell_counter",
+        "integrity_tester",
+        "suite",
+        "cleanroom_suite",
+    )
+    #: a step takes the equipment it scans and the batch's end leaves it dirty. Off only
+    #: for simulations that run batch after batch on one set of equipment (``bench/``):
+    #: scans of equipment in maintenance, out of service or in use elsewhere stay refused
+    equipment_status_by_use: bool = True
+    #: when equipment a step took is released dirty: at the end of the ``batch`` (default:
+    #: the library's mAb recipe keeps a media tank from media preparation into production)
+    #: or of the ``unit_procedure`` (the call activity) whose step took it
+    equipment_released_at: str = "batch"
     #: PostgreSQL: the schema owner's URL for ``batchline db upgrade`` when the application
     #: itself runs as ``database_app_role`` (which may not UPDATE or DELETE the record)
     migration_database_url: str = field(default="", repr=False)

@@ -445,6 +445,10 @@ class MaterialLot(Base):
     produced_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime | None] = mapped_column(nullable=True, default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(nullable=True, default=utcnow)
+    # p12-masterdata (migration 0014_masterdata): why the lot has its status (QA's reason,
+    # what a refused scan says) and the version a change names to refuse a lost update
+    status_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True, default=0)
 
 
 class Equipment(Base):
@@ -461,6 +465,14 @@ class Equipment(Base):
     #: the OPC UA connector instance that reaches this equipment, if any
     connector: Mapped[str | None] = mapped_column(String(100), nullable=True)
     updated_at: Mapped[datetime | None] = mapped_column(nullable=True, default=utcnow)
+    # p12-masterdata (migration 0014_masterdata): why it has its status (maintenance's
+    # reason, what a refused scan says), the days a calibration holds when the SOP's form
+    # gives no date, and the version a change names to refuse a lost update
+    status_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    calibration_interval_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True, default=0)
+    #: the unit procedure (call activity task id) that took it; None: the batch itself
+    in_use_scope: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 # --- workflow state (per Spiff task row) --------------------------------------------
@@ -824,6 +836,8 @@ class Material(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: p12-masterdata (migration 0014_masterdata): the version a change names
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True, default=0)
 
 
 class LotMovement(Base):

@@ -5,7 +5,8 @@ duties where two people are needed (performer ≠ witness, author ≠ approver).
 Roles: operator (executes steps), supervisor (runs the floor: starts, holds, reassigns),
 qa (designs and approves recipes, reviews and releases), admin (users, system; signs
 nothing of the batch record), service (other systems: ERP, LIMS, QMS, equipment),
-trainer (records people's qualifications; performs, signs and witnesses no task).
+trainer (records people's qualifications; performs, signs and witnesses no task),
+maintenance (takes equipment out of service for repair or calibration and returns it).
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ MATRIX: dict[str, frozenset[str]] = {
     "template.replace": frozenset({"qa"}),
     # process orders from the ERP (engine.process_orders): its service account only
     "erp.orders": frozenset({"service"}),
+    # master data (engine.master_data): everyone reads; operators change nothing. QA and
+    # supervisors keep the material list; lots are received by supervisors, QA and the
+    # ERP, released or rejected by QA only; equipment is registered by supervisors and
+    # maintenance, taken out of (and returned to) service by maintenance only
+    "materials.read": ALL | {"maintenance", "trainer"},
+    "materials.manage": frozenset({"qa", "supervisor", "service"}),
+    "lots.manage": frozenset({"qa", "supervisor", "service"}),
+    "lots.release": frozenset({"qa"}),
+    "equipment.manage": frozenset({"supervisor", "maintenance", "service"}),
+    "equipment.maintain": frozenset({"maintenance"}),
 }
 
 #: A user task's role (its ``role`` property or lane) -> the roles that may complete it and

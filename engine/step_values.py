@@ -21,40 +21,46 @@ from forms import EquipmentCheck, FormRejected, LotCheck, ValidatedStep, compile
 
 from .errors import InvalidInput
 from .finite import check_finite
+from .master_data.equipment_use import scan_refusal
 from .models import Attachment, Batch, Equipment, MaterialLot, utcnow
 
 
 class RegistryLookups:
-    """`forms.Lookups` backed by Batchline's material-lot and equipment tables."""
+    """`forms.Lookups` backed by Batchline's material-lot and equipment tables.
 
-    def __init__(self, session: Session):
+    ``purpose``: the task's ``logbook`` kind (a cleaning SOP may scan dirty equipment, a
+    calibration one overdue equipment: ``master_data.equipment_use.scan_refusal``).
+    ``recorded``: values the step already holds (a correction re-checks a step whose
+    equipment the batch has since released: what was recorded stays acceptable)."""
+
+    def __init__(self, session: Session, purpose: str | None = None, recorded: frozenset[str] = frozenset()):
         self.session = session
+        self.purpose = purpose
+        self.recorded = recorded
 
     def check_material_lot(self, lot_id: str, material: str) -> LotCheck:
-        lot = self.session.get(MaterialLot, lot_id)
+        lot = self.session.get(MaterialLot, lot_id) if len(lot_id) <= 100 else None
         if lot is None:
-            return LotCheck(False, f"lot {lot_id} is not known")
+            return LotCheck(False, f"lot {lot_id[:100]} is not known")
         if material and lot.material != material:
             return LotCheck(False, f"lot {lot_id} is {lot.material}, not {material}")
         if lot.status != "released":
-            return LotCheck(False, f"lot {lot_id} is {lot.status}, not released")
+            why = f": {lot.status_reason}" if lot.status_reason and lot.status != "expired" else ""
+            return LotCheck(False, f"lot {lot_id} is {lot.status}, not released{why}")
         if lot.expires_at is not None and lot.expires_at <= utcnow():
             return LotCheck(False, f"lot {lot_id} expired on {lot.expires_at:%Y-%m-%d}")
         return LotCheck(True)
 
     def check_equipment(self, equipment_id: str, equipment_class: str, batch_id: str | None) -> EquipmentCheck:
-        eq = self.session.get(Equipment, equipment_id)
+        eq = self.session.get(Equipment, equipment_id) if len(equipment_id) <= 100 else None
         if eq is None:
-            return EquipmentCheck(False, f"equipment {equipment_id} is not known")
+            return EquipmentCheck(False, f"equipment {equipment_id[:100]} is not known")
         if equipment_class and eq.equipment_class != equipment_class:
             return EquipmentCheck(False, f"{equipment_id} is a {eq.equipment_class}, not a {equipment_class}")
-        if eq.status != "clean":
-            return EquipmentCheck(False, f"{equipment_id} is {eq.status.replace('_', ' ')}")
-        if eq.calibrated_until is not None and eq.calibrated_until <= utcnow():
-            return EquipmentCheck(False, f"{equipment_id} calibration expired on {eq.calibrated_until:%Y-%m-%d}")
-        if eq.in_use_by and eq.in_use_by != batch_id:
-            return EquipmentCheck(False, f"{equipment_id} is in use by batch {eq.in_use_by}")
-        return EquipmentCheck(True)
+        if equipment_id in self.recorded:
+            return EquipmentCheck(True)
+        refusal = scan_refusal(eq, batch_id, self.purpose, utcnow())
+        return EquipmentCheck(refusal is None, refusal or "")
 
 
 def batch_parameters(session: Session, batch_id: str) -> dict[str, Any]:
@@ -77,16 +83,26 @@ class CheckedValues:
 
 
 def check_values(
-    session: Session, batch_id: str, form_definition: dict[str, Any] | None, data: dict[str, Any]
+    session: Session,
+    batch_id: str,
+    form_definition: dict[str, Any] | None,
+    data: dict[str, Any],
+    *,
+    purpose: str | None = None,
+    recorded: frozenset[str] = frozenset(),
 ) -> CheckedValues:
-    """Validate submitted values; raise InvalidInput (422, field messages) when refused."""
+    """Validate submitted values; raise InvalidInput (422, field messages) when refused.
+    ``purpose`` / ``recorded``: see ``RegistryLookups``."""
     if form_definition is None:
         check_finite(data, "data")
         return CheckedValues(values=data, units={}, form_hash=None, spiff_data=_scalars(data))
     compiled = compile_form(form_definition)
     try:
         step = compiled.validate(
-            data, lookups=RegistryLookups(session), batch_id=batch_id, parameters=batch_parameters(session, batch_id)
+            data,
+            lookups=RegistryLookups(session, purpose, recorded),
+            batch_id=batch_id,
+            parameters=batch_parameters(session, batch_id),
         )
     except FormRejected as exc:
         raise InvalidInput(

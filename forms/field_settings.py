@@ -222,6 +222,12 @@ class FieldSettingsReader:
                 self.problem(f"{where}: a materialLot field needs 'material' (the expected material code)")
             else:
                 settings["material"] = material.strip()
+            if "quantityField" in properties:
+                quantity = properties.pop("quantityField")
+                if not isinstance(quantity, str) or not KEY_PATTERN.fullmatch(quantity.strip()):
+                    self.problem(f"{where}: 'quantityField' must name the number field with the quantity used")
+                else:
+                    settings["quantity_field"] = quantity.strip()
         elif kind == "equipment":
             equipment_class = properties.pop("equipmentClass", None)
             if not isinstance(equipment_class, str) or not equipment_class.strip():
@@ -287,3 +293,25 @@ class FieldSettingsReader:
             )
         if component.get("disallowPassedDates"):
             self.problem(f"{where}: disallowPassedDates is not supported (not enforced on the server)")
+
+
+def quantity_field_problems(fields: list[Any]) -> list[str]:
+    """A scanned lot's ``quantityField`` names a number field with a unit, used by one lot."""
+    by_key = {f.key: f for f in fields}
+    claimed: dict[str, str] = {}
+    problems = []
+    for item in fields:
+        ref = item.quantity_field
+        if ref is None:
+            continue
+        where = f"material lot field '{item.key}'"
+        target = by_key.get(ref)
+        if target is None:
+            problems.append(f"{where}: quantityField refers to unknown field '{ref}'")
+        elif target.kind != "number" or not target.unit:
+            problems.append(f"{where}: quantityField '{ref}' must be a number field with a unit")
+        elif ref in claimed:
+            problems.append(f"{where}: quantityField '{ref}' is already the quantity of '{claimed[ref]}'")
+        else:
+            claimed[ref] = item.key
+    return problems

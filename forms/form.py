@@ -69,6 +69,7 @@ class FieldDefinition:
     pattern: str | None = None
     subtype: str | None = None  # datetime: date / time / datetime
     material: str | None = None
+    quantity_field: str | None = None  # materialLot: the number field with the quantity used
     equipment_class: str | None = None
     max_size: int | None = None
     content_types: tuple[str, ...] = ()

@@ -22,7 +22,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from forms.calculation import FUNCTION_ARITY
-from forms.field_settings import Component, FieldSettingsReader
+from forms.field_settings import Component, FieldSettingsReader, quantity_field_problems
 from forms.form import (
     FieldDefinition,
     FormDefinition,
@@ -104,6 +104,8 @@ class _FormLoader(FieldSettingsReader):
             self.problem("the form has no input fields")
 
         order = self._check_calculations()
+        for problem in quantity_field_problems(self.fields):
+            self.problem(problem)
         meaning, witness_required, witness_role = self._resolve_form_settings()
         if self.problems:
             raise FormDefinitionError(self.problems, form_id)

@@ -37,7 +37,9 @@ CONTENT_TYPE_PATTERN = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+\-]*/(\*|[a-z0-9][a-z
 # Which Batchline properties a component may carry.
 NUMBER_PROPERTIES = {"unit", "decimals", "calculation", *LIMIT_NAMES}
 KIND_PROPERTIES = {
-    "materialLot": {"material"},
+    #: ``quantityField``: the number field (with a unit) holding how much of the lot the
+    #: step used; the step path records it as consumed (``engine.lot_movements``)
+    "materialLot": {"material", "quantityField"},
     "equipment": {"equipmentClass"},
     "attachment": {"maxSize", "contentTypes"},
 }

@@ -173,6 +173,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from .api import connectors as connectors_api
 
     api.register_blueprint(connectors_api.blp)
+    from .api import genealogy as genealogy_api
+
+    api.register_blueprint(genealogy_api.blp)
+    from .api import master_data as master_data_api
+
+    api.register_blueprint(master_data_api.blp)
 
     from .docs import bp as docs
 

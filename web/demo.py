@@ -1,27 +1,28 @@
 """``batchline demo``: a plant to try Batchline on, on the embedded SQLite default.
 
-Creates the demo people (their passwords are printed: demo only), registers released
-material lots and clean equipment for everything the library's forms scan, imports the
-workflow library (imported by one QA person, approved by another), writes 30 earlier
-reviewed mAb batches as demo history (with simulated bioreactor time series) and
-trains the out-of-trend models on them (``analytics.history``; Quinn trains, Rita approves
-the training run with her e-signature, so the models score), connects the simulated
-ERP and LIMS, puts the default exception rules in force (imported and approved by two QA
-people) with a completed batch awaiting QA's review (``web.demo_review``), and starts a
-mAb batch so there is something to do at once; when serving,
-a simulated bioreactor feeds that batch equipment samples (``start_equipment_feed``).
-"""
+Creates the demo people (their passwords are printed: demo only), registers the material
+master (units, kinds), released and counted material lots and clean equipment for
+everything the library's forms scan, imports the workflow library (imported by one QA
+person, approved by another), writes 30 earlier reviewed mAb batches as demo history (with
+simulated bioreactor time series) and trains the out-of-trend models on them
+(``analytics.history``; Quinn trains, Rita approves the training run with her e-signature,
+so the models score), connects the simulated ERP and LIMS, puts the default exception
+rules in force (imported and approved by two QA people) with a completed batch awaiting
+QA's review (``web.demo_review``), and starts a mAb batch so there is something to do at
+once; when serving, a simulated bioreactor feeds that batch equipment samples
+(``start_equipment_feed``)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from engine import batches, recipe_lifecycle, recipes, users
-from engine.models import Batch, Equipment, MaterialLot, RecipeVersion, User
+from engine.models import Batch, Equipment, Material, MaterialLot, RecipeVersion, User, utcnow
 from engine.runtime import Runtime
 from engine.users import Person
 from engine.vocabulary import BatchState, RecipeStatus
@@ -52,16 +53,69 @@ def equipment_for(equipment_class: str) -> str:
     return f"{equipment_class.upper()}-01"
 
 
+#: the demo's material master: code -> (name, unit, kind, quantity of its demo lot). The
+#: mAb chain is counted (cell bank vials, media and feeds, HCCF, drug substance); a
+#: material not listed gets a lot counted in pieces, by its code's kind.
+MATERIALS: dict[str, tuple[str, str, str, float]] = {
+    "WCB-CHO-MAB01": ("CHO working cell bank, mAb-01", "vial", "cell_bank", 20),
+    "MED-CD-CHO": ("Chemically defined CHO medium powder", "kg", "media", 500),
+    "FEED-CD-A": ("Feed A powder", "kg", "media", 300),
+    "FEED-CD-B": ("Feed B powder", "kg", "media", 40),
+    "CHEM-NAHCO3": ("Sodium bicarbonate", "kg", "raw_material", 100),
+    "MAB-01-HCCF": ("Harvested cell culture fluid, mAb-01", "L", "intermediate", 5000),
+    "DS-MAB-01": ("mAb-01 drug substance", "kg", "drug_substance", 100),
+    "BUF-PBS-CHASE": ("PBS chase buffer", "L", "buffer", 2000),
+    "BUF-ELU-PROA": ("Protein A elution buffer", "L", "buffer", 2000),
+    "BUF-DF-HIS": ("Histidine diafiltration buffer", "L", "buffer", 2000),
+}
+#: kinds by a material code's prefix, for the codes ``MATERIALS`` does not list
+KIND_BY_PREFIX = {
+    "MED": "media",
+    "FEED": "media",
+    "BUF": "buffer",
+    "CHEM": "raw_material",
+    "CHM": "raw_material",
+    "WCB": "cell_bank",
+    "DS": "drug_substance",
+    "VEC": "raw_material",
+    "RGT": "raw_material",
+}
+#: a demo lot expires this long after it is registered
+LOT_SHELF_LIFE = timedelta(days=365)
+
+
+def material_master(code: str) -> tuple[str, str, str, float]:
+    """(name, unit, kind, demo lot quantity) of a material code."""
+    if code in MATERIALS:
+        return MATERIALS[code]
+    kind = KIND_BY_PREFIX.get(code.split("-", 1)[0], "consumable")
+    return code, "pcs", kind, 1000
+
+
 def stock(rt: Runtime, forms) -> tuple[set[str], set[str]]:
     """A released lot of every material and a clean unit of every equipment class the
-    forms scan (named by ``lot_for`` / ``equipment_for``)."""
+    forms scan (named by ``lot_for`` / ``equipment_for``), and the material master they
+    belong to (``MATERIALS``): units, kinds, lot quantities and expiry."""
     from forms import scanned
 
     materials, classes = scanned(forms)
+    now = utcnow()
     with rt.transaction() as s:
-        for material in sorted(materials):
-            if s.get(MaterialLot, lot_for(material)) is None:
-                s.add(MaterialLot(lot_id=lot_for(material), material=material, status="released"))
+        for material in sorted(materials | set(MATERIALS)):
+            name, unit, kind, quantity = material_master(material)
+            if s.get(Material, material) is None:
+                s.add(Material(material_id=material, name=name, unit=unit, kind=kind, description="demo master data"))
+            if material in materials and s.get(MaterialLot, lot_for(material)) is None:
+                s.add(
+                    MaterialLot(
+                        lot_id=lot_for(material),
+                        material=material,
+                        status="released",
+                        quantity=quantity,
+                        unit=unit,
+                        expires_at=now + LOT_SHELF_LIFE,
+                    )
+                )
         for cls in sorted(classes):
             if s.get(Equipment, equipment_for(cls)) is None:
                 s.add(Equipment(equipment_id=equipment_for(cls), equipment_class=cls, status="clean"))
@@ -91,7 +145,7 @@ def setup(rt: Runtime) -> dict[str, Any]:
     for entry in sorted(library, key=lambda e: e.key == recipe_lifecycle.APPROVAL_FLOW):
         rv = recipes.import_recipe(rt, entry.files, forms=entry.forms, user="qa.quinn", recipe=entry.key)
         if rv.status in (RecipeStatus.DRAFT, RecipeStatus.IN_REVIEW):
-            recipe_lifecycle.approve(rt, rv.id, signer=rita, reason="demo library: reviewed")
+            approve_entry(rt, rv, rita)
         imported.append(entry.key)
 
     # earlier, reviewed mAb batches (demo data, audited as such) and the out-of-trend
@@ -131,6 +185,46 @@ def setup(rt: Runtime) -> dict[str, Any]:
         "lots": {m: lot_for(m) for m in sorted(materials)},
         "equipment": {c: equipment_for(c) for c in sorted(classes)},
     }
+
+
+def approve_entry(rt: Runtime, rv: RecipeVersion, rita: Person) -> None:
+    """Approve a library entry Quinn imported: directly by Rita while no approval flow is
+    effective (a fresh demo); once QA's flow is in force (the demo runs again after the
+    library changed), through it: Quinn submits, Rita reviews, Sofia approves."""
+    from analytics.nominal import valid_values
+    from engine import jobs
+    from forms import load_form
+
+    with rt.transaction() as s:
+        flow = recipe_lifecycle.effective_version(s, recipe_lifecycle.APPROVAL_FLOW)
+    if flow is None:
+        recipe_lifecycle.approve(rt, rv.id, signer=rita, reason="demo library: reviewed")
+        return
+    if rv.status == RecipeStatus.DRAFT:
+        recipe_lifecycle.submit(rt, rv.id, user="qa.quinn", comment="demo library changed")
+    answers = {"ra_review": ("qa.rita", {"qa_decision": "approve"}), "ra_approve": ("qa.sofia", {})}
+    for _ in range(20):
+        jobs.run_due(rt)  # the flow starts, and approves the version, through the job executor
+        with rt.transaction() as s:
+            if s.get(RecipeVersion, rv.id).status not in (RecipeStatus.DRAFT, RecipeStatus.IN_REVIEW):
+                return
+            process = s.scalars(
+                select(Batch.batch_id)
+                .where(Batch.subject_type == "recipe_version", Batch.subject_id == str(rv.id))
+                .where(Batch.state == BatchState.RUNNING)
+                .order_by(Batch.id.desc())
+            ).first()
+        tasks = batches.ready_tasks(rt, process) if process else []
+        if not tasks:
+            continue
+        task = tasks[0]
+        username, values = answers[task["bpmn_id"]]
+        name, roles, _ = PEOPLE[username]
+        signer = Person(username, name, tuple(roles))
+        form = load_form(task["form_definition"])
+        data = {**valid_values(form, None), **values}
+        batches.complete_task(rt, str(process), task["id"], data, user=username, signer=signer)
+    raise RuntimeError(f"{rv.recipe} v{rv.version} was not approved through QA's flow")
 
 
 def approve_demo_models(rt: Runtime, recipe: str) -> int | None:

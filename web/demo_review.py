@@ -99,6 +99,9 @@ def create_review_batch(rt: Runtime, people: dict[str, Any], lot_for, equipment_
     drawn = nominal.history_values(rt, RECIPE, 1, seed=2025)[0]
     overrides = {a_task: {a_key: a_value}}
     overrides.setdefault(t_task, {})[t_key] = t_value
+    # an earlier batch ran on the plant's second units (``-02``): it leaves them dirty
+    # (engine.master_data.equipment_use), the demo batch's ``-01`` units stay clean
+    equipment_for = second_units(rt, equipment_for)
     systems = nominal.Systems()
     saved = dict(rt.connectors._connectors)  # the plant's ERP and LIMS come back afterwards
     systems.connect(rt)
@@ -150,6 +153,34 @@ def create_review_batch(rt: Runtime, people: dict[str, Any], lot_for, equipment_
         },
     )
     return REVIEW_BATCH
+
+
+def second_units(rt: Runtime, equipment_for):
+    """``equipment_for`` naming each class's second unit (``…-02``), registered clean
+    like the first (same class, calibration and connector)."""
+    from engine.models import Equipment
+
+    def second(equipment_class: str) -> str:
+        first = equipment_for(equipment_class)
+        return first[:-3] + "-02" if first.endswith("-01") else first + "-02"
+
+    with rt.transaction() as s:
+        for eq in list(s.query(Equipment).filter(Equipment.equipment_id.like("%-01"))):
+            if s.get(Equipment, second(eq.equipment_class)) is None and eq.equipment_id == equipment_for(
+                eq.equipment_class
+            ):
+                s.add(
+                    Equipment(
+                        equipment_id=second(eq.equipment_class),
+                        equipment_class=eq.equipment_class,
+                        status="clean",
+                        calibrated_until=eq.calibrated_until,
+                        name=eq.name,
+                        location=eq.location,
+                        connector=eq.connector,
+                    )
+                )
+    return second
 
 
 def _raise_documentation(rt: Runtime, steps: list[dict[str, Any]]) -> None:

@@ -18,6 +18,7 @@ from ..models import (
     Correction,
     EquipmentLogEntry,
     ExceptionDisposition,
+    LotMovement,
     Qualification,
     Signature,
     Step,
@@ -33,6 +34,7 @@ BOUND_TABLES: dict[str, tuple[Any, str | None]] = {
     "batch_disposition": (BatchDisposition, "content_hash"),
     "qualification": (Qualification, "content_hash"),
     "equipment_log_entry": (EquipmentLogEntry, None),
+    "lot_movement": (LotMovement, None),
 }
 
 

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import audit, duties, outbox
+from .. import audit, duties, lot_corrections, outbox
+from ..bpmn.contents import all_specs
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import Batch, Correction, RecipeVersion, Signature, Step, utcnow
 from ..quality import exceptions as quality_exceptions
@@ -47,13 +48,15 @@ def correct_step(
             raise InvalidInput(f"step {seq} has no field {field!r}", code="field_unknown")
         rv = s.get(RecipeVersion, batch.recipe_version_id)
         form = rv.forms.get(step.form_id) if rv is not None and step.form_id else None
+        movement = lot_corrections.quantity_target(form, _task_spec(rt, s, rv, step), field)
         proposed = {k: v for k, v in current.items() if v is not None}
         proposed[field] = value
         # the corrected entry must pass the same form checks; calculated fields are
         # recomputed by the form, never taken from the record
         calculated = _calculated_fields(form) if form is not None else set()
         proposed = {k: v for k, v in proposed.items() if k not in calculated}
-        checked = check_values(s, batch.batch_id, form, proposed).values
+        recorded = frozenset(v for v in current.values() if isinstance(v, str))
+        checked = check_values(s, batch.batch_id, form, proposed, recorded=recorded).values
         new_value = checked.get(field)
         old_value = current.get(field)
         if new_value == old_value:
@@ -69,6 +72,10 @@ def correct_step(
             corrected_at=utcnow(),
         )
         s.add(corr)
+        if movement is not None:  # a lot quantity: a reversing and a corrected movement, never an edit
+            lot_corrections.correct_quantity(
+                s, batch, step, movement, field, new_value, user=signer.username, at=corr.corrected_at, reason=reason
+            )
         # calculated fields that depend on the corrected value are corrected with it, so
         # the record never holds a stale derived value
         for key in sorted(calculated):
@@ -185,6 +192,16 @@ def _raise_for_review(
             "signed": signed,
         },
         critical=critical,
+    )
+
+
+def _task_spec(rt: Runtime, s: Session, rv: RecipeVersion | None, step: Step) -> Any:
+    """The task spec that recorded ``step`` (its ``produces`` property), or None."""
+    if rv is None:
+        return None
+    spec, subprocess_specs = rt.store.specs(s, rv.spec_hash)
+    return next(
+        (ts for _p, ts in all_specs(spec, subprocess_specs) if getattr(ts, "bpmn_id", None) == step.bpmn_id), None
     )
 
 

@@ -94,7 +94,12 @@ def check_request(override: Any, signer: Person | None, user: str) -> dict[str, 
 
 
 def check_values_overriding(
-    s: Session, batch_id: str, form: dict[str, Any] | None, data: dict[str, Any], override: dict[str, str]
+    s: Session,
+    batch_id: str,
+    form: dict[str, Any] | None,
+    data: dict[str, Any],
+    override: dict[str, str],
+    purpose: str | None = None,
 ) -> tuple[CheckedValues, list[Overridden]]:
     """``step_values.check_values``, except that the failed scan checks of the fields in
     ``override`` let the step through. Every other failure refuses it as usual (422)."""
@@ -109,7 +114,7 @@ def check_values_overriding(
             code="override_invalid",
             details={"fields": {k[:100]: ["this field has no scan check to override"] for k in unknown}},
         )
-    lookups = _Collecting(RegistryLookups(s))
+    lookups = _Collecting(RegistryLookups(s, purpose))
     errors: dict[str, list[str]] = {}
     step = None
     try:

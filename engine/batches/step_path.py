@@ -12,9 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from .. import audit, duties, equipment_logbook, outbox, runner
-from ..bpmn.properties import spec_quals
+from .. import audit, duties, equipment_logbook, lot_movements, outbox, runner
+from ..bpmn.properties import spec_logbook, spec_quals
 from ..errors import Conflict, EngineFault, InvalidInput
+from ..master_data import equipment_use
 from ..models import Batch, Job, RecipeVersion, Step, utcnow
 from ..quality import exceptions as quality_exceptions
 from ..quality.participants import check_participant
@@ -200,11 +201,12 @@ def complete_task(
         form_key = task_form_key(rv, task)
         form = rv.forms.get(form_key) if form_key else None
         overridden: list[overrides.Overridden] = []
+        purpose = spec_logbook(task.task_spec)  # a cleaning or calibration SOP scans differently
         if override is not None:  # (a replay is answered before this, without a signature)
             reasons = overrides.check_request(override, override_signer, user)
-            checked, overridden = overrides.check_values_overriding(s, batch.batch_id, form, data, reasons)
+            checked, overridden = overrides.check_values_overriding(s, batch.batch_id, form, data, reasons, purpose)
         else:
-            checked = check_values(s, batch.batch_id, form, data)
+            checked = check_values(s, batch.batch_id, form, data, purpose=purpose)
         check_signers(task, checked, performer, signer, witness)
         quals = spec_quals(task.task_spec)  # today's training, at every step (engine.duties)
         duties.check_qualified(s, performer.username, quals)
@@ -226,6 +228,12 @@ def complete_task(
             form_hash=checked.form_hash,
         )
         equipment_logbook.write_entries(s, batch, step, task.task_spec, form)
+        lot_movements.record_movements(s, batch, step, task.task_spec, form)
+        breach = checked.validated is not None and any(
+            f.severity == LimitLevel.ACTION for f in checked.validated.limit_findings
+        )
+        scope = equipment_use.unit_procedure(task)
+        equipment_use.after_step(rt.settings, s, batch, step, task.task_spec, form, breach, scope)
         raised = _limit_exceptions(rt, s, batch, step, checked)
         if overridden and override_signer is not None:
             raised += overrides.raise_overrides(rt, s, batch, step, overridden, override_signer)

@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 
 from .. import audit, duties, outbox
 from ..errors import Conflict, InvalidInput, NotFound
+from ..master_data import equipment_use
 from ..models import Job, MessageSubscription, TaskAssignment, User, utcnow
 from ..runtime import Runtime
 from ..users import Person
@@ -54,6 +55,7 @@ def change_state(rt: Runtime, batch_id: str, action: str, *, user: str, reason: 
                 job.finished_at = utcnow()
             s.execute(delete(MessageSubscription).where(MessageSubscription.batch_id == batch.id))
             rt.cache.drop(batch.id)
+            equipment_use.release(rt.settings, s, batch, user=user)  # what it held is dirty now
         audit.record(
             s,
             user=user,

@@ -34,6 +34,7 @@ from .. import audit, order_confirmations, outbox, runner
 from ..db import row_locks
 from ..errors import Conflict, EngineFault, NotFound
 from ..idempotency import Outcome, replay, request_hash
+from ..master_data import equipment_use
 from ..models import Batch, IdempotentRequest, Job, MessageSubscription, utcnow
 from ..runtime import Runtime
 from ..vocabulary import BatchState, JobKind, JobState
@@ -222,6 +223,7 @@ def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
     lock_for_writing(s, batch)
     wf = entry.workflow
     task_times.record(s, batch, entry)  # before pruning: a loop's finished unit procedure still ends
+    equipment_use.release_ended(rt.settings, s, batch, wf)  # (before pruning too)
     prune(wf)
     _schedule(rt, s, batch, entry)
     if batch.state == BatchState.RUNNING and runner.is_finished(wf):
@@ -238,6 +240,7 @@ def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
             new=BatchState.COMPLETE,
         )
         outbox.emit(s, rt.settings, "batch.completed", batch.batch_id, {"batch_id": batch.batch_id})
+        equipment_use.release(rt.settings, s, batch, user="system")  # what it held is dirty now
         if batch.kind != "quality":  # QA's release flow starts off this transaction, by the job executor
             s.add(
                 Job(

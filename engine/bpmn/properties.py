@@ -1,14 +1,17 @@
 """Batchline's own task properties (``spiffworkflow:property``), read and checked in one
 place: ``due`` (an ISO-8601 duration a user task may wait before it is late, see
 ``engine.batches.lateness``), ``critical`` (the task's exceptions weigh more) and ``qual``
-(the qualifications a person needs to perform or witness it, ``engine.qualifications``) and
-``logbook`` (the kind of equipment logbook entry the task writes for each scanned
-equipment, ``engine.equipment_logbook``). A bad ``due``, ``qual`` or ``logbook`` is a
-problem named at recipe import, never a surprise on the floor."""
+(the qualifications a person needs to perform or witness it, ``engine.qualifications``)
+and ``logbook`` (the kind of equipment logbook entry the task writes for each scanned
+equipment, ``engine.equipment_logbook``) and ``produces`` / ``producedQuantity`` /
+``producedLot`` (the material lot the task produces, ``engine.lot_movements``). A bad
+``due``, ``qual`` or ``logbook`` is a problem named at recipe import, never a surprise on
+the floor."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -103,6 +106,48 @@ def _logbook_problem(task_spec: Any) -> str | None:
     return f"logbook {str(value)[:40]!r} is not a logbook entry kind ({', '.join(LOGBOOK_KINDS)})"
 
 
+#: a material code (``MAB-01-HCCF``) and a form field key
+MATERIAL_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+FIELD_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Produces:
+    """What a task produces: a lot of ``material``, its quantity from the number field
+    ``quantity_field``, its id from the text field ``lot_field`` (or made from the batch id)."""
+
+    material: str
+    quantity_field: str
+    lot_field: str | None = None
+
+
+def parse_produces(properties: dict[str, Any]) -> Produces | None:
+    """A task's ``produces`` (material code), ``producedQuantity`` (field key) and optional
+    ``producedLot`` (field key); None without ``produces``; ValueError saying what is wrong."""
+    material = str(properties.get("produces") or "").strip()
+    quantity = str(properties.get("producedQuantity") or "").strip()
+    lot = str(properties.get("producedLot") or "").strip() or None
+    if not material:
+        if quantity or lot:
+            raise ValueError("producedQuantity and producedLot need produces (the material code)")
+        return None
+    if not MATERIAL_CODE.match(material):
+        raise ValueError(f"produces {material[:40]!r} is not a material code")
+    if not FIELD_KEY.match(quantity):
+        raise ValueError("produces needs producedQuantity: the key of the number field with the quantity produced")
+    if lot is not None and not FIELD_KEY.match(lot):
+        raise ValueError(f"producedLot {lot[:40]!r} is not a form field key")
+    return Produces(material, quantity, lot)
+
+
+def spec_produces(task_spec: Any) -> Produces | None:
+    """What a task produces, or None (a malformed property is refused at import)."""
+    try:
+        return parse_produces(_properties(task_spec))
+    except ValueError:
+        return None
+
+
 def property_problems(spec: Any, subprocess_specs: dict[str, Any]) -> list[Problem]:
     """One problem for every task whose ``due`` is not a usable duration, whose ``qual``
     is not a list of qualification names or whose ``logbook`` is not a logbook entry kind."""
@@ -111,6 +156,10 @@ def property_problems(spec: Any, subprocess_specs: dict[str, Any]) -> list[Probl
         logbook = _logbook_problem(ts)
         if logbook is not None:
             out.append(Problem("logbook_invalid", logbook, getattr(ts, "bpmn_id", None) or ts.name, process.file))
+        try:
+            parse_produces(_properties(ts))
+        except ValueError as exc:
+            out.append(Problem("produces_invalid", str(exc), getattr(ts, "bpmn_id", None) or ts.name, process.file))
         try:
             parse_names(_properties(ts).get("qual"))
         except ValueError as exc:

@@ -76,6 +76,7 @@ def test_a_trail_from_before_the_key_is_sealed_and_kept(empty_url):
                 "correction": 0,
                 "equipment_log_entry": 0,
                 "exception_disposition": 0,
+                "lot_movement": 0,
                 "qualification": 0,
                 "signature": 0,
                 "step": 0,

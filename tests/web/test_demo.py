@@ -77,6 +77,13 @@ def test_demo_plant(tmp_path):
         with rt.transaction() as s:
             signed = s.scalars(select(AuditEvent).where(AuditEvent.action == "analytics.training.approved")).one()
             assert signed.user == "qa.rita" and signed.object_id == str(run["id"])
+        # genealogy: the reviewed demo batch produced its HCCF from the cell bank and media
+        from engine import genealogy
+
+        hccf = genealogy.trace(rt, "MAB-DEMO-000-MAB-01-HCCF", "backward", 1)
+        assert hccf["root"]["status"] == "quarantine" and hccf["root"]["unit"] == "L"
+        inputs = {n["lot_id"] for n in hccf["nodes"] if n["type"] == "lot"}
+        assert {demo.lot_for("WCB-CHO-MAB01"), demo.lot_for("MED-CD-CHO")} <= inputs
         # when serving, a simulated bioreactor feeds the demo batch (here: briefly, fast)
         import threading
         import time

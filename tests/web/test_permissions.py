@@ -18,7 +18,7 @@ from tests.support import PASSWORD
 
 #: /api/qms/events is authenticated by the QMS's signature, not by a user (tests/qms)
 PUBLIC = {"/api/health", "/api/openapi.json", "/api/docs", "/api/docs/", "/api/qms/events"}
-ROLES = ["operator", "supervisor", "qa", "admin", "service", "trainer"]
+ROLES = ["operator", "supervisor", "qa", "admin", "service", "trainer", "maintenance"]
 EVERYONE = {"operator", "supervisor", "qa", "admin", "service"}
 
 #: action -> the roles that may call its endpoints. ``task.complete`` and ``step.correct``
@@ -61,6 +61,13 @@ INTENDED = {
     "batch.migration.approve": {"qa"},
     "template.replace": {"qa"},
     "erp.orders": {"service"},
+    # master data (p12-masterdata): operators read, never change
+    "materials.read": EVERYONE | {"maintenance", "trainer"},
+    "materials.manage": {"qa", "supervisor", "service"},
+    "lots.manage": {"qa", "supervisor", "service"},
+    "lots.release": {"qa"},
+    "equipment.manage": {"supervisor", "maintenance", "service"},
+    "equipment.maintain": {"maintenance"},
 }
 
 #: task role -> who completes it; signature meaning -> who gives it (engine.duties reads these)

@@ -25,6 +25,7 @@ from . import (  # noqa: F401  (registers the commands)
     demo,
     equipment_sim,
     incidents,
+    master_data,
     qms,
     qualifications,
     quality,
