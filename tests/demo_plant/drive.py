@@ -11,6 +11,7 @@ import time
 from analytics.equipment import sample_count
 from analytics.equipment.scoring import running_since
 from engine import batches, jobs
+from engine.errors import NotFound
 from forms import load_form
 from web import demo, demo_review
 
@@ -92,9 +93,12 @@ def main(argv: list[str]) -> int:  # pragma: no cover - a measurement, run by ha
 
     def lims_answers():
         while not stop.wait(0.5):
-            while systems.pending:
-                sample = systems.pending.pop(0)
-                batches.deliver_message(rt, "lims_result", {"sample_id": sample, "titre": 4.8}, user="svc.lims")
+            for sample in list(systems.pending):
+                try:  # the batch may not wait for the result yet: try again next time
+                    batches.deliver_message(rt, "lims_result", {"sample_id": sample, "titre": 4.8}, user="svc.lims")
+                except NotFound:
+                    continue
+                systems.pending.remove(sample)
 
     threading.Thread(target=lims_answers, daemon=True).start()
     try:
