@@ -20,6 +20,9 @@ from __future__ import annotations
 import math
 import uuid
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -39,7 +42,7 @@ from engine.vocabulary import BatchState, StepKind
 from engine.workflow_store import canonical, sha256
 
 from .catalogue import list_models
-from .equipment.simulated import write_simulated_history
+from .equipment.simulated import SampleSource, write_simulated_history
 from .simulator import PARAMETER_NAMES, history_for_demo
 from .training import train
 
@@ -151,6 +154,21 @@ def write_history(
 PROCESS_ORDER = ("up_seed_train", "up_media_prep", "up_production", "up_harvest")
 #: the unit procedure whose (simulated) bioreactor time series the demo history carries
 EQUIPMENT_UP = "up_production"
+#: the demo history's equipment sample source for the calls inside a ``demo_equipment_samples`` block
+DEMO_EQUIPMENT_SAMPLES: ContextVar[SampleSource | None] = ContextVar("demo_equipment_samples", default=None)
+
+
+@contextmanager
+def demo_equipment_samples(source: SampleSource) -> Iterator[None]:
+    """Within the block, ``seed_demo_history`` takes its bioreactor samples from ``source``
+    (for callers that set the demo up through code they do not own)."""
+    token = DEMO_EQUIPMENT_SAMPLES.set(source)
+    try:
+        yield
+    finally:
+        DEMO_EQUIPMENT_SAMPLES.reset(token)
+
+
 #: exception paths and loops left out of the demo history
 SKIP = {"st_supervisor_decision", "pr_daily_ipc"}
 #: simulated manual steps -> recipe steps (their durations come from the simulator)
@@ -324,13 +342,26 @@ def seed_demo_history(
     *,
     user: str = "demo",
     trainer: str = "qa.quinn",
+    equipment_samples: SampleSource | None = None,
 ) -> dict[str, Any]:
     """Write the demo history (once) with simulated bioreactor samples of its production
     unit procedure, and train the recipe's models on it (when something was written or
-    the recipe has no active models yet)."""
+    the recipe has no active models yet).
+
+    ``equipment_samples`` (n_batches, seed) -> samples per batch is where the bioreactor
+    samples come from: by default ``DEMO_EQUIPMENT_SAMPLES`` (set for a block with
+    ``demo_equipment_samples``), else the simulated fermentations of
+    ``analytics.simulator``. The web demo passes the OPC UA equipment simulator's process
+    model, so the models score what monitoring samples (analytics imports no integration)."""
     specs = demo_batches(rt, recipe_key, n_batches, seed)
     written = write_history(rt, recipe_key, specs, user=user)
-    samples = write_simulated_history(rt, [b["batch_id"] for b in specs], seed=seed, unit_procedure=EQUIPMENT_UP)
+    samples = write_simulated_history(
+        rt,
+        [b["batch_id"] for b in specs],
+        seed=seed,
+        unit_procedure=EQUIPMENT_UP,
+        samples=equipment_samples or DEMO_EQUIPMENT_SAMPLES.get(),
+    )
     result = None
     if written or samples or not list_models(rt, recipe_key):
         result = train(rt, recipe_key, user=trainer, released_only=True)

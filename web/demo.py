@@ -168,8 +168,9 @@ def setup(rt: Runtime) -> dict[str, Any]:
         exists = s.scalars(select(Batch.id).where(Batch.batch_id == DEMO_BATCH)).first() is not None
     if not exists:
         batches.start_batch(
-            rt, "mab_upstream", DEMO_BATCH, user="sup.carl", parameters={"batch_id": DEMO_BATCH, "hold_time": "PT30S"}
-        )
+            rt, "mab_upstream", DEMO_BATCH, user="sup.carl",
+            parameters={"batch_id": DEMO_BATCH, "hold_time": "PT30S", "bioreactor_automation": True},
+        )  # fmt: skip
     with rt.transaction() as s:
         approved = s.scalar(
             select(func.count()).select_from(RecipeVersion).where(RecipeVersion.status == RecipeStatus.EFFECTIVE)

@@ -2,10 +2,9 @@
 HTTP server) receives the confirmations of completed process orders, and sends the
 process order that starts a new mAb upstream batch.
 
-Called by the demo (web/demo.py is owned by the master-data work; the coordinator wires
-these in): ``connect_partner_erp(rt)`` after ``connect_simulators(rt)`` (it replaces the
-simulated ERP under the connector name ``erp``), and ``send_demo_order(rt, url)`` once
-the web server is up.
+Called by the demo's partner systems (``web.demo_plant``): ``connect_partner_erp(rt)``
+configures the connector instance ``erp`` (it takes over from the simulated ERP
+registered under that name), and ``send_demo_order(rt, url)`` once the web server is up.
 """
 
 from __future__ import annotations
@@ -15,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import users
-from engine.connectors import ConnectorConfig
+from engine import connector_config, users
+from engine.errors import NotFound
 from engine.models import Material, MaterialLot, User
 from engine.runtime import Runtime
 from integrations.erp_b2mml import ErpB2mmlConnector
@@ -32,11 +31,26 @@ PRODUCT = "MAB-01-HCCF"
 PLANNED_MATERIALS = ("MED-CD-CHO", "FLT-DEPTH-D0HC")
 
 
-def connect_partner_erp(rt: Runtime, host: str = "127.0.0.1", port: int = 8071) -> PartnerErp:
-    """Start the partner ERP and send ERP calls to it (connector ``erp``, type erp-b2mml)."""
+def connect_partner_erp(rt: Runtime, host: str = "127.0.0.1", port: int = 8071, *, by: str = "admin") -> PartnerErp:
+    """Start the partner ERP and send ERP calls to it: the connector instance ``erp`` of
+    type ``erp-b2mml`` is configured (``engine.connector_config``: checked, audited as
+    ``by``), not registered in code; running it again only updates the endpoint."""
     partner = PartnerErp(host, port).start()
-    config = ConnectorConfig(name="erp", type="erp-b2mml", endpoint=partner.url, timeout_seconds=10)
-    rt.connectors.register("erp", ErpB2mmlConnector(config, rt))
+    if rt.connectors.type_factory("erp-b2mml") is None:  # until the entry points are installed
+        rt.connectors.register_type("erp-b2mml", ErpB2mmlConnector)
+    fields = {"endpoint": partner.url, "timeout_seconds": 10.0}
+    try:
+        current = connector_config.get(rt, "erp")
+    except NotFound:
+        connector_config.add(rt, name="erp", type="erp-b2mml", by=by, **fields)
+    else:
+        changes = {k: v for k, v in fields.items() if current.get(k) != v}
+        if current.get("type") != "erp-b2mml":
+            changes["type"] = "erp-b2mml"
+        if not current.get("enabled", True):
+            connector_config.enable(rt, "erp", by=by)
+        if changes:
+            connector_config.update(rt, "erp", by=by, **changes)
     log.info("partner ERP on %s (confirmations: GET %s/confirmations)", partner.url, partner.url)
     return partner
 

@@ -4,6 +4,7 @@ knows the feed start would send them, and written as the history of earlier batc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -40,12 +41,28 @@ def simulated_samples(
     return out, reference
 
 
+#: where demo history samples come from: (n_batches, seed) -> samples per batch
+SampleSource = Callable[[int, int], list[list[dict[str, Any]]]]
+
+
+def _fermentations(n_batches: int, seed: int) -> list[list[dict[str, Any]]]:
+    return simulated_samples(n_batches, seed)[0]
+
+
 def write_simulated_history(
-    rt: Runtime, batch_ids: list[str], *, seed: int, unit_procedure: str, source: str = "BIOREACTOR-01"
+    rt: Runtime,
+    batch_ids: list[str],
+    *,
+    seed: int,
+    unit_procedure: str,
+    source: str = "BIOREACTOR-01",
+    samples: SampleSource | None = None,
 ) -> int:
     """Equipment samples for earlier (complete) batches, straight into the table: one
-    simulated batch per id (``simulated_samples(len(batch_ids), seed)``); batches that
-    have samples of the unit procedure already are left alone. Demo data. Returns rows."""
+    simulated batch per id (``samples(len(batch_ids), seed)``, by default the simulated
+    fermentations of ``simulated_samples``; the demo passes the equipment simulator's
+    process model); batches that have samples of the unit procedure already are left
+    alone. Demo data. Returns rows."""
     with rt.transaction() as s:
         found = {b.batch_id: b for b in s.scalars(select(Batch).where(Batch.batch_id.in_(batch_ids)))}
         have = set(
@@ -61,7 +78,7 @@ def write_simulated_history(
         todo = [i for i, b in enumerate(batch_ids) if b in found and found[b].id not in have]
         if not todo:
             return 0
-        per_batch, _ = simulated_samples(len(batch_ids), seed)
+        per_batch = (samples or _fermentations)(len(batch_ids), seed)
         rows = []
         for i in todo:
             batch = found[batch_ids[i]]

@@ -100,7 +100,7 @@ def test_entry_validates_and_its_forms_load(key):
     for form_id, definition in entry.forms.items():
         assert load_form(definition).id == form_id
     for service in parsed.service_tasks:  # a connector an install has, or the engine's own operations
-        assert service.operator.split(".")[0] in {"erp", "lims"} or service.operator in OPERATIONS
+        assert service.operator.split(".")[0] in {"erp", "lims", "BR-101"} or service.operator in OPERATIONS
 
 
 @pytest.mark.parametrize("key", sorted(BY_KEY))
@@ -131,7 +131,7 @@ def test_mab_recipe_uses_the_isa88_structure_and_bpmn_features():
     called = [c.get("calledElement") for c in root.iter(f"{BPMN}callActivity")]
     assert called == ["up_media_prep", "up_seed_train", "up_production", "up_harvest"]
     assert 25 <= len(parsed.user_tasks) <= 40
-    assert {t.operator for t in parsed.service_tasks} == {"erp.confirm_consumption", "lims.sample"}
+    assert {t.operator for t in parsed.service_tasks} == {"erp.confirm_consumption", "lims.sample", "BR-101.run_phase"}
     lims = next(t for t in parsed.service_tasks if t.operator == "lims.sample")
     assert lims.result_variable == "lims_sample"
     assert [(t.kind, t.expression) for t in parsed.timers] == [("duration", "hold_time")]

@@ -1,6 +1,7 @@
 """``batchline demo``: set the demo plant up (``web.demo``), print its people and a
 "try this" block a newcomer can paste into another shell, then serve it with a job
-worker and a simulated bioreactor feed."""
+worker and the plant around it (``web.demo_plant``: the OPC UA equipment simulator, the
+partner ERP that sends a process order, the partner LIMS, the QMS)."""
 
 from __future__ import annotations
 
@@ -72,11 +73,16 @@ def try_this(rt, batch_id: str, url: str | None) -> list[str]:
 @click.option("--host", help="Address to listen on (default: settings host).")
 @click.option("--port", type=int, help="Port (default: settings port).")
 @click.option("--no-serve", is_flag=True, help="Set the demo plant up and exit.")
+@click.option(
+    "--equipment-port", type=int, default=4840, show_default=True,
+    help="Port of the OPC UA equipment simulator (another free port when it is taken).",
+)  # fmt: skip
 @json_option
-def demo(host, port, no_serve):
+def demo(host, port, no_serve, equipment_port):
     """Set up the demo plant (people, lots, equipment, the workflow library, a running mAb
     batch) on the configured database, then serve the web app with a job worker."""
     from web import demo as plant
+    from web import demo_erp, demo_plant
     from web.app import create_app
 
     rt = runtime()
@@ -90,7 +96,7 @@ def demo(host, port, no_serve):
     note("applying database migrations ...")
     rt.create_schema()
     note("loading the workflow library and the demo plant ...")
-    info = plant.setup(rt)
+    info = demo_plant.setup(rt)
     plant.connect_simulators(rt)
     url = None if no_serve else f"http://{host}:{port}/"
     lines = try_this(rt, info["batch"], url)
@@ -108,17 +114,18 @@ def demo(host, port, no_serve):
     startup_notes(app)
     stop = threading.Event()
     start_worker(rt, stop)
-    plant.start_equipment_feed(rt, stop)  # simulated bioreactor samples for the demo batch
     from web import demo_qms  # its own process: answers deviation requests with DEV-YYYY-NNNN
 
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    # the equipment simulator, partner ERP (sends the demo process order once we listen) and LIMS
+    systems = demo_plant.start(rt, f"http://{local}:{port}", equipment_port=equipment_port)
     qms, qms_port = demo_qms.start(rt, f"http://{local}:{port}")
 
     def announce() -> None:
-        note(
-            f"equipment feed: {plant.DEMO_BATCH} gets a bioreactor sample every 3 s "
-            "(a dissolved-O2 sensor drift from 40 h)"
-        )
+        for line in systems.lines():
+            note(line)
+        note(f"{plant.DEMO_BATCH}'s production phase runs on the simulator (watch it: batchline batch steps)")
+        note(f"the ERP sends process order {demo_erp.DEMO_ORDER} once the server listens: a new batch of that id")
         note(f"demo QMS: http://127.0.0.1:{qms_port}/deviations (answers deviation requests as DEV-YYYY-NNNN)")
         note(f"Batchline demo: {url}  (API: {url}api/docs)")
         if not as_json():
@@ -128,6 +135,7 @@ def demo(host, port, no_serve):
         run_server(app, host, port, announce)
     finally:
         stop.set()
+        systems.stop()
         qms.terminate()
         qms.wait(timeout=10)
 
