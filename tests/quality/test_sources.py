@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from engine import batches, jobs
 from engine.batches import events
-from engine.errors import InvalidInput, RecipeInvalid
+from engine.errors import Conflict, InvalidInput, RecipeInvalid
 from engine.models import Job, utcnow
 from engine.users import Person
 from engine.vocabulary import JobKind, JobState
@@ -154,14 +154,18 @@ def test_a_correction_of_a_signed_step_raises_correction_after_signing_for_that_
     complete(rt, "CR-1", "weigh", {})
     anna = Person("op.anna", "Anna Operator", ("operator",))
     complete(rt, "CR-1", "charge", {"media_lot": "LOT-1", "vessel": "V-1", "volume_l": 10}, signer=anna)
-    batches.correct_step(rt, "CR-1", 2, "media_lot", "LOT-2", reason="scanned the wrong label", signer=anna)
+    # which lot was used is not corrected in place (genealogy: engine.lot_corrections)
+    with pytest.raises(Conflict) as refused:
+        batches.correct_step(rt, "CR-1", 2, "media_lot", "LOT-2", reason="scanned the wrong label", signer=anna)
+    assert refused.value.code == "lot_movement_not_correctable"
+    batches.correct_step(rt, "CR-1", 2, "volume_l", 12, reason="read the wrong gauge", signer=anna)
     (exc,) = _by_category(rt, "CR-1", "correction.after_signing")
-    assert exc["step_seq"] == 2 and exc["parameter"] == "media_lot"
-    assert exc["value"] == {"old": "LOT-1", "new": "LOT-2"}
-    assert exc["details"]["reason"] == "scanned the wrong label" and exc["details"]["corrector"] == "op.anna"
+    assert exc["step_seq"] == 2 and exc["parameter"] == "volume_l"
+    assert exc["value"] == {"old": "10", "new": "12"}  # as the form records numbers: decimal text
+    assert exc["details"]["reason"] == "read the wrong gauge" and exc["details"]["corrector"] == "op.anna"
     assert exc["details"]["signed"] is True
-    # the lot field is critical: the rule's critical severity (major under the default rules)
-    assert exc["details"]["critical"] is True and exc["severity"] == "major"
+    # the volume is not critical: the rule's severity (minor under the default rules)
+    assert exc["details"]["critical"] is False and exc["severity"] == "minor"
     assert exc["source"] == "correction" and exc["status"] == "open"
     # the release check sees the correction as unreviewed, and the exception blocks too
     kinds = {b["kind"] for b in release.blocking(rt, "CR-1")["blocking"]}

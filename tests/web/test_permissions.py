@@ -49,6 +49,7 @@ INTENDED = {
     "user.manage": {"admin"},
     "analytics.read": {"operator", "supervisor", "qa"},
     "analytics.train": {"qa"},
+    "analytics.approve": {"qa"},
     "equipment.write": {"service", "supervisor"},
     "subscriber.manage": {"admin"},
     "records.export": {"qa", "admin"},
