@@ -79,12 +79,12 @@ def connect_bioreactor(
             )
             s.add(unit)
             audit.record(
-                s, user=user, action="equipment.created", object_type="equipment", object_id=equipment_id,
+                s, user=user, action="equipment.create", object_type="equipment", object_id=equipment_id,
                 new={"equipment_class": "bioreactor", "status": "clean"},
             )  # fmt: skip
         if unit.connector != name:
             audit.record(
-                s, user=user, action="equipment.updated", object_type="equipment", object_id=equipment_id,
+                s, user=user, action="equipment.update", object_type="equipment", object_id=equipment_id,
                 field="connector", old=unit.connector, new=name,
             )  # fmt: skip
             unit.connector = name

@@ -24,7 +24,7 @@ def test_connect_bioreactor_configures_and_monitors(rt, sim):
             assert s.scalar(select(func.count()).select_from(Job).where(Job.kind == "opcua_monitor")) == 1
             actions = list(s.scalars(select(AuditEvent.action).where(AuditEvent.object_id == "BR-101")))
         # the instance through engine.connector_config where it exists ("connector.added"), once
-        assert sorted(a for a in actions if a.startswith("equipment.")) == ["equipment.created", "equipment.updated"]
+        assert sorted(a for a in actions if a.startswith("equipment.")) == ["equipment.create", "equipment.update"]
         assert len([a for a in actions if a in ("connector.configured", "connector.added")]) == 1
         assert "opcua_phase" in rt.job_handlers and "opcua_monitor" in rt.job_handlers
         got = rt.connectors.get("BR-101.read").call(ServiceCall("B", "t", "x", "BR-101.read", {"nodes": "DO"}, "cb"))
