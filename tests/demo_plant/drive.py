@@ -11,7 +11,7 @@ import time
 from analytics.equipment import sample_count
 from analytics.equipment.scoring import running_since
 from engine import batches, jobs
-from engine.errors import NotFound
+from engine.errors import Conflict, NotFound
 from forms import load_form
 from web import demo, demo_review
 
@@ -29,9 +29,14 @@ def complete_next(rt, batch_id: str, crew, *, skip=()) -> str | None:
         values = nominal.valid_values(form, crew) if form else {}
         signer, witness = crew.signers(task, form)
         batches.open_task(rt, batch_id, task["id"], user=signer.username)
-        batches.complete_task(
-            rt, batch_id, task["id"], values, user=signer.username, signer=signer, witness=witness, actor=signer
-        )
+        try:
+            batches.complete_task(
+                rt, batch_id, task["id"], values, user=signer.username, signer=signer, witness=witness, actor=signer
+            )
+        except Conflict as exc:  # the phase watcher and monitoring change the batch too: repeat, as asked
+            if exc.code != "concurrent_change":
+                raise
+            return None
         return task["bpmn_id"]
     return None
 

@@ -153,7 +153,7 @@ def test_async_service_task_callback_then_message(client, runtime):
     runtime.connectors.register("lims", lambda call: (calls.append(call), Pending())[1])
     import_recipe(client, EXCHANGE_BPMN, name="exchange.bpmn")
     start_batch(client, "lims_exchange", "B-7", {"batch_id": "B-7"})
-    assert jobs.run_due(runtime) == 1 and calls[0].params == {"batch": "B-7"}
+    assert jobs.run_due(runtime) == 1 and calls[0].params == {"batch": "B-7", "test": "sterility"}
 
     r = client.post(
         f"/api/batches/B-7/tasks/{calls[0].task_id}/callback",
