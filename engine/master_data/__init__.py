@@ -121,6 +121,16 @@ def locked(s: Session, model: Any, key: str, what: str, code: str, *, lock: bool
     return row
 
 
+def check_change(values: Any, fields: Any, *, hint: str = "") -> None:
+    """A change is a JSON object naming only ``fields`` (plus ``version`` and ``reason``);
+    ``hint`` tells where the other changes go."""
+    if not isinstance(values, dict):
+        raise InvalidInput("a change is a JSON object", code="body_invalid")
+    unknown = set(values) - set(fields) - {"version", "reason"}
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))[:200]}{hint}", code="field_unknown")
+
+
 def check_version(row: Any, expected: Any) -> None:
     """Refuse a change made on an older read (409 ``stale_version``): someone changed the
     row in between, so the caller re-reads before deciding again."""

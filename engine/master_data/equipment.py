@@ -27,7 +27,7 @@ from ..errors import Conflict, InvalidInput
 from ..models import Equipment, utcnow
 from ..runtime import Runtime
 from ..users import Person
-from . import apply_changes, check_id, check_reason, check_text, check_version, check_when, iso, locked
+from . import apply_changes, check_change, check_id, check_reason, check_text, check_version, check_when, iso, locked
 
 STATUSES = ("clean", "dirty", "in_use", "maintenance", "out_of_service")
 #: the statuses maintenance sets by hand -> the statuses they may be set from
@@ -123,14 +123,7 @@ def create(rt: Runtime, values: dict[str, Any], *, by: str) -> dict[str, Any]:
 def update(rt: Runtime, equipment_id: str, values: dict[str, Any], *, by: str) -> dict[str, Any]:
     """Change what the register says about equipment (with a reason); status changes go
     through ``change_status``."""
-    if not isinstance(values, dict):
-        raise InvalidInput("a change is a JSON object", code="body_invalid")
-    unknown = set(values) - set(FIELDS) - {"version", "reason"}
-    if unknown:
-        raise InvalidInput(
-            f"unknown fields: {', '.join(sorted(unknown))[:200]} (change the status with /status)",
-            code="field_unknown",
-        )
+    check_change(values, FIELDS, hint=" (change the status with /status)")
     reason = check_reason(values.get("reason"), "the change")
     changes = _checked(values)
     with rt.transaction() as s:

@@ -26,7 +26,18 @@ from ..errors import Conflict, InvalidInput
 from ..models import Material, MaterialLot, utcnow
 from ..runtime import Runtime
 from ..users import Person
-from . import apply_changes, check_id, check_quantity, check_reason, check_unit, check_version, check_when, iso, locked
+from . import (
+    apply_changes,
+    check_change,
+    check_id,
+    check_quantity,
+    check_reason,
+    check_unit,
+    check_version,
+    check_when,
+    iso,
+    locked,
+)
 
 STATUSES = ("quarantine", "released", "rejected", "expired")
 #: status -> the statuses a person (QA) may move it to
@@ -133,14 +144,7 @@ def create(rt: Runtime, values: dict[str, Any], *, by: str) -> dict[str, Any]:
 def update(rt: Runtime, lot_id: str, values: dict[str, Any], *, by: str) -> dict[str, Any]:
     """Change the quantity, unit or expiry date of a lot (with a reason); status changes
     go through ``change_status``."""
-    if not isinstance(values, dict):
-        raise InvalidInput("a change is a JSON object", code="body_invalid")
-    unknown = set(values) - set(FIELDS) - {"version", "reason"}
-    if unknown:
-        raise InvalidInput(
-            f"unknown fields: {', '.join(sorted(unknown))[:200]} (change the status with /status)",
-            code="field_unknown",
-        )
+    check_change(values, FIELDS, hint=" (change the status with /status)")
     reason = check_reason(values.get("reason"), "the change")
     changes: dict[str, Any] = {}
     if "quantity" in values:

@@ -16,7 +16,7 @@ from .. import audit
 from ..errors import Conflict, InvalidInput
 from ..models import Material, utcnow
 from ..runtime import Runtime
-from . import apply_changes, check_id, check_text, check_unit, check_version, iso, locked
+from . import apply_changes, check_change, check_id, check_text, check_unit, check_version, iso, locked
 
 KINDS = ("raw_material", "media", "buffer", "cell_bank", "intermediate", "drug_substance", "consumable", "standard")
 #: the fields a change may name
@@ -84,11 +84,7 @@ def update(
 ) -> dict[str, Any]:
     """Change some fields (``version``, if given, must be the one read). The unit of a
     material with lots is still changeable, but audited like any change."""
-    if not isinstance(values, dict):
-        raise InvalidInput("a change is a JSON object", code="body_invalid")
-    unknown = set(values) - set(FIELDS) - {"version", "reason"}
-    if unknown:
-        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))[:200]}", code="field_unknown")
+    check_change(values, FIELDS)
     changes = _checked(values)
     with rt.transaction() as s:
         m = locked(s, Material, material_id, "material", "material_not_found")
