@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 WEBSTAMP := web/node_modules/.installed
 
-.PHONY: install web-assets browser demo test test-fast lint bench clean
+.PHONY: install web-assets browser test-services demo test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -31,6 +31,13 @@ browser:
 	  echo "installing Debian chromium for browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; }
 
+# Debian's OpenLDAP server and tools: the directory sign-in tests start their own slapd
+# on a free port with a seeded directory (tests/identity), never the system's.
+test-services:
+	@command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || { \
+	  echo "installing Debian slapd and ldap-utils for the directory tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils >/dev/null) ; }
+
 demo: install web-assets
 	$(BIN)/batchline demo
 
@@ -41,7 +48,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install web-assets browser lint
+test: install web-assets browser test-services lint
 	$(BIN)/python -m pytest
 
 test-fast: install

@@ -111,6 +111,7 @@ class User(Base):
     only; nobody, admins included, can read them (11.300)."""
 
     __tablename__ = "app_user"
+    __table_args__ = (UniqueConstraint("source", "external_id", name="uq_app_user_external"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     printed_name: Mapped[str] = mapped_column(String(200))
@@ -127,6 +128,10 @@ class User(Base):
     lock_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(100))
+    #: ``local`` (password kept here), ``ldap`` or ``oidc`` (engine.identity)
+    source: Mapped[str] = mapped_column(String(20), default="local", server_default="local")
+    #: the directory's own never-reassigned id of the person (entryUUID, objectGUID, OIDC sub)
+    external_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 class AuthFailure(Base):
