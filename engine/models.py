@@ -201,6 +201,10 @@ class Batch(Base):
     #: ``production`` (a recipe run) or ``quality`` (a QA flow about a subject, see
     #: ``engine.quality.processes``): production lists and analytics leave quality out
     kind: Mapped[str] = mapped_column(String(20), default="production", server_default="production")
+    #: the hold in force (a supervisor's, with the reason): None while the batch is not held
+    held_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    held_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    hold_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     #: what a quality process is about: ``batch`` | ``exception`` | ``recipe_version``
     subject_type: Mapped[str | None] = mapped_column(String(20), nullable=True)
     #: the subject's id: a batch id, an exception id, a recipe version id (as text)
@@ -278,6 +282,7 @@ class TaskAssignment(Base):
     username: Mapped[str] = mapped_column(String(100))
     assigned_by: Mapped[str] = mapped_column(String(100))
     assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
 
 class IdempotentRequest(Base):

@@ -21,6 +21,15 @@ def describe(batch: Batch, rv: RecipeVersion | None = None) -> dict[str, Any]:
         "created_by": batch.created_by,
         "completed_at": batch.completed_at.isoformat() if batch.completed_at else None,
         "reviewed_at": batch.reviewed_at.isoformat() if batch.reviewed_at else None,
+        "hold": (
+            {
+                "by": batch.held_by,
+                "at": batch.held_at.isoformat() if batch.held_at else None,
+                "reason": batch.hold_reason,
+            }
+            if batch.held_by
+            else None
+        ),
     }
     if rv is not None:
         out["recipe"] = {"id": rv.id, "recipe": rv.recipe, "version": rv.version, "name": rv.name}

@@ -48,6 +48,10 @@ def change_state(rt: Runtime, batch_id: str, action: str, *, user: str, reason: 
             )
         old = batch.state
         batch.state = new_state
+        if new_state == BatchState.HELD:
+            batch.held_by, batch.held_at, batch.hold_reason = user, utcnow(), reason.strip()[:500]
+        else:
+            batch.held_by = batch.held_at = batch.hold_reason = None
         if new_state == BatchState.ABORTED:
             batch.completed_at = utcnow()
             for job in s.scalars(select(Job).where(Job.batch_id == batch.id, Job.state == JobState.PENDING)):
@@ -107,7 +111,12 @@ def reassign(rt: Runtime, batch_id: str, task_id: str, username: str, *, by: str
             reason=reason,
         )
         if current is None:
-            s.add(TaskAssignment(batch_id=batch.id, task_id=task_key, username=username, assigned_by=by))
+            s.add(
+                TaskAssignment(
+                    batch_id=batch.id, task_id=task_key, username=username, assigned_by=by, reason=reason.strip()[:500]
+                )
+            )
         else:
             current.username, current.assigned_by, current.assigned_at = username, by, utcnow()
+            current.reason = reason.strip()[:500]
         return {"batch_id": batch_id, "task_id": task_key, "assigned_to": username}

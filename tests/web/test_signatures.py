@@ -235,3 +235,19 @@ def test_attachment_uploaded_once_and_referenced_by_hash(signed):
         data={"file": (io.BytesIO(b""), "x.pdf", "application/pdf")},
     )
     assert empty.status_code == 422 and empty.json["code"] == "attachment_empty"
+
+
+def test_hold_and_reassignment_say_who_why_and_when(signed, runtime):
+    """The batch itself says who holds it, since when and why (not only the audit trail);
+    resuming clears it. A reassignment keeps the supervisor's reason with the task."""
+    r = signed.post("/api/batches/S-1/hold", json={"reason": "pH probe recalibration"})
+    assert r.status_code == 200, r.json
+    hold = signed.get("/api/batches/S-1").json["hold"]
+    assert hold["by"] == "alice" and hold["reason"] == "pH probe recalibration" and hold["at"]
+    assert signed.post("/api/batches/S-1/resume", json={"reason": "probe ok"}).status_code == 200
+    assert signed.get("/api/batches/S-1").json["hold"] is None
+    weigh = task(signed)
+    r = signed.post(f"/api/batches/S-1/tasks/{weigh}/assign", json={"username": "op", "reason": "shift change"})
+    assert r.status_code == 200
+    with runtime.transaction() as s:
+        assert s.execute(text("SELECT reason FROM task_assignment")).scalar_one() == "shift change"

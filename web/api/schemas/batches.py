@@ -53,6 +53,10 @@ class Batch(ma.Schema):
     reviewed_at = fields.String(
         allow_none=True, metadata={"description": "when QA reviewed the record; corrections end then"}
     )
+    hold = fields.Dict(
+        allow_none=True,
+        metadata={"description": "while the batch is held: who held it (by), when (at) and why (reason)"},
+    )
     recipe = fields.Dict()
     incidents = fields.List(fields.Dict())
     release = fields.Dict(
