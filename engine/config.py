@@ -9,6 +9,7 @@ Precedence, lowest to highest: defaults, the config file (``BATCHLINE_CONFIG`` o
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -133,6 +134,40 @@ class Settings:
     #: PostgreSQL: the role ``db upgrade`` grants the application's rights to
     database_app_role: str = "batchline_app"
 
+    # --- LDAP / Active Directory sign-in (engine.identity.ldap_directory, docs/identity.md)
+    #: ``ldap://host:port`` or ``ldaps://host:port``; empty: no directory, local accounts only
+    ldap_url: str = ""
+    #: upgrade an ``ldap://`` connection with StartTLS before any bind (ignored for ``ldaps://``)
+    ldap_starttls: bool = True
+    #: send passwords over a connection without TLS: refused unless this is set (a lab only)
+    ldap_allow_plain: bool = False
+    #: CA certificate(s) (PEM) the directory's certificate must chain to; empty: the system's
+    ldap_ca_file: str = ""
+    #: the service account that searches the directory (empty: an anonymous search) and a
+    #: reference to its password: ``env:NAME`` or ``file:/absolute/path`` (never the password)
+    ldap_bind_dn: str = ""
+    ldap_bind_secret: str = ""
+    ldap_user_base: str = ""
+    #: ``{username}`` is replaced by the escaped user id (AD: ``(sAMAccountName={username})``)
+    ldap_user_filter: str = "(&(objectClass=inetOrgPerson)(uid={username}))"
+    #: the directory's never-reassigned id of a person (AD: ``objectGUID``)
+    ldap_id_attribute: str = "entryUUID"
+    #: the attribute holding the user id (AD: ``sAMAccountName``) and the printed name
+    ldap_username_attribute: str = "uid"
+    ldap_name_attribute: str = "cn"
+    ldap_group_base: str = ""
+    ldap_group_filter: str = "(|(objectClass=groupOfNames)(objectClass=group))"
+    ldap_member_attribute: str = "member"
+    #: group DN -> Batchline role(s): a TOML table ``[batchline.ldap_group_roles]`` or, in
+    #: ``BATCHLINE_LDAP_GROUP_ROLES``, a JSON object; kept as (group DN, role) pairs
+    ldap_group_roles: tuple[tuple[str, str], ...] = ()
+    #: groups of groups: ``search`` (follow ``member`` upwards, OpenLDAP), ``in_chain``
+    #: (AD's LDAP_MATCHING_RULE_IN_CHAIN) or ``off``; ``search`` stops at this depth
+    ldap_nested_groups: str = "search"
+    ldap_nested_depth: int = 5
+    #: seconds to connect and to wait for each answer of the directory
+    ldap_timeout_seconds: float = 5.0
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -155,6 +190,8 @@ SECRET_FIELDS = frozenset({"secret_key", "webhook_secret", "audit_key", "migrati
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:
+    if name == "ldap_group_roles":
+        return group_roles(raw)
     if isinstance(default, bool):
         return str(raw).lower() in {"1", "true", "yes", "on"}
     if isinstance(default, int):
@@ -166,6 +203,22 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
             return tuple(str(x) for x in raw)
         return tuple(x.strip() for x in str(raw).split(",") if x.strip())
     return str(raw)
+
+
+def group_roles(raw: Any) -> tuple[tuple[str, str], ...]:
+    """A group -> role(s) mapping (a TOML table, or JSON text in the environment) as sorted
+    (group DN, role) pairs: a frozen setting holds no dict."""
+    if isinstance(raw, str):
+        raw = json.loads(raw) if raw.strip() else {}
+    if isinstance(raw, (list, tuple)):
+        return tuple(sorted((str(g), str(r)) for g, r in raw))
+    if not isinstance(raw, dict):
+        raise ValueError("ldap_group_roles maps group DNs to a role or a list of roles")
+    pairs = []
+    for group, roles in raw.items():
+        for role in [roles] if isinstance(roles, str) else list(roles):
+            pairs.append((str(group), str(role)))
+    return tuple(sorted(pairs))
 
 
 def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any) -> Settings:

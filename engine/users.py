@@ -132,7 +132,7 @@ def _failed(
             reason=f"unknown user id (fingerprint {fingerprint(rt, name)}, {len(name)} characters){where}",
         )
         return generic
-    if u.password_hash is None:
+    if u.password_hash is None and u.source != "ldap":
         passwords.dummy_verify(rt, secret)
         why, failure = "account has no password (service account)", generic
     elif not u.active:
@@ -162,6 +162,10 @@ def authenticate(
     secret = password if isinstance(password, str) else ""
     if len(secret) > passwords.MAX_LENGTH:
         secret = secret[: passwords.MAX_LENGTH] + "\x00"  # cannot match; costs one verification
+    if _by_directory(rt, name):
+        from .identity import ldap_signin  # the directory's people (it builds on this module)
+
+        return ldap_signin.authenticate(rt, name, secret, purpose=purpose, client=client)
     now = utcnow()
     with rt.transaction() as s:
         throttle.check(s, rt.settings, client, name)
@@ -177,34 +181,61 @@ def authenticate(
                 if purpose == "login":
                     audit.record(s, user=u.username, action="auth.login", object_type="user", object_id=u.username)
                 return _person(u)
-            locked_now = lockout.count_failure(rt, s, u, now)
-            audit.record(
-                s,
-                user=u.username,
-                action=f"auth.{purpose}_failed",
-                object_type="user",
-                object_id=u.username,
-                reason=f"wrong password ({u.failed_logins} in a row){_from(client)}",
-            )
-            failure = (
-                AuthFailed(lockout.locked_message(u, now_locked=True), code="account_locked", details=_lock_details(u))
-                if locked_now
-                else AuthFailed("user id or password is wrong")
-            )
+            failure = count_wrong_password(rt, s, u, purpose, client, now)
         else:
             failure = _failed(rt, s, u, name, secret, purpose, client, now)
-        for key in throttle.failed(s, rt.settings, client, name):
-            audit.record(
-                s,
-                user="system",
-                action="auth.throttled",
-                object_type="user",
-                object_id=u.username if u is not None and key.startswith("account:") else UNKNOWN,
-                field=key.split(":", 1)[0],
-                reason=f"rate limit reached{_from(client)}; further attempts are refused for "
-                f"{rt.settings.throttle_window_seconds} seconds",
-            )
+        count_throttle(rt, s, client, name, u)
     raise failure
+
+
+def count_wrong_password(
+    rt: Runtime, s: Session, u: User, purpose: str, client: str | None, now: datetime
+) -> AuthFailed:
+    """A wrong password for an account (local or directory): counted toward its lockout
+    and audited; the error to raise."""
+    locked_now = lockout.count_failure(rt, s, u, now)
+    audit.record(
+        s,
+        user=u.username,
+        action=f"auth.{purpose}_failed",
+        object_type="user",
+        object_id=u.username,
+        reason=f"wrong password ({u.failed_logins} in a row){_from(client)}",
+    )
+    if locked_now:
+        return AuthFailed(lockout.locked_message(u, now_locked=True), code="account_locked", details=_lock_details(u))
+    return AuthFailed("user id or password is wrong")
+
+
+def count_throttle(rt: Runtime, s: Session, client: str | None, name: str, u: User | None) -> None:
+    """One failed attempt for the rate limits; a limit reached just now is audited."""
+    for key in throttle.failed(s, rt.settings, client, name):
+        audit.record(
+            s,
+            user="system",
+            action="auth.throttled",
+            object_type="user",
+            object_id=u.username if u is not None and key.startswith("account:") else UNKNOWN,
+            field=key.split(":", 1)[0],
+            reason=f"rate limit reached{_from(client)}; further attempts are refused for "
+            f"{rt.settings.throttle_window_seconds} seconds",
+        )
+
+
+def _by_directory(rt: Runtime, name: str) -> bool:
+    """A directory person's id, or an id Batchline does not know while a directory is
+    configured (a first sign-in): the directory checks the password. A local account
+    never goes there, so service accounts and break-glass administrators keep working
+    when the directory is down."""
+    if not 0 < len(name) <= 100:
+        return False
+    if not USERNAME.fullmatch(name):  # no account has such an id; refused there, the directory not asked
+        return bool(rt.settings.ldap_url)
+    with rt.transaction() as s:
+        source = s.scalar(select(User.source).where(User.username == name))
+    if source is not None:
+        return source == "ldap"
+    return bool(rt.settings.ldap_url)
 
 
 def person(rt: Runtime, username: str) -> Person:

@@ -135,3 +135,25 @@ def user_reactivate(username, reason, local, by):
     else:
         account = users.reactivate(runtime(), username, by=admin(by), reason=reason)
     say(f"{username} reactivated", account)
+
+
+def sync_directory(rt) -> list[dict]:
+    """Bring the directory's people in step (the function a worker job can call): those
+    who left, or lost every mapped group, are deactivated; roles and names follow."""
+    from engine.identity import ldap_signin
+
+    return ldap_signin.sync(rt)
+
+
+@user.command("sync-directory")
+@json_option
+def user_sync_directory():
+    """Deactivate the LDAP directory's people who left it (or lost every mapped group) and
+    bring roles and names in step, all audited; prints what changed."""
+    changes = sync_directory(runtime())
+    lines = [
+        f"{c['username']}: {c['change']}"
+        + (f" ({c['reason']})" if c.get("reason") else f" {c['old']} -> {c['new']}" if c.get("new") else "")
+        for c in changes
+    ]
+    say("\n".join(lines) if lines else "nothing to change", {"changes": changes})
