@@ -7,7 +7,8 @@ in proves StartTLS was used.
 The seeded directory (``dc=batchline,dc=test``):
 
 - ``ou=people``: anna (operators), carl (shift-a, a group inside operators: nested),
-  dora (qa), erik (only in loop-a/loop-b, two groups containing each other: no role);
+  dora (qa), erik (only in loop-a/loop-b, two groups containing each other: no role),
+  alice (operators, employeeNumber e4711: the user id of a local account of the tests);
   every password is ``<uid>-Secret-1``; the service account ``cn=reader`` reads;
 - ``ou=groups``: batchline-operators, batchline-qa, batchline-supervisors, shift-a,
   loop-a, loop-b (``groupOfNames``).
@@ -145,7 +146,8 @@ SEED = (
     + _person_ldif("carl", "Carl Nested")
     + _person_ldif("dora", "Dora Quality")
     + _person_ldif("erik", "Erik Loop")
-    + _group_ldif("batchline-operators", person_dn("anna"), group_dn("shift-a"))
+    + _person_ldif("alice", "Alice Directory").replace("\n\n", "\nemployeeNumber: e4711\n\n")
+    + _group_ldif("batchline-operators", person_dn("anna"), group_dn("shift-a"), person_dn("alice"))
     + _group_ldif("shift-a", person_dn("carl"))
     + _group_ldif("batchline-qa", person_dn("dora"))
     + _group_ldif("batchline-supervisors", f"cn=nobody,{SUFFIX}")
@@ -159,6 +161,7 @@ include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload refint
 pidfile {d}/slapd.pid
 argsfile {d}/slapd.args
 TLSCACertificateFile {d}/ca.pem
@@ -171,6 +174,10 @@ suffix "{suffix}"
 rootdn "{root}"
 rootpw {rootpw}
 directory {d}/db
+# a renamed or deleted entry is renamed or removed in the groups too, as in a real directory
+overlay refint
+refint_attributes member
+refint_nothing "cn=nobody,{suffix}"
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by users read by * none
 """
@@ -232,7 +239,7 @@ class Slapd:
         conn.bind()
         return conn
 
-    def add_person(self, uid: str, *groups: str, cn: str | None = None) -> str:
+    def add_person(self, uid: str, *groups: str, cn: str | None = None, **attributes: str) -> str:
         from ldap3 import MODIFY_ADD
 
         conn = self._conn()
@@ -240,7 +247,7 @@ class Slapd:
             conn.add(
                 person_dn(uid),
                 ["inetOrgPerson"],
-                {"uid": uid, "cn": cn or uid.title(), "sn": uid, "userPassword": password_of(uid)},
+                {"uid": uid, "cn": cn or uid.title(), "sn": uid, "userPassword": password_of(uid), **attributes},
             )
             for g in groups:
                 conn.modify(group_dn(g), {"member": [(MODIFY_ADD, [person_dn(uid)])]})
@@ -254,6 +261,15 @@ class Slapd:
         conn = self._conn()
         try:
             conn.modify(group_dn(group), {"member": [(MODIFY_ADD, [person_dn(uid)])]})
+        finally:
+            conn.unbind()
+
+    def leave_group(self, uid: str, group: str) -> None:
+        from ldap3 import MODIFY_DELETE
+
+        conn = self._conn()
+        try:
+            conn.modify(group_dn(group), {"member": [(MODIFY_DELETE, [person_dn(uid)])]})
         finally:
             conn.unbind()
 
