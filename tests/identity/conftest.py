@@ -12,7 +12,7 @@ from tests.identity import slapd as slapd_server
 from tests.support import IN_CI, PASSWORD, make_runtime
 
 #: local accounts beside the directory: a break-glass administrator and a service account
-LOCAL = {"root": ["admin"], "alice": ["operator", "supervisor", "qa"]}
+LOCAL = {"root": ["admin"], "alice": ["operator", "supervisor", "qa"], "quentin": ["qa"]}
 
 
 @pytest.fixture(scope="session")
