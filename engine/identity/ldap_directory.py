@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ldap3 import BASE, SUBTREE, Connection, Server, Tls
+from ldap3 import SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 from ldap3.utils.dn import safe_dn
@@ -284,9 +284,6 @@ class Directory:
         for group in self.groups_of(entry.dn):
             roles |= self.roles.get(group, set())
         return tuple(sorted(roles))
-
-    def exists(self, dn: str) -> bool:
-        return bool(self._search(dn, "(objectClass=*)", [], scope=BASE))
 
 
 __all__ = ["Directory", "DirectoryUnavailable", "Entry", "configured"]

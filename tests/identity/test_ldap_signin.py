@@ -137,7 +137,8 @@ def test_an_empty_password_is_refused_before_any_bind(ldap_runtime, slapd):
 
 
 @pytest.mark.parametrize(
-    "name", ["*", ")(uid=*", "anna)(uid=*", "an*", "anna\x00", "ännä", "anna*)(|(uid=*", "(uid=anna)", "ANNA", "a" * 200]
+    "name",
+    ["*", ")(uid=*", "anna)(uid=*", "an*", "anna\x00", "ännä", "anna*)(|(uid=*", "(uid=anna)", "ANNA", "a" * 200],
 )
 def test_a_hostile_user_id_never_matches_an_entry(ldap_runtime, name):
     rt = ldap_runtime

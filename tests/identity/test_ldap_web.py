@@ -52,6 +52,7 @@ def test_signing_a_step_re_authenticates_against_the_directory(signed, ldap_runt
     anna = bearer(rt, "anna")
     weigh = open_tasks(c, anna)["weigh"]
     url = f"/api/batches/S-1/tasks/{weigh['id']}/complete"
+
     def sign(password):
         body = {"data": {"mass_g": 100}, "signature": {"username": "anna", "password": password}}
         return c.post(url, json=body, headers=anna)
