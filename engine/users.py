@@ -9,6 +9,11 @@ dummy argon2 verification, so the answer time does not tell which ids exist — 
 password. A failure is committed in its own transaction before the error is raised, so
 the failure count (``engine.lockout``) survives the request that failed.
 
+A person of the LDAP directory (``app_user.source == 'ldap'``), and an id Batchline does
+not know while a directory is configured, is checked by ``engine.identity.ldap_signin``
+under the same rules and with the same words (it uses ``count_wrong_password`` and
+``count_throttle`` below); local accounts never go to the directory.
+
 An id that does not exist is not written into the audit trail as a user id: it may be
 anything, a password typed into the wrong field included. The attempt is recorded as
 user ``unknown`` with a keyed fingerprint of the id (the same wrong id always gives the

@@ -188,3 +188,13 @@ def test_concurrent_first_sign_ins_of_one_person_make_one_account(ldap_runtime, 
         t.join(60)
     assert all(isinstance(r, users.Person) and r.username == uid for r in results), results
     assert len(results) == 4 and actions(rt, uid).count("user.create") == 1
+
+
+def test_an_oversized_password_is_a_wrong_one_never_sent_whole(ldap_runtime):
+    rt = ldap_runtime
+    users.authenticate(rt, "anna", password_of("anna"))
+    for huge in (password_of("anna") + "x" * 5000, password_of("anna") + "\x00"):
+        with pytest.raises(users.AuthFailed) as exc:
+            users.authenticate(rt, "anna", huge)
+        assert exc.value.code == "auth_failed"
+    assert account(rt, "anna").failed_logins == 2
