@@ -192,6 +192,11 @@ class Slapd:
     home: Path
     port: int
     process: subprocess.Popen
+    ldaps_port: int = 0
+
+    @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.ldaps_port}"
 
     @property
     def url(self) -> str:
@@ -311,10 +316,10 @@ def start(home: Path) -> Slapd:
     conf.write_text(CONF.format(d=home, suffix=SUFFIX, root=ROOT_DN, rootpw=ROOT_PW))
     (home / "seed.ldif").write_text(SEED)
     subprocess.run([SLAPADD, "-f", str(conf), "-l", str(home / "seed.ldif")], check=True, capture_output=True)
-    port = free_port()
+    port, ldaps_port = free_port(), free_port()
     log = open(home / "slapd.log", "wb")  # noqa: SIM115 - open while slapd runs
     process = subprocess.Popen(
-        [SLAPD, "-f", str(conf), "-h", f"ldap://127.0.0.1:{port}/", "-d", "0"],
+        [SLAPD, "-f", str(conf), "-h", f"ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{ldaps_port}/", "-d", "0"],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -324,8 +329,9 @@ def start(home: Path) -> Slapd:
         if process.poll() is not None:
             raise RuntimeError(f"slapd exited: {(home / 'slapd.log').read_text(errors='replace')[-2000:]}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return Slapd(home, port, process)
+            for p in (port, ldaps_port):
+                socket.create_connection(("127.0.0.1", p), timeout=0.5).close()
+            return Slapd(home, port, process, ldaps_port)
         except OSError:
             time.sleep(0.1)
     process.kill()

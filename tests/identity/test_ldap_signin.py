@@ -84,6 +84,20 @@ def test_starttls_is_used_and_a_certificate_from_another_ca_is_refused(ldap_runt
             other.close()
 
 
+def test_ldaps_works_and_checks_the_certificate_too(ldap_runtime, slapd):
+    url = ldap_runtime.settings.database_url
+    for ca, works in ((slapd.ca_file, True), (slapd.other_ca_file, False)):
+        other = ldap_runtime_for(url, slapd.settings(ldap_url=slapd.ldaps_url, ldap_ca_file=ca))
+        try:
+            if works:
+                assert users.authenticate(other, "dora", password_of("dora")).roles == ("qa",)
+            else:
+                with pytest.raises(DirectoryUnavailable):
+                    users.authenticate(other, "dora", password_of("dora"))
+        finally:
+            other.close()
+
+
 def test_a_wrong_directory_password_counts_toward_the_lockout_audited(ldap_runtime):
     rt = ldap_runtime
     users.authenticate(rt, "anna", password_of("anna"))
