@@ -39,7 +39,7 @@ from ..models import Batch, IdempotentRequest, Job, MessageSubscription, utcnow
 from ..runtime import Runtime
 from ..vocabulary import BatchState, JobKind, JobState
 from ..workflow_store import LiveWorkflow, canonical, prune
-from . import lateness, task_times
+from . import lateness, ready_index, task_times
 
 
 def find_batch(s: Session, batch_id: str, *, lock: bool = False) -> Batch:
@@ -254,6 +254,7 @@ def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
     rt.store.save(s, batch.id, entry)
     batch.revision += 1
     entry.revision = batch.revision
+    ready_index.update_in(rt, s, batch, entry)  # the task lists, in the same transaction
 
 
 def _schedule(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
