@@ -237,6 +237,10 @@ def my_tasks(query):
     """My tasks: ready operator tasks across running and held batches, for my roles or
     assigned to me, oldest first, one page at a time: follow `Link: rel="next"` (or pass
     `X-Next-After` as `after`) until there is none. A held batch's tasks carry `hold`."""
+    for name in ("limit", "after"):
+        if len(request.args.getlist(name)) > 1:  # which one would count is anybody's guess
+            message = f"the request has invalid fields: {name}"
+            raise InvalidInput(message, code="validation_error", details={"fields": {name: ["given more than once"]}})
     page = batches.task_page(runtime(), current_person(), limit=query["limit"], after=query.get("after"))
     headers = {}
     if page.next_after is not None:

@@ -25,12 +25,8 @@ STATES = tuple(state.value for state in BatchState)
 def home():
     """My tasks, a page at a time (``?after=`` the cursor of the "more" link)."""
     after = request.args.get("after", "")
-    page = batches.task_page(
-        runtime(),
-        g.person,
-        limit=batches.PAGE_DEFAULT,
-        after=int(after) if after.isdigit() and len(after) < 19 else None,
-    )
+    cursor = int(after) if re.fullmatch(r"[0-9]{1,18}", after) else None  # anything else: the first page
+    page = batches.task_page(runtime(), g.person, limit=batches.PAGE_DEFAULT, after=cursor)
     return render_template("ui/home.html", tasks=page.items, next_after=page.next_after, paged=bool(after))
 
 
