@@ -266,8 +266,8 @@ def append_step(
     form_hash: str | None = None,
 ) -> Step:
     """Append one entry to the batch record, with its audit entry and outbox event."""
-    lock_for_writing(s, batch)  # the first write of a change: engine work is done
-    batch.step_count += 1
+    # the first write of a change (engine work is done): it also counts the step
+    lock_for_writing(s, batch, step_count=batch.step_count + 1)
     step = Step(
         batch_id=batch.id,
         seq=batch.step_count,

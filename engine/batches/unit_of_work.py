@@ -29,6 +29,7 @@ from SpiffWorkflow.exceptions import WorkflowException
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import audit, order_confirmations, outbox, runner
 from ..db import row_locks
@@ -77,11 +78,16 @@ def wait_for_writer(rt: Runtime) -> None:
             s.execute(select(1))
 
 
-def lock_for_writing(s: Session, batch: Batch) -> None:
+def lock_for_writing(s: Session, batch: Batch, **values: Any) -> None:
     """Lock the batch read without a lock by `mutate`, now that the engine work is done,
-    and check nobody changed it since (no-op when the batch was locked when read)."""
+    and check nobody changed it since (no-op when the batch was locked when read).
+
+    ``values``: columns of the batch to set in the same statement (``append_step``'s
+    ``step_count``): one round trip fewer than a separate UPDATE flushed with the step."""
     guard = s.info.pop(_GUARD, None)
     if guard is None:
+        for name, value in values.items():
+            setattr(batch, name, value)
         return
     revision, states = guard
     # One statement for both databases: it takes the lock (PostgreSQL's row lock, waiting
@@ -90,7 +96,7 @@ def lock_for_writing(s: Session, batch: Batch) -> None:
     stmt = (
         update(Batch)
         .where(Batch.id == batch.id, Batch.revision == revision, Batch.state.in_([str(x) for x in states]))
-        .values(revision=Batch.revision)
+        .values(revision=Batch.revision, **values)
     )
     try:
         changed = s.connection().execute(stmt).rowcount
@@ -100,6 +106,8 @@ def lock_for_writing(s: Session, batch: Batch) -> None:
         raise _Stale from exc
     if changed != 1:
         raise _Stale
+    for name, value in values.items():  # written: the session need not write it again
+        set_committed_value(batch, name, value)
 
 
 def cache_after_commit(rt: Runtime, s: Session, batch_pk: int, entry: LiveWorkflow) -> None:
