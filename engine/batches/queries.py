@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from .. import duties, qualifications, runner
+from ..errors import Conflict
 from ..models import Batch, Incident, Job, ReadyTask, RecipeVersion, Signature, Step, TaskAssignment, WorkflowState
 from ..permissions import TASK_COMPLETERS
 from ..quality.release import disposition_of
@@ -145,43 +146,35 @@ def task_page(
     qualification the person lacks today is listed with ``blocked`` saying why (``needs
     aseptic-gowning (expired 2026-11-30)``), not hidden; a held batch's tasks with
     ``batch_state`` held and the ``hold`` (who, when, why)."""
-    ready_index.refresh_stale(rt)
     roles = [r for r in TASK_COMPLETERS if duties.may_complete(person, r)]
-    mine = or_(
-        ReadyTask.assigned_to == person.username,
-        and_(ReadyTask.assigned_to.is_(None), ReadyTask.role.in_(roles)),
-    )
     stmt = (
-        select(
-            ReadyTask,
-            Batch.state,
-            Batch.held_by,
-            Batch.held_at,
-            Batch.hold_reason,
-            TaskAssignment.reason,
-        )
+        select(ReadyTask, Batch.state, Batch.held_by, Batch.held_at, Batch.hold_reason, TaskAssignment.reason)
         .join(Batch, Batch.id == ReadyTask.batch_pk)
         .outerjoin(
             TaskAssignment,
             and_(TaskAssignment.batch_id == ReadyTask.batch_pk, TaskAssignment.task_id == ReadyTask.task_id),
         )
-        .where(mine, Batch.state.in_([str(x) for x in ready_index.LISTED]))
+        .where(Batch.state.in_([str(x) for x in ready_index.LISTED]))
         .order_by(ReadyTask.id)
     )
-    if after is not None:
-        stmt = stmt.where(ReadyTask.id > after)
-    if batch_id is not None:
-        stmt = stmt.where(ReadyTask.batch_id == batch_id)
-    if limit is not None:
-        stmt = stmt.limit(limit + 1)
     on = qualifications.today()
     out = []
-    with rt.transaction() as s:
-        rows = list(s.execute(stmt))
-        more = limit is not None and len(rows) > limit
-        rows = rows[:limit] if limit is not None else rows
-        held = qualifications.held(s, person.username) if any(r[0].qual for r in rows) else {}
-        contents = {rvid: recipe_content(rt, s, rvid) for rvid in {r[0].recipe_version_id for r in rows}}
+    for _attempt in range(3):
+        with rt.transaction() as s:
+            stale = ready_index.stale_batches(s)  # after an upgrade, or a change by an older release
+            if not stale:
+                ids = ready_index.page_ids(s, roles, person.username, limit=limit, after=after, batch_id=batch_id)
+                more = limit is not None and len(ids) > limit
+                ids = ids[:limit] if limit is not None else ids
+                rows = list(s.execute(stmt.where(ReadyTask.id.in_(ids)))) if ids else []
+                held = qualifications.held(s, person.username) if any(r[0].qual for r in rows) else {}
+                contents = {rvid: recipe_content(rt, s, rvid) for rvid in {r[0].recipe_version_id for r in rows}}
+        if not stale:
+            break
+        for stale_id in stale:  # each in its own transaction, then read again
+            ready_index.rebuild(rt, stale_id)
+    else:
+        raise Conflict("the task list kept changing; repeat the request", code="concurrent_change")
     for t, state, held_by, held_at, hold_reason, reason in rows:
         rv = contents[t.recipe_version_id]
         missing = duties.missing_qualifications(held, t.qual or (), on)
@@ -212,7 +205,7 @@ def task_page(
                 "ready_at": t.ready_at.isoformat(),
             }
         )
-    return TaskPage(out, rows[-1][0].id if more else None)
+    return TaskPage(out, ids[-1] if more else None)
 
 
 def diagram(rt: Runtime, batch_id: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from .. import runner
@@ -125,14 +125,44 @@ def _stale() -> Any:
     )
 
 
+def stale_batches(s: Session) -> list[str]:
+    """The batches whose index is behind their revision (after an upgrade, or a change by
+    a previous release): one scan of ``batch``, no row when all is well."""
+    return list(s.scalars(select(Batch.batch_id).where(_stale()).order_by(Batch.id)))
+
+
 def refresh_stale(rt: Runtime) -> int:
-    """Re-index every batch whose index is behind its revision (after an upgrade, or a
-    change by a previous release); the number re-indexed. One cheap query when none is."""
+    """Re-index every batch whose index is behind its revision; the number re-indexed."""
     with rt.transaction() as s:
-        stale = list(s.scalars(select(Batch.batch_id).where(_stale()).order_by(Batch.id)))
+        stale = stale_batches(s)
     for batch_id in stale:
         rebuild(rt, batch_id)
     return len(stale)
+
+
+def page_ids(
+    s: Session, roles: list[str], username: str, *, limit: int | None, after: int | None, batch_id: str | None
+) -> list[int]:
+    """The ids of the first ``limit + 1`` index rows after ``after`` that are the person's:
+    unassigned with one of ``roles``, or assigned to ``username``. One branch per role
+    and one for the assignee, each an ordered walk of its index (``role, id`` /
+    ``assigned_to, id``) that stops at ``limit + 1``, so a page costs the same with
+    2,000 batches as with 20."""
+    branches = [and_(ReadyTask.assigned_to.is_(None), ReadyTask.role == role) for role in roles]
+    branches.append(ReadyTask.assigned_to == username)
+    parts = []
+    for cond in branches:
+        q = select(ReadyTask.id).where(cond)
+        if after is not None:
+            q = q.where(ReadyTask.id > after)
+        if batch_id is not None:
+            q = q.where(ReadyTask.batch_id == batch_id)
+        q = q.order_by(ReadyTask.id)
+        if limit is not None:
+            q = q.limit(limit + 1)
+        parts.append(select(q.subquery().c.id))
+    ids = sorted(set(s.scalars(union_all(*parts)))) if len(parts) > 1 else sorted(s.scalars(parts[0]))
+    return ids[: limit + 1] if limit is not None else ids
 
 
 def rebuild(rt: Runtime, batch_id: str) -> None:
