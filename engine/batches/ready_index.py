@@ -72,27 +72,31 @@ def _rows(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> dict[st
     return out
 
 
-def update_in(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
+def update_in(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow, *, current: bool = True) -> None:
     """Bring the batch's index rows to the workflow state about to be committed (called by
     ``persist``, batch locked, after the revision bump): at most one DELETE and one
-    INSERT, no read when the live workflow knows what it indexed last."""
+    INSERT, no read when the live workflow knows what it indexed last. ``current``: the
+    index reflected the revision this change started from; if not, it is rebuilt."""
     wanted = _rows(rt, s, batch, entry) if batch.state in LISTED else {}
-    have = entry.indexed
-    if have is None:
-        have = set(s.scalars(select(ReadyTask.task_id).where(ReadyTask.batch_pk == batch.id)))
-    gone = have - wanted.keys()
-    new = [row for task_id, row in wanted.items() if task_id not in have]
-    if gone:
-        s.execute(delete(ReadyTask).where(ReadyTask.batch_pk == batch.id, ReadyTask.task_id.in_(gone)))
-    if new:
-        assigned = entry.assignments
-        if assigned is None:
-            assigned = entry.assignments = read_assignments(s, batch.id)
-        now = utcnow()
-        s.execute(
-            insert(ReadyTask),
-            [{**row, "assigned_to": assigned.get(row["task_id"]), "ready_at": now} for row in new],
-        )
+    if not current:
+        _sync(s, batch, wanted)
+    else:
+        have = entry.indexed
+        if have is None:
+            have = set(s.scalars(select(ReadyTask.task_id).where(ReadyTask.batch_pk == batch.id)))
+        gone = have - wanted.keys()
+        new = [row for task_id, row in wanted.items() if task_id not in have]
+        if gone:
+            s.execute(delete(ReadyTask).where(ReadyTask.batch_pk == batch.id, ReadyTask.task_id.in_(gone)))
+        if new:
+            assigned = entry.assignments
+            if assigned is None:
+                assigned = entry.assignments = read_assignments(s, batch.id)
+            now = utcnow()
+            s.execute(
+                insert(ReadyTask),
+                [{**row, "assigned_to": assigned.get(row["task_id"]), "ready_at": now} for row in new],
+            )
     entry.indexed = set(wanted)
     batch.ready_revision = batch.revision
 
@@ -180,31 +184,33 @@ def rebuild(rt: Runtime, batch_id: str) -> None:
         with live_workflow(rt, s, batch) as entry:
             wanted = _rows(rt, s, batch, entry)
             entry.indexed = None  # the next persist reads what this commits
-        assigned = read_assignments(s, batch.id)
-        have = {r.task_id: r for r in s.scalars(select(ReadyTask).where(ReadyTask.batch_pk == batch.id))}
-        gone = set(have) - set(wanted)
-        if gone:
-            s.execute(delete(ReadyTask).where(ReadyTask.batch_pk == batch.id, ReadyTask.task_id.in_(gone)))
-        for task_id, row in have.items():
-            if task_id in wanted and row.assigned_to != assigned.get(task_id):
-                row.assigned_to = assigned.get(task_id)
-        new = [row for task_id, row in wanted.items() if task_id not in have]
-        if new:
-            ready = dict(
-                s.execute(
-                    select(TaskTime.task_id, TaskTime.at).where(
-                        TaskTime.batch_id == batch.id,
-                        TaskTime.kind == "ready",
-                        TaskTime.task_id.in_([r["task_id"] for r in new]),
-                    )
-                ).all()
-            )
-            now = utcnow()
-            s.execute(
-                insert(ReadyTask),
-                [
-                    {**r, "assigned_to": assigned.get(r["task_id"]), "ready_at": ready.get(r["task_id"]) or now}
-                    for r in new
-                ],
-            )
+        _sync(s, batch, wanted)
         batch.ready_revision = batch.revision
+
+
+def _sync(s: Session, batch: Batch, wanted: dict[str, dict[str, Any]]) -> None:
+    """Make the batch's rows exactly ``wanted``, reading what is there: rows of tasks still
+    ready keep their place in the list and their ready time; assignees are re-read."""
+    assigned = read_assignments(s, batch.id)
+    have = {r.task_id: r for r in s.scalars(select(ReadyTask).where(ReadyTask.batch_pk == batch.id))}
+    gone = set(have) - set(wanted)
+    if gone:
+        s.execute(delete(ReadyTask).where(ReadyTask.batch_pk == batch.id, ReadyTask.task_id.in_(gone)))
+    for task_id, row in have.items():
+        if task_id in wanted and row.assigned_to != assigned.get(task_id):
+            row.assigned_to = assigned.get(task_id)
+    new = [row for task_id, row in wanted.items() if task_id not in have]
+    if not new:
+        return
+    ready = dict(
+        s.execute(
+            select(TaskTime.task_id, TaskTime.at).where(
+                TaskTime.batch_id == batch.id,
+                TaskTime.kind == "ready",
+                TaskTime.task_id.in_([r["task_id"] for r in new]),
+            )
+        ).all()
+    )
+    now = utcnow()
+    rows = [{**r, "assigned_to": assigned.get(r["task_id"]), "ready_at": ready.get(r["task_id"]) or now} for r in new]
+    s.execute(insert(ReadyTask), rows)

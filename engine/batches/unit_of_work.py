@@ -62,6 +62,7 @@ def lock_batch(s: Session, batch_id: str) -> Batch:
 #: how often a change is tried when its batch changed under it before 409 concurrent_change
 ATTEMPTS = 5
 _GUARD = "batchline_unlocked_batch"
+_BUMPED = "batchline_revision_bumped"
 
 
 class _Stale(Exception):
@@ -96,7 +97,7 @@ def lock_for_writing(s: Session, batch: Batch, **values: Any) -> None:
     stmt = (
         update(Batch)
         .where(Batch.id == batch.id, Batch.revision == revision, Batch.state.in_([str(x) for x in states]))
-        .values(revision=Batch.revision, **values)
+        .values(**{"revision": Batch.revision, **values})
     )
     try:
         changed = s.connection().execute(stmt).rowcount
@@ -108,6 +109,17 @@ def lock_for_writing(s: Session, batch: Batch, **values: Any) -> None:
         raise _Stale
     for name, value in values.items():  # written: the session need not write it again
         set_committed_value(batch, name, value)
+
+
+def next_revision(s: Session, batch: Batch) -> dict[str, int]:
+    """The batch columns ``persist`` will set, for the lock statement to set them at once:
+    the next ``revision`` (and ``ready_revision`` while the ready-task index is current).
+    ``persist`` then leaves the revision alone."""
+    s.info[_BUMPED] = True
+    values = {"revision": batch.revision + 1}
+    if batch.ready_revision == batch.revision:
+        values["ready_revision"] = batch.revision + 1
+    return values
 
 
 def cache_after_commit(rt: Runtime, s: Session, batch_pk: int, entry: LiveWorkflow) -> None:
@@ -229,6 +241,7 @@ def answered(rt: Runtime, batch_id: str, user: str, key: str | None) -> bool:
 def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
     """Everything that follows an advance of the workflow, in the same transaction."""
     lock_for_writing(s, batch)
+    index_current = batch.ready_revision == batch.revision  # (both bumped by the lock, or neither)
     wf = entry.workflow
     task_times.record(s, batch, entry)  # before pruning: a loop's finished unit procedure still ends
     equipment_use.release_ended(rt.settings, s, batch, wf)  # (before pruning too)
@@ -260,9 +273,10 @@ def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
             )
         order_confirmations.schedule(rt, s, batch)  # the ERP hears of it once committed
     rt.store.save(s, batch.id, entry)
-    batch.revision += 1
+    if not s.info.pop(_BUMPED, False):  # (``append_step``'s lock statement bumped it already)
+        batch.revision += 1
     entry.revision = batch.revision
-    ready_index.update_in(rt, s, batch, entry)  # the task lists, in the same transaction
+    ready_index.update_in(rt, s, batch, entry, current=index_current)  # the task lists, same transaction
 
 
 def _schedule(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
