@@ -196,9 +196,11 @@ def _sync(s: Session, batch: Batch, wanted: dict[str, dict[str, Any]]) -> None:
     gone = set(have) - set(wanted)
     if gone:
         s.execute(delete(ReadyTask).where(ReadyTask.batch_pk == batch.id, ReadyTask.task_id.in_(gone)))
-    for task_id, row in have.items():
-        if task_id in wanted and row.assigned_to != assigned.get(task_id):
-            row.assigned_to = assigned.get(task_id)
+    for task_id, row in have.items():  # (a batch moved to a new recipe version: forms may differ)
+        if task_id in wanted:
+            for name, value in {**wanted[task_id], "assigned_to": assigned.get(task_id)}.items():
+                if getattr(row, name) != value:
+                    setattr(row, name, value)
     new = [row for task_id, row in wanted.items() if task_id not in have]
     if not new:
         return

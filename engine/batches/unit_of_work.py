@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from SpiffWorkflow.exceptions import WorkflowException
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import delete, event, inspect, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -120,6 +120,11 @@ def next_revision(s: Session, batch: Batch) -> dict[str, int]:
     if batch.ready_revision == batch.revision:
         values["ready_revision"] = batch.revision + 1
     return values
+
+
+def moved_version(batch: Batch) -> bool:
+    """The change moved the batch to another recipe version (``engine.recipe_versions``)."""
+    return bool(inspect(batch).attrs.recipe_version_id.history.has_changes())
 
 
 def cache_after_commit(rt: Runtime, s: Session, batch_pk: int, entry: LiveWorkflow) -> None:
@@ -241,7 +246,8 @@ def answered(rt: Runtime, batch_id: str, user: str, key: str | None) -> bool:
 def persist(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> None:
     """Everything that follows an advance of the workflow, in the same transaction."""
     lock_for_writing(s, batch)
-    index_current = batch.ready_revision == batch.revision  # (both bumped by the lock, or neither)
+    # (both bumped by the lock, or neither); a move to a new recipe version re-reads the rows
+    index_current = batch.ready_revision == batch.revision and not moved_version(batch)
     wf = entry.workflow
     task_times.record(s, batch, entry)  # before pruning: a loop's finished unit procedure still ends
     equipment_use.release_ended(rt.settings, s, batch, wf)  # (before pruning too)
