@@ -205,6 +205,9 @@ class Batch(Base):
     held_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     held_at: Mapped[datetime | None] = mapped_column(nullable=True)
     hold_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    #: the revision the ready-task index (``ReadyTask``) reflects; another value (None
+    #: after the upgrade, or a change by a previous release) means: re-index on first use
+    ready_revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: what a quality process is about: ``batch`` | ``exception`` | ``recipe_version``
     subject_type: Mapped[str | None] = mapped_column(String(20), nullable=True)
     #: the subject's id: a batch id, an exception id, a recipe version id (as text)
@@ -940,3 +943,37 @@ class LimsResultReceipt(Base):
     delivered_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- the ready-task index (engine.batches.ready_index) ------------------------------
+
+
+class ReadyTask(Base):
+    """One operator task waiting in a running or held batch, written in the transaction
+    that commits the workflow state (``unit_of_work.persist``), so a person's task list
+    reads this table instead of loading every running workflow. Derived data: rebuilt
+    from the workflow whenever ``Batch.ready_revision`` differs from ``Batch.revision``."""
+
+    __tablename__ = "ready_task"
+    __table_args__ = (
+        UniqueConstraint("batch_pk", "task_id", name="uq_ready_task"),
+        Index("ix_ready_task_role", "role", "id"),
+        Index("ix_ready_task_assigned_to", "assigned_to", "id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_pk: Mapped[int] = mapped_column(ForeignKey("batch.id"))
+    task_id: Mapped[str] = mapped_column(String(64))
+    bpmn_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(500))
+    process: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(50))
+    assigned_to: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    qual: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    form: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    iteration: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    recipe_version_id: Mapped[int] = mapped_column(Integer)
+    ready_at: Mapped[datetime] = mapped_column(default=utcnow)
+    batch_id: Mapped[str] = mapped_column(String(100))  # the batch's id as people know it
+    batch_kind: Mapped[str] = mapped_column(String(20))
+    subject_type: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    subject_id: Mapped[str | None] = mapped_column(String(100), nullable=True)

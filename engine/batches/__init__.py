@@ -28,7 +28,20 @@ from .before_signing import SigningPlan, check_own_signature, may_complete, may_
 from .corrections import correct_step
 from .descriptions import describe, describe_exception, describe_signature, describe_step
 from .inputs import MAX_ID_LEN, SCALARS
-from .queries import diagram, exceptions, get_batch, list_batches, my_tasks, ready_tasks, steps, trend_check_pending
+from .queries import (
+    PAGE_DEFAULT,
+    PAGE_MAX,
+    TaskPage,
+    diagram,
+    exceptions,
+    get_batch,
+    list_batches,
+    my_tasks,
+    ready_tasks,
+    steps,
+    task_page,
+    trend_check_pending,
+)
 from .signatures import signed_content
 from .step_path import append_step, complete_task, raise_exception, start_batch
 from .supervision import STATES, TRANSITIONS, change_state, reassign
@@ -38,6 +51,9 @@ from .unit_of_work import Outcome, answered
 from .waits import complete_service_task, deliver_message, fire_timer, service_task_call
 
 __all__ = [
+    "PAGE_DEFAULT",
+    "PAGE_MAX",
+    "TaskPage",
     "MAX_ID_LEN",
     "SCALARS",
     "STATES",
@@ -73,6 +89,7 @@ __all__ = [
     "signed_content",
     "start_batch",
     "steps",
+    "task_page",
     "task_role",
     "trend_check_pending",
     "witness_wanted",

@@ -4,21 +4,24 @@ and the diagram of where it stands. Nothing here changes anything."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from .. import duties, qualifications, runner
-from ..models import Batch, Incident, Job, RecipeVersion, Signature, Step, WorkflowState
+from ..errors import Conflict
+from ..models import Batch, Incident, Job, ReadyTask, RecipeVersion, Signature, Step, TaskAssignment, WorkflowState
+from ..permissions import TASK_COMPLETERS
 from ..quality.release import disposition_of
 from ..record import as_corrected, corrected_value, corrections_by_step, replaced_value
 from ..runtime import Runtime
 from ..users import Person
 from ..vocabulary import BatchState, JobKind, JobState, StepKind
+from . import ready_index
 from .descriptions import describe, describe_signature, describe_step
-from .tasks import describe_task, read_assignments, recipe_content, recorded_task_role
+from .tasks import describe_task, read_assignments, recipe_content, recorded_task_role, task_meta
 from .unit_of_work import find_batch, live_workflow
 
 
@@ -112,34 +115,97 @@ def exceptions(
     return qx.list_for_batch(rt, batch_id, status=status, severity=severity)
 
 
-def my_tasks(rt: Runtime, person: Person) -> list[dict[str, Any]]:
-    """Ready operator tasks across running batches that this person may do — quality
-    processes' tasks among them (``batch_kind`` quality, with the ``subject`` they are about).
-    A task whose qualification the person lacks today is listed with ``blocked`` saying
-    why (``needs aseptic-gowning (expired 2026-11-30)``), not hidden."""
-    out = []
-    on = qualifications.today()
-    with rt.transaction() as s:
-        held = qualifications.held(s, person.username)
-        running = list(
-            s.execute(
-                select(Batch.batch_id, Batch.kind, Batch.subject_type, Batch.subject_id)
-                .where(Batch.state == BatchState.RUNNING)
-                .order_by(Batch.id)
-            )
+#: how many tasks one page of "my tasks" holds when the caller names no limit, and at most
+PAGE_DEFAULT, PAGE_MAX = 50, 200
+
+
+class TaskPage(NamedTuple):
+    """One page of a person's tasks and the cursor of the next (None on the last page)."""
+
+    items: list[dict[str, Any]]
+    next_after: int | None
+
+
+def my_tasks(
+    rt: Runtime, person: Person, *, limit: int | None = None, after: int | None = None, batch_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Ready operator tasks across running and held batches that this person may do —
+    quality processes' tasks among them (``batch_kind`` quality, with the ``subject`` they
+    are about); all of them unless ``limit`` (see ``task_page``)."""
+    return task_page(rt, person, limit=limit, after=after, batch_id=batch_id).items
+
+
+def task_page(
+    rt: Runtime, person: Person, *, limit: int | None = None, after: int | None = None, batch_id: str | None = None
+) -> TaskPage:
+    """A page of ``my_tasks``, read from the ready-task index (``ready_index``), oldest
+    first, ``after`` the cursor of the previous page (keyset: a task that stays ready is
+    listed exactly once however the list changes between pages).
+
+    Mine: assigned to me, or unassigned with a role I may complete. A task whose
+    qualification the person lacks today is listed with ``blocked`` saying why (``needs
+    aseptic-gowning (expired 2026-11-30)``), not hidden; a held batch's tasks with
+    ``batch_state`` held and the ``hold`` (who, when, why)."""
+    roles = [r for r in TASK_COMPLETERS if duties.may_complete(person, r)]
+    stmt = (
+        select(ReadyTask, Batch.state, Batch.held_by, Batch.held_at, Batch.hold_reason, TaskAssignment.reason)
+        .join(Batch, Batch.id == ReadyTask.batch_pk)
+        .outerjoin(
+            TaskAssignment,
+            and_(TaskAssignment.batch_id == ReadyTask.batch_pk, TaskAssignment.task_id == ReadyTask.task_id),
         )
-    for batch_id, kind, subject_type, subject_id in running:
-        subject = {"type": subject_type, "id": subject_id} if subject_type else None
-        for t in ready_tasks(rt, batch_id):
-            if t["assigned_to"]:
-                mine = t["assigned_to"] == person.username
-            else:
-                mine = duties.may_complete(person, t["role"])
-            if mine:
-                missing = duties.missing_qualifications(held, t.get("qual") or (), on)
-                blocked = "; ".join(duties.describe_missing(m) for m in missing) or None
-                out.append({**t, "batch_id": batch_id, "batch_kind": kind, "subject": subject, "blocked": blocked})
-    return out
+        .where(Batch.state.in_([str(x) for x in ready_index.LISTED]))
+        .order_by(ReadyTask.id)
+    )
+    on = qualifications.today()
+    out = []
+    for _attempt in range(3):
+        with rt.transaction() as s:
+            stale = ready_index.stale_batches(s)  # after an upgrade, or a change by an older release
+            if not stale:
+                ids = ready_index.page_ids(s, roles, person.username, limit=limit, after=after, batch_id=batch_id)
+                more = limit is not None and len(ids) > limit
+                ids = ids[:limit] if limit is not None else ids
+                rows = list(s.execute(stmt.where(ReadyTask.id.in_(ids)))) if ids else []
+                held = qualifications.held(s, person.username) if any(r[0].qual for r in rows) else {}
+                contents = {rvid: recipe_content(rt, s, rvid) for rvid in {r[0].recipe_version_id for r in rows}}
+        if not stale:
+            break
+        for stale_id in stale:  # each in its own transaction, then read again
+            ready_index.rebuild(rt, stale_id)
+    else:
+        raise Conflict("the task list kept changing; repeat the request", code="concurrent_change")
+    for t, state, held_by, held_at, hold_reason, reason in rows:
+        rv = contents[t.recipe_version_id]
+        missing = duties.missing_qualifications(held, t.qual or (), on)
+        out.append(
+            {
+                "id": t.task_id,
+                "bpmn_id": t.bpmn_id,
+                "name": t.name,
+                "process": t.process,
+                "form": t.form,
+                "form_definition": rv.forms.get(t.form) if t.form else None,
+                "instructions": task_meta(rv, t.bpmn_id, t.process).get("instructions"),
+                "iteration": t.iteration,
+                "role": t.role,
+                "qual": list(t.qual or ()),
+                "assigned_to": t.assigned_to,
+                "assignment_reason": reason if t.assigned_to else None,
+                "batch_id": t.batch_id,
+                "batch_kind": t.batch_kind,
+                "subject": {"type": t.subject_type, "id": t.subject_id} if t.subject_type else None,
+                "blocked": "; ".join(duties.describe_missing(m) for m in missing) or None,
+                "batch_state": state,
+                "hold": (
+                    {"by": held_by, "at": held_at.isoformat() if held_at else None, "reason": hold_reason}
+                    if state == BatchState.HELD
+                    else None
+                ),
+                "ready_at": t.ready_at.isoformat(),
+            }
+        )
+    return TaskPage(out, ids[-1] if more else None)
 
 
 def diagram(rt: Runtime, batch_id: str) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from .unit_of_work import (
     cache_after_commit,
     lock_for_writing,
     mutate,
+    next_revision,
     persist,
     wait_for_writer,
 )
@@ -130,12 +131,13 @@ def start_in(
         state=BatchState.RUNNING,
         parameters=parameters,
         created_by=user,
+        ready_revision=0,  # its index (none yet) is current: ``persist`` only inserts
     )
     if subject is not None:
         batch.kind, (batch.subject_type, batch.subject_id) = "quality", subject
     s.add(batch)
     s.flush()
-    entry = LiveWorkflow(workflow=wf, spec_hash=rv.spec_hash)
+    entry = LiveWorkflow(workflow=wf, spec_hash=rv.spec_hash, indexed=set(), assignments={})
     audit.record(
         s,
         user=user,
@@ -266,8 +268,9 @@ def append_step(
     form_hash: str | None = None,
 ) -> Step:
     """Append one entry to the batch record, with its audit entry and outbox event."""
-    lock_for_writing(s, batch)  # the first write of a change: engine work is done
-    batch.step_count += 1
+    # the first write of a change (engine work is done): the same statement counts the
+    # step and bumps the revision (``persist`` then writes no second UPDATE of the batch)
+    lock_for_writing(s, batch, step_count=batch.step_count + 1, **next_revision(s, batch))
     step = Step(
         batch_id=batch.id,
         seq=batch.step_count,

@@ -18,6 +18,7 @@ from ..models import Job, MessageSubscription, TaskAssignment, User, utcnow
 from ..runtime import Runtime
 from ..users import Person
 from ..vocabulary import BatchState, JobState
+from . import ready_index
 from .descriptions import describe
 from .inputs import require_reason, task_uuid
 from .tasks import ready_user_task, task_role
@@ -59,6 +60,7 @@ def change_state(rt: Runtime, batch_id: str, action: str, *, user: str, reason: 
                 job.finished_at = utcnow()
             s.execute(delete(MessageSubscription).where(MessageSubscription.batch_id == batch.id))
             rt.cache.drop(batch.id)
+            ready_index.remove_in(s, batch)  # its tasks leave every list
             equipment_use.release(rt.settings, s, batch, user=user)  # what it held is dirty now
         audit.record(
             s,
@@ -99,6 +101,7 @@ def reassign(rt: Runtime, batch_id: str, task_id: str, username: str, *, by: str
         current = s.get(TaskAssignment, (batch.id, task_key))
         batch.revision += 1  # every process must re-read the assignments
         rt.cache.drop(batch.id)
+        ready_index.assign_in(s, batch, task_key, username)  # the task moves to their list
         audit.record(
             s,
             user=by,

@@ -11,8 +11,8 @@ finished; opening a task (its page or ``GET /api/batches/{id}/tasks/{task}``) re
 ``opened`` once. One row per task and kind, append-only, written with
 ``INSERT … ON CONFLICT DO NOTHING`` so a repeat or a race is a no-op.
 
-Cost on the step path: one indexed read of the candidate task ids per commit, skipped
-when the live workflow already knows them (``LiveWorkflow.timed``).
+Cost on the step path: one ``INSERT … ON CONFLICT DO NOTHING`` of the new times per
+commit (none when the live workflow already knows them, ``LiveWorkflow.timed``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ from .tasks import describe_task, find_task, read_assignments, recipe_content
 
 READY, OPENED, STARTED, ENDED = "ready", "opened", "started", "ended"
 KEY = ["batch_id", "task_id", "kind"]
+
+
+def _insert_ignoring(s: Session) -> Any:
+    """``INSERT … ON CONFLICT (batch, task, kind) DO NOTHING`` for either database."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(TaskTime).on_conflict_do_nothing(index_elements=KEY)
 
 
 def _candidates(wf: BpmnWorkflow, known: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -65,17 +73,13 @@ def record(s: Session, batch: Batch, entry: LiveWorkflow) -> None:
     todo = {k: v for k, v in wanted.items() if k not in known}
     if not todo:
         return
-    have = set(
-        s.execute(
-            select(TaskTime.task_id, TaskTime.kind).where(
-                TaskTime.batch_id == batch.id, TaskTime.task_id.in_({task_id for task_id, _ in todo})
-            )
-        ).all()
-    )
     now = utcnow()
-    for (task_id, kind), bpmn_id in todo.items():
-        if (task_id, kind) not in have:
-            s.add(TaskTime(batch_id=batch.id, task_id=task_id, kind=kind, bpmn_id=bpmn_id, at=now))
+    rows = [
+        {"batch_id": batch.id, "task_id": task_id, "kind": kind, "bpmn_id": bpmn_id, "at": now, "by": None}
+        for (task_id, kind), bpmn_id in todo.items()
+    ]
+    # one statement, no read first: a time already recorded (a repeat, a race) stays as it was
+    s.execute(_insert_ignoring(s), rows)
     known.update(todo)
 
 

@@ -27,6 +27,8 @@ class LiveWorkflow:
     #: (task id, message, canonical correlation) of the message subscriptions written;
     #: None until read from the database
     subscriptions: set[tuple[str, str, str]] | None = None
+    #: task ids in the ready-task index (``engine.batches.ready_index``); None until read
+    indexed: set[str] | None = None
     #: task id -> assignee (supervisor reassignments); None until read from the database
     assignments: dict[str, str] | None = None
     #: (task id, kind) whose time is recorded (``engine.batches.task_times``); None until used

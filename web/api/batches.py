@@ -8,8 +8,10 @@ Completing a task is the request a flaky shop-floor network repeats: with an
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
 from uuid import UUID
 
+from flask import request
 from flask_smorest import Blueprint
 
 from engine import batches, permissions
@@ -36,6 +38,7 @@ from .schemas import (
     StepResult,
     Task,
     TaskCompletion,
+    TaskQuery,
 )
 
 blp = Blueprint("batches", __name__, url_prefix="/api", description="Batches, their tasks and steps")
@@ -216,12 +219,35 @@ def abort_batch(body, batch_id: str):
     return _change_state("abort", batch_id, body["reason"])
 
 
+NEXT_AFTER = "X-Next-After"
+PAGE_HEADERS = {
+    "Link": {
+        "description": 'the next page: `<url>; rel="next"` (absent on the last page)',
+        "schema": {"type": "string"},
+    },
+    NEXT_AFTER: {"description": "the next page's `after` (absent on the last page)", "schema": {"type": "string"}},
+}
+
+
 @blp.route("/tasks", methods=["GET"])
 @requires("task.complete")
-@blp.response(200, MyTask(many=True))
-def my_tasks():
-    """My tasks: ready operator tasks across running batches, for my roles or assigned to me."""
-    return batches.my_tasks(runtime(), current_person())
+@blp.arguments(TaskQuery, location="query")
+@blp.response(200, MyTask(many=True), headers=PAGE_HEADERS)
+def my_tasks(query):
+    """My tasks: ready operator tasks across running and held batches, for my roles or
+    assigned to me, oldest first, one page at a time: follow `Link: rel="next"` (or pass
+    `X-Next-After` as `after`) until there is none. A held batch's tasks carry `hold`."""
+    for name in ("limit", "after"):
+        if len(request.args.getlist(name)) > 1:  # which one would count is anybody's guess
+            message = f"the request has invalid fields: {name}"
+            raise InvalidInput(message, code="validation_error", details={"fields": {name: ["given more than once"]}})
+    page = batches.task_page(runtime(), current_person(), limit=query["limit"], after=query.get("after"))
+    headers = {}
+    if page.next_after is not None:
+        args = {**request.args.to_dict(), "after": str(page.next_after)}
+        headers["Link"] = f'<{request.base_url}?{urlencode(args)}>; rel="next"'
+        headers[NEXT_AFTER] = str(page.next_after)
+    return page.items, 200, headers
 
 
 @blp.route("/batches/<batch_id>/tasks/<task_id>/assign", methods=["POST"])

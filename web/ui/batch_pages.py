@@ -3,6 +3,7 @@ its waiting tasks and its diagram) and the page of one recorded step."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import abort, g, jsonify, render_template, request
@@ -22,8 +23,11 @@ STATES = tuple(state.value for state in BatchState)
 
 @bp.route("/")
 def home():
-    tasks = batches.my_tasks(runtime(), g.person)
-    return render_template("ui/home.html", tasks=tasks)
+    """My tasks, a page at a time (``?after=`` the cursor of the "more" link)."""
+    after = request.args.get("after", "")
+    cursor = int(after) if re.fullmatch(r"[0-9]{1,18}", after) else None  # anything else: the first page
+    page = batches.task_page(runtime(), g.person, limit=batches.PAGE_DEFAULT, after=cursor)
+    return render_template("ui/home.html", tasks=page.items, next_after=page.next_after, paged=bool(after))
 
 
 @bp.route("/batches")
@@ -105,7 +109,7 @@ def step_page(batch_id: str, seq: int):
     forms_by_id = form_fields(batch)
     add_rows(step, forms_by_id)
     raised = [e for e in readable_exceptions(batch_id) if e.get("step_seq") == seq]
-    mine = {t["id"] for t in batches.my_tasks(runtime(), g.person) if t.get("batch_id") == batch_id}
+    mine = {t["id"] for t in batches.my_tasks(runtime(), g.person, batch_id=batch_id)}
     next_tasks = [t for t in batches.ready_tasks(runtime(), batch_id) if t["id"] in mine]
     return render_template(
         "ui/step.html",

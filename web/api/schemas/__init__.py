@@ -28,6 +28,7 @@ from .batches import (  # noqa: F401
     StepResult,
     Task,
     TaskCompletion,
+    TaskQuery,
 )
 from .operations import (  # noqa: F401
     AuditAnchors,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from engine.batches.queries import PAGE_DEFAULT, PAGE_MAX
 from engine.vocabulary import BatchState
 
 from ...input_limits import MAX_ID
@@ -93,6 +94,33 @@ class MyTask(Task):
     blocked = fields.String(
         allow_none=True,
         metadata={"description": "why you cannot do it yet: `needs aseptic-gowning (expired 2026-11-30)`"},
+    )
+    batch_state = fields.String(metadata={"description": "running, or held (the task waits until the batch resumes)"})
+    hold = fields.Dict(
+        allow_none=True,
+        metadata={"description": "while the batch is held: who held it (by), when (at) and why (reason)"},
+    )
+    assignment_reason = fields.String(
+        allow_none=True, metadata={"description": "the supervisor's reason when the task was reassigned"}
+    )
+    ready_at = fields.String(metadata={"description": "when the task started waiting (UTC, ISO 8601)"})
+
+
+class TaskQuery(ma.Schema):
+    """A page of my tasks: ``limit`` tasks after the cursor ``after`` of the previous page."""
+
+    limit = BoundedInt(
+        minimum=1,
+        maximum=PAGE_MAX,
+        strict=False,
+        load_default=PAGE_DEFAULT,
+        metadata={"description": f"tasks per page, 1 to {PAGE_MAX} (default {PAGE_DEFAULT})"},
+    )
+    after = BoundedInt(
+        minimum=0,
+        maximum=2**63 - 1,
+        strict=False,
+        metadata={"description": "the cursor of the previous page (`X-Next-After`, or follow `Link: rel=next`)"},
     )
 
 
