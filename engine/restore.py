@@ -1,0 +1,284 @@
+"""``batchline restore``: put a backup (``engine.backup``) back, and prove it intact.
+
+Everything that could make a restore unsound is checked before anything is written:
+the manifest and the SHA-256 of each part (a changed byte, a missing anchor file), the
+database kind, a schema revision this code knows (a backup of a newer release is
+refused: its tables would be read by code that does not know them), the audit key that
+sealed the trail (a restore that cannot be verified is not a restore), and an empty
+target unless ``force``. Then the database is restored in one step (SQLite: the backup
+API into the file; PostgreSQL: the old tables dropped and the dump loaded in ONE psql
+transaction), the anchors put back (those found there are kept aside, never deleted),
+an older schema upgraded, ``audit verify --anchors`` run, and only then is the restore
+recorded in the restored trail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import inspect, text
+
+from . import audit, migrate
+from .audit.keys import AuditKeys, anchor_path, key_path
+from .backup import ANCHORS, DB_PART, FORMAT, KEY, MANIFEST, BackupRefused, _kind, _libpq, _owner_url, _sha256, _tool
+from .runtime import Runtime
+
+_NAMES = {MANIFEST, ANCHORS, KEY, *DB_PART.values()}
+
+
+@contextmanager
+def _opened(source: Path) -> Iterator[Path]:
+    """The backup's folder: the directory itself, or a ``.tar`` unpacked (regular files
+    with the known names only: a hostile archive cannot write anywhere else)."""
+    if source.is_dir():
+        yield source
+        return
+    if not source.is_file():
+        raise BackupRefused(f"{source}: no backup there", code="backup_not_found")
+    work = Path(tempfile.mkdtemp(prefix=".batchline-restore-"))
+    try:
+        try:
+            with tarfile.open(source, "r") as tar:
+                for member in tar.getmembers():
+                    if member.isfile() and member.name in _NAMES:
+                        tar.extract(member, work, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise BackupRefused(f"{source} is not a readable backup archive: {exc}", code="backup_damaged") from exc
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BackupRefused(f"{folder} has no {MANIFEST}: not a Batchline backup", code="backup_damaged") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BackupRefused(f"{MANIFEST} is not readable JSON (damaged)", code="backup_damaged") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("parts"), dict):
+        raise BackupRefused(f"{MANIFEST} is not a Batchline backup manifest of format {FORMAT}", code="backup_damaged")
+    return manifest
+
+
+def _check_parts(folder: Path, manifest: dict[str, Any], kind: str) -> None:
+    if manifest.get("database") != kind:
+        raise BackupRefused(
+            f"this is a backup of a {manifest.get('database')} database; the configured database is {kind}",
+            code="backup_wrong_database",
+        )
+    parts = manifest["parts"]
+    if DB_PART[kind] not in parts:
+        raise BackupRefused(f"the backup has no database part ({DB_PART[kind]})", code="backup_damaged")
+    head = manifest.get("audit_head") or {}
+    if int(head.get("id") or 0) and ANCHORS not in parts:
+        raise BackupRefused(
+            f"the backup's audit trail has {head.get('id')} entries but no anchors: "
+            "a rollback or truncation could not be detected",
+            code="backup_damaged",
+        )
+    for name, part in parts.items():
+        path = folder / name
+        if name not in _NAMES or not isinstance(part, dict):
+            raise BackupRefused(f"the manifest lists an unknown part {name!r}", code="backup_damaged")
+        if not path.is_file():
+            raise BackupRefused(f"the backup's {name} is missing", code="backup_damaged")
+        if _sha256(path) != part.get("sha256"):
+            raise BackupRefused(
+                f"the backup's {name} does not match its SHA-256 in the manifest (changed or damaged)",
+                code="backup_damaged",
+            )
+
+
+def _check_schema(manifest: dict[str, Any]) -> str | None:
+    """The code's head revision; refuses a revision this code does not know (newer)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
+    revision = manifest.get("revision")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrate.HERE / "migrations"))
+    scripts = ScriptDirectory.from_config(cfg)
+    try:
+        known = revision is None or scripts.get_revision(revision) is not None
+    except (CommandError, KeyError, ValueError):
+        known = False
+    if not known:
+        raise BackupRefused(
+            f"the backup's schema (revision {revision}, Batchline {manifest.get('batchline_version')}) is newer than "
+            f"this Batchline knows (head {scripts.get_current_head()}): restore it with that release or newer",
+            code="backup_newer_schema",
+        )
+    return scripts.get_current_head()
+
+
+def _check_key(rt: Runtime, folder: Path, manifest: dict[str, Any]) -> str | None:
+    """The key that sealed the backup must be the key here (or come with the backup and
+    no key be here yet); returns the key text to install, if any."""
+    wanted = manifest.get("audit_key")
+    carried = None
+    if KEY in manifest["parts"]:
+        carried = (folder / KEY).read_text(encoding="utf-8").strip()
+        if AuditKeys.from_secret(carried).fingerprint != wanted:
+            raise BackupRefused("the key in the backup is not the key that sealed it", code="backup_damaged")
+    here = key_path(rt.settings)
+    if not rt.settings.audit_key and not here.exists():
+        if carried is None:
+            raise BackupRefused(
+                f"no audit key at {here}: put back the audit key kept with your secrets (fingerprint {wanted}) "
+                "before restoring, or the restored trail cannot be verified",
+                code="backup_key_missing",
+            )
+        return carried
+    current = audit.load_keys(rt.settings).fingerprint
+    if current != wanted:
+        raise BackupRefused(
+            f"the audit key here (fingerprint {current}) did not seal this backup (fingerprint {wanted}): "
+            "configure the key that did, or the restored trail cannot be verified",
+            code="backup_key_mismatch",
+        )
+    return None
+
+
+def _is_empty(rt: Runtime) -> bool:
+    """No record yet: no audit entry (every change to the record is audited)."""
+    if "audit_event" not in inspect(rt.db).get_table_names():
+        return True
+    with rt.db.connect() as conn:
+        return conn.execute(text("SELECT 1 FROM audit_event LIMIT 1")).first() is None
+
+
+def _load_sqlite(rt: Runtime, dump: Path) -> None:
+    rt.db.dispose()
+    source = sqlite3.connect(f"file:{dump}?mode=ro", uri=True)
+    target = sqlite3.connect(str(rt.db.url.database))
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
+def _load_postgresql(rt: Runtime, dump: Path) -> None:
+    """Drop what is there and load the dump in one transaction: it all happens or nothing."""
+    pg_restore, psql = _tool("pg_restore"), _tool("psql")
+    dsn, env = _libpq(_owner_url(rt))
+    with tempfile.TemporaryDirectory(prefix=".batchline-restore-") as tmp:
+        script, drop = Path(tmp) / "restore.sql", Path(tmp) / "drop.sql"
+        done = subprocess.run(
+            [pg_restore, "--no-owner", "--no-privileges", "-f", str(script), str(dump)], capture_output=True, text=True
+        )
+        if done.returncode:
+            raise BackupRefused(f"pg_restore could not read the dump: {done.stderr.strip()}", code="backup_damaged")
+        rt.db.dispose()
+        with rt.db.connect() as conn:
+            tables = [r[0] for r in conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))]
+        statements = [f'DROP TABLE IF EXISTS "{t}" CASCADE;' for t in tables]
+        drop.write_text("\n".join([*statements, "DROP FUNCTION IF EXISTS batchline_append_only() CASCADE;"]) + "\n")
+        rt.db.dispose()
+        done = subprocess.run(
+            [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", str(drop), "-f", str(script)]
+            + ["-d", dsn],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            raise BackupRefused(f"the database could not be restored (unchanged): {done.stderr.strip()}", code="restore_failed")
+    if rt.settings.migration_database_url:  # the application role's rights are not in the dump
+        from .append_only import grant_app_role
+
+        grant_app_role(_owner_engine(rt), rt.settings.database_app_role)
+
+
+def _owner_engine(rt: Runtime):
+    from .db import make_engine
+
+    return make_engine(replace(rt.settings, database_url=str(_owner_url(rt).render_as_string(hide_password=False))))
+
+
+def _put_anchors(rt: Runtime, folder: Path, manifest: dict[str, Any]) -> str | None:
+    """The backup's anchors become the anchor file; one found there is kept aside."""
+    path = anchor_path(rt.settings)
+    kept = None
+    if path.exists() and path.stat().st_size:
+        kept = path.with_name(f"{path.name}.before-restore-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
+        path.rename(kept)
+    if ANCHORS in manifest["parts"]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / ANCHORS, path)
+        os.chmod(path, 0o600)
+    return str(kept) if kept else None
+
+
+def restore(rt: Runtime, source: str | os.PathLike, *, user: str, force: bool = False) -> dict[str, Any]:
+    """Restore the backup at ``source`` into the configured database; see the module doc."""
+    src = Path(source)
+    with _opened(src) as folder:
+        manifest = _manifest(folder)
+        kind = _kind(rt.db)
+        _check_parts(folder, manifest, kind)
+        head = _check_schema(manifest)
+        key_text = _check_key(rt, folder, manifest)
+        if not force and not _is_empty(rt):
+            raise BackupRefused(
+                "the configured database already holds a record: restoring would replace it "
+                "(use --force to replace it; its anchors are kept aside)",
+                code="restore_not_empty",
+            )
+        if key_text is not None:
+            here = key_path(rt.settings)
+            here.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(here, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(key_text + "\n")
+        dump = folder / DB_PART[kind]
+        (_load_sqlite if kind == "sqlite" else _load_postgresql)(rt, dump)
+        kept = _put_anchors(rt, folder, manifest)
+    rt.recipe_content.clear()
+    upgraded = None
+    if manifest.get("revision") != head:
+        owner = _owner_engine(rt) if rt.settings.migration_database_url else rt.db
+        migrate.upgrade(owner)
+        upgraded = {"from": manifest.get("revision"), "to": head}
+    with rt.transaction() as s:
+        result = audit.verify(s, settings=rt.settings, anchors=True)
+    with rt.transaction() as s:
+        audit.record(
+            s,
+            user=user,
+            action="backup.restored",
+            object_type="database",
+            object_id=kind,
+            new={
+                "from": str(src.resolve()),
+                "backup_created_at": manifest.get("created_at"),
+                "audit_head": manifest.get("audit_head"),
+                "verify_ok": result.ok,
+                "problems": len(result.problems),
+            },
+        )
+    return {
+        "restored": True,
+        "from": str(src.resolve()),
+        "database": kind,
+        "backup": {k: manifest.get(k) for k in ("batchline_version", "revision", "created_at", "created_by")},
+        "audit_head": manifest.get("audit_head"),
+        "key_installed": key_text is not None,
+        "anchors_kept_aside": kept,
+        "upgraded": upgraded,
+        "verify": result.to_dict(),
+    }

@@ -1,0 +1,110 @@
+"""Backup and restore on SQLite and PostgreSQL: a backup taken while steps are being
+completed restores into a fresh database whose audit trail verifies (anchors included)
+and whose batch records are identical to the source's at backup time."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import func, select
+
+from engine import audit, backup, batches, restore
+from engine.models import AuditEvent, Step
+from tests.engine.engine_helpers import complete, load
+from tests.support import make_runtime
+
+from .conftest import records
+
+PLANT = ("BK-1", "BK-2", "BK-3")
+
+
+def _steps(rt) -> dict[int, tuple]:
+    with rt.transaction() as s:
+        return {r.id: (r.batch_id, r.seq, r.values_hash) for r in s.scalars(select(Step))}
+
+
+def _busy(rt, stop: threading.Event, done: list[str]) -> None:
+    """An operator completing steps of ten-step batches until told to stop."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        batch = f"RUN-{n}"
+        batches.start_batch(rt, "ten_steps", batch, user="sup.sam")
+        for i in range(1, 11):
+            complete(rt, batch, f"step_{i}", {"note": f"{batch}/{i}"})
+            if stop.is_set():
+                break
+        done.append(batch)
+
+
+def test_backup_while_writing_restores_identical_and_verified(plant, fresh, tmp_path):
+    rt = plant
+    load(rt, "ten_steps.bpmn")
+    before = records(rt, PLANT)
+    stop, done = threading.Event(), []
+    worker = threading.Thread(target=_busy, args=(make_runtime(str(rt.db.url.render_as_string(False))), stop, done))
+    worker.start()
+    try:
+        while not done:  # at least one batch fully written, another under way
+            worker.join(0.05)
+        taken = backup.take(rt, tmp_path / "bk", user="os:test")
+    finally:
+        stop.set()
+        worker.join(60)
+    assert not worker.is_alive()
+    assert records(rt, PLANT) == before  # the plant's batches did not move meanwhile
+    source_steps = _steps(rt)
+    assert taken["audit_head"]["id"] > 0 and taken["parts"]["audit-anchors.jsonl"]["bytes"] > 0
+    assert not taken["includes_key"] and not (tmp_path / "bk" / "audit.key").exists()
+
+    target = make_runtime(fresh())
+    try:
+        out = restore.restore(target, tmp_path / "bk", user="os:test")
+        assert out["verify"]["ok"], out["verify"]["problems"]
+        assert out["verify"]["anchors"]["anchors"] >= 1
+        assert records(target, PLANT) == before
+        restored = _steps(target)
+        assert restored and set(restored) <= set(source_steps)
+        assert all(source_steps[i] == restored[i] for i in restored)  # every step whole, as written
+        with target.transaction() as s:
+            last = s.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+            assert last.action == "backup.restored" and '"verify_ok": true' in last.new
+            assert last.id == taken["audit_head"]["id"] + 1  # the restored trail, then the restore
+            assert audit.verify(s, settings=target.settings, anchors=True).ok
+    finally:
+        target.close()
+
+
+def test_tar_backup_with_key_restores_where_no_key_is(plant, fresh, tmp_path):
+    before = records(plant, PLANT)
+    taken = backup.take(plant, tmp_path / "plant.tar", user="os:test", include_keys=True)
+    assert (tmp_path / "plant.tar").stat().st_mode & 0o077 == 0
+    with plant.transaction() as s:  # the backup itself is in the source's trail
+        assert s.scalars(select(AuditEvent.action).order_by(AuditEvent.id.desc())).first() == "backup.taken"
+    target = make_runtime(fresh(with_key=False))
+    try:
+        out = restore.restore(target, tmp_path / "plant.tar", user="os:test")
+        assert out["key_installed"] and out["verify"]["ok"], out["verify"]["problems"]
+        assert records(target, PLANT) == before
+        assert audit.load_keys(target.settings).fingerprint == taken["audit_key"]
+    finally:
+        target.close()
+
+
+def test_restore_onto_a_record_needs_force_and_keeps_old_anchors(plant, fresh, tmp_path):
+    head = backup.take(plant, tmp_path / "bk", user="os:test")["audit_head"]["id"]
+    other = make_runtime(fresh())
+    try:
+        restore.restore(other, tmp_path / "bk", user="os:test")  # now holds a record
+        try:
+            restore.restore(other, tmp_path / "bk", user="os:test")
+            raise AssertionError("restored over a record without --force")
+        except backup.BackupRefused as exc:
+            assert exc.code == "restore_not_empty" and "--force" in exc.message
+        out = restore.restore(other, tmp_path / "bk", user="os:test", force=True)
+        assert out["verify"]["ok"], out["verify"]["problems"]
+        assert out["anchors_kept_aside"]
+        with other.transaction() as s:  # the second restore replaced the first: one restore entry
+            assert s.scalar(select(func.max(AuditEvent.id))) == head + 1
+    finally:
+        other.close()
