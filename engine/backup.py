@@ -34,10 +34,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine, make_url
 
-from . import audit, migrate
+from . import audit
 from .audit.keys import anchor_path, key_path
 from .errors import BatchlineError
 from .runtime import Runtime
@@ -47,8 +47,6 @@ MANIFEST = "manifest.json"
 ANCHORS = "audit-anchors.jsonl"
 KEY = "audit.key"
 DB_PART = {"sqlite": "database.sqlite3", "postgresql": "database.pgdump"}
-#: tables whose rows make a database "not empty" (the schema's own bookkeeping does not)
-_NOT_DATA = {"alembic_version"}
 
 
 class BackupRefused(BatchlineError):
@@ -206,8 +204,7 @@ def take(rt: Runtime, to: str | os.PathLike, *, user: str, include_keys: bool = 
                     tar.add(work / name, arcname=name)
             os.chmod(dest, 0o600)
     except BaseException:
-        if as_tar or dest != work or not (dest / MANIFEST).exists():
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # no half backup left to be mistaken for one
         raise
     finally:
         if as_tar:

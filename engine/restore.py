@@ -68,7 +68,11 @@ def _manifest(folder: Path) -> dict[str, Any]:
         raise BackupRefused(f"{folder} has no {MANIFEST}: not a Batchline backup", code="backup_damaged") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise BackupRefused(f"{MANIFEST} is not readable JSON (damaged)", code="backup_damaged") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("parts"), dict):
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or not isinstance(manifest.get("parts"), dict)
+    ):
         raise BackupRefused(f"{MANIFEST} is not a Batchline backup manifest of format {FORMAT}", code="backup_damaged")
     return manifest
 
@@ -197,7 +201,9 @@ def _load_postgresql(rt: Runtime, dump: Path) -> None:
             text=True,
         )
         if done.returncode:
-            raise BackupRefused(f"the database could not be restored (unchanged): {done.stderr.strip()}", code="restore_failed")
+            raise BackupRefused(
+                f"the database could not be restored (unchanged): {done.stderr.strip()}", code="restore_failed"
+            )
     if rt.settings.migration_database_url:  # the application role's rights are not in the dump
         from .append_only import grant_app_role
 

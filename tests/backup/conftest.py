@@ -38,10 +38,14 @@ def plant(client):
         "/api/recipes", json={"bpmn": {"signed.bpmn": (RECIPES / "signed.bpmn").read_text()}, "forms": forms}
     )
     assert r.status_code == 201, r.json
-    r = client.post(f"/api/recipes/{r.json['id']}/approve", json=approval("quentin", "ok"), headers=client.auth["quentin"])
+    r = client.post(
+        f"/api/recipes/{r.json['id']}/approve", json=approval("quentin", "ok"), headers=client.auth["quentin"]
+    )
     assert r.status_code == 200, r.json
     for batch in ("BK-1", "BK-2", "BK-3"):
-        r = client.post("/api/batches", json={"recipe": "signed_steps", "batch_id": batch, "parameters": {"lot": "L-7"}})
+        r = client.post(
+            "/api/batches", json={"recipe": "signed_steps", "batch_id": batch, "parameters": {"lot": "L-7"}}
+        )
         assert r.status_code == 201, r.json
     _complete(client, "BK-1", "weigh", {"mass_g": 115, "comment": "scale drift"})  # alert limit 90..110
     r = client.post(

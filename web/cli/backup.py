@@ -86,7 +86,9 @@ def restore_command(source: str, force: bool, user: str | None):
         click.echo(f"the anchors that were here are kept in {out['anchors_kept_aside']}")
     v = out["verify"]
     if ok:
-        click.echo(f"audit verify: ok, {v['entries']} entries, chain and anchors intact; {v['record_rows']} record rows match")
+        click.echo(
+            f"audit verify: ok, {v['entries']} entries, chain and anchors intact; {v['record_rows']} record rows match"
+        )
     else:
         click.echo(f"audit verify: BROKEN, {len(v['problems'])} problem(s):")
         for problem in v["problems"]:
