@@ -46,6 +46,8 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 ANCHORS = "audit-anchors.jsonl"
 KEY = "audit.key"
+#: the key files of stored subscriber and connector secrets (engine.secret_store), beside the audit key
+SECRET_FILES = ("subscribers.key", "connectors.key")
 DB_PART = {"sqlite": "database.sqlite3", "postgresql": "database.pgdump"}
 
 
@@ -185,6 +187,12 @@ def take(rt: Runtime, to: str | os.PathLike, *, user: str, include_keys: bool = 
                 shutil.copyfile(key_path(rt.settings), work / KEY)
             os.chmod(work / KEY, 0o600)
             parts.append(KEY)
+            for name in SECRET_FILES:
+                found = key_path(rt.settings).parent / name
+                if found.is_file():
+                    shutil.copyfile(found, work / name)
+                    os.chmod(work / name, 0o600)
+                    parts.append(name)
         manifest = {
             "format": FORMAT,
             "batchline_version": version(),

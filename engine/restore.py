@@ -32,10 +32,23 @@ from sqlalchemy import inspect, text
 
 from . import audit, migrate
 from .audit.keys import AuditKeys, anchor_path, key_path
-from .backup import ANCHORS, DB_PART, FORMAT, KEY, MANIFEST, BackupRefused, _kind, _libpq, _owner_url, _sha256, _tool
+from .backup import (
+    ANCHORS,
+    DB_PART,
+    FORMAT,
+    KEY,
+    MANIFEST,
+    SECRET_FILES,
+    BackupRefused,
+    _kind,
+    _libpq,
+    _owner_url,
+    _sha256,
+    _tool,
+)
 from .runtime import Runtime
 
-_NAMES = {MANIFEST, ANCHORS, KEY, *DB_PART.values()}
+_NAMES = {MANIFEST, ANCHORS, KEY, *SECRET_FILES, *DB_PART.values()}
 
 
 @contextmanager
@@ -230,6 +243,25 @@ def _put_anchors(rt: Runtime, folder: Path, manifest: dict[str, Any]) -> str | N
     return str(kept) if kept else None
 
 
+def _put_secret_keys(rt: Runtime, folder: Path, manifest: dict[str, Any]) -> dict[str, str]:
+    """Subscriber and connector key files from the backup: installed where none is; a
+    different one already there is kept (its secrets are then set again, not guessed)."""
+    out = {}
+    for name in SECRET_FILES:
+        if name not in manifest["parts"]:
+            continue
+        here = key_path(rt.settings).parent / name
+        if not here.exists():
+            here.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(here, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write((folder / name).read_bytes())
+            out[name] = "installed"
+        else:
+            out[name] = "same" if here.read_bytes() == (folder / name).read_bytes() else "kept the one here"
+    return out
+
+
 def restore(rt: Runtime, source: str | os.PathLike, *, user: str, force: bool = False) -> dict[str, Any]:
     """Restore the backup at ``source`` into the configured database; see the module doc."""
     src = Path(source)
@@ -254,6 +286,7 @@ def restore(rt: Runtime, source: str | os.PathLike, *, user: str, force: bool = 
         dump = folder / DB_PART[kind]
         (_load_sqlite if kind == "sqlite" else _load_postgresql)(rt, dump)
         kept = _put_anchors(rt, folder, manifest)
+        secret_keys = _put_secret_keys(rt, folder, manifest)
     rt.recipe_content.clear()
     upgraded = None
     if manifest.get("revision") != head:
@@ -284,6 +317,7 @@ def restore(rt: Runtime, source: str | os.PathLike, *, user: str, force: bool = 
         "backup": {k: manifest.get(k) for k in ("batchline_version", "revision", "created_at", "created_by")},
         "audit_head": manifest.get("audit_head"),
         "key_installed": key_text is not None,
+        "secret_keys": secret_keys,
         "anchors_kept_aside": kept,
         "upgraded": upgraded,
         "verify": result.to_dict(),

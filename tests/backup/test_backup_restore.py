@@ -76,6 +76,9 @@ def test_backup_while_writing_restores_identical_and_verified(plant, fresh, tmp_
 
 
 def test_tar_backup_with_key_restores_where_no_key_is(plant, fresh, tmp_path):
+    from engine.qms import secrets as subscriber_secrets  # makes subscribers.key, as a subscriber does
+
+    sealed = subscriber_secrets.SecretBox(plant.settings).seal("whsec-test-secret-value")
     before = records(plant, PLANT)
     taken = backup.take(plant, tmp_path / "plant.tar", user="os:test", include_keys=True)
     assert (tmp_path / "plant.tar").stat().st_mode & 0o077 == 0
@@ -87,6 +90,8 @@ def test_tar_backup_with_key_restores_where_no_key_is(plant, fresh, tmp_path):
         assert out["key_installed"] and out["verify"]["ok"], out["verify"]["problems"]
         assert records(target, PLANT) == before
         assert audit.load_keys(target.settings).fingerprint == taken["audit_key"]
+        assert out["secret_keys"]["subscribers.key"] == "installed"
+        assert subscriber_secrets.SecretBox(target.settings).open(sealed) == "whsec-test-secret-value"
     finally:
         target.close()
 

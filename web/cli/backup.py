@@ -82,6 +82,8 @@ def restore_command(source: str, force: bool, user: str | None):
         click.echo(f"schema upgraded from {out['upgraded']['from']} to {out['upgraded']['to']}")
     if out["key_installed"]:
         click.echo("the audit key from the backup was installed")
+    for name, what in out["secret_keys"].items():
+        click.echo(f"{name}: {what}")
     if out["anchors_kept_aside"]:
         click.echo(f"the anchors that were here are kept in {out['anchors_kept_aside']}")
     v = out["verify"]
