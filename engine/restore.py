@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import Engine
 
 from . import audit, migrate
 from .audit.keys import AuditKeys, anchor_path, key_path
@@ -189,6 +190,38 @@ def _load_sqlite(rt: Runtime, dump: Path) -> None:
         target.close()
 
 
+#: what the public schema holds, each with how it is dropped (views first, types last);
+#: objects of an installed extension are left to the extension
+_OBJECTS = (
+    ("VIEW", "SELECT quote_ident(viewname) FROM pg_views WHERE schemaname = 'public'"),
+    ("TABLE", "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'"),
+    ("SEQUENCE", "SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = 'public'"),
+    (
+        "FUNCTION",
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = 'public' AND NOT EXISTS "
+        "(SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')",
+    ),
+    (
+        "TYPE",
+        "SELECT quote_ident(t.typname) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+        "WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd') AND NOT EXISTS "
+        "(SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')",
+    ),
+)
+
+
+def _drop_everything(rt: Runtime) -> str:
+    """The statements that empty the public schema (run in the restore's transaction)."""
+    rt.db.dispose()
+    lines = []
+    with rt.db.connect() as conn:
+        for kind, query in _OBJECTS:
+            lines += [f"DROP {kind} IF EXISTS {name} CASCADE;" for (name,) in conn.execute(text(query))]
+    rt.db.dispose()
+    return "\n".join(lines)
+
+
 def _load_postgresql(rt: Runtime, dump: Path) -> None:
     """Drop what is there and load the dump in one transaction: it all happens or nothing."""
     pg_restore, psql = _tool("pg_restore"), _tool("psql")
@@ -200,11 +233,7 @@ def _load_postgresql(rt: Runtime, dump: Path) -> None:
         )
         if done.returncode:
             raise BackupRefused(f"pg_restore could not read the dump: {done.stderr.strip()}", code="backup_damaged")
-        rt.db.dispose()
-        with rt.db.connect() as conn:
-            tables = [r[0] for r in conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))]
-        statements = [f'DROP TABLE IF EXISTS "{t}" CASCADE;' for t in tables]
-        drop.write_text("\n".join([*statements, "DROP FUNCTION IF EXISTS batchline_append_only() CASCADE;"]) + "\n")
+        drop.write_text(_drop_everything(rt) + "\n")
         rt.db.dispose()
         done = subprocess.run(
             [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", str(drop), "-f", str(script)]
@@ -220,10 +249,14 @@ def _load_postgresql(rt: Runtime, dump: Path) -> None:
     if rt.settings.migration_database_url:  # the application role's rights are not in the dump
         from .append_only import grant_app_role
 
-        grant_app_role(_owner_engine(rt), rt.settings.database_app_role)
+        owner = _owner_engine(rt)
+        try:
+            grant_app_role(owner, rt.settings.database_app_role)
+        finally:
+            owner.dispose()
 
 
-def _owner_engine(rt: Runtime):
+def _owner_engine(rt: Runtime) -> Engine:
     from .db import make_engine
 
     return make_engine(replace(rt.settings, database_url=str(_owner_url(rt).render_as_string(hide_password=False))))
@@ -291,7 +324,11 @@ def restore(rt: Runtime, source: str | os.PathLike, *, user: str, force: bool = 
     upgraded = None
     if manifest.get("revision") != head:
         owner = _owner_engine(rt) if rt.settings.migration_database_url else rt.db
-        migrate.upgrade(owner)
+        try:
+            migrate.upgrade(owner)
+        finally:
+            if owner is not rt.db:
+                owner.dispose()
         upgraded = {"from": manifest.get("revision"), "to": head}
     with rt.transaction() as s:
         result = audit.verify(s, settings=rt.settings, anchors=True)

@@ -23,35 +23,44 @@ def _steps(rt) -> dict[int, tuple]:
         return {r.id: (r.batch_id, r.seq, r.values_hash) for r in s.scalars(select(Step))}
 
 
-def _busy(rt, stop: threading.Event, done: list[str]) -> None:
+def _busy(url: str, stop: threading.Event, done: list[str], errors: list[BaseException]) -> None:
     """An operator completing steps of ten-step batches until told to stop."""
+    rt = make_runtime(url)
     n = 0
-    while not stop.is_set():
-        n += 1
-        batch = f"RUN-{n}"
-        batches.start_batch(rt, "ten_steps", batch, user="sup.sam")
-        for i in range(1, 11):
-            complete(rt, batch, f"step_{i}", {"note": f"{batch}/{i}"})
-            if stop.is_set():
-                break
-        done.append(batch)
+    try:
+        while not stop.is_set():
+            n += 1
+            batch = f"RUN-{n}"
+            batches.start_batch(rt, "ten_steps", batch, user="sup.sam")
+            for i in range(1, 11):
+                complete(rt, batch, f"step_{i}", {"note": f"{batch}/{i}"})
+                if stop.is_set():
+                    break
+            done.append(batch)
+    except BaseException as exc:  # noqa: BLE001 - the test says what the writer met
+        errors.append(exc)
+    finally:
+        rt.close()
 
 
 def test_backup_while_writing_restores_identical_and_verified(plant, fresh, tmp_path):
     rt = plant
     load(rt, "ten_steps.bpmn")
     before = records(rt, PLANT)
-    stop, done = threading.Event(), []
-    worker = threading.Thread(target=_busy, args=(make_runtime(str(rt.db.url.render_as_string(False))), stop, done))
+    stop, done, errors = threading.Event(), [], []
+    url = rt.db.url.render_as_string(hide_password=False)
+    worker = threading.Thread(target=_busy, args=(url, stop, done, errors))
     worker.start()
     try:
-        while not done:  # at least one batch fully written, another under way
+        while not done and worker.is_alive():  # at least one batch fully written, another under way
             worker.join(0.05)
         taken = backup.take(rt, tmp_path / "bk", user="os:test")
+        writing = worker.is_alive()
     finally:
         stop.set()
         worker.join(60)
-    assert not worker.is_alive()
+    assert not errors, errors
+    assert writing and not worker.is_alive()  # the writer ran through the whole backup
     assert records(rt, PLANT) == before  # the plant's batches did not move meanwhile
     source_steps = _steps(rt)
     assert taken["audit_head"]["id"] > 0 and taken["parts"]["audit-anchors.jsonl"]["bytes"] > 0
