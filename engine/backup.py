@@ -41,6 +41,7 @@ from . import audit
 from .audit.keys import anchor_path, key_path
 from .errors import BatchlineError
 from .runtime import Runtime
+from .vocabulary import AuditScheme
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -121,9 +122,10 @@ def _owner_url(rt: Runtime) -> URL:
 
 def _head(first: Any) -> dict[str, Any]:
     """The audit head and schema revision of a copy; ``first(sql)`` -> its first row."""
-    row = first("SELECT last_id, last_hash FROM audit_head WHERE id = 1")
+    row = first("SELECT last_id, last_hash, scheme FROM audit_head WHERE id = 1")
     revision = (first("SELECT version_num FROM alembic_version") or [None])[0]
-    return {"audit_head": {"id": row[0] if row else 0, "hash": row[1] if row else None}, "revision": revision}
+    head = {"id": row[0], "hash": row[1], "scheme": row[2]} if row else {"id": 0, "hash": None, "scheme": None}
+    return {"audit_head": head, "revision": revision}
 
 
 def _dump_sqlite(rt: Runtime, dest: Path) -> dict[str, Any]:
@@ -161,14 +163,35 @@ def _dump_postgresql(rt: Runtime, dest: Path) -> dict[str, Any]:
     return state
 
 
+def _seal_legacy_trail(rt: Runtime, user: str) -> None:
+    """A trail only older releases wrote (upgraded, no keyed entry yet) binds no record
+    rows, so its copy could not verify. Recording that a backup starts seals it first
+    (the first keyed entry does, engine.audit.chain) and anchors the head."""
+    with rt.transaction() as s:
+        head = s.execute(text("SELECT last_id, scheme FROM audit_head WHERE id = 1")).first()
+        if head is not None and head[0] and head[1] != AuditScheme.KEYED:
+            audit.record(s, user=user, action="backup.started", object_type="database", object_id=_kind(rt.db))
+
+
 def take(rt: Runtime, to: str | os.PathLike, *, user: str, include_keys: bool = False) -> dict[str, Any]:
     """Write one backup to ``to`` (a new directory, or a ``.tar`` file) and audit it."""
     dest = Path(to)
+    try:
+        return _take(rt, dest, user=user, include_keys=include_keys)
+    except OSError as exc:
+        raise BackupRefused(
+            f"the backup could not be written to {dest}: {exc.strerror or exc}", code="backup_failed"
+        ) from exc
+
+
+def _take(rt: Runtime, dest: Path, *, user: str, include_keys: bool) -> dict[str, Any]:
     if dest.exists() and not (dest.is_dir() and not any(dest.iterdir())):
         raise BackupRefused(f"{dest} exists: a backup is written to a new path, never over another one")
     kind = _kind(rt.db)
     keys = audit.load_keys(rt.settings)
+    _seal_legacy_trail(rt, user)
     as_tar = dest.suffix == ".tar"
+    dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".batchline-backup-", dir=dest.parent)) if as_tar else dest
     try:
         work.mkdir(parents=True, exist_ok=True)
@@ -180,6 +203,13 @@ def take(rt: Runtime, to: str | os.PathLike, *, user: str, include_keys: bool = 
             parts.append(ANCHORS)
         state = (_dump_sqlite if kind == "sqlite" else _dump_postgresql)(rt, work / DB_PART[kind])
         parts.append(DB_PART[kind])
+        head = state["audit_head"]
+        if ANCHORS not in parts and head["id"] and head["scheme"] == AuditScheme.KEYED:
+            raise BackupRefused(
+                f"the audit trail has {head['id']} entries but there is no anchor file at {anchors}: restore or "
+                "configure it (audit_anchor_file), or anchor the head now (`batchline audit anchor`), then back up",
+                code="backup_no_anchors",
+            )
         if include_keys:
             if rt.settings.audit_key:
                 (work / KEY).write_text(rt.settings.audit_key.strip() + "\n", encoding="utf-8")

@@ -48,6 +48,7 @@ from .backup import (
     _tool,
 )
 from .runtime import Runtime
+from .vocabulary import AuditScheme
 
 _NAMES = {MANIFEST, ANCHORS, KEY, *SECRET_FILES, *DB_PART.values()}
 
@@ -101,7 +102,8 @@ def _check_parts(folder: Path, manifest: dict[str, Any], kind: str) -> None:
     if DB_PART[kind] not in parts:
         raise BackupRefused(f"the backup has no database part ({DB_PART[kind]})", code="backup_damaged")
     head = manifest.get("audit_head") or {}
-    if int(head.get("id") or 0) and ANCHORS not in parts:
+    keyed = head.get("scheme", AuditScheme.KEYED.value) == AuditScheme.KEYED  # older manifests: assume keyed
+    if int(head.get("id") or 0) and keyed and ANCHORS not in parts:
         raise BackupRefused(
             f"the backup's audit trail has {head.get('id')} entries but no anchors: "
             "a rollback or truncation could not be detected",
@@ -297,7 +299,13 @@ def _put_secret_keys(rt: Runtime, folder: Path, manifest: dict[str, Any]) -> dic
 
 def restore(rt: Runtime, source: str | os.PathLike, *, user: str, force: bool = False) -> dict[str, Any]:
     """Restore the backup at ``source`` into the configured database; see the module doc."""
-    src = Path(source)
+    try:
+        return _restore(rt, Path(source), user=user, force=force)
+    except OSError as exc:
+        raise BackupRefused(f"the restore stopped: {exc.strerror or exc}", code="restore_failed") from exc
+
+
+def _restore(rt: Runtime, src: Path, *, user: str, force: bool) -> dict[str, Any]:
     with _opened(src) as folder:
         manifest = _manifest(folder)
         kind = _kind(rt.db)
@@ -316,10 +324,12 @@ def restore(rt: Runtime, source: str | os.PathLike, *, user: str, force: bool = 
             fd = os.open(here, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(key_text + "\n")
-        dump = folder / DB_PART[kind]
-        (_load_sqlite if kind == "sqlite" else _load_postgresql)(rt, dump)
-        kept = _put_anchors(rt, folder, manifest)
-        secret_keys = _put_secret_keys(rt, folder, manifest)
+        try:
+            (_load_sqlite if kind == "sqlite" else _load_postgresql)(rt, folder / DB_PART[kind])
+            kept = _put_anchors(rt, folder, manifest)
+            secret_keys = _put_secret_keys(rt, folder, manifest)
+        except (OSError, sqlite3.Error) as exc:
+            raise BackupRefused(f"the restore stopped: {exc}", code="restore_failed") from exc
     rt.recipe_content.clear()
     upgraded = None
     if manifest.get("revision") != head:

@@ -135,3 +135,19 @@ def test_a_backup_never_overwrites_another(plant, taken):
         backup.take(plant, taken, user="os:test")
     assert "never over another one" in caught.value.message
     assert json.loads((taken / "manifest.json").read_text())["format"] == 1
+
+
+def test_a_keyed_trail_without_its_anchor_file_is_not_backed_up_silently(plant, tmp_path):
+    anchors = anchor_path(plant.settings)
+    anchors.rename(tmp_path / "elsewhere.jsonl")
+    with pytest.raises(backup.BackupRefused) as caught:
+        backup.take(plant, tmp_path / "bk.tar", user="os:test")
+    assert caught.value.code == "backup_no_anchors" and "batchline audit anchor" in caught.value.message
+    assert not (tmp_path / "bk.tar").exists() and not list(tmp_path.glob(".batchline-backup-*"))
+
+
+def test_a_backup_path_that_cannot_be_written_is_said(plant, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(backup.BackupRefused) as caught:
+        backup.take(plant, tmp_path / "a-file" / "bk", user="os:test")
+    assert caught.value.code == "backup_failed" and "could not be written" in caught.value.message

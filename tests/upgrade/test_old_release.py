@@ -85,7 +85,7 @@ def _run_old(old: Path, url: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_previous_release_runs_on_the_new_schema(db_url, old_code):
+def test_previous_release_runs_on_the_new_schema(db_url, old_code, tmp_path, request):
     rt = make_runtime(db_url)
     try:
         assert migrate.current(rt.db) == migrate.head()  # the NEW head, migrated by the new code
@@ -100,6 +100,9 @@ def test_previous_release_runs_on_the_new_schema(db_url, old_code):
 
     rt = make_runtime(db_url)
     try:
+        # a backup before anything else: the old release's trail is sealed first, and its
+        # copy restores and verifies
+        _backup_restores(rt, tmp_path, request)
         assert batches.get_batch(rt, "OLD-1")["state"] == "complete"
         assert [s["user"] for s in batches.steps(rt, "OLD-1")] == ["old.op", "old.op"]
         first = record.build(rt, "OLD-1")
@@ -118,3 +121,20 @@ def test_previous_release_runs_on_the_new_schema(db_url, old_code):
         assert result.legacy_entries == old["verify"]["entries"] and result.record_rows
     finally:
         rt.close()
+
+
+def _backup_restores(rt, tmp_path, request) -> None:
+    """A backup of the old release's data, restored into a new database, verifies."""
+    from engine import backup, restore
+    from tests.backup.conftest import records
+
+    before = records(rt, ("OLD-1", "OLD-2"))
+    backup.take(rt, tmp_path / "bk", user="os:test", include_keys=True)
+    url = request.getfixturevalue("fresh")(with_key=False)  # the backup brings its key
+    target = make_runtime(url)
+    try:
+        out = restore.restore(target, tmp_path / "bk", user="os:test")
+        assert out["verify"]["ok"], out["verify"]["problems"]
+        assert records(target, ("OLD-1", "OLD-2")) == before
+    finally:
+        target.close()
