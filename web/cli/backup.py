@@ -53,7 +53,8 @@ def backup_command(to: str, include_keys: bool, user: str | None):
         return
     parts = ", ".join(f"{name} ({_size(p['bytes'])})" for name, p in out["parts"].items())
     click.echo(f"backed up the {out['database']} database (schema {out['revision']}) to {out['path']}: {parts}")
-    click.echo(f"audit trail: {out['audit_head']['id']} entries, sealed with key {out['audit_key']}")
+    entries = out["audit_head"]["id"]
+    click.echo(f"audit trail: {entries} {'entry' if entries == 1 else 'entries'}, sealed with key {out['audit_key']}")
     if not out["includes_key"]:
         click.echo(f"the audit key is NOT in the backup: keep it (fingerprint {out['audit_key']}) with your secrets")
 
