@@ -5,6 +5,7 @@ and whose batch records are identical to the source's at backup time."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -122,3 +123,38 @@ def test_restore_onto_a_record_needs_force_and_keeps_old_anchors(plant, fresh, t
             assert s.scalar(select(func.max(AuditEvent.id))) == head + 1
     finally:
         other.close()
+
+
+def test_a_backup_of_an_older_schema_is_restored_and_upgraded(db_url, fresh, tmp_path):
+    """A backup taken before an upgrade restores into this release: the schema is
+    brought to the head, and the trail still verifies."""
+    from engine import migrate
+
+    source = make_runtime(db_url)
+    audit.load_keys(source.settings)  # the key the databases below share
+    source.close()
+    old_url = fresh()  # a database of its own, then taken back to an older revision
+    rt = make_runtime(old_url)
+    try:
+        if rt.db.dialect.name == "sqlite":
+            rt.db.dispose()
+            Path(rt.db.url.database).unlink()
+        else:
+            from sqlalchemy import text
+
+            with rt.db.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+        migrate.upgrade(rt.db, "0013_model_approval")
+        taken = backup.take(rt, tmp_path / "old", user="os:test")
+        assert taken["revision"] == "0013_model_approval"
+    finally:
+        rt.close()
+    target = make_runtime(fresh())
+    try:
+        out = restore.restore(target, tmp_path / "old", user="os:test")
+        assert out["upgraded"] == {"from": "0013_model_approval", "to": migrate.head()}
+        assert migrate.current(target.db) == migrate.head()
+        assert out["verify"]["ok"], out["verify"]["problems"]
+    finally:
+        target.close()
