@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from . import (  # noqa: F401  (registers the commands)
     audit,
+    backup,
     batches,
     connectors,
     db,
