@@ -144,6 +144,8 @@
           el.value = value;
         }
         put++;
+        var folded = el.closest && el.closest("details");
+        if (folded) folded.open = true;  // a kept value is never hidden in a collapsed form
         el.dispatchEvent(new Event("input", { bubbles: true }));
         el.dispatchEvent(new Event("change", { bubbles: true }));
       });
@@ -253,7 +255,7 @@
     login.className = "button primary small";
     login.textContent = "Log in again";
     login.style.marginLeft = "1em";
-    login.hidden = true;
+    login.style.display = "none";  // .button sets a display: the hidden attribute alone loses
     login.href = (body.getAttribute("data-login-url") || "/login") + "?next=" + encodeURIComponent(here);
     banner.appendChild(text);
     banner.appendChild(button);
@@ -280,8 +282,8 @@
       "Your session has ended after " + Math.round(total / 60) + " minutes without activity. " +
       (kept ? "What you typed on this page is kept in this browser (not passwords) and comes back after you log in again."
             : "Log in again to continue.");
-    document.getElementById("stay-signed-in").hidden = true;
-    document.getElementById("log-in-again").hidden = false;
+    document.getElementById("stay-signed-in").style.display = "none";
+    document.getElementById("log-in-again").style.display = "";
   }
 
   function stay() {
@@ -316,7 +318,7 @@
       endSession();
     } else if (left <= warnAt * 1000) {
       showBanner().hidden = false;
-      document.getElementById("stay-signed-in").hidden = false;
+      document.getElementById("stay-signed-in").style.display = "";
       document.getElementById("session-warning-text").textContent =
         "Your session ends in " + inWords(left) + " without activity. What you typed is not recorded until you sign.";
     } else if (banner) {
