@@ -37,7 +37,7 @@ def test_an_operator_records_an_event_from_the_task_page(client, runtime, new_ba
     url, hidden = event_form(client, batch_id)
     data = {**hidden, "kind": "documentation", "description": "Line clearance form\nsigned late by the shift lead"}
     r = client.post(f"/batches/{batch_id}/events", data=data)
-    assert r.status_code == 302 and r.headers["Location"] == url
+    assert r.status_code == 303 and r.headers["Location"] == url
     (exc,) = events_of(runtime, batch_id)
     assert exc["category"] == "event.documentation" and exc["raised_by"] == "op.anna"
     assert exc["details"]["task_id"] == hidden["task_id"]
@@ -56,7 +56,7 @@ def test_a_resent_event_form_records_one_exception(client, runtime, new_batch): 
     data = {**hidden, "kind": "equipment", "description": "Balance B-12 display flickers"}
     first = client.post(f"/batches/{batch_id}/events", data=data)
     second = client.post(f"/batches/{batch_id}/events", data=data)
-    assert first.status_code == second.status_code == 302
+    assert first.status_code == second.status_code == 303
     (exc,) = events_of(runtime, batch_id)
     messages = re.findall(r"exception (\d+)\)", client.get(first.headers["Location"]).text)
     assert messages == [str(exc["id"]), str(exc["id"])]  # the second shows the first's answer
@@ -128,7 +128,7 @@ def test_a_held_batch_takes_events_from_its_batch_page(client, runtime, new_batc
     r = client.post(f"/batches/{batch_id}/events", data={**data, "description": "x" * 2001})
     assert r.status_code == 422 and 'id="event-error"' in r.text and 'id="batch-state"' in r.text
     r = client.post(f"/batches/{batch_id}/events", data={**data, "description": "Spill near the bench"})
-    assert r.status_code == 302 and r.headers["Location"] == f"/batches/{batch_id}#exceptions"
+    assert r.status_code == 303 and r.headers["Location"] == f"/batches/{batch_id}#exceptions"
     (exc,) = events_of(runtime, batch_id)
     assert exc["category"] == "event.safety" and exc["details"]["task_id"] is None
 
@@ -143,7 +143,7 @@ def test_a_role_without_event_record_sees_no_form_and_is_refused(app, runtime, n
     admin = app.test_client()
     login_page = admin.get("/login").text
     r = admin.post("/login", data={"csrf_token": token(login_page), "username": username, "password": secret})
-    assert r.status_code == 302
+    assert r.status_code == 303
     (task,) = batches.ready_tasks(runtime, batch_id)
     for url in (f"/batches/{batch_id}/tasks/{task['id']}", f"/batches/{batch_id}"):
         page = admin.get(url)

@@ -76,8 +76,8 @@ def test_review_forms_need_csrf_justification_and_signature(client, runtime, new
     key = "k-" + batch_id
     data = {"csrf_token": csrf, "decision": "accept", "justification": "fine", "idempotency_key": key}
     r = client.post(url, data={**data, "signer_id": "qa.dora", "password": password("qa.dora")})
-    assert r.status_code == 302
+    assert r.status_code == 303
     r = client.post(url, data={**data, "password": password("qa.dora")})  # sent again: the first result
-    assert r.status_code == 302
+    assert r.status_code == 303
     (oot,) = [e for e in batches.exceptions(runtime, batch_id) if e["id"] == ids["oot"]]
     assert oot["status"] == "accepted" and len(oot["dispositions"]) == 1

@@ -40,7 +40,7 @@ def test_a_supervisor_starts_a_batch_with_parameters(client, runtime):
     r = start(
         client, recipe="buffer_prep", batch_id=batch_id, parameters="target_ph = 7.1\nurgent = true\nnote = first"
     )
-    assert r.status_code == 302 and r.headers["Location"].endswith(f"/batches/{batch_id}")
+    assert r.status_code == 303 and r.headers["Location"].endswith(f"/batches/{batch_id}")
     shown = batches.get_batch(runtime, batch_id)
     assert shown["state"] == "running" and shown["created_by"] == "sup.carl"
     assert shown["parameters"] == {"target_ph": 7.1, "urgent": True, "note": "first"}

@@ -45,7 +45,7 @@ def test_qa_completes_and_corrects_a_qa_step_a_supervisor_does_neither(client, r
     supervisor = app.test_client()
     log_in(supervisor, "sup.carl")
     page = supervisor.get(url).text
-    assert "This task is for the qa role (qa may complete it)." in page
+    assert "This step is for QA; you are signed in as supervisor." in page
     r = sign_task(supervisor, url, "sup.carl")
     assert r.status_code == 403 and "qa" in r.text
     assert batches.steps(runtime, batch_id) == []
@@ -53,7 +53,7 @@ def test_qa_completes_and_corrects_a_qa_step_a_supervisor_does_neither(client, r
     log_in(client, "qa.dora")
     assert 'id="not-mine"' not in client.get(url).text
     r = sign_task(client, url, "qa.dora")
-    assert r.status_code == 302, r.text
+    assert r.status_code == 303, r.text
     (step,) = batches.steps(runtime, batch_id)
     assert [(s["username"], s["meaning"]) for s in step["signatures"]] == [("qa.dora", "Released")]
 
@@ -79,5 +79,5 @@ def test_qa_completes_and_corrects_a_qa_step_a_supervisor_does_neither(client, r
             "password": password("qa.dora"),
         },
     )
-    assert r.status_code == 302, r.text
+    assert r.status_code == 303, r.text
     assert batches.steps(runtime, batch_id)[0]["current_values"]["reading"] == "4.3"

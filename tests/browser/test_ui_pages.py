@@ -34,7 +34,7 @@ def token(html: str, name: str = "csrf_token") -> str:
 def log_in(client, username: str) -> None:
     page = client.get("/login").text
     r = client.post("/login", data={"csrf_token": token(page), "username": username, "password": password(username)})
-    assert r.status_code == 302, r.text
+    assert r.status_code == 303, r.text
 
 
 def task_form(client, batch_id: str) -> tuple[str, str, str]:
@@ -64,7 +64,7 @@ def test_login_never_redirects_off_site(client, target):
         query_string={"next": target},
         data={"csrf_token": token(page), "username": "op.anna", "password": password("op.anna")},
     )
-    assert r.status_code == 302 and r.headers["Location"] == "/"
+    assert r.status_code == 303 and r.headers["Location"] == "/"
 
 
 def test_every_post_needs_the_csrf_token(client, new_batch):
@@ -116,7 +116,7 @@ def test_signing_rule_user_id_first_then_password_only_then_both_after_timeout(c
             "password": password("op.anna"),
         },
     )
-    assert r.status_code == 302
+    assert r.status_code == 303
     # the next signing in the same session: the password alone
     url, csrf, key = task_form(client, batch_id)
     assert 'id="signer_id"' not in client.get(url).text
@@ -144,7 +144,7 @@ def test_a_repeated_submission_stores_one_step(client, runtime, new_batch):
     }
     first = client.post(url, data=form)
     again = client.post(url, data={**form, "signer_id": ""})
-    assert first.status_code == again.status_code == 302
+    assert first.status_code == again.status_code == 303
     assert first.headers["Location"] == again.headers["Location"] == f"/batches/{batch_id}/steps/1"
     assert len(batches.steps(runtime, batch_id)) == 1
 
@@ -183,7 +183,7 @@ def test_a_task_assigned_to_someone_else_says_so(client, runtime, new_batch):
     log_in(qa, "qa.dora")
     page = qa.get(f"/batches/{batch_id}/tasks/{task['id']}").text
     # QA may complete tasks now (QA tasks), but this one is an operator task
-    assert "This task is for the operator role (operator or supervisor may complete it)." in page
+    assert "This step is for operators; you are signed in as QA." in page
 
 
 def test_hold_needs_a_reason(client, runtime, new_batch):
@@ -347,7 +347,7 @@ def test_a_repeated_correction_is_made_once(client, runtime, new_batch):
     data = {**form, "value": "7.03", "reason": "typo", "signer_id": "op.anna", "password": password("op.anna")}
     first = client.post(url, data=data)
     again = client.post(url, data={**data, "signer_id": ""})
-    assert first.status_code == again.status_code == 302
+    assert first.status_code == again.status_code == 303
     assert first.headers["Location"] == again.headers["Location"] == f"/batches/{batch_id}#step-1"
     assert len(batches.steps(runtime, batch_id)[0]["corrections"]) == 1
 
@@ -466,7 +466,7 @@ def test_a_stored_file_is_kept_when_the_form_is_refused(client, runtime, new_bat
         },
         content_type="multipart/form-data",
     )
-    assert r.status_code == 302, r.text
+    assert r.status_code == 303, r.text
     assert batches.steps(runtime, batch_id)[0]["values"]["printout"]["filename"] == "cal.txt"
 
 
@@ -489,7 +489,7 @@ def test_an_attached_file_can_be_corrected_by_a_new_file(client, runtime, new_ba
         },
         content_type="multipart/form-data",
     )
-    assert r.status_code == 302, r.text
+    assert r.status_code == 303, r.text
     (step,) = batches.steps(runtime, batch_id)
     assert step["values"].get("printout") is None
     assert step["current_values"]["printout"]["filename"] == "late-printout.txt"

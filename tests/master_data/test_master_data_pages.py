@@ -68,7 +68,7 @@ def test_qa_releases_from_the_page_and_a_refusal_is_explained(client, stocked):
     r = client.post(
         "/lots/PBS-1", data={"csrf_token": csrf(page), "action": "status", "status": "released", "reason": "CoA ok"}
     )
-    assert r.status_code == 302
+    assert r.status_code == 303
     assert lots.get(stocked, "PBS-1")["status"] == "released"
     r = client.post(
         "/lots/PBS-1", data={"csrf_token": csrf(page), "action": "update", "quantity": "-5", "reason": "typo"}

@@ -188,7 +188,7 @@ def test_a_login_burst_from_one_address_is_throttled_and_others_go_on(app, runti
         data={"csrf_token": log_in_page(b, "10.9.0.2"), "username": "op", "password": PASSWORD},
         environ_base={"REMOTE_ADDR": "10.9.0.2"},
     )
-    assert ok.status_code == 302
+    assert ok.status_code == 303
     assert failures_of(runtime, "op")[0] == 0
 
 
@@ -250,7 +250,7 @@ def test_the_task_page_checks_the_witness_before_any_password(signed, runtime, a
     assert r.status_code == 200, r.json
     page = app.test_client()
     csrf = log_in_page(page, "10.3.0.1")
-    assert page.post("/login", data={"csrf_token": csrf, "username": "op", "password": PASSWORD}).status_code == 302
+    assert page.post("/login", data={"csrf_token": csrf, "username": "op", "password": PASSWORD}).status_code == 303
     url = f"/batches/S-1/tasks/{task_id(signed, 'transfer')}"
     html = page.get(url).text
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)

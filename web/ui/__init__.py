@@ -15,11 +15,12 @@ from a task or the batch page, for review); ``review`` (QA's review by exception
 disposition and release); ``qualifications`` (people's training records, granted and
 revoked by QA or a trainer); ``recipe_pages`` (the recipe list, a recipe, and QA's recipe
 editor); ``recipe_diff`` (two versions compared); ``start_batch`` (a supervisor starts a
-batch)."""
+batch); ``form_answers`` (post/redirect/get: a form's answer never re-posts on back)."""
 
 from . import (
     batch_pages,
     corrections,
+    form_answers,
     genealogy,
     login,
     master_data,
@@ -38,6 +39,7 @@ __all__ = [
     "bp",
     "batch_pages",
     "corrections",
+    "form_answers",
     "genealogy",
     "login",
     "master_data",

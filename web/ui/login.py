@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ipaddress import ip_address
 
-from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 
 from engine import users
 
@@ -65,3 +65,26 @@ def https_needed() -> bool:
         return not ip_address(host).is_loopback
     except ValueError:
         return True
+
+
+@bp.route("/session/keep-alive", methods=["POST"])
+def keep_alive():
+    """"Stay signed in": a cheap authenticated request that moves the session's last-seen
+    time (the check before every request did that already), answering the seconds left.
+    A session that has ended never gets here: the check answers a redirect to login."""
+    return {"seconds_left": login.seconds_left(), "warn_seconds": login.warn_seconds()}
+
+
+@bp.app_context_processor
+def _session_clock() -> dict:
+    """What the page's session script needs: the seconds left, when to warn, and whether
+    this is the first page after a login (kept form values are put back there)."""
+    if g.get("person") is None:
+        return {"session_clock": None}
+    return {
+        "session_clock": {
+            "seconds": login.seconds_left(),
+            "warn": login.warn_seconds(),
+            "after_login": bool(session.pop(login.AFTER_LOGIN, False)),
+        }
+    }

@@ -13,19 +13,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import logging
+
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from engine import permissions
 from engine.errors import BatchlineError
 
-from ..errors import error_headers
+from ..errors import RETRY_AFTER_SECONDS, error_headers, http_error_response
 from ..runtime import runtime
 from . import entry
 from . import session as login
 from .markdown import render_markdown
 
 bp = Blueprint("ui", __name__, url_prefix="/")
+log = logging.getLogger("batchline.web")
 
 PUBLIC = {"ui.login"}
 CSP = (
@@ -46,7 +50,7 @@ def _who_is_there():
         flash(why, "warning")
     if person is None and request.endpoint not in PUBLIC:
         # a POST after a timeout changes nothing: log in, then the page is shown again
-        target = request.full_path if request.method == "GET" else request.path
+        target = request.full_path if request.method == "GET" else login.page_address() or url_for("ui.home")
         return redirect(url_for("ui.login", next=target.rstrip("?")))
     if request.method == "POST":
         login.check_csrf()
@@ -114,11 +118,7 @@ def _engine_error(error: BatchlineError):
 def _http_error(error: HTTPException):
     if error.code == 413:
         return _too_large()
-    return (
-        render_template("ui/error.html", title=error.name, message=error.description, code=str(error.code)),
-        error.code or 500,
-        error_headers(error),
-    )
+    return error_page(error)
 
 
 def _too_large():
@@ -141,6 +141,96 @@ def _error_title(status: int) -> str:
     return {401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Not possible now"}.get(
         status, "Not accepted"
     )
+
+
+# --- error pages for any address that is not the API (floor1) ----------------------------
+
+#: Werkzeug's own wording replaced by the floor's, by status: (title, sentence)
+PAGE_WORDS = {
+    400: ("Not accepted", "The page could not understand what was sent. Go back and try again."),
+    401: ("Not signed in", "Log in to see this page."),
+    403: ("Not allowed", "Your account may not open this page."),
+    404: ("Page not found", "There is no page at this address. It may have been mistyped, or the link is old."),
+    405: (
+        "Not a page to open",
+        "This address takes a form's submission, not a visit. Nothing was recorded. "
+        "Open the page the form is on and use its button.",
+    ),
+    500: (
+        "Something went wrong",
+        "The server met an error it did not expect; the details are in its log. If you were recording "
+        "something, open the batch record to see whether it was recorded before you try again.",
+    ),
+    503: ("Busy — try again", "The database is busy or out of reach. Nothing was recorded. Try again in a moment."),
+}
+
+
+def wants_page() -> bool:
+    """A browser opening a page (not the API, not a script asking for JSON) gets an HTML
+    error page in users' words; /api/... keeps the JSON error format."""
+    if request.path == "/api" or request.path.startswith("/api/"):
+        return False
+    if not request.accept_mimetypes:
+        return True
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "text/html"
+
+
+def _words(error: HTTPException) -> tuple[str, str]:
+    """The floor's title and sentence; a description our code wrote (not Werkzeug's
+    default) is already in users' words and is kept."""
+    status = error.code or 500
+    title, text = PAGE_WORDS.get(status, (_error_title(status), error.description or ""))
+    own = error.description and error.description != type(error).description and status != 500
+    return title, (sentence(error.description or "") if own else text)
+
+
+def error_page(error: HTTPException):
+    """Any HTTP error answered as a page: who is logged in (for the menu), the sentence,
+    and a way back (the previous page when it is ours, and the home page)."""
+    status = error.code or 500
+    if "person" not in g:
+        g.person = login.load_person()[0]
+    title, text = _words(error)
+    back = login.referrer_path()
+    context = _context() if request.blueprint != bp.name else {}
+    page = render_template(
+        "ui/error.html", title=title, message=text, code=str(status), back=back, back_label="Back", **context
+    )
+    return page, status, error_headers(error)
+
+
+def _any_address_error(error: HTTPException):
+    """Errors outside the UI's own routes (an unknown address, a GET of a POST-only one):
+    a page for a browser, the API's JSON for everyone else."""
+    if request.blueprint == bp.name:  # the UI's own routes always answer pages
+        return _http_error(error)
+    if not wants_page():
+        return http_error_response(error)
+    return error_page(error)
+
+
+for _status in (400, 401, 403, 404, 405, 406, 409, 415, 422, 429, 500, 503):
+    bp.app_errorhandler(_status)(_any_address_error)
+
+
+@bp.errorhandler(OperationalError)
+def _database_busy(error: OperationalError):
+    """A page whose database was busy: the same 503 and Retry-After as the API, as a page."""
+    log.warning("database busy or unavailable under a page: %s", getattr(error, "orig", error))
+    title, text = PAGE_WORDS[503]
+    page = render_template("ui/error.html", title=title, message=text, code="503", back=None)
+    return page, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+@bp.errorhandler(IntegrityError)
+def _concurrent_change(error: IntegrityError):
+    """Two submissions changed the same thing at the same moment: nothing of this one was stored."""
+    log.warning("a unique key refused a concurrent insert under a page: %s", getattr(error, "orig", error))
+    text = (
+        "Someone else changed the same thing at the same moment, so nothing of yours was stored. "
+        "Open the page again to see the current state, then repeat what you did if it is still needed."
+    )
+    return render_template("ui/error.html", title="Changed at the same time", message=text, code="409"), 409
 
 
 # --- shared by the pages ---------------------------------------------------------------

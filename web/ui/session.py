@@ -22,7 +22,8 @@ import hmac
 import secrets
 from urllib.parse import urlsplit
 
-from flask import abort, g, request, session
+from flask import abort, current_app, g, request, session
+from werkzeug.exceptions import HTTPException
 
 from engine import sessions, users
 from engine.vocabulary import SessionEnd
@@ -34,6 +35,10 @@ TOKEN = "sid"
 #: idempotency keys of this session's recent submissions -> their result page
 DONE_KEYS = "done"
 DONE_KEEP = 8
+#: the warning before the inactivity timeout ("Your session ends in 2 minutes")
+WARN_SECONDS = 120
+#: set at login, taken by the first page drawn after it (the session script puts kept values back there)
+AFTER_LOGIN = "after_login"
 
 
 def csrf_token() -> str:
@@ -59,6 +64,7 @@ def start(person: users.Person) -> None:
     session[TOKEN] = sessions.open_session(runtime(), person.username)
     session["csrf"] = secrets.token_urlsafe(32)
     session["signed_once"] = False
+    session[AFTER_LOGIN] = True
     g.browser_session = (person, None)
 
 
@@ -93,6 +99,17 @@ def _load() -> tuple[users.Person | None, str | None]:
         return None, text.replace("; please", ". Please") + ("" if text.endswith(".") else ".")
 
 
+def seconds_left() -> int:
+    """Seconds until the inactivity timeout: this request has just moved the session's
+    last-seen time (``engine.sessions.resume``), so the whole timeout is left."""
+    return int(runtime().settings.session_timeout_minutes) * 60
+
+
+def warn_seconds() -> int:
+    """How long before the timeout the page warns: 2 minutes, or half a short timeout."""
+    return min(WARN_SECONDS, seconds_left() // 2)
+
+
 def signing_needs_user_id() -> bool:
     """§11.200(a)(1): user id + password at the first signing of a continuous session."""
     return not session.get("signed_once")
@@ -122,3 +139,30 @@ def safe_next(target: str | None) -> str | None:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
     return target
+
+
+def referrer_path() -> str | None:
+    """The previous page's path and query, when it was a page of this site."""
+    ref = request.referrer or ""
+    host = request.host_url.rstrip("/")
+    return safe_next(ref[len(host) :]) if ref.startswith(host + "/") else None
+
+
+def page_address() -> str | None:
+    """The page a POST came from, to GET it again: its own address when that opens with a
+    GET (the task page, the correction page, login), else the page the form was on (the
+    Referer: an event recorded from a task page, a hold from the batch page), else None.
+    Used after a session ended under a form (log in, then back to that page) and by a
+    refused form's page (its history entry becomes a GET: no re-post on back)."""
+    if opens_with_get(request.path):
+        return safe_next(request.full_path.rstrip("?"))
+    return referrer_path()
+
+
+def opens_with_get(path: str) -> bool:
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:
+        adapter.match(path, method="GET")
+    except HTTPException:  # not found, POST only, or a redirect elsewhere
+        return False
+    return True

@@ -8,9 +8,10 @@ A submission carries an idempotency key, so sending the same form again (a reloa
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import abort, g, redirect, render_template, request, url_for
 
 from engine import batches, duties, permissions, users
 from engine.errors import BatchlineError, Conflict, NotFound
@@ -44,6 +45,8 @@ def _task_form(task: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, An
         "meaning": form.signature_meaning,
         "witness_required": form.witness_required,
         "witness_role": form.witness_role,
+        # who may witness it (engine.duties): named in the dialog before anyone types a password
+        "witness_roles": sorted(duties.witness_roles(form.witness_role, task.get("role") or "operator")),
     }
 
 
@@ -85,10 +88,13 @@ def render_task(
 def _not_mine(task: dict[str, Any], meaning: str | None) -> str | None:
     """Why the logged-in person cannot complete this task (the engine refuses it anyway)."""
     person = g.person
-    if not permissions.allowed(person.roles, "task.complete"):
-        roles = ", ".join(sorted(permissions.MATRIX["task.complete"]))
-        return f"You may look at this task, but completing it needs one of the roles {roles}."
-    why = duties.why_not_complete(person, task.get("role") or "operator", meaning)
+    role = task.get("role") or "operator"
+    if not permissions.allowed(person.roles, "task.complete") or not duties.may_complete(person, role):
+        return _duty_sentence(person, role, duties.completers(role))
+    why = duties.why_not_complete(person, role, meaning)
+    signing = _task_form(task)[1]
+    if why is None and signing["witness_required"] and not signing.get("witness_roles"):
+        return "Nobody may witness this step as the recipe names its witness; ask QA to correct the recipe."
     if why is None and task.get("assigned_to") and task["assigned_to"] != person.username:
         return f"This task is assigned to {task['assigned_to']}; only they can complete it."
     if why is None and task.get("qual"):
@@ -99,12 +105,51 @@ def _not_mine(task: dict[str, Any], meaning: str | None) -> str | None:
     return why
 
 
+def not_waiting(batch_id: str, task_id: str, status: int = 200):
+    """A task id that does not wait on the batch: a completed one says who completed it,
+    when, and links its step; an id the batch never had is a 404 ("No such task")."""
+    batch = batches.get_batch(runtime(), batch_id)  # an unknown batch: 404
+    step = next((s for s in batches.steps(runtime(), batch_id) if s.get("task_id") == task_id), None)
+    if step is None:
+        why = f"No such task in batch {batch_id}."
+        if batch["state"] in ("complete", "aborted"):
+            why += f" The batch is {batch['state']}: no task of it waits any more."
+        abort(404, description=why + " Open the batch to see the tasks that wait.")
+    performer = next((sig for sig in step.get("signatures") or [] if sig.get("role") == "performer"), None)
+    who = f"{performer['printed_name']} ({performer['username']})" if performer else step.get("user") or "someone"
+    message = (
+        f"{step['task_name']} was already completed by {who} on {_when(step['recorded_at'])} "
+        f"(step {step['seq']} of batch {batch_id}). Nothing more to record here."
+    )
+    links = [
+        (f"Step {step['seq']}: {step['task_name']}", url_for("ui.step_page", batch_id=batch_id, seq=step["seq"])),
+        (f"Batch {batch_id}", url_for("ui.batch_page", batch_id=batch_id)),
+    ]
+    page = render_template("ui/error.html", title="Already completed", message=message, code="task_done", links=links)
+    return page, status
+
+
+def _when(iso: str) -> str:
+    moment = datetime.fromisoformat(iso)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _duty_sentence(person, role: str, allowed) -> str:
+    """"This step is for operators; you are signed in as QA": said before any password."""
+    mine = " and ".join(r.upper() if r == "qa" else r for r in sorted(person.roles)) or "no role"
+    who = " or ".join(f"{r}s" if r != "qa" else "QA" for r in sorted(allowed)) or "nobody"
+    return (
+        f"This step is for {role}s; you are signed in as {mine}. You can read it, but only {who} can sign it."
+        if role != "qa"
+        else f"This step is for QA; you are signed in as {mine}. You can read it, but only {who} can sign it."
+    )
+
+
 @bp.route("/batches/<batch_id>/tasks/<task_id>", methods=["GET"])
 def task_page(batch_id: str, task_id: str):
     task = waiting_task(batch_id, task_id)
     if task is None:
-        flash("This task is not waiting any more: it was completed, or the batch moved on.", "warning")
-        return redirect(url_for("ui.batch_page", batch_id=batch_id))
+        return not_waiting(batch_id, task_id)
     if permissions.allowed(g.person.roles, "task.complete"):
         # the step's duration runs from here (engine.batches.task_times); a race with a
         # completion in another tab is harmless: the task then simply is not waiting
@@ -123,8 +168,7 @@ def submit_task(batch_id: str, task_id: str):
     if task is None:
         if key and key in done:  # a repeated submission (reload, back + resend): show the first result
             return redirect(done[key])
-        flash("This task is not waiting any more: it was completed, or the batch moved on.", "warning")
-        return redirect(url_for("ui.batch_page", batch_id=batch_id))
+        return not_waiting(batch_id, task_id, status=409)
     if not key:
         key = str(uuid.uuid4())
     items, signing = _task_form(task)
