@@ -12,8 +12,10 @@ takes effect at the next sign-in.
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -155,10 +157,12 @@ def through_provider(
     password: str = PASSWORD,
     browser: httpx.Client | None = None,
     redirect: str = TEST_REDIRECT,
+    logins: list[str] | None = None,
 ) -> str:
     """Follow the provider from the authorization URL to the redirect back, signing in on
     its login page when it asks; returns the callback's path and query (for the test
-    client). ``browser`` keeps the provider's cookies (its session) between calls."""
+    client). ``browser`` keeps the provider's cookies (its session) between calls;
+    ``logins`` collects the user names typed on its login page (to see it asked)."""
     own = browser is None
     browser = browser or httpx.Client(timeout=10)
     url = provider_url
@@ -173,9 +177,19 @@ def through_provider(
                 continue
             if answer.status_code == 200 and 'name="login"' in answer.text:
                 action = answer.text.split('action="', 1)[1].split('"', 1)[0]
+                if logins is not None:
+                    logins.append(username)
                 posted = browser.post(urljoin(url, action), data={"login": username, "password": password})
                 if posted.status_code not in (302, 303):
                     raise AssertionError(f"the provider refused the sign-in: {posted.status_code} {posted.text[:300]}")
+                url = urljoin(url, posted.headers["location"])
+                continue
+            if answer.status_code == 200 and "<title>Submitting Callback</title>" in answer.text:
+                # the provider's self-submitting form (signing in as another person ends its
+                # earlier session first): a browser posts it at once
+                action = re.search(r'<form method="post" action="([^"]+)"', answer.text).group(1)
+                inputs = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"/>', answer.text))
+                posted = browser.post(html.unescape(action), data=inputs)
                 url = urljoin(url, posted.headers["location"])
                 continue
             raise AssertionError(f"unexpected answer from the provider: {answer.status_code} {answer.text[:300]}")
