@@ -293,3 +293,55 @@ def test_oidc_off_means_no_button_and_no_routes(db_url):
         assert client.get("/login/oidc/callback?state=x&code=y").status_code == 404
     finally:
         rt.close()
+
+
+def test_concurrent_callbacks_take_a_state_once(oidc_rt):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.identity import oidc_state
+
+    browser = "b" * 43
+    state, _ = oidc_state.begin(oidc_rt, browser, "login")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        taken = list(pool.map(lambda _: oidc_state.take(oidc_rt, state, browser), range(8)))
+    assert sum(t is not None for t in taken) == 1
+    for hostile in (None, 42, "", "s" * 5000, ["a"]):
+        assert oidc_state.take(oidc_rt, hostile, browser) is None
+        assert oidc_state.take(oidc_rt, state, hostile) is None
+
+
+def test_hostile_callback_parameters_are_refused_with_a_page(web, oidc_rt):
+    before = count(oidc_rt, User)
+    for query in (
+        "state=" + "s" * 10_000 + "&code=c",
+        "state=%00%ff%fe&code=c",
+        "state=<script>alert(1)</script>&code=c",
+    ):
+        r = web.get("/login/oidc/callback?" + query)
+        assert "<script>alert" not in r.text and "<html" in r.text.lower()
+        # a NUL is refused by the app's input limits before the sign-in looks at it
+        assert (r.status_code, code_of(r.text)) == (400, "oidc_state") or r.status_code == 422
+    q = query_of(start(web))
+    r = web.get(f"/login/oidc/callback?state={q['state']}&code=" + "c" * 3000)
+    assert r.status_code == 400 and code_of(r.text) == "oidc_no_code"
+    q = query_of(start(web))
+    r = web.get(f"/login/oidc/callback?state={q['state']}&code=forged-code")
+    assert r.status_code == 401 and code_of(r.text) == "oidc_code_refused"
+    _nothing_created(oidc_rt, before)
+
+
+def test_an_unreachable_provider_is_a_clear_page(db_url):
+    from web.app import create_app
+
+    rt = make_runtime(
+        db_url,
+        oidc_issuer="http://127.0.0.1:9",
+        oidc_client_id="batchline",
+        oidc_client_secret="env:NOT_SET_ANYWHERE",
+        oidc_redirect_url=TEST_REDIRECT,
+    )
+    try:
+        r = create_app(runtime=rt).test_client().get("/login/oidc")
+        assert r.status_code == 502 and code_of(r.text) == "oidc_unreachable" and "cannot be reached" in r.text
+    finally:
+        rt.close()

@@ -261,3 +261,27 @@ def test_over_the_api_an_oidc_person_is_told_to_sign_in_the_browser(plant):
         assert batches.ready_tasks(rt, batch_id)[0]["id"] == task["id"]
     finally:
         b.close()
+
+
+def test_an_oidc_qa_person_signs_a_qualification_with_a_grant(plant):
+    """Every sign dialog of the browser offers the re-authentication (not only the task page)."""
+    rt, app = plant
+    b = Browser(app)
+    try:
+        b.sign_in("quinn.qa")
+        page = b.web.get("/qualifications/").text
+        assert 'id="oidc-confirm"' in page and 'id="revoke-oidc-confirm"' in page and 'name="password"' not in page
+        form = {
+            **form_of(b.web, "/qualifications/"),
+            "username": "sup.carl",
+            "qualification": "aseptic-gowning",
+            "valid_until": (datetime.now(UTC).date() + timedelta(days=30)).isoformat(),
+        }
+        r = b.web.post("/qualifications/grant", data=form)
+        assert r.status_code == 401 and "Confirm your identity" in r.text
+        grant = grant_of(b.confirm("quinn.qa").text)
+        r = b.web.post("/qualifications/grant", data={**form, "oidc_grant": grant})
+        assert r.status_code == 302, r.text
+        assert "sup.carl holds aseptic-gowning" in b.web.get("/qualifications/").text
+    finally:
+        b.close()
