@@ -205,6 +205,20 @@ def check_reauth(cfg: OidcConfig, claims: dict[str, Any], signer: User, now: dat
     return at
 
 
+def signing_refused(rt: Runtime, username: str, why: str) -> None:
+    """A signature's re-authentication at the provider that did not prove the signer
+    present now (another person, a stale authentication): audited like a wrong password."""
+    with rt.transaction() as s:
+        audit.record(
+            s,
+            user=username,
+            action="auth.signature_failed",
+            object_type="user",
+            object_id=username,
+            reason=f"OIDC re-authentication refused: {why}",
+        )
+
+
 def refuse_password_signature(rt: Runtime, username: Any) -> None:
     """An OIDC person has no password in Batchline: a signature with id + password (the
     API, the CLI) is refused with a clear way forward, audited."""
@@ -242,4 +256,5 @@ __all__ = [
     "person_from_claims",
     "refuse_password_signature",
     "roles_for",
+    "signing_refused",
 ]

@@ -345,3 +345,58 @@ def test_an_unreachable_provider_is_a_clear_page(db_url):
         assert r.status_code == 502 and code_of(r.text) == "oidc_unreachable" and "cannot be reached" in r.text
     finally:
         rt.close()
+
+
+def test_an_id_token_for_another_client_is_refused(web, oidc_rt, provider_people, monkeypatch):  # noqa: F811
+    """A real ID token from the real provider, with this sign-in's nonce and state, but
+    issued to another client (``other-app``): refused for its audience."""
+    from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+    from tests.identity.oidc_fixture import CLIENT_SECRET, OTHER_CLIENT_ID
+    from web.ui import oidc as flow
+
+    before = count(oidc_rt, User)
+    q = query_of(start(web))
+    with oidc_rt.transaction() as s:
+        verifier = s.scalars(select(OidcRequest.code_verifier)).one()
+    other = prepare_grant_uri(
+        provider_people.issuer + "/auth",
+        client_id=OTHER_CLIENT_ID,
+        response_type="code",
+        redirect_uri=TEST_REDIRECT,
+        scope=q["scope"],
+        state=q["state"],
+        nonce=q["nonce"],
+        code_challenge=create_s256_code_challenge(verifier),
+        code_challenge_method="S256",
+    )
+    callback = through_provider(other, "olga.op")
+
+    def exchange_as_other_app(cfg, code, code_verifier):
+        answer = httpx.post(
+            provider_people.issuer + "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": TEST_REDIRECT,
+                "code_verifier": code_verifier,
+            },
+            auth=(OTHER_CLIENT_ID, CLIENT_SECRET),
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["id_token"]
+
+    monkeypatch.setattr(flow, "exchange", exchange_as_other_app)
+    r = web.get(callback)
+    assert r.status_code == 401 and code_of(r.text) == "oidc_invalid_token"
+    _nothing_created(oidc_rt, before)
+
+
+def test_an_answer_naming_another_issuer_is_refused(web, oidc_rt):
+    before = count(oidc_rt, User)
+    callback = through_provider(start(web), "olga.op")
+    assert "iss=" in callback  # the provider names itself (RFC 9207)
+    r = web.get(re.sub(r"iss=[^&]+", "iss=https%3A%2F%2Fevil.example.org", callback))
+    assert r.status_code == 401 and code_of(r.text) == "oidc_issuer"
+    _nothing_created(oidc_rt, before)

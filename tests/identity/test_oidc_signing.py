@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from engine import batches, recipes, users
 from engine.identity import oidc_state
-from engine.models import OidcSigningGrant, Signature, User
+from engine.models import AuditEvent, OidcSigningGrant, Signature, User
 from tests.browser.conftest import FIXTURES, RECIPE
 from tests.identity.oidc_fixture import (  # noqa: F401  (fixtures)
     oidc_provider,
@@ -170,6 +170,13 @@ def test_confirming_as_someone_else_gives_no_grant(plant):
         b.sign_in("olga.op")
         r = b.confirm("quinn.qa")
         assert r.status_code == 403 and code_of(r.text) == "oidc_other_person" and "data-grant" not in r.text
+        with rt.transaction() as s:
+            reasons = s.scalars(
+                select(AuditEvent.reason).where(
+                    AuditEvent.object_id == "olga.op", AuditEvent.action == "auth.signature_failed"
+                )
+            ).all()
+        assert reasons == ["OIDC re-authentication refused: oidc_other_person"]
     finally:
         b.close()
 

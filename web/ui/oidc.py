@@ -130,6 +130,9 @@ def callback():
             "please start the sign-in again",
             "oidc_state",
         )
+    if request.args.get("iss") is not None and request.args.get("iss") != cfg.issuer:
+        # RFC 9207: the answer names another issuer (a mix-up between providers)
+        return _answer(pending, "the answer came from another sign-in service", "oidc_issuer", 401)
     if request.args.get("error"):
         why = str(request.args.get("error_description") or request.args["error"])[:200]
         return _answer(pending, f"the sign-in service did not sign you in ({why})", "oidc_provider_error", 401)
@@ -172,6 +175,7 @@ def _reauthenticated(cfg: oidc.OidcConfig, pending: oidc_state.Pending, claims: 
         people.signed_in(runtime(), oidc.person_from_claims(cfg, claims), purpose="signature")
         at = oidc.check_reauth(cfg, claims, signer)
     except (AuthFailed, IdentityConflict) as exc:
+        oidc.signing_refused(runtime(), person.username, exc.code)
         return _answer(pending, exc.message, exc.code, 403)
     grant = oidc_state.grant(runtime(), person.username, oidc_state.digest(token), at)
     return render_template("ui/oidc_confirmed.html", grant=grant, error=None, code="oidc_confirmed")
