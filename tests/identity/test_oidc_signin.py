@@ -400,3 +400,19 @@ def test_an_answer_naming_another_issuer_is_refused(web, oidc_rt):
     r = web.get(re.sub(r"iss=[^&]+", "iss=https%3A%2F%2Fevil.example.org", callback))
     assert r.status_code == 401 and code_of(r.text) == "oidc_issuer"
     _nothing_created(oidc_rt, before)
+
+
+def test_a_wrong_setting_is_a_clear_page_and_a_log_line(db_url, provider_people, caplog):  # noqa: F811
+    from web.app import create_app
+
+    rt = make_runtime(db_url, **provider_people.settings(oidc_client_secret="env:BATCHLINE_TEST_UNSET_SECRET"))
+    try:
+        client = create_app(runtime=rt).test_client()
+        # the way out works (no secret needed); the way back needs the secret
+        callback = through_provider(client.get("/login/oidc").headers["Location"], "olga.op")
+        r = client.get(callback)
+        assert r.status_code == 500 and code_of(r.text) == "oidc_not_configured"
+        assert "BATCHLINE_TEST_UNSET_SECRET is empty or not set" in caplog.text
+        assert person_row(rt, "olga.op") is None
+    finally:
+        rt.close()

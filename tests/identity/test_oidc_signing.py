@@ -177,6 +177,8 @@ def test_confirming_as_someone_else_gives_no_grant(plant):
                 )
             ).all()
         assert reasons == ["OIDC re-authentication refused: oidc_other_person"]
+        with rt.transaction() as s:  # the other person's answer changed nothing about them
+            assert s.scalars(select(User).where(User.username == "quinn.qa")).first() is None
     finally:
         b.close()
 

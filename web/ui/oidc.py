@@ -18,6 +18,7 @@ callback.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any
 
@@ -35,6 +36,8 @@ from . import session as login
 from .oidc_client import ProviderUnreachable, authorization_url, exchange, verify
 from .pages import bp, sentence
 
+log = logging.getLogger("batchline.web.oidc")
+
 #: the signed cookie's random value that binds a pending request to this browser
 BROWSER = "oidc_browser"
 #: the sign dialog's hidden field carrying the grant
@@ -49,6 +52,17 @@ def _config() -> oidc.OidcConfig:
     if not oidc.enabled(settings):
         abort(404)
     return oidc.config_of(settings)
+
+
+@bp.errorhandler(oidc.OidcNotConfigured)
+def _not_configured(error: oidc.OidcNotConfigured):
+    """A wrong OIDC setting: the administrator finds it in the log, the person a sentence."""
+    log.error("OIDC sign-in is not configured correctly: %s", error)
+    return _refused(
+        "sign-in with the organisation account is not set up correctly; ask your administrator",
+        "oidc_not_configured",
+        500,
+    )
 
 
 def _browser() -> str:
@@ -171,9 +185,10 @@ def _reauthenticated(cfg: oidc.OidcConfig, pending: oidc_state.Pending, claims: 
         signer = s.scalars(select(User).where(User.username == person.username)).one()
         s.expunge(signer)
     try:
-        # the provider still has this person, and their groups still give them a role
-        people.signed_in(runtime(), oidc.person_from_claims(cfg, claims), purpose="signature")
+        # the signer's own sub, authenticated just now; then: the provider still has this
+        # person and their groups still give them a role (else refused and deactivated)
         at = oidc.check_reauth(cfg, claims, signer)
+        people.signed_in(runtime(), oidc.person_from_claims(cfg, claims), purpose="signature")
     except (AuthFailed, IdentityConflict) as exc:
         oidc.signing_refused(runtime(), person.username, exc.code)
         return _answer(pending, exc.message, exc.code, 403)
