@@ -100,6 +100,17 @@ def test_a_step_signed_through_the_reauthentication_window(page, oidc_site):
     page.fill("#f-ph", "7.15")
     page.click("#open-sign")
     assert page.is_visible("#oidc-confirm") and not page.is_visible("#password")
+    # first as someone else: the window closes, the dialog says why, nothing is recorded
+    with page.expect_popup() as popup_info:
+        page.click("#oidc-confirm")
+    popup = popup_info.value
+    provider_login(popup, "quinn.qa")
+    popup.wait_for_event("close")
+    page.wait_for_selector(".oidc-status.flash-error")
+    assert "as someone else" in page.inner_text(".oidc-status")
+    assert batches.ready_tasks(rt, batch_id)[0]["id"] == task["id"]
+    assert page.input_value("#f-ph") == "7.15"
+    # then as herself
     with page.expect_popup() as popup_info:
         page.click("#oidc-confirm")
     popup = popup_info.value
