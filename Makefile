@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 WEBSTAMP := web/node_modules/.installed
+OIDCSTAMP := tests/identity/oidc_provider/node_modules/.installed
 
 .PHONY: install web-assets browser test-services demo test test-fast lint bench clean
 
@@ -33,7 +34,7 @@ browser:
 
 # Debian's OpenLDAP server and tools: the directory sign-in tests start their own slapd
 # on a free port with a seeded directory (tests/identity), never the system's.
-test-services:
+test-services: $(OIDCSTAMP)
 	@command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || { \
 	  echo "installing Debian slapd and ldap-utils for the directory tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils >/dev/null) ; }
@@ -47,6 +48,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# the real OIDC provider of the OIDC tests (panva's oidc-provider, pinned; Node 20+)
+$(OIDCSTAMP): tests/identity/oidc_provider/package.json tests/identity/oidc_provider/package-lock.json
+	cd tests/identity/oidc_provider && npm ci --no-audit --no-fund
+	touch $@
 
 test: install web-assets browser test-services lint
 	$(BIN)/python -m pytest

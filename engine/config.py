@@ -167,6 +167,29 @@ class Settings:
     ldap_nested_depth: int = 5
     #: seconds to connect and to wait for each answer of the directory
     ldap_timeout_seconds: float = 5.0
+    # --- OIDC sign-in for the browser (docs/identity.md, "OIDC"); empty issuer: off
+    #: the provider's issuer URL (its discovery document is ``<issuer>/.well-known/openid-configuration``)
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    #: where the client secret is: ``env:NAME`` or ``file:/absolute/path`` (never the secret itself)
+    oidc_client_secret: str = ""
+    #: this server's callback, registered at the provider: https://<host>/login/oidc/callback
+    oidc_redirect_url: str = ""
+    #: the login page's button says "Sign in with <oidc_display_name>"
+    oidc_display_name: str = "your organisation account"
+    oidc_username_claim: str = "preferred_username"
+    oidc_name_claim: str = "name"
+    oidc_groups_claim: str = "groups"
+    #: provider group -> Batchline role, as ``group=role`` entries (a group may map to several roles)
+    oidc_group_roles: tuple[str, ...] = field(default_factory=tuple)
+    oidc_scopes: tuple[str, ...] = ("openid", "profile")
+    #: ID token signature algorithms accepted (never ``none``, never an HMAC with the client secret)
+    oidc_algorithms: tuple[str, ...] = ("RS256", "PS256", "ES256", "EdDSA")
+    #: a signature's re-authentication must have happened at the provider within this many seconds
+    oidc_reauth_seconds: int = 120
+    #: an unused sign-in request (state) or signing grant expires after this many seconds
+    oidc_request_seconds: int = 600
+    oidc_grant_seconds: int = 300
 
     @property
     def is_sqlite(self) -> bool:

@@ -977,3 +977,37 @@ class ReadyTask(Base):
     batch_kind: Mapped[str] = mapped_column(String(20))
     subject_type: Mapped[str | None] = mapped_column(String(20), nullable=True)
     subject_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+# --- OIDC sign-in (engine.identity.oidc_state) -----------------------------------------
+
+
+class OidcRequest(Base):
+    """One sign-in or re-authentication sent to the OIDC provider, until its answer comes
+    back: the callback is believed only with the ``state`` it was sent with (kept as its
+    SHA-256), from the same browser (``browser``: SHA-256 of a random value in that
+    browser's signed cookie), once (``used_at``) and before it expires. The nonce and the
+    PKCE verifier never leave the server."""
+
+    __tablename__ = "oidc_request"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    browser: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(20))  # "login" | "sign"
+    nonce: Mapped[str] = mapped_column(String(100))
+    code_verifier: Mapped[str] = mapped_column(String(200))
+    username: Mapped[str | None] = mapped_column(String(100), nullable=True)  # the signer, for "sign"
+    next_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class OidcSigningGrant(Base):
+    """Proof that an OIDC person re-authenticated at the provider just now (21 CFR 11.200):
+    good for exactly one signature, by that person, from the browser session that asked
+    for it (``session_id``: the ``login_session`` row), within ``oidc_grant_seconds``."""
+
+    __tablename__ = "oidc_signing_grant"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), index=True)
+    session_id: Mapped[str] = mapped_column(String(64))
+    auth_time: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -185,6 +185,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(docs)
 
     from .ui import bp as ui
+    from .ui import oidc as _oidc_routes  # noqa: F401  (sign-in with OIDC, on the ui blueprint)
 
     app.register_blueprint(ui)
 

@@ -16,6 +16,7 @@ from flask import g, request
 from flask_smorest import Blueprint
 
 from engine import batches, permissions, users
+from engine.identity import oidc
 
 from .errors import ApiError
 from .runtime import runtime
@@ -88,6 +89,7 @@ def signer_from(body_part, *, purpose: str = "signature"):
     after ``own_signature``: a password check counts toward the signer's lockout."""
     if not body_part:
         return None
+    oidc.refuse_password_signature(runtime(), body_part.get("username"))  # OIDC people sign in the browser
     return users.authenticate(
         runtime(), body_part.get("username"), body_part.get("password"), purpose=purpose, client=client_address()
     )

@@ -10,6 +10,7 @@ from engine import users
 from ..auth import client_address
 from ..runtime import runtime
 from . import session as login
+from .oidc import signer_by_grant, signs_with_oidc
 
 #: refusals that concern the signature rather than the form's values
 SIGNING_CODES = {
@@ -34,6 +35,9 @@ def signer() -> tuple[users.Person | None, tuple[str, int] | None]:
     §11.200(a)(1): user id + password at the first signing of this continuous session,
     the password alone later; (a)(2): the signer is always the logged-in person."""
     person = g.person
+    if signs_with_oidc(person):
+        # no password here: a re-authentication at the provider just now (web.ui.oidc)
+        return signer_by_grant(person)
     if login.signing_needs_user_id():
         entered = (request.form.get("signer_id") or "").strip()
         if entered != person.username:
