@@ -11,6 +11,7 @@ from engine import batches, permissions, users
 from engine.vocabulary import BatchState
 
 from ..runtime import runtime
+from . import notices
 from .diagram import diagram_view
 from .event_form import KINDS, blank_event
 from .pages import bp
@@ -23,7 +24,14 @@ STATES = tuple(state.value for state in BatchState)
 @bp.route("/")
 def home():
     tasks = batches.my_tasks(runtime(), g.person)
-    return render_template("ui/home.html", tasks=tasks)
+    # a held batch's tasks stay on the list, greyed, with who held it, when and why
+    listed = {(t["batch_id"], t["id"]) for t in tasks}
+    tasks += [t for t in notices.held_tasks_for(g.person) if (t["batch_id"], t["id"]) not in listed]
+    assigned = notices.assignment_notes(t["batch_id"] for t in tasks if t.get("assigned_to"))
+    for task in tasks:
+        task["assignment"] = assigned.get((task["batch_id"], task["id"]))
+    names = notices.people_named([*(t.get("hold") for t in tasks), *(t["assignment"] for t in tasks)])
+    return render_template("ui/home.html", tasks=tasks, names=names)
 
 
 @bp.route("/batches")
@@ -68,9 +76,13 @@ def render_batch(batch_id: str, *, event: dict[str, Any] | None = None, status: 
             for u in users.list_users(runtime())
             if u.get("active") and not u.get("locked") and u.get("kind") == "person"
         ]
+    notes = notices.assignment_notes([batch_id]) if any(t.get("assigned_to") for t in tasks) else {}
+    assignments = {task_id: note for (_, task_id), note in notes.items()}
     return render_template(
         "ui/batch.html",
         batch=batch,
+        assignments=assignments,
+        names=notices.people_named([batch.get("hold"), *assignments.values()]),
         steps=steps,
         exceptions=exceptions,
         exceptions_by_step=by_step,

@@ -21,7 +21,7 @@ from engine.errors import BatchlineError
 
 from ..errors import error_headers
 from ..runtime import runtime
-from . import entry
+from . import entry, times
 from . import session as login
 from .markdown import render_markdown
 
@@ -75,6 +75,12 @@ def _utc(value: Any) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@bp.app_template_filter("when")
+def _when(value: Any, style: str = "datetime"):
+    """A stored time in the site's zone, as people read it (``web.ui.times``)."""
+    return times.when(value, times.site_zone(runtime().settings.site_timezone), style)
 
 
 @bp.app_template_filter("filesize")
