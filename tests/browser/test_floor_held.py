@@ -80,7 +80,8 @@ def test_a_reassigned_task_says_to_whom_by_whom_when_and_why(app, runtime, new_b
     batches.reassign(runtime, batch_id, task["id"], "op.ben", by="sup.carl", reason=REASSIGN_REASON)
     client = logged_in(app, "op.ben")
     expected = re.compile(
-        r"Assigned to Ben Okafor by Carl Svensson at \d{1,2} \w{3} \d{4}, \d{2}:\d{2} \w+: " + re.escape(REASSIGN_REASON)
+        r"Assigned to Ben Okafor by Carl Svensson at \d{1,2} \w{3} \d{4}, \d{2}:\d{2} \w+: "
+        + re.escape(REASSIGN_REASON)
     )
     for url in ("/", f"/batches/{batch_id}/tasks/{task['id']}", f"/batches/{batch_id}"):
         assert expected.search(_text(client.get(url).text)), url
