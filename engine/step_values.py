@@ -46,7 +46,8 @@ class RegistryLookups:
             return LotCheck(False, f"lot {lot_id} is {lot.material}, not {material}")
         if lot.status != "released":
             why = f": {lot.status_reason}" if lot.status_reason and lot.status != "expired" else ""
-            return LotCheck(False, f"lot {lot_id} is {lot.status}, not released{why}")
+            status = {"quarantine": "in quarantine"}.get(lot.status, lot.status)
+            return LotCheck(False, f"lot {lot_id} is {status}, not released{why}")
         if lot.expires_at is not None and lot.expires_at <= utcnow():
             return LotCheck(False, f"lot {lot_id} expired on {lot.expires_at:%Y-%m-%d}")
         return LotCheck(True)

@@ -48,7 +48,7 @@ def test_a_usable_lot_and_vessel_are_ok(client, scan):
 @pytest.mark.parametrize(
     "field, key, words",
     [
-        ("buffer_lot", "lot_quarantine", "is quarantine, not released: awaiting CoA"),
+        ("buffer_lot", "lot_quarantine", "is in quarantine, not released: awaiting CoA"),
         ("buffer_lot", "lot_expired", "expired on"),
         ("buffer_lot", "lot_other", "is NACL-5M, not BUF-PBS"),
         ("vessel", "vessel_dirty", "is dirty: clean it"),
