@@ -57,7 +57,9 @@ class RegistryLookups:
         if eq is None:
             return EquipmentCheck(False, f"equipment {equipment_id[:100]} was not found")
         if equipment_class and eq.equipment_class != equipment_class:
-            return EquipmentCheck(False, f"{equipment_id} is a {_words(eq.equipment_class)}, not a {_words(equipment_class)}")
+            return EquipmentCheck(
+                False, f"{equipment_id} is a {_words(eq.equipment_class)}, not a {_words(equipment_class)}"
+            )
         if equipment_id in self.recorded:
             return EquipmentCheck(True)
         refusal = scan_refusal(eq, batch_id, self.purpose, utcnow())

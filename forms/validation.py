@@ -255,7 +255,6 @@ class CompiledForm:
             critical_keys=tuple(s.key for s in definition.fields if s.critical),
         )
 
-
     def check_scan(self, key: str, value: Any, lookups: Lookups, batch_id: str | None = None) -> list[str]:
         """Why one scanned lot or equipment id cannot be used here (empty: it can), by the
         same checks ``validate`` applies to it: its own type, length and format first, then

@@ -30,7 +30,9 @@ def test_catastrophic_pattern_in_a_form_is_refused_quickly():
     with pytest.raises(FormRejected) as info:
         form.validate({"code": EVIL_INPUT})
     assert time.perf_counter() - started < 0.5
-    assert info.value.field_errors == {"code": ["Code does not have the expected format; check it against the label or the instructions."]}
+    assert info.value.field_errors == {
+        "code": ["Code does not have the expected format; check it against the label or the instructions."]
+    }
     assert form.validate({"code": "aab"}).values == {"code": "aab"}
 
 

@@ -457,9 +457,7 @@ def test_finding_content(inoculation, submission, lookups):
         "limit_name": "actionHigh",
         "limit_value": "37.5",
         "critical": True,
-        "message": (
-            "Temperature 37.6 °C is above the upper action limit of 37.5 °C — critical process parameter."
-        ),
+        "message": ("Temperature 37.6 °C is above the upper action limit of 37.5 °C — critical process parameter."),
         "limits": finding.limits,
     }
     assert finding.limits["actionHigh"] == "37.5" and finding.limits["alertLow"] == "36.0"

@@ -99,7 +99,9 @@ def install(rt, prefix: str) -> dict[str, str]:
                 lot_id=ids["lot_quarantine"], material=MATERIAL, status="quarantine", status_reason="awaiting CoA"
             )
         )
-        s.add(MaterialLot(lot_id=ids["lot_expired"], material=MATERIAL, status="released", expires_at=now - timedelta(1)))
+        s.add(
+            MaterialLot(lot_id=ids["lot_expired"], material=MATERIAL, status="released", expires_at=now - timedelta(1))
+        )
         s.add(MaterialLot(lot_id=ids["lot_other"], material="NACL-5M", status="released"))
         s.add(Equipment(equipment_id=ids["vessel_ok"], equipment_class="mixing_vessel", status="clean"))
         s.add(Equipment(equipment_id=ids["vessel_dirty"], equipment_class="mixing_vessel", status="dirty"))
