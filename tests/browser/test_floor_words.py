@@ -172,3 +172,20 @@ def test_the_limits_and_the_live_hint_read_as_words(page, new_batch, artifacts):
     page.screenshot(path=str(artifacts / "floor-words-hard-limit.png"))
     assert LIMIT_KEYS.search(page.inner_text("main")) is None
     assert page.js_errors == []
+
+
+def test_recorded_dates_and_times_read_as_words_and_stay_iso_in_the_record(app):
+    from web.ui.record_rows import record_rows
+
+    fields = {
+        "sampled": {"key": "sampled", "label": "Sampled at", "type": "datetime", "subtype": "datetime"},
+        "made": {"key": "made", "label": "Made on", "type": "datetime", "subtype": "date"},
+        "shift": {"key": "shift", "label": "Shift start", "type": "datetime", "subtype": "time"},
+    }
+    step = {"values": {"sampled": "2026-12-01T10:04:05+01:00", "made": "2026-11-30", "shift": "06:00:00"}}
+    with app.app_context():
+        rows = {r["key"]: r["recorded"] for r in record_rows(step, fields)}
+    zone = times.site_zone(app.extensions["batchline"].settings.site_timezone)
+    assert rows["sampled"] == times.when_text("2026-12-01T09:04:05+00:00", zone, "seconds")
+    assert rows["made"] == "30 Nov 2026" and rows["shift"] == "06:00:00"
+    assert step["values"]["sampled"] == "2026-12-01T10:04:05+01:00"  # the record keeps what was entered
