@@ -79,6 +79,10 @@ class ScanCheckOut(Schema):
 @requires("task.complete")
 @blp.arguments(ScanCheckIn)
 @blp.response(200, ScanCheckOut)
+@blp.alt_response(403, description="the caller may not complete this task (role, assignment, qualification)")
+@blp.alt_response(404, description="no such batch, or no such task in it")
+@blp.alt_response(409, description="the batch is not running, or the task is not waiting")
+@blp.alt_response(429, description="more than 60 checks a minute: try again after Retry-After seconds")
 def check(body):
     """Can this lot or equipment be scanned into this field of this task now? 200 with
     ``ok`` and the reason in words; 403/404/409 when the caller could not complete the task
