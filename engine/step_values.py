@@ -49,7 +49,7 @@ class RegistryLookups:
             status = {"quarantine": "in quarantine"}.get(lot.status, lot.status)
             return LotCheck(False, f"lot {lot_id} is {status}, not released{why}")
         if lot.expires_at is not None and lot.expires_at <= utcnow():
-            return LotCheck(False, f"lot {lot_id} expired on {lot.expires_at:%Y-%m-%d}")
+            return LotCheck(False, f"lot {lot_id} expired on {lot.expires_at.day} {lot.expires_at:%b %Y}")
         return LotCheck(True)
 
     def check_equipment(self, equipment_id: str, equipment_class: str, batch_id: str | None) -> EquipmentCheck:

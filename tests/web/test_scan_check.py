@@ -7,6 +7,8 @@ transaction decides under the batch lock.)"""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import update
 
@@ -49,7 +51,7 @@ def test_a_usable_lot_and_vessel_are_ok(client, scan):
     "field, key, words",
     [
         ("buffer_lot", "lot_quarantine", "is in quarantine, not released: awaiting CoA"),
-        ("buffer_lot", "lot_expired", "expired on"),
+        ("buffer_lot", "lot_expired", "expired on "),
         ("buffer_lot", "lot_other", "is NACL-5M, not BUF-PBS"),
         ("vessel", "vessel_dirty", "is dirty: clean it"),
         ("vessel", "vessel_busy", "is in use by batch OTHER-1"),
@@ -64,6 +66,7 @@ def test_what_the_step_would_refuse_is_said_at_once(client, scan, field, key, wo
     assert r.status_code == 200, r.json
     assert r.json["ok"] is False and words in r.json["message"], r.json
     assert r.json["message"][0].isupper() and r.json["message"].endswith(".")
+    assert not re.search(r"\d{4}-\d{2}-\d{2}|_", r.json["message"]), r.json  # dates and classes in words
 
 
 def test_an_unknown_id_says_not_found_and_nothing_else(client, scan):
