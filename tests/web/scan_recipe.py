@@ -11,7 +11,7 @@ from engine.models import Equipment, Material, MaterialLot, utcnow
 from tests.support import approved_recipe
 
 RECIPE = "scan_charge"
-MATERIAL = "BUF-PBS"
+MATERIAL = "SCAN-PBS"
 
 BPMN = b"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -89,7 +89,7 @@ def install(rt, prefix: str) -> dict[str, str]:
         "balance": f"{prefix}-BAL-1",
     }
     with rt.transaction() as s:
-        for material, name in ((MATERIAL, "PBS buffer"), ("NACL-5M", "Sodium chloride 5 M")):
+        for material, name in ((MATERIAL, "PBS buffer"), ("SCAN-NACL", "Sodium chloride 5 M")):
             if s.get(Material, material) is None:
                 s.add(Material(material_id=material, name=name, unit="L", kind="raw_material", description=""))
         s.flush()
@@ -102,7 +102,7 @@ def install(rt, prefix: str) -> dict[str, str]:
         s.add(
             MaterialLot(lot_id=ids["lot_expired"], material=MATERIAL, status="released", expires_at=now - timedelta(1))
         )
-        s.add(MaterialLot(lot_id=ids["lot_other"], material="NACL-5M", status="released"))
+        s.add(MaterialLot(lot_id=ids["lot_other"], material="SCAN-NACL", status="released"))
         s.add(Equipment(equipment_id=ids["vessel_ok"], equipment_class="mixing_vessel", status="clean"))
         s.add(Equipment(equipment_id=ids["vessel_dirty"], equipment_class="mixing_vessel", status="dirty"))
         s.add(

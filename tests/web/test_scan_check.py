@@ -52,7 +52,7 @@ def test_a_usable_lot_and_vessel_are_ok(client, scan):
     [
         ("buffer_lot", "lot_quarantine", "is in quarantine, not released: awaiting CoA"),
         ("buffer_lot", "lot_expired", "expired on "),
-        ("buffer_lot", "lot_other", "is NACL-5M, not BUF-PBS"),
+        ("buffer_lot", "lot_other", "is SCAN-NACL, not SCAN-PBS"),
         ("vessel", "vessel_dirty", "is dirty: clean it"),
         ("vessel", "vessel_busy", "is in use by batch OTHER-1"),
         ("vessel", "vessel_maint", "is in maintenance: agitator seal replaced"),
