@@ -189,3 +189,14 @@ def test_recorded_dates_and_times_read_as_words_and_stay_iso_in_the_record(app):
     assert rows["sampled"] == times.when_text("2026-12-01T09:04:05+00:00", zone, "seconds")
     assert rows["made"] == "30 Nov 2026" and rows["shift"] == "06:00:00"
     assert step["values"]["sampled"] == "2026-12-01T10:04:05+01:00"  # the record keeps what was entered
+
+
+def test_without_a_setting_the_servers_zone_follows_summer_time(monkeypatch):
+    monkeypatch.setenv("TZ", "Europe/Zurich")
+    times.site_zone.cache_clear()
+    try:
+        zone = times.site_zone("")
+        assert times.when_text("2026-07-01T12:00:00+00:00", zone) == "1 Jul 2026, 14:00 CEST"
+        assert times.when_text("2026-12-01T12:00:00+00:00", zone) == "1 Dec 2026, 13:00 CET"
+    finally:
+        times.site_zone.cache_clear()

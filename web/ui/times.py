@@ -12,7 +12,9 @@ UTC second, so the record's own time is one hover away and a script could re-ren
 from __future__ import annotations
 
 import functools
+import os
 from datetime import UTC, date, datetime, tzinfo
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,8 +31,33 @@ def site_zone(name: str = "") -> tzinfo:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             return UTC
-    local = datetime.now().astimezone().tzinfo
-    return local or UTC
+    local = _local_zone_name()
+    if local:
+        try:
+            return ZoneInfo(local)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return datetime.now().astimezone().tzinfo or UTC  # a fixed offset: no summer time
+
+
+def _local_zone_name() -> str | None:
+    """The server's zone as an IANA name (so summer time is followed): ``TZ``, then
+    ``/etc/timezone``, then where ``/etc/localtime`` points."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if name and "/" in name or name == "UTC":
+        return name
+    try:
+        name = Path("/etc/timezone").read_text().strip()
+        if name:
+            return name
+    except OSError:
+        pass
+    try:
+        target = str(Path("/etc/localtime").resolve())
+    except OSError:
+        return None
+    marker = "/zoneinfo/"
+    return target.split(marker, 1)[1] if marker in target else None
 
 
 def _moment(value: Any) -> datetime | None:
