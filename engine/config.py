@@ -128,6 +128,10 @@ class Settings:
     #: the library's mAb recipe keeps a media tank from media preparation into production)
     #: or of the ``unit_procedure`` (the call activity) whose step took it
     equipment_released_at: str = "batch"
+    #: the site's time zone (IANA name, e.g. "Europe/Zurich"): pages show times in it, with
+    #: its abbreviation ("1 Dec 2026, 21:04 CET"); empty: the server's own zone. Records,
+    #: the API and exports keep UTC whatever this says
+    site_timezone: str = ""
     #: PostgreSQL: the schema owner's URL for ``batchline db upgrade`` when the application
     #: itself runs as ``database_app_role`` (which may not UPDATE or DELETE the record)
     migration_database_url: str = field(default="", repr=False)

@@ -41,26 +41,34 @@ class RegistryLookups:
     def check_material_lot(self, lot_id: str, material: str) -> LotCheck:
         lot = self.session.get(MaterialLot, lot_id) if len(lot_id) <= 100 else None
         if lot is None:
-            return LotCheck(False, f"lot {lot_id[:100]} is not known")
+            return LotCheck(False, f"lot {lot_id[:100]} was not found")
         if material and lot.material != material:
             return LotCheck(False, f"lot {lot_id} is {lot.material}, not {material}")
         if lot.status != "released":
             why = f": {lot.status_reason}" if lot.status_reason and lot.status != "expired" else ""
-            return LotCheck(False, f"lot {lot_id} is {lot.status}, not released{why}")
+            status = {"quarantine": "in quarantine"}.get(lot.status, lot.status)
+            return LotCheck(False, f"lot {lot_id} is {status}, not released{why}")
         if lot.expires_at is not None and lot.expires_at <= utcnow():
-            return LotCheck(False, f"lot {lot_id} expired on {lot.expires_at:%Y-%m-%d}")
+            return LotCheck(False, f"lot {lot_id} expired on {lot.expires_at.day} {lot.expires_at:%b %Y}")
         return LotCheck(True)
 
     def check_equipment(self, equipment_id: str, equipment_class: str, batch_id: str | None) -> EquipmentCheck:
         eq = self.session.get(Equipment, equipment_id) if len(equipment_id) <= 100 else None
         if eq is None:
-            return EquipmentCheck(False, f"equipment {equipment_id[:100]} is not known")
+            return EquipmentCheck(False, f"equipment {equipment_id[:100]} was not found")
         if equipment_class and eq.equipment_class != equipment_class:
-            return EquipmentCheck(False, f"{equipment_id} is a {eq.equipment_class}, not a {equipment_class}")
+            return EquipmentCheck(
+                False, f"{equipment_id} is a {_words(eq.equipment_class)}, not a {_words(equipment_class)}"
+            )
         if equipment_id in self.recorded:
             return EquipmentCheck(True)
         refusal = scan_refusal(eq, batch_id, self.purpose, utcnow())
         return EquipmentCheck(refusal is None, refusal or "")
+
+
+def _words(name: str) -> str:
+    """An equipment class id as people say it: ``ph_meter`` -> "pH meter"."""
+    return (name or "").replace("_", " ").replace("ph ", "pH ")
 
 
 def batch_parameters(session: Session, batch_id: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from marshmallow import ValidationError, fields
 
 from forms.display import format_number, short_repr
 from forms.form import FieldDefinition
+from forms.pattern_words import format_message
 from forms.patterns import full_match
 from forms.vocabulary import MAX_DECIMALS
 
@@ -118,7 +119,7 @@ class TextField(FormField):
         if spec.min_length is not None and len(value) < spec.min_length:
             raise self.fail(f"{spec.label} needs at least {spec.min_length:,} characters.")
         if spec.pattern is not None and not full_match(spec.pattern, value):
-            raise self.fail(f"{spec.label} does not have the expected format ({spec.pattern}).")
+            raise self.fail(format_message(spec.label, spec.pattern_description, spec.pattern))
         return value
 
 

@@ -201,6 +201,14 @@ class FieldSettingsReader:
                     settings["pattern"] = pattern
                 except PatternError as exc:
                     self.problem(f"{where}: validate.pattern cannot be used ({exc})")
+        described = properties.pop("patternDescription", None)
+        if described is not None:
+            if pattern is None:
+                self.problem(f"{where}: patternDescription describes validate.pattern, which this field does not have")
+            elif not isinstance(described, str) or not 0 < len(described.strip()) <= 200:
+                self.problem(f"{where}: patternDescription must be a text of 1 to 200 characters")
+            else:
+                settings["pattern_description"] = described.strip()
 
     def _matches_parameter(
         self, name: Any, ctype: str, properties: dict[str, Any], where: str, settings: Settings

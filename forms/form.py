@@ -67,6 +67,7 @@ class FieldDefinition:
     min_length: int | None = None
     max_length: int | None = None
     pattern: str | None = None
+    pattern_description: str | None = None  # the pattern in users' words (patternDescription)
     subtype: str | None = None  # datetime: date / time / datetime
     material: str | None = None
     quantity_field: str | None = None  # materialLot: the number field with the quantity used

@@ -57,13 +57,13 @@ def check_hard_limits(number: Decimal, spec: FieldDefinition) -> None:
     text = with_unit(format_number(number), spec.unit)
     if low is not None and number < low:
         raise ValidationError(
-            f"{spec.label} {text} is below the hard minimum (hardMin) of "
-            f"{with_unit(format_number(low), spec.unit)}; it cannot be recorded."
+            f"{spec.label} {text} is below the lower limit of "
+            f"{with_unit(format_number(low), spec.unit)} (hard limit); it cannot be recorded."
         )
     if high is not None and number > high:
         raise ValidationError(
-            f"{spec.label} {text} is above the hard maximum (hardMax) of "
-            f"{with_unit(format_number(high), spec.unit)}; it cannot be recorded."
+            f"{spec.label} {text} is above the upper limit of "
+            f"{with_unit(format_number(high), spec.unit)} (hard limit); it cannot be recorded."
         )
 
 
@@ -93,9 +93,9 @@ def limit_finding(spec: FieldDefinition, number: Decimal) -> LimitFinding | None
     for severity in ("action", "alert"):
         low, high = limits.get(f"{severity}Low"), limits.get(f"{severity}High")
         if low is not None and number < low:
-            name, limit, side = f"{severity}Low", low, "below"
+            name, limit, side, end = f"{severity}Low", low, "below", "lower"
         elif high is not None and number > high:
-            name, limit, side = f"{severity}High", high, "above"
+            name, limit, side, end = f"{severity}High", high, "above", "upper"
         else:
             continue
         value_text = with_unit(format_number(number), spec.unit)
@@ -111,7 +111,7 @@ def limit_finding(spec: FieldDefinition, number: Decimal) -> LimitFinding | None
             critical=spec.critical,
             limits={k: format_number(v) for k, v in limits.items() if v is not None},
             message=(
-                f"{spec.label} {value_text} is {side} the {severity} limit ({name}) of "
+                f"{spec.label} {value_text} is {side} the {end} {severity} limit of "
                 f"{limit_text}" + (" — critical process parameter." if spec.critical else ".")
             ),
         )

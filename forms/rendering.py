@@ -17,6 +17,7 @@ from typing import Any
 from forms.display import format_number, with_unit
 from forms.form import FieldDefinition, FormDefinition, GroupHeading, Instructions, JsonSource
 from forms.loading import load_form
+from forms.pattern_words import describe_pattern
 
 
 def _number_text(value: Decimal, spec: FieldDefinition) -> str:
@@ -73,6 +74,8 @@ def _field_data(spec: FieldDefinition) -> dict[str, Any]:
         "material": spec.material,
         "equipment_class": spec.equipment_class,
         "matches_parameter": spec.matches_parameter,
+        # the format in words, for the field's help text (never the pattern itself)
+        "format": spec.pattern_description or describe_pattern(spec.pattern),
         "content_types": list(spec.content_types),
         "max_size": spec.max_size,
         # Attributes for the HTML input; the server re-checks everything anyway.

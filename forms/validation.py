@@ -255,6 +255,26 @@ class CompiledForm:
             critical_keys=tuple(s.key for s in definition.fields if s.critical),
         )
 
+    def check_scan(self, key: str, value: Any, lookups: Lookups, batch_id: str | None = None) -> list[str]:
+        """Why one scanned lot or equipment id cannot be used here (empty: it can), by the
+        same checks ``validate`` applies to it: its own type, length and format first, then
+        the plant's registries. The task page asks as the field is left; the step's
+        transaction asks again (a lot quarantined in between is refused there).
+        Raises KeyError when ``key`` is not a scanned field of this form."""
+        spec = self._specs.get(key) if isinstance(key, str) else None
+        if spec is None or not spec.needs_lookup:
+            raise KeyError(key)
+        try:
+            loaded = self.schema_class().load({key: value}, partial=True)
+        except ValidationError as exc:
+            messages = exc.messages_dict.get(key)
+            if messages:
+                return flatten_messages(messages)
+            loaded = exc.valid_data if isinstance(exc.valid_data, dict) else {}
+        if loaded.get(key) is None:
+            return [f"{spec.label} is required."]
+        return scan_problems({key: spec}, {key: loaded[key]}, lookups, batch_id).get(key, [])
+
 
 # --- compiling and caching -----------------------------------------------------------
 

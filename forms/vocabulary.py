@@ -44,7 +44,9 @@ KIND_PROPERTIES = {
     "attachment": {"maxSize", "contentTypes"},
 }
 #: a text field whose value must equal a batch parameter (chain of identity: `coi_id`)
-TEXT_PROPERTIES = {"matchesParameter"}
+#: ``patternDescription``: the format of ``validate.pattern`` in the operator's words
+#: ("the 10-digit SAP order number"), said when a value does not match
+TEXT_PROPERTIES = {"matchesParameter", "patternDescription"}
 FORM_PROPERTIES = ("signatureMeaning", "witnessRequired", "witnessRole")
 COMMON_PROPERTIES = {"critical", *FORM_PROPERTIES}
 KNOWN_PROPERTIES = (

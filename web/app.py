@@ -155,6 +155,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     api.register_blueprint(qualifications_api.blp)
 
+    from .api import scans as scans_api
+
+    api.register_blueprint(scans_api.blp)
     from .api import recipe_exchange
 
     api.register_blueprint(recipe_exchange.blp)

@@ -60,6 +60,8 @@ def describe_task(task: Task, rv: RecipeContent) -> dict[str, Any]:
         "bpmn_id": task.task_spec.bpmn_id,
         "name": task.task_spec.bpmn_name or task.task_spec.bpmn_id,
         "process": task.workflow.spec.name,
+        # the BPMN process's name, as people read it (the id when it has none)
+        "process_name": task.workflow.spec.description or task.workflow.spec.name,
         "form": form_key,
         "form_definition": rv.forms.get(form_key) if form_key else None,
         "instructions": meta.get("instructions"),

@@ -68,7 +68,8 @@ def scan_refusal(eq: Equipment, batch_id: str | None, purpose: str | None, now: 
     if eq.status not in ("clean", "in_use"):
         return f"{name} is {eq.status.replace('_', ' ')}"
     if purpose not in CALIBRATING and eq.calibrated_until is not None and eq.calibrated_until <= now:
-        return f"{name} calibration expired on {eq.calibrated_until:%Y-%m-%d}"
+        due = eq.calibrated_until
+        return f"{name} calibration expired on {due.day} {due:%b %Y}"
     return None
 
 

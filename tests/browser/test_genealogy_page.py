@@ -25,7 +25,7 @@ def test_a_drug_substance_lot_page_shows_every_input(runtime, page: Page, artifa
     expect(back.locator(f'[data-node="lot:{CELL_BANK_LOT}"]').first).to_contain_text("consumed 1 vial")
     expect(back.locator('[data-node="batch:GEN-UP-1"]').first).to_contain_text("mab_upstream")
     expect(page.locator("#forward")).to_contain_text("No batch has used this lot yet.")
-    stamp = back.locator("time[data-local]").first
+    stamp = back.locator("time[datetime]").first
     expect(stamp).to_have_attribute("title", __import__("re").compile(r"UTC$"))  # converted: UTC kept in the title
     page.screenshot(path=str(artifacts / "genealogy-ds-lot.png"), full_page=False)
     page.locator("#forward").scroll_into_view_if_needed()

@@ -133,7 +133,7 @@ def test_out_of_alert_value_is_recorded_and_the_exception_shown_at_once(page: Pa
     page.wait_for_url(re.compile(r"/steps/1$"))
     raised = page.locator("#raised")
     expect(raised).to_be_visible()
-    expect(raised).to_contain_text("Out of alert limit: Buffer pH 7.30 pH is above the alert limit")
+    expect(raised).to_contain_text("Out of alert limit: Buffer pH 7.30 pH is above the upper alert limit")
     expect(raised.locator(".exception[data-severity=major]")).to_have_count(1)  # critical parameter
     page.screenshot(path=str(artifacts / "step-exception.png"), full_page=True)
 
@@ -266,7 +266,7 @@ def test_supervisor_holds_resumes_and_reassigns(page: Page, runtime, new_batch, 
     page.fill("#tasks input[name=reason]", "Anna is in the other suite")
     page.click("#tasks button:has-text('Reassign')")
     expect(page.locator(".flash-success")).to_contain_text("reassigned to op.ben")
-    expect(page.locator("#tasks")).to_contain_text("assigned to op.ben")
+    expect(page.locator("#tasks")).to_contain_text("Assigned to Ben Okafor by Carl Svensson at ")
     page.screenshot(path=str(artifacts / "batch-supervisor.png"), full_page=True)
     (task,) = batches.ready_tasks(runtime, batch_id)
     assert task["assigned_to"] == "op.ben"

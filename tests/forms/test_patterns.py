@@ -30,7 +30,9 @@ def test_catastrophic_pattern_in_a_form_is_refused_quickly():
     with pytest.raises(FormRejected) as info:
         form.validate({"code": EVIL_INPUT})
     assert time.perf_counter() - started < 0.5
-    assert info.value.field_errors == {"code": ["Code does not have the expected format ((a+)+b)."]}
+    assert info.value.field_errors == {
+        "code": ["Code does not have the expected format; check it against the label or the instructions."]
+    }
     assert form.validate({"code": "aab"}).values == {"code": "aab"}
 
 
@@ -54,3 +56,46 @@ def test_pattern_re2_cannot_compile_is_refused_at_load(pattern, reason):
 def test_overlong_pattern_refused():
     with pytest.raises(PatternError, match="longer than 1000"):
         compile_pattern("a" * 1001)
+
+
+def test_a_pattern_is_said_in_words_never_shown():
+    from forms import render_data
+    from forms.pattern_words import describe_pattern
+
+    assert describe_pattern("[0-9]{10}") == "10 digits"
+    assert describe_pattern("^[A-Z]{2}-\\d{4}$") == "2 capital letters, then “-”, then 4 digits"
+    assert describe_pattern("LOT-[A-Z0-9]+") == "“LOT-”, then one or more capital letters or digits"
+    assert describe_pattern("[0-9]{2,4}") == "2 to 4 digits"
+    for not_simple in ("(a+)+b", "\\w+", "[^x]", "a|b", "x{1000}", ""):
+        assert describe_pattern(not_simple) is None, not_simple
+    plain = compile_form(load_form(make_form(_text("[0-9]{10}"))))
+    with pytest.raises(FormRejected) as info:
+        plain.validate({"code": "12345"})
+    assert info.value.field_errors == {"code": ["Code does not have the expected format: 10 digits."]}
+    described = {**_text("[0-9]{10}"), "properties": {"patternDescription": "the 10-digit SAP order number"}}
+    form = load_form(make_form(described))
+    with pytest.raises(FormRejected) as info:
+        compile_form(form).validate({"code": "12345"})
+    assert info.value.field_errors == {
+        "code": ["Code does not have the expected format: the 10-digit SAP order number."]
+    }
+    (item,) = [i for i in render_data(form) if i.get("key") == "code"]
+    assert item["format"] == "the 10-digit SAP order number"
+
+
+@pytest.mark.parametrize(
+    ("component", "problem"),
+    [
+        (
+            {"type": "textfield", "key": "code", "label": "Code", "properties": {"patternDescription": "x"}},
+            "does not have",
+        ),
+        ({**_text("[0-9]"), "properties": {"patternDescription": ""}}, "1 to 200 characters"),
+        ({**_text("[0-9]"), "properties": {"patternDescription": "x" * 201}}, "1 to 200 characters"),
+        ({**_text("[0-9]"), "properties": {"patternDescription": 7}}, "1 to 200 characters"),
+    ],
+)
+def test_a_pattern_description_must_describe_a_pattern(component, problem):
+    with pytest.raises(FormDefinitionError) as info:
+        load_form(make_form(component))
+    assert problem in str(info.value)

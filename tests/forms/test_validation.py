@@ -375,7 +375,7 @@ def test_control_characters_refused(all_types):
 def test_pattern_and_max_length_from_form_js(inoculation, submission, lookups):
     submission["sample_id"] = "S-12"
     errors = rejected(inoculation, submission, lookups=lookups)
-    assert errors == {"sample_id": ["Day-0 sample ID does not have the expected format (S-[0-9]{6})."]}
+    assert errors == {"sample_id": ["Day-0 sample ID does not have the expected format: “S-”, then 6 digits."]}
     submission["sample_id"] = "S-000001\nS-000002"
     assert "sample_id" in rejected(inoculation, submission, lookups=lookups)
 
@@ -399,16 +399,16 @@ def test_hard_limit_refused_with_limit_and_unit(inoculation, submission, lookups
     submission["ph"] = 6.49
     errors = rejected(inoculation, submission, lookups=lookups)
     assert errors["temperature"] == [
-        "Temperature 40.1 °C is above the hard maximum (hardMax) of 40.0 °C; it cannot be recorded."
+        "Temperature 40.1 °C is above the upper limit of 40.0 °C (hard limit); it cannot be recorded."
     ]
-    assert errors["ph"] == ["pH 6.49 is below the hard minimum (hardMin) of 6.50; it cannot be recorded."]
+    assert errors["ph"] == ["pH 6.49 is below the lower limit of 6.50 (hard limit); it cannot be recorded."]
 
 
 def test_form_js_min_max_are_hard_limits(inoculation, submission, lookups):
     submission["inoculum_volume"] = -1
     errors = rejected(inoculation, submission, lookups=lookups)
     assert errors["inoculum_volume"] == [
-        "Inoculum volume transferred -1 L is below the hard minimum (hardMin) of 0 L; it cannot be recorded."
+        "Inoculum volume transferred -1 L is below the lower limit of 0 L (hard limit); it cannot be recorded."
     ]
 
 
@@ -457,9 +457,7 @@ def test_finding_content(inoculation, submission, lookups):
         "limit_name": "actionHigh",
         "limit_value": "37.5",
         "critical": True,
-        "message": (
-            "Temperature 37.6 °C is above the action limit (actionHigh) of 37.5 °C — critical process parameter."
-        ),
+        "message": ("Temperature 37.6 °C is above the upper action limit of 37.5 °C — critical process parameter."),
         "limits": finding.limits,
     }
     assert finding.limits["actionHigh"] == "37.5" and finding.limits["alertLow"] == "36.0"
@@ -530,7 +528,7 @@ def test_calculation_with_missing_optional_input():
 
 def test_calculated_field_hard_limit():
     form = compile_form(make_form(number("a"), number("double", decimals=0, calculation="a * 2", hardMax=10)))
-    assert "hard maximum" in rejected(form, {"a": 6})["double"][0]
+    assert "upper limit of 10 (hard limit)" in rejected(form, {"a": 6})["double"][0]
 
 
 def test_chained_calculations_in_dependency_order():

@@ -12,6 +12,7 @@ from engine import batches, permissions, users
 from engine.vocabulary import BatchState
 
 from ..runtime import runtime
+from . import notices
 from .diagram import diagram_view
 from .event_form import KINDS, blank_event
 from .pages import bp
@@ -23,11 +24,17 @@ STATES = tuple(state.value for state in BatchState)
 
 @bp.route("/")
 def home():
-    """My tasks, a page at a time (``?after=`` the cursor of the "more" link)."""
+    """My tasks, a page at a time (``?after=`` the cursor of the "more" link); a held
+    batch's tasks stay on the list, greyed, with who held it, when and why."""
     after = request.args.get("after", "")
     cursor = int(after) if re.fullmatch(r"[0-9]{1,18}", after) else None  # anything else: the first page
     page = batches.task_page(runtime(), g.person, limit=batches.PAGE_DEFAULT, after=cursor)
-    return render_template("ui/home.html", tasks=page.items, next_after=page.next_after, paged=bool(after))
+    tasks = list(page.items)
+    assigned = notices.assignment_notes(t["batch_id"] for t in tasks if t.get("assigned_to"))
+    for task in tasks:
+        task["assignment"] = assigned.get((task["batch_id"], task["id"]))
+    names = notices.people_named([*(t.get("hold") for t in tasks), *(t["assignment"] for t in tasks)])
+    return render_template("ui/home.html", tasks=tasks, names=names, next_after=page.next_after, paged=bool(after))
 
 
 @bp.route("/batches")
@@ -72,9 +79,13 @@ def render_batch(batch_id: str, *, event: dict[str, Any] | None = None, status: 
             for u in users.list_users(runtime())
             if u.get("active") and not u.get("locked") and u.get("kind") == "person"
         ]
+    notes = notices.assignment_notes([batch_id]) if any(t.get("assigned_to") for t in tasks) else {}
+    assignments = {task_id: note for (_, task_id), note in notes.items()}
     return render_template(
         "ui/batch.html",
         batch=batch,
+        assignments=assignments,
+        names=notices.people_named([batch.get("hold"), *assignments.values()]),
         steps=steps,
         exceptions=exceptions,
         exceptions_by_step=by_step,

@@ -10,6 +10,7 @@ person, and a step is signed by that person only (21 CFR 11.200(a)(2)).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from engine.errors import BatchlineError
 
 from ..errors import RETRY_AFTER_SECONDS, error_headers, http_error_response
 from ..runtime import runtime
-from . import entry
+from . import entry, times
 from . import session as login
 from .markdown import render_markdown
 
@@ -79,6 +80,33 @@ def _utc(value: Any) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@bp.app_template_filter("when")
+def _when(value: Any, style: str = "datetime"):
+    """A stored time in the site's zone, as people read it (``web.ui.times``)."""
+    return times.when(value, times.site_zone(runtime().settings.site_timezone), style)
+
+
+@bp.app_template_filter("action_words")
+def _action_words(value: Any) -> str:
+    """An audit action as words: "recipe.approved" -> "recipe approved"."""
+    return str(value or "").replace(".", " ").replace("_", " ")
+
+
+@bp.app_template_filter("audit_value")
+def _audit_value(value: Any) -> str:
+    """An audited old / new value for people: a recorded object shows its status (the
+    whole JSON, hashes and ISO times included, stays in the audit trail and its export)."""
+    text = "" if value is None else str(value)
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("status"), str):
+            return parsed["status"].replace("_", " ")
+    return text if len(text) <= 120 else text[:117] + "…"
 
 
 @bp.app_template_filter("filesize")

@@ -62,7 +62,9 @@ def record_qualification(action: str):
                 reason=form["reason"],
                 idempotency_key=key,
             )
-            flash(f"{form['username']} holds {form['qualification']} until {until.isoformat()} (signed).", "success")
+            flash(
+                f"{form['username']} holds {form['qualification']} until {until.day} {until:%b %Y} (signed).", "success"
+            )
         else:
             qualifications.revoke(
                 runtime(),

@@ -18,7 +18,7 @@ from engine.vocabulary import StepKind
 from forms import render_data
 
 from ..runtime import runtime
-from . import entry
+from . import entry, times
 
 
 def form_fields(batch: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -34,6 +34,20 @@ def form_fields(batch: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
         except Exception:  # an old definition the forms package no longer reads: show raw keys
             out[form_id] = {}
     return out
+
+
+def _shown(value: Any, field: dict[str, Any] | None, unit: str | None) -> str:
+    """``entry.display_value``, and a date or date-time field's ISO text as people read it
+    ("1 Dec 2026", "1 Dec 2026, 10:04:05 CET" in the site's zone); the record keeps ISO."""
+    if (field or {}).get("type") == "datetime" and isinstance(value, str) and value:
+        sub = (field or {}).get("subtype") or "date"
+        if sub in ("date", "datetime"):
+            zone = times.site_zone(runtime().settings.site_timezone)
+            if sub == "date" and len(value) == 10:
+                value = value + "T00:00:00+00:00"  # a day of the calendar, not an instant
+            text = times.when_text(value, zone, "date" if sub == "date" else "seconds")
+            return f"{text} {unit}" if unit else text
+    return entry.display_value(value, field, unit)
 
 
 def record_rows(step: dict[str, Any], fields: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -52,16 +66,16 @@ def record_rows(step: dict[str, Any], fields: dict[str, dict[str, Any]]) -> list
         field = fields.get(key)
         unit = units.get(key) or (field or {}).get("unit")
         for c in corrections.get(key, []):
-            c["old_text"] = entry.display_value(c.get("old"), field, unit)
-            c["new_text"] = entry.display_value(c.get("new"), field, unit)
+            c["old_text"] = _shown(c.get("old"), field, unit)
+            c["new_text"] = _shown(c.get("new"), field, unit)
             c["old_file"] = c.get("old") if entry.is_attachment(c.get("old")) else None
             c["new_file"] = c.get("new") if entry.is_attachment(c.get("new")) else None
         rows.append(
             {
                 "key": key,
                 "label": (field or {}).get("label") or key,
-                "recorded": entry.display_value(values.get(key), field, unit),
-                "current": entry.display_value(current.get(key), field, unit),
+                "recorded": _shown(values.get(key), field, unit),
+                "current": _shown(current.get(key), field, unit),
                 "recorded_file": values.get(key) if entry.is_attachment(values.get(key)) else None,
                 "current_file": current.get(key) if entry.is_attachment(current.get(key)) else None,
                 "corrected": key in corrections,

@@ -51,7 +51,7 @@
       var counts = mark(new Set(data.done), new Set(data.current));
       fit();
       canvasEl.setAttribute("data-loaded", file.name);
-      say(file.name + ": " + counts.done + " done, " + counts.current + " current, " + counts.pending + " pending.");
+      say((file.label || file.name) + ": " + counts.done + " done, " + counts.current + " current, " + counts.pending + " pending.");
     }).catch(function (err) {
       say("This diagram cannot be shown: " + (err && err.message ? err.message : err));
     });
@@ -72,7 +72,7 @@
           var button = document.createElement("button");
           button.type = "button";
           button.className = "chip" + (i === 0 ? " active" : "");
-          button.textContent = file.name;
+          button.textContent = file.label || file.name;
           button.addEventListener("click", function () {
             Array.prototype.forEach.call(tabs.children, function (b) { b.classList.remove("active"); });
             button.classList.add("active");
