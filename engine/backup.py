@@ -236,13 +236,15 @@ def _take(rt: Runtime, dest: Path, *, user: str, include_keys: bool) -> dict[str
             "parts": {p: {"sha256": _sha256(work / p), "bytes": (work / p).stat().st_size} for p in parts},
         }
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if as_tar:
-            with tarfile.open(dest, "w") as tar:
-                for name in [MANIFEST, *parts]:
-                    tar.add(work / name, arcname=name)
-            os.chmod(dest, 0o600)
+        if as_tar:  # made 0600 from the start: the database is never readable by others, even briefly
+            with os.fdopen(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
+                with tarfile.open(fileobj=fh, mode="w") as tar:
+                    for name in [MANIFEST, *parts]:
+                        tar.add(work / name, arcname=name)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)  # no half backup left to be mistaken for one
+        if as_tar:
+            dest.unlink(missing_ok=True)
         raise
     finally:
         if as_tar:
