@@ -51,7 +51,7 @@ def test_refused_then_accepted_task_then_back(page: Page, runtime, new_batch, ar
     back_without_resubmission(page, posts)
     # the task page again, now saying who completed it and linking the step
     expect(page.locator("h1")).to_have_text("Already completed")
-    expect(page.locator(".flash-error")).to_contain_text("completed by Anna Keller (op.anna)")
+    expect(page.locator(".flash-info")).to_contain_text("completed by Anna Keller (op.anna)")
     page.screenshot(path=str(artifacts / "floor-back-after-completion.png"))
     page.click("a:has-text('Step 1')")
     expect(page).to_have_url(re.compile(r"/steps/1$"))

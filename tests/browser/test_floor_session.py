@@ -77,7 +77,9 @@ def test_the_warning_comes_before_the_timeout_and_stay_signed_in_keeps_the_sessi
     assert page.js_errors == []
 
 
-def test_what_was_typed_comes_back_after_the_timeout_and_a_new_login(page: Page, runtime, new_batch, operator, artifacts):
+def test_what_was_typed_comes_back_after_the_timeout_and_a_new_login(
+    page: Page, runtime, new_batch, operator, artifacts
+):
     batch_id = new_batch()
     page.clock.install()
     flo_login(page, operator)

@@ -125,7 +125,9 @@ def not_waiting(batch_id: str, task_id: str, status: int = 200):
         (f"Step {step['seq']}: {step['task_name']}", url_for("ui.step_page", batch_id=batch_id, seq=step["seq"])),
         (f"Batch {batch_id}", url_for("ui.batch_page", batch_id=batch_id)),
     ]
-    page = render_template("ui/error.html", title="Already completed", message=message, code="task_done", links=links)
+    page = render_template(
+        "ui/error.html", title="Already completed", message=message, code="task_done", links=links, tone="info"
+    )
     return page, status
 
 
