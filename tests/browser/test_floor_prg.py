@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from engine import batches
 
 from .conftest import password
-from .test_operator_ui import log_in, open_task, sign
+from .test_operator_ui import log_in, open_task
 
 pytestmark = pytest.mark.browser
 

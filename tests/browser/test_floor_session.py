@@ -16,7 +16,6 @@ from engine import batches, users
 from tests.support import idle_sessions
 
 from .conftest import password
-from .test_operator_ui import log_in
 
 pytestmark = pytest.mark.browser
 

@@ -10,10 +10,9 @@ person, and a step is signed by that person only (21 CFR 11.200(a)(2)).
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
-
-import logging
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError, OperationalError

@@ -137,7 +137,7 @@ def _when(iso: str) -> str:
 
 
 def _duty_sentence(person, role: str, allowed) -> str:
-    """"This step is for operators; you are signed in as QA": said before any password."""
+    """The reason before any password: "This step is for operators; you are signed in as QA"."""
     mine = " and ".join(r.upper() if r == "qa" else r for r in sorted(person.roles)) or "no role"
     who = " or ".join(f"{r}s" if r != "qa" else "QA" for r in sorted(allowed)) or "nobody"
     return (
