@@ -38,6 +38,7 @@ COVERED = {
     "ui.recipe_save": "JSON for the recipe editor's script (not a form post)",
     "ui.recipe_submit": "JSON for the recipe editor's script (not a form post)",
     "ui.recipe_suggestions": "JSON for the recipe editor's script (not a form post)",
+    "ui.check_witness": "test_the_witness_is_checked_before_any_password (200 JSON, a script's request)",
     "model_reviews.decide": "tests/analytics/test_model_review_pages.py (QA's decision on a trained model)",
 }
 
@@ -259,3 +260,23 @@ def test_qa_sees_the_reason_and_the_server_still_refuses(app, runtime, new_batch
         },
     )
     assert r.status_code == 403 and batches.steps(runtime, batch_id) == []
+
+
+def test_the_witness_is_checked_before_any_password(client, runtime, new_batch):
+    from .test_operator_ui import complete_first_step
+
+    batch_id = new_batch()
+    complete_first_step(runtime, batch_id)
+    (task,) = batches.ready_tasks(runtime, batch_id)
+    log_in(client, "op.anna")
+    csrf = token(client.get(f"/batches/{batch_id}/tasks/{task['id']}").text)
+    url = f"/batches/{batch_id}/tasks/{task['id']}/witness"
+    assert client.post(url, data={"csrf_token": csrf, "witness_id": "op.ben"}).json == {"ok": True, "why": ""}
+    mine = client.post(url, data={"csrf_token": csrf, "witness_id": "op.anna"}).json
+    assert mine["ok"] is False and "another person" in mine["why"]
+    # an unknown id is not told apart (the submission refuses it); hostile input is just text
+    assert client.post(url, data={"csrf_token": csrf, "witness_id": "nobody"}).json["ok"] is True
+    assert client.post(url, data={"csrf_token": csrf, "witness_id": "<script>" * 100}).status_code == 200
+    assert client.post(url, data={"witness_id": "op.ben"}).status_code == 400  # CSRF
+    made_up = f"/batches/{batch_id}/tasks/00000000-0000-4000-8000-000000000000/witness"
+    assert client.post(made_up, data={"csrf_token": csrf, "witness_id": "op.ben"}).json["ok"] is False

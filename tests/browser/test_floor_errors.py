@@ -60,3 +60,22 @@ def test_qa_on_an_operator_task_reads_it_with_sign_disabled(page: Page, new_batc
     expect(page.locator("#f-ph")).to_be_disabled()
     expect(page.locator("#sign-submit")).to_be_disabled()
     page.screenshot(path=str(artifacts / "floor-qa-on-operator-task.png"), full_page=True)
+
+
+def test_a_witness_who_may_not_witness_is_said_before_any_password(page: Page, runtime, new_batch):
+    from .test_operator_ui import complete_first_step
+
+    batch_id = new_batch()
+    complete_first_step(runtime, batch_id)
+    log_in(page, "op.anna")
+    page.goto(f"/batches/{batch_id}")
+    page.click("#tasks a:has-text('Transfer to the hold tank')")
+    page.click("#open-sign")
+    page.fill("#witness_id", "op.anna")
+    page.press("#witness_id", "Tab")
+    expect(page.locator("#witness-why")).to_contain_text("another person")
+    expect(page.locator("#sign-submit")).to_be_disabled()
+    page.fill("#witness_id", "op.ben")
+    page.press("#witness_id", "Tab")
+    expect(page.locator("#witness-why")).to_be_hidden()
+    expect(page.locator("#sign-submit")).to_be_enabled()
