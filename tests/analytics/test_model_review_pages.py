@@ -57,12 +57,12 @@ def test_qa_reads_the_report_and_approves(runtime, app):
 
     form = _form(page.text, decision="approve", reason="report read", signer_id="qa", password=PASSWORD)
     done = client.post(url, data=form)
-    assert done.status_code == 302 and done.headers["Location"].endswith(f"/trends/trainings/{run}")
+    assert done.status_code == 303 and done.headers["Location"].endswith(f"/trends/trainings/{run}")
     assert len(catalogue.list_models(runtime, RECIPE)) == 3
     shown = client.get(f"/trends/trainings/{run}")
     assert "approved" in shown.text and "3 of 3 models scoring now" in shown.text and "decide-form" not in shown.text
     again = client.post(url, data=form)  # the same form again: the first result, nothing signed twice
-    assert again.status_code == 302
+    assert again.status_code == 303
 
 
 def test_the_trainer_and_non_qa_cannot_decide(runtime, app):

@@ -16,7 +16,6 @@ from engine import batches, users
 from tests.support import idle_sessions
 
 from .conftest import password
-from .test_operator_ui import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -77,7 +76,9 @@ def test_the_warning_comes_before_the_timeout_and_stay_signed_in_keeps_the_sessi
     assert page.js_errors == []
 
 
-def test_what_was_typed_comes_back_after_the_timeout_and_a_new_login(page: Page, runtime, new_batch, operator, artifacts):
+def test_what_was_typed_comes_back_after_the_timeout_and_a_new_login(
+    page: Page, runtime, new_batch, operator, artifacts
+):
     batch_id = new_batch()
     page.clock.install()
     flo_login(page, operator)

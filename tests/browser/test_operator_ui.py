@@ -164,10 +164,16 @@ def test_self_witness_is_refused_with_a_visible_message(page: Page, runtime, new
     open_task(page, batch_id, "Transfer to the hold tank")
     page.fill("#f-volume", "199.5")
     page.check("#f-filter_intact")
-    sign(page, "op.anna", user_id=True, witness="op.anna")
-    error = page.locator("#sign-error")
+    # said as soon as the witness id is typed, before any password; Sign stays disabled
+    # (the server refuses it too: tests/web/test_lockout_web.py, test_floor_codes.py)
+    page.click("#open-sign")
+    page.fill("#signer_id", "op.anna")
+    page.fill("#witness_id", "op.anna")
+    page.press("#witness_id", "Tab")
+    error = page.locator("#witness-why")
     expect(error).to_be_visible()
     expect(error).to_contain_text("witness must be another person")
+    expect(page.locator("#sign-submit")).to_be_disabled()
     expect(page.locator("#f-volume")).to_have_value("199.5")
     page.screenshot(path=str(artifacts / "self-witness-refused.png"))
     assert len(batches.steps(runtime, batch_id)) == 1  # nothing stored

@@ -5,8 +5,8 @@ answered with a page leaves a history entry that the browser can only show again
 sending the form again ("Confirm Form Resubmission", or worse, a second submission).
 
 - A successful submission always answers ``303 See Other`` to a GET page (the message
-  travels in the session's flash): every 302 a UI POST answers becomes a 303 here, so a
-  new route cannot forget it.
+  travels in the session's flash): every 302 a page's POST answers (any blueprint but the
+  API) becomes a 303 here, so a new route cannot forget it.
 - A refused submission is shown again with what was typed and the reason (a 4xx page:
   the values are not lost), and that page carries the address of its GET page
   (``page_url``); ``static/ui/session.js`` puts that address into the history entry, so
@@ -21,10 +21,11 @@ from . import session as login
 from .pages import bp
 
 
-@bp.after_request
+@bp.after_app_request
 def _see_other(response):
-    """A UI POST that succeeded redirects with 303: the browser then GETs the target."""
-    if request.method == "POST" and response.status_code == 302:
+    """A page's POST that succeeded redirects with 303: the browser then GETs the target.
+    Every page of the app (the trend pages' model review too); the API is left as it is."""
+    if request.method == "POST" and response.status_code == 302 and not request.path.startswith("/api/"):
         response.status_code = 303
     return response
 

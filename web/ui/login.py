@@ -69,7 +69,7 @@ def https_needed() -> bool:
 
 @bp.route("/session/keep-alive", methods=["POST"])
 def keep_alive():
-    """"Stay signed in": a cheap authenticated request that moves the session's last-seen
+    """The "Stay signed in" button: a cheap authenticated request that moves the session's last-seen
     time (the check before every request did that already), answering the seconds left.
     A session that has ended never gets here: the check answers a redirect to login."""
     return {"seconds_left": login.seconds_left(), "warn_seconds": login.warn_seconds()}

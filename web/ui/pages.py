@@ -11,10 +11,9 @@ person, and a step is signed by that person only (21 CFR 11.200(a)(2)).
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
-
-import logging
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -207,9 +206,10 @@ def _words(error: HTTPException) -> tuple[str, str]:
     """The floor's title and sentence; a description our code wrote (not Werkzeug's
     default) is already in users' words and is kept."""
     status = error.code or 500
-    title, text = PAGE_WORDS.get(status, (_error_title(status), error.description or ""))
     own = error.description and error.description != type(error).description and status != 500
-    return title, (sentence(error.description or "") if own else text)
+    if own:  # "No such task in batch B-1.", "You may not correct this step ..."
+        return _error_title(status), sentence(error.description or "")
+    return PAGE_WORDS.get(status, (_error_title(status), error.description or ""))
 
 
 def error_page(error: HTTPException):
@@ -217,7 +217,11 @@ def error_page(error: HTTPException):
     and a way back (the previous page when it is ours, and the home page)."""
     status = error.code or 500
     if "person" not in g:
-        g.person = login.load_person()[0]
+        try:
+            g.person = login.load_person()[0]
+        except Exception:  # the database itself may be what failed: the page without a menu
+            log.warning("no session check for an error page", exc_info=True)
+            g.person = None
     title, text = _words(error)
     back = login.referrer_path()
     context = _context() if request.blueprint != bp.name else {}

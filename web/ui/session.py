@@ -154,9 +154,12 @@ def page_address() -> str | None:
     Referer: an event recorded from a task page, a hold from the batch page), else None.
     Used after a session ended under a form (log in, then back to that page) and by a
     refused form's page (its history entry becomes a GET: no re-post on back)."""
+    before = referrer_path()
+    if before and before.split("?")[0] == request.path:
+        return before  # the same page, with its query (the correction page's ?field=ph)
     if opens_with_get(request.path):
         return safe_next(request.full_path.rstrip("?"))
-    return referrer_path()
+    return before
 
 
 def opens_with_get(path: str) -> bool:

@@ -125,7 +125,9 @@ def not_waiting(batch_id: str, task_id: str, status: int = 200):
         (f"Step {step['seq']}: {step['task_name']}", url_for("ui.step_page", batch_id=batch_id, seq=step["seq"])),
         (f"Batch {batch_id}", url_for("ui.batch_page", batch_id=batch_id)),
     ]
-    page = render_template("ui/error.html", title="Already completed", message=message, code="task_done", links=links)
+    page = render_template(
+        "ui/error.html", title="Already completed", message=message, code="task_done", links=links, tone="info"
+    )
     return page, status
 
 
@@ -135,7 +137,7 @@ def _when(iso: str) -> str:
 
 
 def _duty_sentence(person, role: str, allowed) -> str:
-    """"This step is for operators; you are signed in as QA": said before any password."""
+    """The reason before any password: "This step is for operators; you are signed in as QA"."""
     mine = " and ".join(r.upper() if r == "qa" else r for r in sorted(person.roles)) or "no role"
     who = " or ".join(f"{r}s" if r != "qa" else "QA" for r in sorted(allowed)) or "nobody"
     return (
@@ -238,3 +240,19 @@ def submit_task(batch_id: str, task_id: str):
     target = url_for("ui.step_page", batch_id=batch_id, seq=seq)
     login.remember_submission(done, key, target)
     return redirect(target)
+
+
+@bp.route("/batches/<batch_id>/tasks/<task_id>/witness", methods=["POST"])
+def check_witness(batch_id: str, task_id: str):
+    """Whether the witness typed in the sign dialog may witness this step, said before
+    anyone types a password: the engine's own check of the submission (another person,
+    a witnessing role, the task's qualifications). No password is checked here, and an
+    unknown user id is not told apart from a known one (the submission refuses it)."""
+    witness_id = (request.form.get("witness_id") or "").strip()[:100]
+    try:
+        plan = batches.may_complete(runtime(), batch_id, task_id, g.person)
+        if witness_id:
+            batches.witness_wanted(runtime(), plan, witness_id, g.person)
+    except BatchlineError as exc:
+        return {"ok": False, "why": sentence(exc.message)}
+    return {"ok": True, "why": ""}
