@@ -202,7 +202,8 @@ def main() -> None:
                 ]
             )
         )
-    print("goal: p95 ≤ 100 ms; starting the batches took " + ", ".join(f"{r['kind']} {r['started']:.0f} s" for r in out))
+    took = ", ".join(f"{r['kind']} {r['started']:.0f} s" for r in out)
+    print(f"goal: p95 ≤ 100 ms; starting the batches took {took}")
 
 
 if __name__ == "__main__":

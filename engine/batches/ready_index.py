@@ -20,9 +20,9 @@ of vanishing from the operator's list.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, insert, or_, select, union_all, update
+from sqlalchemy import Table, and_, delete, insert, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from .. import runner
@@ -32,6 +32,8 @@ from ..runtime import Runtime
 from ..vocabulary import BatchState
 from ..workflow_store import LiveWorkflow
 from .tasks import read_assignments, recipe_content, task_form_key, task_role
+
+TABLE = cast(Table, ReadyTask.__table__)
 
 #: batch states whose tasks are listed (a held batch's tasks wait, with the hold shown)
 LISTED = (BatchState.RUNNING, BatchState.HELD)
@@ -86,15 +88,16 @@ def update_in(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow, *, cur
             have = set(s.scalars(select(ReadyTask.task_id).where(ReadyTask.batch_pk == batch.id)))
         gone = have - wanted.keys()
         new = [row for task_id, row in wanted.items() if task_id not in have]
+        conn = s.connection()  # Core statements on the connection: no ORM bookkeeping on the step path
         if gone:
-            s.execute(delete(ReadyTask).where(ReadyTask.batch_pk == batch.id, ReadyTask.task_id.in_(gone)))
+            conn.execute(delete(TABLE).where(TABLE.c.batch_pk == batch.id, TABLE.c.task_id.in_(gone)))
         if new:
             assigned = entry.assignments
             if assigned is None:
                 assigned = entry.assignments = read_assignments(s, batch.id)
             now = utcnow()
-            s.execute(
-                insert(ReadyTask),
+            conn.execute(
+                insert(TABLE),
                 [{**row, "assigned_to": assigned.get(row["task_id"]), "ready_at": now} for row in new],
             )
     entry.indexed = set(wanted)

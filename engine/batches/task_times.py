@@ -44,7 +44,7 @@ def _insert_ignoring(s: Session) -> Any:
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(TaskTime).on_conflict_do_nothing(index_elements=KEY)
+    return dialect.insert(TaskTime.__table__).on_conflict_do_nothing(index_elements=KEY)
 
 
 def _candidates(wf: BpmnWorkflow, known: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -79,7 +79,7 @@ def record(s: Session, batch: Batch, entry: LiveWorkflow) -> None:
         for (task_id, kind), bpmn_id in todo.items()
     ]
     # one statement, no read first: a time already recorded (a repeat, a race) stays as it was
-    s.execute(_insert_ignoring(s), rows)
+    s.connection().execute(_insert_ignoring(s), rows)  # Core: no ORM bookkeeping on the step path
     known.update(todo)
 
 
