@@ -940,3 +940,21 @@ class LimsResultReceipt(Base):
     delivered_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- issue 13 server: the job workers' heartbeat (engine.heartbeat) -------------------
+
+
+class WorkerHeartbeat(Base):
+    """One row per ``batchline worker`` process: written every few seconds while it runs,
+    so ``/api/ready`` and ``/metrics`` can tell that jobs are being worked, and stamped
+    ``stopped_at`` (with the job locks it gave back) when it stops gracefully."""
+
+    __tablename__ = "worker_heartbeat"
+    worker: Mapped[str] = mapped_column(String(100), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    released_jobs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

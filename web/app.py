@@ -213,6 +213,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     else:
         opcua.install(runtime)
 
+    # Prometheus metrics at /metrics: step counts and latency, jobs, incidents, outbox
+    from . import metrics
+
+    metrics.install(app)
+
     app.register_error_handler(BatchlineError, batchline_error_response)
     app.register_error_handler(ma.ValidationError, validation_error_response)
     app.register_error_handler(OperationalError, database_error_response)

@@ -1,0 +1,72 @@
+"""The WSGI entry point for production servers: ``gunicorn 'web.wsgi:create()'``, or
+``batchline serve --workers N``, which runs gunicorn with the settings below.
+
+Why a factory and no module-level app: each gunicorn worker process builds its own app
+and engine after the fork (database connections and the script pool's processes must
+not be shared across a fork), from the same settings (``BATCHLINE_*``/config file).
+
+gthread workers: a step spends most of its time waiting on the database, so a few
+threads per process keep the cores busy; several processes sidestep the GIL for the
+engine's Python work. SIGTERM to the master stops accepting connections, lets every
+request in flight finish and be answered (up to ``graceful_timeout`` seconds), then exits.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+
+def create() -> Flask:
+    """The app for one worker process (gunicorn's ``web.wsgi:create()``)."""
+    from .app import create_app
+
+    return create_app()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A gunicorn worker exited: drop its live-gauge files (prometheus multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def gunicorn_options(
+    bind: str, workers: int, threads: int, graceful_timeout: float, timeout: float = 60
+) -> dict[str, Any]:
+    return {
+        "bind": [bind],
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "graceful_timeout": max(1, round(graceful_timeout)),
+        "timeout": max(round(timeout), round(graceful_timeout) + 5),
+        "keepalive": 5,
+        "preload_app": False,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "batchline",
+        "child_exit": child_exit,
+        # one control socket per user (~/.gunicorn/gunicorn.ctl) would be shared by two
+        # nodes on one machine; batchline is driven by signals, not gunicornc
+        "control_socket_disable": True,
+    }
+
+
+def run_gunicorn(options: dict[str, Any]) -> None:
+    """Run gunicorn in this process with ``options`` (no command line of its own)."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            return create()
+
+    Server().run()
