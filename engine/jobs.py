@@ -245,7 +245,7 @@ def release_locks(rt: Runtime, worker: str) -> int:
             .where(Job.locked_by == worker, Job.state == JobState.PENDING)
             .values(locked_by=None, locked_until=None)
         )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return int(result.rowcount or 0)
 
 
 def run_due(rt: Runtime, worker: str | None = None, limit: int = 10, stop: threading.Event | None = None) -> int:

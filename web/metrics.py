@@ -82,7 +82,9 @@ class DatabaseGauges(Collector):
             yield GaugeMetricFamily(name, doc, value=value)
         if age is not None:  # no running worker: no sample (alert on absent())
             yield GaugeMetricFamily(
-                "batchline_worker_heartbeat_age_seconds", "Seconds since the newest running worker's heartbeat", value=age
+                "batchline_worker_heartbeat_age_seconds",
+                "Seconds since the newest running worker's heartbeat",
+                value=age,
             )
 
 

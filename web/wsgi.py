@@ -64,7 +64,8 @@ def run_gunicorn(options: dict[str, Any]) -> None:
     class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
-                self.cfg.set(key, value)
+                if key in self.cfg.settings:  # an older gunicorn lacks control_socket_disable
+                    self.cfg.set(key, value)
 
         def load(self) -> Flask:
             return create()

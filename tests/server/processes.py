@@ -41,6 +41,9 @@ def environment(db_url: str, workdir: Path, **settings: object) -> dict[str, str
             "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
         }
     )
+    # one audit key file for every process of the run and for the caller (a PostgreSQL
+    # install's default, var/ under the working directory, differs between them)
+    settings.setdefault("audit_key_file", workdir / "audit.key")
     env.update({f"BATCHLINE_{k.upper()}": str(v) for k, v in settings.items()})
     return env
 

@@ -15,7 +15,17 @@ from engine.outbox import cloudevent
 
 from ..auth import current_user, requires
 from . import runtime
-from .schemas import AuditCheck, AuditVerifyQuery, EventPage, Events, Health, Incident, IncidentFilter, IncidentRetried, Ready
+from .schemas import (
+    AuditCheck,
+    AuditVerifyQuery,
+    EventPage,
+    Events,
+    Health,
+    Incident,
+    IncidentFilter,
+    IncidentRetried,
+    Ready,
+)
 
 blp = Blueprint("operations", __name__, url_prefix="/api", description="Health, incidents, events, audit")
 

@@ -199,13 +199,17 @@ def prepare_multiprocess_metrics() -> None:
 @main.command("serve")
 @click.option("--host", help="Address to listen on (default: settings host).")
 @click.option("--port", type=int, help="Port (default: settings port).")
-@click.option("--with-worker", is_flag=True, help="Also run the job worker in a background thread (not with --workers).")
+@click.option(
+    "--with-worker", is_flag=True, help="Also run the job worker in a background thread (not with --workers)."
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
     help="Production: run gunicorn with this many worker processes (Linux/macOS). Without it: waitress, one process.",
 )
-@click.option("--threads", type=click.IntRange(1, 256), default=4, show_default=True, help="Threads per worker process.")
+@click.option(
+    "--threads", type=click.IntRange(1, 256), default=4, show_default=True, help="Threads per worker process."
+)
 @click.option(
     "--graceful-timeout",
     type=click.FloatRange(1, 3600),
@@ -251,9 +255,9 @@ def serve_gunicorn(rt, host: str, port: int, workers: int, threads: int, gracefu
     """The production server: gunicorn's master in this process, ``workers`` forked
     gthread workers each building its own app (``web.wsgi``)."""
     try:
-        from web import wsgi
-
         import gunicorn  # noqa: F401
+
+        from web import wsgi
     except ImportError:  # Windows, or an install without gunicorn
         fail("serve_failed", "gunicorn is not available here: run without --workers (waitress)")
     rt.close()  # the check app's connections are not carried into forked workers
