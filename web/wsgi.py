@@ -19,6 +19,27 @@ from typing import Any
 from flask import Flask
 
 
+try:
+    from gunicorn.workers.gthread import ThreadWorker
+except ImportError:  # Windows, or no gunicorn: ``batchline serve`` without --workers uses waitress
+    ThreadWorker = object  # type: ignore[assignment,misc]
+
+
+class DrainingThreadWorker(ThreadWorker):  # type: ignore[misc,valid-type]
+    """gunicorn's gthread worker that closes its listening sockets the moment it is told
+    to stop. The stock worker only stops *accepting* and closes them after the requests
+    in flight are done: meanwhile the kernel still queues new connections that nobody
+    accepts, so a client (or a load balancer) hangs for the whole drain and then sees a
+    reset. Closed at once, the port refuses, and a client or balancer goes to the other
+    node straight away — what a rolling restart needs."""
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            for listener in self.sockets:
+                listener.close()  # gunicorn's close is idempotent: its own close at exit is a no-op
+
+
 def create() -> Flask:
     """The app for one worker process (gunicorn's ``web.wsgi:create()``)."""
     from .app import create_app
@@ -40,7 +61,7 @@ def gunicorn_options(
     return {
         "bind": [bind],
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": "web.wsgi.DrainingThreadWorker",
         "threads": threads,
         "graceful_timeout": max(1, round(graceful_timeout)),
         "timeout": max(round(timeout), round(graceful_timeout) + 5),
