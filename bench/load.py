@@ -83,6 +83,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     retried: int = 0
+    resent: list[str] = field(default_factory=list)  # after a broken connection, same Idempotency-Key
 
     @property
     def steps_per_second(self) -> float:
@@ -93,7 +94,7 @@ class Result:
         p50 = statistics.median(lat) * 1000 if lat else 0
         return (
             f"| {self.name} | {len(lat)} | {self.steps_per_second:.1f} | {p50:.0f} "
-            f"| {percentile(lat, 95) * 1000:.0f} | {len(self.errors)} | {self.retried} | {goal} |"
+            f"| {percentile(lat, 95) * 1000:.0f} | {len(self.errors)} | {self.retried} / {len(self.resent)} | {goal} |"
         )
 
 
@@ -105,7 +106,13 @@ class Client:
         self.acknowledged: list[tuple[str, str]] = []  # (batch id, task id)
 
     async def next_task(self, op: Operator) -> None:
-        r = await self.http[op.base].get(f"/api/batches/{op.batch_id}/tasks", headers=self.auth(op))
+        for attempt in range(3):  # a read: safe to send again
+            try:
+                r = await self.http[op.base].get(f"/api/batches/{op.batch_id}/tasks", headers=self.auth(op))
+                break
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
         r.raise_for_status()
         op.task = r.json()[0]["id"]
 
@@ -120,16 +127,24 @@ class Client:
         key = f"{op.batch_id}-{op.n}-{uuid.uuid4().hex[:8]}"
         headers = {**self.auth(op), "Idempotency-Key": key}
         body = {"data": {"reading": op.n, "done": False}}
+        resends = 0
         for _attempt in range(50):
             try:
                 r = await self.http[op.base].post(
                     f"/api/batches/{op.batch_id}/tasks/{op.task}/complete", json=body, headers=headers
                 )
             except httpx.TransportError as exc:
+                # the connection broke (e.g. a kept-alive one the server closed as we sent):
+                # sent again with the same Idempotency-Key, as a client should; counted apart
+                resends += 1
                 if result is not None:
-                    result.errors.append(f"{type(exc).__name__}: {exc}")
-                op.task = None
-                return
+                    result.resent.append(type(exc).__name__)
+                if resends > 3:
+                    if result is not None:
+                        result.errors.append(f"{type(exc).__name__}: {exc}")
+                    op.task = None
+                    return
+                continue
             if r.status_code in (409, 503) and r.json().get("code") in RETRIED:
                 if result is not None:
                     result.retried += 1
@@ -319,7 +334,7 @@ def report(runs: list[dict]) -> None:
         print()
         print(f"**{run['kind']}** ({run['shape']})")
         print()
-        print("| load | steps | steps/s | p50 (ms) | p95 (ms) | errors | retried | goal |")
+        print("| load | steps | steps/s | p50 (ms) | p95 (ms) | errors | retried (busy / connection) | goal |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for r in res[:-1]:
             goal = ""

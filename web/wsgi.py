@@ -18,7 +18,6 @@ from typing import Any
 
 from flask import Flask
 
-
 try:
     from gunicorn.workers.gthread import ThreadWorker
 except ImportError:  # Windows, or no gunicorn: ``batchline serve`` without --workers uses waitress
@@ -65,7 +64,10 @@ def gunicorn_options(
         "threads": threads,
         "graceful_timeout": max(1, round(graceful_timeout)),
         "timeout": max(round(timeout), round(graceful_timeout) + 5),
-        "keepalive": 5,
+        # longer than a load balancer's or client's idle timeout (60 s on most, httpx 5 s),
+        # so the other side closes an idle connection first: a request sent on a
+        # connection the server is closing at that moment is the one failure it cannot answer
+        "keepalive": 75,
         "preload_app": False,
         "accesslog": None,
         "errorlog": "-",

@@ -76,10 +76,13 @@ def listen_address(rt, host: str | None, port: int | None) -> tuple[str, int]:
 
 
 def start_worker(rt, stop: threading.Event) -> threading.Thread:
-    """The job worker in a background thread of the server's process."""
+    """The job worker in a background thread of the server's process (it beats too, so
+    ``/api/ready`` of a demo or a one-process install answers 200)."""
     from engine import jobs
 
-    thread = threading.Thread(target=jobs.work, args=(rt,), kwargs={"stop": stop}, name="batchline-worker", daemon=True)
+    thread = threading.Thread(
+        target=jobs.work, args=(rt,), kwargs={"stop": stop, "heartbeat": True}, name="batchline-worker", daemon=True
+    )
     thread.start()
     return thread
 
