@@ -112,7 +112,7 @@ class Proc:
 
 
 def server(
-    name: str, env: dict[str, str], workdir: Path, *, workers: int = 1, threads: int = 4, graceful: float = 30,
+    name: str, env: dict[str, str], workdir: Path, *, workers: int = 1, threads: int = 4, graceful: int = 30,
     port: int | None = None,
 ) -> Proc:  # fmt: skip
     port = port or free_port()

@@ -215,7 +215,7 @@ def prepare_multiprocess_metrics() -> None:
 )
 @click.option(
     "--graceful-timeout",
-    type=click.FloatRange(1, 3600),
+    type=click.IntRange(1, 3600),
     default=30,
     show_default=True,
     help="On SIGTERM, seconds requests in flight get to finish before the server exits.",
@@ -254,7 +254,7 @@ def serve(host, port, with_worker, workers, threads, graceful_timeout):
         stop.set()
 
 
-def serve_gunicorn(rt, host: str, port: int, workers: int, threads: int, graceful_timeout: float, url: str) -> None:
+def serve_gunicorn(rt, host: str, port: int, workers: int, threads: int, graceful_timeout: int, url: str) -> None:
     """The production server: gunicorn's master in this process, ``workers`` forked
     gthread workers each building its own app (``web.wsgi``)."""
     try:
@@ -266,7 +266,7 @@ def serve_gunicorn(rt, host: str, port: int, workers: int, threads: int, gracefu
     rt.close()  # the check app's connections are not carried into forked workers
     say(
         f"serving on {url} (gunicorn, {workers} worker(s) x {threads} threads; SIGTERM drains within "
-        f"{graceful_timeout:g} s)",
+        f"{graceful_timeout} s)",
         {"url": url, "workers": workers, "threads": threads, "graceful_timeout": graceful_timeout},
     )
     wsgi.run_gunicorn(wsgi.gunicorn_options(f"{host}:{port}", workers, threads, graceful_timeout))
