@@ -15,14 +15,17 @@ import logging
 import os
 import socket
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from .models import WorkerHeartbeat, utcnow
 from .runtime import Runtime
 
 log = logging.getLogger("batchline.heartbeat")
+
+#: a worker's row is kept this long after its last beat (what stopped when, released what)
+FORGET_AFTER = timedelta(days=7)
 
 
 def beat(rt: Runtime, worker: str) -> None:
@@ -30,7 +33,8 @@ def beat(rt: Runtime, worker: str) -> None:
     now = utcnow()
     with rt.transaction() as s:
         row = s.get(WorkerHeartbeat, worker)
-        if row is None:
+        if row is None:  # a worker starting: rows of workers silent for a week go (one per process ever run)
+            s.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.beat_at < now - FORGET_AFTER))
             s.add(WorkerHeartbeat(worker=worker, host=socket.gethostname()[:200], pid=os.getpid(), beat_at=now))
         else:
             row.beat_at = now

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from engine import batches, heartbeat, jobs
 from engine.models import Incident, Job, WorkerHeartbeat, utcnow
@@ -192,3 +192,22 @@ def test_worker_heartbeat_beats_while_a_worker_runs_and_stops_with_it(runtime):
     finally:
         stop.set()
         rt.close()
+
+
+def test_a_starting_worker_forgets_workers_silent_for_a_week(rt):
+    heartbeat.beat(rt, "old:1:1")
+    heartbeat.beat(rt, "recent:2:2")
+    with rt.transaction() as s:
+        s.execute(
+            update(WorkerHeartbeat)
+            .where(WorkerHeartbeat.worker == "old:1:1")
+            .values(beat_at=utcnow() - timedelta(days=8))
+        )
+        s.execute(
+            update(WorkerHeartbeat)
+            .where(WorkerHeartbeat.worker == "recent:2:2")
+            .values(beat_at=utcnow() - timedelta(days=1))
+        )
+    heartbeat.beat(rt, "new:3:3")
+    with rt.transaction() as s:
+        assert sorted(s.scalars(select(WorkerHeartbeat.worker))) == ["new:3:3", "recent:2:2"]
