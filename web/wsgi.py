@@ -74,6 +74,9 @@ def gunicorn_options(
         "loglevel": "info",
         "proc_name": "batchline",
         "child_exit": child_exit,
+        # gunicorn would believe X-Forwarded-Proto from 127.0.0.1 by itself: Batchline's
+        # own setting (docs/security.md, web.headers' ProxyFix) decides whom to believe
+        "forwarded_allow_ips": "",
         # one control socket per user (~/.gunicorn/gunicorn.ctl) would be shared by two
         # nodes on one machine; batchline is driven by signals, not gunicornc
         "control_socket_disable": True,

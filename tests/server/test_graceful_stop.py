@@ -77,6 +77,9 @@ def test_sigterm_finishes_the_step_in_flight(db_url, tmp_path):
     node = processes.server("node", server_env(db_url, tmp_path), tmp_path, workers=2, graceful=20).start()
     try:
         node.wait_answering()
+        # a client on 127.0.0.1 cannot make itself HTTPS: gunicorn leaves X-Forwarded-Proto alone
+        spoofed = httpx.get(node.url + "/api/health", headers={"X-Forwarded-Proto": "https"}, timeout=10)
+        assert spoofed.status_code == 200 and "Strict-Transport-Security" not in spoofed.headers
         task = httpx.get(node.url + "/api/batches/B-1/tasks", headers=auth, timeout=10).json()[0]["id"]
         lock = HeldLock(db_url)
         answer: dict = {}

@@ -38,3 +38,4 @@ def test_gunicorn_settings():
     assert options["graceful_timeout"] == 12 and options["timeout"] > options["graceful_timeout"]
     assert options["preload_app"] is False  # each worker process builds its own engine after the fork
     assert options["keepalive"] > 60  # longer than a balancer's idle timeout
+    assert options["forwarded_allow_ips"] == ""  # Batchline's proxy setting decides, not gunicorn
