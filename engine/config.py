@@ -53,6 +53,16 @@ class Settings:
     job_max_attempts: int = 5
     job_backoff_seconds: float = 2.0
     worker_poll_seconds: float = 0.5
+    #: each ``batchline worker`` writes its heartbeat row this often; ``/api/ready`` answers
+    #: 503 when no running worker beat within worker_heartbeat_max_age_seconds
+    #: (0: readiness does not ask for a worker, e.g. a node that runs none)
+    worker_heartbeat_seconds: float = 5.0
+    worker_heartbeat_max_age_seconds: float = 30.0
+    #: ``/metrics`` (Prometheus): when set, a scrape needs ``Authorization: Bearer <token>``;
+    #: empty: open (bind the server to a private network or firewall the path)
+    metrics_token: str = ""
+    #: jobs still pending this many seconds after their due time count as late in ``/metrics``
+    job_late_seconds: float = 60.0
     #: loaded workflows kept in memory per process (avoids a reload per step)
     workflow_cache_size: int = 256
     #: outbox delivery: webhook subscriber URLs (comma separated) and their HMAC secret
@@ -213,7 +223,7 @@ class Settings:
 
 
 #: settings never shown in a representation
-SECRET_FIELDS = frozenset({"secret_key", "webhook_secret", "audit_key", "migration_database_url"})
+SECRET_FIELDS = frozenset({"secret_key", "webhook_secret", "audit_key", "migration_database_url", "metrics_token"})
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

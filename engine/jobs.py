@@ -7,6 +7,9 @@ machines never take the same job; on SQLite the single writer lock does the same
 failed job is retried with exponential backoff; when its retries run out it is marked
 ``failed`` and an incident is recorded (audited, visible in API and CLI, and sent as an
 event). A worker that dies leaves its lock to expire; another worker then takes the job.
+A worker told to stop (SIGTERM) finishes the job it is running, gives back the locks of
+the jobs it claimed but did not start (another worker takes them at once, not after
+``job_lock_seconds``) and says so in its heartbeat row (``engine.heartbeat``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from . import audit, batches, order_confirmations, outbox
@@ -30,6 +33,8 @@ from .connectors import Completed, ConnectorError, Pending
 from .db import row_locks
 from .delivery import deliver, deliver_many, sign_webhook  # noqa: F401 - sign_webhook: part of this module's interface
 from .errors import BatchlineError
+from .heartbeat import Heartbeat
+from .heartbeat import stopped as heartbeat_stopped
 from .models import Incident, Job, utcnow
 from .quality import processes as quality_processes
 from .runtime import Runtime
@@ -231,16 +236,34 @@ HANDLERS: dict[str, Callable[[Runtime, Any, Any, dict], Any]] = {
 DELIVERY_BATCH = 100
 
 
-def run_due(rt: Runtime, worker: str | None = None, limit: int = 10) -> int:
+def release_locks(rt: Runtime, worker: str) -> int:
+    """Give back the locks ``worker`` holds on pending jobs (a graceful stop): another
+    worker takes them on its next poll. Returns how many were released."""
+    with rt.transaction() as s:
+        result = s.execute(
+            update(Job)
+            .where(Job.locked_by == worker, Job.state == JobState.PENDING)
+            .values(locked_by=None, locked_until=None)
+        )
+        return int(result.rowcount or 0)
+
+
+def run_due(rt: Runtime, worker: str | None = None, limit: int = 10, stop: threading.Event | None = None) -> int:
     """Acquire and run the jobs due now; returns how many ran. Event deliveries first,
     in one batch (a commit per delivery would cap a worker at a few dozen events a
-    second on SQLite's fsync), then up to ``limit`` other jobs one by one."""
+    second on SQLite's fsync), then up to ``limit`` other jobs one by one. Once ``stop``
+    is set no further job starts; the ones claimed and not started keep their lock until
+    the worker loop releases it (``release_locks``)."""
     worker = worker or worker_name()
     ran = 0
     deliveries = acquire(rt, worker, DELIVERY_BATCH, kind=JobKind.DELIVER)
     if deliveries:
         ran += deliver_many(rt, deliveries, worker, failed=_failed)
+    if stop is not None and stop.is_set():
+        return ran
     for job_id in acquire(rt, worker, limit):
+        if stop is not None and stop.is_set():
+            break
         run_job(rt, job_id, worker)
         ran += 1
     return ran
@@ -253,25 +276,46 @@ def work(
     worker: str | None = None,
     max_seconds: float | None = None,
     idle_exit: bool = False,
+    heartbeat: bool = False,
 ) -> int:
-    """The worker loop: poll for due jobs until stopped. Returns jobs run."""
+    """The worker loop: poll for due jobs until stopped. Returns jobs run.
+
+    ``heartbeat``: write this worker's heartbeat row while it runs (``batchline worker``);
+    on the way out, whether stopped or done, the locks it still holds are released."""
     worker = worker or worker_name()
     stop = stop or threading.Event()
     deadline = time.monotonic() + max_seconds if max_seconds else None
     total = 0
-    while not stop.is_set():
-        if deadline and time.monotonic() > deadline:
-            break
-        try:
-            ran = run_due(rt, worker)
-        except Exception:  # the database went away for a moment: wait and go on
-            log.exception("worker %s: poll failed", worker)
-            ran = 0
-        total += ran
-        if ran == 0:
-            if idle_exit:
+    beating = Heartbeat(rt, worker, rt.settings.worker_heartbeat_seconds).start() if heartbeat else None
+    try:
+        while not stop.is_set():
+            if deadline and time.monotonic() > deadline:
                 break
-            stop.wait(rt.settings.worker_poll_seconds)
+            try:
+                ran = run_due(rt, worker, stop=stop)
+            except Exception:  # the database went away for a moment: wait and go on
+                log.exception("worker %s: poll failed", worker)
+                ran = 0
+            total += ran
+            if ran == 0:
+                if idle_exit:
+                    break
+                stop.wait(rt.settings.worker_poll_seconds)
+    finally:
+        if beating is not None:
+            beating.stop()
+        try:
+            released = release_locks(rt, worker)
+        except Exception:  # the database is gone: the locks expire after job_lock_seconds
+            log.exception("worker %s: job locks not released", worker)
+        else:
+            if released:
+                log.info("worker %s: released %d job lock(s)", worker, released)
+            if beating is not None:
+                try:
+                    heartbeat_stopped(rt, worker, released)
+                except Exception:  # only the record of the stop is missing
+                    log.warning("worker %s: stop not recorded", worker, exc_info=True)
     return total
 
 

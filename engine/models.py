@@ -977,6 +977,8 @@ class ReadyTask(Base):
     batch_kind: Mapped[str] = mapped_column(String(20))
     subject_type: Mapped[str | None] = mapped_column(String(20), nullable=True)
     subject_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
 # --- OIDC sign-in (engine.identity.oidc_state) -----------------------------------------
 
 
@@ -1011,3 +1013,21 @@ class OidcSigningGrant(Base):
     auth_time: Mapped[datetime] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+# --- issue 13 server: the job workers' heartbeat (engine.heartbeat) -------------------
+
+
+class WorkerHeartbeat(Base):
+    """One row per ``batchline worker`` process: written every few seconds while it runs,
+    so ``/api/ready`` and ``/metrics`` can tell that jobs are being worked, and stamped
+    ``stopped_at`` (with the job locks it gave back) when it stops gracefully."""
+
+    __tablename__ = "worker_heartbeat"
+    worker: Mapped[str] = mapped_column(String(100), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    released_jobs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -42,7 +42,7 @@ log = logging.getLogger("batchline.web")
 API_DESCRIPTION = """
 Recipes, batches and their steps, messages, incidents, events and the audit trail.
 
-Every endpoint but `/api/health` needs an authenticated user: an API token
+Every endpoint but `/api/health` and `/api/ready` needs an authenticated user: an API token
 (`Authorization: Bearer bl_…`, created with `batchline user token`) or the browser
 session of the web UI. Each endpoint names the permission it needs; the roles holding
 it are listed with it (401 `auth_required`, 403 `forbidden`). Signed steps carry the
@@ -216,6 +216,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         pass
     else:
         opcua.install(runtime)
+
+    # Prometheus metrics at /metrics: step counts and latency, jobs, incidents, outbox
+    from . import metrics
+
+    metrics.install(app)
 
     app.register_error_handler(BatchlineError, batchline_error_response)
     app.register_error_handler(ma.ValidationError, validation_error_response)

@@ -17,7 +17,7 @@ from forms.vocabulary import SIGNATURE_MEANINGS
 from tests.support import PASSWORD
 
 #: /api/qms/events is authenticated by the QMS's signature, not by a user (tests/qms)
-PUBLIC = {"/api/health", "/api/openapi.json", "/api/docs", "/api/docs/", "/api/qms/events"}
+PUBLIC = {"/api/health", "/api/ready", "/api/openapi.json", "/api/docs", "/api/docs/", "/api/qms/events"}
 ROLES = ["operator", "supervisor", "qa", "admin", "service", "trainer", "maintenance"]
 EVERYONE = {"operator", "supervisor", "qa", "admin", "service"}
 

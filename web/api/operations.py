@@ -9,13 +9,23 @@ from flask_smorest import Blueprint
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine import audit, jobs, migrate
+from engine import audit, heartbeat, jobs, migrate
 from engine.models import OutboxEvent
 from engine.outbox import cloudevent
 
 from ..auth import current_user, requires
 from . import runtime
-from .schemas import AuditCheck, AuditVerifyQuery, EventPage, Events, Health, Incident, IncidentFilter, IncidentRetried
+from .schemas import (
+    AuditCheck,
+    AuditVerifyQuery,
+    EventPage,
+    Events,
+    Health,
+    Incident,
+    IncidentFilter,
+    IncidentRetried,
+    Ready,
+)
 
 blp = Blueprint("operations", __name__, url_prefix="/api", description="Health, incidents, events, audit")
 
@@ -33,20 +43,53 @@ def schema_head() -> str | None:
 
 @blp.route("/health", methods=["GET"])
 @blp.response(200, Health)
-@blp.alt_response(503, schema=Health, description="database unreachable or schema not upgraded")
 def health():
-    """Is the database reachable and its schema current? 503 otherwise (for load balancers)."""
-    rt = runtime()
-    out = {"database": "ok", "schema_revision": None, "schema_head": schema_head(), "version": batchline_version()}
+    """Liveness: the process answers. The database is not asked, so a database outage
+    does not make an orchestrator restart every app process (that is `/api/ready`)."""
+    return {"status": "ok", "version": batchline_version()}
+
+
+def readiness(rt) -> tuple[dict, bool]:
+    """Database reachable, schema at the code's head, a worker beating recently: each a
+    cheap query (``SELECT 1``, the alembic version row, one indexed max)."""
+    checks = {"database": "ok", "schema": "unknown", "worker": "unknown"}
+    out = {"schema_revision": None, "schema_head": schema_head(), "worker_heartbeat_age_seconds": None}
     try:
         with rt.db.connect() as conn:
             conn.execute(text("SELECT 1"))
         out["schema_revision"] = migrate.current(rt.db)
     except SQLAlchemyError:
-        return {**out, "status": "database_unreachable", "database": "unreachable"}, 503
-    if out["schema_revision"] != out["schema_head"]:
-        return {**out, "status": "schema_outdated"}, 503
-    return {**out, "status": "ok"}
+        checks["database"] = "unreachable"
+    else:
+        checks["schema"] = "ok" if out["schema_revision"] == out["schema_head"] else "outdated"
+    max_age = rt.settings.worker_heartbeat_max_age_seconds
+    if max_age <= 0:
+        checks["worker"] = "not_required"
+    elif checks["schema"] == "ok":
+        try:
+            age = heartbeat.age_seconds(rt)
+        except SQLAlchemyError:
+            age = None
+            checks["worker"] = "unknown"
+        else:
+            checks["worker"] = "none" if age is None else "ok" if age <= max_age else "stale"
+        out["worker_heartbeat_age_seconds"] = None if age is None else round(age, 3)
+    not_ready = [name for name, state in checks.items() if state not in ("ok", "not_required")]
+    return {**out, "checks": checks, "not_ready": not_ready}, not not_ready
+
+
+@blp.route("/ready", methods=["GET"])
+@blp.response(200, Ready)
+@blp.alt_response(503, schema=Ready, description="database unreachable, schema not upgraded or no worker beating")
+def ready():
+    """Readiness (for load balancers and orchestrators): the database answers, its schema
+    is the code's newest migration and a job worker wrote its heartbeat within
+    ``worker_heartbeat_max_age_seconds``. 503 names what is not ready."""
+    body, ok = readiness(runtime())
+    body = {"status": "ok" if ok else "not_ready", **body, "version": batchline_version()}
+    if ok:
+        return body
+    return body, 503, {"Retry-After": "5"}
 
 
 @blp.route("/incidents", methods=["GET"])

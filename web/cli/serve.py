@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
+import tempfile
 import threading
 
 import click
@@ -74,10 +76,13 @@ def listen_address(rt, host: str | None, port: int | None) -> tuple[str, int]:
 
 
 def start_worker(rt, stop: threading.Event) -> threading.Thread:
-    """The job worker in a background thread of the server's process."""
+    """The job worker in a background thread of the server's process (it beats too, so
+    ``/api/ready`` of a demo or a one-process install answers 200)."""
     from engine import jobs
 
-    thread = threading.Thread(target=jobs.work, args=(rt,), kwargs={"stop": stop}, name="batchline-worker", daemon=True)
+    thread = threading.Thread(
+        target=jobs.work, args=(rt,), kwargs={"stop": stop, "heartbeat": True}, name="batchline-worker", daemon=True
+    )
     thread.start()
     return thread
 
@@ -145,12 +150,23 @@ def run_server(app, host: str, port: int, announce) -> None:
         fail("serve_failed", f"the server on {host}:{port} stopped: {exc.strerror or exc}")
 
 
+def stop_on_sigterm(stop: threading.Event) -> None:
+    """SIGTERM (systemd, Kubernetes, ``kill``) stops the worker as Ctrl-C does: the job
+    running finishes, the claimed ones are given back (``engine.jobs.work``)."""
+
+    def handler(signum, _frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
 @main.command("worker")
 @click.option("--once", is_flag=True, help="Run the jobs due now, then exit.")
 @json_option
 def worker(once):
-    """Run the job executor: timers, service tasks, event delivery, out-of-trend scoring
-    (Ctrl-C stops)."""
+    """Run the job executor: timers, service tasks, event delivery, out-of-trend scoring.
+    SIGTERM or Ctrl-C: the running job finishes, claimed jobs are released, then it exits."""
     from engine import jobs
 
     rt = runtime()
@@ -163,26 +179,61 @@ def worker(once):
         say(f"ran {ran} job(s)", {"jobs": ran})
         return
     stop = threading.Event()
-    say("worker running; Ctrl-C stops", {"worker": "running"})
-    try:
-        jobs.work(rt, stop=stop)
-    except KeyboardInterrupt:
-        stop.set()
+    stop_on_sigterm(stop)
+    say("worker running; Ctrl-C or SIGTERM stops", {"worker": "running"})
+    ran = jobs.work(rt, stop=stop, heartbeat=True)
+    say(f"worker stopped after {ran} job(s)", {"worker": "stopped", "jobs": ran})
+
+
+def prepare_multiprocess_metrics() -> None:
+    """Gunicorn workers count steps into files one scrape adds up (prometheus_client's
+    multiprocess mode); a directory of our own unless the operator set one. Emptied at
+    start: files of a previous run would be counted again."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="batchline-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.remove(os.path.join(directory, name))
 
 
 @main.command("serve")
 @click.option("--host", help="Address to listen on (default: settings host).")
 @click.option("--port", type=int, help="Port (default: settings port).")
-@click.option("--with-worker", is_flag=True, help="Also run the job worker in a background thread.")
+@click.option(
+    "--with-worker", is_flag=True, help="Also run the job worker in a background thread (not with --workers)."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Production: run gunicorn with this many worker processes (Linux/macOS). Without it: waitress, one process.",
+)
+@click.option(
+    "--threads", type=click.IntRange(1, 256), default=4, show_default=True, help="Threads per worker process."
+)
+@click.option(
+    "--graceful-timeout",
+    type=click.IntRange(1, 3600),
+    default=30,
+    show_default=True,
+    help="On SIGTERM, seconds requests in flight get to finish before the server exits.",
+)
 @json_option
-def serve(host, port, with_worker):
-    """Serve the web app and API (waitress when installed, else Flask's threaded server)."""
+def serve(host, port, with_worker, workers, threads, graceful_timeout):
+    """Serve the web app and API: gunicorn with --workers N (production), else waitress
+    (or Flask's threaded server when waitress is not installed)."""
     from web.app import create_app
 
+    if workers and with_worker:
+        fail("usage", "--with-worker runs in one process only: run `batchline worker` beside `serve --workers N`")
     rt = runtime()
     apply_connectors_file(rt)
     host, port = listen_address(rt, host, port)
     check_port(host, port)
+    if workers:
+        prepare_multiprocess_metrics()
     try:
         app = create_app(runtime=rt)
     except (BatchlineError, OperationalError, ProgrammingError):
@@ -190,11 +241,32 @@ def serve(host, port, with_worker):
     except Exception as exc:  # a start-up failure is one line, not a traceback
         fail("serve_failed", f"the web app could not start: {type(exc).__name__}: {exc}")
     startup_notes(app)
+    url = f"http://{host}:{port}"
+    if workers:
+        serve_gunicorn(rt, host, port, workers, threads, graceful_timeout, url)
+        return
     stop = threading.Event()
     if with_worker:
         start_worker(rt, stop)
-    url = f"http://{host}:{port}"
     try:
         run_server(app, host, port, lambda: say(f"serving on {url}", {"url": url, "worker": with_worker}))
     finally:
         stop.set()
+
+
+def serve_gunicorn(rt, host: str, port: int, workers: int, threads: int, graceful_timeout: int, url: str) -> None:
+    """The production server: gunicorn's master in this process, ``workers`` forked
+    gthread workers each building its own app (``web.wsgi``)."""
+    try:
+        import gunicorn  # noqa: F401
+
+        from web import wsgi
+    except ImportError:  # Windows, or an install without gunicorn
+        fail("serve_failed", "gunicorn is not available here: run without --workers (waitress)")
+    rt.close()  # the check app's connections are not carried into forked workers
+    say(
+        f"serving on {url} (gunicorn, {workers} worker(s) x {threads} threads; SIGTERM drains within "
+        f"{graceful_timeout} s)",
+        {"url": url, "workers": workers, "threads": threads, "graceful_timeout": graceful_timeout},
+    )
+    wsgi.run_gunicorn(wsgi.gunicorn_options(f"{host}:{port}", workers, threads, graceful_timeout))

@@ -41,6 +41,7 @@ from .operations import (  # noqa: F401
     Incident,
     IncidentFilter,
     IncidentRetried,
+    Ready,
 )
 from .people import (  # noqa: F401
     TokenIn,

@@ -81,8 +81,23 @@ class AuditCheck(ma.Schema):
 
 
 class Health(ma.Schema):
-    status = fields.String(metadata={"description": "ok, schema_outdated or database_unreachable"})
-    database = fields.String()
+    status = fields.String(metadata={"description": "ok: the process answers (liveness; the database is not asked)"})
+    version = fields.String()
+
+
+class ReadyChecks(ma.Schema):
+    database = fields.String(metadata={"description": "ok or unreachable"})
+    schema = fields.String(metadata={"description": "ok, outdated or unknown"})
+    worker = fields.String(metadata={"description": "ok, stale, none, not_required or unknown"})
+
+
+class Ready(ma.Schema):
+    status = fields.String(metadata={"description": "ok, or not_ready (HTTP 503)"})
+    not_ready = fields.List(fields.String(), metadata={"description": "the checks that failed"})
+    checks = fields.Nested(ReadyChecks)
     schema_revision = fields.String(allow_none=True)
     schema_head = fields.String(allow_none=True)
+    worker_heartbeat_age_seconds = fields.Float(
+        allow_none=True, metadata={"description": "seconds since the newest running worker's heartbeat"}
+    )
     version = fields.String()
