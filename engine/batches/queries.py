@@ -28,7 +28,18 @@ def get_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
         out = describe(batch, s.get(RecipeVersion, batch.recipe_version_id))
         out["incidents"] = _open_incidents(s, batch.id)
         out["release"] = disposition_of(s, batch)
+        out["archive"] = _archive(rt, s, batch)
         return out
+
+
+def _archive(rt: Runtime, s: Session, batch: Batch) -> dict[str, Any] | None:
+    """An archived batch's archive (when, by whom, the file and whether it matches the hash
+    the audit trail sealed: engine.archive); None for a batch in the live tables."""
+    if batch.state not in (BatchState.RELEASED, BatchState.REJECTED):
+        return None
+    from .. import archive
+
+    return archive.status(rt, s, batch.id)
 
 
 def list_batches(
@@ -92,7 +103,7 @@ def ready_tasks(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
     """Operator tasks the batch waits for (read-only: loads without locking)."""
     with rt.transaction() as s:
         batch = find_batch(s, batch_id)
-        if batch.state in (BatchState.COMPLETE, BatchState.ABORTED):
+        if BatchState(batch.state).finished:  # an archived batch has no workflow rows left
             return []
         rv = recipe_content(rt, s, batch.recipe_version_id)
         assigned = read_assignments(s, batch.id)
