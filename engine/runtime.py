@@ -32,9 +32,6 @@ class Runtime:
         self.db = make_engine(self.settings)
         self.sessions = make_session_factory(self.db)
         audit.install(self)  # the audit key on every session; anchors after commit
-        from .archive import guard
-
-        guard.install(self)  # nothing is added to an archived batch's record
         limits = ScriptLimits.from_settings(self.settings)
         self.store = WorkflowStore(make_serializer(), lambda: make_script_engine(limits=limits))
         self.cache = WorkflowCache(self.settings.workflow_cache_size)
@@ -58,6 +55,9 @@ class Runtime:
         from .quality.operations import register as register_quality_operations
 
         register_quality_operations(self)
+        from . import archive
+
+        archive.install(self)  # nothing is added to an archived batch; the daily archive job
 
     def transaction(self, *, deferred: bool = False):
         return transaction(self.sessions, deferred=deferred)

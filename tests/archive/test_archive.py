@@ -326,6 +326,26 @@ def test_retention_setting_decides_what_is_due(three, runtime):
     assert [d["batch_id"] for d in archive.run_due(runtime)["archived"]] == ["A-1", "A-2"]
 
 
+def test_the_worker_archives_daily(three, runtime):
+    from dataclasses import replace
+
+    from engine import jobs
+    from engine.models import Job
+
+    runtime.settings = replace(runtime.settings, archive_after_days=30)
+    assert archive.schedule(runtime)["scheduled"] is True
+    assert archive.schedule(runtime)["scheduled"] is False  # booked once
+    with as_owner(runtime) as s:  # QA's decisions, as if made 40 days ago
+        s.execute(text("UPDATE batch_disposition SET signed_at = :t"), {"t": datetime.now(UTC) - timedelta(days=40)})
+    jobs.work(runtime, idle_exit=True)
+    assert workflow_rows(runtime, "A-1") == 0 and workflow_rows(runtime, "A-2") == 0
+    assert workflow_rows(runtime, "A-3") > 0
+    with runtime.transaction() as s:
+        runs = s.scalars(select(Job).where(Job.kind == "archive_run").order_by(Job.id)).all()
+        assert [j.state for j in runs] == ["done", "pending"]
+        assert runs[1].due_at > datetime.now(UTC) + timedelta(hours=23)
+
+
 def test_run_refuses_a_bad_limit(runtime):
     for bad in (0, -1, 10_001, "5", True, 1.5):
         with pytest.raises(Exception) as err:

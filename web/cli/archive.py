@@ -85,3 +85,19 @@ def archive_verify(batch_id: str | None):
     else:
         click.echo(f"ok: {checked} archive(s) match the hashes sealed in the audit trail")
     sys.exit(0 if not found else 1)
+
+
+@archive.command("schedule")
+@json_option
+def archive_schedule():
+    """Book the daily archive run in the job worker (``batchline worker``): each run
+    archives what archive_after_days makes due and books the next one a day later."""
+    from engine import archive as store
+
+    out = store.schedule(runtime())
+    if as_json():
+        show(out)
+    elif out["scheduled"]:
+        click.echo(f"the daily archive run is booked: first run {out['due_at']}")
+    else:
+        click.echo(f"the daily archive run is booked already: next run {out['due_at']}")
