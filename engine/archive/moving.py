@@ -38,6 +38,7 @@ from ..models import (
     AuditEvent,
     Batch,
     BatchDisposition,
+    BatchException,
     Incident,
     Job,
     MessageSubscription,
@@ -49,7 +50,7 @@ from ..models import (
     utcnow,
 )
 from ..runtime import Runtime
-from ..vocabulary import BatchState, JobState
+from ..vocabulary import BatchState, ExceptionStatus, JobState
 from . import files
 
 #: the audit object type of archive entries (kept apart from the batch's own entries)
@@ -65,7 +66,8 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def check_archivable(s: Session, batch: Batch) -> None:
-    """Only a finished production batch with QA's decision recorded, not archived yet."""
+    """Only a finished production batch with QA's decision recorded, no exception still
+    waiting (an escalated one's deviation may yet close it), not archived yet."""
     if s.get(ArchivedBatch, batch.id) is not None:
         raise Conflict(f"batch {batch.batch_id} is archived already", code="batch_archived")
     if batch.kind != "production":
@@ -76,6 +78,21 @@ def check_archivable(s: Session, batch: Batch) -> None:
             f"batch {batch.batch_id} is {batch.state}: only a complete batch QA released or rejected is archived",
             code="batch_not_archivable",
         )
+    unresolved = s.scalar(select(func.count()).where(*unresolved_exceptions(batch.id)))
+    if unresolved:
+        raise Conflict(
+            f"batch {batch.batch_id} has {unresolved} exception(s) open or escalated: "
+            "it is archived once they are resolved (a deviation closed)",
+            code="batch_exceptions_open",
+        )
+
+
+def unresolved_exceptions(batch_pk: Any) -> tuple[Any, ...]:
+    """The conditions of a batch's exceptions still waiting for QA or the QMS."""
+    return (
+        BatchException.batch_id == batch_pk,
+        BatchException.status.in_([ExceptionStatus.OPEN.value, ExceptionStatus.ESCALATED.value]),
+    )
 
 
 def _stamp(s: Session, batch: Batch) -> tuple[Any, ...]:

@@ -3,9 +3,10 @@ and the worker's daily call ``run_due``).
 
 Due: a complete production batch QA released or rejected (the decision recorded in
 ``batch_disposition``) before the cut-off — ``archive_after_days`` ago, or a date given
-— and not archived yet. A batch failing on its own (a changed record, a full disk) is
-reported and the run goes on; two runs at once archive each batch once (the batch lock
-and the ``archived_batch`` key decide; the loser reports it as archived already).
+— with no exception still open or escalated, and not archived yet. A batch failing on
+its own (a changed record, a full disk) is reported and the run goes on; two runs at
+once archive each batch once (the batch lock and the ``archived_batch`` key decide; the
+loser reports it as archived already).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from ..errors import BatchlineError, InvalidInput
 from ..models import ArchivedBatch, Batch, BatchDisposition
 from ..runtime import Runtime
-from .moving import DECIDED, archive_batch
+from .moving import DECIDED, archive_batch, unresolved_exceptions
 
 #: at most this many batches per run (the next run takes the rest)
 RUN_LIMIT = 1000
@@ -54,6 +55,7 @@ def due(rt: Runtime, before: datetime, limit: int = RUN_LIMIT) -> list[dict[str,
             Batch.completed_at.is_not(None),
             decided.c.decided_at < before.astimezone(UTC),
             Batch.id.not_in(select(ArchivedBatch.batch_id)),
+            ~exists().where(*unresolved_exceptions(Batch.id)),
         )
         .order_by(decided.c.decided_at, Batch.id)
         .limit(limit)

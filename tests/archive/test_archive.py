@@ -152,6 +152,17 @@ def test_only_complete_batches_qa_decided_are_archived(three, runtime):
     assert workflow_rows(runtime, "A-3") > 0
 
 
+def test_a_batch_with_an_exception_still_open_waits(plant, runtime):
+    (exc,) = plant.start("W-1", mass=112)  # alert breach, left open
+    plant.decide("W-1", "reject")  # a rejection needs no disposition first
+    assert archive.due(runtime, TOMORROW) == []
+    with pytest.raises(Conflict) as err:
+        archive.archive_batch(runtime, "W-1", by="system")
+    assert err.value.code == "batch_exceptions_open" and "open or escalated" in err.value.message
+    assert plant.dispose("W-1", exc["id"]).status_code == 200
+    assert [d["batch_id"] for d in archive.due(runtime, TOMORROW)] == ["W-1"]
+
+
 def test_nothing_is_added_to_an_archived_batch(three, client, runtime):
     from engine import batches
     from engine.models import ExceptionDisposition, utcnow
