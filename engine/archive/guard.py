@@ -25,11 +25,13 @@ from ..models import (
     Signature,
     Step,
 )
+from ..vocabulary import BatchState
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
 
 _BY_BATCH = (Step, Signature, Correction, BatchException, BatchDisposition)
+_DECIDED = (BatchState.RELEASED.value, BatchState.REJECTED.value)
 
 
 def _batch_pks(session: Session) -> set[int]:
@@ -52,8 +54,13 @@ def _refuse_archived(session: Session, _context: Any, _instances: Any) -> None:
     if not pks:
         return
     with session.no_autoflush:
+        # only a batch QA decided can be archived, and a decision is final: a batch the
+        # session holds in another state needs no query (the step path holds its batch)
+        decided = [pk for pk in pks if (b := session.get(Batch, pk)) is not None and b.state in _DECIDED]
+        if not decided:
+            return
         archived = session.scalars(
-            select(Batch.batch_id).join(ArchivedBatch, ArchivedBatch.batch_id == Batch.id).where(Batch.id.in_(pks))
+            select(Batch.batch_id).join(ArchivedBatch, ArchivedBatch.batch_id == Batch.id).where(Batch.id.in_(decided))
         ).first()
     if archived is not None:
         raise Conflict(

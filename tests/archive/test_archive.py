@@ -374,3 +374,21 @@ def test_record_exports_of_hostile_ids_are_refused_as_before(three, client, runt
         r = client.get(f"/api/batches/{bad}/record.json")
         assert r.status_code in (404, 422), (bad, r.status_code)
     assert client.get("/api/batches/A-1/record.json", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_the_guard_costs_a_running_batch_no_statement(plant, runtime):
+    """The step path holds its batch: the guard asks about archives only for decided ones."""
+    from sqlalchemy import event
+
+    plant.start("G-1", finish=False)
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    event.listen(runtime.db, "before_cursor_execute", record)
+    try:
+        plant.complete("G-1", "transfer", {"transferred": True}, witness="sv")
+    finally:
+        event.remove(runtime.db, "before_cursor_execute", record)
+    assert seen and not [q for q in seen if "archived_batch" in q]
