@@ -5,19 +5,42 @@ record quietly rebuilt from whatever is left in the live tables."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import ArchivedBatch, Batch
+from ..models import ArchivedBatch, AuditEvent, Batch
 from ..runtime import Runtime
 from . import files
 
 
 def archived_row(s: Session, batch_pk: int) -> ArchivedBatch | None:
     return s.get(ArchivedBatch, batch_pk)
+
+
+def sealed(s: Session, row: ArchivedBatch) -> tuple[str, str]:
+    """(location, SHA-256) as the ``batch.archived`` audit entry holds them, the entry's
+    own seal checked under the audit key: a row re-pointed at another file, or an entry
+    edited, is refused here, not only by ``audit verify``."""
+    from ..audit import expected_hash, session_keys
+
+    entry = s.get(AuditEvent, row.audit_event_id)
+    try:
+        new = json.loads(entry.new or "{}") if entry is not None else {}
+    except ValueError:
+        new = {}
+    if entry is None or expected_hash(session_keys(s), entry) != entry.hash:
+        raise files.ArchiveUnreadable(
+            f"the audit entry sealing archive {row.location} is missing or changed", code="archive_changed"
+        )
+    if new.get("sha256") != row.content_hash or new.get("location") != row.location:
+        raise files.ArchiveUnreadable(
+            f"archive {row.location}: its row does not match the audit entry {entry.id}", code="archive_changed"
+        )
+    return row.location, row.content_hash
 
 
 def describe(row: ArchivedBatch) -> dict[str, Any]:
@@ -32,15 +55,20 @@ def describe(row: ArchivedBatch) -> dict[str, Any]:
     }
 
 
-def status(rt: Runtime, s: Session, batch_pk: int) -> dict[str, Any] | None:
+def status(rt: Runtime, batch_pk: int) -> dict[str, Any] | None:
     """The batch's archive with ``verified`` (the file matches its hash) and, if not, why."""
-    row = archived_row(s, batch_pk)
-    if row is None:
-        return None
-    out = describe(row)
+    with rt.transaction(deferred=True) as s:
+        row = archived_row(s, batch_pk)
+        if row is None:
+            return None
+        out = describe(row)
+        try:
+            location, digest = sealed(s, row)
+        except files.ArchiveUnreadable as exc:
+            return {**out, "verified": False, "problem": exc.message}
     try:
-        content = files.read(rt.settings, row.location, row.content_hash)
-        out["verified"] = content.get("record", {}).get("content_hash") == row.record_hash
+        content = files.read(rt.settings, location, digest)
+        out["verified"] = content.get("record", {}).get("content_hash") == out["record_content_hash"]
         out["problem"] = None if out["verified"] else "the archived record's content hash differs from the row's"
     except files.ArchiveUnreadable as exc:
         out["verified"] = False
@@ -56,7 +84,7 @@ def archived_record(rt: Runtime, batch_id: str) -> dict[str, Any] | None:
         row = archived_row(s, pk) if pk is not None else None
         if row is None:
             return None
-        location, digest, record_hash = row.location, row.content_hash, row.record_hash
+        (location, digest), record_hash = sealed(s, row), row.record_hash
     content = files.read(rt.settings, location, digest)
     record = dict(content["record"])
     if record.get("content_hash") != record_hash:

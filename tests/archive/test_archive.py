@@ -248,7 +248,7 @@ def test_a_missing_archive_file_is_reported(three, client, runtime):
     assert r.status_code == 500 and r.json["code"] == "archive_missing"
 
 
-def test_an_edited_or_deleted_archive_row_is_reported(three, runtime):
+def test_an_edited_or_deleted_archive_row_is_reported(three, client, runtime):
     archive.run(runtime, by="system", before=TOMORROW)
     for statement in ("UPDATE archived_batch SET location = 'elsewhere'", "DELETE FROM archived_batch"):
         with pytest.raises(Exception, match="append_only|refused"):  # the rows are append-only
@@ -265,6 +265,11 @@ def test_an_edited_or_deleted_archive_row_is_reported(three, runtime):
         s.execute(text("DELETE FROM archived_batch WHERE batch_id = (SELECT id FROM batch WHERE batch_id = 'A-2')"))
     problems = verify(runtime).problems
     assert any("A-1" in p and "edited" in p for p in problems), problems
+    # the row re-pointed is not believed when reading either
+    r = client.get("/api/batches/A-1/record.json")
+    assert r.status_code == 500 and r.json["code"] == "archive_changed", r.json
+    shown = client.get("/api/batches/A-1").json["archive"]
+    assert shown["verified"] is False and "does not match the audit entry" in shown["problem"]
     assert any("A-2" in p and "row is missing" in p for p in problems), problems
 
 
