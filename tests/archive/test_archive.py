@@ -397,3 +397,15 @@ def test_the_guard_costs_a_running_batch_no_statement(plant, runtime):
     finally:
         event.remove(runtime.db, "before_cursor_execute", record)
     assert seen and not [q for q in seen if "archived_batch" in q]
+
+
+def test_every_page_about_an_archived_batch_still_opens(three, client, runtime):
+    from tests.support import browser_login
+
+    archive.run(runtime, by="system", before=TOMORROW)
+    browser = client.application.test_client()
+    browser_login(browser, "quentin")
+    for url in ("/review/A-1", "/review/", "/batches", "/batches/A-1", "/batches/A-1/steps/1", "/batches/A-1/diagram"):
+        assert browser.get(url).status_code == 200, url
+    for url in ("/api/batches/A-1/release", "/api/batches/A-1/exceptions", "/api/batches/A-1/steps"):
+        assert client.get(url).status_code == 200, url
