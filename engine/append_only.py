@@ -38,6 +38,7 @@ APPEND_ONLY = (
     "trend_training",
     "trend_training_decision",
     "lot_movement",
+    "archived_batch",
 )
 #: the migrations' own bookkeeping: the application reads it (health), never writes it
 SCHEMA_TABLES = ("alembic_version",)

@@ -147,6 +147,12 @@ class Settings:
     migration_database_url: str = field(default="", repr=False)
     #: PostgreSQL: the role ``db upgrade`` grants the application's rights to
     database_app_role: str = "batchline_app"
+    #: archive (engine.archive): a complete batch QA released or rejected this many days
+    #: ago moves to the archive on the daily run (0: never automatically; ``batchline
+    #: archive run --before DATE`` still works)
+    archive_after_days: int = 0
+    #: where archive files are written; empty: ``archive/`` beside the audit key file
+    archive_dir: str = ""
 
     # --- LDAP / Active Directory sign-in (engine.identity.ldap_directory, docs/identity.md)
     #: ``ldap://host:port`` or ``ldaps://host:port``; empty: no directory, local accounts only

@@ -1031,3 +1031,24 @@ class WorkerHeartbeat(Base):
     beat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     stopped_at: Mapped[datetime | None] = mapped_column(nullable=True)
     released_jobs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+# --- archive: completed, QA-decided batches moved out of the live tables (engine.archive) ----
+
+
+class ArchivedBatch(Base):
+    """A batch whose record was sealed into an archive file and whose bulky workflow rows
+    left the live tables. ``content_hash`` is the SHA-256 of the file's bytes; the same
+    hash is in the ``batch.archived`` audit entry ``audit_event_id`` (sealed by the chain),
+    so a changed file, a changed row or a missing one is found by ``audit verify``.
+    ``location`` is relative to ``archive_dir``: the archive can move to other storage."""
+
+    __tablename__ = "archived_batch"
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batch.id"), primary_key=True)
+    location: Mapped[str] = mapped_column(String(500))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    record_hash: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    archived_at: Mapped[datetime] = mapped_column(default=utcnow)
+    archived_by: Mapped[str] = mapped_column(String(200))
+    audit_event_id: Mapped[int] = mapped_column(BigId)

@@ -55,6 +55,9 @@ class Runtime:
         from .quality.operations import register as register_quality_operations
 
         register_quality_operations(self)
+        from . import archive
+
+        archive.install(self)  # nothing is added to an archived batch; the daily archive job
 
     def transaction(self, *, deferred: bool = False):
         return transaction(self.sessions, deferred=deferred)

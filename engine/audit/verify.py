@@ -8,7 +8,8 @@ a wrong key) fails the HMAC; an unkeyed entry after the first keyed one is a dow
 a ``step``, ``signature`` or ``correction`` row changed after it was recorded (a step's
 ``values_hash`` recomputed included) no longer matches its entry, and a row without an
 entry (inserted behind Batchline's back) or an entry without its row (deleted) is named;
-an anchored head missing or changed shows a rollback or truncation.
+an anchored head missing or changed shows a rollback or truncation; an archived batch's
+file missing or changed, or its row or entry gone, is named (``engine.archive.check``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class VerifyResult:
     key: str = ""
     anchors: dict[str, Any] | None = None
     signatures: dict[str, Any] | None = None
+    #: archived batches whose file was checked against the trail (engine.archive)
+    archives: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -52,6 +55,7 @@ class VerifyResult:
             "record_rows": self.record_rows,
             "legacy_rows": self.legacy_rows,
             "key": self.key,
+            "archives": self.archives,
         }
         if self.anchors is not None:
             out["anchors"] = self.anchors
@@ -202,6 +206,11 @@ def verify(
 
     result.problems += [p["message"] for p in integrity.problems(session)]
     result.problems += integrity.rule_set_problems(session) + integrity.disposition_problems(session)
+    if settings is not None:  # each archived batch's file against the hash the trail sealed
+        from ..archive.check import problems as archive_problems
+
+        result.archives, found = archive_problems(session, settings)
+        result.problems += found
     if check is not None:
         compare(check, w.hashes, w.keyed)
         result.anchors = check.to_dict()

@@ -31,7 +31,20 @@ def get_batch(rt: Runtime, batch_id: str) -> dict[str, Any]:
         out = describe(batch, s.get(RecipeVersion, batch.recipe_version_id))
         out["incidents"] = _open_incidents(s, batch.id)
         out["release"] = disposition_of(s, batch)
-        return out
+        decided = batch.id if batch.state in (BatchState.RELEASED, BatchState.REJECTED) else None
+    out["archive"] = _archive(rt, decided)
+    return out
+
+
+def _archive(rt: Runtime, batch_pk: int | None) -> dict[str, Any] | None:
+    """An archived batch's archive (when, by whom, the file and whether it matches the hash
+    the audit trail sealed: engine.archive); None for a batch in the live tables. Read
+    after the batch's transaction: checking the file's hash holds no database lock."""
+    if batch_pk is None:
+        return None
+    from .. import archive
+
+    return archive.status(rt, batch_pk)
 
 
 def list_batches(
@@ -95,7 +108,7 @@ def ready_tasks(rt: Runtime, batch_id: str) -> list[dict[str, Any]]:
     """Operator tasks the batch waits for (read-only: loads without locking)."""
     with rt.transaction() as s:
         batch = find_batch(s, batch_id)
-        if batch.state in (BatchState.COMPLETE, BatchState.ABORTED):
+        if BatchState(batch.state).finished:  # an archived batch has no workflow rows left
             return []
         rv = recipe_content(rt, s, batch.recipe_version_id)
         assigned = read_assignments(s, batch.id)

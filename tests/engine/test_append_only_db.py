@@ -138,6 +138,7 @@ def test_the_application_role_cannot_change_the_record_and_the_owner_is_stopped_
             "trend_training",
             "trend_training_decision",
             "lot_movement",
+            "archived_batch",
         ],
     }
     with rt.db.begin() as conn:

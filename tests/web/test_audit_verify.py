@@ -102,6 +102,7 @@ def test_db_upgrade_grants_the_application_role(run, rt):
                 "trend_training",
                 "trend_training_decision",
                 "lot_movement",
+                "archived_batch",
             ],
         }
         with runtime.transaction() as s:

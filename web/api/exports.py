@@ -26,6 +26,9 @@ HASH_HEADER = "X-Record-Content-Hash"
 ERRORS = {
     "404": {"description": "no batch with this id (`batch_not_found`)"},
     "422": {"description": "the id is not a batch id (`batch_id_invalid`)"},
+    "500": {
+        "description": "an archived batch's archive file is missing or changed (`archive_missing`, `archive_changed`)"
+    },
 }
 
 
@@ -35,8 +38,13 @@ def _doc(media: str, what: str):
 
 
 def _record(batch_id: str):
+    """The record: an archived batch's from its archive file, verified against the hash
+    the audit trail sealed (engine.archive), so it is the record as it was archived."""
+    from engine import archive
+
     rt = runtime()
-    record = exports.build(rt, exports.export_batch_id(rt, batch_id))
+    batch_id = exports.export_batch_id(rt, batch_id)
+    record = archive.archived_record(rt, batch_id) or exports.build(rt, batch_id)
     return rt, record
 
 

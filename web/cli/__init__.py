@@ -18,6 +18,7 @@ One module per command group: ``root`` (the command, its errors, plug-ins),
 from __future__ import annotations
 
 from . import (  # noqa: F401  (registers the commands)
+    archive,
     audit,
     backup,
     batches,

@@ -63,6 +63,13 @@ class Batch(ma.Schema):
     release = fields.Dict(
         allow_none=True, metadata={"description": "QA's e-signed release or rejection: decision, who, meaning, when"}
     )
+    archive = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "an archived batch's archive (docs/archive.md): archived_at, archived_by, location, "
+            "sha256, record_content_hash, verified (the file matches the hash the audit trail sealed), problem"
+        },
+    )
 
 
 class Task(ma.Schema):
