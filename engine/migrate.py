@@ -41,3 +41,30 @@ def head() -> str | None:
     cfg = Config()
     cfg.set_main_option("script_location", str(HERE / "migrations"))
     return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def known(revision: str | None) -> bool:
+    """Whether this code has the migration ``revision`` (a newer release's is unknown)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
+    if revision is None:
+        return False
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE / "migrations"))
+    try:
+        return ScriptDirectory.from_config(cfg).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def schema_state(revision: str | None) -> str:
+    """``ok`` at the code's head; ``ahead`` when a newer release has migrated the database
+    (migrations are expand-only for one release, docs/operations.md: this node keeps
+    serving during a rolling upgrade); ``outdated`` when the database still needs
+    ``batchline db upgrade``."""
+    if revision is not None and revision == head():
+        return "ok"
+    if revision is not None and not known(revision):
+        return "ahead"
+    return "outdated"

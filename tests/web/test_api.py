@@ -215,6 +215,25 @@ def test_ready_reports_a_database_without_schema(tmp_path):
         rt.close()
 
 
+def test_ready_during_a_rolling_upgrade(runtime):
+    """A newer release migrated the database (a revision this code does not know): this
+    node stays ready, since migrations are expand-only for one release; a database that
+    still needs ``db upgrade`` (a revision this code knows, below its head) is not ready."""
+    from sqlalchemy import text
+
+    from web.app import create_app
+
+    client = create_app(runtime=runtime).test_client()
+    with runtime.db.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_from_a_newer_release'"))
+    r = client.get("/api/ready")
+    assert r.json["checks"]["schema"] == "ahead" and "schema" not in r.json["not_ready"]
+    with runtime.db.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0015_floor'"))
+    r = client.get("/api/ready")
+    assert r.status_code == 503 and r.json["checks"]["schema"] == "outdated"
+
+
 def test_openapi_document_lists_the_resources(client):
     r = client.get("/api/openapi.json")
     assert r.status_code == 200

@@ -61,11 +61,11 @@ def readiness(rt) -> tuple[dict, bool]:
     except SQLAlchemyError:
         checks["database"] = "unreachable"
     else:
-        checks["schema"] = "ok" if out["schema_revision"] == out["schema_head"] else "outdated"
+        checks["schema"] = migrate.schema_state(out["schema_revision"])
     max_age = rt.settings.worker_heartbeat_max_age_seconds
     if max_age <= 0:
         checks["worker"] = "not_required"
-    elif checks["schema"] == "ok":
+    elif checks["schema"] in ("ok", "ahead"):
         try:
             age = heartbeat.age_seconds(rt)
         except SQLAlchemyError:
@@ -74,7 +74,7 @@ def readiness(rt) -> tuple[dict, bool]:
         else:
             checks["worker"] = "none" if age is None else "ok" if age <= max_age else "stale"
         out["worker_heartbeat_age_seconds"] = None if age is None else round(age, 3)
-    not_ready = [name for name, state in checks.items() if state not in ("ok", "not_required")]
+    not_ready = [name for name, state in checks.items() if state not in ("ok", "ahead", "not_required")]
     return {**out, "checks": checks, "not_ready": not_ready}, not not_ready
 
 

@@ -12,7 +12,7 @@ Expand-only (a new table, a new index): the previous release keeps working; it s
 never archives, and shows an archived batch's record from its live rows.
 
 Revision ID: 0016_archive
-Revises: 0015_floor
+Revises: 0016_oidc
 """
 
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from alembic import op
 from engine.append_only import trigger_statements
 
 revision = "0016_archive"
-down_revision = "0015_floor"
+down_revision = "0016_oidc"
 branch_labels = None
 depends_on = None
 

@@ -8,14 +8,14 @@
 Expand-only (new tables): the previous release keeps working against this schema.
 
 Revision ID: 0016_oidc
-Revises: 0015_floor
+Revises: 0016_server
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_oidc"
-down_revision = "0015_floor"
+down_revision = "0016_server"
 branch_labels = None
 depends_on = None
 

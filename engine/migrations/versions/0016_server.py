@@ -6,14 +6,14 @@ stamped ``stopped_at`` with the job locks it released when it stops gracefully.
 the age of the newest beat. Expand-only (a new table): the previous release ignores it.
 
 Revision ID: 0016_server
-Revises: 0015_floor
+Revises: 0016_tasks
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_server"
-down_revision = "0015_floor"
+down_revision = "0016_tasks"
 branch_labels = None
 depends_on = None
 
