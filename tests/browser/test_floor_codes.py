@@ -38,6 +38,7 @@ COVERED = {
     "ui.recipe_save": "JSON for the recipe editor's script (not a form post)",
     "ui.recipe_submit": "JSON for the recipe editor's script (not a form post)",
     "ui.recipe_suggestions": "JSON for the recipe editor's script (not a form post)",
+    "ui.scan_check": "tests/web/test_scan_check.py (200 JSON, the task page's script asks as a scan field is left)",
     "ui.check_witness": "test_the_witness_is_checked_before_any_password (200 JSON, a script's request)",
     "model_reviews.decide": "tests/analytics/test_model_review_pages.py (QA's decision on a trained model)",
 }
@@ -204,7 +205,7 @@ def test_a_server_error_is_a_page_in_users_words(app, client, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom <script>")
 
-    monkeypatch.setattr(batches, "my_tasks", broken)
+    monkeypatch.setattr(batches, "task_page", broken)
     r = client.get("/", headers=HTML)
     assert r.status_code == 500 and "<h1>Something went wrong</h1>" in r.text and "boom" not in r.text
 
@@ -215,7 +216,7 @@ def test_a_busy_database_under_a_page_is_a_503_page(app, client, monkeypatch):
     def busy(*args, **kwargs):
         raise OperationalError("SELECT 1", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(batches, "my_tasks", busy)
+    monkeypatch.setattr(batches, "task_page", busy)
     r = client.get("/", headers=HTML)
     assert r.status_code == 503 and r.headers["Retry-After"] and "Nothing was recorded" in r.text
 
