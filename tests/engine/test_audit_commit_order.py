@@ -134,3 +134,43 @@ def test_a_refused_entry_leaves_no_entry(rt):
                 binds=[AuditHead(id=9, last_id=0, last_hash="")],
             )
     assert not [r for r in _entries(rt) if r.object_id == "x"]
+
+
+def test_archive_lock_order_does_not_deadlock_with_a_step(rt, db_url):
+    """A step writes task data, then (at commit) takes the audit head; the archive locks
+    the task_data table, then chains its entry (``flush_pending``). Both take the head
+    last, so neither waits for the other while holding it: no deadlock, both commit."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers with BEGIN IMMEDIATE: there is no row lock to see")
+    import threading
+    import time
+
+    from engine.models import TaskData
+
+    errors: list[BaseException] = []
+    waiting = threading.Event()
+
+    def archive_like() -> None:
+        try:
+            with rt.transaction() as b:
+                b.execute(text("SET LOCAL lock_timeout = '20s'"))
+                _note(b, "archive")  # recorded first, as engine.archive.moving does
+                waiting.set()
+                b.execute(text("LOCK TABLE task_data IN SHARE ROW EXCLUSIVE MODE"))  # waits for the step
+                audit.flush_pending(b)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with rt.transaction() as a:
+        a.add(TaskData(hash="f" * 64, body="{}"))
+        a.flush()  # the step holds task_data ROW EXCLUSIVE
+        other = threading.Thread(target=archive_like)
+        other.start()
+        waiting.wait(10)
+        time.sleep(0.5)  # the archive now waits for the table lock
+        _note(a, "step")  # had the archive taken the head at its record: a deadlock here
+    other.join(30)
+    assert not other.is_alive()
+    assert not errors, errors
+    assert [r.object_id for r in _entries(rt)] == ["step", "archive"]
+    assert _verify(rt).ok
