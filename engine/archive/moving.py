@@ -249,8 +249,8 @@ def archive_batch(rt: Runtime, batch_id: str, *, by: str, attempts: int = 3) -> 
             location = files.location_for(batch.id, batch.batch_id, now)
             digest = files.sha256_bytes(data)
             files.write(rt.settings, location, data)
-            # the audit entry first: it takes the audit head's lock before task data is
-            # locked, in the order every step takes them (no deadlock with a writer)
+            # recorded here, chained below after task data is locked: the audit head is
+            # locked last, in the order every step takes them (no deadlock with a writer)
             entry = audit.record(
                 s,
                 user=by,
@@ -270,6 +270,7 @@ def archive_batch(rt: Runtime, batch_id: str, *, by: str, attempts: int = 3) -> 
                 reason="retention: the batch record moves to the archive",
             )
             removed = _remove_live_rows(s, batch.id)
+            audit.flush_pending(s)  # the entry's id, for the row below
             s.add(
                 ArchivedBatch(
                     batch_id=batch.id,

@@ -1,8 +1,9 @@
 """The audit trail and the record it protects (21 CFR 11.10(e), Annex 11 §9).
 
 Modules: ``keys`` (the audit key the database does not hold), ``chain`` (appending keyed,
-chained entries), ``binding`` (the ``step``/``signature``/``correction`` rows each entry
-records), ``anchors`` (the head written outside the database), ``verify`` (all checks).
+chained entries at commit: the head is locked last), ``binding`` (the
+``step``/``signature``/``correction`` rows each entry records), ``anchors`` (the head
+written outside the database), ``verify`` (all checks).
 The database side — triggers refusing UPDATE/DELETE/TRUNCATE and an application role
 without those rights — is in ``engine/append_only.py``. docs/security.md, "The audit
 trail and the record", explains the threat and the production settings.
@@ -21,8 +22,10 @@ from .chain import (
     GENESIS,
     HEAD_INFO,
     HEAD_START_INFO,
+    HEAD_TX_INFO,
     KEYS_INFO,
     expected_hash,
+    flush_pending,
     keyed_hash,
     legacy_hash,
     record,
@@ -43,6 +46,7 @@ __all__ = [
     "anchor",
     "anchor_path",
     "expected_hash",
+    "flush_pending",
     "install",
     "key_path",
     "keyed_hash",
@@ -62,10 +66,11 @@ def install(rt: Runtime) -> None:
     settings = rt.settings
 
     def after_commit(session: Session) -> None:
-        head = session.info.get(HEAD_INFO)
+        head = session.info.pop(HEAD_INFO, None)  # the lock ended with the transaction
+        session.info.pop(HEAD_TX_INFO, None)
         if head is None:
             return
-        start = session.info.get(HEAD_START_INFO, head.last_id)
+        start = session.info.pop(HEAD_START_INFO, head.last_id)
         if session.info.pop(ANCHOR_NOW_INFO, False) or due(start, head.last_id, settings.audit_anchor_every):
             try:
                 write_anchor(settings, source.get(), head.last_id, head.last_hash, strict=False)

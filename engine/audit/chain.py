@@ -6,6 +6,9 @@ rows it binds (``binding``) and the previous entry's hash, as an HMAC-SHA256 und
 audit key (``keys``): someone who can write to the database but does not hold the key
 cannot recompute a chain that verifies. Appends take a lock on the single ``audit_head``
 row, which also records the newest entry, so deleting the newest rows is detected too.
+``record`` only queues an entry in the transaction; the head is locked and the queued
+entries chained at the commit (``flush_pending``), so every writer takes that one
+global lock last and holds it for the commit alone, not for its whole transaction.
 
 Entries written before the key existed (scheme ``sha256``) keep their plain hashes: a
 migration cannot re-key them without the key. The first append with the key writes an
@@ -21,13 +24,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, event, func, insert, select
 from sqlalchemy.orm import Session
 
 from ..db import row_locks
 from ..models import AuditEvent, AuditHead, utcnow
 from ..vocabulary import AuditScheme
-from .binding import BOUND_TABLES, bound_text, utc_text
+from .binding import BOUND_TABLES, bound_text, table_of, utc_text
 from .keys import AuditKeyError, AuditKeys
 
 GENESIS = "0" * 64
@@ -35,7 +38,11 @@ GENESIS = "0" * 64
 KEYS_INFO = "audit_keys"
 HEAD_INFO = "audit_head"
 HEAD_START_INFO = "audit_head_start"
+HEAD_TX_INFO = "audit_head_transaction"
 ANCHOR_NOW_INFO = "audit_anchor_now"
+#: the entries recorded in this transaction, chained at its commit: [(entry, bound rows)]
+PENDING_INFO = "audit_pending"
+_TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
 #: the action of the entry that seals the legacy (unkeyed) part of a trail
 KEYED_ACTION = "audit.keyed"
 
@@ -108,7 +115,7 @@ def session_keys(session: Session) -> AuditKeys:
 
 def _locked_head(session: Session) -> AuditHead:
     head = session.info.get(HEAD_INFO)  # locked once per transaction
-    if head is not None:
+    if head is not None and session.info.get(HEAD_TX_INFO) is session.get_transaction():
         return head
     stmt = select(AuditHead).where(AuditHead.id == 1)
     if row_locks(session):
@@ -120,29 +127,36 @@ def _locked_head(session: Session) -> AuditHead:
         session.flush()
         session.info[ANCHOR_NOW_INFO] = True  # a new trail: its first entry is anchored at once
     session.info[HEAD_INFO] = head
-    session.info.setdefault(HEAD_START_INFO, head.last_id)
+    session.info[HEAD_TX_INFO] = session.get_transaction()
+    session.info[HEAD_START_INFO] = head.last_id
     return head
 
 
-def _append(session: Session, head: AuditHead, keys: AuditKeys, **columns: Any) -> AuditEvent:
-    # ids are given here, under the head lock, so no flush is needed to learn them
-    event = AuditEvent(id=head.last_id + 1, at=utcnow(), prev_hash=head.last_hash, scheme=AuditScheme.KEYED, **columns)
-    event.hash = keyed_hash(keys, event)
-    session.add(event)
-    head.last_id = event.id
-    head.last_hash = event.hash
-    return event
+def _chain(head: AuditHead, keys: AuditKeys, entry: AuditEvent, at: datetime) -> dict[str, Any]:
+    """Give one entry its place after the head (id, time, previous hash, seal); its row."""
+    entry.id = head.last_id + 1
+    entry.at = at
+    entry.prev_hash = head.last_hash
+    entry.scheme = AuditScheme.KEYED
+    entry.hash = keyed_hash(keys, entry)
+    head.last_id = entry.id
+    head.last_hash = entry.hash
+    return {c.key: getattr(entry, c.key) for c in _TABLE.columns}
 
 
-def _seal_legacy(session: Session, head: AuditHead, keys: AuditKeys) -> None:
+def _legacy_seal(session: Session, head: AuditHead, bound: list[Any]) -> AuditEvent:
     """The first keyed append on a trail that has unkeyed entries: say, under the key,
     how far the legacy part goes (entries and record rows), so nothing can be added to
-    it later."""
-    rows = {name: session.scalar(select(func.max(model.id))) or 0 for name, (model, _own) in BOUND_TABLES.items()}
-    _append(
-        session,
-        head,
-        keys,
+    it later. Rows this transaction binds (flushed already) are not legacy."""
+    rows = {}
+    for name, (model, _own) in BOUND_TABLES.items():
+        mine = [r.id for r in bound if r.__table__.name == name]
+        stmt = select(func.max(model.id))
+        if mine:
+            stmt = stmt.where(model.id < min(mine))
+        rows[name] = session.scalar(stmt) or 0
+    session.info[ANCHOR_NOW_INFO] = True
+    return AuditEvent(
         user="system",
         action=KEYED_ACTION,
         object_type="audit",
@@ -153,8 +167,54 @@ def _seal_legacy(session: Session, head: AuditHead, keys: AuditKeys) -> None:
         reason="the audit trail is sealed with the audit key from here on",
         bound=None,
     )
-    head.scheme = AuditScheme.KEYED
-    session.info[ANCHOR_NOW_INFO] = True
+
+
+def flush_pending(session: Session) -> None:
+    """Append the entries this transaction recorded to the chain now.
+
+    Called by the ``before_commit`` hook (``install_commit_hook``), so the head row is
+    locked only for the transaction's last statements and its commit; a caller that
+    needs an entry's id, or reads back ``audit_event`` rows it recorded, calls it first
+    (it then holds the head lock until it commits: call it after every other lock)."""
+    pending: list[tuple[AuditEvent, list[Any]]] = session.info.get(PENDING_INFO) or []
+    if not pending:
+        return
+    if any(getattr(r, "id", None) is None for _ev, rows in pending for r in rows) or session.new or session.dirty:
+        session.flush()  # the bound rows as stored (ids included) are part of each seal
+    keys = session_keys(session)
+    head = _locked_head(session)
+    batch = [ev for ev, _rows in pending]
+    for ev, rows in pending:
+        ev.bound = bound_text(rows)
+    if head.scheme != AuditScheme.KEYED:
+        if head.last_id:
+            batch.insert(0, _legacy_seal(session, head, [r for _ev, rows in pending for r in rows]))
+        head.scheme = AuditScheme.KEYED
+        session.info[ANCHOR_NOW_INFO] = True
+    at = utcnow()  # taken under the lock: times follow the chain order
+    values = [_chain(head, keys, ev, at) for ev in batch]
+    session.execute(insert(_TABLE), values)  # one executemany (Core)
+    session.flush()  # the head's one UPDATE, under the lock taken above
+    pending.clear()
+
+
+def _before_commit(session: Session) -> None:
+    flush_pending(session)
+
+
+def _forget(session: Session, *_args: Any) -> None:
+    """After the transaction ends the head lock is gone: nothing of it may be reused
+    (a rolled-back transaction leaves no entry, and its pending entries are dropped)."""
+    for key in (PENDING_INFO, HEAD_INFO, HEAD_TX_INFO, HEAD_START_INFO, ANCHOR_NOW_INFO):
+        session.info.pop(key, None)
+
+
+def install_commit_hook() -> None:
+    """Chain pending entries at every commit of every ``Session`` (whichever factory
+    made it: an entry recorded is never silently dropped by a session without it)."""
+    if not event.contains(Session, "before_commit", _before_commit):
+        event.listen(Session, "before_commit", _before_commit)
+        event.listen(Session, "after_rollback", _forget)
 
 
 def record(
@@ -170,22 +230,18 @@ def record(
     reason: str | None = None,
     binds: Iterable[Any] = (),
 ) -> AuditEvent:
-    """Append one audit entry inside the caller's transaction. ``binds``: the ``step``,
-    ``signature`` and ``correction`` rows this entry records (bound by their row hash)."""
-    keys = session_keys(session)
-    head = _locked_head(session)
-    if head.scheme != AuditScheme.KEYED:
-        if head.last_id:
-            _seal_legacy(session, head, keys)
-        head.scheme = AuditScheme.KEYED
-        session.info[ANCHOR_NOW_INFO] = True
+    """Record one audit entry inside the caller's transaction. ``binds``: the ``step``,
+    ``signature`` and ``correction`` rows this entry records (bound by their row hash).
+
+    The entry joins the transaction's pending list; it is chained (id, time, previous
+    hash, seal, binding) when the transaction commits, in the order entries were
+    recorded. The returned entry has its ``id`` and ``hash`` once chained (after the
+    commit, or ``flush_pending``)."""
+    session_keys(session)  # no key: refused here, not at commit
     rows = list(binds)
-    if any(getattr(r, "id", None) is None for r in rows):
-        session.flush()  # the rows' ids are part of what is bound
-    return _append(
-        session,
-        head,
-        keys,
+    for r in rows:
+        table_of(r)  # a table that is not bound: refused here
+    entry = AuditEvent(
         user=user,
         action=action,
         object_type=object_type,
@@ -194,5 +250,9 @@ def record(
         old=_text(old),
         new=_text(new),
         reason=reason,
-        bound=bound_text(rows),
     )
+    session.info.setdefault(PENDING_INFO, []).append((entry, rows))
+    return entry
+
+
+install_commit_hook()
