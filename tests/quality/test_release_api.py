@@ -237,7 +237,7 @@ def test_the_released_record_prints_and_exports_its_dispositions_and_release(cli
     assert pdf.status_code == 200
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages)
     flat = " ".join(text.split())
-    for expected in ("S-1", "Quentin", "Qa", "Qa2", "Approved", "Reviewed", "Released", "limit.action", "accepted"):
+    for expected in ("S-1", "Quentin", "Qa", "Qa2", "Approved", "Reviewed", "Released", "limit check", "accepted"):
         assert expected in flat, expected
     record = client.get("/api/batches/S-1/record.json").json
     (exc,) = record["exceptions"]
