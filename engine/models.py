@@ -966,6 +966,8 @@ class ReadyTask(Base):
     bpmn_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(500))
     process: Mapped[str] = mapped_column(String(200))
+    #: the unit procedure's name as people read it (the BPMN process name)
+    process_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     role: Mapped[str] = mapped_column(String(50))
     assigned_to: Mapped[str | None] = mapped_column(String(100), nullable=True)
     qual: Mapped[list[Any]] = mapped_column(JSON, default=list)

@@ -197,6 +197,7 @@ def task_page(
                 "bpmn_id": t.bpmn_id,
                 "name": t.name,
                 "process": t.process,
+                "process_name": t.process_name or t.process,
                 "form": t.form,
                 "form_definition": rv.forms.get(t.form) if t.form else None,
                 "instructions": task_meta(rv, t.bpmn_id, t.process).get("instructions"),

@@ -61,6 +61,7 @@ def _rows(rt: Runtime, s: Session, batch: Batch, entry: LiveWorkflow) -> dict[st
             "bpmn_id": _cut(bpmn_id, 200),
             "name": _cut(spec.bpmn_name or bpmn_id, 500),
             "process": _cut(t.workflow.spec.name, 200),
+            "process_name": _cut(t.workflow.spec.description or t.workflow.spec.name, 200),
             "role": _cut(task_role(t), 50),
             "qual": list(spec_quals(spec)),
             "form": _cut(form, 200) if form else None,

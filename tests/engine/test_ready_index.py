@@ -32,6 +32,7 @@ KEYS = (
     "bpmn_id",
     "name",
     "process",
+    "process_name",
     "role",
     "assigned_to",
     "qual",

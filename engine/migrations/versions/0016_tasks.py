@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("bpmn_id", sa.String(200), nullable=False),
         sa.Column("name", sa.String(500), nullable=False),
         sa.Column("process", sa.String(200), nullable=False),
+        sa.Column("process_name", sa.String(200), nullable=True),
         sa.Column("role", sa.String(50), nullable=False),
         sa.Column("assigned_to", sa.String(100), nullable=True),
         sa.Column("qual", sa.JSON(), nullable=False),
