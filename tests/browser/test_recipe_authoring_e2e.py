@@ -282,7 +282,7 @@ def test_qa_authors_a_recipe_from_templates_and_it_runs_after_e_signed_approval(
         expect(used).to_contain_text(RECIPE)
     shot(page, artifacts, "12-effective-in-list")
     page.goto(f"/recipes/{v2.id}")
-    expect(page.locator("#history")).to_contain_text("recipe.approved")
+    expect(page.locator("#history")).to_contain_text("recipe approved")
     shot(page, artifacts, "13-recipe-page")
     log_out(page)
 

@@ -136,7 +136,7 @@ def test_qa_designs_a_recipe_in_the_browser(page: Page, runtime, artifacts):
     page.goto(f"/recipes/{versions[1].id}")
     expect(page.locator("#diagram-canvas[data-loaded]")).to_be_attached()
     expect(page.locator("#forms")).to_contain_text("pH")
-    expect(page.locator("#history")).to_contain_text("recipe.imported")
+    expect(page.locator("#history")).to_contain_text("recipe imported")
     shot(page, artifacts, "07-view")
     page.goto("/recipes/")
     shot(page, artifacts, "08-list")

@@ -105,7 +105,7 @@ def test_the_login_page_signs_a_directory_person_in(ldap_client, ldap_runtime, s
     r = c.post("/login", data={"csrf_token": csrf(page), "username": "dora", "password": "wrong"})
     assert r.status_code == 401 and "user id or password is wrong" in r.text.lower()
     r = c.post("/login", data={"csrf_token": csrf(page), "username": "dora", "password": password_of("dora")})
-    assert r.status_code == 302, r.text
+    assert r.status_code == 303, r.text
     assert account(ldap_runtime, "dora").roles == ["qa"]
 
 
@@ -123,6 +123,6 @@ def test_the_login_page_says_when_the_directory_cannot_be_reached(ldap_runtime, 
         from tests.support import PASSWORD
 
         r = c.post("/login", data={"csrf_token": csrf(page), "username": "root", "password": PASSWORD})
-        assert r.status_code == 302  # the break-glass administrator is local
+        assert r.status_code == 303  # the break-glass administrator is local
     finally:
         down.close()

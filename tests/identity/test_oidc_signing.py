@@ -136,7 +136,7 @@ def test_an_oidc_person_signs_a_step_through_the_provider(plant):
         assert r.status_code == 200 and logins == ["olga.op"]
         grant = grant_of(r.text)
         r = b.web.post(url, data={**form, "ph": "7.10", "oidc_grant": grant})
-        assert r.status_code == 302, r.text
+        assert r.status_code == 303, r.text
         assert not [t for t in batches.ready_tasks(rt, batch_id) if t["id"] in url]
         (sig,) = signatures_of(rt, "olga.op")
         assert sig.printed_name == "Olga Operator"
@@ -290,7 +290,7 @@ def test_an_oidc_qa_person_signs_a_qualification_with_a_grant(plant):
         assert r.status_code == 401 and "Confirm your identity" in r.text
         grant = grant_of(b.confirm("quinn.qa").text)
         r = b.web.post("/qualifications/grant", data={**form, "oidc_grant": grant})
-        assert r.status_code == 302, r.text
+        assert r.status_code == 303, r.text
         assert "sup.carl holds aseptic-gowning" in b.web.get("/qualifications/").text
     finally:
         b.close()

@@ -72,6 +72,8 @@ def live_server(db_url: str, workdir: Path) -> Iterator[LiveServer]:
             "BATCHLINE_SECRET_KEY": secrets.token_hex(32),
             "BATCHLINE_MAX_REQUEST_BYTES": "200000",
             "BATCHLINE_JOB_MAX_ATTEMPTS": "1",
+            # no job worker runs beside this server: /api/ready must not wait for one
+            "BATCHLINE_WORKER_HEARTBEAT_MAX_AGE_SECONDS": "0",
             "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
             **{f"BATCHLINE_{k.upper()}": str(v) for k, v in TEST_SETTINGS.items() if not isinstance(v, tuple)},
         }

@@ -221,17 +221,23 @@ def test_ready_during_a_rolling_upgrade(runtime):
     still needs ``db upgrade`` (a revision this code knows, below its head) is not ready."""
     from sqlalchemy import text
 
+    from engine import migrate
     from web.app import create_app
 
     client = create_app(runtime=runtime).test_client()
-    with runtime.db.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '0099_from_a_newer_release'"))
-    r = client.get("/api/ready")
-    assert r.json["checks"]["schema"] == "ahead" and "schema" not in r.json["not_ready"]
-    with runtime.db.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '0015_floor'"))
-    r = client.get("/api/ready")
-    assert r.status_code == 503 and r.json["checks"]["schema"] == "outdated"
+    head = migrate.head()
+    try:
+        with runtime.db.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0099_from_a_newer_release'"))
+        r = client.get("/api/ready")
+        assert r.json["checks"]["schema"] == "ahead" and "schema" not in r.json["not_ready"]
+        with runtime.db.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0015_floor'"))
+        r = client.get("/api/ready")
+        assert r.status_code == 503 and r.json["checks"]["schema"] == "outdated"
+    finally:  # the PostgreSQL test database is shared by the session: leave it at the head
+        with runtime.db.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
 
 
 def test_openapi_document_lists_the_resources(client):

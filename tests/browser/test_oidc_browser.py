@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 
 from engine import batches, recipes, users
 from engine.models import Signature, User
-from tests.browser.conftest import CHROMIUM_ARGS, FIXTURES, RECIPE, browser, chromium_path  # noqa: F401
+from tests.browser.conftest import CHROMIUM_ARGS, FIXTURES, RECIPE  # noqa: F401
 from tests.identity.oidc_fixture import PASSWORD, oidc_provider, provider_people  # noqa: F401
 from tests.support import approved_recipe, make_runtime
 
@@ -50,7 +50,7 @@ def oidc_site(tmp_path, sqlite_template, provider_people):  # noqa: F811
 
 
 @pytest.fixture
-def page(browser, oidc_site):  # noqa: F811
+def page(browser, oidc_site):
     _, base_url = oidc_site
     ctx = browser.new_context(base_url=base_url, viewport={"width": 1024, "height": 768}, locale="en-GB")
     ctx.set_default_timeout(15_000)
