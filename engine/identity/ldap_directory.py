@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import ssl
 import uuid
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 from ldap3.utils.dn import safe_dn
 
+from .. import secret_refs
 from ..accounts import ROLES, USERNAME
 from ..config import Settings
 from ..users import AuthFailed
@@ -99,18 +99,10 @@ def bind_secret(settings: Settings) -> str | None:
     ref = settings.ldap_bind_secret
     if not settings.ldap_bind_dn:
         return None
-    if ref.startswith("env:"):
-        value = os.environ.get(ref[4:], "")
-    elif ref.startswith("file:") and Path(ref[5:]).is_absolute():
-        try:
-            value = Path(ref[5:]).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise unavailable(f"ldap_bind_secret {ref} cannot be read ({exc.strerror})") from None
-    else:
-        raise unavailable("ldap_bind_secret is env:NAME or file:/absolute/path")
-    if not value:
-        raise unavailable(f"ldap_bind_secret {ref} is empty or not set")
-    return value
+    try:
+        return secret_refs.read(ref, "ldap_bind_secret")
+    except secret_refs.SecretReferenceError as exc:
+        raise unavailable(str(exc)) from None
 
 
 def _server(settings: Settings) -> tuple[Server, bool]:

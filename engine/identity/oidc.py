@@ -19,7 +19,6 @@ only carries tokens. Decisions:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from .. import audit
+from .. import audit, secret_refs
 from ..accounts import ROLES, USERNAME
 from ..config import Settings
 from ..models import User
@@ -69,19 +68,10 @@ class OidcConfig:
 
     def client_secret(self) -> str:
         """The client secret, read from its reference now (never kept in the settings)."""
-        ref = self.client_secret_ref
-        if ref.startswith("env:"):
-            value = os.environ.get(ref[4:], "")
-        elif ref.startswith("file:"):
-            try:
-                value = Path(ref[5:]).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise OidcNotConfigured(f"oidc_client_secret {ref} cannot be read ({exc.strerror})") from None
-        else:
-            raise OidcNotConfigured("oidc_client_secret is env:NAME or file:/absolute/path")
-        if not value:
-            raise OidcNotConfigured(f"oidc_client_secret {ref} is empty or not set")
-        return value
+        try:
+            return secret_refs.read(self.client_secret_ref, "oidc_client_secret")
+        except secret_refs.SecretReferenceError as exc:
+            raise OidcNotConfigured(str(exc)) from None
 
 
 def enabled(settings: Settings) -> bool:

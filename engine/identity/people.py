@@ -53,18 +53,25 @@ def find(s: Session, source: str, external_id: str) -> User | None:
     return s.scalars(select(User).where(User.source == source, User.external_id == external_id)).first()
 
 
-def _check_names(s: Session, dp: DirectoryPerson) -> None:
+def _check_names(s: Session, dp: DirectoryPerson) -> User | None:
+    """Refuse a user id another person holds; the row itself when it is this very person
+    (a concurrent first sign-in of the same person committed between our two reads)."""
     taken = s.scalars(select(User).where(User.username == dp.username)).first()
-    if taken is not None:
-        whose = "a local account" if taken.source == "local" else f"another {taken.source} person"
-        raise IdentityConflict(
-            f"the user id {dp.username} belongs to {whose} (ids are never reused); an administrator must resolve it",
-            code="identity_conflict",
-        )
+    if taken is None:
+        return None
+    if taken.source == dp.source and taken.external_id == dp.external_id:
+        return taken
+    whose = "a local account" if taken.source == "local" else f"another {taken.source} person"
+    raise IdentityConflict(
+        f"the user id {dp.username} belongs to {whose} (ids are never reused); an administrator must resolve it",
+        code="identity_conflict",
+    )
 
 
 def _create(s: Session, dp: DirectoryPerson) -> User:
-    _check_names(s, dp)
+    same = _check_names(s, dp)
+    if same is not None:
+        return same
     u = User(
         username=dp.username,
         printed_name=dp.printed_name,
