@@ -43,7 +43,7 @@ def test_an_operator_records_a_documentation_event_from_a_task(page: Page, runti
     page.click(f".crumbs a:has-text('Batch {batch_id}')")
     listed = page.locator("#exceptions li.exception", has_text="Buffer label printed with yesterday")
     expect(listed).to_have_count(1)
-    expect(listed).to_contain_text("event documentation")
+    expect(listed).to_contain_text("reported by an operator")
     listed.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "record-event-batch-page.png"))
     assert page.js_errors == []
