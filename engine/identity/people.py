@@ -96,44 +96,41 @@ def _create(s: Session, dp: DirectoryPerson) -> User:
     return u
 
 
+def _audit_change(s: Session, u: User, action: str, field: str, old: Any, new: Any, reason: str) -> None:
+    """One audited difference between Batchline's row and what the directory says."""
+    audit.record(
+        s,
+        user=DIRECTORY,
+        action=action,
+        object_type="user",
+        object_id=u.username,
+        field=field,
+        old=old,
+        new=new,
+        reason=reason,
+    )
+
+
 def _update(s: Session, u: User, dp: DirectoryPerson) -> None:
     if u.username != dp.username:
         # a renamed directory entry keeps its person; the user id shown on their records stays
-        audit.record(
+        _audit_change(
             s,
-            user=DIRECTORY,
-            action="user.directory_name",
-            object_type="user",
-            object_id=u.username,
-            field="directory_username",
-            old=u.username,
-            new=dp.username,
-            reason=f"the {dp.source} directory renamed this person; the Batchline user id stays",
+            u,
+            "user.directory_name",
+            "directory_username",
+            u.username,
+            dp.username,
+            f"the {dp.source} directory renamed this person; the Batchline user id stays",
         )
     if sorted(u.roles or []) != sorted(dp.roles):
-        audit.record(
-            s,
-            user=DIRECTORY,
-            action="user.roles",
-            object_type="user",
-            object_id=u.username,
-            field="roles",
-            old=list(u.roles or []),
-            new=list(dp.roles),
-            reason=f"group membership in {dp.source}",
+        _audit_change(
+            s, u, "user.roles", "roles", list(u.roles or []), list(dp.roles), f"group membership in {dp.source}"
         )
         u.roles = list(dp.roles)
     if u.printed_name != dp.printed_name and dp.printed_name:
-        audit.record(
-            s,
-            user=DIRECTORY,
-            action="user.printed_name",
-            object_type="user",
-            object_id=u.username,
-            field="printed_name",
-            old=u.printed_name,
-            new=dp.printed_name,
-            reason=f"name in {dp.source}",
+        _audit_change(
+            s, u, "user.printed_name", "printed_name", u.printed_name, dp.printed_name, f"name in {dp.source}"
         )
         u.printed_name = dp.printed_name
 
